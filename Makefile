@@ -1,0 +1,26 @@
+# Eventing — `make run` serves Mission Control on the embedded stack; `make test` runs the suite.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PORT ?= 8000
+
+.PHONY: run test install lint bench
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements-dev.txt
+	touch $@
+
+install: $(VENV)/.installed
+
+run: install
+	$(PY) scripts/run.py --port $(PORT)
+
+test: install
+	$(PY) -m tests.stack postgres -- $(PY) -m pytest tests $(PYTEST_ARGS)
+	$(PY) -m tests.stack sqlite -- $(PY) -m pytest tests -m "e2e" $(PYTEST_ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .

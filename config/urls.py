@@ -1,0 +1,11 @@
+"""URLs of the standalone project."""
+
+from django.urls import path
+from django.views.generic import RedirectView
+
+from mission_control.sites import site as mission_control
+
+urlpatterns = [
+    path("", RedirectView.as_view(url="/mission-control/", permanent=False)),
+    path("mission-control/", mission_control.urls),
+]

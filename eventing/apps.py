@@ -1,0 +1,17 @@
+"""App config of `eventing`: wires receivers and checks, never touches the database."""
+
+from django.apps import AppConfig
+
+
+class EventingConfig(AppConfig):
+    """Events, deliveries and their logs."""
+
+    name = "eventing"
+    verbose_name = "Eventing"
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from . import checks  # noqa: F401 - registers the system checks
+        from .receivers import signals_connect
+
+        signals_connect()

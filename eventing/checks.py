@@ -1,0 +1,59 @@
+"""System checks: eventing.E001… for settings Eventing cannot work with."""
+
+from __future__ import annotations
+
+from django.core.checks import Error, Tags, Warning, register
+from django.core.exceptions import ImproperlyConfigured
+
+MIN_SECRET_LENGTH = 32
+
+
+@register(Tags.security)
+def check_settings(app_configs=None, **kwargs):
+    """EVENTING must parse, and hold at least one strong secret."""
+    from .conf import get_settings
+
+    try:
+        conf = get_settings()
+    except ImproperlyConfigured as exc:
+        return [Error(str(exc), id="eventing.E001", hint="Fix settings.EVENTING.")]
+    problems = []
+    secrets = conf.SECRETS
+    if not isinstance(secrets, (list, tuple)) or not secrets:
+        problems.append(Error(
+            'EVENTING["SECRETS"] is empty: webhooks cannot be signed.',
+            hint="Set EVENTING_SECRETS (comma-separated) or EVENTING['SECRETS'] to a list of "
+            "random strings of 32 characters or more.",
+            id="eventing.E002",
+        ))
+    elif any(not isinstance(s, str) or len(s) < MIN_SECRET_LENGTH for s in secrets):
+        problems.append(Warning(
+            f'A secret in EVENTING["SECRETS"] is shorter than {MIN_SECRET_LENGTH} characters.',
+            hint="Use long random secrets, e.g. python -c 'import secrets; "
+            "print(secrets.token_urlsafe(48))'.",
+            id="eventing.W001",
+        ))
+    if not isinstance(conf.ALLOWED_NETWORKS, (list, tuple)):
+        problems.append(Error('EVENTING["ALLOWED_NETWORKS"] must be a list of CIDRs.',
+                              id="eventing.E003"))
+    return problems
+
+
+@register(Tags.compatibility, deploy=True)
+def check_broker(app_configs=None, **kwargs):
+    """The Celery broker must answer (checked with `check --deploy`)."""
+    try:
+        from celery import current_app
+    except ImportError:  # pragma: no cover
+        return []
+    try:
+        with current_app.connection_for_write() as conn:
+            conn.ensure_connection(max_retries=1, timeout=2)
+    except Exception as exc:  # noqa: BLE001 - any failure means "not reachable"
+        return [Warning(
+            f"The Celery broker cannot be reached: {exc}",
+            hint="Start the broker or fix CELERY_BROKER_URL; events are kept and sent when it "
+            "returns.",
+            id="eventing.W002",
+        )]
+    return []

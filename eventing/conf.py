@@ -1,0 +1,102 @@
+"""Eventing settings: one `EVENTING` dict, defaults here, read when used."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from django.conf import settings as django_settings
+from django.core.exceptions import ImproperlyConfigured
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+
+DEFAULTS: dict[str, Any] = {
+    # Secrets for the X-SC-Token JWT. The first signs; every one verifies (rotation: prepend).
+    "SECRETS": [],
+    # Who we are: the JWT `id` claim and the CloudEvents `source`.
+    "INSTANCE_ID": "eventing",
+    # Database alias holding event_logs / invocation_logs / event_triggers / event_types.
+    "DATABASE": "default",
+    # Events due within this many seconds get a Celery ETA message; later ones wait in the
+    # table for the sweeper, so no ETA outlives the broker's visibility timeout.
+    "ETA_HORIZON_S": 300,
+    # How often beat runs the sweeper (seconds).
+    "SWEEP_INTERVAL_S": 1,
+    # Added to a trigger's timeout to form a delivery lease; a lease expired by this much more
+    # also marks a staged row's message as lost.
+    "LEASE_GRACE_S": 30,
+    # Lifetime of the X-SC-Token JWT (seconds).
+    "TOKEN_TTL_S": 1800,
+    # Retries of a new trigger (attempts = retries + 1).
+    "DEFAULT_RETRIES": 3,
+    # Timeout of a new trigger's webhook call, covering connect and read (milliseconds).
+    "DEFAULT_TIMEOUT_MS": 5000,
+    # First retry delay of a new trigger; doubles per attempt (seconds).
+    "BACKOFF_BASE_S": 5,
+    # Longest retry delay of a new trigger, also the cap on Retry-After (seconds).
+    "BACKOFF_MAX_S": 3600,
+    # CIDRs webhooks may reach although private or loopback, e.g. ["127.0.0.0/8"]. Keep empty
+    # in production.
+    "ALLOWED_NETWORKS": [],
+    # Largest event payload accepted, in bytes of JSON.
+    "MAX_PAYLOAD_BYTES": 1024 * 1024,
+    # How much of a webhook's response body is read and kept (bytes).
+    "MAX_RESPONSE_BYTES": 64 * 1024,
+    # Days to keep finished rows, per status; None keeps them forever.
+    "RETENTION": {"processed": 7, "failed": 30, "cancelled": 7},
+    # URL prefix segment of the Space Cloud compatible queue endpoint (`/v1/api/<project>/…`).
+    "QUEUE_PATH_PROJECT": "default",
+    # How far ahead an event may be scheduled (seconds); later is refused.
+    "MAX_SCHEDULE_AHEAD_S": 366 * 24 * 3600,
+    # How long an `intent` row (file event) waits before the sweeper asks the storage.
+    "INTENT_GRACE_S": 60,
+    # User-Agent of webhook calls.
+    "USER_AGENT": "Eventing/1.0 (+webhooks)",
+    # How long a process keeps its trigger index before reloading it (seconds).
+    "TRIGGER_CACHE_TTL_S": 1.0,
+}
+
+
+class EventingSettings:
+    """Attribute access to `settings.EVENTING` merged over `DEFAULTS`."""
+
+    def __init__(self, user: dict[str, Any]) -> None:
+        unknown = sorted(set(user) - set(DEFAULTS))
+        if unknown:
+            raise ImproperlyConfigured(
+                f"Unknown EVENTING setting(s): {', '.join(unknown)}. "
+                f"Known keys: {', '.join(sorted(DEFAULTS))}."
+            )
+        self._values = {**DEFAULTS, **user}
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self._values[name]
+        except KeyError:
+            raise AttributeError(f"Unknown EVENTING setting {name!r}") from None
+
+
+@cache
+def get_settings() -> EventingSettings:
+    """Return the merged settings, validated once and cached until settings change."""
+    user = getattr(django_settings, "EVENTING", {}) or {}
+    if not isinstance(user, dict):
+        raise ImproperlyConfigured("EVENTING must be a dict.")
+    return EventingSettings(user)
+
+
+class _Proxy:
+    """Module-level `settings` object that always reads the current cached settings."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(get_settings(), name)
+
+
+settings = _Proxy()
+
+
+@receiver(setting_changed)
+def _reload(*, setting: str, **kwargs: Any) -> None:
+    """Drop the cache when tests override EVENTING."""
+    if setting == "EVENTING":
+        get_settings.cache_clear()

@@ -1,0 +1,222 @@
+"""Delivering one event: load → claim → send → record the invocation → apply the outcome."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from triggers import types
+from triggers.models import Trigger
+
+from .conf import settings
+from .enqueue import within_horizon
+from .models import EventLog, EventStatus, InvocationLog
+from .outcome import Outcome, decide
+from .transport import WebhookConfigError, WebhookResponse, build_request, send
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class DeliveryResult:
+    """What `deliver_event` did: skipped (with why), too early, or attempted."""
+
+    skipped: str = ""
+    early_until: dt.datetime | None = None
+    attempt: int = 0
+    response: WebhookResponse | None = None
+    outcome: Outcome | None = None
+
+    @property
+    def retry_in_s(self) -> float | None:
+        """Seconds until the next attempt, when the task should schedule one."""
+        return self.outcome.retry_in_s if self.outcome and not self.skipped else None
+
+
+def deliver_event(event_id, *, force: bool = False) -> DeliveryResult:
+    """Make one delivery attempt of a staged event, if it is due and nobody else has it.
+
+    `force` skips the due-time check (synchronous delivery from the API).
+    """
+    now = timezone.now()
+    event = load_event(event_id)
+    if event is None:
+        return DeliveryResult(skipped="no such event")
+    if event.status != EventStatus.STAGED:
+        return DeliveryResult(skipped=f"event is {event.status}")
+    trigger = event.trigger
+    if trigger is None:
+        cancel_orphan(event, now)
+        return DeliveryResult(skipped="trigger deleted")
+    if not trigger.enabled or trigger.paused:
+        hold(event)
+        return DeliveryResult(skipped="trigger paused or disabled")
+    if event.deliver_at > now and not force:
+        return DeliveryResult(skipped="not due yet", early_until=event.deliver_at)
+    attempt = claim(event, trigger, now)
+    if attempt is None:
+        return DeliveryResult(skipped="claimed by another worker")
+    response = call_webhook(event, trigger, attempt)
+    outcome = decide(response, attempt=attempt, trigger=trigger, now=timezone.now())
+    finish(event, trigger, attempt, now, response, outcome)
+    return DeliveryResult(attempt=attempt, response=response, outcome=outcome)
+
+
+def load_event(event_id) -> EventLog | None:
+    """The event with its trigger, or None."""
+    return (
+        EventLog.objects.select_related("trigger").filter(id=event_id).first()
+    )
+
+
+def claim(event: EventLog, trigger: Trigger, now: dt.datetime) -> int | None:
+    """Atomically take the row (staged → processing, with a lease); the attempt number or None."""
+    lease = dt.timedelta(seconds=trigger.timeout_ms / 1000 + settings.LEASE_GRACE_S)
+    claimed = EventLog.objects.filter(
+        id=event.id, status=EventStatus.STAGED, attempts=event.attempts
+    ).update(
+        status=EventStatus.PROCESSING,
+        attempts=F("attempts") + 1,
+        locked_until=now + lease,
+    )
+    return event.attempts + 1 if claimed else None
+
+
+def call_webhook(event: EventLog, trigger: Trigger, attempt: int) -> WebhookResponse:
+    """Build and send the request; keep it on the response for the invocation log."""
+    try:
+        request = build_request(event, trigger, attempt)
+    except WebhookConfigError as exc:
+        return WebhookResponse(
+            error=f"Not sent: {exc}", request={"url": trigger.url, "headers": {}, "body": None}
+        )
+    response = send(request, trigger.timeout_ms / 1000)
+    response.request = {
+        "url": request.logged_url,
+        "headers": request.redacted_headers,
+        "body": event_body_for_log(request.body),
+    }
+    return response
+
+
+def event_body_for_log(body: bytes) -> str:
+    """The request body as stored: text, cut like responses are."""
+    return body[: settings.MAX_PAYLOAD_BYTES + 1024].decode("utf-8", errors="replace")
+
+
+def finish(
+    event: EventLog, trigger: Trigger, attempt: int, started: dt.datetime,
+    response: WebhookResponse, outcome: Outcome,
+) -> bool:
+    """Record the invocation and move the row on, in one transaction; False if it was lost."""
+    now = timezone.now()
+    changes = {
+        "status": outcome.status,
+        "locked_until": None,
+        "last_status_code": response.status_code,
+        "remark": outcome.remark,
+    }
+    if outcome.retry_in_s is not None:
+        due = now + dt.timedelta(seconds=outcome.retry_in_s)
+        changes["deliver_at"] = due
+        changes["enqueued_at"] = now if within_horizon(due, now) else None
+    else:
+        changes["processed_at"] = now
+    with transaction.atomic(using=settings.DATABASE):
+        InvocationLog.objects.create(
+            event_id=event.id,
+            attempt=attempt,
+            invoked_at=started,
+            duration_ms=response.duration_ms,
+            request=response.request,
+            response_status_code=response.status_code,
+            response_headers=response.headers,
+            response_body=response.body,
+            error_msg="" if outcome.succeeded else outcome.remark,
+        )
+        # Only the lease holder may finish: if the sweeper re-staged the row meanwhile, the
+        # newer attempt owns it.
+        applied = EventLog.objects.filter(
+            id=event.id, status=EventStatus.PROCESSING, attempts=attempt
+        ).update(**changes)
+        if not applied:
+            logger.warning("Event %s: lease lost before attempt %s finished", event.id, attempt)
+            return False
+        if outcome.pause_reason:
+            pause_trigger(trigger.pk, outcome.pause_reason)
+        if outcome.gave_up:
+            emit_dead_letter(event, trigger)
+        if outcome.succeeded:
+            emit_follow_ups(event, response)
+    log = logger.info if outcome.succeeded else logger.warning
+    log("Event %s trigger=%s attempt=%s status=%s %s", event.id, trigger.name, attempt,
+        outcome.status, outcome.remark, extra={"event_id": str(event.id),
+                                               "trigger": trigger.name})
+    return True
+
+
+def pause_trigger(trigger_id: int, reason: str) -> None:
+    """Pause a trigger with a visible reason (a 410 reply does this)."""
+    Trigger.objects.filter(pk=trigger_id).update(
+        paused=True, paused_reason=reason, updated_at=timezone.now()
+    )
+
+
+def emit_dead_letter(event: EventLog, trigger: Trigger) -> None:
+    """Emit dlq_<trigger> for an event whose retries are spent."""
+    from .emitter import emit
+
+    emit(
+        types.dlq_type(trigger.name),
+        {
+            "event_id": str(event.id),
+            "event_type": event.type,
+            "event_payload": event.payload,
+            "event_timestamp": event.created_at.isoformat(),
+            "trigger": trigger.name,
+        },
+        source=trigger.name,
+    )
+
+
+def emit_follow_ups(event: EventLog, response: WebhookResponse) -> None:
+    """Queue the custom events a 2xx reply asks for: {"event": {…}} or {"events": […]}."""
+    reply = response.json()
+    if not isinstance(reply, dict):
+        return
+    wanted = reply.get("events") if "events" in reply else [reply.get("event")]
+    if not isinstance(wanted, list):
+        return
+    from .emitter import emit
+
+    for item in wanted:
+        if not isinstance(item, dict) or not types.is_custom_type(str(item.get("type", ""))):
+            continue
+        delay_ms = item.get("delay")
+        try:
+            with transaction.atomic(using=settings.DATABASE):
+                emit(
+                    item["type"], item.get("payload"),
+                    delay_s=delay_ms / 1000 if isinstance(delay_ms, (int, float)) else None,
+                    source=f"follow-up:{event.id}",
+                )
+        except Exception:  # noqa: BLE001 - a bad follow-up must not undo the delivery
+            logger.warning("Event %s: follow-up event refused", event.id, exc_info=True)
+
+
+def hold(event: EventLog) -> None:
+    """Leave a paused trigger's event staged without a message; the sweeper sends it on resume."""
+    EventLog.objects.filter(id=event.id, status=EventStatus.STAGED).update(enqueued_at=None)
+
+
+def cancel_orphan(event: EventLog, now: dt.datetime) -> None:
+    """An event whose trigger was deleted cannot be delivered."""
+    EventLog.objects.filter(id=event.id, status=EventStatus.STAGED).update(
+        status=EventStatus.CANCELLED, processed_at=now,
+        remark=f"Trigger {event.trigger_name} was deleted",
+    )

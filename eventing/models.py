@@ -1,0 +1,175 @@
+"""EventLog and InvocationLog: every event, and every attempt to deliver it."""
+
+import uuid
+
+from django.db import models
+from django.db.models import Q
+
+
+class EventStatus(models.TextChoices):
+    """States of an EventLog row (see docs: intent → staged → processing → …)."""
+
+    INTENT = "intent", "Intent"
+    STAGED = "staged", "Staged"
+    PROCESSING = "processing", "Processing"
+    PROCESSED = "processed", "Processed"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+FINAL_STATUSES = (EventStatus.PROCESSED, EventStatus.FAILED, EventStatus.CANCELLED)
+
+
+class EventLog(models.Model):
+    """One event for one trigger; the source of truth for its delivery."""
+
+    id = models.UUIDField(
+        primary_key=True, default=uuid.uuid4, editable=False,
+        help_text="Event id; also the CloudEvents id and the webhook-id header.",
+    )
+    batch_id = models.UUIDField(
+        db_index=True, help_text="Shared by the events one emit produced (one per trigger)."
+    )
+    type = models.CharField(max_length=100, help_text="Event type, e.g. DB_UPDATE or a custom.")
+    trigger = models.ForeignKey(
+        "triggers.Trigger",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="events",
+        db_constraint=False,
+        help_text="The trigger this event is delivered to (null once the trigger is deleted).",
+    )
+    trigger_name = models.CharField(
+        max_length=100, help_text="Name of the trigger, kept if the trigger is deleted."
+    )
+    source = models.CharField(
+        max_length=200, blank=True,
+        help_text="Model label (DB), storage alias (FILE) or caller-given source (custom).",
+    )
+    payload = models.JSONField(help_text="The CloudEvents data sent to the webhook.")
+    status = models.CharField(
+        max_length=20, choices=EventStatus.choices, default=EventStatus.STAGED,
+        help_text="intent → staged → processing → processed | failed; cancelled by a user.",
+    )
+    attempts = models.PositiveIntegerField(default=0, help_text="Delivery attempts so far.")
+    deliver_at = models.DateTimeField(help_text="When the next attempt is due.")
+    enqueued_at = models.DateTimeField(
+        null=True, blank=True,
+        help_text="When a broker message was last sent for the next attempt; empty: the "
+        "sweeper will send one when the event is nearly due.",
+    )
+    locked_until = models.DateTimeField(
+        null=True, blank=True,
+        help_text="Lease of the worker delivering it; past it, the sweeper re-stages the row.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True, help_text="When it was recorded.")
+    processed_at = models.DateTimeField(
+        null=True, blank=True, help_text="When it reached processed, failed or cancelled."
+    )
+    last_status_code = models.PositiveIntegerField(
+        null=True, blank=True, help_text="HTTP status of the last attempt."
+    )
+    remark = models.TextField(blank=True, help_text="Last error, in words.")
+    idempotency_key = models.CharField(
+        max_length=200, null=True, blank=True,
+        help_text="Caller-given key; a repeat with the same key and type creates nothing.",
+    )
+
+    class Meta:
+        db_table = "event_logs"
+        verbose_name = "event log"
+        verbose_name_plural = "event logs"
+        ordering = ("-created_at",)
+        indexes = [
+            # The sweeper: staged rows by due time; processing rows by lease end.
+            models.Index(
+                fields=["deliver_at"], name="event_logs_staged_due",
+                condition=Q(status="staged"),
+            ),
+            models.Index(
+                fields=["locked_until"], name="event_logs_processing_lease",
+                condition=Q(status="processing"),
+            ),
+            models.Index(
+                fields=["created_at"], name="event_logs_intent_created",
+                condition=Q(status="intent"),
+            ),
+            # Per trigger by status (admin, redeliver), lists by status/type over time.
+            models.Index(fields=["trigger", "status", "created_at"], name="event_logs_trig_st"),
+            models.Index(fields=["status", "created_at"], name="event_logs_status_created"),
+            models.Index(fields=["type", "created_at"], name="event_logs_type_created"),
+            models.Index(fields=["created_at"], name="event_logs_created"),
+        ]
+        constraints = [
+            # One emit with a key makes one row per trigger; a repeat finds them instead.
+            models.UniqueConstraint(
+                fields=["idempotency_key", "type", "trigger_name"],
+                name="event_logs_idempotency_unique",
+                condition=Q(idempotency_key__isnull=False),
+            ),
+        ]
+        permissions = [
+            ("queue_event", "Can queue custom events"),
+            ("redeliver_eventlog", "Can redeliver events"),
+            ("cancel_eventlog", "Can cancel events"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.id} ({self.status})"
+
+
+class InvocationLog(models.Model):
+    """One attempt to deliver an event: the request sent and what came back."""
+
+    event = models.ForeignKey(
+        EventLog, on_delete=models.CASCADE, related_name="invocations",
+        help_text="The event this attempt delivered.",
+    )
+    attempt = models.PositiveIntegerField(help_text="1-based attempt number.")
+    invoked_at = models.DateTimeField(help_text="When the request started.")
+    duration_ms = models.PositiveIntegerField(help_text="How long the call took (milliseconds).")
+    request = models.JSONField(
+        help_text="URL, headers (secrets redacted) and body of the request."
+    )
+    response_status_code = models.PositiveIntegerField(
+        null=True, blank=True, help_text="HTTP status, empty when no response came."
+    )
+    response_headers = models.JSONField(default=dict, blank=True, help_text="Response headers.")
+    response_body = models.TextField(
+        blank=True, help_text="Response body, cut at EVENTING['MAX_RESPONSE_BYTES']."
+    )
+    error_msg = models.TextField(blank=True, help_text="Why the attempt failed, if it did.")
+
+    class Meta:
+        db_table = "invocation_logs"
+        verbose_name = "invocation log"
+        verbose_name_plural = "invocation logs"
+        ordering = ("event", "invoked_at")
+        indexes = [models.Index(fields=["invoked_at"], name="invocation_logs_invoked")]
+
+    def __str__(self) -> str:
+        return f"attempt {self.attempt} of {self.event_id}"
+
+    @property
+    def succeeded(self) -> bool:
+        """Whether the webhook answered 2xx."""
+        return self.response_status_code is not None and 200 <= self.response_status_code < 300
+
+
+class Heartbeat(models.Model):
+    """When a periodic job (the sweeper) last ran; read by health checks and the dashboard."""
+
+    name = models.CharField(
+        max_length=50, primary_key=True, help_text="Which job, e.g. sweep."
+    )
+    at = models.DateTimeField(help_text="When it last finished.")
+    detail = models.JSONField(default=dict, blank=True, help_text="What it did last time.")
+
+    class Meta:
+        db_table = "eventing_heartbeats"
+        verbose_name = "heartbeat"
+        verbose_name_plural = "heartbeats"
+
+    def __str__(self) -> str:
+        return f"{self.name} at {self.at:%Y-%m-%d %H:%M:%S}"

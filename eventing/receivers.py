@@ -1,0 +1,127 @@
+"""Model signal receivers: turn saves and deletes into DB events. Thin: build data, emit."""
+
+from __future__ import annotations
+
+import logging
+
+from django.core.signals import request_started
+from django.db.models.signals import post_delete, post_save, pre_save
+
+from triggers import types
+from triggers.matching import matches_filter, watched_change
+from triggers.registry import TriggerIndex
+from triggers.validation import INTERNAL_APPS
+
+from . import payloads
+from .emitter import record_events, resolve_due
+from .index import current_index, refresh
+
+logger = logging.getLogger(__name__)
+
+OLD_ROW_ATTR = "_eventing_old_row"
+_delete_senders: dict[str, type] = {}
+
+
+def signals_connect() -> None:
+    """Connect every receiver Eventing uses; called once from AppConfig.ready()."""
+    pre_save.connect(capture_old_row, dispatch_uid="eventing.capture_old_row")
+    post_save.connect(on_post_save, dispatch_uid="eventing.on_post_save")
+    # post_delete is connected per model (see sync_delete_receivers): a global receiver
+    # would cost every model Django's fast delete.
+    request_started.connect(refresh, dispatch_uid="eventing.refresh_on_request")
+    try:
+        from celery.signals import task_prerun
+    except ImportError:  # pragma: no cover - Celery is a dependency
+        return
+    task_prerun.connect(refresh, dispatch_uid="eventing.refresh_on_task", weak=False)
+
+
+def sync_delete_receivers(index: TriggerIndex) -> None:
+    """Connect post_delete for exactly the models that have DB_DELETE triggers."""
+    from django.apps import apps
+
+    wanted = {label for label, kinds in index.db_models.items() if types.DB_DELETE in kinds}
+    for label in set(_delete_senders) - wanted:
+        post_delete.disconnect(sender=_delete_senders.pop(label), dispatch_uid=_uid(label))
+    for label in wanted - set(_delete_senders):
+        try:
+            model = apps.get_model(label)
+        except LookupError:
+            continue
+        post_delete.connect(on_post_delete, sender=model, dispatch_uid=_uid(label))
+        _delete_senders[label] = model
+
+
+def _uid(label: str) -> str:
+    return f"eventing.on_post_delete.{label}"
+
+
+def _kinds(sender) -> frozenset[str]:
+    """DB event types with triggers on `sender`; empty for most models (the fast path)."""
+    meta = sender._meta
+    if meta.app_label in INTERNAL_APPS:
+        return frozenset()
+    return current_index().db_models.get(meta.label, frozenset())
+
+
+def capture_old_row(sender, instance, raw=False, using=None, **kwargs) -> None:
+    """Before an update, read the stored row so DB_UPDATE can send `old` and `changed`."""
+    if raw or types.DB_UPDATE not in _kinds(sender):
+        return
+    pk = instance.pk
+    # A new row with a defaulted pk is a plain INSERT: there is no old row to read.
+    if pk is None or (instance._state.adding and instance._meta.pk.has_default()):
+        return
+    stored = sender._base_manager.using(using).filter(pk=pk).first()
+    if stored is not None:
+        setattr(instance, OLD_ROW_ATTR, payloads.row_values(stored))
+
+
+def on_post_save(sender, instance, created, raw=False, using=None, **kwargs) -> None:
+    """Emit DB_INSERT or DB_UPDATE for the saved row."""
+    if raw:
+        return
+    kinds = _kinds(sender)
+    if not kinds:
+        return
+    new = payloads.row_values(instance)
+    old = instance.__dict__.pop(OLD_ROW_ATTR, None)
+    if created:
+        if types.DB_INSERT in kinds:
+            emit_db(types.DB_INSERT, instance, using, old=None, new=new, changed=None)
+    elif types.DB_UPDATE in kinds:
+        changed = payloads.changed_fields(old, new) if old is not None else list(new)
+        emit_db(types.DB_UPDATE, instance, using, old=old, new=new, changed=changed)
+
+
+def on_post_delete(sender, instance, using=None, **kwargs) -> None:
+    """Emit DB_DELETE for the deleted row."""
+    if types.DB_DELETE in _kinds(sender):
+        old = payloads.row_values(instance)
+        emit_db(types.DB_DELETE, instance, using, old=old, new=None, changed=None)
+
+
+def emit_db(event_type, instance, using, *, old, new, changed) -> None:
+    """Record the event for every trigger on this model whose watch list and filter pass."""
+    label = instance._meta.label
+    items = []
+    for trigger in current_index().find(event_type, label):
+        if changed is not None and not watched_change(trigger.watch_fields, changed):
+            continue
+        full = payloads.db_data(using=using, instance=instance, old=old, new=new,
+                                changed=changed)
+        if not matches_filter(trigger.filter, full):
+            continue
+        if trigger.payload_fields:
+            fields = trigger.payload_fields
+            full["old"] = _project(old, fields)
+            full["new"] = _project(new, fields)
+        items.append((trigger, full))
+    if items:
+        record_events(event_type, items, source=label, due=resolve_due())
+
+
+def _project(values: dict | None, fields: tuple[str, ...]) -> dict | None:
+    if values is None:
+        return None
+    return {name: values[name] for name in fields if name in values}

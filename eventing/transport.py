@@ -1,0 +1,195 @@
+"""The webhook call: build the CloudEvents request, POST it, read a bounded response."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import requests
+
+from triggers.validation import ENV_PLACEHOLDER_RE
+
+from . import signing
+from .conf import settings
+from .models import EventLog
+
+REDACTED = "[redacted]"
+# Header names whose values are credentials wherever they come from.
+SENSITIVE_HEADER_RE = re.compile(r"(auth|token|secret|signature|key|cookie|password)", re.I)
+
+_local = threading.local()
+
+
+class WebhookConfigError(Exception):
+    """The trigger cannot be called as configured (e.g. a missing environment variable)."""
+
+
+@dataclass
+class WebhookRequest:
+    """What is sent, plus the copy of its headers that is safe to store."""
+
+    url: str
+    headers: dict[str, str]
+    body: bytes
+    redacted_headers: dict[str, str]
+    logged_url: str
+
+
+@dataclass
+class WebhookResponse:
+    """What came back (or why nothing did)."""
+
+    status_code: int | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    body: str = ""
+    truncated: bool = False
+    error: str = ""
+    duration_ms: int = 0
+    # The request as stored in the invocation log (secrets redacted).
+    request: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        """Any 2xx, read in full within the timeout, is success."""
+        return not self.error and self.status_code is not None and 200 <= self.status_code < 300
+
+    def json(self) -> Any:
+        """The body parsed as JSON, or None if it is not (or was cut)."""
+        if self.truncated or not self.body:
+            return None
+        try:
+            return json.loads(self.body)
+        except ValueError:
+            return None
+
+
+def cloudevent(event: EventLog) -> dict[str, Any]:
+    """The CloudEvents 1.0 envelope of an event."""
+    return {
+        "specversion": "1.0",
+        "id": str(event.id),
+        "type": event.type,
+        "source": settings.INSTANCE_ID,
+        "time": event.created_at.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        "datacontenttype": "application/json",
+        "data": event.payload,
+    }
+
+
+def encode_body(envelope: dict[str, Any]) -> bytes:
+    """Compact UTF-8 JSON: the exact bytes signed and sent."""
+    return json.dumps(envelope, separators=(",", ":"), ensure_ascii=False,
+                      allow_nan=False).encode()
+
+
+def resolve_env(template: str, what: str) -> str:
+    """Fill {{ENV_VAR}} placeholders from the environment; a missing one is a config error."""
+
+    def replace(match: re.Match) -> str:
+        name = match.group(1)
+        if name not in os.environ:
+            raise WebhookConfigError(f"{what}: environment variable {name} is not set")
+        return os.environ[name]
+
+    return ENV_PLACEHOLDER_RE.sub(replace, template)
+
+
+def build_request(event: EventLog, trigger, attempt: int) -> WebhookRequest:
+    """Everything a webhook call sends, for attempt number `attempt`."""
+    body = encode_body(cloudevent(event))
+    timestamp = int(time.time())
+    msg_id = str(event.id)
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": settings.USER_AGENT,
+        "X-SC-Token": f"Bearer {signing.sc_token(timestamp)}",
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": signing.webhook_signature(
+            trigger.signing_secret, msg_id, timestamp, body
+        ),
+        "X-Eventing-Attempt": str(attempt),
+        "X-Eventing-Trigger": trigger.name,
+    }
+    redacted = {
+        name: REDACTED if name in ("X-SC-Token", "webhook-signature") else value
+        for name, value in headers.items()
+    }
+    for header in trigger.headers or []:
+        name = header["name"]
+        if header.get("value_from_env"):
+            env = header["value_from_env"]
+            if env not in os.environ:
+                raise WebhookConfigError(f"header {name}: environment variable {env} is not set")
+            headers[name] = os.environ[env]
+            redacted[name] = REDACTED
+        else:
+            headers[name] = header.get("value", "")
+            redacted[name] = REDACTED if SENSITIVE_HEADER_RE.search(name) else headers[name]
+    url = resolve_env(trigger.url, "url")
+    # The stored URL keeps the placeholders: resolved values may be credentials.
+    return WebhookRequest(url=url, headers=headers, body=body, redacted_headers=redacted,
+                          logged_url=trigger.url)
+
+
+def session() -> requests.Session:
+    """This thread's pooled session (connections are reused across deliveries)."""
+    sess = getattr(_local, "session", None)
+    if sess is None:
+        sess = requests.Session()
+        # Proxies and netrc from the environment must not reroute webhooks.
+        sess.trust_env = False
+        _local.session = sess
+    return sess
+
+
+def send(request: WebhookRequest, timeout_s: float) -> WebhookResponse:
+    """POST the request; never raises. Redirects are not followed; the body is bounded."""
+    started = time.monotonic()
+    deadline = started + timeout_s
+    result = WebhookResponse()
+    try:
+        response = session().post(
+            request.url,
+            data=request.body,
+            headers=request.headers,
+            timeout=(timeout_s, timeout_s),
+            allow_redirects=False,
+            stream=True,
+        )
+        try:
+            result.status_code = response.status_code
+            result.headers = dict(response.headers)
+            body, result.truncated = read_bounded(response, deadline)
+            result.body = body.decode(response.encoding or "utf-8", errors="replace")
+        finally:
+            response.close()
+    except TimeoutError as exc:
+        result.error = str(exc)
+    except requests.Timeout as exc:
+        result.error = f"Timed out after {timeout_s:g} s: {exc}"
+    except requests.RequestException as exc:
+        # exc.response may be None: describe the exception itself.
+        result.error = f"{type(exc).__name__}: {exc}"
+    result.duration_ms = int((time.monotonic() - started) * 1000)
+    return result
+
+
+def read_bounded(response: requests.Response, deadline: float) -> tuple[bytes, bool]:
+    """Read at most MAX_RESPONSE_BYTES before `deadline`; returns (body, truncated)."""
+    limit = settings.MAX_RESPONSE_BYTES
+    chunks: list[bytes] = []
+    size = 0
+    for chunk in response.iter_content(chunk_size=8192):
+        if time.monotonic() > deadline:
+            raise TimeoutError("Timed out reading the response body")
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            return b"".join(chunks)[:limit], True
+    return b"".join(chunks), False

@@ -1,0 +1,1 @@
+"""Mission Control: the Django admin as the operator's console for Eventing."""

@@ -1,0 +1,34 @@
+"""Shared fixtures: a webhook receiver, Celery workers, triggers."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.processes import CeleryProcess, purge_broker
+from tests.receiver import Receiver
+
+
+@pytest.fixture
+def receiver():
+    """A real HTTP receiver on 127.0.0.1."""
+    server = Receiver()
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="session")
+def celery_worker(django_db_setup, django_db_blocker):
+    """One Celery worker process with embedded beat (the sweeper), for the whole session."""
+    with django_db_blocker.unblock():
+        purge_broker()
+    worker = CeleryProcess().start()
+    yield worker
+    worker.stop()
+
+
+@pytest.fixture
+def worker(celery_worker, transactional_db):
+    """The session's worker, for a test whose rows are committed so the worker sees them."""
+    if celery_worker.proc.poll() is not None:
+        pytest.fail(f"The Celery worker died:\n{celery_worker.tail()}")
+    yield celery_worker

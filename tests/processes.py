@@ -1,0 +1,117 @@
+"""Real Celery worker and beat processes for end-to-end tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from django.db import connection
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def database_url() -> str:
+    """A URL for the test database this process is using (workers must use the same one)."""
+    conf = connection.settings_dict
+    if conf["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{conf['NAME']}"
+    user = conf.get("USER") or "postgres"
+    return f"postgres://{user}@{conf['HOST']}:{conf['PORT']}/{conf['NAME']}"
+
+
+def process_env(**extra: str) -> dict[str, str]:
+    """Environment for a child process of the test run."""
+    env = dict(os.environ)
+    env.update({
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "DATABASE_URL": database_url(),
+        "PYTHONUNBUFFERED": "1",
+    })
+    env.update(extra)
+    return env
+
+
+class CeleryProcess:
+    """`celery worker` (optionally with embedded beat) or `celery beat`, started and stopped."""
+
+    def __init__(self, *, kind: str = "worker", beat: bool = True, pool: str = "threads",
+                 concurrency: int = 8, env: dict[str, str] | None = None,
+                 name: str = "w1") -> None:
+        self.kind, self.beat, self.pool, self.concurrency = kind, beat, pool, concurrency
+        self.extra_env = env or {}
+        self.name = name
+        self.log_path = Path(tempfile.mkstemp(prefix=f"celery-{name}-", suffix=".log")[1])
+        self.proc: subprocess.Popen | None = None
+
+    def command(self) -> list[str]:
+        base = [sys.executable, "-m", "celery", "-A", "config"]
+        if self.kind == "beat":
+            schedule = tempfile.mktemp(prefix="beat-schedule-")
+            return [*base, "beat", "-l", "info", "-s", schedule]
+        cmd = [*base, "worker", "-l", "info", "-P", self.pool, "-c", str(self.concurrency),
+               "-n", f"{self.name}@%h", "--without-mingle", "--without-gossip"]
+        if self.beat:
+            cmd += ["-B", "-s", tempfile.mktemp(prefix="beat-schedule-")]
+        return cmd
+
+    def start(self) -> CeleryProcess:
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            self.command(), cwd=ROOT, env=process_env(**self.extra_env), stdout=log,
+            stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        self.wait_ready()
+        return self
+
+    def wait_ready(self, timeout_s: float = 60.0) -> None:
+        """Wait for the worker's "ready" line (or beat's start line)."""
+        marker = b"beat: Starting" if self.kind == "beat" else b"ready."
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if marker in self.log_path.read_bytes():
+                return
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"celery {self.kind} exited:\n{self.tail()}")
+            time.sleep(0.1)
+        raise RuntimeError(f"celery {self.kind} not ready after {timeout_s} s:\n{self.tail()}")
+
+    def tail(self, lines: int = 60) -> str:
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def signal(self, sig: int) -> None:
+        """Send `sig` to the worker's whole process group."""
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, sig)
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        """Warm shutdown (SIGTERM), then SIGKILL if it hangs."""
+        if not self.proc or self.proc.poll() is not None:
+            return
+        self.signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash would."""
+        self.signal(signal.SIGKILL)
+        if self.proc:
+            self.proc.wait(10)
+
+
+def purge_broker() -> None:
+    """Drop every queued message (messages of earlier tests must not leak into the next)."""
+    from config.celery import app
+
+    with app.connection_for_write() as conn:
+        app.control.purge(connection=conn)

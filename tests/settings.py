@@ -1,0 +1,25 @@
+"""Test settings: the standalone project plus a test app, with short timings."""
+
+import os
+
+os.environ.setdefault("EVENTING_SECRETS", "test-secret-0123456789abcdef0123456789abcdef")
+
+from config.settings import *  # noqa: E402,F403
+from config.settings import DATABASES, EVENTING, INSTALLED_APPS, VAR_DIR  # noqa: E402
+
+INSTALLED_APPS = [*INSTALLED_APPS, "tests.testapp"]
+
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # A file, not :memory:, so Celery worker processes see the test database.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-db.sqlite3")}
+
+EVENTING.update(
+    {
+        "ALLOWED_NETWORKS": ["127.0.0.0/8"],
+        "LEASE_GRACE_S": 3,
+        "SWEEP_INTERVAL_S": 0.5,
+        "TRIGGER_CACHE_TTL_S": 0.2,
+        "ETA_HORIZON_S": float(os.environ.get("EVENTING_TEST_ETA_HORIZON_S", "300")),
+    }
+)
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -1,0 +1,173 @@
+"""Run a command against throwaway PostgreSQL and Redis servers (or the embedded stack).
+
+    python -m tests.stack postgres -- pytest …   # PostgreSQL + Redis, started here
+    python -m tests.stack sqlite -- pytest …     # SQLite file + kombu filesystem broker
+
+Servers listen on 127.0.0.1 on free ports, live in a temporary folder and are stopped when the
+command ends. With EVENTING_REQUIRE_SERVICES=1 a missing program is an error, else a skip.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+PG_BIN_DIRS = ["/usr/lib/postgresql/15/bin", "/usr/lib/postgresql/16/bin"]
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_port(port: int, timeout_s: float = 30.0) -> None:
+    """Block until something accepts connections on 127.0.0.1:port."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"Nothing listens on port {port} after {timeout_s} s")
+
+
+def find_pg_program(name: str) -> str | None:
+    """Path of a PostgreSQL server program, or None."""
+    for folder in PG_BIN_DIRS:
+        candidate = Path(folder) / name
+        if candidate.exists():
+            return str(candidate)
+    return shutil.which(name)
+
+
+def as_postgres_user(cmd: list[str]) -> list[str]:
+    """PostgreSQL refuses to run as root: drop to the postgres user when we are root."""
+    if os.geteuid() == 0:
+        return ["runuser", "-u", "postgres", "--", *cmd]
+    return cmd
+
+
+class PostgresServer:
+    """A PostgreSQL cluster in a temporary folder, tuned for tests (no fsync)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root / "pg"
+        self.port = free_port()
+        self.initdb = find_pg_program("initdb")
+        self.pg_ctl = find_pg_program("pg_ctl")
+
+    @property
+    def available(self) -> bool:
+        return bool(self.initdb and self.pg_ctl)
+
+    def start(self) -> str:
+        self.root.mkdir(parents=True)
+        if os.geteuid() == 0:
+            shutil.chown(self.root, "postgres", "postgres")
+        data = self.root / "data"
+        subprocess.run(
+            as_postgres_user([self.initdb, "-D", str(data), "-U", "postgres", "-A", "trust",
+                              "-E", "UTF8", "--no-sync"]),
+            check=True, stdout=subprocess.DEVNULL,
+        )
+        options = (f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 "
+                   "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
+                   "-c max_connections=300")
+        subprocess.run(
+            as_postgres_user([self.pg_ctl, "-D", str(data), "-l", str(self.root / "log"),
+                              "-o", options, "-w", "start"]),
+            check=True, stdout=subprocess.DEVNULL,
+        )
+        wait_for_port(self.port)
+        return f"postgres://postgres@127.0.0.1:{self.port}/eventing"
+
+    def stop(self) -> None:
+        subprocess.run(
+            as_postgres_user([self.pg_ctl, "-D", str(self.root / "data"), "-m", "immediate",
+                              "stop"]),
+            check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+
+
+class RedisServer:
+    """A Redis server without persistence."""
+
+    def __init__(self, root: Path) -> None:
+        self.port = free_port()
+        self.program = shutil.which("redis-server")
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def available(self) -> bool:
+        return bool(self.program)
+
+    def start(self) -> str:
+        self.proc = subprocess.Popen(
+            [self.program, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no"],
+            stdout=subprocess.DEVNULL,
+        )
+        wait_for_port(self.port)
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def stop(self) -> None:
+        if self.proc:
+            self.proc.terminate()
+            self.proc.wait(10)
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) < 3 or argv[1] != "--":
+        print(__doc__, file=sys.stderr)
+        return 2
+    kind, command = argv[0], argv[2:]
+    env = dict(os.environ)
+    root = Path(tempfile.mkdtemp(prefix="eventing-stack-"))
+    os.chmod(root, 0o755)
+    servers = []
+    try:
+        if kind == "postgres":
+            pg, redis = PostgresServer(root), RedisServer(root)
+            if not (pg.available and redis.available):
+                missing = "PostgreSQL" if not pg.available else "redis-server"
+                if env.get("EVENTING_REQUIRE_SERVICES") == "1":
+                    print(f"error: {missing} is not installed and EVENTING_REQUIRE_SERVICES=1",
+                          file=sys.stderr)
+                    return 1
+                print(f"skip: {missing} is not installed; PostgreSQL/Redis run skipped",
+                      file=sys.stderr)
+                return 0
+            env["DATABASE_URL"] = pg.start()
+            servers.append(pg)
+            env["CELERY_BROKER_URL"] = redis.start()
+            servers.append(redis)
+            env["EVENTING_STACK"] = "postgres"
+            env["EVENTING_REDIS_PORT"] = str(redis.port)
+            env["EVENTING_PG_DIR"] = str(pg.root)
+            env["EVENTING_PG_PORT"] = str(pg.port)
+        elif kind == "sqlite":
+            env.pop("DATABASE_URL", None)
+            env.pop("CELERY_BROKER_URL", None)
+            env["EVENTING_STACK"] = "sqlite"
+        else:
+            print(f"unknown stack {kind!r}: use postgres or sqlite", file=sys.stderr)
+            return 2
+        env["EVENTING_VAR_DIR"] = str(root / "var")
+        return subprocess.call(command, env=env)
+    finally:
+        for server in reversed(servers):
+            server.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

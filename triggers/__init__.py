@@ -1,0 +1,1 @@
+"""Trigger and event type definitions, their validation and matching."""

@@ -1,0 +1,16 @@
+"""App config of `triggers`."""
+
+from django.apps import AppConfig
+
+
+class TriggersConfig(AppConfig):
+    """Trigger and EventType definitions."""
+
+    name = "triggers"
+    verbose_name = "Triggers"
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from . import registry
+
+        registry.connect_invalidation()

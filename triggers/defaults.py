@@ -1,0 +1,46 @@
+"""Defaults of new triggers, read from `settings.EVENTING` when a trigger is created.
+
+`triggers` imports nothing from `eventing`, so the fallbacks repeat `eventing.conf.DEFAULTS`;
+a test keeps the two equal.
+"""
+
+import base64
+import secrets
+
+from django.conf import settings
+
+FALLBACKS = {
+    "DEFAULT_RETRIES": 3,
+    "DEFAULT_TIMEOUT_MS": 5000,
+    "BACKOFF_BASE_S": 5,
+    "BACKOFF_MAX_S": 3600,
+}
+
+
+def _setting(key: str):
+    return (getattr(settings, "EVENTING", None) or {}).get(key, FALLBACKS[key])
+
+
+def default_retries() -> int:
+    """EVENTING["DEFAULT_RETRIES"]."""
+    return _setting("DEFAULT_RETRIES")
+
+
+def default_timeout_ms() -> int:
+    """EVENTING["DEFAULT_TIMEOUT_MS"]."""
+    return _setting("DEFAULT_TIMEOUT_MS")
+
+
+def default_backoff_base_s() -> float:
+    """EVENTING["BACKOFF_BASE_S"]."""
+    return float(_setting("BACKOFF_BASE_S"))
+
+
+def default_backoff_max_s() -> float:
+    """EVENTING["BACKOFF_MAX_S"]."""
+    return float(_setting("BACKOFF_MAX_S"))
+
+
+def new_signing_secret() -> str:
+    """A fresh Standard Webhooks secret: `whsec_` + base64 of 24 random bytes."""
+    return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()

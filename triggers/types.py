@@ -1,0 +1,36 @@
+"""Event type names: the built-in DB and FILE types and the rule for custom names."""
+
+import re
+
+DB_INSERT = "DB_INSERT"
+DB_UPDATE = "DB_UPDATE"
+DB_DELETE = "DB_DELETE"
+FILE_CREATE = "FILE_CREATE"
+FILE_DELETE = "FILE_DELETE"
+
+DB_TYPES = (DB_INSERT, DB_UPDATE, DB_DELETE)
+FILE_TYPES = (FILE_CREATE, FILE_DELETE)
+BUILTIN_TYPES = DB_TYPES + FILE_TYPES
+RESERVED_PREFIXES = ("DB_", "FILE_")
+
+NAME_RE = re.compile(r"^[A-Za-z0-9_]+$")
+
+
+def is_db_type(event_type: str) -> bool:
+    """Whether `event_type` is one of DB_INSERT / DB_UPDATE / DB_DELETE."""
+    return event_type in DB_TYPES
+
+
+def is_file_type(event_type: str) -> bool:
+    """Whether `event_type` is FILE_CREATE or FILE_DELETE."""
+    return event_type in FILE_TYPES
+
+
+def is_custom_type(event_type: str) -> bool:
+    """Whether `event_type` is a valid custom type name (not reserved)."""
+    return bool(NAME_RE.match(event_type)) and not event_type.upper().startswith(RESERVED_PREFIXES)
+
+
+def dlq_type(trigger_name: str) -> str:
+    """The custom event type emitted when `trigger_name` gives up on an event."""
+    return f"dlq_{trigger_name}"
