@@ -1,0 +1,107 @@
+"""`make run`: migrate, ensure an admin user, then serve web + worker + beat on one machine.
+
+Everything runs on the embedded defaults (a SQLite file and kombu's filesystem broker under
+var/) unless DATABASE_URL / CELERY_BROKER_URL say otherwise. Ctrl-C stops all three.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+# A thread pool keeps many slow webhooks in flight from one process (see docs/benchmarks.md).
+WORKER_POOL = os.environ.get("EVENTING_WORKER_POOL", "threads")
+WORKER_CONCURRENCY = os.environ.get("EVENTING_WORKER_CONCURRENCY", "32")
+
+
+def manage(*args: str, env: dict[str, str]) -> None:
+    """Run a manage.py command, failing loudly."""
+    subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, check=True)
+
+
+def admin_password(var_dir: Path) -> str:
+    """The admin password: from EVENTING_ADMIN_PASSWORD, or generated once and kept in var/."""
+    if os.environ.get("EVENTING_ADMIN_PASSWORD"):
+        return os.environ["EVENTING_ADMIN_PASSWORD"]
+    path = var_dir / "admin-password.txt"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(12))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def ensure_admin(password: str, env: dict[str, str]) -> None:
+    """Create the superuser `admin` if no user has that name yet (keeps a changed password)."""
+    code = (
+        "from django.contrib.auth import get_user_model as g;U=g();"
+        "U.objects.filter(username='admin').exists() or "
+        f"U.objects.create_superuser('admin', 'admin@localhost', {password!r})"
+    )
+    manage("shell", "-c", code, env=env)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
+    parser.add_argument("--port", default=os.environ.get("PORT", "8000"))
+    args = parser.parse_args()
+
+    env = dict(os.environ)
+    env.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    # Local receivers (and `manage.py eventing_listen`) live on loopback.
+    env.setdefault("EVENTING_ALLOWED_NETWORKS", "127.0.0.0/8")
+    env["PYTHONUNBUFFERED"] = "1"
+    var_dir = Path(env.get("EVENTING_VAR_DIR", ROOT / "var"))
+    var_dir.mkdir(parents=True, exist_ok=True)
+
+    manage("migrate", "--no-input", "-v", "0", env=env)
+    password = admin_password(var_dir)
+    ensure_admin(password, env)
+
+    celery = [sys.executable, "-m", "celery", "-A", "config"]
+    commands = {
+        "web": [sys.executable, "manage.py", "runserver", "--noreload", "--insecure",
+                f"{args.host}:{args.port}"],
+        "worker": [*celery, "worker", "-l", "info", "-P", WORKER_POOL, "-c",
+                   WORKER_CONCURRENCY, "-n", "worker@%h"],
+        "beat": [*celery, "beat", "-l", "info", "-s", str(var_dir / "celerybeat-schedule")],
+    }
+    procs = {name: subprocess.Popen(cmd, cwd=ROOT, env=env) for name, cmd in commands.items()}
+    url = f"http://{args.host}:{args.port}/mission-control/"
+    print(
+        f"\nMission Control: {url}\n  login: admin / {password}\n"
+        "  try a receiver: python manage.py eventing_listen --port 9000, then point a trigger "
+        "at http://127.0.0.1:9000/\n  Ctrl-C stops web, worker and beat.\n",
+        flush=True,
+    )
+
+    def stop(*_):
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    try:
+        while all(proc.poll() is None for proc in procs.values()):
+            time.sleep(0.5)
+    finally:
+        stop()
+        for proc in procs.values():
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+    failed = [name for name, proc in procs.items() if proc.returncode not in (0, -15, None)]
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,85 @@
+"""`make run` from a fresh clone serves Mission Control and delivers a webhook for a saved row."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.processes import ROOT
+from tests.stack import free_port
+from tests.waiting import wait_until
+
+pytestmark = pytest.mark.slow
+
+SAVE_A_ROW = """
+from triggers.models import Trigger
+from django.contrib.auth.models import User
+Trigger.objects.create(name="new_users", type="DB_INSERT", source="auth.User", url={url!r})
+User.objects.create(username="ada")
+"""
+
+
+@pytest.fixture
+def fresh_clone(tmp_path):
+    """A clone of this repository's committed HEAD."""
+    if not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+    target = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(ROOT), str(target)], check=True)
+    return target
+
+
+def test_make_run_serves_mission_control_and_delivers(fresh_clone, tmp_path, receiver):
+    port = free_port()
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("DATABASE_URL", "CELERY_BROKER_URL", "DJANGO_SETTINGS_MODULE")}
+    env["EVENTING_VAR_DIR"] = str(tmp_path / "var")
+    venv = Path(sys.prefix)
+    log = (tmp_path / "run.log").open("wb")
+    proc = subprocess.Popen(
+        ["make", "run", f"VENV={venv}", f"PORT={port}"], cwd=fresh_clone, env=env,
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    output = tmp_path / "run.log"
+    try:
+        login = f"http://127.0.0.1:{port}/mission-control/login/"
+
+        def serving():
+            if proc.poll() is not None:
+                raise AssertionError(f"make run exited:\n{output.read_text()[-3000:]}")
+            try:
+                return requests.get(login, timeout=2).status_code == 200
+            except requests.ConnectionError:
+                return False
+
+        wait_until(serving, timeout_s=240, interval_s=0.5, message="Mission Control login page")
+        page = requests.get(login, timeout=5).text
+        assert "Mission Control" in page
+        printed = output.read_text()
+        assert f"http://127.0.0.1:{port}/mission-control/" in printed
+        assert "login: admin / " in printed
+
+        script = SAVE_A_ROW.format(url=receiver.url("/ok/make-run"))
+        subprocess.run([sys.executable, "manage.py", "shell", "-c", script], cwd=fresh_clone,
+                       env={**env, "DJANGO_SETTINGS_MODULE": "config.settings",
+                            "EVENTING_ALLOWED_NETWORKS": "127.0.0.0/8"}, check=True)
+        got = receiver.wait_for("/ok/make-run", timeout_s=60)[0].json()
+        assert got["type"] == "DB_INSERT"
+        assert got["data"]["model"] == "auth.User"
+        assert got["data"]["new"]["username"] == "ada"
+        assert "password" in got["data"]["new"]
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+        log.close()
+        shutil.rmtree(tmp_path / "var", ignore_errors=True)
