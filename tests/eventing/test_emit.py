@@ -1,0 +1,184 @@
+"""emit() and the DB receivers: rows in the caller's transaction, messages on commit."""
+
+import datetime as dt
+from unittest import mock
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from eventing import emit
+from eventing.models import EventLog, EventStatus
+from tests.factories import TriggerFactory
+from tests.testapp.models import Document, Order, Untracked
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def published():
+    """Capture broker publishes instead of sending them."""
+    with mock.patch("eventing.tasks.deliver.apply_async") as apply_async:
+        yield apply_async
+
+
+def test_custom_event_makes_one_row_per_matching_trigger(published,
+                                                         django_capture_on_commit_callbacks):
+    TriggerFactory(name="a", type="order_placed")
+    TriggerFactory(name="b", type="order_placed")
+    TriggerFactory(name="c", type="other")
+    with django_capture_on_commit_callbacks(execute=True):
+        rows = emit("order_placed", {"id": 1})
+    assert sorted(r.trigger_name for r in rows) == ["a", "b"]
+    assert len({r.batch_id for r in rows}) == 1
+    assert all(r.status == EventStatus.STAGED for r in rows)
+    assert published.call_count == 2
+    assert {c.args[0][0] for c in published.call_args_list} == {str(r.id) for r in rows}
+
+
+def test_message_is_sent_only_on_commit(published, django_capture_on_commit_callbacks):
+    TriggerFactory(type="order_placed")
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        emit("order_placed", {})
+    assert published.call_count == 0
+    assert len(callbacks) == 1
+    callbacks[0]()
+    assert published.call_count == 1
+
+
+def test_rollback_leaves_no_row_and_no_message(published, django_capture_on_commit_callbacks):
+    TriggerFactory(type="DB_INSERT", source="testapp.Order")
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        with pytest.raises(RuntimeError), transaction.atomic():
+            Order.objects.create()
+            raise RuntimeError
+    assert callbacks == []
+    assert not EventLog.objects.exists()
+    assert published.call_count == 0
+
+
+def test_no_trigger_no_row():
+    assert emit("nobody_listens", {"x": 1}) == []
+    assert not EventLog.objects.exists()
+
+
+def test_filter_selects_triggers(published):
+    TriggerFactory(name="paid", type="order", filter={"status": "paid"})
+    TriggerFactory(name="any", type="order")
+    assert [r.trigger_name for r in emit("order", {"status": "new"})] == ["any"]
+    assert sorted(r.trigger_name for r in emit("order", {"status": "paid"})) == ["any", "paid"]
+
+
+def test_scheduling_options(published):
+    TriggerFactory(type="order", delay_s=10)
+    now = timezone.now()
+    [row] = emit("order", {}, delay_s=5)
+    assert dt.timedelta(seconds=14) < row.deliver_at - now < dt.timedelta(seconds=16)
+    later = now + dt.timedelta(days=2)
+    [row] = emit("order", {}, deliver_at=later)
+    assert row.deliver_at == later + dt.timedelta(seconds=10)
+    assert row.enqueued_at is None  # beyond the ETA horizon: the sweeper sends it
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"delay_s": 1, "deliver_at": timezone.now()}, "deliver_at"),
+        ({"delay_s": -1}, "delay_s"),
+        ({"deliver_at": dt.datetime(2030, 1, 1)}, "deliver_at"),  # naive
+        ({"delay_s": 10 * 365 * 24 * 3600}, "deliver_at"),  # absurdly far
+    ],
+)
+def test_bad_schedule_is_refused(kwargs, field):
+    TriggerFactory(type="order")
+    with pytest.raises(ValidationError) as info:
+        emit("order", {}, **kwargs)
+    assert field in info.value.message_dict
+
+
+def test_bad_type_is_refused():
+    with pytest.raises(ValidationError) as info:
+        emit("no spaces", {})
+    assert "type" in info.value.message_dict
+
+
+def test_idempotency_key_returns_the_first_rows(published):
+    TriggerFactory(type="order")
+    first = emit("order", {"n": 1}, idempotency_key="k1")
+    again = emit("order", {"n": 2}, idempotency_key="k1")
+    assert [r.id for r in again] == [r.id for r in first]
+    assert EventLog.objects.count() == 1
+    assert len(emit("order", {}, idempotency_key="k2")) == 1
+
+
+def test_update_payload_has_old_new_changed(published):
+    TriggerFactory(type="DB_UPDATE", source="testapp.Order")
+    order = Order.objects.create(status="new", total="1.5")
+    order.status = "paid"
+    order.total = "1.50"  # same value, other spelling: not a change
+    order.save()
+    data = EventLog.objects.get().payload
+    assert data["old"]["status"] == "new"
+    assert data["new"]["status"] == "paid"
+    assert data["changed"] == ["status"]
+
+
+def test_payload_fields_limit_old_and_new(published):
+    TriggerFactory(type="DB_UPDATE", source="testapp.Order", payload_fields=["status"])
+    order = Order.objects.create(status="new")
+    order.status = "paid"
+    order.save()
+    data = EventLog.objects.get().payload
+    assert data["old"] == {"status": "new"}
+    assert data["new"] == {"status": "paid"}
+
+
+def test_db_filter_on_new_values(published):
+    TriggerFactory(type="DB_INSERT", source="testapp.Order", filter={"new.status": "paid"})
+    Order.objects.create(status="new")
+    Order.objects.create(status="paid")
+    assert [e.payload["new"]["status"] for e in EventLog.objects.all()] == ["paid"]
+
+
+def test_uuid_pk_insert_reads_no_old_row(published):
+    TriggerFactory(type="DB_UPDATE", source="testapp.Document")
+    TriggerFactory(type="DB_INSERT", source="testapp.Document")
+    with CaptureQueriesContext(connection) as queries:
+        Document.objects.create(title="a")
+    assert not any("SELECT" in q["sql"] and "testapp_document" in q["sql"]
+                   for q in queries.captured_queries)
+    assert EventLog.objects.get().type == "DB_INSERT"
+
+
+def test_delete_event(published):
+    TriggerFactory(type="DB_DELETE", source="testapp.Order")
+    order = Order.objects.create(status="gone")
+    pk = order.pk
+    Order.objects.filter(pk=pk).delete()  # queryset deletes send post_delete too
+    data = EventLog.objects.get().payload
+    assert data["pk"] == pk
+    assert data["old"]["status"] == "gone"
+    assert data["new"] is None
+
+
+def test_models_without_triggers_cost_no_query(published):
+    TriggerFactory(type="DB_INSERT", source="testapp.Order")
+    from eventing.index import current_index
+
+    current_index()  # warm the index
+    with CaptureQueriesContext(connection) as queries:
+        Untracked.objects.create(value=1)
+    assert len(queries.captured_queries) == 1  # the INSERT itself
+
+
+def test_models_without_delete_triggers_keep_fast_delete():
+    from django.db.models.signals import post_delete
+
+    TriggerFactory(type="DB_DELETE", source="testapp.Order")
+    from eventing.index import current_index
+
+    current_index()
+    assert post_delete.has_listeners(Order)
+    assert not post_delete.has_listeners(Untracked)

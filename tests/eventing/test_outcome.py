@@ -1,0 +1,90 @@
+"""The outcome rules and backoff, as pure functions."""
+
+import datetime as dt
+import random
+from types import SimpleNamespace
+
+import pytest
+
+from eventing.backoff import backoff_delay, next_delay, parse_retry_after
+from eventing.models import EventStatus
+from eventing.outcome import decide
+from eventing.transport import WebhookResponse
+
+NOW = dt.datetime(2026, 11, 27, 10, 0, tzinfo=dt.UTC)
+TRIGGER = SimpleNamespace(retries=3, backoff_base_s=5.0, backoff_max_s=3600.0)
+
+
+def outcome(status=None, error="", attempt=1, headers=None):
+    response = WebhookResponse(status_code=status, error=error, headers=headers or {})
+    return decide(response, attempt=attempt, trigger=TRIGGER, now=NOW, rng=random.Random(1))
+
+
+@pytest.mark.parametrize("code", [200, 201, 204, 299])
+def test_any_2xx_succeeds(code):
+    assert outcome(code).status == EventStatus.PROCESSED
+
+
+@pytest.mark.parametrize("code", [301, 302, 400, 404, 429, 500, 503])
+def test_other_codes_retry(code):
+    result = outcome(code)
+    assert result.status == EventStatus.STAGED
+    assert result.retry_in_s is not None
+    assert f"HTTP {code}" in result.remark
+
+
+def test_redirect_is_not_followed_and_says_so():
+    result = outcome(302, headers={"Location": "https://elsewhere"})
+    assert "redirect (not followed)" in result.remark
+
+
+def test_connection_error_retries_like_5xx():
+    result = outcome(error="ConnectionError: refused")
+    assert result.status == EventStatus.STAGED
+    assert "refused" in result.remark
+
+
+def test_last_attempt_fails_and_gives_up():
+    result = outcome(500, attempt=4)
+    assert result.status == EventStatus.FAILED
+    assert result.gave_up
+    assert "attempt 4 of 4" in result.remark
+
+
+def test_gone_fails_at_once_and_pauses():
+    result = outcome(410, attempt=1)
+    assert result.status == EventStatus.FAILED
+    assert result.gave_up
+    assert "410" in result.pause_reason
+
+
+def test_permanent_refusal_does_not_retry():
+    response = WebhookResponse(error="blocked address")
+    result = decide(response, attempt=1, trigger=TRIGGER, now=NOW, permanent=True)
+    assert result.status == EventStatus.FAILED
+
+
+def test_backoff_doubles_with_jitter_and_cap():
+    rng = random.Random(7)
+    for attempt, base in [(1, 5), (2, 10), (3, 20), (4, 40)]:
+        delay = backoff_delay(attempt, 5, 3600, rng)
+        assert base * 0.8 <= delay <= base * 1.2
+    assert backoff_delay(30, 5, 3600, rng) <= 3600
+
+
+def test_retry_after_seconds_and_date():
+    assert parse_retry_after("120", NOW) == 120
+    assert parse_retry_after("Fri, 27 Nov 2026 10:01:00 GMT", NOW) == 60
+    assert parse_retry_after("soon", NOW) is None
+    assert parse_retry_after(None, NOW) is None
+
+
+def test_retry_after_is_a_floor_capped_at_max():
+    assert next_delay(1, 1, 3600, 120, random.Random(1)) == 120
+    assert next_delay(1, 1, 60, 120, random.Random(1)) == 60
+
+
+def test_retry_after_applies_to_429_and_503_only():
+    assert outcome(429, headers={"Retry-After": "100"}).retry_in_s == 100
+    assert outcome(503, headers={"Retry-After": "100"}).retry_in_s == 100
+    assert outcome(500, headers={"Retry-After": "100"}).retry_in_s < 10

@@ -1,0 +1,104 @@
+"""The sweeper: expired leases, never-sent and lost rows, paused triggers."""
+
+import datetime as dt
+from unittest import mock
+
+import pytest
+from django.utils import timezone
+
+from eventing import emit
+from eventing.models import EventLog, EventStatus, Heartbeat
+from eventing.sweeper import sweep
+from tests.factories import TriggerFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def published():
+    with mock.patch("eventing.tasks.deliver.apply_async") as apply_async:
+        yield apply_async
+
+
+def sent_ids(published) -> set[str]:
+    return {c.args[0][0] for c in published.call_args_list}
+
+
+def test_far_future_rows_are_sent_when_nearly_due(published):
+    TriggerFactory(type="order")
+    now = timezone.now()
+    [row] = emit("order", {}, deliver_at=now + dt.timedelta(hours=2))
+    assert sweep(now)["enqueued"] == 0
+    assert sweep(now + dt.timedelta(hours=2) - dt.timedelta(seconds=5))["enqueued"] == 1
+    assert sent_ids(published) == {str(row.id)}
+    row.refresh_from_db()
+    assert row.enqueued_at is not None
+    # Sent once: the next pass leaves it alone.
+    assert sweep(now + dt.timedelta(hours=2) - dt.timedelta(seconds=4))["enqueued"] == 0
+
+
+def test_lost_message_is_sent_again_after_the_grace(published):
+    TriggerFactory(type="order")
+    [row] = emit("order", {})
+    now = timezone.now()
+    assert sweep(now)["enqueued"] == 0  # its message is (presumably) on the way
+    later = now + dt.timedelta(seconds=10)  # LEASE_GRACE_S is 3 in tests
+    assert sweep(later)["enqueued"] == 1
+    assert str(row.id) in sent_ids(published)
+
+
+def test_expired_lease_returns_the_row_to_staged(published):
+    TriggerFactory(type="order", retries=2)
+    [row] = emit("order", {})
+    now = timezone.now()
+    EventLog.objects.filter(id=row.id).update(
+        status=EventStatus.PROCESSING, attempts=1, locked_until=now - dt.timedelta(seconds=1)
+    )
+    report = sweep(now)
+    assert report["released"] == 1
+    row.refresh_from_db()
+    assert row.status == EventStatus.STAGED
+    assert "lease expired" in row.remark
+    assert report["enqueued"] == 1  # and is sent again in the same pass
+
+
+def test_expired_lease_on_the_last_attempt_fails_with_dead_letter(published):
+    trigger = TriggerFactory(type="order", retries=0)
+    TriggerFactory(name="catch", type=f"dlq_{trigger.name}")
+    [row] = emit("order", {})
+    now = timezone.now()
+    EventLog.objects.filter(id=row.id).update(
+        status=EventStatus.PROCESSING, attempts=1, locked_until=now - dt.timedelta(seconds=1)
+    )
+    sweep(now)
+    row.refresh_from_db()
+    assert row.status == EventStatus.FAILED
+    assert EventLog.objects.filter(trigger_name="catch").count() == 1
+
+
+def test_paused_trigger_rows_are_held(published):
+    trigger = TriggerFactory(type="order", paused=True)
+    [row] = emit("order", {})
+    EventLog.objects.filter(id=row.id).update(enqueued_at=None)
+    assert sweep()["enqueued"] == 0
+    trigger.paused = False
+    trigger.save()
+    assert sweep()["enqueued"] == 1
+
+
+def test_failed_publish_leaves_the_row_for_the_next_pass(published):
+    TriggerFactory(type="order")
+    [row] = emit("order", {}, deliver_at=timezone.now() + dt.timedelta(hours=1))
+    published.side_effect = ConnectionError("broker down")
+    now = timezone.now() + dt.timedelta(hours=1)
+    assert sweep(now)["enqueued"] == 0
+    assert EventLog.objects.get(id=row.id).enqueued_at is None
+    published.side_effect = None
+    assert sweep(now)["enqueued"] == 1
+
+
+def test_sweep_records_a_heartbeat(published):
+    sweep()
+    beat = Heartbeat.objects.get(name="sweep")
+    assert timezone.now() - beat.at < dt.timedelta(seconds=5)
+    assert set(beat.detail) >= {"released", "enqueued"}

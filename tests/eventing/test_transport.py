@@ -1,0 +1,147 @@
+"""The webhook request: wire format, headers, signing and redaction (HTTP mocked)."""
+
+import base64
+import json
+
+import jwt
+import pytest
+import responses
+from django.conf import settings
+from standardwebhooks import Webhook
+
+from eventing import emit
+from eventing.delivery import deliver_event
+from eventing.models import EventLog, EventStatus
+from eventing.transport import REDACTED, build_request, send
+from tests.factories import TriggerFactory
+
+pytestmark = pytest.mark.django_db
+
+URL = "https://hooks.example.com/in"
+
+
+@pytest.fixture
+def event(monkeypatch):
+    monkeypatch.setenv("HOOK_TOKEN", "s3cr3t-from-env")
+    trigger = TriggerFactory(
+        type="order", url="https://{{HOOK_HOST}}/in",
+        headers=[{"name": "Authorization", "value_from_env": "HOOK_TOKEN"},
+                 {"name": "X-Plain", "value": "visible"},
+                 {"name": "X-Api-Key", "value": "literal-key"}],
+    )
+    monkeypatch.setenv("HOOK_HOST", "hooks.example.com")
+    [row] = emit("order", {"n": 1, "text": "é"})
+    row.refresh_from_db()
+    return row, trigger
+
+
+def test_request_body_and_headers(event):
+    row, trigger = event
+    request = build_request(row, trigger, attempt=2)
+    body = json.loads(request.body)
+    assert body == {
+        "specversion": "1.0", "id": str(row.id), "type": "order", "source": "eventing",
+        "time": row.created_at.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        "datacontenttype": "application/json", "data": {"n": 1, "text": "é"},
+    }
+    assert request.url == URL
+    headers = request.headers
+    assert headers["Content-Type"] == "application/json"
+    assert headers["webhook-id"] == str(row.id)
+    assert headers["X-Eventing-Attempt"] == "2"
+    assert headers["X-Eventing-Trigger"] == trigger.name
+    assert headers["Authorization"] == "s3cr3t-from-env"
+    assert headers["X-Plain"] == "visible"
+    token = headers["X-SC-Token"].removeprefix("Bearer ")
+    claims = jwt.decode(token, settings.EVENTING["SECRETS"][0], algorithms=["HS256"])
+    assert claims["role"] == "eventing"
+    Webhook(trigger.signing_secret).verify(request.body, headers)
+
+
+def test_stored_request_redacts_secrets(event):
+    row, trigger = event
+    request = build_request(row, trigger, attempt=1)
+    stored = json.dumps({"url": request.logged_url, "headers": request.redacted_headers})
+    assert "s3cr3t-from-env" not in stored
+    assert "literal-key" not in stored
+    assert settings.EVENTING["SECRETS"][0] not in stored
+    assert trigger.signing_secret not in stored
+    assert request.redacted_headers["X-SC-Token"] == REDACTED
+    assert request.redacted_headers["X-Plain"] == "visible"
+    assert "{{HOOK_HOST}}" in request.logged_url
+
+
+@responses.activate
+def test_delivery_records_the_invocation(event):
+    row, trigger = event
+    responses.post(URL, json={"ok": True}, status=200)
+    result = deliver_event(row.id)
+    assert result.outcome.status == EventStatus.PROCESSED
+    row.refresh_from_db()
+    assert row.status == EventStatus.PROCESSED
+    assert row.attempts == 1
+    assert row.last_status_code == 200
+    invocation = row.invocations.get()
+    assert invocation.response_status_code == 200
+    assert json.loads(invocation.response_body) == {"ok": True}
+    assert "s3cr3t-from-env" not in json.dumps(invocation.request)
+
+
+def test_missing_env_variable_is_a_failed_attempt_with_a_clear_remark(event, monkeypatch):
+    row, trigger = event
+    monkeypatch.delenv("HOOK_HOST")
+    result = deliver_event(row.id)
+    assert result.outcome.status == EventStatus.STAGED
+    assert "HOOK_HOST is not set" in EventLog.objects.get(id=row.id).remark
+
+
+@responses.activate
+def test_redirect_is_not_followed(event):
+    row, trigger = event
+    responses.post(URL, status=302, headers={"Location": "https://evil.example/"})
+    deliver_event(row.id)
+    row.refresh_from_db()
+    assert row.status == EventStatus.STAGED
+    assert "redirect (not followed)" in row.remark
+    assert len(responses.calls) == 1
+
+
+@responses.activate
+def test_response_body_is_cut(event, settings):
+    settings.EVENTING = {**settings.EVENTING, "MAX_RESPONSE_BYTES": 10}
+    row, trigger = event
+    responses.post(URL, body=b"x" * 1000, status=200)
+    request = build_request(row, trigger, 1)
+    result = send(request, 5)
+    assert result.body == "x" * 10
+    assert result.truncated
+
+
+@responses.activate
+def test_follow_up_events_from_the_reply(event):
+    row, trigger = event
+    TriggerFactory(name="follow", type="order_shipped")
+    responses.post(URL, json={"events": [{"type": "order_shipped", "payload": {"n": 1}},
+                                         {"type": "DB_INSERT", "payload": {}}]})
+    deliver_event(row.id)
+    follow = EventLog.objects.get(trigger_name="follow")
+    assert follow.payload == {"n": 1}
+    assert follow.source == f"follow-up:{row.id}"
+    assert not EventLog.objects.filter(type="DB_INSERT").exists()
+
+
+def test_signature_verifies_with_standardwebhooks_and_our_verifier():
+    import time
+
+    from eventing.signing import webhook_signature
+    from eventing.verify import WebhookVerificationError, verify_signature
+
+    secret = "whsec_" + base64.b64encode(b"k" * 24).decode()
+    now = int(time.time())
+    body = b'{"a":1}'
+    headers = {"webhook-id": "msg_1", "webhook-timestamp": str(now),
+               "webhook-signature": webhook_signature(secret, "msg_1", now, body)}
+    assert Webhook(secret).verify(body, headers) == {"a": 1}
+    verify_signature(body, headers, secret)
+    with pytest.raises(WebhookVerificationError):
+        verify_signature(b'{"a":2}', headers, secret)

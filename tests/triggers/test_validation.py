@@ -1,0 +1,102 @@
+"""Trigger and event type validation names the field at fault."""
+
+import pytest
+from django.core.exceptions import ValidationError
+
+from eventing.conf import DEFAULTS
+from triggers import defaults
+from triggers.models import EventType, Trigger
+
+pytestmark = pytest.mark.django_db
+
+
+def make(**kwargs) -> Trigger:
+    values = {"name": "t1", "type": "order_placed", "url": "https://example.com/hook"}
+    values.update(kwargs)
+    return Trigger(**values)
+
+
+def error_fields(trigger) -> dict:
+    with pytest.raises(ValidationError) as info:
+        trigger.full_clean()
+    return info.value.message_dict
+
+
+def test_valid_custom_trigger_passes():
+    make().full_clean()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field", "words"),
+    [
+        ({"type": "DB_INSERT", "source": "shop.Nope"}, "source", "not an installed model"),
+        ({"type": "DB_INSERT", "source": ""}, "source", "not an installed model"),
+        ({"type": "DB_INSERT", "source": "eventing.EventLog"}, "source", "cannot have DB"),
+        ({"url": "ftp://example.com/x"}, "url", "http"),
+        ({"url": "not a url"}, "url", "http"),
+        ({"type": "DB_SOMETHING"}, "type", "reserved"),
+        ({"type": "file_upload"}, "type", "reserved"),
+        ({"type": "has space"}, "type", "letters"),
+        ({"name": "bad-name"}, "name", "letters"),
+        ({"type": "DB_UPDATE", "source": "testapp.Order", "watch_fields": ["nope"]},
+         "watch_fields", "nope"),
+        ({"type": "DB_INSERT", "source": "testapp.Order", "payload_fields": ["total", "x"]},
+         "payload_fields", "x"),
+        ({"type": "DB_INSERT", "source": "testapp.Order", "watch_fields": ["status"]},
+         "watch_fields", "DB_UPDATE"),
+        ({"type": "FILE_CREATE", "source": "nowhere"}, "source", "storage alias"),
+        ({"source": "testapp.Order"}, "source", "no source"),
+        ({"headers": [{"name": "X-SC-Token", "value": "x"}]}, "headers", "set by Eventing"),
+        ({"headers": [{"name": "X-A"}]}, "headers", "exactly one"),
+        ({"headers": "nope"}, "headers", "list"),
+        ({"filter": ["x"]}, "filter", "object"),
+        ({"filter": {"new.status": {"like": "x"}}}, "filter", "operators"),
+        ({"backoff_base_s": 10, "backoff_max_s": 1}, "backoff_max_s", "at least"),
+        ({"signing_secret": "plain"}, "signing_secret", "whsec_"),
+        ({"timeout_ms": 0}, "timeout_ms", ""),
+    ],
+)
+def test_bad_trigger_is_refused_naming_the_field(kwargs, field, words):
+    errors = error_fields(make(**kwargs))
+    assert field in errors
+    assert words.lower() in " ".join(errors[field]).lower()
+
+
+def test_db_trigger_source_is_normalised_to_the_model_label():
+    trigger = make(type="DB_INSERT", source="testapp.order")
+    trigger.full_clean()
+    assert trigger.source == "testapp.Order"
+
+
+def test_url_may_hold_env_placeholders():
+    make(url="https://{{HOOK_HOST}}/path?key={{ HOOK_KEY }}").full_clean()
+
+
+def test_file_trigger_takes_a_storage_alias():
+    make(type="FILE_CREATE", source="default", path_pattern="avatars/*.png").full_clean()
+
+
+def test_new_trigger_gets_a_whsec_secret_and_defaults():
+    trigger = make()
+    assert trigger.signing_secret.startswith("whsec_")
+    assert trigger.retries == 3
+    assert trigger.timeout_ms == 5000
+    assert make().signing_secret != trigger.signing_secret
+
+
+def test_trigger_fallback_defaults_equal_eventing_defaults():
+    for key, value in defaults.FALLBACKS.items():
+        assert DEFAULTS[key] == value, key
+
+
+def test_event_type_schema_must_be_a_valid_schema():
+    with pytest.raises(ValidationError) as info:
+        EventType(name="signup", schema={"type": "nonsense"}).full_clean()
+    assert "schema" in info.value.message_dict
+    EventType(name="signup", schema={"type": "object"}).full_clean()
+
+
+def test_event_type_name_cannot_use_reserved_prefix():
+    with pytest.raises(ValidationError) as info:
+        EventType(name="DB_custom").full_clean()
+    assert "name" in info.value.message_dict
