@@ -41,7 +41,7 @@ def deliverable() -> Q:
 
 
 def release_expired_leases(now: dt.datetime) -> int:
-    """Processing rows whose worker vanished go back to staged (or fail if that was the last try)."""
+    """Processing rows whose worker vanished go back to staged (failed after the last try)."""
     expired = EventLog.objects.filter(status=EventStatus.PROCESSING, locked_until__lt=now)
     spent = list(
         expired.filter(attempts__gte=F("trigger__retries") + 1).select_related("trigger")

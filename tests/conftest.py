@@ -31,4 +31,4 @@ def worker(celery_worker, transactional_db):
     """The session's worker, for a test whose rows are committed so the worker sees them."""
     if celery_worker.proc.poll() is not None:
         pytest.fail(f"The Celery worker died:\n{celery_worker.tail()}")
-    yield celery_worker
+    return celery_worker

@@ -41,10 +41,11 @@ class CeleryProcess:
 
     def __init__(self, *, kind: str = "worker", beat: bool = True, pool: str = "threads",
                  concurrency: int = 8, env: dict[str, str] | None = None,
-                 name: str = "w1") -> None:
+                 name: str = "w1", queues: str = "") -> None:
         self.kind, self.beat, self.pool, self.concurrency = kind, beat, pool, concurrency
         self.extra_env = env or {}
         self.name = name
+        self.queues = queues
         self.log_path = Path(tempfile.mkstemp(prefix=f"celery-{name}-", suffix=".log")[1])
         self.proc: subprocess.Popen | None = None
 
@@ -55,6 +56,8 @@ class CeleryProcess:
             return [*base, "beat", "-l", "info", "-s", schedule]
         cmd = [*base, "worker", "-l", "info", "-P", self.pool, "-c", str(self.concurrency),
                "-n", f"{self.name}@%h", "--without-mingle", "--without-gossip"]
+        if self.queues:
+            cmd += ["-Q", self.queues]
         if self.beat:
             cmd += ["-B", "-s", tempfile.mktemp(prefix="beat-schedule-")]
         return cmd

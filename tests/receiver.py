@@ -1,8 +1,8 @@
 """A real HTTP webhook receiver on 127.0.0.1 that records what arrives and answers by path.
 
 Paths choose the answer: /ok (200), /status/<code>, /retry-after/<code>/<seconds>,
-/slow/<seconds> (200 after a pause), /reply (200 with the JSON set in `replies`),
-/flaky/<n> (500 for the first n calls, then 200).
+/slow/<seconds> (200 after a pause), /slow-once/<seconds> (only the first call pauses),
+/reply (200 with the JSON set in `replies`), /flaky/<n> (500 for the first n calls, then 200).
 """
 
 from __future__ import annotations
@@ -66,17 +66,18 @@ class Receiver:
             self.calls[path] += 1
             count = self.calls[path]
         status, headers, reply = 200, {}, b'{"ok": true}'
+        # Recorded on arrival, before any pause: tests see a request while it is in flight.
+        self.record(Received(path, dict(handler.headers), body, time.time()))
         if parts[0] == "status":
             status = int(parts[1])
         elif parts[0] == "retry-after":
             status, headers = int(parts[1]), {"Retry-After": parts[2]}
-        elif parts[0] == "slow":
+        elif parts[0] == "slow" or (parts[0] == "slow-once" and count == 1):
             time.sleep(float(parts[1]))
         elif parts[0] == "reply":
             reply = json.dumps(self.replies.get(path, {})).encode()
         elif parts[0] == "flaky" and count <= int(parts[1]):
             status = 500
-        self.record(Received(path, dict(handler.headers), body, time.time()))
         try:
             handler.send_response(status)
             for name, value in headers.items():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from unittest import mock
 
 import jwt
 import pytest
@@ -14,6 +15,7 @@ from standardwebhooks import Webhook
 from eventing import emit
 from eventing.models import EventLog, EventStatus
 from tests.factories import TriggerFactory
+from tests.processes import CeleryProcess
 from tests.testapp.models import Order
 from tests.waiting import wait_until
 from triggers.models import Trigger
@@ -77,11 +79,17 @@ def test_update_of_unwatched_fields_fires_nothing(worker, receiver):
     assert receiver.wait_for("/ok/watch")[0].json()["data"]["changed"] == ["status"]
 
 
-def test_rollback_fires_nothing(worker, receiver):
-    TriggerFactory(type="DB_INSERT", source="testapp.Order", url=receiver.url("/ok/rb"))
-    with pytest.raises(RuntimeError), transaction.atomic():
+def create_then_roll_back() -> None:
+    """Save a row inside a transaction that then rolls back."""
+    with transaction.atomic():
         Order.objects.create(status="new")
         raise RuntimeError("roll back")
+
+
+def test_rollback_fires_nothing(worker, receiver):
+    TriggerFactory(type="DB_INSERT", source="testapp.Order", url=receiver.url("/ok/rb"))
+    with pytest.raises(RuntimeError):
+        create_then_roll_back()
     Order.objects.create(status="after")  # a committed one, as a marker
     got = receiver.wait_for("/ok/rb")
     time.sleep(0.5)
@@ -199,3 +207,41 @@ def test_receiver_verifies_with_pyjwt_and_standardwebhooks(worker, receiver):
     assert payload["data"] == {"hello": "wörld"}
     assert got.headers["X-Eventing-Trigger"] == trigger.name
     assert got.headers["Content-Type"] == "application/json"
+
+
+def test_message_lost_after_commit_is_delivered_by_the_sweeper(worker, receiver):
+    TriggerFactory(type="order_placed", url=receiver.url("/ok/purged"))
+    # The commit happens, the broker never gets (or loses) the message: as if purged.
+    with mock.patch("eventing.tasks.deliver.apply_async") as publish:
+        [event] = emit("order_placed", {})
+    assert publish.call_count == 1
+    assert EventLog.objects.get(id=event.id).enqueued_at is not None
+    receiver.wait_for("/ok/purged", timeout_s=20)  # LEASE_GRACE_S is 3 s in tests
+    wait_until(lambda: status_of(event.id) == EventStatus.PROCESSED, message="processed")
+
+
+def test_worker_killed_mid_delivery_is_redelivered_after_the_lease(worker, receiver):
+    TriggerFactory(type="order_placed", retries=2, timeout_ms=2000,
+                   url=receiver.url("/slow-once/30"))
+    doomed = CeleryProcess(beat=False, name="doomed", queues="doomed").start()
+    try:
+        from eventing.tasks import deliver
+
+        send = deliver.apply_async
+
+        def to_doomed(args, **kwargs):
+            return send(args, queue="doomed", **kwargs)
+
+        with mock.patch.object(deliver, "apply_async", side_effect=to_doomed):
+            [event] = emit("order_placed", {})
+        receiver.wait_for("/slow-once/30", timeout_s=20)  # the doomed worker is mid-call
+        assert status_of(event.id) == EventStatus.PROCESSING
+    finally:
+        doomed.kill()
+    # Lease = timeout (2 s) + LEASE_GRACE_S (3 s); then the sweeper re-stages and resends it.
+    calls = receiver.wait_for("/slow-once/30", count=2, timeout_s=30)
+    assert calls[0].headers["webhook-id"] == calls[1].headers["webhook-id"]
+    wait_until(lambda: status_of(event.id) == EventStatus.PROCESSED, message="processed")
+    row = EventLog.objects.get(id=event.id)
+    assert row.attempts == 2
+    assert row.invocations.count() == 1  # the killed attempt left no record

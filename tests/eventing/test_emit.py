@@ -5,12 +5,13 @@ from unittest import mock
 
 import pytest
 from django.core.exceptions import ValidationError
-from django.db import connection, transaction
+from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from eventing import emit
 from eventing.models import EventLog, EventStatus
+from tests.eventing.test_e2e_delivery import create_then_roll_back
 from tests.factories import TriggerFactory
 from tests.testapp.models import Document, Order, Untracked
 
@@ -50,10 +51,8 @@ def test_message_is_sent_only_on_commit(published, django_capture_on_commit_call
 
 def test_rollback_leaves_no_row_and_no_message(published, django_capture_on_commit_callbacks):
     TriggerFactory(type="DB_INSERT", source="testapp.Order")
-    with django_capture_on_commit_callbacks(execute=True) as callbacks:
-        with pytest.raises(RuntimeError), transaction.atomic():
-            Order.objects.create()
-            raise RuntimeError
+    with django_capture_on_commit_callbacks(execute=True) as callbacks, pytest.raises(RuntimeError):
+        create_then_roll_back()
     assert callbacks == []
     assert not EventLog.objects.exists()
     assert published.call_count == 0

@@ -10,6 +10,9 @@ class Customer(models.Model):
 
     name = models.CharField(max_length=100)
 
+    def __str__(self) -> str:
+        return self.name
+
 
 class Order(models.Model):
     """An order with decimals, big integers, dates and a file."""
@@ -22,6 +25,9 @@ class Order(models.Model):
     placed_at = models.DateTimeField(null=True, blank=True)
     attachment = models.FileField(upload_to="orders/", blank=True)
 
+    def __str__(self) -> str:
+        return f"order {self.pk} ({self.status})"
+
 
 class Document(models.Model):
     """A model with a UUID primary key (saved with a pk set before insert)."""
@@ -29,8 +35,14 @@ class Document(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4)
     title = models.CharField(max_length=100)
 
+    def __str__(self) -> str:
+        return self.title
+
 
 class Untracked(models.Model):
     """A model that never has triggers."""
 
     value = models.IntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"untracked {self.pk}"
