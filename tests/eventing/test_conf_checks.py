@@ -45,11 +45,12 @@ def test_unreachable_broker_warns():
     from config.celery import app
     from eventing.checks import check_broker
 
-    original = app.conf.broker_url
-    app.conf.broker_url = "redis://127.0.0.1:1/0"  # nothing listens on port 1
+    keys = ("broker_url", "broker_write_url")
+    original = {key: app.conf[key] for key in keys}
+    app.conf.update(dict.fromkeys(keys, "redis://127.0.0.1:1/0"))  # nothing listens on port 1
     try:
         problems = check_broker()
     finally:
-        app.conf.broker_url = original
+        app.conf.update(original)
     assert [p.id for p in problems] == ["eventing.W002"]
     assert "cannot be reached" in problems[0].msg
