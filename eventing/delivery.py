@@ -7,17 +7,18 @@ import logging
 from dataclasses import dataclass
 
 from django.db import transaction
-from django.db.models import F
 from django.utils import timezone
 
 from triggers import types
 from triggers.models import Trigger
 
+from . import rows
 from .conf import settings
 from .enqueue import within_horizon
-from .models import EventLog, EventStatus, InvocationLog
+from .models import EventLog, EventStatus
 from .outcome import Outcome, decide
 from .transport import WebhookConfigError, WebhookResponse, build_request, send
+from .trigger_cache import forget, get_trigger
 
 logger = logging.getLogger(__name__)
 
@@ -38,53 +39,54 @@ class DeliveryResult:
         return self.outcome.retry_in_s if self.outcome and not self.skipped else None
 
 
-def deliver_event(event_id, *, force: bool = False) -> DeliveryResult:
+def deliver_event(event_id, trigger_id: int | None = None, *, force: bool = False
+                  ) -> DeliveryResult:
     """Make one delivery attempt of a staged event, if it is due and nobody else has it.
 
+    `trigger_id` (sent along in the task message) lets the claim go first, in one statement;
     `force` skips the due-time check (synchronous delivery from the API).
     """
     now = timezone.now()
-    event = load_event(event_id)
+    if trigger_id is None:
+        trigger_id = EventLog.objects.filter(id=event_id).values_list("trigger_id", flat=True
+                                                                       ).first()
+    trigger = get_trigger(trigger_id)
+    if trigger is None or not trigger.enabled or trigger.paused:
+        return not_deliverable(event_id, trigger)
+    lease = dt.timedelta(seconds=trigger.timeout_ms / 1000 + settings.LEASE_GRACE_S)
+    event = rows.claim(event_id, lease_until=now + lease, now=now, force=force,
+                       trigger_id=trigger.pk)
     if event is None:
-        return DeliveryResult(skipped="no such event")
-    if event.status != EventStatus.STAGED:
-        return DeliveryResult(skipped=f"event is {event.status}")
-    trigger = event.trigger
-    if trigger is None:
-        cancel_orphan(event, now)
-        return DeliveryResult(skipped="trigger deleted")
-    if not trigger.enabled or trigger.paused:
-        hold(event)
-        return DeliveryResult(skipped="trigger paused or disabled")
-    if event.deliver_at > now and not force:
-        return DeliveryResult(skipped="not due yet", early_until=event.deliver_at)
-    attempt = claim(event, trigger, now)
-    if attempt is None:
-        return DeliveryResult(skipped="claimed by another worker")
+        return why_not_claimed(event_id, now)
+    attempt = event.attempts
     response = call_webhook(event, trigger, attempt)
     outcome = decide(response, attempt=attempt, trigger=trigger, now=timezone.now())
     finish(event, trigger, attempt, now, response, outcome)
     return DeliveryResult(attempt=attempt, response=response, outcome=outcome)
 
 
-def load_event(event_id) -> EventLog | None:
-    """The event with its trigger, or None."""
-    return (
-        EventLog.objects.select_related("trigger").filter(id=event_id).first()
-    )
+def not_deliverable(event_id, trigger: Trigger | None) -> DeliveryResult:
+    """The trigger is gone (cancel the event) or paused/disabled (hold it, no message)."""
+    event = EventLog.objects.filter(id=event_id).only("id", "status", "trigger_name").first()
+    if event is None:
+        return DeliveryResult(skipped="no such event")
+    if trigger is None:
+        cancel_orphan(event, timezone.now())
+        return DeliveryResult(skipped="trigger deleted")
+    hold(event)
+    return DeliveryResult(skipped="trigger paused or disabled")
 
 
-def claim(event: EventLog, trigger: Trigger, now: dt.datetime) -> int | None:
-    """Atomically take the row (staged → processing, with a lease); the attempt number or None."""
-    lease = dt.timedelta(seconds=trigger.timeout_ms / 1000 + settings.LEASE_GRACE_S)
-    claimed = EventLog.objects.filter(
-        id=event.id, status=EventStatus.STAGED, attempts=event.attempts
-    ).update(
-        status=EventStatus.PROCESSING,
-        attempts=F("attempts") + 1,
-        locked_until=now + lease,
-    )
-    return event.attempts + 1 if claimed else None
+def why_not_claimed(event_id, now: dt.datetime) -> DeliveryResult:
+    """Explain a failed claim: gone, no longer staged, or not due yet."""
+    row = EventLog.objects.filter(id=event_id).values("status", "deliver_at").first()
+    if row is None:
+        return DeliveryResult(skipped="no such event")
+    if row["status"] != EventStatus.STAGED:
+        return DeliveryResult(skipped=f"event is {row['status']}")
+    if row["deliver_at"] > now:
+        return DeliveryResult(skipped="not due yet", early_until=row["deliver_at"])
+    return DeliveryResult(skipped="claimed by another worker")
 
 
 def call_webhook(event: EventLog, trigger: Trigger, attempt: int) -> WebhookResponse:
@@ -113,7 +115,7 @@ def finish(
     event: EventLog, trigger: Trigger, attempt: int, started: dt.datetime,
     response: WebhookResponse, outcome: Outcome,
 ) -> bool:
-    """Record the invocation and move the row on, in one transaction; False if it was lost."""
+    """Record the invocation, then move the row on; False if the lease was lost meanwhile."""
     now = timezone.now()
     changes = {
         "status": outcome.status,
@@ -127,32 +129,36 @@ def finish(
         changes["enqueued_at"] = now if within_horizon(due, now) else None
     else:
         changes["processed_at"] = now
-    with transaction.atomic(using=settings.DATABASE):
-        InvocationLog.objects.create(
-            event_id=event.id,
-            attempt=attempt,
-            invoked_at=started,
-            duration_ms=response.duration_ms,
-            request=response.request,
-            response_status_code=response.status_code,
-            response_headers=response.headers,
-            response_body=response.body,
-            error_msg="" if outcome.succeeded else outcome.remark,
-        )
-        # Only the lease holder may finish: if the sweeper re-staged the row meanwhile, the
-        # newer attempt owns it.
-        applied = EventLog.objects.filter(
-            id=event.id, status=EventStatus.PROCESSING, attempts=attempt
-        ).update(**changes)
-        if not applied:
-            logger.warning("Event %s: lease lost before attempt %s finished", event.id, attempt)
-            return False
-        if outcome.pause_reason:
-            pause_trigger(trigger.pk, outcome.pause_reason)
-        if outcome.gave_up:
-            emit_dead_letter(event, trigger)
-        if outcome.succeeded:
-            emit_follow_ups(event, response)
+    # The invocation first: if we die before the row moves on, the lease expires and the event
+    # is delivered again (at-least-once) — an attempt is never left unrecorded.
+    rows.insert_invocation({
+        "event": event.id,
+        "attempt": attempt,
+        "invoked_at": started,
+        "duration_ms": response.duration_ms,
+        "request": response.request,
+        "response_status_code": response.status_code,
+        "response_headers": response.headers,
+        "response_body": response.body,
+        "error_msg": "" if outcome.succeeded else outcome.remark,
+    })
+    follow_ups = outcome.succeeded and has_follow_ups(response)
+    if outcome.pause_reason or outcome.gave_up or follow_ups:
+        # The row's state and what it causes (pause, dead letter, follow-ups) commit together.
+        with transaction.atomic(using=settings.DATABASE):
+            applied = rows.finish(event.id, attempt=attempt, changes=changes)
+            if applied and outcome.pause_reason:
+                pause_trigger(trigger.pk, outcome.pause_reason)
+            if applied and outcome.gave_up:
+                emit_dead_letter(event, trigger)
+            if applied and follow_ups:
+                emit_follow_ups(event, response)
+    else:
+        applied = rows.finish(event.id, attempt=attempt, changes=changes)
+    if not applied:
+        logger.warning("Event %s: lease lost before attempt %s finished", event.id, attempt,
+                       extra={"event_id": str(event.id), "trigger": trigger.name})
+        return False
     log = logger.info if outcome.succeeded else logger.warning
     log("Event %s trigger=%s attempt=%s status=%s %s", event.id, trigger.name, attempt,
         outcome.status, outcome.remark, extra={"event_id": str(event.id),
@@ -160,11 +166,17 @@ def finish(
     return True
 
 
+def has_follow_ups(response: WebhookResponse) -> bool:
+    """Cheap test before parsing: could this 2xx body ask for follow-up events?"""
+    return '"event' in response.body
+
+
 def pause_trigger(trigger_id: int, reason: str) -> None:
     """Pause a trigger with a visible reason (a 410 reply does this)."""
     Trigger.objects.filter(pk=trigger_id).update(
         paused=True, paused_reason=reason, updated_at=timezone.now()
     )
+    forget(trigger_id)
 
 
 def emit_dead_letter(event: EventLog, trigger: Trigger) -> None:

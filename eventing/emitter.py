@@ -117,15 +117,19 @@ def record_events(
                 idempotency_key=idempotency_key,
             )
         )
-    try:
-        with transaction.atomic(using=db):
-            EventLog.objects.using(db).bulk_create(rows)
-    except IntegrityError:
-        # A concurrent call with the same idempotency key won the race.
-        existing = find_idempotent(event_type, idempotency_key, db) if idempotency_key else []
-        if existing:
-            return existing
-        raise
+    if idempotency_key:
+        try:
+            # A savepoint, so losing the race below leaves the caller's transaction usable.
+            with transaction.atomic(using=db):
+                EventLog.objects.using(db).bulk_create(rows)
+        except IntegrityError:
+            # A concurrent call with the same idempotency key won the race.
+            existing = find_idempotent(event_type, idempotency_key, db)
+            if existing:
+                return existing
+            raise
+    else:
+        EventLog.objects.using(db).bulk_create(rows)
     if status == EventStatus.STAGED:
         enqueue_on_commit(rows, using=db)
     return rows

@@ -24,7 +24,8 @@ def within_horizon(deliver_at: dt.datetime, now: dt.datetime | None = None) -> b
     return (deliver_at - now).total_seconds() <= settings.ETA_HORIZON_S
 
 
-def publish(event_id, deliver_at: dt.datetime, now: dt.datetime | None = None) -> bool:
+def publish(event_id, deliver_at: dt.datetime, now: dt.datetime | None = None,
+            trigger_id: int | None = None) -> bool:
     """Send one deliver message, with an ETA when the event is due later; False if it failed."""
     from .tasks import deliver
 
@@ -32,7 +33,7 @@ def publish(event_id, deliver_at: dt.datetime, now: dt.datetime | None = None) -
     eta = deliver_at if deliver_at > now else None
     try:
         deliver.apply_async(
-            (str(event_id),), eta=eta, retry=True, retry_policy=PUBLISH_RETRY_POLICY
+            (str(event_id), trigger_id), eta=eta, retry=True, retry_policy=PUBLISH_RETRY_POLICY
         )
     except Exception:  # noqa: BLE001 - any broker failure: the row stays for the sweeper
         logger.warning("Could not publish event %s; the sweeper will retry", event_id,
@@ -46,7 +47,8 @@ def publish_rows(rows: Iterable[EventLog], *, using: str) -> int:
     now = timezone.now()
     failed = [
         row.id for row in rows
-        if row.enqueued_at is not None and not publish(row.id, row.deliver_at, now)
+        if row.enqueued_at is not None
+        and not publish(row.id, row.deliver_at, now, trigger_id=row.trigger_id)
     ]
     if failed:
         # Clearing enqueued_at lets the very next sweep send them, not one lease grace later.

@@ -29,6 +29,13 @@ def signals_connect() -> None:
     # post_delete is connected per model (see sync_delete_receivers): a global receiver
     # would cost every model Django's fast delete.
     request_started.connect(refresh, dispatch_uid="eventing.refresh_on_request")
+    from triggers.models import Trigger
+
+    from .trigger_cache import forget_instance
+
+    post_save.connect(forget_instance, sender=Trigger, dispatch_uid="eventing.forget_trigger")
+    post_delete.connect(forget_instance, sender=Trigger,
+                        dispatch_uid="eventing.forget_trigger_deleted")
     try:
         from celery.signals import task_prerun
     except ImportError:  # pragma: no cover - Celery is a dependency

@@ -87,13 +87,14 @@ def enqueue_due(now: dt.datetime) -> int:
         if connections[db].features.has_select_for_update_skip_locked:
             # Two sweepers at once each take different rows.
             rows = rows.select_for_update(skip_locked=True, of=("self",))
-        due = list(rows.values_list("id", "deliver_at")[:BATCH_SIZE])
+        due = list(rows.values_list("id", "deliver_at", "trigger_id")[:BATCH_SIZE])
         if due:
-            EventLog.objects.using(db).filter(id__in=[pk for pk, _ in due]).update(
+            EventLog.objects.using(db).filter(id__in=[pk for pk, _, _ in due]).update(
                 enqueued_at=now
             )
     # Published after commit: a crash here leaves rows marked sent, found again as lost.
-    failed = [pk for pk, deliver_at in due if not publish(pk, deliver_at, now)]
+    failed = [pk for pk, deliver_at, trigger_id in due
+              if not publish(pk, deliver_at, now, trigger_id=trigger_id)]
     if failed:
         EventLog.objects.using(db).filter(id__in=failed).update(enqueued_at=None)
     return len(due) - len(failed)

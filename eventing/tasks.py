@@ -12,16 +12,16 @@ from .enqueue import publish, within_horizon
 
 @shared_task(bind=True, name="eventing.deliver", acks_late=True, max_retries=None,
              ignore_result=True)
-def deliver(self, event_id: str) -> str:
+def deliver(self, event_id: str, trigger_id: int | None = None) -> str:
     """Attempt delivery of one event; schedule the next attempt through Celery's retry."""
     from .delivery import deliver_event
 
-    result = deliver_event(event_id)
+    result = deliver_event(event_id, trigger_id)
     if result.early_until is not None:
         # Arrived before its time (clock skew, or the event was rescheduled): send it again
         # for the right moment; beyond the horizon the sweeper will.
         if within_horizon(result.early_until) and not self.request.is_eager:
-            publish(event_id, result.early_until)
+            publish(event_id, result.early_until, trigger_id=trigger_id)
         return "early"
     retry_in = result.retry_in_s
     if retry_in is not None and within_horizon_s(retry_in) and not self.request.is_eager:

@@ -88,6 +88,12 @@ class PostgresServer:
             check=True, stdout=subprocess.DEVNULL,
         )
         wait_for_port(self.port)
+        # The database `make run`-style commands and benchmarks use; tests create their own.
+        subprocess.run(
+            [find_pg_program("createdb") or "createdb", "-h", "127.0.0.1", "-p", str(self.port),
+             "-U", "postgres", "eventing"],
+            check=True,
+        )
         return f"postgres://postgres@127.0.0.1:{self.port}/eventing"
 
     def stop(self) -> None:
