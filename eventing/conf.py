@@ -52,6 +52,9 @@ DEFAULTS: dict[str, Any] = {
     "INTENT_GRACE_S": 60,
     # User-Agent of webhook calls.
     "USER_AGENT": "Eventing/1.0 (+webhooks)",
+    # Publish broker messages from a per-process background thread after commit, so a save()
+    # never waits on the broker. False publishes inline in the on_commit callback.
+    "PUBLISH_IN_BACKGROUND": True,
     # How long a process keeps its trigger index before reloading it (seconds).
     "TRIGGER_CACHE_TTL_S": 1.0,
 }

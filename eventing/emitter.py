@@ -19,6 +19,7 @@ from .conf import settings
 from .enqueue import enqueue_on_commit, within_horizon
 from .index import current_index
 from .models import EventLog, EventStatus
+from .rows import insert_events
 
 
 def emit(
@@ -121,7 +122,7 @@ def record_events(
         try:
             # A savepoint, so losing the race below leaves the caller's transaction usable.
             with transaction.atomic(using=db):
-                EventLog.objects.using(db).bulk_create(rows)
+                insert_events(rows, using=db)
         except IntegrityError:
             # A concurrent call with the same idempotency key won the race.
             existing = find_idempotent(event_type, idempotency_key, db)
@@ -129,7 +130,7 @@ def record_events(
                 return existing
             raise
     else:
-        EventLog.objects.using(db).bulk_create(rows)
+        insert_events(rows, using=db)
     if status == EventStatus.STAGED:
         enqueue_on_commit(rows, using=db)
     return rows

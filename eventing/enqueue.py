@@ -1,12 +1,21 @@
-"""Sending rows to the broker: the fast path; the sweeper covers every message lost here."""
+"""Sending rows to the broker: the fast path; the sweeper covers every message lost here.
+
+After a commit, messages go to a per-process publisher thread, so a save() never waits on the
+broker. If the process dies with messages still queued here, their rows are already marked
+sent and the sweeper sends them again after LEASE_GRACE_S.
+"""
 
 from __future__ import annotations
 
+import atexit
 import datetime as dt
 import logging
+import os
+import queue
+import threading
 from collections.abc import Iterable
 
-from django.db import transaction
+from django.db import close_old_connections, transaction
 from django.utils import timezone
 
 from .conf import settings
@@ -14,7 +23,7 @@ from .models import EventLog, EventStatus
 
 logger = logging.getLogger(__name__)
 
-# Don't let a dead broker stall the caller's request: one quick retry, then the sweeper.
+# Don't let a dead broker stall the caller: one quick retry, then the sweeper.
 PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0.1, "interval_step": 0.2}
 
 
@@ -37,7 +46,7 @@ def publish(event_id, deliver_at: dt.datetime, now: dt.datetime | None = None,
         )
     except Exception:  # noqa: BLE001 - any broker failure: the row stays for the sweeper
         logger.warning("Could not publish event %s; the sweeper will retry", event_id,
-                       exc_info=True)
+                       exc_info=True, extra={"event_id": str(event_id)})
         return False
     return True
 
@@ -58,6 +67,68 @@ def publish_rows(rows: Iterable[EventLog], *, using: str) -> int:
     return len(failed)
 
 
+class Publisher:
+    """A daemon thread that publishes committed rows in the order they were handed over."""
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self.queue: queue.SimpleQueue = queue.SimpleQueue()
+        self.pending = 0
+        self.idle = threading.Condition()
+        self.thread = threading.Thread(target=self.run, name="eventing-publisher", daemon=True)
+        self.thread.start()
+
+    def submit(self, rows: list[EventLog], using: str) -> None:
+        with self.idle:
+            self.pending += 1
+        self.queue.put((rows, using))
+
+    def run(self) -> None:
+        while True:
+            rows, using = self.queue.get()
+            try:
+                publish_rows(rows, using=using)
+            except Exception:  # noqa: BLE001 - the thread must survive; the sweeper resends
+                logger.exception("Publishing %d event(s) failed", len(rows))
+            finally:
+                close_old_connections()
+                with self.idle:
+                    self.pending -= 1
+                    self.idle.notify_all()
+
+    def flush(self, timeout_s: float = 5.0) -> bool:
+        """Wait until everything handed over is published; False on timeout."""
+        with self.idle:
+            return self.idle.wait_for(lambda: self.pending == 0, timeout_s)
+
+
+_publisher: Publisher | None = None
+_publisher_lock = threading.Lock()
+
+
+def publisher() -> Publisher:
+    """This process's publisher (a forked child starts its own)."""
+    global _publisher
+    if _publisher is None or _publisher.pid != os.getpid():
+        with _publisher_lock:
+            if _publisher is None or _publisher.pid != os.getpid():
+                _publisher = Publisher()
+    return _publisher
+
+
+def flush(timeout_s: float = 5.0) -> bool:
+    """Wait for this process's pending publishes (used at exit and by tests)."""
+    return _publisher.flush(timeout_s) if _publisher is not None else True
+
+
+atexit.register(flush)
+
+
 def enqueue_on_commit(rows: list[EventLog], *, using: str) -> None:
     """Publish `rows` once the transaction holding them commits (never if it rolls back)."""
-    transaction.on_commit(lambda: publish_rows(rows, using=using), using=using)
+    if not any(row.enqueued_at is not None for row in rows):
+        return
+    if settings.PUBLISH_IN_BACKGROUND:
+        transaction.on_commit(lambda: publisher().submit(rows, using), using=using)
+    else:
+        transaction.on_commit(lambda: publish_rows(rows, using=using), using=using)

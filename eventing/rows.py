@@ -82,3 +82,27 @@ def insert_invocation(values: dict[str, Any]) -> None:
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
+
+
+def insert_events(events: list[EventLog], using: str | None = None) -> None:
+    """Insert event rows in one statement: atomic on its own, so no BEGIN/COMMIT round trips
+    in autocommit mode (bulk_create always opens a transaction)."""
+    db = using or settings.DATABASE
+    connection = connections[db]
+    qn = connection.ops.quote_name
+    fields = EventLog._meta.concrete_fields
+    row_sql = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    params: list[Any] = []
+    for event in events:
+        for field in fields:
+            params.append(field.get_db_prep_save(field.pre_save(event, True), connection))
+    sql = (
+        f"INSERT INTO {qn(EventLog._meta.db_table)} "
+        f"({', '.join(qn(f.column) for f in fields)}) VALUES "
+        + ", ".join([row_sql] * len(events))
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+    for event in events:
+        event._state.adding = False
+        event._state.db = db

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from unittest import mock
+
 import pytest
 
 from tests.processes import CeleryProcess, purge_broker
@@ -32,3 +34,11 @@ def worker(celery_worker, transactional_db):
     if celery_worker.proc.poll() is not None:
         pytest.fail(f"The Celery worker died:\n{celery_worker.tail()}")
     return celery_worker
+
+
+@pytest.fixture
+def published(settings):
+    """Capture broker publishes (made inline, not from the background thread)."""
+    settings.EVENTING = {**settings.EVENTING, "PUBLISH_IN_BACKGROUND": False}
+    with mock.patch("eventing.tasks.deliver.apply_async") as apply_async:
+        yield apply_async

@@ -209,7 +209,8 @@ def test_receiver_verifies_with_pyjwt_and_standardwebhooks(worker, receiver):
     assert got.headers["Content-Type"] == "application/json"
 
 
-def test_message_lost_after_commit_is_delivered_by_the_sweeper(worker, receiver):
+def test_message_lost_after_commit_is_delivered_by_the_sweeper(worker, receiver, settings):
+    settings.EVENTING = {**settings.EVENTING, "PUBLISH_IN_BACKGROUND": False}
     TriggerFactory(type="order_placed", url=receiver.url("/ok/purged"))
     # The commit happens, the broker never gets (or loses) the message: as if purged.
     with mock.patch("eventing.tasks.deliver.apply_async") as publish:
@@ -220,7 +221,8 @@ def test_message_lost_after_commit_is_delivered_by_the_sweeper(worker, receiver)
     wait_until(lambda: status_of(event.id) == EventStatus.PROCESSED, message="processed")
 
 
-def test_worker_killed_mid_delivery_is_redelivered_after_the_lease(worker, receiver):
+def test_worker_killed_mid_delivery_is_redelivered_after_the_lease(worker, receiver, settings):
+    settings.EVENTING = {**settings.EVENTING, "PUBLISH_IN_BACKGROUND": False}
     TriggerFactory(type="order_placed", retries=2, timeout_ms=2000,
                    url=receiver.url("/slow-once/30"))
     doomed = CeleryProcess(beat=False, name="doomed", queues="doomed").start()

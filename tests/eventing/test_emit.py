@@ -1,8 +1,6 @@
 """emit() and the DB receivers: rows in the caller's transaction, messages on commit."""
 
 import datetime as dt
-from unittest import mock
-
 import pytest
 from django.core.exceptions import ValidationError
 from django.db import connection
@@ -16,13 +14,6 @@ from tests.factories import TriggerFactory
 from tests.testapp.models import Document, Order, Untracked
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def published():
-    """Capture broker publishes instead of sending them."""
-    with mock.patch("eventing.tasks.deliver.apply_async") as apply_async:
-        yield apply_async
 
 
 def test_custom_event_makes_one_row_per_matching_trigger(published,

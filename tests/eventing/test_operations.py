@@ -1,8 +1,6 @@
 """Cancel, redeliver and reschedule through the pipeline's functions."""
 
 import datetime as dt
-from unittest import mock
-
 import pytest
 from django.core.exceptions import ValidationError
 from django.utils import timezone
@@ -13,12 +11,6 @@ from eventing.operations import cancel_events, redeliver_events, reschedule_even
 from tests.factories import TriggerFactory
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def published():
-    with mock.patch("eventing.tasks.deliver.apply_async") as apply_async:
-        yield apply_async
 
 
 @pytest.fixture

@@ -1,8 +1,6 @@
 """The sweeper: expired leases, never-sent and lost rows, paused triggers."""
 
 import datetime as dt
-from unittest import mock
-
 import pytest
 from django.utils import timezone
 
@@ -12,12 +10,6 @@ from eventing.sweeper import sweep
 from tests.factories import TriggerFactory
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def published():
-    with mock.patch("eventing.tasks.deliver.apply_async") as apply_async:
-        yield apply_async
 
 
 def sent_ids(published) -> set[str]:
