@@ -24,3 +24,6 @@ test: install
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+
+bench: install
+	$(PY) -m tests.stack postgres -- $(PY) -m bench.run $(BENCH)
