@@ -159,7 +159,8 @@ def print_table(report: dict) -> None:
     """A short table: median ms per file and ratio to the bare storage."""
     print(
         f"{report['files_per_round']} files x {report['rounds']} rounds, "
-        f"{report['database']} + {report['broker']} broker; median ms per file (median ratio to bare)"
+        f"{report['database']} + {report['broker']} broker; "
+        "median ms per file (median ratio to bare)"
     )
     print(f"{'storage':<20}{'bare':>16}{'no trigger':>18}{'one trigger':>18}")
     for kind, result in report["results"].items():

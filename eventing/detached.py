@@ -107,6 +107,7 @@ class DetachedWriter:
         return future
 
     def loop(self) -> None:
+        """Run jobs as they come; close this thread's connections whenever it goes idle."""
         while True:
             try:
                 job, future, log_errors = self.jobs.get(timeout=IDLE_CLOSE_S)

@@ -238,7 +238,7 @@ def content_size(content) -> int | None:
         return None
 
 
-def check_options(backend, options, wraps, alias) -> None:
+def check_options(backend: Any, options: Any, wraps: Any, alias: Any) -> None:
     """Refuse OPTIONS EventingStorage cannot work with, naming the option."""
     where = "EventingStorage OPTIONS"
     if (backend is None) == (wraps is None):
