@@ -9,7 +9,7 @@ from typing import Any
 from django.conf import settings as django_settings
 from django.core.exceptions import ImproperlyConfigured
 from django.core.files.base import File
-from django.core.files.storage import Storage, storages
+from django.core.files.storage import InvalidStorageError, Storage, storages
 from django.core.files.utils import validate_file_name
 from django.utils.deconstruct import deconstructible
 from django.utils.module_loading import import_string
@@ -61,7 +61,13 @@ class EventingStorage(Storage):
                 raise ImproperlyConfigured(
                     f"STORAGES[{self.alias!r}]['OPTIONS']['wraps']: a storage cannot wrap itself."
                 )
-            self._wrapped = storages[wraps]
+            try:
+                self._wrapped = storages[wraps]
+            except InvalidStorageError as exc:
+                raise ImproperlyConfigured(
+                    f"STORAGES[{self.alias!r}]['OPTIONS']['wraps']: {wraps!r} is not an alias in "
+                    "settings.STORAGES."
+                ) from exc
         else:
             self._wrapped = build_backend(backend, options or {}, self.alias)
         if isinstance(self._wrapped, EventingStorage):

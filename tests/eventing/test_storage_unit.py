@@ -84,6 +84,7 @@ def test_explicit_alias_wins_and_deconstructs():
         ),
         ({"backend": "no.such.Storage", "alias": "a"}, "['backend']: cannot import"),
         ({"wraps": "a", "alias": "a"}, "cannot wrap itself"),
+        ({"wraps": "nowhere", "alias": "a"}, "['wraps']: 'nowhere' is not an alias"),
         ({"wraps": "evented_files", "alias": "a"}, "emit every event twice"),
         ({"backend": "django.core.files.storage.InMemoryStorage"}, "give 'alias'"),
     ],
@@ -225,6 +226,20 @@ def test_path_pattern_and_final_name(prefix, published):
     assert row.payload["content_type"] == "image/png"
 
 
+def test_final_name_outside_the_pattern_cancels(prefix, published, monkeypatch):
+    """A storage may pick another name than predicted (a race); the trigger's pattern decides."""
+    file_trigger("evented_memory", path_pattern=f"{prefix}/*.txt")
+    wrapped = storages["evented_memory"].wrapped
+    real_save = wrapped._save
+    monkeypatch.setattr(wrapped, "_save", lambda name, content: real_save(name + ".bak", content))
+    name = storages["evented_memory"].save(f"{prefix}/a.txt", ContentFile(b"a"))
+    assert name == f"{prefix}/a.txt.bak"
+    [row] = rows()
+    assert row.status == EventStatus.CANCELLED
+    assert "a.txt.bak" in row.remark
+    assert published == []
+
+
 # Outside the caller's transaction
 
 
@@ -249,6 +264,17 @@ def test_rows_survive_the_callers_rollback(prefix, published):
     assert row.status == EventStatus.STAGED
     assert row.payload["name"] == name
     assert storage.exists(name)  # the file outlived the rollback, and so did its event
+    assert published == [row.id]
+
+
+def test_rows_written_when_the_callers_transaction_commits(prefix, published):
+    file_trigger("evented_memory")
+    with transaction.atomic():
+        name = storages["evented_memory"].save(f"{prefix}/a.txt", ContentFile(b"a"))
+    assert detached.flush(30)
+    [row] = rows()
+    assert row.status == EventStatus.STAGED
+    assert row.payload["name"] == name
     assert published == [row.id]
 
 
