@@ -31,6 +31,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from enum import Enum
 
 from django.db import OperationalError, connections
@@ -44,6 +45,10 @@ IDLE_CLOSE_S = 0.5
 # timeout; PostgreSQL: connection lost) is tried again for this long before it is given up.
 RETRY_FOR_S = 600.0
 RETRY_PAUSE_S = 1.0
+# How long a caller waits for the thread to commit an intent (Mode.WAIT). The database cannot
+# see a wait that passes through this thread, so a lock the caller holds and the job needs
+# would never be reported as a deadlock; this turns it into an error instead of a hang.
+WAIT_TIMEOUT_S = 30.0
 
 
 class Mode(Enum):
@@ -83,7 +88,12 @@ def run_detached(job: Callable[[], object], db: str, *, wait: bool) -> None:
     waiting = wait and mode is Mode.WAIT
     future = writer().submit(job, log_errors=not waiting)
     if waiting:
-        future.result()
+        try:
+            future.result(timeout=WAIT_TIMEOUT_S)
+        except FutureTimeout:
+            raise OperationalError(
+                f"The event database did not take the write within {WAIT_TIMEOUT_S:.0f} s."
+            ) from None
 
 
 class DetachedWriter:

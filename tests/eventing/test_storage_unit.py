@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import re
+import shutil
 import uuid
 
 import pytest
@@ -35,8 +36,10 @@ def published(monkeypatch):
 
 @pytest.fixture
 def prefix():
-    """A folder of its own for each test, so names never collide across tests."""
-    return uuid.uuid4().hex[:10]
+    """A folder of its own for each test, so names never collide; removed afterwards."""
+    name = uuid.uuid4().hex[:10]
+    yield name
+    shutil.rmtree(storages["plain_files"].path(name), ignore_errors=True)
 
 
 def file_trigger(alias: str, kind: str = "FILE_CREATE", **kwargs):
