@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from .conf import settings
 from .enqueue import publish
+from .intents import resolve_intents
 from .models import EventLog, EventStatus, Heartbeat
 
 logger = logging.getLogger(__name__)
@@ -20,11 +21,12 @@ SWEEP_HEARTBEAT = "sweep"
 
 
 def sweep(now: dt.datetime | None = None) -> dict[str, int]:
-    """One pass: release expired leases, send due and lost rows, note the time."""
+    """One pass: release expired leases, send due and lost rows, resolve old file intents."""
     now = now or timezone.now()
     report = {
         "released": release_expired_leases(now),
         "enqueued": enqueue_due(now),
+        "intents": resolve_intents(now),
     }
     record_heartbeat(SWEEP_HEARTBEAT, now, report)
     return report

@@ -4,6 +4,8 @@ import os
 
 os.environ.setdefault("EVENTING_SECRETS", "test-secret-0123456789abcdef0123456789abcdef")
 
+from django.conf import global_settings  # noqa: E402
+
 from config.settings import *  # noqa: E402,F403
 from config.settings import DATABASES, EVENTING, INSTALLED_APPS, VAR_DIR  # noqa: E402
 
@@ -23,3 +25,25 @@ EVENTING.update(
     }
 )
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+# Storages for the file-event tests. "default" and "staticfiles" stay Django's own; the wrapped
+# aliases live beside them. Files go under var/ so worker processes (the sweeper) see them.
+TEST_MEDIA_ROOT = VAR_DIR / "test-media"
+STORAGES = {
+    **global_settings.STORAGES,
+    "plain_files": {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": str(TEST_MEDIA_ROOT / "files"), "base_url": "/media/files/"},
+    },
+    "evented_files": {
+        "BACKEND": "eventing.storage.EventingStorage",
+        "OPTIONS": {"wraps": "plain_files"},
+    },
+    "evented_memory": {
+        "BACKEND": "eventing.storage.EventingStorage",
+        "OPTIONS": {
+            "backend": "django.core.files.storage.InMemoryStorage",
+            "options": {"base_url": "/media/memory/"},
+        },
+    },
+}
