@@ -27,8 +27,9 @@ ALIASES = ("evented_files", "evented_memory")
 
 
 @pytest.fixture
-def published(monkeypatch):
+def published(monkeypatch, settings):
     """Ids sent to the broker (the broker itself is not needed here)."""
+    settings.EVENTING = {**settings.EVENTING, "PUBLISH_IN_BACKGROUND": False}
     sent = []
     monkeypatch.setattr(enqueue, "publish", lambda event_id, *a, **k: sent.append(event_id) or 1)
     return sent
