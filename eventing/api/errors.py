@@ -86,6 +86,10 @@ def flatten(detail: Any, prefix: str = "") -> list[tuple[str, str]]:
     if isinstance(detail, dict):
         pairs = []
         for key, value in detail.items():
+            if isinstance(key, int) or str(key).isdigit():
+                # A ListSerializer's errors are keyed by position.
+                pairs += flatten(value, f"{prefix}[{key}]")
+                continue
             name = "" if key == "non_field_errors" else str(key)
             path = f"{prefix}.{name}" if prefix and name else (name or prefix)
             pairs += flatten(value, path)
