@@ -52,8 +52,12 @@ def due_time(deliver_at: dt.datetime | None, delay_s: float | None) -> dt.dateti
 class EventCreateSerializer(serializers.Serializer):
     """One custom event to queue (POST /api/eventing/events/, alone or in a list)."""
 
-    type = serializers.CharField(
-        max_length=100, validators=[check_custom_type], help_text="Custom event type name."
+    type = serializers.RegexField(
+        types.NAME_RE.pattern,
+        max_length=100,
+        validators=[check_custom_type],
+        error_messages={"invalid": "Use only letters, digits and underscores."},
+        help_text="Custom event type name (not DB_* or FILE_*).",
     )
     payload = serializers.JSONField(
         required=False,
@@ -105,8 +109,12 @@ class SpaceCloudTimestampField(serializers.DateTimeField):
 class SpaceCloudQueueSerializer(serializers.Serializer):
     """The body of `POST /v1/api/<project>/eventing/queue`, as Space Cloud clients send it."""
 
-    type = serializers.CharField(
-        max_length=100, validators=[check_custom_type], help_text="Custom event type name."
+    type = serializers.RegexField(
+        types.NAME_RE.pattern,
+        max_length=100,
+        validators=[check_custom_type],
+        error_messages={"invalid": "Use only letters, digits and underscores."},
+        help_text="Custom event type name (not DB_* or FILE_*).",
     )
     payload = serializers.JSONField(
         required=False, allow_null=True, default=dict, help_text="Any JSON. Missing or null: {}."
@@ -224,17 +232,17 @@ class QueuedBatchSerializer(serializers.Serializer):
 
 
 class SpaceCloudQueuedSerializer(serializers.Serializer):
-    """Answer of an asynchronous queue request."""
+    """Answer of the queue endpoint: the event ids; `result` only in synchronous mode."""
 
-    event_ids = serializers.ListField(child=serializers.UUIDField())
-    batch_id = serializers.UUIDField(allow_null=True)
-
-
-class SpaceCloudResultSerializer(serializers.Serializer):
-    """Answer of a synchronous queue request: the webhook's JSON reply."""
-
-    result = serializers.JSONField(allow_null=True, help_text="The webhook's reply body.")
-    event_ids = serializers.ListField(child=serializers.UUIDField())
+    event_ids = serializers.ListField(
+        child=serializers.UUIDField(), help_text="One event per matching trigger."
+    )
+    batch_id = serializers.UUIDField(allow_null=True, help_text="Null when nothing matched.")
+    result = serializers.JSONField(
+        required=False,
+        allow_null=True,
+        help_text="Synchronous mode: the reply body of the first trigger that accepted it.",
+    )
 
 
 class RescheduleSerializer(serializers.Serializer):

@@ -1,6 +1,6 @@
 """URLs of the API; a host project mounts them with `path("", include("eventing.api.urls"))`."""
 
-from django.urls import include, path, re_path
+from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import SimpleRouter
 
@@ -19,10 +19,11 @@ urlpatterns = [
         name="eventing-docs",
     ),
     path("api/eventing/", include(router.urls)),
-    # Space Cloud clients post without a trailing slash; accept both.
-    re_path(
-        r"^v1/api/(?P<project>[A-Za-z0-9_.-]+)/eventing/queue/?$",
+    path(
+        "v1/api/<str:project>/eventing/queue",
         views.SpaceCloudQueueView.as_view(),
         name="eventing-space-cloud-queue",
     ),
+    # Space Cloud clients post without a trailing slash; accept one too (not in the schema).
+    path("v1/api/<str:project>/eventing/queue/", views.SpaceCloudQueueView.as_view(schema=None)),
 ]

@@ -120,7 +120,7 @@ class SpaceCloudQueueView(EventingAPIMixin, APIView):
             OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False),
         ],
         responses={
-            200: serializers.SpaceCloudResultSerializer,
+            200: serializers.SpaceCloudQueuedSerializer,
             202: serializers.SpaceCloudQueuedSerializer,
             502: OpenApiResponse(description="Synchronous: no webhook accepted the event."),
             **ERRORS,
@@ -142,14 +142,16 @@ class SpaceCloudQueueView(EventingAPIMixin, APIView):
         requests = queueing.authorize(request.user, [data], batch=False)
         synchronous = data["isSynchronous"]
         item = queueing.record(requests, publish_rows=not synchronous)[0]
-        ids = [str(row.id) for row in item.rows]
+        answer = {
+            "event_ids": [str(row.id) for row in item.rows],
+            "batch_id": str(item.rows[0].batch_id) if item.rows else None,
+        }
         if not synchronous:
-            batch_id = str(item.rows[0].batch_id) if item.rows else None
             code = status.HTTP_202_ACCEPTED if item.created else status.HTTP_200_OK
-            return Response({"event_ids": ids, "batch_id": batch_id}, status=code)
-        return self.synchronous_answer(item, ids)
+            return Response(answer, status=code)
+        return self.synchronous_answer(item, answer)
 
-    def synchronous_answer(self, item: BatchItem, ids: list[str]) -> Response:
+    def synchronous_answer(self, item: BatchItem, answer: dict[str, Any]) -> Response:
         """Deliver now; the first accepting trigger's reply is the result (502 if none)."""
         rows = (
             [row for row in item.rows if row.status == EventStatus.STAGED] if (item.created) else []
@@ -158,11 +160,11 @@ class SpaceCloudQueueView(EventingAPIMixin, APIView):
         failures = []
         for row, result in zip(rows, results, strict=True):
             if result.outcome is not None and result.outcome.succeeded:
-                return Response({"result": queueing.reply_of(result), "event_ids": ids})
+                return Response({**answer, "result": queueing.reply_of(result)})
             failures.append(queueing.describe_failure(row, result))
         if not rows:
             # Nothing matched (or an idempotent repeat): there is no reply to give.
-            return Response({"result": None, "event_ids": ids})
+            return Response({**answer, "result": None})
         raise BadGateway("No webhook accepted the event: " + "; ".join(failures))
 
 

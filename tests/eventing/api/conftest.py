@@ -25,8 +25,9 @@ def secret() -> str:
     return django_settings.EVENTING["SECRETS"][0]
 
 
-def make_token(claims: dict[str, Any] | None = None, *, key: str | None = None,
-               ttl_s: int = 600) -> str:
+def make_token(
+    claims: dict[str, Any] | None = None, *, key: str | None = None, ttl_s: int = 600
+) -> str:
     """An HS256 JWT with `claims`, valid for `ttl_s` (negative: already expired)."""
     now = int(time.time())
     body = {"iat": now, "exp": now + ttl_s, **(claims or {})}

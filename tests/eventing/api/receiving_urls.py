@@ -26,11 +26,13 @@ class OrderPlacedHook(APIView):
 
     def post(self, request):
         event = request.data  # the CloudEvents envelope
-        return Response({
-            "received": event["id"],
-            "order_id": event["data"]["order_id"],
-            "sender": request.user.instance_id,
-        })
+        return Response(
+            {
+                "received": event["id"],
+                "order_id": event["data"]["order_id"],
+                "sender": request.user.instance_id,
+            }
+        )
 
 
 urlpatterns = [

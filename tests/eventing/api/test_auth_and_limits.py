@@ -41,8 +41,10 @@ class TestJWT:
         ("token", "message"),
         [
             (lambda: make_token({"sub": "staff"}, ttl_s=-10), "expired"),
-            (lambda: make_token({"sub": "staff"}, key="wrong-secret-0123456789abcdef0123"),
-             "matches none of EVENTING['SECRETS']"),
+            (
+                lambda: make_token({"sub": "staff"}, key="wrong-secret-0123456789abcdef0123"),
+                "matches none of EVENTING['SECRETS']",
+            ),
             (lambda: "not.a.jwt", "Invalid bearer token"),
             (lambda: make_token({"sub": "nobody"}), "no active user"),
             (lambda: f"{sc_token()}", "not API credentials"),
@@ -58,8 +60,9 @@ class TestJWT:
     def test_inactive_user_is_refused(self, staff_user):
         staff_user.is_active = False
         staff_user.save()
-        assert bearer(APIClient(), make_token({"sub": "staff"})).get(TRIGGERS_URL).status_code \
-            == 401
+        assert (
+            bearer(APIClient(), make_token({"sub": "staff"})).get(TRIGGERS_URL).status_code == 401
+        )
 
     def test_admin_role_principal_manages_everything(self):
         client = bearer(APIClient(), make_token({"id": "ops", "role": "admin"}))
@@ -96,8 +99,9 @@ class TestBodies:
             assert response.status_code == 413
             assert "MAX_PAYLOAD_BYTES" in response.json()["detail"]
             # Claimed size alone decides: the body is never read.
-            response = anon.generic("POST", EVENTS_URL, "{}", content_type="application/json",
-                                    CONTENT_LENGTH="5000000")
+            response = anon.generic(
+                "POST", EVENTS_URL, "{}", content_type="application/json", CONTENT_LENGTH="5000000"
+            )
             assert response.status_code == 413
 
     def test_parser_caps_the_read(self):
@@ -109,8 +113,9 @@ class TestBodies:
             assert stream.tell() == 101
 
     def test_not_json_is_415(self, anon, open_type):
-        response = anon.generic("POST", QUEUE_URL, "type=order_placed",
-                                content_type="application/x-www-form-urlencoded")
+        response = anon.generic(
+            "POST", QUEUE_URL, "type=order_placed", content_type="application/x-www-form-urlencoded"
+        )
         assert response.status_code == 415
         assert response.json()["error"] == "unsupported_media_type"
         response = anon.generic("POST", QUEUE_URL, '{"type": "order_placed"}', content_type="")
@@ -139,8 +144,10 @@ class TestBodies:
             response = anon.generic("POST", EVENTS_URL, body, content_type="application/json")
             assert response.status_code == 400, body
             assert response.json()["detail"]
-        assert anon.generic("POST", QUEUE_URL, "[]", content_type="application/json"
-                            ).status_code == 400
+        assert (
+            anon.generic("POST", QUEUE_URL, "[]", content_type="application/json").status_code
+            == 400
+        )
         missing = anon.post(EVENTS_URL, {"payload": {}}, format="json")
         assert missing.json()["detail"] == "type: This field is required."
 
@@ -152,8 +159,10 @@ class TestThrottling:
 
         cache.clear()
         with settings_with(THROTTLE_RATES={"eventing_queue": "2/min"}):
-            codes = [anon.post(QUEUE_URL, {"type": "order_placed"}, format="json").status_code
-                     for _ in range(3)]
+            codes = [
+                anon.post(QUEUE_URL, {"type": "order_placed"}, format="json").status_code
+                for _ in range(3)
+            ]
             assert codes == [202, 202, 429]
             response = anon.post(EVENTS_URL, {"type": "order_placed"}, format="json")
             assert response.status_code == 429

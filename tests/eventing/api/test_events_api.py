@@ -23,12 +23,14 @@ def trigger(open_type):
     return TriggerFactory(name="orders_hook", type="order_placed")
 
 
-def test_queue_one_event_records_a_row_per_trigger(anon, trigger,
-                                                   django_capture_on_commit_callbacks):
+def test_queue_one_event_records_a_row_per_trigger(
+    anon, trigger, django_capture_on_commit_callbacks
+):
     TriggerFactory(name="orders_audit", type="order_placed")
     with django_capture_on_commit_callbacks() as callbacks:
-        response = anon.post(EVENTS_URL, {"type": "order_placed", "payload": {"id": 7}},
-                             format="json")
+        response = anon.post(
+            EVENTS_URL, {"type": "order_placed", "payload": {"id": 7}}, format="json"
+        )
     assert response.status_code == 201, response.json()
     body = response.json()
     assert body["created"] is True
@@ -53,8 +55,11 @@ def test_batch_of_1000_is_one_transaction_with_bulk_inserts(anon, trigger):
     body = response.json()
     assert body["count"] == 1000
     assert [r["events"][0]["payload"]["n"] for r in body["results"]] == list(range(1000))
-    inserts = [q for q in queries.captured_queries
-               if q["sql"].lstrip().upper().startswith("INSERT") and "event_logs" in q["sql"]]
+    inserts = [
+        q
+        for q in queries.captured_queries
+        if q["sql"].lstrip().upper().startswith("INSERT") and "event_logs" in q["sql"]
+    ]
     # Bulk: PostgreSQL takes 500 rows per statement, SQLite as many as its 999 parameters allow.
     assert 1 <= len(inserts) <= 20
     assert len(queries.captured_queries) < 60
@@ -98,12 +103,18 @@ def test_db_and_file_types_are_refused(anon, trigger):
 
 
 def test_payload_checked_against_json_schema_names_the_path(anon, trigger):
-    EventType.objects.filter(name="order_placed").update(schema={
-        "type": "object",
-        "required": ["items"],
-        "properties": {"items": {"type": "array", "items": {
-            "type": "object", "properties": {"qty": {"type": "integer"}}}}},
-    })
+    EventType.objects.filter(name="order_placed").update(
+        schema={
+            "type": "object",
+            "required": ["items"],
+            "properties": {
+                "items": {
+                    "type": "array",
+                    "items": {"type": "object", "properties": {"qty": {"type": "integer"}}},
+                }
+            },
+        }
+    )
     bad = {"type": "order_placed", "payload": {"items": [{"qty": 1}, {"qty": "two"}]}}
     response = anon.post(EVENTS_URL, bad, format="json")
     assert response.status_code == 400
@@ -124,15 +135,17 @@ def test_delay_and_deliver_at(anon, trigger):
     at = (now + dt.timedelta(hours=2)).isoformat()
     scheduled = anon.post(EVENTS_URL, {"type": "order_placed", "deliver_at": at}, format="json")
     assert scheduled.status_code == 201
-    both = anon.post(EVENTS_URL, {"type": "order_placed", "deliver_at": at, "delay_s": 5},
-                     format="json")
+    both = anon.post(
+        EVENTS_URL, {"type": "order_placed", "deliver_at": at, "delay_s": 5}, format="json"
+    )
     assert both.status_code == 400
     assert "not both" in both.json()["detail"]
     far = anon.post(EVENTS_URL, {"type": "order_placed", "delay_s": 10**12}, format="json")
     assert far.status_code == 400
     assert "MAX_SCHEDULE_AHEAD_S" in far.json()["detail"]
-    far_at = anon.post(EVENTS_URL, {"type": "order_placed", "deliver_at": "2999-01-01T00:00:00Z"},
-                       format="json")
+    far_at = anon.post(
+        EVENTS_URL, {"type": "order_placed", "deliver_at": "2999-01-01T00:00:00Z"}, format="json"
+    )
     assert far_at.status_code == 400
     assert far_at.json()["detail"].startswith("deliver_at:")
     assert EventLog.objects.count() == 2
@@ -154,10 +167,12 @@ def test_idempotency_key_repeat_returns_original_with_200(anon, trigger):
 
 
 def test_idempotency_key_header_and_in_batch(anon, trigger):
-    first = anon.post(EVENTS_URL, {"type": "order_placed"}, format="json",
-                      HTTP_IDEMPOTENCY_KEY="hdr-1")
-    again = anon.post(EVENTS_URL, {"type": "order_placed"}, format="json",
-                      HTTP_IDEMPOTENCY_KEY="hdr-1")
+    first = anon.post(
+        EVENTS_URL, {"type": "order_placed"}, format="json", HTTP_IDEMPOTENCY_KEY="hdr-1"
+    )
+    again = anon.post(
+        EVENTS_URL, {"type": "order_placed"}, format="json", HTTP_IDEMPOTENCY_KEY="hdr-1"
+    )
     assert (first.status_code, again.status_code) == (201, 200)
     batch = [
         {"type": "order_placed", "idempotency_key": "b-1"},
@@ -208,7 +223,8 @@ def test_list_filters_and_cursor_pagination(staff, anon, trigger):
     assert len(staff.get(EVENTS_URL, {"created_before": future}).json()["results"]) == 6
     bad = staff.get(EVENTS_URL, {"status": "lost", "created_after": "yesterday"})
     assert bad.status_code == 400
-    assert "status" in bad.json()["fields"] and "created_after" in bad.json()["fields"]
+    assert "status" in bad.json()["fields"]
+    assert "created_after" in bad.json()["fields"]
 
     seen, url = [], EVENTS_URL + "?page_size=2"
     while url:
@@ -216,14 +232,20 @@ def test_list_filters_and_cursor_pagination(staff, anon, trigger):
         assert len(page["results"]) <= 2
         seen += [e["id"] for e in page["results"]]
         url = page["next"]
-    assert len(seen) == 6 and len(set(seen)) == 6
+    assert len(seen) == 6
+    assert len(set(seen)) == 6
 
 
 def test_retrieve_with_invocations(staff, anon, trigger):
     event_id = queue(anon)[0]
     InvocationLog.objects.create(
-        event_id=event_id, attempt=1, invoked_at=timezone.now(), duration_ms=12,
-        request={"url": "http://x"}, response_status_code=500, response_body="boom",
+        event_id=event_id,
+        attempt=1,
+        invoked_at=timezone.now(),
+        duration_ms=12,
+        request={"url": "http://x"},
+        response_status_code=500,
+        response_body="boom",
         error_msg="HTTP 500",
     )
     body = staff.get(f"{EVENTS_URL}{event_id}/").json()
@@ -245,8 +267,9 @@ def test_patch_deliver_at_while_staged(staff, plain, plain_user, anon, trigger):
     assert response.status_code == 200
     assert abs(EventLog.objects.get(id=event_id).deliver_at - at) < dt.timedelta(seconds=1)
     assert staff.patch(url, {"deliver_at": "soon"}, format="json").status_code == 400
-    assert staff.patch(url, {"deliver_at": "2999-01-01T00:00:00Z"},
-                       format="json").status_code == 400
+    assert (
+        staff.patch(url, {"deliver_at": "2999-01-01T00:00:00Z"}, format="json").status_code == 400
+    )
     EventLog.objects.filter(id=event_id).update(status=EventStatus.PROCESSED)
     done = staff.patch(url, {"deliver_at": at.isoformat()}, format="json")
     assert done.status_code == 409

@@ -20,17 +20,25 @@ pytestmark = pytest.mark.django_db
 
 def signed_request(trigger, payload):
     event = EventLog.objects.create(
-        batch_id="00000000-0000-0000-0000-000000000001", type=trigger.type, trigger=trigger,
-        trigger_name=trigger.name, payload=payload, deliver_at=timezone.now(),
+        batch_id="00000000-0000-0000-0000-000000000001",
+        type=trigger.type,
+        trigger=trigger,
+        trigger_name=trigger.name,
+        payload=payload,
+        deliver_at=timezone.now(),
     )
     return event, build_request(event, trigger, attempt=1)
 
 
 def call_hook(body: bytes, headers: dict[str, str]):
-    meta = {f"HTTP_{name.upper().replace('-', '_')}": value for name, value in headers.items()
-            if name.lower() != "content-type"}
-    request = APIRequestFactory().post("/hooks/order-placed/", body,
-                                       content_type="application/json", **meta)
+    meta = {
+        f"HTTP_{name.upper().replace('-', '_')}": value
+        for name, value in headers.items()
+        if name.lower() != "content-type"
+    }
+    request = APIRequestFactory().post(
+        "/hooks/order-placed/", body, content_type="application/json", **meta
+    )
     return OrderPlacedHook.as_view()(request)
 
 
@@ -40,8 +48,7 @@ def test_verify_webhook_accepts_our_request_and_rejects_tampering():
     claims = verify_webhook(request.body, request.headers, signing_secret=trigger.signing_secret)
     assert claims["role"] == "eventing"
     with pytest.raises(WebhookVerificationError, match="does not match"):
-        verify_webhook(request.body + b" ", request.headers,
-                       signing_secret=trigger.signing_secret)
+        verify_webhook(request.body + b" ", request.headers, signing_secret=trigger.signing_secret)
     with pytest.raises(WebhookVerificationError, match="X-SC-Token"):
         verify_webhook(request.body, {**request.headers, "X-SC-Token": "Bearer x.y.z"})
 
@@ -65,14 +72,16 @@ def test_webhook_authentication_class():
 def test_synchronous_queue_to_the_example_receiver(live_server):
     """Full circle over real HTTP: queue synchronously, the example view verifies and replies."""
     EventTypeFactory(name="order_placed", queue_rule="allow")
-    TriggerFactory(name="orders_hook", type="order_placed",
-                   url=f"{live_server.url}/hooks/order-placed/")
+    TriggerFactory(
+        name="orders_hook", type="order_placed", url=f"{live_server.url}/hooks/order-placed/"
+    )
     client = requests.Session()
     client.trust_env = False  # no proxy between us and 127.0.0.1
     response = client.post(
         f"{live_server.url}/v1/api/default/eventing/queue",
-        data=json.dumps({"type": "order_placed", "payload": {"order_id": 9},
-                         "isSynchronous": True}),
+        data=json.dumps(
+            {"type": "order_placed", "payload": {"order_id": 9}, "isSynchronous": True}
+        ),
         headers={"Content-Type": "application/json"},
     )
     assert response.status_code == 200, response.text

@@ -34,8 +34,9 @@ def trigger(open_type, receiver):
 
 @pytest.mark.django_db
 class TestAsynchronous:
-    def test_space_cloud_body_is_queued_with_202_and_ids(self, anon, trigger,
-                                                          django_capture_on_commit_callbacks):
+    def test_space_cloud_body_is_queued_with_202_and_ids(
+        self, anon, trigger, django_capture_on_commit_callbacks
+    ):
         with django_capture_on_commit_callbacks() as callbacks:
             response = post_raw(anon, SC_ASYNC_BODY)
         assert response.status_code == 202, response.json()
@@ -53,8 +54,15 @@ class TestAsynchronous:
         due = EventLog.objects.get(id=response.json()["event_ids"][0]).deliver_at
         assert dt.timedelta(seconds=1.4) < due - before < dt.timedelta(seconds=3)
         at = (timezone.now() + dt.timedelta(hours=1)).replace(microsecond=0)
-        body = json.dumps({"type": "order_placed", "payload": {}, "timestamp": at.isoformat(),
-                           "options": {}, "isSynchronous": False})
+        body = json.dumps(
+            {
+                "type": "order_placed",
+                "payload": {},
+                "timestamp": at.isoformat(),
+                "options": {},
+                "isSynchronous": False,
+            }
+        )
         response = post_raw(anon, body)
         assert EventLog.objects.get(id=response.json()["event_ids"][0]).deliver_at == at
         both = json.dumps({"type": "order_placed", "delay": 5000, "timestamp": at.isoformat()})
@@ -94,8 +102,12 @@ class TestQueueRules:
     def hooks(self, receiver):
         for name in ("t_allow", "t_auth", "t_perm", "t_deny", "t_fallback"):
             TriggerFactory(name=f"hook_{name}", type=name, url=receiver.url("/ok"))
-        for name, rule in (("t_allow", "allow"), ("t_auth", "authenticated"),
-                           ("t_perm", "permission"), ("t_deny", "deny")):
+        for name, rule in (
+            ("t_allow", "allow"),
+            ("t_auth", "authenticated"),
+            ("t_perm", "permission"),
+            ("t_deny", "deny"),
+        ):
             EventTypeFactory(name=name, queue_rule=rule)
 
     def queue(self, client, event_type):
@@ -128,8 +140,10 @@ class TestQueueRules:
         assert self.queue(anon, "t_allow").status_code == 202  # its own rule wins
 
     def test_service_principal_token(self, hooks, anon):
-        service = bearer(anon, make_token({"id": "billing", "role": "service",
-                                           "perms": ["eventing.queue_event"]}))
+        service = bearer(
+            anon,
+            make_token({"id": "billing", "role": "service", "perms": ["eventing.queue_event"]}),
+        )
         assert self.queue(service, "t_auth").status_code == 202
         assert self.queue(service, "t_perm").status_code == 202
         plain_service = bearer(type(anon)(), make_token({"id": "other", "role": "service"}))
@@ -138,12 +152,15 @@ class TestQueueRules:
 
 @pytest.mark.django_db
 class TestSynchronous:
-    def test_result_is_the_webhook_reply_and_the_attempt_is_recorded(self, anon, open_type,
-                                                                     receiver):
+    def test_result_is_the_webhook_reply_and_the_attempt_is_recorded(
+        self, anon, open_type, receiver
+    ):
         receiver.replies["/reply/sync"] = {"greeting": "hello", "n": [1, 2]}
         TriggerFactory(name="sync_hook", type="order_placed", url=receiver.url("/reply/sync"))
-        body = ('{"type":"order_placed","payload":{"order_id":7},"delay":0,"timestamp":"",'
-                '"options":{},"isSynchronous":true}')
+        body = (
+            '{"type":"order_placed","payload":{"order_id":7},"delay":0,"timestamp":"",'
+            '"options":{},"isSynchronous":true}'
+        )
         response = post_raw(anon, body)
         assert response.status_code == 200, response.json()
         assert response.json()["result"] == {"greeting": "hello", "n": [1, 2]}
@@ -156,8 +173,7 @@ class TestSynchronous:
         assert invocation.response_status_code == 200
         assert invocation.attempt == 1
 
-    def test_failure_is_a_502_naming_the_trigger_and_retried_later(self, anon, open_type,
-                                                                   receiver):
+    def test_failure_is_a_502_naming_the_trigger_and_retried_later(self, anon, open_type, receiver):
         TriggerFactory(name="broken_hook", type="order_placed", url=receiver.url("/status/500"))
         response = post_raw(anon, '{"type":"order_placed","payload":{},"isSynchronous":true}')
         assert response.status_code == 502
@@ -169,8 +185,9 @@ class TestSynchronous:
         assert InvocationLog.objects.filter(event=event).count() == 1
 
     def test_waits_at_most_the_trigger_timeout(self, anon, open_type, receiver):
-        TriggerFactory(name="slow_hook", type="order_placed", url=receiver.url("/slow/5"),
-                       timeout_ms=300)
+        TriggerFactory(
+            name="slow_hook", type="order_placed", url=receiver.url("/slow/5"), timeout_ms=300
+        )
         started = timezone.now()
         response = post_raw(anon, '{"type":"order_placed","isSynchronous":true}')
         assert timezone.now() - started < dt.timedelta(seconds=3)
@@ -180,7 +197,7 @@ class TestSynchronous:
     def test_no_matching_trigger_answers_null(self, anon, open_type):
         response = post_raw(anon, '{"type":"order_placed","isSynchronous":true}')
         assert response.status_code == 200
-        assert response.json() == {"result": None, "event_ids": []}
+        assert response.json() == {"result": None, "event_ids": [], "batch_id": None}
 
 
 @pytest.mark.e2e

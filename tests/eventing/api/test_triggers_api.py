@@ -11,9 +11,14 @@ from triggers.models import EventType, Trigger
 
 pytestmark = pytest.mark.django_db
 
-HOOK = {"name": "orders_paid", "type": "DB_UPDATE", "source": "testapp.order",
-        "url": "https://hooks.example.com/orders", "watch_fields": ["status"],
-        "filter": {"new.status": "paid"}}
+HOOK = {
+    "name": "orders_paid",
+    "type": "DB_UPDATE",
+    "source": "testapp.order",
+    "url": "https://hooks.example.com/orders",
+    "watch_fields": ["status"],
+    "filter": {"new.status": "paid"},
+}
 
 
 def test_create_read_update_delete(staff):
@@ -25,8 +30,9 @@ def test_create_read_update_delete(staff):
     assert body["retries"] == 3
     assert staff.get(f"{TRIGGERS_URL}orders_paid/").json()["url"] == HOOK["url"]
     assert [t["name"] for t in staff.get(TRIGGERS_URL).json()] == ["orders_paid"]
-    patched = staff.patch(f"{TRIGGERS_URL}orders_paid/", {"paused": True, "retries": 5},
-                          format="json")
+    patched = staff.patch(
+        f"{TRIGGERS_URL}orders_paid/", {"paused": True, "retries": 5}, format="json"
+    )
     assert patched.status_code == 200
     trigger = Trigger.objects.get(name="orders_paid")
     assert (trigger.paused, trigger.retries) == (True, 5)
@@ -84,8 +90,12 @@ def test_managing_needs_permissions(plain, plain_user, anon):
 
 def test_test_action_fires_at_a_real_receiver(staff, receiver):
     receiver.replies["/reply/test"] = {"seen": True}
-    TriggerFactory(name="probe", type="order_placed", url=receiver.url("/reply/test"),
-                   filter={"never": "matches"})
+    TriggerFactory(
+        name="probe",
+        type="order_placed",
+        url=receiver.url("/reply/test"),
+        filter={"never": "matches"},
+    )
     response = staff.post(f"{TRIGGERS_URL}probe/test/", {"payload": {"ping": 1}}, format="json")
     assert response.status_code == 200, response.json()
     body = response.json()
@@ -122,12 +132,16 @@ def test_test_action_refuses_a_paused_trigger(staff):
 
 def test_event_types_crud_and_schema_validation(staff, plain):
     schema = {"type": "object", "properties": {"id": {"type": "integer"}}}
-    created = staff.post(TYPES_URL, {"name": "order_placed", "schema": schema,
-                                     "queue_rule": "authenticated"}, format="json")
+    created = staff.post(
+        TYPES_URL,
+        {"name": "order_placed", "schema": schema, "queue_rule": "authenticated"},
+        format="json",
+    )
     assert created.status_code == 201, created.json()
     assert EventType.objects.get().queue_rule == "authenticated"
-    bad_schema = staff.post(TYPES_URL, {"name": "other", "schema": {"type": "nonsense"}},
-                            format="json")
+    bad_schema = staff.post(
+        TYPES_URL, {"name": "other", "schema": {"type": "nonsense"}}, format="json"
+    )
     assert bad_schema.status_code == 400
     assert "Invalid JSON Schema" in bad_schema.json()["detail"]
     reserved = staff.post(TYPES_URL, {"name": "DB_INSERT"}, format="json")
