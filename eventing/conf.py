@@ -57,6 +57,12 @@ DEFAULTS: dict[str, Any] = {
     "PUBLISH_IN_BACKGROUND": True,
     # How long a process keeps its trigger index before reloading it (seconds).
     "TRIGGER_CACHE_TTL_S": 1.0,
+    # Most events one API request may queue (a batch POST to /api/eventing/events/).
+    "MAX_BATCH_SIZE": 1000,
+    # DRF throttle rates of the HTTP API by scope, e.g. {"eventing_queue": "100/min"}; None
+    # or a missing scope: no limit. Scopes: eventing_queue (queueing events), eventing (the
+    # rest of the API).
+    "THROTTLE_RATES": {"eventing_queue": None, "eventing": None},
 }
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -20,6 +21,9 @@ from .enqueue import enqueue_on_commit, within_horizon
 from .index import current_index
 from .models import EventLog, EventStatus
 from .rows import insert_events
+
+# Rows per INSERT statement: keeps SQLite under its variable limit, PostgreSQL fast.
+BULK_BATCH_SIZE = 500
 
 
 def emit(
@@ -41,15 +45,20 @@ def emit(
     if not types.NAME_RE.match(type or ""):
         raise ValidationError({"type": "Use only letters, digits and underscores."})
     due = resolve_due(deliver_at=deliver_at, delay_s=delay_s)
-    match_source = (source or "") if type in types.BUILTIN_TYPES else ""
-    candidates = current_index().find(type, match_source)
-    if type in types.FILE_TYPES:
-        name = payload.get("name", "") if isinstance(payload, dict) else ""
-        candidates = tuple(t for t in candidates if matches_path(t.path_pattern, name))
-    items = [(t, payload) for t in candidates if matches_filter(t.filter, payload)]
+    items = [(t, payload) for t in matching_triggers(type, payload, source or "")]
     return record_events(
         type, items, source=source or "", due=due, idempotency_key=idempotency_key
     )
+
+
+def matching_triggers(event_type: str, payload: Any, source: str = "") -> list[TriggerSpec]:
+    """The enabled triggers an event of `event_type` from `source` with `payload` goes to."""
+    match_source = source if event_type in types.BUILTIN_TYPES else ""
+    candidates = current_index().find(event_type, match_source)
+    if event_type in types.FILE_TYPES:
+        name = payload.get("name", "") if isinstance(payload, dict) else ""
+        candidates = tuple(t for t in candidates if matches_path(t.path_pattern, name))
+    return [t for t in candidates if matches_filter(t.filter, payload)]
 
 
 def resolve_due(
@@ -96,7 +105,39 @@ def record_events(
         existing = find_idempotent(event_type, idempotency_key, db)
         if existing:
             return existing
-    now = timezone.now()
+    rows = build_rows(
+        event_type, items, source=source, due=due, idempotency_key=idempotency_key,
+        status=status, now=timezone.now(),
+    )
+    if idempotency_key:
+        try:
+            # A savepoint, so losing the race below leaves the caller's transaction usable.
+            with transaction.atomic(using=db):
+                insert_events(rows, using=db)
+        except IntegrityError:
+            # A concurrent call with the same idempotency key won the race.
+            existing = find_idempotent(event_type, idempotency_key, db)
+            if existing:
+                return existing
+            raise
+    else:
+        insert_events(rows, using=db)
+    if status == EventStatus.STAGED:
+        enqueue_on_commit(rows, using=db)
+    return rows
+
+
+def build_rows(
+    event_type: str,
+    items: Iterable[tuple[TriggerSpec, Any]],
+    *,
+    source: str,
+    due: dt.datetime,
+    idempotency_key: str | None,
+    status: str,
+    now: dt.datetime,
+) -> list[EventLog]:
+    """Unsaved rows of one emit (one batch id), each due after its trigger's own delay."""
     batch_id = uuid.uuid4()
     rows = []
     for trigger, payload in items:
@@ -118,24 +159,99 @@ def record_events(
                 idempotency_key=idempotency_key,
             )
         )
-    if idempotency_key:
-        try:
-            # A savepoint, so losing the race below leaves the caller's transaction usable.
-            with transaction.atomic(using=db):
-                insert_events(rows, using=db)
-        except IntegrityError:
-            # A concurrent call with the same idempotency key won the race.
-            existing = find_idempotent(event_type, idempotency_key, db)
-            if existing:
-                return existing
-            raise
-    else:
-        insert_events(rows, using=db)
-    if status == EventStatus.STAGED:
-        enqueue_on_commit(rows, using=db)
     return rows
 
 
 def find_idempotent(event_type: str, key: str, db: str) -> list[EventLog]:
     """The rows an earlier emit with this key and type recorded."""
     return list(EventLog.objects.using(db).filter(idempotency_key=key, type=event_type))
+
+
+@dataclass
+class EventRequest:
+    """One event of a batch: what `emit()` takes, with the due time already resolved."""
+
+    type: str
+    payload: Any
+    due: dt.datetime
+    source: str = ""
+    idempotency_key: str | None = None
+
+
+@dataclass
+class BatchItem:
+    """The rows recorded for one request of a batch; `created` is False for a repeat."""
+
+    rows: list[EventLog]
+    created: bool
+
+
+class IdempotencyConflict(ValidationError):
+    """An idempotency key was used again for the same type with a different payload."""
+
+    def __init__(self, index: int, key: str) -> None:
+        self.index, self.key = index, key
+        super().__init__(
+            {"idempotency_key": f"Key {key!r} was already used for this type with a different "
+             "payload."}
+        )
+
+
+def emit_batch(
+    requests: Sequence[EventRequest], *, publish: bool = True, using: str | None = None
+) -> list[BatchItem]:
+    """Record many events in one transaction with one bulk insert; one item per request.
+
+    Each request is matched and keyed like `emit()`: a key already used (earlier, or earlier
+    in this batch) returns the first rows and records nothing, or raises IdempotencyConflict
+    when its payload differs. With `publish=False` nothing is sent to the broker: the caller
+    delivers the rows itself (synchronous mode) and the sweeper covers it if that fails.
+    """
+    db = using or settings.DATABASE
+    now = timezone.now()
+    earlier = find_idempotent_many(
+        {(r.type, r.idempotency_key) for r in requests if r.idempotency_key}, db
+    )
+    results: list[BatchItem] = []
+    new_rows: list[EventLog] = []
+    for index, request in enumerate(requests):
+        key = (request.type, request.idempotency_key)
+        if request.idempotency_key and key in earlier:
+            rows = earlier[key]
+            if rows and rows[0].payload != request.payload:
+                raise IdempotencyConflict(index, request.idempotency_key)
+            results.append(BatchItem(rows=rows, created=False))
+            continue
+        items = [(t, request.payload) for t in matching_triggers(
+            request.type, request.payload, request.source)]
+        rows = build_rows(
+            request.type, items, source=request.source, due=request.due,
+            idempotency_key=request.idempotency_key, status=EventStatus.STAGED, now=now,
+        )
+        if request.idempotency_key and rows:
+            earlier[key] = rows
+        new_rows.extend(rows)
+        results.append(BatchItem(rows=rows, created=bool(rows)))
+    with transaction.atomic(using=db):
+        for start in range(0, len(new_rows), BULK_BATCH_SIZE):
+            insert_events(new_rows[start:start + BULK_BATCH_SIZE], using=db)
+        if publish:
+            enqueue_on_commit(new_rows, using=db)
+    return results
+
+
+def find_idempotent_many(
+    keys: set[tuple[str, str]], db: str
+) -> dict[tuple[str, str], list[EventLog]]:
+    """Rows already recorded under any of these (type, idempotency key) pairs, by pair."""
+    found: dict[tuple[str, str], list[EventLog]] = {}
+    if not keys:
+        return found
+    rows = EventLog.objects.using(db).filter(
+        idempotency_key__in={key for _, key in keys}, type__in={t for t, _ in keys}
+    ).order_by("trigger_name")
+    for row in rows:
+        pair = (row.type, row.idempotency_key)
+        if pair in keys:
+            found.setdefault(pair, []).append(row)
+    return found

@@ -80,3 +80,18 @@ def verify_signature(body: bytes, headers: Mapping[str, str], secret: str,
         if version == "v1" and hmac.compare_digest(value, expected):
             return
     raise WebhookVerificationError("webhook-signature does not match.")
+
+
+def verify_webhook(
+    body: bytes,
+    headers: Mapping[str, str],
+    *,
+    secrets: Sequence[str] | None = None,
+    signing_secret: str | None = None,
+) -> dict[str, Any]:
+    """Check a whole webhook request: its X-SC-Token and, given the trigger's `whsec_` secret,
+    its signature. Returns the token's claims; raises WebhookVerificationError."""
+    claims = verify_sc_token(_header(headers, "x-sc-token"), secrets)
+    if signing_secret:
+        verify_signature(body, headers, signing_secret)
+    return claims

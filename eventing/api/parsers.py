@@ -1,0 +1,111 @@
+"""Reading request bodies: size-capped before and while reading, JSON that every database stores."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from rest_framework import exceptions
+from rest_framework.parsers import BaseParser
+from rest_framework.request import Request
+
+from ..conf import settings
+from .errors import PayloadTooLarge
+
+BODY_METHODS = ("POST", "PUT", "PATCH")
+
+
+def body_limit() -> int:
+    """Largest request body accepted (EVENTING["MAX_PAYLOAD_BYTES"])."""
+    return int(settings.MAX_PAYLOAD_BYTES)
+
+
+def too_large(size_text: str) -> PayloadTooLarge:
+    """The 413 error, naming the limit and the setting."""
+    return PayloadTooLarge(
+        f"The request body is {size_text}; the limit is {body_limit()} bytes "
+        "(EVENTING['MAX_PAYLOAD_BYTES'])."
+    )
+
+
+def check_body_headers(request: Request) -> None:
+    """Refuse an oversized or untyped body from its headers alone, before reading any of it."""
+    if request.method not in BODY_METHODS:
+        return
+    meta = request._request.META
+    try:
+        length = int(meta.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        raise exceptions.ParseError("Content-Length is not a number.") from None
+    if length > body_limit():
+        raise too_large(f"{length} bytes")
+    chunked = "chunked" in meta.get("HTTP_TRANSFER_ENCODING", "").lower()
+    if (length or chunked) and not meta.get("CONTENT_TYPE"):
+        # DRF would treat a body without a Content-Type as empty; say what is wrong instead.
+        raise exceptions.UnsupportedMediaType(
+            "", detail="Send the body as JSON with Content-Type: application/json."
+        )
+
+
+class BoundedJSONParser(BaseParser):
+    """JSON parser that reads at most MAX_PAYLOAD_BYTES + 1 bytes and refuses what it cannot store.
+
+    Chunked bodies carry no Content-Length, so the cap applies while reading too. NaN and
+    Infinity, NUL characters and lone surrogates are refused: PostgreSQL's jsonb cannot hold
+    them and the webhook body must be valid JSON.
+    """
+
+    media_type = "application/json"
+
+    def parse(
+        self, stream, media_type: str | None = None, parser_context: dict | None = None
+    ) -> Any:
+        """Parse the body; 413 when too large, 400 naming the position when malformed."""
+        limit = body_limit()
+        raw = stream.read(limit + 1) if stream is not None else b""
+        if len(raw) > limit:
+            raise too_large(f"over {limit} bytes")
+        encoding = (parser_context or {}).get("encoding") or "utf-8"
+        try:
+            text = raw.decode(encoding)
+        except (UnicodeDecodeError, LookupError):
+            raise exceptions.ParseError(f"The body is not valid {encoding} text.") from None
+        try:
+            value = json.loads(text, parse_constant=reject_constant)
+        except RecursionError:
+            raise exceptions.ParseError("Malformed JSON: nested too deeply.") from None
+        except ValueError as exc:
+            raise exceptions.ParseError(f"Malformed JSON: {exc}") from None
+        check_storable(value)
+        return value
+
+
+def reject_constant(name: str) -> Any:
+    """NaN, Infinity and -Infinity are not JSON."""
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def check_storable(value: Any) -> None:
+    """Raise ParseError naming the path of a string no database can keep."""
+    stack: list[tuple[str, Any]] = [("", value)]
+    while stack:
+        path, item = stack.pop()
+        if isinstance(item, str):
+            check_text(item, path or "(body)")
+        elif isinstance(item, dict):
+            for key, child in item.items():
+                child_path = f"{path}.{key}" if path else key
+                check_text(key, f"key {child_path!r}")
+                stack.append((child_path, child))
+        elif isinstance(item, list):
+            stack.extend((f"{path}[{index}]", child) for index, child in enumerate(item))
+
+
+def check_text(text: str, where: str) -> None:
+    """No NUL characters, no lone surrogates."""
+    if "\x00" in text:
+        raise exceptions.ParseError(f"{where}: NUL characters (\\u0000) cannot be stored.")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise exceptions.ParseError(f"{where}: invalid Unicode (a lone surrogate).") from None

@@ -1,0 +1,339 @@
+"""Serializers of the API: what each endpoint takes and returns, validated field by field."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from rest_framework import serializers
+
+from triggers import types
+from triggers.models import EventType, Trigger
+
+from ..conf import settings
+from ..emitter import resolve_due
+from ..models import EventLog, EventStatus, InvocationLog
+from .errors import django_validation_detail
+
+
+def check_custom_type(value: str) -> str:
+    """Custom type names only: letters, digits, underscores; DB_ and FILE_ are ours."""
+    if not types.NAME_RE.match(value):
+        raise serializers.ValidationError("Use only letters, digits and underscores.")
+    if not types.is_custom_type(value):
+        raise serializers.ValidationError(
+            f"{value!r}: DB_* and FILE_* events come from database and storage writes; only "
+            "custom types can be queued."
+        )
+    return value
+
+
+def due_time(deliver_at: dt.datetime | None, delay_s: float | None) -> dt.datetime:
+    """When an event is due, or a ValidationError naming the field (not both, not too far)."""
+    if deliver_at is not None and delay_s is not None:
+        raise serializers.ValidationError(
+            {"delay_s": "Give either a delay or a delivery time, not both."}
+        )
+    ahead = float(settings.MAX_SCHEDULE_AHEAD_S)
+    if delay_s is not None and delay_s > ahead:
+        # Checked before any arithmetic: a huge delay would overflow a timedelta.
+        raise serializers.ValidationError(
+            {"delay_s": f"At most {ahead:g} s ahead (EVENTING['MAX_SCHEDULE_AHEAD_S'])."}
+        )
+    try:
+        return resolve_due(deliver_at=deliver_at, delay_s=delay_s)
+    except DjangoValidationError as exc:
+        raise serializers.ValidationError(django_validation_detail(exc)) from None
+    except OverflowError:
+        raise serializers.ValidationError({"deliver_at": "Out of range."}) from None
+
+
+class EventCreateSerializer(serializers.Serializer):
+    """One custom event to queue (POST /api/eventing/events/, alone or in a list)."""
+
+    type = serializers.RegexField(
+        types.NAME_RE.pattern,
+        max_length=100,
+        validators=[check_custom_type],
+        error_messages={"invalid": "Use only letters, digits and underscores."},
+        help_text="Custom event type name (not DB_* or FILE_*).",
+    )
+    payload = serializers.JSONField(
+        required=False,
+        allow_null=True,
+        default=dict,
+        help_text="Any JSON; checked against the type's JSON Schema. Missing or null: {}.",
+    )
+    deliver_at = serializers.DateTimeField(
+        required=False, allow_null=True, help_text="When to deliver (RFC 3339). Default: now."
+    )
+    delay_s = serializers.FloatField(
+        required=False,
+        allow_null=True,
+        min_value=0,
+        help_text="Deliver this many seconds from now (instead of deliver_at).",
+    )
+    source = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=200,
+        default="",
+        help_text="Free text naming the producer; kept on the event.",
+    )
+    idempotency_key = serializers.CharField(
+        required=False,
+        allow_null=True,
+        max_length=200,
+        min_length=1,
+        help_text="A repeat with the same key and type returns the first events (200).",
+    )
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        """Resolve the due time; a null payload is {}."""
+        attrs["due"] = due_time(attrs.pop("deliver_at", None), attrs.pop("delay_s", None))
+        if attrs.get("payload") is None:
+            attrs["payload"] = {}
+        return attrs
+
+
+class SpaceCloudTimestampField(serializers.DateTimeField):
+    """RFC 3339 time; an empty string (as Space Cloud clients send by default) means none."""
+
+    def to_internal_value(self, value):
+        if value in ("", None):
+            return None
+        return super().to_internal_value(value)
+
+
+class SpaceCloudQueueSerializer(serializers.Serializer):
+    """The body of `POST /v1/api/<project>/eventing/queue`, as Space Cloud clients send it."""
+
+    type = serializers.RegexField(
+        types.NAME_RE.pattern,
+        max_length=100,
+        validators=[check_custom_type],
+        error_messages={"invalid": "Use only letters, digits and underscores."},
+        help_text="Custom event type name (not DB_* or FILE_*).",
+    )
+    payload = serializers.JSONField(
+        required=False, allow_null=True, default=dict, help_text="Any JSON. Missing or null: {}."
+    )
+    delay = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        min_value=0,
+        help_text="Deliver this many milliseconds from now.",
+    )
+    timestamp = SpaceCloudTimestampField(
+        required=False, allow_null=True, help_text="Deliver at this time (RFC 3339)."
+    )
+    options = serializers.JSONField(
+        required=False, allow_null=True, help_text="Accepted for compatibility; unused."
+    )
+    isSynchronous = serializers.BooleanField(  # noqa: N815 - Space Cloud's wire name
+        required=False,
+        default=False,
+        help_text="Deliver now to every matching trigger and answer with the webhook's reply.",
+    )
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        """Resolve the due time (a delay of 0 is no delay); a null payload is {}."""
+        delay_ms = attrs.pop("delay", None) or None
+        ahead_ms = float(settings.MAX_SCHEDULE_AHEAD_S) * 1000
+        if delay_ms is not None and delay_ms > ahead_ms:
+            raise serializers.ValidationError(
+                {"delay": f"At most {ahead_ms:.0f} ms ahead (EVENTING['MAX_SCHEDULE_AHEAD_S'])."}
+            )
+        try:
+            attrs["due"] = due_time(
+                attrs.pop("timestamp", None), delay_ms / 1000 if delay_ms else None
+            )
+        except serializers.ValidationError as exc:
+            raise serializers.ValidationError(rename_fields(exc.detail)) from None
+        if attrs.get("payload") is None:
+            attrs["payload"] = {}
+        return attrs
+
+
+def rename_fields(detail: Any) -> Any:
+    """Space Cloud names: delay_s → delay, deliver_at → timestamp."""
+    names = {"delay_s": "delay", "deliver_at": "timestamp"}
+    if isinstance(detail, dict):
+        return {names.get(key, key): value for key, value in detail.items()}
+    return detail
+
+
+class InvocationSerializer(serializers.ModelSerializer):
+    """One delivery attempt."""
+
+    class Meta:
+        model = InvocationLog
+        fields = (
+            "attempt",
+            "invoked_at",
+            "duration_ms",
+            "request",
+            "response_status_code",
+            "response_headers",
+            "response_body",
+            "error_msg",
+        )
+
+
+class EventSerializer(serializers.ModelSerializer):
+    """An event row (one event for one trigger)."""
+
+    trigger = serializers.CharField(source="trigger_name", read_only=True)
+
+    class Meta:
+        model = EventLog
+        fields = (
+            "id",
+            "batch_id",
+            "type",
+            "trigger",
+            "source",
+            "payload",
+            "status",
+            "attempts",
+            "deliver_at",
+            "created_at",
+            "processed_at",
+            "last_status_code",
+            "remark",
+            "idempotency_key",
+        )
+        read_only_fields = fields
+
+
+class EventDetailSerializer(EventSerializer):
+    """An event with every delivery attempt."""
+
+    invocations = InvocationSerializer(many=True, read_only=True)
+
+    class Meta(EventSerializer.Meta):
+        fields = (*EventSerializer.Meta.fields, "invocations")
+        read_only_fields = fields
+
+
+class QueuedSerializer(serializers.Serializer):
+    """What one queued event became: a row per matching trigger (none if nothing matched)."""
+
+    created = serializers.BooleanField(help_text="False when an idempotent repeat.")
+    events = EventSerializer(many=True)
+
+
+class QueuedBatchSerializer(serializers.Serializer):
+    """The result of a batch, in the order of the request."""
+
+    count = serializers.IntegerField(help_text="Event rows recorded or found.")
+    results = QueuedSerializer(many=True)
+
+
+class SpaceCloudQueuedSerializer(serializers.Serializer):
+    """Answer of the queue endpoint: the event ids; `result` only in synchronous mode."""
+
+    event_ids = serializers.ListField(
+        child=serializers.UUIDField(), help_text="One event per matching trigger."
+    )
+    batch_id = serializers.UUIDField(allow_null=True, help_text="Null when nothing matched.")
+    result = serializers.JSONField(
+        required=False,
+        allow_null=True,
+        help_text="Synchronous mode: the reply body of the first trigger that accepted it.",
+    )
+
+
+class RescheduleSerializer(serializers.Serializer):
+    """PATCH body of an event: its new delivery time."""
+
+    deliver_at = serializers.DateTimeField(help_text="New delivery time (RFC 3339).")
+
+    def validate_deliver_at(self, value: dt.datetime) -> dt.datetime:
+        """Within MAX_SCHEDULE_AHEAD_S; a past time means now."""
+        return due_time(value, None)
+
+
+class EventFilterSerializer(serializers.Serializer):
+    """Query parameters of the event list."""
+
+    status = serializers.ChoiceField(choices=EventStatus.choices, required=False)
+    type = serializers.CharField(required=False, max_length=100)
+    trigger = serializers.CharField(required=False, max_length=100)
+    created_after = serializers.DateTimeField(required=False)
+    created_before = serializers.DateTimeField(required=False)
+
+
+class TestTriggerSerializer(serializers.Serializer):
+    """Body of a trigger test: the payload to send (default {"test": true})."""
+
+    payload = serializers.JSONField(required=False, allow_null=True)
+
+
+class TestTriggerResultSerializer(serializers.Serializer):
+    """What a test delivery did."""
+
+    delivered = serializers.BooleanField()
+    status_code = serializers.IntegerField(allow_null=True)
+    outcome = serializers.CharField(help_text="The event's status after the attempt.")
+    remark = serializers.CharField(allow_blank=True)
+    response = serializers.JSONField(allow_null=True, help_text="The reply (JSON or text).")
+    event = EventDetailSerializer()
+
+
+class ModelCleanMixin:
+    """Run the model's full_clean() (field validators and clean()) like the admin does."""
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        """Apply attrs to a copy of the instance and full_clean it; keep normalised values."""
+        model = self.Meta.model
+        instance = model() if self.instance is None else model.objects.get(pk=self.instance.pk)
+        for name, value in attrs.items():
+            setattr(instance, name, value)
+        try:
+            instance.full_clean()
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError(django_validation_detail(exc)) from None
+        return {name: getattr(instance, name) for name in attrs}
+
+
+class TriggerSerializer(ModelCleanMixin, serializers.ModelSerializer):
+    """A trigger, validated exactly as the admin validates it."""
+
+    class Meta:
+        model = Trigger
+        fields = (
+            "name",
+            "type",
+            "source",
+            "url",
+            "enabled",
+            "paused",
+            "paused_reason",
+            "retries",
+            "timeout_ms",
+            "backoff_base_s",
+            "backoff_max_s",
+            "delay_s",
+            "watch_fields",
+            "payload_fields",
+            "filter",
+            "path_pattern",
+            "headers",
+            "signing_secret",
+            "description",
+            "created_at",
+            "updated_at",
+        )
+        read_only_fields = ("created_at", "updated_at")
+        extra_kwargs = {"signing_secret": {"required": False}}
+
+
+class EventTypeSerializer(ModelCleanMixin, serializers.ModelSerializer):
+    """A custom event type: JSON Schema of its payload and its queue rule."""
+
+    class Meta:
+        model = EventType
+        fields = ("name", "description", "schema", "queue_rule", "created_at", "updated_at")
+        read_only_fields = ("created_at", "updated_at")

@@ -1,0 +1,436 @@
+"""API views: the Space Cloud queue endpoint, events, triggers and event types."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db.models import Prefetch
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    OpenApiResponse,
+    PolymorphicProxySerializer,
+    extend_schema,
+    extend_schema_view,
+)
+from rest_framework import exceptions, mixins, permissions, status, viewsets
+from rest_framework.authentication import SessionAuthentication, TokenAuthentication
+from rest_framework.decorators import action
+from rest_framework.pagination import CursorPagination
+from rest_framework.renderers import JSONRenderer
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from triggers.models import EventType, Trigger
+
+from ..conf import settings
+from ..emitter import BatchItem
+from ..models import EventLog, EventStatus, InvocationLog
+from ..operations import cancel_events, redeliver_events, reschedule_event
+from . import queueing, serializers
+from .auth import EventingJWTAuthentication
+from .errors import BadGateway, Conflict, exception_handler
+from .parsers import BoundedJSONParser, check_body_headers
+from .permissions import StaffOrModelPermissions
+from .throttles import EventingThrottle, QueueThrottle
+
+ERRORS = {
+    code: OpenApiResponse(description=text)
+    for code, text in {
+        400: "Invalid input; `detail` names the field.",
+        401: "Missing or invalid credentials.",
+        403: "Not allowed (queue rule or permission).",
+        404: "No such object.",
+        409: "Conflicts with the object's state or an idempotency key.",
+        413: "Body over EVENTING['MAX_PAYLOAD_BYTES'].",
+        415: "Body is not JSON.",
+        429: "Throttled; see Retry-After.",
+    }.items()
+}
+
+
+class EventingAPIMixin:
+    """What every eventing view shares: auth, JSON in and out, body limits, JSON errors."""
+
+    authentication_classes = [
+        EventingJWTAuthentication,
+        TokenAuthentication,
+        SessionAuthentication,
+    ]
+    parser_classes = [BoundedJSONParser]
+    renderer_classes = [JSONRenderer]
+    permission_classes = [StaffOrModelPermissions]
+    throttle_classes = [EventingThrottle]
+
+    def get_exception_handler(self):
+        """Our handler, whatever the host project's REST_FRAMEWORK setting says."""
+        return exception_handler
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        """Refuse an oversized or untyped body before authenticating or reading it."""
+        check_body_headers(request)
+        super().initial(request, *args, **kwargs)
+
+
+def idempotency_header(request: Request) -> str | None:
+    """The `Idempotency-Key` header, if any (at most 200 characters)."""
+    key = request.headers.get("Idempotency-Key", "").strip()
+    if len(key) > 200:
+        raise exceptions.ValidationError({"Idempotency-Key": ["At most 200 characters."]})
+    return key or None
+
+
+def queued_result(item: BatchItem) -> dict[str, Any]:
+    """One item of a queue answer."""
+    return {
+        "created": item.created,
+        "events": serializers.EventSerializer(item.rows, many=True).data,
+    }
+
+
+SPACE_CLOUD_EXAMPLE = OpenApiExample(
+    "Space Cloud client",
+    value={
+        "type": "order_placed",
+        "payload": {"order_id": 42},
+        "delay": 0,
+        "timestamp": "",
+        "options": {},
+        "isSynchronous": False,
+    },
+    request_only=True,
+)
+
+
+class SpaceCloudQueueView(EventingAPIMixin, APIView):
+    """`POST /v1/api/<project>/eventing/queue`: Space Cloud's queue endpoint."""
+
+    permission_classes = [permissions.AllowAny]  # each type's queue rule decides
+    throttle_classes = [QueueThrottle]
+
+    @extend_schema(
+        operation_id="space_cloud_queue_event",
+        summary="Queue a custom event (Space Cloud compatible)",
+        request=serializers.SpaceCloudQueueSerializer,
+        examples=[SPACE_CLOUD_EXAMPLE],
+        parameters=[
+            OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False),
+        ],
+        responses={
+            200: serializers.SpaceCloudQueuedSerializer,
+            202: serializers.SpaceCloudQueuedSerializer,
+            502: OpenApiResponse(description="Synchronous: no webhook accepted the event."),
+            **ERRORS,
+        },
+    )
+    def post(self, request: Request, project: str) -> Response:
+        """Queue one event; with isSynchronous, deliver it now and answer the webhook's reply."""
+        expected = settings.QUEUE_PATH_PROJECT
+        if project != expected:
+            raise exceptions.NotFound(
+                f"Unknown project {project!r}; this endpoint serves {expected!r} "
+                "(EVENTING['QUEUE_PATH_PROJECT'])."
+            )
+        if not isinstance(request.data, dict):
+            raise exceptions.ValidationError({"non_field_errors": ["Send a JSON object."]})
+        body = serializers.SpaceCloudQueueSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = {**body.validated_data, "idempotency_key": idempotency_header(request)}
+        requests = queueing.authorize(request.user, [data], batch=False)
+        synchronous = data["isSynchronous"]
+        item = queueing.record(requests, publish_rows=not synchronous)[0]
+        answer = {
+            "event_ids": [str(row.id) for row in item.rows],
+            "batch_id": str(item.rows[0].batch_id) if item.rows else None,
+        }
+        if not synchronous:
+            code = status.HTTP_202_ACCEPTED if item.created else status.HTTP_200_OK
+            return Response(answer, status=code)
+        return self.synchronous_answer(item, answer)
+
+    def synchronous_answer(self, item: BatchItem, answer: dict[str, Any]) -> Response:
+        """Deliver now; the first accepting trigger's reply is the result (502 if none)."""
+        rows = (
+            [row for row in item.rows if row.status == EventStatus.STAGED] if (item.created) else []
+        )
+        results = queueing.deliver_now(rows)
+        failures = []
+        for row, result in zip(rows, results, strict=True):
+            if result.outcome is not None and result.outcome.succeeded:
+                return Response({**answer, "result": queueing.reply_of(result)})
+            failures.append(queueing.describe_failure(row, result))
+        if not rows:
+            # Nothing matched (or an idempotent repeat): there is no reply to give.
+            return Response({**answer, "result": None})
+        raise BadGateway("No webhook accepted the event: " + "; ".join(failures))
+
+
+class EventCursorPagination(CursorPagination):
+    """Newest first; stable under inserts."""
+
+    ordering = "-created_at"
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 500
+
+
+EVENT_CREATE_REQUEST = PolymorphicProxySerializer(
+    component_name="EventCreateOneOrMany",
+    serializers=[
+        serializers.EventCreateSerializer,
+        serializers.EventCreateSerializer(many=True),
+    ],
+    resource_type_field_name=None,
+    many=False,
+)
+EVENT_CREATE_RESPONSE = PolymorphicProxySerializer(
+    component_name="QueuedOneOrMany",
+    serializers=[serializers.QueuedSerializer, serializers.QueuedBatchSerializer],
+    resource_type_field_name=None,
+)
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="List events, newest first",
+        parameters=[
+            OpenApiParameter("status", str, enum=list(EventStatus.values)),
+            OpenApiParameter("type", str),
+            OpenApiParameter("trigger", str, description="Trigger name."),
+            OpenApiParameter("created_after", OpenApiTypes.DATETIME),
+            OpenApiParameter("created_before", OpenApiTypes.DATETIME),
+        ],
+        responses={200: serializers.EventSerializer(many=True), **ERRORS},
+    ),
+    retrieve=extend_schema(
+        summary="An event with its invocations",
+        responses={200: serializers.EventDetailSerializer, **ERRORS},
+    ),
+    create=extend_schema(
+        summary="Queue one custom event or a batch (a list, up to MAX_BATCH_SIZE)",
+        request=EVENT_CREATE_REQUEST,
+        parameters=[
+            OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False),
+        ],
+        responses={201: EVENT_CREATE_RESPONSE, 200: EVENT_CREATE_RESPONSE, **ERRORS},
+    ),
+    partial_update=extend_schema(
+        summary="Reschedule a staged event",
+        request=serializers.RescheduleSerializer,
+        responses={200: serializers.EventSerializer, **ERRORS},
+    ),
+)
+class EventViewSet(
+    EventingAPIMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    viewsets.GenericViewSet,
+):
+    """Events: queue, list, inspect, reschedule, cancel, redeliver."""
+
+    queryset = EventLog.objects.all()
+    serializer_class = serializers.EventSerializer
+    pagination_class = EventCursorPagination
+    http_method_names = ["get", "post", "patch", "head", "options"]
+    action_permissions = {
+        "cancel": ["eventing.cancel_eventlog"],
+        "redeliver": ["eventing.redeliver_eventlog"],
+    }
+
+    def get_permissions(self):
+        """Queueing is governed by each type's queue rule; the rest by model permissions."""
+        if self.action == "create":
+            return [permissions.AllowAny()]
+        return super().get_permissions()
+
+    def get_throttles(self):
+        """Queueing has its own rate."""
+        if self.action == "create":
+            return [QueueThrottle()]
+        return super().get_throttles()
+
+    def get_serializer_class(self):
+        if self.action == "retrieve":
+            return serializers.EventDetailSerializer
+        return serializers.EventSerializer
+
+    def get_queryset(self):
+        """Filtered by the query parameters; invocations prefetched for one event."""
+        queryset = EventLog.objects.all()
+        if self.action == "retrieve":
+            return queryset.prefetch_related(
+                Prefetch("invocations", InvocationLog.objects.order_by("attempt", "invoked_at"))
+            )
+        if self.action != "list":
+            return queryset
+        params = serializers.EventFilterSerializer(data=self.request.query_params)
+        params.is_valid(raise_exception=True)
+        filters = params.validated_data
+        lookups = {
+            "status": "status",
+            "type": "type",
+            "trigger": "trigger_name",
+            "created_after": "created_at__gte",
+            "created_before": "created_at__lt",
+        }
+        return queryset.filter(**{lookups[name]: value for name, value in filters.items()})
+
+    def get_object(self) -> EventLog:
+        """404 (not 400) for an id that is not a UUID."""
+        try:
+            return super().get_object()
+        except DjangoValidationError:
+            raise exceptions.NotFound("No event with this id.") from None
+
+    def create(self, request: Request) -> Response:
+        """Queue one event (an object) or a batch (a list) in one transaction."""
+        batch = isinstance(request.data, list)
+        events = request.data if batch else [request.data]
+        limit = int(settings.MAX_BATCH_SIZE)
+        if batch and not events:
+            raise exceptions.ValidationError({"non_field_errors": ["The batch is empty."]})
+        if len(events) > limit:
+            raise exceptions.ValidationError(
+                {
+                    "non_field_errors": [
+                        f"{len(events)} events; at most {limit} per request "
+                        "(EVENTING['MAX_BATCH_SIZE'])."
+                    ]
+                }
+            )
+        if not all(isinstance(event, dict) for event in events):
+            raise exceptions.ValidationError(
+                {"non_field_errors": ["Send an event object or a list of event objects."]}
+            )
+        body = serializers.EventCreateSerializer(data=events, many=True)
+        if not body.is_valid():
+            errors = body.errors if batch else body.errors[0]
+            raise exceptions.ValidationError(errors)
+        data = body.validated_data
+        if not batch and not data[0].get("idempotency_key"):
+            data[0]["idempotency_key"] = idempotency_header(request)
+        items = queueing.record(queueing.authorize(request.user, data, batch=batch))
+        created = any(item.created for item in items)
+        code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
+        if not batch:
+            return Response(queued_result(items[0]), status=code)
+        return Response(
+            {
+                "count": sum(len(item.rows) for item in items),
+                "results": [queued_result(item) for item in items],
+            },
+            status=code,
+        )
+
+    def partial_update(self, request: Request, pk: str | None = None) -> Response:
+        """Move a staged event's delivery time."""
+        event = self.get_object()
+        body = serializers.RescheduleSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        if event.status != EventStatus.STAGED:
+            raise Conflict(
+                f"deliver_at: only staged events can be rescheduled; this one is {event.status}."
+            )
+        try:
+            event = reschedule_event(event.id, body.validated_data["deliver_at"])
+        except DjangoValidationError:
+            raise Conflict("deliver_at: the event is no longer staged.") from None
+        return Response(serializers.EventSerializer(event).data)
+
+    @extend_schema(
+        summary="Cancel a staged event",
+        request=None,
+        responses={200: serializers.EventSerializer, **ERRORS},
+    )
+    @action(detail=True, methods=["post"])
+    def cancel(self, request: Request, pk: str | None = None) -> Response:
+        """Cancel the event if it is still staged (or an intent)."""
+        event = self.get_object()
+        if not cancel_events([event.id], reason=f"Cancelled through the API by {request.user}"):
+            raise Conflict(f"Only staged events can be cancelled; this one is {event.status}.")
+        event.refresh_from_db()
+        return Response(serializers.EventSerializer(event).data)
+
+    @extend_schema(
+        summary="Redeliver a finished event (fresh retry budget)",
+        request=None,
+        responses={200: serializers.EventSerializer, **ERRORS},
+    )
+    @action(detail=True, methods=["post"])
+    def redeliver(self, request: Request, pk: str | None = None) -> Response:
+        """Stage a processed, failed or cancelled event again."""
+        event = self.get_object()
+        if not redeliver_events([event.id]):
+            raise Conflict(
+                f"Only processed, failed or cancelled events can be redelivered; this one is "
+                f"{event.status}."
+            )
+        event.refresh_from_db()
+        return Response(serializers.EventSerializer(event).data)
+
+
+class NamedModelViewSet(EventingAPIMixin, viewsets.ModelViewSet):
+    """CRUD by name; PUT is not offered (PATCH changes some fields)."""
+
+    lookup_field = "name"
+    http_method_names = ["get", "post", "patch", "delete", "head", "options"]
+
+
+@extend_schema_view(
+    list=extend_schema(responses={200: serializers.TriggerSerializer(many=True), **ERRORS}),
+    retrieve=extend_schema(responses={200: serializers.TriggerSerializer, **ERRORS}),
+    create=extend_schema(responses={201: serializers.TriggerSerializer, **ERRORS}),
+    partial_update=extend_schema(responses={200: serializers.TriggerSerializer, **ERRORS}),
+    destroy=extend_schema(responses={204: None, **ERRORS}),
+)
+class TriggerViewSet(NamedModelViewSet):
+    """Triggers, validated like the admin validates them."""
+
+    queryset = Trigger.objects.all()
+    serializer_class = serializers.TriggerSerializer
+    action_permissions = {"test": ["triggers.change_trigger"]}
+
+    @extend_schema(
+        summary="Fire a test event at this trigger and report the outcome",
+        request=serializers.TestTriggerSerializer,
+        responses={200: serializers.TestTriggerResultSerializer, **ERRORS},
+    )
+    @action(detail=True, methods=["post"])
+    def test(self, request: Request, name: str | None = None) -> Response:
+        """Record a test event for this trigger only, deliver it now, and say what happened."""
+        trigger = self.get_object()
+        if not trigger.enabled or trigger.paused:
+            raise Conflict(f"Trigger {trigger.name} is disabled or paused; enable it to test.")
+        body = serializers.TestTriggerSerializer(data=request.data or {})
+        body.is_valid(raise_exception=True)
+        payload = body.validated_data.get("payload")
+        event = queueing.record_test_event(trigger, {"test": True} if payload is None else payload)
+        result = queueing.deliver_now([event])[0]
+        event = EventLog.objects.prefetch_related("invocations").get(id=event.id)
+        return Response(
+            {
+                "delivered": bool(result.outcome and result.outcome.succeeded),
+                "status_code": result.response.status_code if result.response else None,
+                "outcome": event.status,
+                "remark": event.remark or result.skipped,
+                "response": queueing.reply_of(result),
+                "event": serializers.EventDetailSerializer(event).data,
+            }
+        )
+
+
+@extend_schema_view(
+    list=extend_schema(responses={200: serializers.EventTypeSerializer(many=True), **ERRORS}),
+    retrieve=extend_schema(responses={200: serializers.EventTypeSerializer, **ERRORS}),
+    create=extend_schema(responses={201: serializers.EventTypeSerializer, **ERRORS}),
+    partial_update=extend_schema(responses={200: serializers.EventTypeSerializer, **ERRORS}),
+    destroy=extend_schema(responses={204: None, **ERRORS}),
+)
+class EventTypeViewSet(NamedModelViewSet):
+    """Custom event types: JSON Schema and queue rule."""
+
+    queryset = EventType.objects.all()
+    serializer_class = serializers.EventTypeSerializer

@@ -1,0 +1,205 @@
+"""`eventing_triggers export|import`: triggers and event types as a file in version control."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import transaction
+
+from triggers.models import EventType, Trigger
+
+from ...conf import settings
+
+FORMAT_VERSION = 1
+# Fields kept in the file. Ids, timestamps and pausing (by a user or a 410) are runtime state.
+TRIGGER_FIELDS = (
+    "name",
+    "type",
+    "source",
+    "url",
+    "enabled",
+    "paused",
+    "retries",
+    "timeout_ms",
+    "backoff_base_s",
+    "backoff_max_s",
+    "delay_s",
+    "watch_fields",
+    "payload_fields",
+    "filter",
+    "path_pattern",
+    "headers",
+    "description",
+)
+EVENT_TYPE_FIELDS = ("name", "description", "schema", "queue_rule")
+
+
+class DryRun(Exception):
+    """Raised inside the import transaction to roll it back."""
+
+
+def yaml_module():
+    """PyYAML, or a CommandError saying how to get it."""
+    try:
+        import yaml
+    except ImportError:
+        raise CommandError("YAML needs PyYAML (pip install PyYAML); or use JSON.") from None
+    return yaml
+
+
+def file_format(path: str, requested: str | None) -> str:
+    """json or yaml: as asked, else from the file extension, else json."""
+    if requested:
+        return requested
+    return "yaml" if path.endswith((".yaml", ".yml")) else "json"
+
+
+def export_data(include_secrets: bool) -> dict[str, Any]:
+    """Every event type and trigger, sorted by name, as plain data."""
+    fields = TRIGGER_FIELDS + (("signing_secret",) if include_secrets else ())
+    return {
+        "version": FORMAT_VERSION,
+        "event_types": [
+            {name: getattr(row, name) for name in EVENT_TYPE_FIELDS}
+            for row in EventType.objects.order_by("name")
+        ],
+        "triggers": [
+            {name: getattr(row, name) for name in fields}
+            for row in Trigger.objects.order_by("name")
+        ],
+    }
+
+
+def apply_item(model, fields: tuple[str, ...], item: Any, where: str) -> str:
+    """Create or update one object from `item`; returns created, updated or unchanged."""
+    if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+        raise CommandError(f"{where}: each entry must be an object with a 'name'.")
+    allowed = set(fields) | ({"signing_secret"} if model is Trigger else set())
+    unknown = sorted(set(item) - allowed)
+    if unknown:
+        raise CommandError(f"{where} ({item['name']}): unknown field(s) {', '.join(unknown)}.")
+    instance = model.objects.filter(name=item["name"]).first()
+    created = instance is None
+    if created:
+        instance = model()
+    changed = [name for name, value in item.items() if getattr(instance, name, None) != value]
+    if not created and not changed:
+        return "unchanged"
+    for name, value in item.items():
+        setattr(instance, name, value)
+    try:
+        instance.full_clean()
+    except ValidationError as exc:
+        detail = "; ".join(
+            f"{field}: {' '.join(messages)}" for field, messages in exc.message_dict.items()
+        )
+        raise CommandError(f"{where} ({item['name']}): {detail}") from None
+    instance.save()
+    return "created" if created else "updated"
+
+
+class Command(BaseCommand):
+    """Export triggers and event types to JSON or YAML, or import them back (idempotent)."""
+
+    help = (
+        "Export triggers and event types to a file (JSON, or YAML with PyYAML), or import "
+        "such a file: objects are matched by name, created or updated; running it twice "
+        "changes nothing. Signing secrets are exported only with --include-secrets; an "
+        "imported trigger without one keeps its secret (or gets a new one)."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        sub = parser.add_subparsers(dest="action", required=True)
+        export = sub.add_parser("export", help="Write every trigger and event type.")
+        export.add_argument("-o", "--output", default="-", help="File to write (- for stdout).")
+        export.add_argument("--format", choices=("json", "yaml"), help="Default: by extension.")
+        export.add_argument(
+            "--include-secrets",
+            action="store_true",
+            help="Also write each trigger's signing secret.",
+        )
+        imp = sub.add_parser("import", help="Create or update from a file, by name.")
+        imp.add_argument("file", help="File to read (- for stdin).")
+        imp.add_argument("--format", choices=("json", "yaml"), help="Default: by extension.")
+        imp.add_argument(
+            "--dry-run", action="store_true", help="Report what would change and change nothing."
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        if options["action"] == "export":
+            self.export(options)
+        else:
+            self.import_(options)
+
+    def export(self, options: dict[str, Any]) -> None:
+        """Write the file (or stdout)."""
+        fmt = file_format(options["output"], options["format"])
+        data = export_data(options["include_secrets"])
+        if fmt == "yaml":
+            text = yaml_module().safe_dump(data, sort_keys=False, allow_unicode=True)
+        else:
+            text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+        if options["output"] == "-":
+            self.stdout.write(text, ending="")
+        else:
+            Path(options["output"]).write_text(text, encoding="utf-8")
+            self.stderr.write(
+                f"Exported {len(data['event_types'])} event type(s) and "
+                f"{len(data['triggers'])} trigger(s) to {options['output']}."
+            )
+
+    def read(self, path: str, fmt: str) -> dict[str, Any]:
+        """The parsed file, checked for its two lists."""
+        try:
+            text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise CommandError(f"Cannot read {path}: {exc}") from None
+        try:
+            data = yaml_module().safe_load(text) if fmt == "yaml" else json.loads(text)
+        except ValueError as exc:
+            raise CommandError(f"{path} is not valid {fmt}: {exc}") from None
+        except Exception as exc:  # noqa: BLE001 - yaml.YAMLError without importing yaml here
+            raise CommandError(f"{path} is not valid {fmt}: {exc}") from None
+        if not isinstance(data, dict):
+            raise CommandError(f"{path}: expected an object with event_types and triggers.")
+        for key in ("event_types", "triggers"):
+            if not isinstance(data.get(key, []), list):
+                raise CommandError(f"{path}: {key} must be a list.")
+        return data
+
+    def import_(self, options: dict[str, Any]) -> None:
+        """Apply the file in one transaction; report per object and in total."""
+        path = options["file"]
+        data = self.read(path, file_format(path, options["format"]))
+        report: dict[str, dict[str, list[str]]] = {"event types": {}, "triggers": {}}
+        sections = (
+            ("event types", "event_types", EventType, EVENT_TYPE_FIELDS),
+            ("triggers", "triggers", Trigger, TRIGGER_FIELDS),
+        )
+        try:
+            with transaction.atomic(using=settings.DATABASE):
+                for label, key, model, fields in sections:
+                    for index, item in enumerate(data.get(key, [])):
+                        result = apply_item(model, fields, item, f"{key}[{index}]")
+                        report[label].setdefault(result, []).append(item["name"])
+                if options["dry_run"]:
+                    raise DryRun
+        except DryRun:
+            pass
+        prefix = "Would have " if options["dry_run"] else ""
+        for label, results in report.items():
+            for result in ("created", "updated"):
+                for name in results.get(result, []):
+                    self.stdout.write(f"{prefix}{result} {label[:-1]} {name}")
+            counts = ", ".join(
+                f"{len(results.get(result, []))} {result}"
+                for result in ("created", "updated", "unchanged")
+            )
+            self.stdout.write(f"{label}: {counts}")
+        if options["dry_run"]:
+            self.stdout.write("Dry run: nothing was changed.")
