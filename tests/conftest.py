@@ -42,3 +42,14 @@ def published(settings):
     settings.EVENTING = {**settings.EVENTING, "PUBLISH_IN_BACKGROUND": False}
     with mock.patch("eventing.tasks.deliver.apply_async") as apply_async:
         yield apply_async
+
+
+@pytest.fixture(autouse=True)
+def fresh_trigger_caches():
+    """Each test starts with empty per-process trigger caches (a rolled-back test's triggers
+    must not linger for the cache TTL)."""
+    from eventing import trigger_cache
+    from triggers import registry
+
+    registry.invalidate()
+    trigger_cache.forget()

@@ -78,12 +78,18 @@ def aim_at_known_objects(case, choice: int, known: dict[str, list[str]]) -> None
     for name, values in known.items():
         if name in params:
             params[name] = values[choice % len(values)]
-    if isinstance(case.body, dict) and "type" in case.body and choice % 3:
-        case.body["type"] = "order_placed"
-    elif isinstance(case.body, list) and choice % 3:
-        for item in case.body:
-            if isinstance(item, dict):
-                item["type"] = "order_placed"
+    bodies = case.body if isinstance(case.body, list) else [case.body]
+    for body in bodies:
+        if isinstance(body, dict) and "type" in body and choice % 3:
+            # A valid type and payload: generation alone rarely finds one.
+            body["type"] = "order_placed"
+            body["payload"] = {"id": choice}
+
+
+def restore_queue_rules() -> None:
+    """Generated PATCHes may have changed the rules; put back the ones success paths need."""
+    for name in ("default", "order_placed"):
+        EventType.objects.filter(name=name).update(queue_rule=EventType.QueueRule.ALLOW)
 
 
 def run_operation(
@@ -101,6 +107,7 @@ def run_operation(
     )
     def check(case, choice):
         aim_at_known_objects(case, choice, known)
+        restore_queue_rules()
         response = case.call_and_validate(headers=headers, checks=CHECKS)
         statuses[(operation.method.upper(), operation.path)].add(response.status_code)
 
@@ -127,7 +134,7 @@ def test_api_conforms_to_its_schema(served_schema, known_objects, who):
     succeeded = [op for op, codes in statuses.items() if any(200 <= c < 300 for c in codes)]
     if who == "admin":
         # Not a vacuous run: most operations got through to their success path.
-        assert len(succeeded) >= 12, sorted(statuses.items())
+        assert len(succeeded) >= 12, "\n".join(map(str, sorted(statuses.items())))
     else:
         # Without credentials only queueing (an `allow` rule) may succeed; managing never.
         queueing = {("POST", "/api/eventing/events/"), ("POST", "/v1/api/{project}/eventing/queue")}
