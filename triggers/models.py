@@ -6,6 +6,10 @@ from django.db import models
 from . import defaults
 from .types import NAME_RE
 
+# Longest delay or backoff a trigger may ask for: beyond a year is a typo, and far beyond it
+# overflows date arithmetic.
+MAX_DELAY_S = 366 * 24 * 3600
+
 name_validator = RegexValidator(
     NAME_RE, "Use only letters, digits and underscores.", code="invalid_name"
 )
@@ -64,19 +68,19 @@ class Trigger(models.Model):
     backoff_base_s = models.FloatField(
         "backoff base (s)",
         default=defaults.default_backoff_base_s,
-        validators=[MinValueValidator(0.0)],
+        validators=[MinValueValidator(0.0), MaxValueValidator(MAX_DELAY_S)],
         help_text="Delay before the first retry; doubles per attempt, ±20 % jitter (seconds).",
     )
     backoff_max_s = models.FloatField(
         "backoff max (s)",
         default=defaults.default_backoff_max_s,
-        validators=[MinValueValidator(0.0)],
+        validators=[MinValueValidator(0.0), MaxValueValidator(MAX_DELAY_S)],
         help_text="Longest delay between attempts, also the cap on Retry-After (seconds).",
     )
     delay_s = models.FloatField(
         "delay (s)",
         default=0.0,
-        validators=[MinValueValidator(0.0)],
+        validators=[MinValueValidator(0.0), MaxValueValidator(MAX_DELAY_S)],
         help_text="Every event of this trigger is delivered this many seconds after it happens.",
     )
     watch_fields = models.JSONField(

@@ -100,3 +100,9 @@ def test_event_type_name_cannot_use_reserved_prefix():
     with pytest.raises(ValidationError) as info:
         EventType(name="DB_custom").full_clean()
     assert "name" in info.value.message_dict
+
+
+@pytest.mark.parametrize("field", ["delay_s", "backoff_base_s", "backoff_max_s"])
+def test_absurd_delays_are_refused(field):
+    values = {"backoff_max_s": 1e12, field: 1e12}  # max ≥ base, so only the bound can fail
+    assert field in error_fields(make(**values))
