@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from django.core.signals import request_started
+from django.db import close_old_connections
 from django.db.models.signals import post_delete, post_save, pre_save
 
 from triggers import types
@@ -37,10 +38,18 @@ def signals_connect() -> None:
     post_delete.connect(forget_instance, sender=Trigger,
                         dispatch_uid="eventing.forget_trigger_deleted")
     try:
-        from celery.signals import task_prerun
+        from celery.signals import task_postrun, task_prerun
     except ImportError:  # pragma: no cover - Celery is a dependency
         return
     task_prerun.connect(refresh, dispatch_uid="eventing.refresh_on_task", weak=False)
+    # Like a request's end in Django: drop connections that broke or outlived CONN_MAX_AGE.
+    task_postrun.connect(close_connections, dispatch_uid="eventing.close_connections",
+                         weak=False)
+
+
+def close_connections(**kwargs) -> None:
+    """After each Celery task, close database connections that are broken or too old."""
+    close_old_connections()
 
 
 def sync_delete_receivers(index: TriggerIndex) -> None:

@@ -5,9 +5,13 @@ from __future__ import annotations
 import datetime as dt
 
 from celery import shared_task
+from django.db import InterfaceError, OperationalError, close_old_connections
 from django.utils import timezone
 
 from .enqueue import publish, within_horizon
+
+# Seconds before a delivery that hit a database error is tried again.
+DB_RETRY_S = 1.0
 
 
 @shared_task(bind=True, name="eventing.deliver", acks_late=True, max_retries=None,
@@ -16,7 +20,13 @@ def deliver(self, event_id: str, trigger_id: int | None = None) -> str:
     """Attempt delivery of one event; schedule the next attempt through Celery's retry."""
     from .delivery import deliver_event
 
-    result = deliver_event(event_id, trigger_id)
+    try:
+        result = deliver_event(event_id, trigger_id)
+    except (OperationalError, InterfaceError) as exc:
+        # The database went away (restart, failover): try again shortly on a fresh connection;
+        # the row is untouched or leased, so nothing is lost either way.
+        close_old_connections()
+        raise self.retry(exc=exc, countdown=DB_RETRY_S) from exc
     if result.early_until is not None:
         # Arrived before its time (clock skew, or the event was rescheduled): send it again
         # for the right moment; beyond the horizon the sweeper will.
