@@ -1,6 +1,6 @@
 """URLs of the standalone project."""
 
-from django.urls import path
+from django.urls import include, path
 from django.views.generic import RedirectView
 
 from mission_control.sites import site as mission_control
@@ -8,4 +8,6 @@ from mission_control.sites import site as mission_control
 urlpatterns = [
     path("", RedirectView.as_view(url="/mission-control/", permanent=False)),
     path("mission-control/", mission_control.urls),
+    # /metrics (Prometheus) and /healthz
+    path("", include("eventing.urls")),
 ]

@@ -54,6 +54,14 @@ DEFAULTS: dict[str, Any] = {
     "USER_AGENT": "Eventing/1.0 (+webhooks)",
     # How long a process keeps its trigger index before reloading it (seconds).
     "TRIGGER_CACHE_TTL_S": 1.0,
+    # Port on which each Celery worker serves its own Prometheus metrics (all interfaces);
+    # None serves nothing. Web processes serve theirs at /metrics (eventing.urls).
+    "WORKER_METRICS_PORT": None,
+    # Bearer token /metrics requires; empty leaves it open (restrict it at the proxy instead).
+    "METRICS_TOKEN": "",
+    # /healthz reports the sweeper stale (503) when its last pass is older than this (seconds);
+    # None means 10 sweep intervals, at least 10 s.
+    "HEALTH_SWEEP_STALE_S": None,
 }
 
 

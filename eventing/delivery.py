@@ -15,6 +15,7 @@ from triggers.models import Trigger
 
 from .conf import settings
 from .enqueue import within_horizon
+from .metrics import observe_delivery
 from .models import EventLog, EventStatus, InvocationLog
 from .outcome import Outcome, decide
 from .transport import WebhookConfigError, WebhookResponse, build_request, send
@@ -64,6 +65,7 @@ def deliver_event(event_id, *, force: bool = False) -> DeliveryResult:
     response = call_webhook(event, trigger, attempt)
     outcome = decide(response, attempt=attempt, trigger=trigger, now=timezone.now())
     finish(event, trigger, attempt, now, response, outcome)
+    observe_delivery(event, trigger, now, response, outcome)
     return DeliveryResult(attempt=attempt, response=response, outcome=outcome)
 
 

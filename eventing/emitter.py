@@ -18,6 +18,7 @@ from triggers.registry import TriggerSpec
 from .conf import settings
 from .enqueue import enqueue_on_commit, within_horizon
 from .index import current_index
+from .metrics import count_emitted_on_commit
 from .models import EventLog, EventStatus
 
 
@@ -126,6 +127,7 @@ def record_events(
         if existing:
             return existing
         raise
+    count_emitted_on_commit(rows, using=db)
     if status == EventStatus.STAGED:
         enqueue_on_commit(rows, using=db)
     return rows
