@@ -76,7 +76,7 @@ def verify_delivery(
     source = "--secret"
     if secret is None and trigger and lookup is not None:
         secret = lookup(trigger)
-        source = f"trigger {trigger}"
+        source = f"the secret of trigger {trigger}"
     if secret is None:
         why = f"no trigger named {trigger!r} here" if trigger else "no X-Eventing-Trigger"
         return Verdict(True, claims=claims,
@@ -84,9 +84,9 @@ def verify_delivery(
     try:
         verify_signature(body, headers, secret)
     except WebhookVerificationError as exc:
-        return Verdict(False, f"{exc.args[0] if exc.args else exc} (secret of {source})",
+        return Verdict(False, f"{exc.args[0] if exc.args else exc} (checked with {source})",
                        claims=claims)
-    return Verdict(True, claims=claims, signature=f"verified with the secret of {source}")
+    return Verdict(True, claims=claims, signature=f"verified with {source}")
 
 
 def pretty_body(body: bytes) -> str:

@@ -80,7 +80,7 @@ class Command(BaseCommand):
                 report = sweep()
                 passes += 1
                 busy = any(report.values())
-                if busy or not (loop or until_idle) or self.verbosity > 1:
+                if busy or not (loop or until_idle) or options["verbosity"] > 1:
                     self.stdout.write(f"Sweep {passes}: {describe(report)}")
                 if until_idle and not busy:
                     break
