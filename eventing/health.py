@@ -68,8 +68,12 @@ def check_sweep() -> dict[str, Any]:
     except Exception as exc:  # noqa: BLE001 - the database check reports the cause
         return {"ok": False, "error": f"{type(exc).__name__}: {exc}", "stale_after_s": limit}
     if beat is None:
-        return {"ok": False, "error": "The sweeper never ran (is beat running?)",
-                "age_s": None, "stale_after_s": limit}
+        return {
+            "ok": False,
+            "error": "The sweeper never ran (is beat running?)",
+            "age_s": None,
+            "stale_after_s": limit,
+        }
     age = (timezone.now() - beat.at).total_seconds()
     result: dict[str, Any] = {"ok": age <= limit, "age_s": round(age, 3), "stale_after_s": limit}
     if not result["ok"]:

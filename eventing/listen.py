@@ -46,9 +46,7 @@ def trigger_secret(name: str) -> str | None:
 
     close_old_connections()
     try:
-        return (
-            Trigger.objects.filter(name=name).values_list("signing_secret", flat=True).first()
-        )
+        return Trigger.objects.filter(name=name).values_list("signing_secret", flat=True).first()
     finally:
         # Each request runs in its own thread: do not leave a connection per thread behind.
         connection.close()
@@ -79,13 +77,13 @@ def verify_delivery(
         source = f"the secret of trigger {trigger}"
     if secret is None:
         why = f"no trigger named {trigger!r} here" if trigger else "no X-Eventing-Trigger"
-        return Verdict(True, claims=claims,
-                       signature=f"not checked ({why}; pass --secret whsec_…)")
+        return Verdict(True, claims=claims, signature=f"not checked ({why}; pass --secret whsec_…)")
     try:
         verify_signature(body, headers, secret)
     except WebhookVerificationError as exc:
-        return Verdict(False, f"{exc.args[0] if exc.args else exc} (checked with {source})",
-                       claims=claims)
+        return Verdict(
+            False, f"{exc.args[0] if exc.args else exc} (checked with {source})", claims=claims
+        )
     return Verdict(True, claims=claims, signature=f"verified with {source}")
 
 
@@ -97,8 +95,9 @@ def pretty_body(body: bytes) -> str:
         return body.decode("utf-8", errors="replace")
 
 
-def describe(path: str, headers: Mapping[str, str], body: bytes, verdict: Verdict,
-             status: int) -> str:
+def describe(
+    path: str, headers: Mapping[str, str], body: bytes, verdict: Verdict, status: int
+) -> str:
     """A readable block for one request: summary line, checks, then the body."""
     now = dt.datetime.now(dt.UTC).strftime("%H:%M:%S")
     try:
@@ -107,13 +106,15 @@ def describe(path: str, headers: Mapping[str, str], body: bytes, verdict: Verdic
         envelope = {}
     envelope = envelope if isinstance(envelope, dict) else {}
     summary = " ".join(
-        part for part in (
+        part
+        for part in (
             f"── {now} POST {path} → {status}",
             str(envelope.get("type") or ""),
             f"trigger={header(headers, 'X-Eventing-Trigger') or '?'}",
             f"attempt={header(headers, 'X-Eventing-Attempt') or '?'}",
             f"id={header(headers, 'webhook-id') or envelope.get('id') or '?'}",
-        ) if part
+        )
+        if part
     )
     lines = [summary]
     if verdict.accepted:
@@ -131,9 +132,15 @@ class Listener:
     """An HTTP server on (host, port) that verifies, prints and answers each POST."""
 
     def __init__(
-        self, host: str = "127.0.0.1", port: int = 9000, *, out: TextIO,
-        secrets: Sequence[str] | None = None, signing_secret: str | None = None,
-        reply_status: int = 200, lookup: Callable[[str], str | None] | None = trigger_secret,
+        self,
+        host: str = "127.0.0.1",
+        port: int = 9000,
+        *,
+        out: TextIO,
+        secrets: Sequence[str] | None = None,
+        signing_secret: str | None = None,
+        reply_status: int = 200,
+        lookup: Callable[[str], str | None] | None = trigger_secret,
     ) -> None:
         self.out = out
         self.lock = threading.Lock()

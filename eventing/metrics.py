@@ -39,18 +39,21 @@ LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 
 LAG_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
 
 EVENTS_EMITTED = Counter(
-    "eventing_events_emitted", "Events recorded (committed), one per matching trigger.",
+    "eventing_events_emitted",
+    "Events recorded (committed), one per matching trigger.",
     ["trigger", "type"],
 )
 EVENTS_PROCESSED = Counter(
     "eventing_events_processed", "Events whose webhook answered 2xx.", ["trigger", "type"]
 )
 EVENTS_FAILED = Counter(
-    "eventing_events_failed", "Events that ended failed (retries spent, or 410).",
+    "eventing_events_failed",
+    "Events that ended failed (retries spent, or 410).",
     ["trigger", "type"],
 )
 EVENTS_RETRIED = Counter(
-    "eventing_events_retried", "Failed attempts that scheduled another attempt.",
+    "eventing_events_retried",
+    "Failed attempts that scheduled another attempt.",
     ["trigger", "type"],
 )
 INVOCATIONS = Counter(
@@ -59,12 +62,16 @@ INVOCATIONS = Counter(
     ["trigger", "status_class"],
 )
 DELIVERY_LATENCY = Histogram(
-    "eventing_delivery_duration_seconds", "Duration of webhook calls.", ["trigger"],
+    "eventing_delivery_duration_seconds",
+    "Duration of webhook calls.",
+    ["trigger"],
     buckets=LATENCY_BUCKETS,
 )
 QUEUE_LAG = Histogram(
-    "eventing_queue_lag_seconds", "From the time an attempt was due to the time a worker took it.",
-    ["trigger"], buckets=LAG_BUCKETS,
+    "eventing_queue_lag_seconds",
+    "From the time an attempt was due to the time a worker took it.",
+    ["trigger"],
+    buckets=LAG_BUCKETS,
 )
 
 
@@ -185,5 +192,6 @@ def connect_worker_exporter() -> None:
     """Start the metrics server when a Celery worker is ready (no-op without Celery)."""
     from celery.signals import worker_ready
 
-    worker_ready.connect(start_worker_exporter, dispatch_uid="eventing.metrics.worker_exporter",
-                         weak=False)
+    worker_ready.connect(
+        start_worker_exporter, dispatch_uid="eventing.metrics.worker_exporter", weak=False
+    )

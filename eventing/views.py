@@ -21,8 +21,9 @@ def metrics_view(request: HttpRequest) -> HttpResponse:
     if token:
         given = request.headers.get("Authorization", "")
         if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
-            return JsonResponse({"detail": "Metrics need Authorization: Bearer <token>."},
-                                status=401)
+            return JsonResponse(
+                {"detail": "Metrics need Authorization: Bearer <token>."}, status=401
+            )
     body, content_type = metrics.render()
     return HttpResponse(body, content_type=content_type)
 
@@ -41,8 +42,10 @@ def healthz_view(request: HttpRequest) -> JsonResponse:
         unknown = sorted(set(names) - set(health_checks.CHECKS))
         if unknown:
             return JsonResponse(
-                {"checks": f"Unknown check(s) {', '.join(unknown)}; choose from "
-                 f"{', '.join(health_checks.CHECKS)}."},
+                {
+                    "checks": f"Unknown check(s) {', '.join(unknown)}; choose from "
+                    f"{', '.join(health_checks.CHECKS)}."
+                },
                 status=400,
             )
     else:

@@ -34,7 +34,11 @@ def compose(*args: str, env_file=ENV_EXAMPLE) -> subprocess.CompletedProcess:
     clean = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")}
     return subprocess.run(
         [compose_program(), "-f", str(COMPOSE), "--env-file", str(env_file), *args],
-        cwd=DOCKER, env=clean, capture_output=True, text=True, timeout=60,
+        cwd=DOCKER,
+        env=clean,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 
@@ -120,7 +124,8 @@ def test_dockerfile_is_multi_stage_non_root_gunicorn():
     assert all("slim" in image for image, _ in stages)
     assert "COPY --from=build" in dockerfile
     users = re.findall(r"^USER\s+(\S+)", dockerfile, re.MULTILINE)
-    assert users and users[-1] not in ("root", "0")
+    assert users
+    assert users[-1] not in ("root", "0")
     assert re.search(r'^CMD \["gunicorn"', dockerfile, re.MULTILINE)
     assert re.search(r"^gunicorn==", (ROOT / "requirements.txt").read_text(), re.MULTILINE)
     for path in re.findall(r"^COPY (?!--from)(\S+)", dockerfile, re.MULTILINE):

@@ -122,11 +122,19 @@ def test_redeliver_dry_run_counts_per_trigger_and_changes_nothing(finished):
     assert status(finished["hook_failed_new"]) == EventStatus.FAILED
 
 
-def test_redeliver_by_trigger_status_and_since(finished, published,
-                                                django_capture_on_commit_callbacks):
+def test_redeliver_by_trigger_status_and_since(
+    finished, published, django_capture_on_commit_callbacks
+):
     with django_capture_on_commit_callbacks(execute=True):
-        output = run("eventing_redeliver", "--trigger", "hook", "--since", "6h",
-                     "--status", "failed,cancelled")
+        output = run(
+            "eventing_redeliver",
+            "--trigger",
+            "hook",
+            "--since",
+            "6h",
+            "--status",
+            "failed,cancelled",
+        )
     assert "Redelivered 2 event(s)." in output
     assert status(finished["hook_failed_new"]) == EventStatus.STAGED
     assert status(finished["hook_cancelled"]) == EventStatus.STAGED
@@ -148,8 +156,9 @@ def test_redeliver_reports_progress_in_batches(finished):
 
 
 def test_redeliver_with_nothing_matching(finished):
-    assert "nothing redelivered" in run("eventing_redeliver", "--since", "2026-01-01",
-                                        "--until", "2026-01-02")
+    assert "nothing redelivered" in run(
+        "eventing_redeliver", "--since", "2026-01-01", "--until", "2026-01-02"
+    )
 
 
 @pytest.mark.parametrize(

@@ -31,10 +31,15 @@ class ListenProcess:
         self.log = Path(tempfile.mkstemp(prefix="listen-", suffix=".log")[1])
         self.proc = subprocess.Popen(
             [sys.executable, "manage.py", "eventing_listen", "--port", str(self.port), *args],
-            cwd=ROOT, env=process_env(), stdout=self.log.open("ab"), stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            env=process_env(),
+            stdout=self.log.open("ab"),
+            stderr=subprocess.STDOUT,
         )
-        wait_until(lambda: "Listening on" in self.output() or self.proc.poll() is not None,
-                   message="eventing_listen to start")
+        wait_until(
+            lambda: "Listening on" in self.output() or self.proc.poll() is not None,
+            message="eventing_listen to start",
+        )
         assert self.proc.poll() is None, self.output()
 
     @property
@@ -58,19 +63,26 @@ def listener():
 
 def signed_request(trigger, payload=None):
     """A delivery exactly as the transport builds it (token, signature, headers)."""
-    event = EventLog(type="order_placed", payload=payload or {"order": 7},
-                     trigger_name=trigger.name, created_at=timezone.now())
+    event = EventLog(
+        type="order_placed",
+        payload=payload or {"order": 7},
+        trigger_name=trigger.name,
+        created_at=timezone.now(),
+    )
     return build_request(event, trigger, attempt=1)
 
 
 @pytest.mark.e2e
 @pytest.mark.django_db(transaction=True)
 def test_a_real_delivery_is_verified_and_printed(worker, listener):
-    trigger = TriggerFactory(name="listen_orders", type="DB_INSERT", source="testapp.Order",
-                             url=listener.url)
+    trigger = TriggerFactory(
+        name="listen_orders", type="DB_INSERT", source="testapp.Order", url=listener.url
+    )
     order = Order.objects.create(status="new", note="listen")
-    event = wait_until(lambda: EventLog.objects.filter(trigger=trigger, status="processed")
-                       .first(), message="the delivery to be processed")
+    event = wait_until(
+        lambda: EventLog.objects.filter(trigger=trigger, status="processed").first(),
+        message="the delivery to be processed",
+    )
     assert event.last_status_code == 200
     output = wait_until(lambda: str(event.id) in listener.output() and listener.output())
     assert f"DB_INSERT trigger=listen_orders attempt=1 id={event.id}" in output
@@ -84,14 +96,19 @@ def test_a_real_delivery_is_verified_and_printed(worker, listener):
 def test_forged_token_is_rejected_with_the_reason(listener):
     trigger = TriggerFactory(name="listen_forged")
     request = signed_request(trigger)
-    forged = jwt.encode({"id": "eventing", "role": "eventing", "iat": 1, "exp": 2**31},
-                        "not-our-secret-0123456789abcdef0123", algorithm="HS256")
+    forged = jwt.encode(
+        {"id": "eventing", "role": "eventing", "iat": 1, "exp": 2**31},
+        "not-our-secret-0123456789abcdef0123",
+        algorithm="HS256",
+    )
     headers = {**request.headers, "X-SC-Token": f"Bearer {forged}"}
     response = requests.post(listener.url, data=request.body, headers=headers, timeout=10)
     assert response.status_code == 401
     assert "X-SC-Token" in response.json()["error"]
-    wait_until(lambda: "✘ REJECTED: Invalid X-SC-Token" in listener.output(),
-               message="the rejection to be printed")
+    wait_until(
+        lambda: "✘ REJECTED: Invalid X-SC-Token" in listener.output(),
+        message="the rejection to be printed",
+    )
 
 
 @pytest.mark.django_db(transaction=True)
@@ -112,8 +129,9 @@ def test_explicit_secret_and_reply_status():
     process = ListenProcess("--secret", trigger.signing_secret, "--reply-status", "503")
     try:
         request = signed_request(trigger)
-        response = requests.post(process.url, data=request.body, headers=request.headers,
-                                 timeout=10)
+        response = requests.post(
+            process.url, data=request.body, headers=request.headers, timeout=10
+        )
         assert response.status_code == 503
         assert response.json() == {"received": True}
         wait_until(lambda: "verified with --secret" in process.output())
@@ -136,7 +154,11 @@ def test_verify_without_a_known_secret_checks_the_token_only(settings):
 def test_bad_options_are_refused():
     result = subprocess.run(
         [sys.executable, "manage.py", "eventing_listen", "--secret", "plain", "--port", "0"],
-        cwd=ROOT, env=process_env(), capture_output=True, text=True, timeout=60,
+        cwd=ROOT,
+        env=process_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode != 0
     assert "--secret must be a Standard Webhooks secret" in result.stderr

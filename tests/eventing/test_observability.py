@@ -51,22 +51,25 @@ def sample(samples, name, **labels) -> float:
 
 def test_emit_counts_only_committed_events(client, published, django_capture_on_commit_callbacks):
     TriggerFactory(name="metrics_emit", type="metric_probe")
-    before = sample(scrape(client), "eventing_events_emitted_total",
-                    trigger="metrics_emit", type="metric_probe")
+    before = sample(
+        scrape(client), "eventing_events_emitted_total", trigger="metrics_emit", type="metric_probe"
+    )
     with django_capture_on_commit_callbacks(execute=True):
         emit("metric_probe", {"n": 1})
         emit("metric_probe", {"n": 2})
     with django_capture_on_commit_callbacks(execute=False):
         emit("metric_probe", {"n": 3})  # never committed
-    after = sample(scrape(client), "eventing_events_emitted_total",
-                   trigger="metrics_emit", type="metric_probe")
+    after = sample(
+        scrape(client), "eventing_events_emitted_total", trigger="metrics_emit", type="metric_probe"
+    )
     assert after - before == 2
 
 
 def test_delivery_outcomes_latency_and_lag_are_counted(client, receiver, published):
     ok = TriggerFactory(name="metrics_ok", type="metric_ok", url=receiver.url("/ok"))
-    bad = TriggerFactory(name="metrics_bad", type="metric_bad", url=receiver.url("/status/500"),
-                         retries=0)
+    bad = TriggerFactory(
+        name="metrics_bad", type="metric_bad", url=receiver.url("/status/500"), retries=0
+    )
     before = scrape(client)
     good_event = emit("metric_ok", {})[0]
     EventLog.objects.filter(id=good_event.id).update(
@@ -91,17 +94,22 @@ def test_delivery_outcomes_latency_and_lag_are_counted(client, receiver, publish
 
 
 def test_connection_errors_count_as_error_class(client, published):
-    trigger = TriggerFactory(name="metrics_refused", type="metric_refused",
-                             url="http://127.0.0.1:9/nothing", retries=1)
+    trigger = TriggerFactory(
+        name="metrics_refused", type="metric_refused", url="http://127.0.0.1:9/nothing", retries=1
+    )
     before = scrape(client)
     deliver_event(emit("metric_refused", {})[0].id)
     after = scrape(client)
     labels = {"trigger": trigger.name, "status_class": "error"}
-    assert (sample(after, "eventing_invocations_total", **labels)
-            - sample(before, "eventing_invocations_total", **labels)) == 1
+    assert (
+        sample(after, "eventing_invocations_total", **labels)
+        - sample(before, "eventing_invocations_total", **labels)
+    ) == 1
     labels = {"trigger": trigger.name, "type": "metric_refused"}
-    assert (sample(after, "eventing_events_retried_total", **labels)
-            - sample(before, "eventing_events_retried_total", **labels)) == 1
+    assert (
+        sample(after, "eventing_events_retried_total", **labels)
+        - sample(before, "eventing_events_retried_total", **labels)
+    ) == 1
 
 
 def test_backlog_and_oldest_due_come_from_the_database(client, published):
@@ -169,8 +177,9 @@ def test_healthz_can_skip_the_sweep_for_liveness(client):
 
 def test_unreachable_broker_is_503_and_cached(client, settings):
     Heartbeat.objects.create(name="sweep", at=timezone.now())
-    with mock.patch("celery.current_app.connection_for_write",
-                    side_effect=ConnectionRefusedError("refused")) as connect:
+    with mock.patch(
+        "celery.current_app.connection_for_write", side_effect=ConnectionRefusedError("refused")
+    ) as connect:
         first = client.get("/healthz")
         second = client.get("/healthz")
     assert first.status_code == second.status_code == 503
@@ -179,8 +188,9 @@ def test_unreachable_broker_is_503_and_cached(client, settings):
 
 
 def make_record(**extra) -> logging.LogRecord:
-    record = logging.LogRecord("eventing.delivery", logging.WARNING, __file__, 1,
-                               "Event %s failed", ("abc",), None)
+    record = logging.LogRecord(
+        "eventing.delivery", logging.WARNING, __file__, 1, "Event %s failed", ("abc",), None
+    )
     for key, value in extra.items():
         setattr(record, key, value)
     EventContextFilter().filter(record)

@@ -24,18 +24,23 @@ class Command(BaseCommand):
             "--host", default="127.0.0.1", help="Address to bind (default 127.0.0.1)."
         )
         parser.add_argument(
-            "--secret", default=None, metavar="WHSEC",
+            "--secret",
+            default=None,
+            metavar="WHSEC",
             help="Signing secret (whsec_…) to check webhook-signature with; default: the "
             "secret of the trigger named in X-Eventing-Trigger, from the database.",
         )
         parser.add_argument(
-            "--reply-status", type=int, default=200,
+            "--reply-status",
+            type=int,
+            default=200,
             help="Status to answer verified deliveries with (e.g. 500 or 410 to try retries "
             "and pausing; default 200).",
         )
 
-    def handle(self, *args, port: int, host: str, secret: str | None, reply_status: int,
-               **options) -> None:
+    def handle(
+        self, *args, port: int, host: str, secret: str | None, reply_status: int, **options
+    ) -> None:
         if not 100 <= reply_status <= 599:
             raise CommandError("--reply-status must be an HTTP status between 100 and 599.")
         if secret is not None and not secret.startswith("whsec_"):
@@ -43,8 +48,9 @@ class Command(BaseCommand):
         if not settings.SECRETS:
             raise CommandError('EVENTING["SECRETS"] is empty: no X-SC-Token can be verified.')
         try:
-            listener = Listener(host, port, out=self.stdout, signing_secret=secret,
-                                reply_status=reply_status)
+            listener = Listener(
+                host, port, out=self.stdout, signing_secret=secret, reply_status=reply_status
+            )
         except OSError as exc:
             raise CommandError(f"--port: cannot listen on {host}:{port}: {exc}") from exc
         self.stdout.write(

@@ -67,9 +67,7 @@ def batches(events, size: int):
     while True:
         page = ordered
         if after is not None:
-            page = page.filter(
-                Q(created_at__gt=after[0]) | Q(created_at=after[0], id__gt=after[1])
-            )
+            page = page.filter(Q(created_at__gt=after[0]) | Q(created_at=after[0], id__gt=after[1]))
         rows = list(page.values_list("created_at", "id")[:size])
         if not rows:
             return
@@ -86,11 +84,15 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
-            "--trigger", action="append", default=[], metavar="NAME",
+            "--trigger",
+            action="append",
+            default=[],
+            metavar="NAME",
             help="Only events of this trigger (repeat for several). Default: every trigger.",
         )
         parser.add_argument(
-            "--status", default="failed",
+            "--status",
+            default="failed",
             help="Comma-separated statuses to redeliver: failed, processed, cancelled "
             "(default: failed).",
         )
@@ -103,21 +105,36 @@ class Command(BaseCommand):
             "--until", help="Only events created before this (same forms as --since)."
         )
         parser.add_argument(
-            "--type", action="append", default=[], metavar="TYPE",
+            "--type",
+            action="append",
+            default=[],
+            metavar="TYPE",
             help="Only events of this type (repeat for several).",
         )
         parser.add_argument(
-            "--dry-run", action="store_true",
+            "--dry-run",
+            action="store_true",
             help="Count the matching events per trigger; change nothing.",
         )
         parser.add_argument(
-            "--batch-size", type=int, default=BATCH_SIZE,
+            "--batch-size",
+            type=int,
+            default=BATCH_SIZE,
             help=f"Events staged per transaction (default {BATCH_SIZE}).",
         )
 
-    def handle(self, *args, trigger: list[str], status: str, since: str | None,
-               until: str | None, type: list[str], dry_run: bool, batch_size: int,
-               **options) -> None:
+    def handle(
+        self,
+        *args,
+        trigger: list[str],
+        status: str,
+        since: str | None,
+        until: str | None,
+        type: list[str],
+        dry_run: bool,
+        batch_size: int,
+        **options,
+    ) -> None:
         if batch_size < 1:
             raise CommandError("--batch-size must be at least 1.")
         now = timezone.now()

@@ -17,8 +17,9 @@ from eventing.sweeper import deliverable, lookahead_s, sweep
 def pending(now: dt.datetime) -> dict[str, int]:
     """What a sweep at `now` would act on, without changing anything (for --dry-run)."""
     grace = dt.timedelta(seconds=settings.LEASE_GRACE_S)
-    never_sent = Q(enqueued_at__isnull=True,
-                   deliver_at__lte=now + dt.timedelta(seconds=lookahead_s()))
+    never_sent = Q(
+        enqueued_at__isnull=True, deliver_at__lte=now + dt.timedelta(seconds=lookahead_s())
+    )
     lost = Q(enqueued_at__lt=now - grace, deliver_at__lt=now - grace)
     return {
         "expired_leases": EventLog.objects.filter(
@@ -48,24 +49,30 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
-            "--dry-run", action="store_true",
+            "--dry-run",
+            action="store_true",
             help="Count what a sweep would release and send; change nothing.",
         )
         parser.add_argument(
-            "--loop", action="store_true",
+            "--loop",
+            action="store_true",
             help="Keep sweeping every --interval seconds until interrupted (Ctrl-C).",
         )
         parser.add_argument(
-            "--interval", type=float, default=None,
+            "--interval",
+            type=float,
+            default=None,
             help="Seconds between passes with --loop (default: EVENTING['SWEEP_INTERVAL_S']).",
         )
         parser.add_argument(
-            "--until-idle", action="store_true",
+            "--until-idle",
+            action="store_true",
             help="Repeat passes until one finds nothing to do (catching up after an outage).",
         )
 
-    def handle(self, *args, dry_run: bool, loop: bool, interval: float | None,
-               until_idle: bool, **options) -> None:
+    def handle(
+        self, *args, dry_run: bool, loop: bool, interval: float | None, until_idle: bool, **options
+    ) -> None:
         if dry_run and (loop or until_idle):
             raise CommandError("--dry-run cannot be combined with --loop or --until-idle.")
         if interval is not None and interval <= 0:
