@@ -17,7 +17,9 @@ CONFIGURATION = DOCS / "configuration.md"
 
 def config_docs():
     """scripts/config_docs.py as a module."""
-    spec = importlib.util.spec_from_file_location("config_docs", ROOT / "scripts" / "config_docs.py")
+    spec = importlib.util.spec_from_file_location(
+        "config_docs", ROOT / "scripts" / "config_docs.py"
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -49,12 +51,12 @@ def test_every_eventing_key_is_documented_with_its_default():
 
 
 def test_the_generator_reads_comments_and_expressions():
-    source = '''DEFAULTS = {
+    source = """DEFAULTS = {
     # Shown first.
     # Second line.
     "A": 1024 * 1024,
     "B": {"x": 1},  # trailing comments are not descriptions
-}'''
+}"""
     rows = config_docs().settings_rows(source)
     assert rows == [("A", "1024 * 1024", "Shown first. Second line."), ("B", '{"x": 1}', "")]
 
@@ -67,8 +69,14 @@ def test_environment_table_matches_what_settings_read():
 
 @pytest.mark.parametrize(
     "page",
-    ["quickstart.md", "integration.md", "configuration.md", "receiving-plain-python.md",
-     "operations.md", "migrating.md"],
+    [
+        "quickstart.md",
+        "integration.md",
+        "configuration.md",
+        "receiving-plain-python.md",
+        "operations.md",
+        "migrating.md",
+    ],
 )
 def test_pages_exist_and_are_linked_from_the_index(page):
     assert (DOCS / page).is_file()
@@ -80,8 +88,14 @@ def test_index_links_every_page_of_the_docs():
     linked = set(re.findall(r"\]\(([a-z-]+\.md)", index))
     present = {path.name for path in DOCS.glob("*.md")} - {"index.md"}
     assert present <= linked, f"not linked from docs/index.md: {sorted(present - linked)}"
-    others = {"api.md", "receiving.md", "storage.md", "guarantees.md", "benchmarks.md",
-              "mission-control.md"}
+    others = {
+        "api.md",
+        "receiving.md",
+        "storage.md",
+        "guarantees.md",
+        "benchmarks.md",
+        "mission-control.md",
+    }
     assert others <= linked
 
 
@@ -90,8 +104,14 @@ def test_relative_links_between_pages_resolve():
         for target in re.findall(r"\]\((?!https?:|#)([^)#\s]+)", page.read_text()):
             if target.endswith(".md") and not (page.parent / target).exists():
                 # Pages other developers own may not be merged yet; ours must exist.
-                owned_elsewhere = {"api.md", "receiving.md", "storage.md", "guarantees.md",
-                                   "benchmarks.md", "mission-control.md"}
+                owned_elsewhere = {
+                    "api.md",
+                    "receiving.md",
+                    "storage.md",
+                    "guarantees.md",
+                    "benchmarks.md",
+                    "mission-control.md",
+                }
                 assert target in owned_elsewhere, f"{page.name} links to missing {target}"
             elif not target.endswith(".md"):
                 assert (page.parent / target).exists(), f"{page.name} links to missing {target}"
@@ -124,35 +144,54 @@ def test_plain_python_receiver_example_verifies_real_deliveries(tmp_path):
     script.write_text(receiver_example())
     trigger = TriggerFactory.build(name="plain_python")
     port = free_port()
-    env = {"PATH": "/usr/bin:/bin", "PORT": str(port), "WEBHOOK_SECRET": trigger.signing_secret,
-           "EVENTING_SECRETS": ",".join(["an-old-secret-0123456789abcdef0123", *settings.SECRETS])}
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "PORT": str(port),
+        "WEBHOOK_SECRET": trigger.signing_secret,
+        "EVENTING_SECRETS": ",".join(["an-old-secret-0123456789abcdef0123", *settings.SECRETS]),
+    }
     log = tmp_path / "out.log"
-    proc = subprocess.Popen([sys.executable, str(script)], env=env, stdout=log.open("wb"),
-                            stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [sys.executable, str(script)], env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT
+    )
     url = f"http://127.0.0.1:{port}/"
     try:
+
         def up():
             try:
                 return requests.get(url, timeout=1) is not None
             except requests.ConnectionError:
                 return proc.poll() is not None
+
         wait_until(up, message="the example receiver")
         assert proc.poll() is None, log.read_text()
-        event = EventLog(type="order_placed", payload={"order": 7}, trigger_name=trigger.name,
-                         created_at=timezone.now())
+        event = EventLog(
+            type="order_placed",
+            payload={"order": 7},
+            trigger_name=trigger.name,
+            created_at=timezone.now(),
+        )
         request = build_request(event, trigger, attempt=1)
 
         ok = requests.post(url, data=request.body, headers=request.headers, timeout=5)
         assert ok.status_code == 200, ok.text
         wait_until(lambda: f"order_placed {event.id}" in log.read_text())
 
-        tampered = requests.post(url, data=request.body.replace(b"7", b"8"),
-                                 headers=request.headers, timeout=5)
+        tampered = requests.post(
+            url, data=request.body.replace(b"7", b"8"), headers=request.headers, timeout=5
+        )
         assert tampered.status_code == 401
-        forged_token = jwt.encode({"id": "x", "role": "eventing", "iat": 1, "exp": 2**31},
-                                  "someone-else-0123456789abcdef0123", algorithm="HS256")
-        forged = requests.post(url, data=request.body, timeout=5,
-                               headers={**request.headers, "X-SC-Token": f"Bearer {forged_token}"})
+        forged_token = jwt.encode(
+            {"id": "x", "role": "eventing", "iat": 1, "exp": 2**31},
+            "someone-else-0123456789abcdef0123",
+            algorithm="HS256",
+        )
+        forged = requests.post(
+            url,
+            data=request.body,
+            timeout=5,
+            headers={**request.headers, "X-SC-Token": f"Bearer {forged_token}"},
+        )
         assert forged.status_code == 401
         assert "no accepted secret" in forged.json()["error"]
     finally:
