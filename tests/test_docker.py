@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
 import subprocess
+import sys
 
 import pytest
+import requests
 import yaml
 
 from tests.envvars import ROOT, settings_env_vars
+from tests.stack import free_port
+from tests.waiting import wait_until
 
 DOCKER = ROOT / "docker"
 COMPOSE = DOCKER / "compose.yaml"
@@ -130,3 +135,68 @@ def test_dockerfile_is_multi_stage_non_root_gunicorn():
     assert re.search(r"^gunicorn==", (ROOT / "requirements.txt").read_text(), re.MULTILINE)
     for path in re.findall(r"^COPY (?!--from)(\S+)", dockerfile, re.MULTILINE):
         assert (ROOT / path).exists(), f"Dockerfile copies {path}, which does not exist"
+
+
+def dockerfile_cmd() -> list[str]:
+    """The image's CMD, as JSON (continuation lines joined)."""
+    text = (DOCKER / "Dockerfile").read_text().replace("\\\n", " ")
+    return json.loads(re.search(r"^CMD (\[.*\])$", text, re.MULTILINE).group(1))
+
+
+@pytest.mark.slow
+def test_the_image_commands_serve_mission_control_and_its_static_files(tmp_path):
+    """What the image runs — collectstatic at build, migrate, then its gunicorn CMD — outside
+    Docker (no engine here): pages and static files are served with DEBUG off."""
+    port = free_port()
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("DJANGO_", "DATABASE_URL", "CELERY_", "EVENTING_"))
+    }
+    env.update(
+        DJANGO_SETTINGS_MODULE="config.settings",
+        EVENTING_VAR_DIR=str(tmp_path / "var"),
+        STATIC_ROOT=str(tmp_path / "static"),
+        SECRET_KEY="image-test-key",
+        DEBUG="0",
+        ALLOWED_HOSTS="127.0.0.1",
+        PYTHONUNBUFFERED="1",
+    )
+    for args in (["collectstatic", "--noinput", "-v", "0"], ["migrate", "--noinput", "-v", "0"]):
+        subprocess.run(
+            [sys.executable, "manage.py", *args], cwd=ROOT, env=env, check=True, timeout=120
+        )
+    cmd = dockerfile_cmd()
+    assert cmd[0] == "gunicorn"
+    cmd = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        *[f"127.0.0.1:{port}" if arg == "0.0.0.0:8000" else arg for arg in cmd[1:]],
+    ]
+    log = (tmp_path / "gunicorn.log").open("wb")
+    web = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+
+        def serving():
+            assert web.poll() is None, (tmp_path / "gunicorn.log").read_text()
+            try:
+                return requests.get(f"{base}/mission-control/login/", timeout=2)
+            except requests.ConnectionError:
+                return None
+
+        page = wait_until(serving, message="gunicorn")
+        assert page.status_code == 200
+        assert "Mission Control" in page.text
+        css = re.search(r'href="(/static/admin/css/[^"]+\.css)"', page.text).group(1)
+        static = requests.get(base + css, timeout=5)
+        assert static.status_code == 200
+        assert static.headers["Content-Type"].startswith("text/css")
+        health = requests.get(f"{base}/healthz?checks=database,broker", timeout=5)
+        assert health.status_code == 200, health.text
+        assert requests.get(f"{base}/metrics", timeout=5).status_code == 200
+    finally:
+        web.terminate()
+        web.wait(20)
+        log.close()

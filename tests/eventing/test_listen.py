@@ -90,6 +90,11 @@ def test_a_real_delivery_is_verified_and_printed(worker, listener):
     assert "✔ webhook-signature verified with the secret of trigger listen_orders" in output
     assert f'"pk": {order.pk}' in output  # the body, pretty-printed
     assert "REJECTED" not in output
+    # The worker's log line about it carries the event id and trigger (structured logging).
+    wait_until(
+        lambda: f"event_id={event.id} trigger=listen_orders" in worker.tail(400),
+        message="the worker's delivery log line",
+    )
 
 
 @pytest.mark.django_db(transaction=True)

@@ -223,3 +223,20 @@ def test_delivery_logs_carry_the_event(receiver, published, caplog):
     records = [r for r in caplog.records if getattr(r, "event_id", None) == str(event.id)]
     assert records, caplog.text
     assert records[0].trigger == trigger.name
+
+
+def test_a_worker_serves_its_own_metrics_on_the_configured_port(settings, published, receiver):
+    import requests
+
+    from eventing.metrics import start_worker_exporter
+    from tests.stack import free_port
+
+    port = free_port()
+    settings.EVENTING = {**settings.EVENTING, "WORKER_METRICS_PORT": port}
+    start_worker_exporter()  # what Celery's worker_ready signal calls
+    trigger = TriggerFactory(name="metrics_worker", type="metric_worker", url=receiver.url("/ok"))
+    deliver_event(emit("metric_worker", {})[0].id)
+    text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    assert f'eventing_invocations_total{{status_class="2xx",trigger="{trigger.name}"}} 1.0' in text
+    # The database gauges are the web's job: a worker does not query them on every scrape.
+    assert "eventing_backlog" not in text
