@@ -4,8 +4,9 @@ Counters and histograms live in the process that counts them. A web process coun
 its requests emit; a worker counts deliveries. Each process therefore needs to be scraped:
 web processes serve `/metrics` (see `eventing.urls`), and a Celery worker serves its own
 registry on `EVENTING["WORKER_METRICS_PORT"]` when that is set (the threads pool runs one
-process per worker, so one port per worker). With a prefork pool or several gunicorn workers,
-set `PROMETHEUS_MULTIPROC_DIR` and prometheus-client aggregates the processes' files.
+process per worker, so one port per worker). With several gunicorn workers or a prefork pool,
+set `PROMETHEUS_MULTIPROC_DIR` (an empty folder, per host or container) for every process:
+prometheus-client then keeps the values in files there and both endpoints sum them.
 
 Gauges (backlog by status, age of the oldest due event, age of the last sweep) come from the
 database when scraped, so any web process gives the same answer.
@@ -155,19 +156,22 @@ class DatabaseCollector:
         )
 
 
-def render() -> tuple[bytes, str]:
-    """The exposition text of this process (or of every process, in multiprocess mode)."""
-    registry = CollectorRegistry()
+def process_registry():
+    """The registry holding this process's counters, or every process's in multiprocess mode."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
-    else:
-        from prometheus_client import REGISTRY
+        return registry
+    from prometheus_client import REGISTRY
 
-        registry = REGISTRY
-    body = generate_latest(registry)
+    return REGISTRY
+
+
+def render() -> tuple[bytes, str]:
+    """The exposition text: the process (or processes) counters, then the database gauges."""
     database = CollectorRegistry()
     database.register(DatabaseCollector())
-    return body + generate_latest(database), CONTENT_TYPE_LATEST
+    return generate_latest(process_registry()) + generate_latest(database), CONTENT_TYPE_LATEST
 
 
 def start_worker_exporter(**kwargs) -> None:
@@ -180,7 +184,7 @@ def start_worker_exporter(**kwargs) -> None:
     if not port:
         return
     try:
-        start_http_server(int(port))
+        start_http_server(int(port), registry=process_registry())
     except OSError as exc:
         # A second worker on the same host must not die for its metrics.
         logger.warning("Worker metrics not served on port %s: %s", port, exc)

@@ -161,7 +161,9 @@ def test_the_image_commands_serve_mission_control_and_its_static_files(tmp_path)
         DEBUG="0",
         ALLOWED_HOSTS="127.0.0.1",
         PYTHONUNBUFFERED="1",
+        PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "metrics"),  # as the image sets it
     )
+    (tmp_path / "metrics").mkdir()
     for args in (["collectstatic", "--noinput", "-v", "0"], ["migrate", "--noinput", "-v", "0"]):
         subprocess.run(
             [sys.executable, "manage.py", *args], cwd=ROOT, env=env, check=True, timeout=120
@@ -195,7 +197,9 @@ def test_the_image_commands_serve_mission_control_and_its_static_files(tmp_path)
         assert static.headers["Content-Type"].startswith("text/css")
         health = requests.get(f"{base}/healthz?checks=database,broker", timeout=5)
         assert health.status_code == 200, health.text
-        assert requests.get(f"{base}/metrics", timeout=5).status_code == 200
+        metrics = requests.get(f"{base}/metrics", timeout=5)
+        assert metrics.status_code == 200
+        assert 'eventing_backlog{status="staged"} 0.0' in metrics.text
     finally:
         web.terminate()
         web.wait(20)

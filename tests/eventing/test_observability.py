@@ -240,3 +240,32 @@ def test_a_worker_serves_its_own_metrics_on_the_configured_port(settings, publis
     assert f'eventing_invocations_total{{status_class="2xx",trigger="{trigger.name}"}} 1.0' in text
     # The database gauges are the web's job: a worker does not query them on every scrape.
     assert "eventing_backlog" not in text
+
+
+EMIT_ONE = "import eventing; eventing.emit('metric_multi', {})"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_multiprocess_mode_sums_the_processes(tmp_path, monkeypatch):
+    import subprocess
+    import sys
+
+    from eventing.metrics import render
+    from tests.processes import ROOT, process_env
+
+    # Due in an hour: recorded, but no broker message is sent.
+    TriggerFactory(name="metrics_multi", type="metric_multi", delay_s=3600)
+    env = process_env(PROMETHEUS_MULTIPROC_DIR=str(tmp_path))
+    for _ in range(2):  # two processes, like two gunicorn workers
+        subprocess.run(
+            [sys.executable, "manage.py", "shell", "-c", EMIT_ONE],
+            cwd=ROOT,
+            env=env,
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    text = render()[0].decode()
+    assert 'eventing_events_emitted_total{trigger="metrics_multi",type="metric_multi"} 2.0' in text
+    assert 'eventing_backlog{status="staged"} 2.0' in text
