@@ -18,6 +18,9 @@ class Command(BaseCommand):
         "EVENTING['ALLOWED_NETWORKS'], which `make run` sets)."
     )
 
+    # A development tool: start at once, even while the project's checks would complain.
+    requires_system_checks: list = []
+
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--port", type=int, default=9000, help="Port (default 9000).")
         parser.add_argument(
