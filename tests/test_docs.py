@@ -159,8 +159,8 @@ def test_plain_python_receiver_example_verifies_real_deliveries(tmp_path):
 
         def up():
             try:
-                return requests.get(url, timeout=1) is not None
-            except requests.ConnectionError:
+                return requests.get(url, timeout=5) is not None
+            except (requests.ConnectionError, requests.Timeout):
                 return proc.poll() is not None
 
         wait_until(up, message="the example receiver")
