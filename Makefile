@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PORT ?= 8000
 
-.PHONY: run test install lint bench
+.PHONY: run test install lint bench docs
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -27,3 +27,7 @@ lint: install
 
 bench: install
 	$(PY) -m tests.stack postgres -- $(PY) -m bench.run $(BENCH)
+
+# Regenerate the EVENTING settings table of docs/configuration.md from eventing/conf.py.
+docs: install
+	$(PY) scripts/config_docs.py

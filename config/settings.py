@@ -46,6 +46,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Serves collected static files under gunicorn (Mission Control's CSS and JS).
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -109,7 +111,8 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = VAR_DIR / "static"
+STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", VAR_DIR / "static"))
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 MEDIA_URL = "/media/"
 MEDIA_ROOT = VAR_DIR / "media"
 LOGIN_URL = "admin:login"
@@ -129,6 +132,9 @@ EVENTING = {
     "INSTANCE_ID": os.environ.get("EVENTING_INSTANCE_ID", "eventing"),
     "ALLOWED_NETWORKS": env_list("EVENTING_ALLOWED_NETWORKS"),
 }
+if os.environ.get("EVENTING_WORKER_METRICS_PORT"):
+    EVENTING["WORKER_METRICS_PORT"] = int(os.environ["EVENTING_WORKER_METRICS_PORT"])
+EVENTING["METRICS_TOKEN"] = os.environ.get("EVENTING_METRICS_TOKEN", "")
 SWEEP_INTERVAL_S = float(os.environ.get("EVENTING_SWEEP_INTERVAL_S", "1"))
 EVENTING["SWEEP_INTERVAL_S"] = SWEEP_INTERVAL_S
 
@@ -167,13 +173,26 @@ CELERY_BEAT_SCHEDULE = beat_schedule(sweep_interval_s=SWEEP_INTERVAL_S)
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 
+# LOG_FORMAT=json writes one JSON object per line; both formats carry event_id and trigger.
+LOG_FORMAT = os.environ.get("LOG_FORMAT", "plain")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
+    "filters": {"event_context": {"()": "eventing.logs.EventContextFilter"}},
     "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "plain": {
+            "()": "eventing.logs.KeyValueFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s %(message)s",
+        },
+        "json": {"()": "eventing.logs.JsonFormatter"},
     },
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "json" if LOG_FORMAT == "json" else "plain",
+            "filters": ["event_context"],
+        }
+    },
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "INFO"}},
 }

@@ -10,4 +10,6 @@ urlpatterns = [
     path("mission-control/", mission_control.urls),
     # The HTTP API: /api/eventing/… and the Space Cloud queue endpoint /v1/api/<project>/…
     path("", include("eventing.api.urls")),
+    # /metrics (Prometheus) and /healthz
+    path("", include("eventing.urls")),
 ]

@@ -12,6 +12,8 @@ class EventingConfig(AppConfig):
 
     def ready(self) -> None:
         from . import checks  # noqa: F401 - registers the system checks
+        from .metrics import connect_worker_exporter
         from .receivers import signals_connect
 
         signals_connect()
+        connect_worker_exporter()

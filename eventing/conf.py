@@ -63,6 +63,14 @@ DEFAULTS: dict[str, Any] = {
     # or a missing scope: no limit. Scopes: eventing_queue (queueing events), eventing (the
     # rest of the API).
     "THROTTLE_RATES": {"eventing_queue": None, "eventing": None},
+    # Port on which each Celery worker serves its own Prometheus metrics (all interfaces);
+    # None serves nothing. Web processes serve theirs at /metrics (eventing.urls).
+    "WORKER_METRICS_PORT": None,
+    # Bearer token /metrics requires; empty leaves it open (restrict it at the proxy instead).
+    "METRICS_TOKEN": "",
+    # /healthz reports the sweeper stale (503) when its last pass is older than this (seconds);
+    # None means 10 sweep intervals, at least 10 s.
+    "HEALTH_SWEEP_STALE_S": None,
 }
 
 

@@ -15,6 +15,7 @@ from triggers.models import Trigger
 from . import rows
 from .conf import settings
 from .enqueue import within_horizon
+from .metrics import observe_delivery
 from .models import EventLog, EventStatus
 from .outcome import Outcome, decide
 from .transport import WebhookConfigError, WebhookResponse, build_request, send
@@ -62,6 +63,7 @@ def deliver_event(event_id, trigger_id: int | None = None, *, force: bool = Fals
     response = call_webhook(event, trigger, attempt)
     outcome = decide(response, attempt=attempt, trigger=trigger, now=timezone.now())
     finish(event, trigger, attempt, now, response, outcome)
+    observe_delivery(event, trigger, now, response, outcome)
     return DeliveryResult(attempt=attempt, response=response, outcome=outcome)
 
 

@@ -19,6 +19,7 @@ from triggers.registry import TriggerSpec
 from .conf import settings
 from .enqueue import enqueue_on_commit, within_horizon
 from .index import current_index
+from .metrics import count_emitted_on_commit
 from .models import EventLog, EventStatus
 from .rows import insert_events
 
@@ -122,6 +123,7 @@ def record_events(
             raise
     else:
         insert_events(rows, using=db)
+    count_emitted_on_commit(rows, using=db)
     if status == EventStatus.STAGED:
         enqueue_on_commit(rows, using=db)
     return rows

@@ -47,6 +47,15 @@ def ensure_admin(password: str, env: dict[str, str]) -> None:
     manage("shell", "-c", code, env=env)
 
 
+def python_cmd() -> str:
+    """How to call this Python from the project folder (the venv's, relative when inside)."""
+    exe = Path(sys.executable)
+    try:
+        return str(exe.relative_to(ROOT))
+    except ValueError:
+        return str(exe)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
@@ -77,8 +86,9 @@ def main() -> int:
     url = f"http://{args.host}:{args.port}/mission-control/"
     print(
         f"\nMission Control: {url}\n  login: admin / {password}\n"
-        "  try a receiver: python manage.py eventing_listen --port 9000, then point a trigger "
-        "at http://127.0.0.1:9000/\n  Ctrl-C stops web, worker and beat.\n",
+        f"  try a receiver: in another terminal run `{python_cmd()} manage.py eventing_listen "
+        "--port 9000`,\n  then add a trigger with URL http://127.0.0.1:9000/ and save a row.\n"
+        "  Ctrl-C stops web, worker and beat.\n",
         flush=True,
     )
 

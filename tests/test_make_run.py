@@ -75,6 +75,7 @@ def test_make_run_serves_mission_control_and_delivers(fresh_clone, tmp_path, rec
         assert got["data"]["model"] == "auth.User"
         assert got["data"]["new"]["username"] == "ada"
         assert "password" in got["data"]["new"]
+        see_a_delivery_with_eventing_listen(fresh_clone, env, printed, tmp_path)
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         try:
@@ -83,3 +84,38 @@ def test_make_run_serves_mission_control_and_delivers(fresh_clone, tmp_path, rec
             os.killpg(proc.pid, signal.SIGKILL)
         log.close()
         shutil.rmtree(tmp_path / "var", ignore_errors=True)
+
+
+LISTEN_TRIGGER = """
+from triggers.models import Trigger
+from django.contrib.auth.models import Group
+Trigger.objects.create(name="new_groups", type="DB_INSERT", source="auth.Group", url={url!r})
+Group.objects.create(name="editors")
+"""
+
+
+def see_a_delivery_with_eventing_listen(clone: Path, env: dict, printed: str, tmp_path: Path):
+    """Follow the hint `make run` prints: run eventing_listen, point a trigger at it."""
+    assert "manage.py eventing_listen --port 9000" in printed
+    assert "http://127.0.0.1:9000/" in printed
+    port = free_port()
+    env = {**env, "DJANGO_SETTINGS_MODULE": "config.settings",
+           "EVENTING_ALLOWED_NETWORKS": "127.0.0.0/8"}
+    out = tmp_path / "listen.log"
+    listen = subprocess.Popen(
+        [sys.executable, "manage.py", "eventing_listen", "--port", str(port)], cwd=clone,
+        env=env, stdout=out.open("wb"), stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_until(lambda: "Listening on" in out.read_text(), message="eventing_listen")
+        script = LISTEN_TRIGGER.format(url=f"http://127.0.0.1:{port}/")
+        subprocess.run([sys.executable, "manage.py", "shell", "-c", script], cwd=clone, env=env,
+                       check=True)
+        wait_until(lambda: "webhook-signature verified" in out.read_text(), timeout_s=60,
+                   message=f"a verified delivery at eventing_listen:\n{out.read_text()}")
+        text = out.read_text()
+        assert "DB_INSERT trigger=new_groups attempt=1" in text
+        assert '"name": "editors"' in text
+    finally:
+        listen.terminate()
+        listen.wait(10)

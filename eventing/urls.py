@@ -1,0 +1,12 @@
+"""Operational URLs a project includes at its root: `path("", include("eventing.urls"))`."""
+
+from django.urls import path
+
+from . import views
+
+app_name = "eventing"
+
+urlpatterns = [
+    path("metrics", views.metrics_view, name="metrics"),
+    path("healthz", views.healthz_view, name="healthz"),
+]
