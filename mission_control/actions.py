@@ -141,17 +141,28 @@ def sample_payload(trigger: Trigger) -> dict[str, Any]:
             "test": True,
         }
     if types.is_file_type(trigger.type):
-        return {"storage": trigger.source, "name": "eventing-test.txt", "size": 0,
-                "content_type": "text/plain", "url": None, "test": True}
+        return {
+            "storage": trigger.source,
+            "name": "eventing-test.txt",
+            "size": 0,
+            "content_type": "text/plain",
+            "url": None,
+            "test": True,
+        }
     return {"test": True, "trigger": trigger.name, "sent_at": now}
 
 
 def spec_for(trigger: Trigger) -> TriggerSpec:
     """The matching spec of one trigger, to record an event for it alone."""
     return TriggerSpec(
-        id=trigger.pk, name=trigger.name, type=trigger.type, source=trigger.source,
-        filter=trigger.filter or {}, watch_fields=tuple(trigger.watch_fields or ()),
-        payload_fields=tuple(trigger.payload_fields or ()), path_pattern=trigger.path_pattern,
+        id=trigger.pk,
+        name=trigger.name,
+        type=trigger.type,
+        source=trigger.source,
+        filter=trigger.filter or {},
+        watch_fields=tuple(trigger.watch_fields or ()),
+        payload_fields=tuple(trigger.payload_fields or ()),
+        path_pattern=trigger.path_pattern,
         delay_s=0.0,
     )
 

@@ -45,11 +45,16 @@ def line_chart(
     area = f"{pad_left:.1f},{base:.1f} {line} {pad_left + inner_w:.1f},{base:.1f}"
     first = points[0][0] if points else ""
     last = points[-1][0] if points else ""
-    circles = format_html_join(
-        "", '<circle cx="{}" cy="{}" r="1.5"><title>{}: {}</title></circle>',
-        ((f"{x:.1f}", f"{y:.1f}", label, _fmt(value)) for (x, y), (label, value) in zip(coords, points,
-                                                                      strict=True)),
-    ) if len(points) <= 120 else ""
+    # Dots with a tooltip each, only where there are few enough to point at.
+    dots = (
+        (f"{x:.1f}", f"{y:.1f}", label, _fmt(value))
+        for (x, y), (label, value) in zip(coords, points, strict=True)
+    )
+    circles = (
+        format_html_join("", '<circle cx="{}" cy="{}" r="1.5"><title>{}: {}</title></circle>', dots)
+        if len(points) <= 120
+        else ""
+    )
     return format_html(
         '<svg class="mc-chart" role="img" aria-label="{title}" viewBox="0 0 {w} {h}" '
         'width="100%" preserveAspectRatio="none" xmlns="http://www.w3.org/2000/svg">'
@@ -63,9 +68,22 @@ def line_chart(
         '<text class="tick" x="{pl}" y="{ty_bottom}">{first}</text>'
         '<text class="tick" x="{right}" y="{ty_bottom}" text-anchor="end">{last}</text>'
         "</svg>",
-        title=title, w=width, h=height, pl=pad_left, pt=pad_top, base=f"{base:.1f}",
-        right=pad_left + inner_w, tx=pad_left - 4, ty_top=pad_top + 8, top=_fmt(top),
-        unit=unit, area=area, line=line, circles=circles, first=first, last=last,
+        title=title,
+        w=width,
+        h=height,
+        pl=pad_left,
+        pt=pad_top,
+        base=f"{base:.1f}",
+        right=pad_left + inner_w,
+        tx=pad_left - 4,
+        ty_top=pad_top + 8,
+        top=_fmt(top),
+        unit=unit,
+        area=area,
+        line=line,
+        circles=circles,
+        first=first,
+        last=last,
         ty_bottom=height - 4,
     )
 

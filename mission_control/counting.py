@@ -41,10 +41,8 @@ def estimated_count(queryset: QuerySet) -> int:
     if connections[queryset.db].vendor != "postgresql":
         return queryset.count()
     try:
-        if queryset.query.where:
-            estimate = plan_estimate(queryset)
-        else:
-            estimate = table_estimate(queryset)
+        estimator = plan_estimate if queryset.query.where else table_estimate
+        estimate = estimator(queryset)
     except (DatabaseError, KeyError, IndexError, TypeError, ValueError):
         estimate = None
     if estimate is None or estimate < EXACT_BELOW:

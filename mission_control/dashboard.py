@@ -118,9 +118,7 @@ def events_per_minute(
             buckets[index] += row["n"]
     return [
         (
-            timezone.localtime(start + dt.timedelta(minutes=i * bucket_minutes)).strftime(
-                "%H:%M"
-            ),
+            timezone.localtime(start + dt.timedelta(minutes=i * bucket_minutes)).strftime("%H:%M"),
             n / bucket_minutes,
         )
         for i, n in enumerate(buckets)

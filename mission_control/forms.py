@@ -80,29 +80,37 @@ class TriggerForm(forms.ModelForm):
     """The trigger form: type first, then the source and fields that type needs."""
 
     kind = forms.ChoiceField(
-        label="Type", choices=KIND_CHOICES,
+        label="Type",
+        choices=KIND_CHOICES,
         help_text="What fires the trigger: a database write, a file write or a custom event.",
     )
     custom_type = forms.CharField(
-        label="Custom type", required=False, max_length=100,
+        label="Custom type",
+        required=False,
+        max_length=100,
         help_text="Name of the custom event type: letters, digits and underscores, not starting "
         "with DB_ or FILE_.",
     )
     source_model = forms.ChoiceField(
-        label="Model", required=False, choices=model_choices,
+        label="Model",
+        required=False,
+        choices=model_choices,
         help_text="The model whose rows fire the trigger.",
     )
     source_storage = forms.ChoiceField(
-        label="Storage", required=False,
+        label="Storage",
+        required=False,
         help_text="The storage alias (settings.STORAGES) whose files fire the trigger.",
     )
     watch_fields = forms.MultipleChoiceField(
-        required=False, choices=field_choices,
+        required=False,
+        choices=field_choices,
         widget=forms.SelectMultiple(attrs={"size": 8}),
         help_text="DB_UPDATE only: fire only if one of these fields changed. None: any update.",
     )
     payload_fields = forms.MultipleChoiceField(
-        required=False, choices=field_choices,
+        required=False,
+        choices=field_choices,
         widget=forms.SelectMultiple(attrs={"size": 8}),
         help_text="DB types: fields sent in old/new. None: all fields.",
     )
@@ -117,9 +125,22 @@ class TriggerForm(forms.ModelForm):
     class Meta:
         model = Trigger
         fields = (
-            "name", "url", "watch_fields", "payload_fields", "path_pattern", "filter",
-            "headers", "retries", "timeout_ms", "backoff_base_s", "backoff_max_s", "delay_s",
-            "enabled", "paused", "paused_reason", "description",
+            "name",
+            "url",
+            "watch_fields",
+            "payload_fields",
+            "path_pattern",
+            "filter",
+            "headers",
+            "retries",
+            "timeout_ms",
+            "backoff_base_s",
+            "backoff_max_s",
+            "delay_s",
+            "enabled",
+            "paused",
+            "paused_reason",
+            "description",
         )
         widgets = {"url": forms.TextInput(attrs={"size": 80})}
 
@@ -200,8 +221,11 @@ class TriggerForm(forms.ModelForm):
             kind = self.cleaned_data.get("kind")
             where = {
                 "type": "custom_type" if kind == CUSTOM else "kind",
-                "source": SOURCE_FIELD["db"] if kind in types.DB_TYPES
-                else SOURCE_FIELD["file"] if kind in types.FILE_TYPES else "kind",
+                "source": SOURCE_FIELD["db"]
+                if kind in types.DB_TYPES
+                else SOURCE_FIELD["file"]
+                if kind in types.FILE_TYPES
+                else "kind",
                 "signing_secret": None,
             }
             remapped: dict[str, list] = {}
@@ -218,7 +242,8 @@ class EventTypeForm(forms.ModelForm):
     """An event type; the JSON Schema is checked as a schema by the model's validation."""
 
     schema = forms.JSONField(
-        required=False, widget=forms.Textarea(attrs={"rows": 12, "cols": 80}),
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 12, "cols": 80}),
         help_text='JSON Schema of the payload, e.g. {"type": "object", "required": ["id"]}. '
         "Empty: any JSON.",
     )
@@ -232,7 +257,8 @@ def custom_type_choices() -> list[tuple[str, str]]:
     """Custom types an operator may queue: declared event types and custom trigger types."""
     declared = set(EventType.objects.exclude(name="default").values_list("name", flat=True))
     used = {
-        t for t in Trigger.objects.values_list("type", flat=True).distinct()
+        t
+        for t in Trigger.objects.values_list("type", flat=True).distinct()
         if types.is_custom_type(t)
     }
     return [(name, name) for name in sorted(declared | used)]
@@ -247,14 +273,21 @@ class QueueEventForm(forms.Form):
         help_text="The event's data as JSON; checked against the type's JSON Schema.",
     )
     delay_s = forms.FloatField(
-        label="Delay (s)", required=False, min_value=0,
+        label="Delay (s)",
+        required=False,
+        min_value=0,
         help_text="Deliver this many seconds from now.",
     )
     deliver_at = forms.DateTimeField(
-        label="Deliver at", required=False,
+        label="Deliver at",
+        required=False,
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
-        input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S",
-                       "%Y-%m-%d %H:%M"],
+        input_formats=[
+            "%Y-%m-%dT%H:%M",
+            "%Y-%m-%dT%H:%M:%S",
+            "%Y-%m-%d %H:%M:%S",
+            "%Y-%m-%d %H:%M",
+        ],
         help_text="Or deliver at this time (server time zone).",
     )
     synchronous = forms.BooleanField(
@@ -303,8 +336,12 @@ class RedeliverFailedForm(forms.Form):
     )
     since = forms.DateTimeField(
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
-        input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S",
-                       "%Y-%m-%d %H:%M"],
+        input_formats=[
+            "%Y-%m-%dT%H:%M",
+            "%Y-%m-%dT%H:%M:%S",
+            "%Y-%m-%d %H:%M:%S",
+            "%Y-%m-%d %H:%M",
+        ],
         help_text="Failed events created at or after this time (server time zone).",
     )
 

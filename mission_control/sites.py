@@ -31,10 +31,12 @@ class MissionControlSite(admin.AdminSite):
         if request.user.has_perm("eventing.view_eventlog"):
             board = dashboard.build()
             context["dashboard"] = board
-            context["chart_1h"] = charts.line_chart(board.per_minute_1h,
-                                                    title="Events per minute, last hour")
-            context["chart_24h"] = charts.line_chart(board.per_minute_24h,
-                                                     title="Events per minute, last 24 hours")
+            context["chart_1h"] = charts.line_chart(
+                board.per_minute_1h, title="Events per minute, last hour"
+            )
+            context["chart_24h"] = charts.line_chart(
+                board.per_minute_24h, title="Events per minute, last 24 hours"
+            )
         context["can_queue"] = request.user.has_perm("eventing.queue_event")
         return super().index(request, context)
 

@@ -36,12 +36,20 @@ def queue_event(data: dict[str, Any]) -> list[dict[str, Any]]:
     if synchronous and delay_s is None and deliver_at is None:
         delay_s = SYNC_HOLD_S
     with transaction.atomic(using=settings.DATABASE):
-        events = emit(data["type"], data["payload"], delay_s=delay_s, deliver_at=deliver_at,
-                      source="mission-control")
+        events = emit(
+            data["type"],
+            data["payload"],
+            delay_s=delay_s,
+            deliver_at=deliver_at,
+            source="mission-control",
+        )
     results = []
     for event in events:
-        row: dict[str, Any] = {"id": str(event.id), "trigger": event.trigger_name,
-                               "status": event.status}
+        row: dict[str, Any] = {
+            "id": str(event.id),
+            "trigger": event.trigger_name,
+            "status": event.status,
+        }
         if synchronous:
             result = deliver_event(event.id, force=True)
             event.refresh_from_db()
@@ -76,7 +84,8 @@ def queue_event_view(request: HttpRequest) -> HttpResponse:
         "form": form,
         "results": results,
         "synchronous": bool(form.is_bound and form.cleaned_data.get("synchronous"))
-        if results is not None else False,
+        if results is not None
+        else False,
     }
     return TemplateResponse(request, "mission_control/queue_event.html", context)
 

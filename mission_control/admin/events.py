@@ -111,8 +111,15 @@ class EventLogAdmin(admin.ModelAdmin):
     change_list_template = "mission_control/eventlog/change_list.html"
     change_form_template = "mission_control/eventlog/change_form.html"
     list_display = (
-        "short_id", "type", "trigger_name", "status_badge", "attempts", "created_at",
-        "deliver_at", "processed_at", "last_status_code",
+        "short_id",
+        "type",
+        "trigger_name",
+        "status_badge",
+        "attempts",
+        "created_at",
+        "deliver_at",
+        "processed_at",
+        "last_status_code",
     )
     list_display_links = ("short_id",)
     list_filter = ("status", TypeFilter, TriggerFilter, CreatedFilter)
@@ -126,16 +133,41 @@ class EventLogAdmin(admin.ModelAdmin):
     actions = ("redeliver", "cancel")
     fieldsets = (
         (None, {"fields": ("id", "type", "status_badge", "trigger_link", "source", "remark")}),
-        ("Delivery", {"fields": ("attempts", "created_at", "deliver_at", "enqueued_at",
-                                 "locked_until", "processed_at", "last_status_code")}),
+        (
+            "Delivery",
+            {
+                "fields": (
+                    "attempts",
+                    "created_at",
+                    "deliver_at",
+                    "enqueued_at",
+                    "locked_until",
+                    "processed_at",
+                    "last_status_code",
+                )
+            },
+        ),
         ("Identity", {"fields": ("batch_id", "idempotency_key")}),
         ("Payload", {"fields": ("payload_pretty",)}),
         ("Invocations", {"fields": ("invocations_table",)}),
     )
     readonly_fields = (
-        "id", "type", "status_badge", "trigger_link", "source", "remark", "attempts",
-        "created_at", "deliver_at", "enqueued_at", "locked_until", "processed_at",
-        "last_status_code", "batch_id", "idempotency_key", "payload_pretty",
+        "id",
+        "type",
+        "status_badge",
+        "trigger_link",
+        "source",
+        "remark",
+        "attempts",
+        "created_at",
+        "deliver_at",
+        "enqueued_at",
+        "locked_until",
+        "processed_at",
+        "last_status_code",
+        "batch_id",
+        "idempotency_key",
+        "payload_pretty",
         "invocations_table",
     )
 
@@ -224,24 +256,32 @@ class EventLogAdmin(admin.ModelAdmin):
 
     # Actions: through eventing.operations, reporting counts.
 
-    @admin.action(description="Redeliver selected events (fresh retry budget)",
-                  permissions=["redeliver"])
+    @admin.action(
+        description="Redeliver selected events (fresh retry budget)", permissions=["redeliver"]
+    )
     def redeliver(self, request, queryset):
         selected = list(queryset.values_list("pk", flat=True))
         count = actions.redeliver(selected)
-        self._report(request, count, len(selected), "redelivered",
-                     "only processed, failed or cancelled events can be redelivered")
+        self._report(
+            request,
+            count,
+            len(selected),
+            "redelivered",
+            "only processed, failed or cancelled events can be redelivered",
+        )
 
     @admin.action(description="Cancel selected events", permissions=["cancel"])
     def cancel(self, request, queryset):
         selected = list(queryset.values_list("pk", flat=True))
         count = actions.cancel(selected)
-        self._report(request, count, len(selected), "cancelled",
-                     "only staged events can be cancelled")
+        self._report(
+            request, count, len(selected), "cancelled", "only staged events can be cancelled"
+        )
 
     def _report(self, request, count: int, selected: int, verb: str, why: str) -> None:
         text = ngettext("%(n)d event %(verb)s.", "%(n)d events %(verb)s.", count) % {
-            "n": count, "verb": verb,
+            "n": count,
+            "verb": verb,
         }
         if count < selected:
             text += f" {selected - count} skipped: {why}."
@@ -250,11 +290,16 @@ class EventLogAdmin(admin.ModelAdmin):
     def get_urls(self):
         urls = super().get_urls()
         extra = [
-            path("redeliver-failed/", self.admin_site.admin_view(self.redeliver_failed_view),
-                 name="eventing_eventlog_redeliver_failed"),
-            path("<path:object_id>/operate/<str:operation>/",
-                 self.admin_site.admin_view(self.operate_view),
-                 name="eventing_eventlog_operate"),
+            path(
+                "redeliver-failed/",
+                self.admin_site.admin_view(self.redeliver_failed_view),
+                name="eventing_eventlog_redeliver_failed",
+            ),
+            path(
+                "<path:object_id>/operate/<str:operation>/",
+                self.admin_site.admin_view(self.operate_view),
+                name="eventing_eventlog_operate",
+            ),
         ]
         return extra + urls
 
@@ -269,8 +314,11 @@ class EventLogAdmin(admin.ModelAdmin):
             count = actions.redeliver_failed_since(trigger.pk, since)
             self.message_user(
                 request,
-                ngettext("%(n)d failed event of %(t)s redelivered.",
-                         "%(n)d failed events of %(t)s redelivered.", count)
+                ngettext(
+                    "%(n)d failed event of %(t)s redelivered.",
+                    "%(n)d failed events of %(t)s redelivered.",
+                    count,
+                )
                 % {"n": count, "t": trigger.name},
                 messages.SUCCESS if count else messages.WARNING,
             )
@@ -282,8 +330,7 @@ class EventLogAdmin(admin.ModelAdmin):
             "form": form,
             "opts": self.opts,
         }
-        return TemplateResponse(request, "mission_control/eventlog/redeliver_failed.html",
-                                context)
+        return TemplateResponse(request, "mission_control/eventlog/redeliver_failed.html", context)
 
     def operate_view(self, request: HttpRequest, object_id: str, operation: str):
         """POST-only buttons of the detail page: redeliver or cancel this event."""
@@ -310,7 +357,7 @@ class EventLogAdmin(admin.ModelAdmin):
     def render_change_form(self, request, context, *args, **kwargs):
         context["can_redeliver"] = self.has_redeliver_permission(request)
         context["can_cancel"] = self.has_cancel_permission(request)
-        context["final_statuses"] = [s.value for s in (EventStatus.PROCESSED,
-                                                       EventStatus.FAILED,
-                                                       EventStatus.CANCELLED)]
+        context["final_statuses"] = [
+            s.value for s in (EventStatus.PROCESSED, EventStatus.FAILED, EventStatus.CANCELLED)
+        ]
         return super().render_change_form(request, context, *args, **kwargs)

@@ -77,30 +77,58 @@ class TriggerAdmin(admin.ModelAdmin):
     form = TriggerForm
     change_form_template = "mission_control/trigger/change_form.html"
     list_display = (
-        "name", "type", "source", "url_template", "state", "processed_24h", "failed_24h",
-        "success_rate", "last_delivery",
+        "name",
+        "type",
+        "source",
+        "url_template",
+        "state",
+        "processed_24h",
+        "failed_24h",
+        "success_rate",
+        "last_delivery",
     )
     list_filter = ("type", StateFilter)
     search_fields = ("name", "type", "source", "url", "description")
     readonly_fields = ("signing_secret_display", "created_at", "updated_at")
     actions = (
-        "enable", "disable", "pause", "resume", "send_test_event", "duplicate",
+        "enable",
+        "disable",
+        "pause",
+        "resume",
+        "send_test_event",
+        "duplicate",
         "rotate_secret",
     )
     fieldsets = (
         (None, {"fields": ("name", "description")}),
-        ("What fires it", {
-            "fields": ("kind", "custom_type", "source_model", "source_storage", "watch_fields",
-                       "payload_fields", "path_pattern", "filter"),
-        }),
-        ("Webhook", {
-            "fields": ("url", "headers", "timeout_ms", "signing_secret_display"),
-        }),
-        ("Retries and timing", {
-            "fields": ("retries", "backoff_base_s", "backoff_max_s", "delay_s"),
-        }),
-        ("State", {"fields": ("enabled", "paused", "paused_reason", "created_at",
-                              "updated_at")}),
+        (
+            "What fires it",
+            {
+                "fields": (
+                    "kind",
+                    "custom_type",
+                    "source_model",
+                    "source_storage",
+                    "watch_fields",
+                    "payload_fields",
+                    "path_pattern",
+                    "filter",
+                ),
+            },
+        ),
+        (
+            "Webhook",
+            {
+                "fields": ("url", "headers", "timeout_ms", "signing_secret_display"),
+            },
+        ),
+        (
+            "Retries and timing",
+            {
+                "fields": ("retries", "backoff_base_s", "backoff_max_s", "delay_s"),
+            },
+        ),
+        ("State", {"fields": ("enabled", "paused", "paused_reason", "created_at", "updated_at")}),
     )
 
     class Media:
@@ -132,7 +160,8 @@ class TriggerAdmin(admin.ModelAdmin):
             return format_html(
                 '<span class="mc-state mc-state-paused" title="{}">paused</span>'
                 '<div class="mc-reason">{}</div>',
-                obj.paused_reason, obj.paused_reason or "paused by an operator",
+                obj.paused_reason,
+                obj.paused_reason or "paused by an operator",
             )
         return mark_safe('<span class="mc-state mc-state-enabled">enabled</span>')
 
@@ -165,35 +194,47 @@ class TriggerAdmin(admin.ModelAdmin):
     @admin.action(description="Enable selected triggers", permissions=["change"])
     def enable(self, request, queryset):
         count = actions.set_enabled(queryset.values_list("pk", flat=True), True)
-        self.message_user(request, ngettext("%d trigger enabled.", "%d triggers enabled.",
-                                            count) % count, messages.SUCCESS)
+        self.message_user(
+            request,
+            ngettext("%d trigger enabled.", "%d triggers enabled.", count) % count,
+            messages.SUCCESS,
+        )
 
     @admin.action(description="Disable selected triggers", permissions=["change"])
     def disable(self, request, queryset):
         count = actions.set_enabled(queryset.values_list("pk", flat=True), False)
-        self.message_user(request, ngettext("%d trigger disabled.", "%d triggers disabled.",
-                                            count) % count, messages.SUCCESS)
+        self.message_user(
+            request,
+            ngettext("%d trigger disabled.", "%d triggers disabled.", count) % count,
+            messages.SUCCESS,
+        )
 
-    @admin.action(description="Pause selected triggers (events are held)",
-                  permissions=["change"])
+    @admin.action(description="Pause selected triggers (events are held)", permissions=["change"])
     def pause(self, request, queryset):
         reason = f"Paused by {request.user.get_username()} in Mission Control"
         count = actions.pause_triggers(queryset.values_list("pk", flat=True), reason)
-        self.message_user(request, ngettext("%d trigger paused.", "%d triggers paused.",
-                                            count) % count, messages.SUCCESS)
+        self.message_user(
+            request,
+            ngettext("%d trigger paused.", "%d triggers paused.", count) % count,
+            messages.SUCCESS,
+        )
 
     @admin.action(description="Resume selected triggers", permissions=["change"])
     def resume(self, request, queryset):
         count = actions.resume_triggers(queryset.values_list("pk", flat=True))
-        self.message_user(request, ngettext("%d trigger resumed.", "%d triggers resumed.",
-                                            count) % count, messages.SUCCESS)
+        self.message_user(
+            request,
+            ngettext("%d trigger resumed.", "%d triggers resumed.", count) % count,
+            messages.SUCCESS,
+        )
 
     @admin.action(description="Send a test event", permissions=["change"])
     def send_test_event(self, request, queryset):
         triggers = list(queryset.order_by("name")[: MAX_TEST_TRIGGERS + 1])
         if len(triggers) > MAX_TEST_TRIGGERS:
-            self.message_user(request, f"Select at most {MAX_TEST_TRIGGERS} triggers to test.",
-                              messages.ERROR)
+            self.message_user(
+                request, f"Select at most {MAX_TEST_TRIGGERS} triggers to test.", messages.ERROR
+            )
             return
         for trigger in triggers:
             self._report_test(request, trigger, actions.send_test_event(trigger))
@@ -202,8 +243,9 @@ class TriggerAdmin(admin.ModelAdmin):
         level = messages.SUCCESS if result.succeeded else messages.ERROR
         self.message_user(request, f"{trigger.name}: {result.summary()}", level)
 
-    @admin.action(description="Duplicate selected triggers (copies start disabled)",
-                  permissions=["change"])
+    @admin.action(
+        description="Duplicate selected triggers (copies start disabled)", permissions=["change"]
+    )
     def duplicate(self, request, queryset):
         copies = [actions.duplicate_trigger(trigger) for trigger in queryset]
         names = ", ".join(copy.name for copy in copies)
@@ -222,8 +264,12 @@ class TriggerAdmin(admin.ModelAdmin):
             count += 1
         self.message_user(
             request,
-            ngettext("%d signing secret rotated; update its receiver.",
-                     "%d signing secrets rotated; update their receivers.", count) % count,
+            ngettext(
+                "%d signing secret rotated; update its receiver.",
+                "%d signing secrets rotated; update their receivers.",
+                count,
+            )
+            % count,
             messages.WARNING,
         )
 
@@ -252,16 +298,17 @@ class TriggerAdmin(admin.ModelAdmin):
             self._report_test(request, trigger, actions.send_test_event(trigger))
         elif operation == "rotate":
             actions.rotate_signing_secret(trigger)
-            self.message_user(request, "Signing secret rotated; update the receiver.",
-                              messages.WARNING)
+            self.message_user(
+                request, "Signing secret rotated; update the receiver.", messages.WARNING
+            )
         elif operation == "duplicate":
             copy = actions.duplicate_trigger(trigger)
-            self.message_user(request, f"Duplicated as {copy.name} (disabled).",
-                              messages.SUCCESS)
+            self.message_user(request, f"Duplicated as {copy.name} (disabled).", messages.SUCCESS)
             change_url = reverse("mission_control:triggers_trigger_change", args=[copy.pk])
         elif operation == "pause":
-            actions.pause_triggers([trigger.pk],
-                                   f"Paused by {request.user.get_username()} in Mission Control")
+            actions.pause_triggers(
+                [trigger.pk], f"Paused by {request.user.get_username()} in Mission Control"
+            )
             self.message_user(request, "Trigger paused.", messages.SUCCESS)
         elif operation == "resume":
             actions.resume_triggers([trigger.pk])

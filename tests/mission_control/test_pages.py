@@ -34,9 +34,7 @@ def test_trigger_pages(admin_client):
     changelist = admin_client.get(reverse("mission_control:triggers_trigger_changelist"))
     assert changelist.status_code == 200
     assert "https://{{HOOK_HOST}}/hook" in changelist.content.decode()
-    change = admin_client.get(
-        reverse("mission_control:triggers_trigger_change", args=[trigger.pk])
-    )
+    change = admin_client.get(reverse("mission_control:triggers_trigger_change", args=[trigger.pk]))
     assert change.status_code == 200
     assert trigger.signing_secret in change.content.decode()
     add = admin_client.get(reverse("mission_control:triggers_trigger_add"))
@@ -50,8 +48,7 @@ def test_event_pages(admin_client):
     changelist = admin_client.get(reverse("mission_control:eventing_eventlog_changelist"))
     assert changelist.status_code == 200
     assert str(event.id)[:8] in changelist.content.decode()
-    detail = admin_client.get(reverse("mission_control:eventing_eventlog_change",
-                                      args=[event.pk]))
+    detail = admin_client.get(reverse("mission_control:eventing_eventlog_change", args=[event.pk]))
     assert detail.status_code == 200
     assert "&quot;n&quot;: 1" in detail.content.decode()
     assert EventLog.objects.count() == 1
@@ -68,13 +65,25 @@ def test_create_db_trigger_through_form(admin_client):
     response = admin_client.post(
         reverse("mission_control:triggers_trigger_add"),
         {
-            "name": "orders_paid", "description": "", "kind": "DB_UPDATE",
-            "custom_type": "", "source_model": "testapp.Order", "source_storage": "",
-            "watch_fields": ["testapp.Order:status"], "payload_fields": [],
-            "path_pattern": "", "filter": "{}", "url": "http://127.0.0.1:9/hook",
-            "headers": '[{"name": "X-Key", "value": "s3cret"}]', "timeout_ms": 5000,
-            "retries": 3, "backoff_base_s": 5, "backoff_max_s": 3600, "delay_s": 0,
-            "enabled": "on", "paused_reason": "",
+            "name": "orders_paid",
+            "description": "",
+            "kind": "DB_UPDATE",
+            "custom_type": "",
+            "source_model": "testapp.Order",
+            "source_storage": "",
+            "watch_fields": ["testapp.Order:status"],
+            "payload_fields": [],
+            "path_pattern": "",
+            "filter": "{}",
+            "url": "http://127.0.0.1:9/hook",
+            "headers": '[{"name": "X-Key", "value": "s3cret"}]',
+            "timeout_ms": 5000,
+            "retries": 3,
+            "backoff_base_s": 5,
+            "backoff_max_s": 3600,
+            "delay_s": 0,
+            "enabled": "on",
+            "paused_reason": "",
         },
     )
     assert response.status_code == 302, response.context["adminform"].form.errors
