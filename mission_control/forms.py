@@ -268,7 +268,9 @@ class QueueEventForm(forms.Form):
     """Queue a custom event: type, JSON payload, when, and whether to wait for the reply."""
 
     type = forms.ChoiceField(choices=custom_type_choices, help_text="The custom event type.")
+    # Not "required": Django counts {} and [] as empty, but they are valid payloads.
     payload = forms.JSONField(
+        required=False,
         widget=forms.Textarea(attrs={"rows": 10, "cols": 80}),
         help_text="The event's data as JSON; checked against the type's JSON Schema.",
     )
@@ -296,10 +298,9 @@ class QueueEventForm(forms.Form):
     )
 
     def clean_payload(self) -> Any:
-        payload = self.cleaned_data.get("payload")
-        if payload is None and "payload" in self.data and self.data["payload"].strip() != "null":
+        if not (self.data.get("payload") or "").strip():
             raise ValidationError("Enter a JSON payload.")
-        return payload
+        return self.cleaned_data.get("payload")
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
