@@ -32,7 +32,7 @@ def line_chart(
     unit: str = "/min",
 ) -> SafeString:
     """An SVG area chart of (label, value) points, first and last labels under the axis."""
-    pad_left, pad_bottom, pad_top = 44, 18, 8
+    pad_left, pad_bottom, pad_top = 60, 18, 8
     inner_w, inner_h = width - pad_left - 4, height - pad_bottom - pad_top
     top = nice_max(max((v for _, v in points), default=0))
     count = max(len(points) - 1, 1)

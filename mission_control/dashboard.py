@@ -230,4 +230,17 @@ def workers_answering() -> dict[str, Any]:
     except Exception as exc:  # noqa: BLE001 - e.g. a broker without broadcast support
         return {"state": "unknown", "names": [], "detail": str(exc)[:200]}
     names = sorted(name for reply in replies for name in reply)
+    if not names and not broadcasts(current_app):
+        # Silence proves nothing on a transport whose workers never see the ping.
+        return {"state": "unknown", "names": [], "detail": "the broker cannot broadcast"}
     return {"state": "ok" if names else "none", "names": names}
+
+
+def broadcasts(app) -> bool:
+    """Whether the broker delivers broadcast (fanout) messages such as control pings."""
+    with app.connection_for_write() as conn:
+        transport = conn.transport
+        # kombu's filesystem transport keeps no fanout bindings across processes.
+        if getattr(transport, "driver_type", "") == "filesystem":
+            return False
+        return "fanout" in getattr(transport.implements, "exchange_type", frozenset())

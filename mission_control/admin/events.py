@@ -9,6 +9,7 @@ import uuid
 
 from django.contrib import admin, messages
 from django.contrib.admin import ShowFacets
+from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponseNotAllowed, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
@@ -104,6 +105,18 @@ def pretty_json(value) -> str:
     return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True)
 
 
+class RecentFirstChangeList(ChangeList):
+    """The change list ordered by created_at alone, so PostgreSQL reads it off an index.
+
+    Django appends "-pk" to make ordering total; ORDER BY created_at DESC, id DESC matches no
+    index and sorts the whole table (a second on a million rows). Rows with equal created_at
+    (one emit's batch) may swap between pages; nothing is lost.
+    """
+
+    def _get_deterministic_ordering(self, ordering):
+        return ordering
+
+
 @admin.register(EventLog, site=site)
 class EventLogAdmin(admin.ModelAdmin):
     """Events and their deliveries. Rows are read-only; actions go through the pipeline."""
@@ -126,6 +139,8 @@ class EventLogAdmin(admin.ModelAdmin):
     search_fields = ("id", "batch_id", "idempotency_key")  # see get_search_results
     search_help_text = "An event id, a batch id or an idempotency key (exact)."
     ordering = ("-created_at",)
+    # Only orderings an index serves; sorting a million rows by anything else takes seconds.
+    sortable_by = ("created_at",)
     paginator = EstimatedCountPaginator
     show_full_result_count = False
     show_facets = ShowFacets.NEVER
@@ -176,6 +191,9 @@ class EventLogAdmin(admin.ModelAdmin):
 
     # Read-only rows: no add, change or delete; retention deletes old rows.
 
+    def get_changelist(self, request, **kwargs):
+        return RecentFirstChangeList
+
     def has_add_permission(self, request):
         return False
 
@@ -211,7 +229,7 @@ class EventLogAdmin(admin.ModelAdmin):
         ids |= set(queryset.filter(idempotency_key=term).values_list("pk", flat=True)[:1000])
         return queryset.filter(pk__in=ids), False
 
-    @admin.display(description="id", ordering="id")
+    @admin.display(description="id")
     def short_id(self, obj: EventLog) -> str:
         return str(obj.id)[:8]
 
@@ -248,7 +266,7 @@ class EventLogAdmin(admin.ModelAdmin):
                 "response_body": pretty_json(inv.response_body or ""),
                 "error": inv.error_msg,
             }
-            for inv in obj.invocations.order_by("attempt", "invoked_at")
+            for inv in obj.invocations.order_by("invoked_at", "pk")
         ]
         return render_to_string(
             "mission_control/eventlog/invocations.html", {"invocations": invocations}

@@ -83,8 +83,7 @@ def test_send_test_event_reports_a_failure(receiver):
 
 
 def test_send_test_event_for_a_db_trigger_has_a_db_shaped_payload(receiver):
-    trigger = TriggerFactory(type="DB_UPDATE", source="testapp.Order",
-                             url=receiver.url("/ok/db"))
+    trigger = TriggerFactory(type="DB_UPDATE", source="testapp.Order", url=receiver.url("/ok/db"))
     actions.send_test_event(trigger)
     data = receiver.on("/ok/db")[0].json()["data"]
     assert data["model"] == "testapp.Order"

@@ -35,8 +35,9 @@ def test_events_per_minute_buckets():
     now = timezone.now().replace(second=30, microsecond=0)
     for ago in (0, 0, 5 * 60, 59 * 60):
         make_event(trigger, created_ago_s=ago)
-    series = dashboard.events_per_minute(now + dt.timedelta(seconds=1), minutes=60,
-                                         bucket_minutes=1)
+    series = dashboard.events_per_minute(
+        now + dt.timedelta(seconds=1), minutes=60, bucket_minutes=1
+    )
     assert len(series) == 60
     values = [value for _, value in series]
     assert values[-1] == 2
@@ -60,8 +61,9 @@ def test_latencies():
     event = make_event(trigger)
     now = timezone.now()
     for attempt, duration in enumerate((10, 20, 30, 1000), start=1):
-        InvocationLog.objects.create(event=event, attempt=attempt, invoked_at=now,
-                                     duration_ms=duration, request={})
+        InvocationLog.objects.create(
+            event=event, attempt=attempt, invoked_at=now, duration_ms=duration, request={}
+        )
     p50, p95 = dashboard.call_durations(now - dashboard.HOUR)
     assert (p50, p95) == (20, 1000)
     lag50, lag95 = dashboard.delivery_lag(now - dashboard.HOUR)
@@ -98,7 +100,8 @@ def test_sweep_health():
     assert dashboard.sweep_health(now)["sweep_ok"] is False
     Heartbeat.objects.create(name="sweep", at=now - dt.timedelta(seconds=2))
     fresh = dashboard.sweep_health(now)
-    assert fresh["sweep_ok"] and fresh["sweep_age_s"] == pytest.approx(2)
+    assert fresh["sweep_ok"]
+    assert fresh["sweep_age_s"] == pytest.approx(2)
     stale = dashboard.sweep_health(now + dt.timedelta(minutes=5))
     assert stale["sweep_ok"] is False
 
@@ -111,8 +114,10 @@ def test_workers_unknown_when_the_broker_cannot_broadcast():
 
 
 def test_health_probes_are_cached():
-    with mock.patch.object(dashboard, "broker_reachable", return_value=True) as broker, \
-         mock.patch.object(dashboard, "workers_answering", return_value={"state": "none"}):
+    with (
+        mock.patch.object(dashboard, "broker_reachable", return_value=True) as broker,
+        mock.patch.object(dashboard, "workers_answering", return_value={"state": "none"}),
+    ):
         dashboard.health()
         dashboard.health()
         assert broker.call_count == 1

@@ -1,0 +1,1 @@
+"""Benchmarks of Eventing; each writes its figures under bench/results/."""
