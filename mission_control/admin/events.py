@@ -87,6 +87,13 @@ class CreatedFilter(admin.SimpleListFilter):
         return queryset.filter(created_at__gte=now - window)
 
 
+def exact_time(value) -> str:
+    """A timestamp to the millisecond in the current time zone; operators compare these."""
+    if value is None:
+        return "—"
+    return timezone.localtime(value).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+
+
 def redact_headers(headers: dict | None) -> dict:
     """Headers as shown: credentials replaced, whatever was stored."""
     return {
@@ -129,9 +136,9 @@ class EventLogAdmin(admin.ModelAdmin):
         "trigger_name",
         "status_badge",
         "attempts",
-        "created_at",
-        "deliver_at",
-        "processed_at",
+        "created",
+        "due",
+        "processed",
         "last_status_code",
     )
     list_display_links = ("short_id",)
@@ -140,7 +147,7 @@ class EventLogAdmin(admin.ModelAdmin):
     search_help_text = "An event id, a batch id or an idempotency key (exact)."
     ordering = ("-created_at",)
     # Only orderings an index serves; sorting a million rows by anything else takes seconds.
-    sortable_by = ("created_at",)
+    sortable_by = ("created",)
     paginator = EstimatedCountPaginator
     show_full_result_count = False
     show_facets = ShowFacets.NEVER
@@ -153,11 +160,11 @@ class EventLogAdmin(admin.ModelAdmin):
             {
                 "fields": (
                     "attempts",
-                    "created_at",
-                    "deliver_at",
-                    "enqueued_at",
-                    "locked_until",
-                    "processed_at",
+                    "created",
+                    "due",
+                    "enqueued",
+                    "lease_until",
+                    "processed",
                     "last_status_code",
                 )
             },
@@ -174,11 +181,11 @@ class EventLogAdmin(admin.ModelAdmin):
         "source",
         "remark",
         "attempts",
-        "created_at",
-        "deliver_at",
-        "enqueued_at",
-        "locked_until",
-        "processed_at",
+        "created",
+        "due",
+        "enqueued",
+        "lease_until",
+        "processed",
         "last_status_code",
         "batch_id",
         "idempotency_key",
@@ -233,7 +240,27 @@ class EventLogAdmin(admin.ModelAdmin):
     def short_id(self, obj: EventLog) -> str:
         return str(obj.id)[:8]
 
-    @admin.display(description="status", ordering="status")
+    @admin.display(description="created", ordering="created_at")
+    def created(self, obj: EventLog) -> str:
+        return exact_time(obj.created_at)
+
+    @admin.display(description="due")
+    def due(self, obj: EventLog) -> str:
+        return exact_time(obj.deliver_at)
+
+    @admin.display(description="processed")
+    def processed(self, obj: EventLog) -> str:
+        return exact_time(obj.processed_at)
+
+    @admin.display(description="enqueued")
+    def enqueued(self, obj: EventLog) -> str:
+        return exact_time(obj.enqueued_at)
+
+    @admin.display(description="lease until")
+    def lease_until(self, obj: EventLog) -> str:
+        return exact_time(obj.locked_until)
+
+    @admin.display(description="status")
     def status_badge(self, obj: EventLog) -> str:
         return format_html(
             '<span class="mc-status mc-status-{}">{}</span>', obj.status, obj.get_status_display()
@@ -255,7 +282,7 @@ class EventLogAdmin(admin.ModelAdmin):
         invocations = [
             {
                 "attempt": inv.attempt,
-                "invoked_at": inv.invoked_at,
+                "invoked_at": exact_time(inv.invoked_at),
                 "duration_ms": inv.duration_ms,
                 "url": (inv.request or {}).get("url", ""),
                 "request_headers": redact_headers((inv.request or {}).get("headers")),

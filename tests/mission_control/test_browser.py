@@ -138,6 +138,7 @@ class MissionControlBrowserTests(StaticLiveServerTestCase):
 
     def screenshot(self, name: str, full_page: bool = False) -> Path:
         path = SCREENSHOTS / f"{name}.png"
+        self.selenium.execute_script("window.scrollTo(0, 0)")
         if full_page:
             height = self.selenium.execute_script("return document.body.scrollHeight")
             self.selenium.set_window_size(1400, max(1100, min(height + 50, 4000)))

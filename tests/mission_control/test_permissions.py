@@ -141,7 +141,10 @@ def test_search_by_id_batch_and_key(admin_client):
     one = make_event(trigger, idempotency_key="order-42")
     two = make_event(trigger, batch_id=one.batch_id)
     other = make_event(trigger)
-    page = lambda q: admin_client.get(reverse(EVENTS), {"q": q}).content.decode()  # noqa: E731
+
+    def page(q: str) -> str:
+        return admin_client.get(reverse(EVENTS), {"q": q}).content.decode()
+
     assert str(one.id)[:8] in page(str(one.id))
     assert str(other.id)[:8] not in page(str(one.id))
     by_batch = page(str(one.batch_id))
