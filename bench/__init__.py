@@ -1,1 +1,0 @@
-"""Benchmarks of Eventing; each writes its figures under bench/results/."""
