@@ -50,7 +50,7 @@ SELECT gen_random_uuid(), gen_random_uuid(), 'type_' || (i %% %(triggers)s), t.i
     CASE s.status WHEN 'processed' THEN 200 WHEN 'failed' THEN 500 END,
     '', CASE WHEN i %% 10 = 0 THEN 'key-' || i END
 FROM generate_series(1, %(rows)s) AS i
-CROSS JOIN LATERAL (SELECT now() - random() * interval '30 days' AS created) AS c
+CROSS JOIN LATERAL (SELECT now() - random() * interval '%(spread_hours)s hours' AS created) AS c
 CROSS JOIN LATERAL (SELECT CASE
         WHEN i %% 100 < 94 THEN 'processed'
         WHEN i %% 100 < 97 THEN 'failed'
@@ -105,8 +105,9 @@ def setup_django() -> None:
     setup_test_environment()
 
 
-def load(rows: int) -> float:
-    """Migrate, create the triggers and insert `rows` events; returns the seconds it took."""
+def load(rows: int, spread_hours: float) -> float:
+    """Migrate, create the triggers and insert `rows` events created over the last
+    `spread_hours`; returns the seconds it took."""
     from django.core.management import call_command
     from django.db import connection
 
@@ -119,7 +120,9 @@ def load(rows: int) -> float:
         for n in range(TRIGGERS)
     )
     with connection.cursor() as cursor:
-        cursor.execute(LOAD_SQL % {"rows": rows, "triggers": TRIGGERS})
+        cursor.execute(
+            LOAD_SQL % {"rows": rows, "triggers": TRIGGERS, "spread_hours": spread_hours}
+        )
         cursor.execute(INVOCATIONS_SQL)
     with connection.cursor() as cursor:
         cursor.execute("VACUUM ANALYZE event_logs")
@@ -161,6 +164,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument(
+        "--spread-hours",
+        type=float,
+        default=720,
+        help="events are created uniformly over this many past hours (720: 30 days)",
+    )
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     setup_django()
@@ -168,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     from django.db import connection
     from django.test import Client
 
-    load_s = load(args.rows)
+    load_s = load(args.rows, args.spread_hours)
     with connection.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM event_logs")
         loaded = cursor.fetchone()[0]
@@ -182,6 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "benchmark": "mission_control admin pages on a large event_logs table",
         "rows": loaded,
+        "spread_hours": args.spread_hours,
         "load_s": round(load_s, 1),
         "postgresql": pg_version,
         "python": platform.python_version(),

@@ -34,7 +34,7 @@ def count_since(status: str, since: dt.datetime) -> Coalesce:
         EventLog.objects.filter(trigger=OuterRef("pk"), status=status, created_at__gte=since)
         .order_by()
         .values("trigger")
-        .annotate(n=Count("pk"))
+        .annotate(n=Count("*"))
         .values("n")[:1]
     )
     return Coalesce(Subquery(rows, output_field=IntegerField()), Value(0))

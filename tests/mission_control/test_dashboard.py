@@ -133,3 +133,13 @@ def test_chart_is_plain_svg():
     assert charts.nice_max(4.5) == 5
     assert charts.nice_max(0) == 1
     assert charts.nice_max(120) == 200
+
+
+def test_day_series_is_cached_within_the_minute():
+    trigger = TriggerFactory()
+    now = timezone.now()
+    first = dashboard.day_series(now)
+    make_event(trigger, created_ago_s=0)
+    assert dashboard.day_series(now) == first  # same minute: cached
+    later = dashboard.day_series(now + dt.timedelta(minutes=1))
+    assert sum(v for _, v in later) > sum(v for _, v in first)
