@@ -132,7 +132,9 @@ def load(rows: int, spread_hours: float) -> float:
 
 def time_page(client, url: str, repeat: int) -> dict:
     """Median and spread of `repeat` renders of `url` (after one warm-up render)."""
+    started = time.perf_counter()
     response = client.get(url)
+    first_s = time.perf_counter() - started
     assert response.status_code == 200, (url, response.status_code)
     times = []
     for _ in range(repeat):
@@ -142,6 +144,8 @@ def time_page(client, url: str, repeat: int) -> dict:
         assert response.status_code == 200
     return {
         "median_s": round(statistics.median(times), 4),
+        # The first render fills the caches (health probes, 24 h chart) the others reuse.
+        "first_s": round(first_s, 4),
         "min_s": round(min(times), 4),
         "max_s": round(max(times), 4),
         "renders": repeat,
@@ -199,8 +203,10 @@ def main(argv: list[str] | None = None) -> int:
         "exact_count_s": exact_count_s(),
         "pages": pages,
         "all_under_target": all(p["median_s"] < TARGET_S for p in pages.values()),
-        "note": "Medians of several renders through Django's test client after one warm-up; "
-        "the dashboard's broker/worker probes are cached for a few seconds, as in production.",
+        "all_first_renders_under_target": all(p["first_s"] < TARGET_S for p in pages.values()),
+        "note": "Medians of several renders through Django's test client after a first "
+        "(cold) render, reported as first_s: it fills the caches of the dashboard's broker and "
+        "worker probes (10 s) and of its 24 h chart (1 min), as in production.",
     }
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(result, indent=2) + "\n")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import math
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +31,8 @@ HOUR = dt.timedelta(hours=1)
 LATENCY_SAMPLE = 5000
 HEALTH_CACHE_KEY = "mission_control:health"
 HEALTH_CACHE_S = 10
+HEALTH_LAST_KEY = "mission_control:health:last"
+HEALTH_LAST_S = 3600
 DAY_SERIES_CACHE_KEY = "mission_control:day-series"
 DAY_SERIES_CACHE_S = 60
 PROBE_TIMEOUT_S = 0.5
@@ -198,12 +201,47 @@ def most_failing_triggers(since: dt.datetime, limit: int = 5) -> list[dict[str, 
 
 
 def health(*, use_cache: bool = True) -> dict[str, Any]:
-    """Last sweep, broker reachable, workers answering; probes cached a few seconds."""
-    probes = cache.get(HEALTH_CACHE_KEY) if use_cache else None
+    """Last sweep, broker reachable, workers answering.
+
+    With `use_cache`, the page never waits for the broker: it shows the probes of the last
+    few seconds and, when they are older, refreshes them in the background (a worker ping
+    always waits its whole timeout). Without it, the probes run now.
+    """
+    if not use_cache:
+        return {**run_probes(), **sweep_health()}
+    probes = cache.get(HEALTH_CACHE_KEY)
     if probes is None:
-        probes = {"broker": broker_reachable(), "workers": workers_answering()}
-        cache.set(HEALTH_CACHE_KEY, probes, HEALTH_CACHE_S)
+        refresh_probes_in_background()
+        probes = cache.get(HEALTH_LAST_KEY) or CHECKING
     return {**probes, **sweep_health()}
+
+
+CHECKING: dict[str, Any] = {"broker": None, "workers": {"state": "checking", "names": []}}
+_refreshing = threading.Lock()
+
+
+def run_probes() -> dict[str, Any]:
+    """Probe the broker and the workers now, and remember the answer."""
+    probes = {"broker": broker_reachable(), "workers": workers_answering()}
+    cache.set(HEALTH_CACHE_KEY, probes, HEALTH_CACHE_S)
+    cache.set(HEALTH_LAST_KEY, probes, HEALTH_LAST_S)
+    return probes
+
+
+def refresh_probes_in_background() -> threading.Thread | None:
+    """Run the probes in a thread, unless one is running already; returns it (or None)."""
+    if not _refreshing.acquire(blocking=False):
+        return None
+
+    def probe() -> None:
+        try:
+            run_probes()
+        finally:
+            _refreshing.release()
+
+    thread = threading.Thread(target=probe, name="mission-control-health", daemon=True)
+    thread.start()
+    return thread
 
 
 def sweep_health(now: dt.datetime | None = None) -> dict[str, Any]:
