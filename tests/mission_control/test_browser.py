@@ -110,6 +110,15 @@ class MissionControlBrowserTests(StaticLiveServerTestCase):
 
         Select(self.find(f"#{element_id}")).select_by_visible_text(text)
 
+    def submit(self, css: str) -> None:
+        """Click a submit button and wait until the next page replaced this one."""
+        from selenium.webdriver.support import expected_conditions as ec
+        from selenium.webdriver.support.ui import WebDriverWait
+
+        page = self.find("html")
+        self.find(css).click()
+        WebDriverWait(self.selenium, 30).until(ec.staleness_of(page))
+
     def select_value(self, css: str, value: str) -> None:
         from selenium.webdriver.support.ui import Select
 
@@ -125,7 +134,7 @@ class MissionControlBrowserTests(StaticLiveServerTestCase):
         self.selenium.get(self.url("login/"))
         self.fill("id_username", "operator")
         self.fill("id_password", "pw-operator-1")
-        self.find("input[type=submit]").click()
+        self.submit("input[type=submit]")
         self.find("#mc-dashboard")
 
     def page_text(self) -> str:
@@ -175,7 +184,7 @@ class MissionControlBrowserTests(StaticLiveServerTestCase):
         self.fill("id_headers", '[{"name": "X-Api-Key", "value": "k-123"}]')
         self.fill("id_retries", "0")
         self.screenshot("trigger-form", full_page=True)
-        self.find("input[name=_continue]").click()
+        self.submit("input[name=_continue]")
         self.find(".messagelist .success")
         trigger = Trigger.objects.get(name="orders_created")
         assert (trigger.type, trigger.source) == ("DB_INSERT", "testapp.Order")
@@ -223,7 +232,7 @@ class MissionControlBrowserTests(StaticLiveServerTestCase):
         self.selenium.get(self.url("eventing/eventlog/?status__exact=failed"))
         self.find(f"input[name=_selected_action][value='{failed.pk}']").click()
         self.select_value("select[name=action]", "redeliver")
-        self.find("button[name=index]").click()
+        self.submit("button[name=index]")
         assert "1 event redelivered." in self.find(".messagelist").text
         self.receiver.wait_for("/ok/again")
         assert wait_until(lambda: self.status_on_page(failed) == "processed", timeout_s=20)
@@ -259,7 +268,7 @@ class MissionControlBrowserTests(StaticLiveServerTestCase):
         # A payload against the schema: the error shows inline, nothing is recorded.
         self.select("id_type", "invoice_paid")
         self.fill("id_payload", '{"invoice": "seven"}')
-        self.find("#mc-queue-submit").click()
+        self.submit("#mc-queue-submit")
         assert (
             "At invoice: 'seven' is not of type 'integer'"
             in self.find(".field-payload .errorlist").text
@@ -269,7 +278,7 @@ class MissionControlBrowserTests(StaticLiveServerTestCase):
         # Synchronous: the webhook's reply is shown.
         self.fill("id_payload", '{"invoice": 7}')
         self.find("#id_synchronous").click()
-        self.find("#mc-queue-submit").click()
+        self.submit("#mc-queue-submit")
         results = self.find("#mc-queue-results")
         assert "processed" in results.text
         assert '"accepted": true' in self.find(".mc-reply").text
@@ -279,7 +288,7 @@ class MissionControlBrowserTests(StaticLiveServerTestCase):
         # Asynchronous: the event id is shown and the worker delivers it.
         self.fill("id_payload", '{"invoice": 8}')
         self.find("#id_synchronous").click()
-        self.find("#mc-queue-submit").click()
+        self.submit("#mc-queue-submit")
         event_id = self.find("#mc-queue-results .mc-event-id").text
         event = EventLog.objects.get(id=event_id)
         assert event.payload == {"invoice": 8}
