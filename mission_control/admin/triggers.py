@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 from django.contrib import admin, messages
+from django.contrib.admin.utils import flatten_fieldsets
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, IntegerField, OuterRef, Subquery, Value
 from django.db.models.functions import Coalesce
@@ -20,7 +22,7 @@ from eventing.models import EventLog, EventStatus
 from triggers.models import EventType, Trigger
 
 from .. import actions
-from ..forms import EventTypeForm, TriggerForm
+from ..forms import EventTypeForm, TriggerForm, mask_headers
 from ..sites import site
 
 # The test action delivers synchronously inside the request; a few triggers at most.
@@ -131,9 +133,52 @@ class TriggerAdmin(admin.ModelAdmin):
         ("State", {"fields": ("enabled", "paused", "paused_reason", "created_at", "updated_at")}),
     )
 
+    # What users without change permission see: stored values, header values masked.
+    view_fieldsets = (
+        (None, {"fields": ("name", "description")}),
+        (
+            "What fires it",
+            {
+                "fields": (
+                    "type",
+                    "source",
+                    "watch_fields",
+                    "payload_fields",
+                    "path_pattern",
+                    "filter",
+                )
+            },
+        ),
+        ("Webhook", {"fields": ("url", "masked_headers", "timeout_ms", "signing_secret_display")}),
+        (
+            "Retries and timing",
+            {"fields": ("retries", "backoff_base_s", "backoff_max_s", "delay_s")},
+        ),
+        ("State", {"fields": ("state", "created_at", "updated_at")}),
+    )
+
     class Media:
         css = {"all": ("mission_control/admin.css",)}
         js = ("mission_control/trigger_form.js",)
+
+    def _view_only(self, request: HttpRequest, obj) -> bool:
+        return obj is not None and not self.has_change_permission(request, obj)
+
+    def get_fieldsets(self, request: HttpRequest, obj=None):
+        if self._view_only(request, obj):
+            return self.view_fieldsets
+        return super().get_fieldsets(request, obj)
+
+    def get_readonly_fields(self, request: HttpRequest, obj=None):
+        if self._view_only(request, obj):
+            return flatten_fieldsets(self.view_fieldsets)
+        return super().get_readonly_fields(request, obj)
+
+    @admin.display(description="headers")
+    def masked_headers(self, obj: Trigger) -> str:
+        return format_html(
+            '<pre class="mc-json">{}</pre>', json.dumps(mask_headers(obj.headers), indent=2)
+        )
 
     def get_queryset(self, request: HttpRequest):
         since = timezone.now() - dt.timedelta(hours=24)

@@ -169,3 +169,21 @@ def test_estimated_count_on_postgresql(monkeypatch):
     assert counting.estimated_count(queryset.filter(status="processed")) > 0
     monkeypatch.setattr(counting, "EXACT_BELOW", 10_000)
     assert counting.estimated_count(queryset.filter(status="failed")) == 0
+
+
+def test_viewer_sees_a_trigger_read_only(client):
+    trigger = TriggerFactory(
+        type="DB_UPDATE",
+        source="testapp.Order",
+        watch_fields=["status"],
+        headers=[{"name": "X-Key", "value": "s3cret"}],
+    )
+    client.force_login(staff(groups=("Eventing operators",)))
+    page = client.get(reverse("mission_control:triggers_trigger_change", args=[trigger.pk]))
+    assert page.status_code == 200
+    body = page.content.decode()
+    assert "DB_UPDATE" in body
+    assert "testapp.Order" in body
+    assert "s3cret" not in body
+    assert 'name="_save"' not in body
+    assert 'id="mc-send-test"' not in body
