@@ -36,6 +36,9 @@ HEALTH_LAST_S = 3600
 DAY_SERIES_CACHE_KEY = "mission_control:day-series"
 DAY_SERIES_CACHE_S = 60
 PROBE_TIMEOUT_S = 0.5
+# A ping waits this long for every reply; it runs in the background, and the filesystem
+# broker polls its folders only every second.
+PING_TIMEOUT_S = 2.0
 
 
 @dataclass
@@ -277,21 +280,21 @@ def workers_answering() -> dict[str, Any]:
     from celery import current_app
 
     try:
-        replies = current_app.control.ping(timeout=PROBE_TIMEOUT_S) or []
+        replies = current_app.control.ping(timeout=PING_TIMEOUT_S) or []
     except Exception as exc:  # noqa: BLE001 - e.g. a broker without broadcast support
         return {"state": "unknown", "names": [], "detail": str(exc)[:200]}
     names = sorted(name for reply in replies for name in reply)
     if not names and not broadcasts(current_app):
-        # Silence proves nothing on a transport whose workers never see the ping.
-        return {"state": "unknown", "names": [], "detail": "the broker cannot broadcast"}
+        # Silence proves little on a transport whose broadcasts may arrive late or never.
+        return {"state": "unknown", "names": [], "detail": "no reply; broadcast is unreliable here"}
     return {"state": "ok" if names else "none", "names": names}
 
 
 def broadcasts(app) -> bool:
-    """Whether the broker delivers broadcast (fanout) messages such as control pings."""
+    """Whether the broker reliably delivers broadcast (fanout) messages such as pings."""
     with app.connection_for_write() as conn:
         transport = conn.transport
-        # kombu's filesystem transport keeps no fanout bindings across processes.
+        # kombu's filesystem fanout is best effort (polled folders, no delivery guarantee).
         if getattr(transport, "driver_type", "") == "filesystem":
             return False
         return "fanout" in getattr(transport.implements, "exchange_type", frozenset())
