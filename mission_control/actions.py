@@ -1,0 +1,216 @@
+"""What operators do from Mission Control, as plain functions the admin actions call.
+
+Event state changes go through `eventing.operations`; trigger changes are config and go through
+the named functions here, so a test can call each one without a request.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from eventing import operations
+from eventing.conf import settings
+from eventing.delivery import deliver_event
+from eventing.emitter import record_events
+from eventing.models import EventLog, EventStatus
+from triggers import types
+from triggers.defaults import new_signing_secret
+from triggers.models import Trigger
+from triggers.registry import TriggerSpec
+
+# Test events are recorded due this far ahead, so the broker's message finds them delivered
+# (or not yet due) and only the synchronous attempt below calls the webhook.
+TEST_EVENT_HOLD_S = 60
+REDELIVER_CHUNK = 500
+
+
+def set_enabled(trigger_ids: Iterable[int], enabled: bool) -> int:
+    """Enable or disable triggers; returns how many changed."""
+    return _update_triggers(
+        Trigger.objects.filter(pk__in=list(trigger_ids)).exclude(enabled=enabled),
+        enabled=enabled,
+    )
+
+
+def pause_triggers(trigger_ids: Iterable[int], reason: str = "Paused by an operator") -> int:
+    """Pause triggers: their events are still recorded and held as staged."""
+    return _update_triggers(
+        Trigger.objects.filter(pk__in=list(trigger_ids), paused=False),
+        paused=True,
+        paused_reason=reason,
+    )
+
+
+def resume_triggers(trigger_ids: Iterable[int]) -> int:
+    """Resume paused triggers; the sweeper sends their held events."""
+    return _update_triggers(
+        Trigger.objects.filter(pk__in=list(trigger_ids), paused=True),
+        paused=False,
+        paused_reason="",
+    )
+
+
+def _update_triggers(queryset, **changes: Any) -> int:
+    """Save each trigger so post_save refreshes this process's trigger index."""
+    count = 0
+    with transaction.atomic(using=queryset.db):
+        for trigger in queryset.select_for_update():
+            for name, value in changes.items():
+                setattr(trigger, name, value)
+            trigger.save(update_fields=[*changes, "updated_at"])
+            count += 1
+    return count
+
+
+def rotate_signing_secret(trigger: Trigger) -> str:
+    """Give a trigger a fresh `whsec_` secret; returns it (receivers need the new one)."""
+    trigger.signing_secret = new_signing_secret()
+    trigger.save(update_fields=["signing_secret", "updated_at"])
+    return trigger.signing_secret
+
+
+def duplicate_trigger(trigger: Trigger) -> Trigger:
+    """Copy a trigger under a free name `<name>_copy[_n]`, disabled, with its own secret."""
+    base = f"{trigger.name}_copy"[:90]
+    name, n = base, 1
+    while Trigger.objects.filter(name=name).exists():
+        n += 1
+        name = f"{base}_{n}"
+    copy = Trigger.objects.get(pk=trigger.pk)
+    copy.pk = None
+    copy.name = name
+    copy.enabled = False
+    copy.paused = False
+    copy.paused_reason = ""
+    copy.signing_secret = new_signing_secret()
+    copy.save()
+    return copy
+
+
+@dataclass
+class TestEventResult:
+    """The outcome of a test event: its id, status and what the webhook answered."""
+
+    __test__ = False  # not a pytest class
+
+    event_id: str
+    status: str
+    status_code: int | None = None
+    reply: str = ""
+    error: str = ""
+    skipped: str = ""
+
+    @property
+    def succeeded(self) -> bool:
+        """Whether the webhook answered 2xx."""
+        return self.status == EventStatus.PROCESSED
+
+    def summary(self) -> str:
+        """One line for the operator."""
+        if self.skipped:
+            return f"Test event {self.event_id} not sent: {self.skipped}."
+        code = self.status_code if self.status_code is not None else "no response"
+        text = f"Test event {self.event_id}: {self.status} (HTTP {code})"
+        if self.error:
+            text += f" — {self.error}"
+        if self.reply:
+            text += f"; reply: {self.reply[:300]}"
+        return text
+
+
+def sample_payload(trigger: Trigger) -> dict[str, Any]:
+    """A payload shaped like the trigger's real events, marked as a test."""
+    now = timezone.now().isoformat()
+    if types.is_db_type(trigger.type):
+        app_label, _, model = trigger.source.partition(".")
+        row = {"id": None, "test": True}
+        return {
+            "db": settings.DATABASE,
+            "model": trigger.source,
+            "table": f"{app_label.lower()}_{model.lower()}",
+            "pk": None,
+            "old": None if trigger.type == types.DB_INSERT else row,
+            "new": None if trigger.type == types.DB_DELETE else row,
+            **({"changed": []} if trigger.type == types.DB_UPDATE else {}),
+            "test": True,
+        }
+    if types.is_file_type(trigger.type):
+        return {
+            "storage": trigger.source,
+            "name": "eventing-test.txt",
+            "size": 0,
+            "content_type": "text/plain",
+            "url": None,
+            "test": True,
+        }
+    return {"test": True, "trigger": trigger.name, "sent_at": now}
+
+
+def spec_for(trigger: Trigger) -> TriggerSpec:
+    """The matching spec of one trigger, to record an event for it alone."""
+    return TriggerSpec(
+        id=trigger.pk,
+        name=trigger.name,
+        type=trigger.type,
+        source=trigger.source,
+        filter=trigger.filter or {},
+        watch_fields=tuple(trigger.watch_fields or ()),
+        payload_fields=tuple(trigger.payload_fields or ()),
+        path_pattern=trigger.path_pattern,
+        delay_s=0.0,
+    )
+
+
+def send_test_event(trigger: Trigger, payload: Any = None) -> TestEventResult:
+    """Record a test event for this trigger only and deliver it synchronously."""
+    payload = sample_payload(trigger) if payload is None else payload
+    due = timezone.now() + dt.timedelta(seconds=TEST_EVENT_HOLD_S)
+    with transaction.atomic(using=settings.DATABASE):
+        [event] = record_events(
+            trigger.type, [(spec_for(trigger), payload)], source="mission-control:test", due=due
+        )
+    result = deliver_event(event.id, force=True)
+    event.refresh_from_db()
+    response = result.response
+    return TestEventResult(
+        event_id=str(event.id),
+        status=event.status,
+        status_code=response.status_code if response else None,
+        reply=(response.body if response else "") or "",
+        error=(response.error if response else "") or "",
+        skipped=result.skipped,
+    )
+
+
+def redeliver(event_ids: Iterable) -> int:
+    """Stage finished events again (processed, failed or cancelled); returns how many."""
+    return operations.redeliver_events(list(event_ids))
+
+
+def cancel(event_ids: Iterable) -> int:
+    """Cancel staged or intent events; returns how many."""
+    return operations.cancel_events(list(event_ids), reason="Cancelled in Mission Control")
+
+
+def failed_event_ids(trigger_id: int, since: dt.datetime) -> list:
+    """Ids of the trigger's failed events created since `since` (indexed: trigger, status, time)."""
+    return list(
+        EventLog.objects.filter(
+            trigger_id=trigger_id, status=EventStatus.FAILED, created_at__gte=since
+        ).values_list("id", flat=True)
+    )
+
+
+def redeliver_failed_since(trigger_id: int, since: dt.datetime) -> int:
+    """Redeliver every failed event of a trigger created since `since`; returns how many."""
+    ids = failed_event_ids(trigger_id, since)
+    total = 0
+    for start in range(0, len(ids), REDELIVER_CHUNK):
+        total += operations.redeliver_events(ids[start : start + REDELIVER_CHUNK])
+    return total

@@ -1,0 +1,378 @@
+"""Admins of triggers and event types: state, 24 h figures, a form that adapts to the type."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+from django.contrib import admin, messages
+from django.contrib.admin.utils import flatten_fieldsets
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count, IntegerField, OuterRef, Subquery, Value
+from django.db.models.functions import Coalesce
+from django.http import HttpRequest, HttpResponseNotAllowed, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html
+from django.utils.safestring import mark_safe
+from django.utils.translation import ngettext
+
+from eventing.models import EventLog, EventStatus
+from triggers.models import EventType, Trigger
+
+from .. import actions
+from ..forms import EventTypeForm, TriggerForm, mask_headers
+from ..sites import site
+
+# The test action delivers synchronously inside the request; a few triggers at most.
+MAX_TEST_TRIGGERS = 5
+
+
+def count_since(status: str, since: dt.datetime) -> Coalesce:
+    """Per-trigger count of events with `status` created since `since` (index: trigger, status,
+    created_at)."""
+    rows = (
+        EventLog.objects.filter(trigger=OuterRef("pk"), status=status, created_at__gte=since)
+        .order_by()
+        .values("trigger")
+        .annotate(n=Count("*"))
+        .values("n")[:1]
+    )
+    return Coalesce(Subquery(rows, output_field=IntegerField()), Value(0))
+
+
+def last_delivery() -> Subquery:
+    """When the trigger's most recent delivered event was processed."""
+    rows = (
+        EventLog.objects.filter(trigger=OuterRef("pk"), status=EventStatus.PROCESSED)
+        .order_by("-created_at")
+        .values("processed_at")[:1]
+    )
+    return Subquery(rows)
+
+
+class StateFilter(admin.SimpleListFilter):
+    """Enabled (delivering), paused, or disabled."""
+
+    title = "state"
+    parameter_name = "state"
+
+    def lookups(self, request, model_admin):
+        return [("enabled", "Enabled"), ("paused", "Paused"), ("disabled", "Disabled")]
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if value == "enabled":
+            return queryset.filter(enabled=True, paused=False)
+        if value == "paused":
+            return queryset.filter(enabled=True, paused=True)
+        if value == "disabled":
+            return queryset.filter(enabled=False)
+        return queryset
+
+
+@admin.register(Trigger, site=site)
+class TriggerAdmin(admin.ModelAdmin):
+    """Define webhooks and what fires them; operate them with actions."""
+
+    form = TriggerForm
+    change_form_template = "mission_control/trigger/change_form.html"
+    list_display = (
+        "name",
+        "type",
+        "source",
+        "url_template",
+        "state",
+        "processed_24h",
+        "failed_24h",
+        "success_rate",
+        "last_delivery",
+    )
+    list_filter = ("type", StateFilter)
+    search_fields = ("name", "type", "source", "url", "description")
+    readonly_fields = ("signing_secret_display", "created_at", "updated_at")
+    actions = (
+        "enable",
+        "disable",
+        "pause",
+        "resume",
+        "send_test_event",
+        "duplicate",
+        "rotate_secret",
+    )
+    fieldsets = (
+        (None, {"fields": ("name", "description")}),
+        (
+            "What fires it",
+            {
+                "fields": (
+                    "kind",
+                    "custom_type",
+                    "source_model",
+                    "source_storage",
+                    "watch_fields",
+                    "payload_fields",
+                    "path_pattern",
+                    "filter",
+                ),
+            },
+        ),
+        (
+            "Webhook",
+            {
+                "fields": ("url", "headers", "timeout_ms", "signing_secret_display"),
+            },
+        ),
+        (
+            "Retries and timing",
+            {
+                "fields": ("retries", "backoff_base_s", "backoff_max_s", "delay_s"),
+            },
+        ),
+        ("State", {"fields": ("enabled", "paused", "paused_reason", "created_at", "updated_at")}),
+    )
+
+    # What users without change permission see: stored values, header values masked.
+    view_fieldsets = (
+        (None, {"fields": ("name", "description")}),
+        (
+            "What fires it",
+            {
+                "fields": (
+                    "type",
+                    "source",
+                    "watch_fields",
+                    "payload_fields",
+                    "path_pattern",
+                    "filter",
+                )
+            },
+        ),
+        ("Webhook", {"fields": ("url", "masked_headers", "timeout_ms", "signing_secret_display")}),
+        (
+            "Retries and timing",
+            {"fields": ("retries", "backoff_base_s", "backoff_max_s", "delay_s")},
+        ),
+        ("State", {"fields": ("state", "created_at", "updated_at")}),
+    )
+
+    class Media:
+        css = {"all": ("mission_control/admin.css",)}
+        js = ("mission_control/trigger_form.js",)
+
+    def _view_only(self, request: HttpRequest, obj) -> bool:
+        return obj is not None and not self.has_change_permission(request, obj)
+
+    def get_fieldsets(self, request: HttpRequest, obj=None):
+        if self._view_only(request, obj):
+            return self.view_fieldsets
+        return super().get_fieldsets(request, obj)
+
+    def get_readonly_fields(self, request: HttpRequest, obj=None):
+        if self._view_only(request, obj):
+            return flatten_fieldsets(self.view_fieldsets)
+        return super().get_readonly_fields(request, obj)
+
+    @admin.display(description="headers")
+    def masked_headers(self, obj: Trigger) -> str:
+        return format_html(
+            '<pre class="mc-json">{}</pre>', json.dumps(mask_headers(obj.headers), indent=2)
+        )
+
+    def get_queryset(self, request: HttpRequest):
+        since = timezone.now() - dt.timedelta(hours=24)
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                processed_24h=count_since(EventStatus.PROCESSED, since),
+                failed_24h=count_since(EventStatus.FAILED, since),
+                last_delivery_at=last_delivery(),
+            )
+        )
+
+    @admin.display(description="URL", ordering="url")
+    def url_template(self, obj: Trigger) -> str:
+        """The URL as configured: {{ENV_VAR}} placeholders are shown, never resolved."""
+        return obj.url
+
+    @admin.display(description="state")
+    def state(self, obj: Trigger) -> str:
+        if not obj.enabled:
+            return mark_safe('<span class="mc-state mc-state-disabled">disabled</span>')
+        if obj.paused:
+            return format_html(
+                '<span class="mc-state mc-state-paused" title="{}">paused</span>'
+                '<div class="mc-reason">{}</div>',
+                obj.paused_reason,
+                obj.paused_reason or "paused by an operator",
+            )
+        return mark_safe('<span class="mc-state mc-state-enabled">enabled</span>')
+
+    @admin.display(description="processed 24 h", ordering="processed_24h")
+    def processed_24h(self, obj: Trigger) -> int:
+        return obj.processed_24h
+
+    @admin.display(description="failed 24 h", ordering="failed_24h")
+    def failed_24h(self, obj: Trigger) -> int:
+        return obj.failed_24h
+
+    @admin.display(description="success 24 h")
+    def success_rate(self, obj: Trigger) -> str:
+        done = obj.processed_24h + obj.failed_24h
+        return f"{100 * obj.processed_24h / done:.1f} %" if done else "—"
+
+    @admin.display(description="last delivery", ordering="last_delivery_at")
+    def last_delivery(self, obj: Trigger):
+        return obj.last_delivery_at or "—"
+
+    @admin.display(description="signing secret")
+    def signing_secret_display(self, obj: Trigger) -> str:
+        """The whsec_ secret receivers verify with; staff only (the admin is staff only)."""
+        if not obj.pk:
+            return "Generated when the trigger is saved."
+        return format_html('<code class="mc-secret">{}</code>', obj.signing_secret)
+
+    # Actions: each calls a function of mission_control.actions and reports with a count.
+
+    @admin.action(description="Enable selected triggers", permissions=["change"])
+    def enable(self, request, queryset):
+        count = actions.set_enabled(queryset.values_list("pk", flat=True), True)
+        self.message_user(
+            request,
+            ngettext("%d trigger enabled.", "%d triggers enabled.", count) % count,
+            messages.SUCCESS,
+        )
+
+    @admin.action(description="Disable selected triggers", permissions=["change"])
+    def disable(self, request, queryset):
+        count = actions.set_enabled(queryset.values_list("pk", flat=True), False)
+        self.message_user(
+            request,
+            ngettext("%d trigger disabled.", "%d triggers disabled.", count) % count,
+            messages.SUCCESS,
+        )
+
+    @admin.action(description="Pause selected triggers (events are held)", permissions=["change"])
+    def pause(self, request, queryset):
+        reason = f"Paused by {request.user.get_username()} in Mission Control"
+        count = actions.pause_triggers(queryset.values_list("pk", flat=True), reason)
+        self.message_user(
+            request,
+            ngettext("%d trigger paused.", "%d triggers paused.", count) % count,
+            messages.SUCCESS,
+        )
+
+    @admin.action(description="Resume selected triggers", permissions=["change"])
+    def resume(self, request, queryset):
+        count = actions.resume_triggers(queryset.values_list("pk", flat=True))
+        self.message_user(
+            request,
+            ngettext("%d trigger resumed.", "%d triggers resumed.", count) % count,
+            messages.SUCCESS,
+        )
+
+    @admin.action(description="Send a test event", permissions=["change"])
+    def send_test_event(self, request, queryset):
+        triggers = list(queryset.order_by("name")[: MAX_TEST_TRIGGERS + 1])
+        if len(triggers) > MAX_TEST_TRIGGERS:
+            self.message_user(
+                request, f"Select at most {MAX_TEST_TRIGGERS} triggers to test.", messages.ERROR
+            )
+            return
+        for trigger in triggers:
+            self._report_test(request, trigger, actions.send_test_event(trigger))
+
+    def _report_test(self, request, trigger: Trigger, result: actions.TestEventResult) -> None:
+        level = messages.SUCCESS if result.succeeded else messages.ERROR
+        self.message_user(request, f"{trigger.name}: {result.summary()}", level)
+
+    @admin.action(
+        description="Duplicate selected triggers (copies start disabled)", permissions=["change"]
+    )
+    def duplicate(self, request, queryset):
+        copies = [actions.duplicate_trigger(trigger) for trigger in queryset]
+        names = ", ".join(copy.name for copy in copies)
+        self.message_user(
+            request,
+            ngettext("%d trigger duplicated: %s.", "%d triggers duplicated: %s.", len(copies))
+            % (len(copies), names),
+            messages.SUCCESS,
+        )
+
+    @admin.action(description="Rotate signing secret", permissions=["change"])
+    def rotate_secret(self, request, queryset):
+        count = 0
+        for trigger in queryset:
+            actions.rotate_signing_secret(trigger)
+            count += 1
+        self.message_user(
+            request,
+            ngettext(
+                "%d signing secret rotated; update its receiver.",
+                "%d signing secrets rotated; update their receivers.",
+                count,
+            )
+            % count,
+            messages.WARNING,
+        )
+
+    # The same operations as buttons on one trigger's page.
+
+    def get_urls(self):
+        urls = super().get_urls()
+        extra = [
+            path(
+                "<path:object_id>/operate/<str:operation>/",
+                self.admin_site.admin_view(self.operate_view),
+                name="triggers_trigger_operate",
+            ),
+        ]
+        return extra + urls
+
+    def operate_view(self, request: HttpRequest, object_id: str, operation: str):
+        """POST-only buttons of the change page: test, rotate, duplicate, pause, resume."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        trigger = get_object_or_404(Trigger, pk=object_id)
+        if not self.has_change_permission(request, trigger):
+            raise PermissionDenied
+        change_url = reverse("mission_control:triggers_trigger_change", args=[trigger.pk])
+        if operation == "test":
+            self._report_test(request, trigger, actions.send_test_event(trigger))
+        elif operation == "rotate":
+            actions.rotate_signing_secret(trigger)
+            self.message_user(
+                request, "Signing secret rotated; update the receiver.", messages.WARNING
+            )
+        elif operation == "duplicate":
+            copy = actions.duplicate_trigger(trigger)
+            self.message_user(request, f"Duplicated as {copy.name} (disabled).", messages.SUCCESS)
+            change_url = reverse("mission_control:triggers_trigger_change", args=[copy.pk])
+        elif operation == "pause":
+            actions.pause_triggers(
+                [trigger.pk], f"Paused by {request.user.get_username()} in Mission Control"
+            )
+            self.message_user(request, "Trigger paused.", messages.SUCCESS)
+        elif operation == "resume":
+            actions.resume_triggers([trigger.pk])
+            self.message_user(request, "Trigger resumed.", messages.SUCCESS)
+        else:
+            self.message_user(request, f"Unknown operation {operation!r}.", messages.ERROR)
+        return HttpResponseRedirect(change_url)
+
+
+@admin.register(EventType, site=site)
+class EventTypeAdmin(admin.ModelAdmin):
+    """Custom event types: description, JSON Schema (checked on save) and queue rule."""
+
+    form = EventTypeForm
+    list_display = ("name", "queue_rule", "has_schema", "description", "updated_at")
+    list_filter = ("queue_rule",)
+    search_fields = ("name", "description")
+    readonly_fields = ("created_at", "updated_at")
+
+    @admin.display(description="schema", boolean=True)
+    def has_schema(self, obj: EventType) -> bool:
+        return bool(obj.schema)
