@@ -41,10 +41,17 @@ def check_payload(rule_row: EventType | None, event_type: str, payload: Any) -> 
     if rule_row is None or rule_row.name != event_type or rule_row.schema in (None, {}):
         return
     import jsonschema
+    import referencing.exceptions
 
     validator_class = jsonschema.validators.validator_for(rule_row.schema)
     validator = validator_class(rule_row.schema, format_checker=validator_class.FORMAT_CHECKER)
-    error = jsonschema.exceptions.best_match(validator.iter_errors(payload))
+    try:
+        error = jsonschema.exceptions.best_match(validator.iter_errors(payload))
+    except (jsonschema.exceptions.SchemaError, referencing.exceptions.Unresolvable) as exc:
+        # E.g. a $ref to a remote document: we never fetch those.
+        raise exceptions.ValidationError(
+            {"payload": [f"The JSON Schema of {event_type!r} cannot be applied: {exc}"]}
+        ) from None
     if error is not None:
         raise exceptions.ValidationError({schema_error_path(error): [error.message]})
 

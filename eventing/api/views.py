@@ -256,6 +256,7 @@ class EventViewSet(
         return super().get_throttles()
 
     def get_serializer_class(self):
+        """One event comes with its invocations; lists do not."""
         if self.action == "retrieve":
             return serializers.EventDetailSerializer
         return serializers.EventSerializer
