@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -18,7 +19,7 @@ from ..conf import settings
 from ..delivery import DeliveryResult, deliver_event
 from ..emitter import BatchItem, EventRequest, IdempotencyConflict, build_rows, emit_batch
 from ..enqueue import publish
-from ..models import EventLog, EventStatus
+from ..models import EventLog, EventStatus, InvocationLog
 from .errors import Conflict
 from .permissions import check_queue_rule, queue_rule_for
 
@@ -144,6 +145,25 @@ def reply_of(result: DeliveryResult) -> Any:
     if parsed is not None:
         return parsed
     return result.response.body or None
+
+
+def earlier_reply(rows: list[EventLog]) -> Any:
+    """The reply of the first accepted delivery among `rows` (by trigger name), else None."""
+    invocation = (
+        InvocationLog.objects.filter(
+            event__in=[row.id for row in rows],
+            response_status_code__gte=200,
+            response_status_code__lt=300,
+        )
+        .order_by("event__trigger_name", "-attempt")
+        .first()
+    )
+    if invocation is None or not invocation.response_body:
+        return None
+    try:
+        return json.loads(invocation.response_body)
+    except ValueError:
+        return invocation.response_body
 
 
 def describe_failure(row: EventLog, result: DeliveryResult) -> str:

@@ -156,9 +156,10 @@ class SpaceCloudQueueView(EventingAPIMixin, APIView):
 
     def synchronous_answer(self, item: BatchItem, answer: dict[str, Any]) -> Response:
         """Deliver now; the first accepting trigger's reply is the result (502 if none)."""
-        rows = (
-            [row for row in item.rows if row.status == EventStatus.STAGED] if (item.created) else []
-        )
+        if not item.created:
+            # An idempotent repeat: answer what the first request's delivery got back.
+            return Response({**answer, "result": queueing.earlier_reply(item.rows)})
+        rows = [row for row in item.rows if row.status == EventStatus.STAGED]
         results = queueing.deliver_now(rows)
         failures = []
         for row, result in zip(rows, results, strict=True):
@@ -166,7 +167,7 @@ class SpaceCloudQueueView(EventingAPIMixin, APIView):
                 return Response({**answer, "result": queueing.reply_of(result)})
             failures.append(queueing.describe_failure(row, result))
         if not rows:
-            # Nothing matched (or an idempotent repeat): there is no reply to give.
+            # Nothing matched: there is no reply to give.
             return Response({**answer, "result": None})
         raise BadGateway("No webhook accepted the event: " + "; ".join(failures))
 
