@@ -260,8 +260,8 @@ class EventFilterSerializer(serializers.Serializer):
     """Query parameters of the event list."""
 
     status = serializers.ChoiceField(choices=EventStatus.choices, required=False)
-    type = serializers.CharField(required=False, max_length=100)
-    trigger = serializers.CharField(required=False, max_length=100)
+    type = serializers.RegexField(types.NAME_RE.pattern, required=False, max_length=100)
+    trigger = serializers.RegexField(types.NAME_RE.pattern, required=False, max_length=100)
     created_after = serializers.DateTimeField(required=False)
     created_before = serializers.DateTimeField(required=False)
 

@@ -24,6 +24,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from triggers import types
 from triggers.models import EventType, Trigger
 
 from ..conf import settings
@@ -378,6 +379,12 @@ class NamedModelViewSet(EventingAPIMixin, viewsets.ModelViewSet):
 
     lookup_field = "name"
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
+
+    def get_object(self):
+        """404 for a name no object can have (before it reaches the database)."""
+        if not types.NAME_RE.match(self.kwargs.get(self.lookup_field, "")):
+            raise exceptions.NotFound("No object with this name.")
+        return super().get_object()
 
 
 @extend_schema_view(

@@ -221,6 +221,7 @@ def test_list_filters_and_cursor_pagination(staff, anon, trigger):
     future = (timezone.now() + dt.timedelta(minutes=1)).isoformat()
     assert staff.get(EVENTS_URL, {"created_after": future}).json()["results"] == []
     assert len(staff.get(EVENTS_URL, {"created_before": future}).json()["results"]) == 6
+    assert staff.get(EVENTS_URL, {"type": "a\x00b"}).status_code == 400
     bad = staff.get(EVENTS_URL, {"status": "lost", "created_after": "yesterday"})
     assert bad.status_code == 400
     assert "status" in bad.json()["fields"]

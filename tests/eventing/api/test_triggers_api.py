@@ -39,6 +39,7 @@ def test_create_read_update_delete(staff):
     assert staff.delete(f"{TRIGGERS_URL}orders_paid/").status_code == 204
     assert not Trigger.objects.exists()
     assert staff.get(f"{TRIGGERS_URL}orders_paid/").status_code == 404
+    assert staff.get(f"{TRIGGERS_URL}bad%00name/").status_code == 404  # PostgreSQL refuses NUL
 
 
 @pytest.mark.parametrize(
