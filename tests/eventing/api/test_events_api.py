@@ -295,3 +295,17 @@ def test_cancel_and_redeliver(staff, plain, plain_user, anon, trigger):
     assert response.json()["status"] == "staged"
     assert response.json()["attempts"] == 0
     assert EventLog.objects.get(id=event_id).status == EventStatus.STAGED
+
+
+def test_a_batch_failing_at_insert_records_nothing(anon, trigger, monkeypatch):
+    """A key taken by a concurrent request surfaces at INSERT: the whole batch rolls back."""
+    anon.post(EVENTS_URL, {"type": "order_placed", "idempotency_key": "taken"}, format="json")
+    assert EventLog.objects.count() == 1
+    # Pretend the concurrent request committed after our lookup.
+    monkeypatch.setattr("eventing.emitter.find_idempotent_many", lambda keys, db: {})
+    batch = [{"type": "order_placed", "payload": {"n": n}} for n in range(600)]
+    batch.append({"type": "order_placed", "idempotency_key": "taken"})
+    response = anon.post(EVENTS_URL, batch, format="json")
+    assert response.status_code == 409
+    assert "retry" in response.json()["detail"]
+    assert EventLog.objects.count() == 1
