@@ -95,3 +95,13 @@ def verify_webhook(
     if signing_secret:
         verify_signature(body, headers, signing_secret)
     return claims
+
+
+def __getattr__(name: str):
+    """`eventing.verify.WebhookAuthentication`: the DRF class, imported only when asked for
+    (services that receive webhooks without DRF never import it)."""
+    if name in ("WebhookAuthentication", "WebhookSender"):
+        from .api import receiving
+
+        return getattr(receiving, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -155,6 +155,7 @@ try:
         name = "bearerJWT"
 
         def get_security_definition(self, auto_schema):
+            """HTTP bearer with a JWT."""
             return {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
 
 except ImportError:  # pragma: no cover - drf-spectacular is optional for host projects

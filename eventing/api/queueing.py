@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -18,7 +19,7 @@ from ..conf import settings
 from ..delivery import DeliveryResult, deliver_event
 from ..emitter import BatchItem, EventRequest, IdempotencyConflict, build_rows, emit_batch
 from ..enqueue import publish
-from ..models import EventLog, EventStatus
+from ..models import EventLog, EventStatus, InvocationLog
 from .errors import Conflict
 from .permissions import check_queue_rule, queue_rule_for
 
@@ -41,10 +42,17 @@ def check_payload(rule_row: EventType | None, event_type: str, payload: Any) -> 
     if rule_row is None or rule_row.name != event_type or rule_row.schema in (None, {}):
         return
     import jsonschema
+    import referencing.exceptions
 
     validator_class = jsonschema.validators.validator_for(rule_row.schema)
     validator = validator_class(rule_row.schema, format_checker=validator_class.FORMAT_CHECKER)
-    error = jsonschema.exceptions.best_match(validator.iter_errors(payload))
+    try:
+        error = jsonschema.exceptions.best_match(validator.iter_errors(payload))
+    except (jsonschema.exceptions.SchemaError, referencing.exceptions.Unresolvable) as exc:
+        # E.g. a $ref to a remote document: we never fetch those.
+        raise exceptions.ValidationError(
+            {"payload": [f"The JSON Schema of {event_type!r} cannot be applied: {exc}"]}
+        ) from None
     if error is not None:
         raise exceptions.ValidationError({schema_error_path(error): [error.message]})
 
@@ -137,6 +145,25 @@ def reply_of(result: DeliveryResult) -> Any:
     if parsed is not None:
         return parsed
     return result.response.body or None
+
+
+def earlier_reply(rows: list[EventLog]) -> Any:
+    """The reply of the first accepted delivery among `rows` (by trigger name), else None."""
+    invocation = (
+        InvocationLog.objects.filter(
+            event__in=[row.id for row in rows],
+            response_status_code__gte=200,
+            response_status_code__lt=300,
+        )
+        .order_by("event__trigger_name", "-attempt")
+        .first()
+    )
+    if invocation is None or not invocation.response_body:
+        return None
+    try:
+        return json.loads(invocation.response_body)
+    except ValueError:
+        return invocation.response_body
 
 
 def describe_failure(row: EventLog, result: DeliveryResult) -> str:

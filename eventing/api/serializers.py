@@ -101,6 +101,7 @@ class SpaceCloudTimestampField(serializers.DateTimeField):
     """RFC 3339 time; an empty string (as Space Cloud clients send by default) means none."""
 
     def to_internal_value(self, value):
+        """None for "" or null, else an aware datetime."""
         if value in ("", None):
             return None
         return super().to_internal_value(value)
@@ -259,8 +260,8 @@ class EventFilterSerializer(serializers.Serializer):
     """Query parameters of the event list."""
 
     status = serializers.ChoiceField(choices=EventStatus.choices, required=False)
-    type = serializers.CharField(required=False, max_length=100)
-    trigger = serializers.CharField(required=False, max_length=100)
+    type = serializers.RegexField(types.NAME_RE.pattern, required=False, max_length=100)
+    trigger = serializers.RegexField(types.NAME_RE.pattern, required=False, max_length=100)
     created_after = serializers.DateTimeField(required=False)
     created_before = serializers.DateTimeField(required=False)
 
@@ -328,6 +329,16 @@ class TriggerSerializer(ModelCleanMixin, serializers.ModelSerializer):
         )
         read_only_fields = ("created_at", "updated_at")
         extra_kwargs = {"signing_secret": {"required": False}}
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        """Also bound the delays: beyond MAX_SCHEDULE_AHEAD_S a due time cannot be computed."""
+        limit = float(settings.MAX_SCHEDULE_AHEAD_S)
+        for name in ("delay_s", "backoff_base_s", "backoff_max_s"):
+            if name in attrs and attrs[name] > limit:
+                raise serializers.ValidationError(
+                    {name: f"At most {limit:g} s (EVENTING['MAX_SCHEDULE_AHEAD_S'])."}
+                )
+        return super().validate(attrs)
 
 
 class EventTypeSerializer(ModelCleanMixin, serializers.ModelSerializer):

@@ -24,6 +24,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from triggers import types
 from triggers.models import EventType, Trigger
 
 from ..conf import settings
@@ -83,12 +84,15 @@ def idempotency_header(request: Request) -> str | None:
     return key or None
 
 
-def queued_result(item: BatchItem) -> dict[str, Any]:
-    """One item of a queue answer."""
-    return {
-        "created": item.created,
-        "events": serializers.EventSerializer(item.rows, many=True).data,
-    }
+def queued_results(items: list[BatchItem]) -> list[dict[str, Any]]:
+    """The answer for each queued event, serialized in one pass (fields are built once)."""
+    rows = serializers.EventSerializer([row for item in items for row in item.rows], many=True).data
+    results, start = [], 0
+    for item in items:
+        end = start + len(item.rows)
+        results.append({"created": item.created, "events": rows[start:end]})
+        start = end
+    return results
 
 
 SPACE_CLOUD_EXAMPLE = OpenApiExample(
@@ -153,9 +157,10 @@ class SpaceCloudQueueView(EventingAPIMixin, APIView):
 
     def synchronous_answer(self, item: BatchItem, answer: dict[str, Any]) -> Response:
         """Deliver now; the first accepting trigger's reply is the result (502 if none)."""
-        rows = (
-            [row for row in item.rows if row.status == EventStatus.STAGED] if (item.created) else []
-        )
+        if not item.created:
+            # An idempotent repeat: answer what the first request's delivery got back.
+            return Response({**answer, "result": queueing.earlier_reply(item.rows)})
+        rows = [row for row in item.rows if row.status == EventStatus.STAGED]
         results = queueing.deliver_now(rows)
         failures = []
         for row, result in zip(rows, results, strict=True):
@@ -163,7 +168,7 @@ class SpaceCloudQueueView(EventingAPIMixin, APIView):
                 return Response({**answer, "result": queueing.reply_of(result)})
             failures.append(queueing.describe_failure(row, result))
         if not rows:
-            # Nothing matched (or an idempotent repeat): there is no reply to give.
+            # Nothing matched: there is no reply to give.
             return Response({**answer, "result": None})
         raise BadGateway("No webhook accepted the event: " + "; ".join(failures))
 
@@ -253,6 +258,7 @@ class EventViewSet(
         return super().get_throttles()
 
     def get_serializer_class(self):
+        """One event comes with its invocations; lists do not."""
         if self.action == "retrieve":
             return serializers.EventDetailSerializer
         return serializers.EventSerializer
@@ -315,15 +321,11 @@ class EventViewSet(
         items = queueing.record(queueing.authorize(request.user, data, batch=batch))
         created = any(item.created for item in items)
         code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
+        results = queued_results(items)
         if not batch:
-            return Response(queued_result(items[0]), status=code)
-        return Response(
-            {
-                "count": sum(len(item.rows) for item in items),
-                "results": [queued_result(item) for item in items],
-            },
-            status=code,
-        )
+            return Response(results[0], status=code)
+        count = sum(len(item.rows) for item in items)
+        return Response({"count": count, "results": results}, status=code)
 
     def partial_update(self, request: Request, pk: str | None = None) -> Response:
         """Move a staged event's delivery time."""
@@ -377,6 +379,12 @@ class NamedModelViewSet(EventingAPIMixin, viewsets.ModelViewSet):
 
     lookup_field = "name"
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
+
+    def get_object(self):
+        """404 for a name no object can have (before it reaches the database)."""
+        if not types.NAME_RE.match(self.kwargs.get(self.lookup_field, "")):
+            raise exceptions.NotFound("No object with this name.")
+        return super().get_object()
 
 
 @extend_schema_view(

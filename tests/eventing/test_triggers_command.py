@@ -24,10 +24,19 @@ def run(*args: str) -> str:
 @pytest.fixture
 def defined():
     EventTypeFactory(name="order_placed", schema={"type": "object"}, queue_rule="authenticated")
-    TriggerFactory(name="orders_hook", type="order_placed", url="https://h.example.com/{{T}}",
-                   headers=[{"name": "X-Key", "value_from_env": "HOOK_KEY"}])
-    TriggerFactory(name="paid_orders", type="DB_UPDATE", source="testapp.Order",
-                   watch_fields=["status"], filter={"new.status": "paid"})
+    TriggerFactory(
+        name="orders_hook",
+        type="order_placed",
+        url="https://h.example.com/{{T}}",
+        headers=[{"name": "X-Key", "value_from_env": "HOOK_KEY"}],
+    )
+    TriggerFactory(
+        name="paid_orders",
+        type="DB_UPDATE",
+        source="testapp.Order",
+        watch_fields=["status"],
+        filter={"new.status": "paid"},
+    )
 
 
 def test_export_import_round_trip_is_idempotent(defined, tmp_path):
@@ -59,8 +68,9 @@ def test_import_updates_and_dry_run_changes_nothing(defined, tmp_path):
     run("export", "-o", str(path))
     data = yaml.safe_load(path.read_text())
     data["triggers"][0]["retries"] = 9
-    data["triggers"].append({"name": "new_hook", "type": "order_placed",
-                             "url": "https://n.example.com/"})
+    data["triggers"].append(
+        {"name": "new_hook", "type": "order_placed", "url": "https://n.example.com/"}
+    )
     path.write_text(yaml.safe_dump(data))
 
     dry = run("import", str(path), "--dry-run")
@@ -78,10 +88,16 @@ def test_import_updates_and_dry_run_changes_nothing(defined, tmp_path):
 
 def test_invalid_entry_names_it_and_imports_nothing(defined, tmp_path):
     path = tmp_path / "bad.json"
-    path.write_text(json.dumps({"triggers": [
-        {"name": "ok_hook", "type": "order_placed", "url": "https://ok.example.com/"},
-        {"name": "bad_hook", "type": "order_placed", "url": "ftp://nope"},
-    ]}))
+    path.write_text(
+        json.dumps(
+            {
+                "triggers": [
+                    {"name": "ok_hook", "type": "order_placed", "url": "https://ok.example.com/"},
+                    {"name": "bad_hook", "type": "order_placed", "url": "ftp://nope"},
+                ]
+            }
+        )
+    )
     with pytest.raises(CommandError, match=r"triggers\[1\] \(bad_hook\): url:"):
         run("import", str(path))
     assert not Trigger.objects.filter(name="ok_hook").exists()

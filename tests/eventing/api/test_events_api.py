@@ -221,6 +221,7 @@ def test_list_filters_and_cursor_pagination(staff, anon, trigger):
     future = (timezone.now() + dt.timedelta(minutes=1)).isoformat()
     assert staff.get(EVENTS_URL, {"created_after": future}).json()["results"] == []
     assert len(staff.get(EVENTS_URL, {"created_before": future}).json()["results"]) == 6
+    assert staff.get(EVENTS_URL, {"type": "a\x00b"}).status_code == 400
     bad = staff.get(EVENTS_URL, {"status": "lost", "created_after": "yesterday"})
     assert bad.status_code == 400
     assert "status" in bad.json()["fields"]
@@ -294,3 +295,17 @@ def test_cancel_and_redeliver(staff, plain, plain_user, anon, trigger):
     assert response.json()["status"] == "staged"
     assert response.json()["attempts"] == 0
     assert EventLog.objects.get(id=event_id).status == EventStatus.STAGED
+
+
+def test_a_batch_failing_at_insert_records_nothing(anon, trigger, monkeypatch):
+    """A key taken by a concurrent request surfaces at INSERT: the whole batch rolls back."""
+    anon.post(EVENTS_URL, {"type": "order_placed", "idempotency_key": "taken"}, format="json")
+    assert EventLog.objects.count() == 1
+    # Pretend the concurrent request committed after our lookup.
+    monkeypatch.setattr("eventing.emitter.find_idempotent_many", lambda keys, db: {})
+    batch = [{"type": "order_placed", "payload": {"n": n}} for n in range(600)]
+    batch.append({"type": "order_placed", "idempotency_key": "taken"})
+    response = anon.post(EVENTS_URL, batch, format="json")
+    assert response.status_code == 409
+    assert "retry" in response.json()["detail"]
+    assert EventLog.objects.count() == 1

@@ -172,6 +172,14 @@ class TestSynchronous:
         invocation = InvocationLog.objects.get(event=event)
         assert invocation.response_status_code == 200
         assert invocation.attempt == 1
+        # An idempotent repeat delivers nothing and answers the first reply again.
+        first = post_raw(anon, body, HTTP_IDEMPOTENCY_KEY="sync-1")
+        again = post_raw(anon, body, HTTP_IDEMPOTENCY_KEY="sync-1")
+        assert (
+            again.json()["result"] == first.json()["result"] == {"greeting": "hello", "n": [1, 2]}
+        )
+        assert again.json()["event_ids"] == first.json()["event_ids"]
+        assert len(receiver.on("/reply/sync")) == 2
 
     def test_failure_is_a_502_naming_the_trigger_and_retried_later(self, anon, open_type, receiver):
         TriggerFactory(name="broken_hook", type="order_placed", url=receiver.url("/status/500"))

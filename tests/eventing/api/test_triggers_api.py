@@ -39,6 +39,7 @@ def test_create_read_update_delete(staff):
     assert staff.delete(f"{TRIGGERS_URL}orders_paid/").status_code == 204
     assert not Trigger.objects.exists()
     assert staff.get(f"{TRIGGERS_URL}orders_paid/").status_code == 404
+    assert staff.get(f"{TRIGGERS_URL}bad%00name/").status_code == 404  # PostgreSQL refuses NUL
 
 
 @pytest.mark.parametrize(
@@ -155,3 +156,22 @@ def test_event_types_crud_and_schema_validation(staff, plain):
     assert plain.get(TYPES_URL).status_code == 403
     assert staff.delete(f"{TYPES_URL}order_placed/").status_code == 204
     assert not EventType.objects.exists()
+
+
+def test_delays_beyond_the_schedule_limit_are_refused(staff):
+    for field in ("delay_s", "backoff_max_s"):
+        response = staff.post(TRIGGERS_URL, {**HOOK, field: 1e300}, format="json")
+        assert response.status_code == 400
+        assert field in response.json()["fields"]
+        assert "MAX_SCHEDULE_AHEAD_S" in response.json()["detail"]
+
+
+def test_a_schema_with_a_remote_ref_is_a_400_when_queueing(anon, staff):
+    EventType.objects.create(
+        name="remote", queue_rule="allow", schema={"$ref": "https://example.com/schemas/order.json"}
+    )
+    TriggerFactory(name="remote_hook", type="remote")
+    response = anon.post("/api/eventing/events/", {"type": "remote", "payload": {}}, format="json")
+    assert response.status_code == 400
+    assert "cannot be applied" in response.json()["detail"]
+    assert not EventLog.objects.exists()
