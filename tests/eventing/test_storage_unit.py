@@ -108,6 +108,40 @@ def test_identical_options_under_two_aliases_are_ambiguous(settings):
         storages["one"]
 
 
+def test_system_check_names_the_broken_alias_and_option(settings):
+    from eventing.checks import check_storages
+
+    assert check_storages() == []
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "typo": {"BACKEND": "eventing.storage.EventingStorage", "OPTIONS": {"wrap": "x"}},
+        "both": {
+            "BACKEND": "eventing.storage.EventingStorage",
+            "OPTIONS": {"wraps": "plain_files", "backend": "x.Y"},
+        },
+        "dangling": {"BACKEND": "eventing.storage.EventingStorage", "OPTIONS": {"wraps": "gone"}},
+        "twice": {
+            "BACKEND": "eventing.storage.EventingStorage",
+            "OPTIONS": {"wraps": "evented_files"},
+        },
+        "unimportable": {
+            "BACKEND": "eventing.storage.EventingStorage",
+            "OPTIONS": {"backend": "no.such.Storage"},
+        },
+    }
+    errors = check_storages()
+    assert {error.id for error in errors} == {"eventing.E010"}
+    messages = "\n".join(error.msg for error in errors)
+    assert "STORAGES['typo']['OPTIONS']: unknown option(s) wrap" in messages
+    assert "STORAGES['both']: EventingStorage OPTIONS: give exactly one" in messages
+    assert "STORAGES['dangling']['OPTIONS']['wraps']: 'gone' is not an alias" in messages
+    assert "STORAGES['twice']['OPTIONS']['wraps']: 'evented_files' is an EventingStorage" in (
+        messages
+    )
+    assert "STORAGES['unimportable']['OPTIONS']['backend']: cannot import" in messages
+    assert len(errors) == 5
+
+
 # Pass-through
 
 
