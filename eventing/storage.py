@@ -101,7 +101,8 @@ class EventingStorage(Storage):
         if not hasattr(content, "chunks"):
             content = File(content, name)
         wrapped = self._wrapped
-        if type(wrapped).save is Storage.save:
+        own_steps = type(wrapped).save is Storage.save
+        if own_steps:
             # Storage.save's own steps, so the name written down in the intent is the one
             # the storage will use, at the cost of one get_available_name() like a bare save.
             validate_file_name(name, allow_relative_path=True)
@@ -130,7 +131,9 @@ class EventingStorage(Storage):
             if size is None:
                 size = self.size_or_none(final)
             intent.succeeded(self.describe(final, size))
-        validate_file_name(final, allow_relative_path=True)
+        if own_steps:
+            # Storage.save's last step; the file is written, so the event above stands.
+            validate_file_name(final, allow_relative_path=True)
         return final
 
     def delete(self, name: str) -> None:

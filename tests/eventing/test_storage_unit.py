@@ -277,6 +277,28 @@ def test_final_name_outside_the_pattern_cancels(prefix, published, monkeypatch):
     assert published == []
 
 
+class DatedStorage(InMemoryStorage):
+    """A storage with its own save(): it files everything under a folder it picks."""
+
+    def save(self, name, content, max_length=None):
+        return super().save(f"2026/{name}", content, max_length=max_length)
+
+
+def test_storage_with_its_own_save_chooses_the_name(prefix, published):
+    file_trigger("custom_alias")
+    storage = EventingStorage(
+        backend="tests.eventing.test_storage_unit.DatedStorage", alias="custom_alias"
+    )
+    name = storage.save(f"{prefix}/a.txt", ContentFile(b"abc"))
+    assert name == f"2026/{prefix}/a.txt"
+    assert storage.exists(name)
+    [row] = rows()
+    assert row.status == EventStatus.STAGED
+    assert row.payload["name"] == name
+    assert row.payload["size"] == 3
+    assert published == [row.id]
+
+
 # Outside the caller's transaction
 
 
