@@ -57,3 +57,14 @@ def check_broker(app_configs=None, **kwargs):
             id="eventing.W002",
         )]
     return []
+
+
+@register(Tags.compatibility)
+def check_storages(app_configs=None, **kwargs):
+    """Every EventingStorage in STORAGES must be buildable (else uploads fail, not startup)."""
+    from .storage import configuration_errors
+
+    return [
+        Error(problem, hint="See docs/storage.md.", id="eventing.E010")
+        for problem in configuration_errors()
+    ]

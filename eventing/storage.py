@@ -101,7 +101,8 @@ class EventingStorage(Storage):
         if not hasattr(content, "chunks"):
             content = File(content, name)
         wrapped = self._wrapped
-        if type(wrapped).save is Storage.save:
+        own_steps = type(wrapped).save is Storage.save
+        if own_steps:
             # Storage.save's own steps, so the name written down in the intent is the one
             # the storage will use, at the cost of one get_available_name() like a bare save.
             validate_file_name(name, allow_relative_path=True)
@@ -130,7 +131,9 @@ class EventingStorage(Storage):
             if size is None:
                 size = self.size_or_none(final)
             intent.succeeded(self.describe(final, size))
-        validate_file_name(final, allow_relative_path=True)
+        if own_steps:
+            # Storage.save's last step; the file is written, so the event above stands.
+            validate_file_name(final, allow_relative_path=True)
         return final
 
     def delete(self, name: str) -> None:
@@ -302,3 +305,62 @@ def build_backend(backend: str, options: dict[str, Any], alias: str) -> Storage:
             f"STORAGES[{alias!r}]['OPTIONS']['backend']: cannot import {backend!r}: {exc}"
         ) from exc
     return storage_class(**options)
+
+
+def configuration_errors() -> list[str]:
+    """Problems of every EventingStorage in settings.STORAGES, found without building one."""
+    configured = getattr(django_settings, "STORAGES", None) or {}
+    problems = []
+    for alias, conf in configured.items():
+        if not is_eventing_backend(conf.get("BACKEND", "")):
+            continue
+        options = dict(conf.get("OPTIONS") or {})
+        unknown = sorted(set(options) - {"backend", "options", "wraps", "alias"})
+        if unknown:
+            problems.append(
+                f"STORAGES[{alias!r}]['OPTIONS']: unknown option(s) {', '.join(unknown)}; "
+                "EventingStorage takes backend, options, wraps and alias."
+            )
+            continue
+        try:
+            check_options(
+                options.get("backend"),
+                options.get("options"),
+                options.get("wraps"),
+                options.get("alias"),
+            )
+        except ImproperlyConfigured as exc:
+            problems.append(f"STORAGES[{alias!r}]: {exc}")
+            continue
+        wraps = options.get("wraps")
+        if wraps is not None:
+            if wraps == alias:
+                problems.append(f"STORAGES[{alias!r}]['OPTIONS']['wraps']: wraps itself.")
+            elif wraps not in configured:
+                problems.append(
+                    f"STORAGES[{alias!r}]['OPTIONS']['wraps']: {wraps!r} is not an alias in "
+                    "settings.STORAGES."
+                )
+            elif is_eventing_backend(configured[wraps].get("BACKEND", "")):
+                problems.append(
+                    f"STORAGES[{alias!r}]['OPTIONS']['wraps']: {wraps!r} is an EventingStorage "
+                    "already; every event would be emitted twice."
+                )
+        else:
+            try:
+                import_string(options["backend"])
+            except ImportError as exc:
+                problems.append(
+                    f"STORAGES[{alias!r}]['OPTIONS']['backend']: cannot import "
+                    f"{options['backend']!r}: {exc}"
+                )
+    return problems
+
+
+def is_eventing_backend(path: str) -> bool:
+    """Whether a STORAGES BACKEND path names EventingStorage (or a subclass)."""
+    try:
+        backend = import_string(path)
+    except ImportError:
+        return False
+    return isinstance(backend, type) and issubclass(backend, EventingStorage)

@@ -109,6 +109,40 @@ def test_identical_options_under_two_aliases_are_ambiguous(settings):
         storages["one"]
 
 
+def test_system_check_names_the_broken_alias_and_option(settings):
+    from eventing.checks import check_storages
+
+    assert check_storages() == []
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "typo": {"BACKEND": "eventing.storage.EventingStorage", "OPTIONS": {"wrap": "x"}},
+        "both": {
+            "BACKEND": "eventing.storage.EventingStorage",
+            "OPTIONS": {"wraps": "plain_files", "backend": "x.Y"},
+        },
+        "dangling": {"BACKEND": "eventing.storage.EventingStorage", "OPTIONS": {"wraps": "gone"}},
+        "twice": {
+            "BACKEND": "eventing.storage.EventingStorage",
+            "OPTIONS": {"wraps": "evented_files"},
+        },
+        "unimportable": {
+            "BACKEND": "eventing.storage.EventingStorage",
+            "OPTIONS": {"backend": "no.such.Storage"},
+        },
+    }
+    errors = check_storages()
+    assert {error.id for error in errors} == {"eventing.E010"}
+    messages = "\n".join(error.msg for error in errors)
+    assert "STORAGES['typo']['OPTIONS']: unknown option(s) wrap" in messages
+    assert "STORAGES['both']: EventingStorage OPTIONS: give exactly one" in messages
+    assert "STORAGES['dangling']['OPTIONS']['wraps']: 'gone' is not an alias" in messages
+    assert "STORAGES['twice']['OPTIONS']['wraps']: 'evented_files' is an EventingStorage" in (
+        messages
+    )
+    assert "STORAGES['unimportable']['OPTIONS']['backend']: cannot import" in messages
+    assert len(errors) == 5
+
+
 # Pass-through
 
 
@@ -242,6 +276,28 @@ def test_final_name_outside_the_pattern_cancels(prefix, published, monkeypatch):
     assert row.status == EventStatus.CANCELLED
     assert "a.txt.bak" in row.remark
     assert published == []
+
+
+class DatedStorage(InMemoryStorage):
+    """A storage with its own save(): it files everything under a folder it picks."""
+
+    def save(self, name, content, max_length=None):
+        return super().save(f"2026/{name}", content, max_length=max_length)
+
+
+def test_storage_with_its_own_save_chooses_the_name(prefix, published):
+    file_trigger("custom_alias")
+    storage = EventingStorage(
+        backend="tests.eventing.test_storage_unit.DatedStorage", alias="custom_alias"
+    )
+    name = storage.save(f"{prefix}/a.txt", ContentFile(b"abc"))
+    assert name == f"2026/{prefix}/a.txt"
+    assert storage.exists(name)
+    [row] = rows()
+    assert row.status == EventStatus.STAGED
+    assert row.payload["name"] == name
+    assert row.payload["size"] == 3
+    assert published == [row.id]
 
 
 # Outside the caller's transaction
