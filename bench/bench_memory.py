@@ -10,9 +10,10 @@ from bench import common
 
 def rss_kib(pid: int) -> int:
     """Resident set size of a process, in KiB."""
-    for line in open(f"/proc/{pid}/status"):
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
     raise RuntimeError("no VmRSS")
 
 

@@ -21,6 +21,9 @@ SUITE = {
     "schedule": ["bench.bench_schedule"],
     "scale": ["bench.bench_scale"],
     "memory": ["bench.bench_memory"],
+    "storage": ["bench.bench_storage"],
+    "api": ["bench.bench_api"],
+    "admin": ["bench.bench_admin"],
 }
 
 
@@ -35,7 +38,9 @@ def table() -> str:
     if w := load("write_overhead"):
         rows.append(f"| save() with trigger, autocommit | {w['ratio_autocommit']:.2f}× | ≤ 1.5× |")
         rows.append(f"| 100 saves in one transaction | {w['ratio_tx100']:.2f}× | ≤ 2.0× |")
-        rows.append(f"| save() of a model without trigger | {w['ratio_untracked']:.3f}× | ≤ 1.05× |")
+        rows.append(
+            f"| save() of a model without trigger | {w['ratio_untracked']:.3f}× | ≤ 1.05× |"
+        )
     if t := load("throughput"):
         rows.append(f"| throughput, fast receiver ({t['events']} events) | "
                     f"{t['median_eventing_per_s']:.0f}/s | ≥ 1,000/s |")
