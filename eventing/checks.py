@@ -57,3 +57,28 @@ def check_broker(app_configs=None, **kwargs):
             id="eventing.W002",
         )]
     return []
+
+
+@register(Tags.security, database=True)
+def check_trigger_urls(app_configs=None, **kwargs):
+    """Enabled triggers whose URL resolves to an address the SSRF guard refuses (W003)."""
+    from triggers.models import Trigger
+
+    from .ssrf import url_warning
+    from .transport import WebhookConfigError, resolve_env
+
+    problems = []
+    for name, url in Trigger.objects.filter(enabled=True).values_list("name", "url"):
+        try:
+            resolved = resolve_env(url, "url")
+        except WebhookConfigError:
+            continue  # its deliveries report the missing variable themselves
+        warning = url_warning(resolved)
+        if warning:
+            problems.append(Warning(
+                f"Trigger {name}: {warning}",
+                hint="Point it at a public address, or add its network to "
+                "EVENTING['ALLOWED_NETWORKS'] if it is meant to be internal.",
+                id="eventing.W003",
+            ))
+    return problems

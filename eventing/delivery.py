@@ -62,7 +62,9 @@ def deliver_event(event_id, *, force: bool = False) -> DeliveryResult:
     if attempt is None:
         return DeliveryResult(skipped="claimed by another worker")
     response = call_webhook(event, trigger, attempt)
-    outcome = decide(response, attempt=attempt, trigger=trigger, now=timezone.now())
+    # A refused address (SSRF guard) will be refused again: fail now, no retry.
+    outcome = decide(response, attempt=attempt, trigger=trigger, now=timezone.now(),
+                     permanent=response.blocked)
     finish(event, trigger, attempt, now, response, outcome)
     return DeliveryResult(attempt=attempt, response=response, outcome=outcome)
 
@@ -91,7 +93,9 @@ def call_webhook(event: EventLog, trigger: Trigger, attempt: int) -> WebhookResp
     """Build and send the request; keep it on the response for the invocation log."""
     try:
         request = build_request(event, trigger, attempt)
-    except WebhookConfigError as exc:
+    except (WebhookConfigError, ValueError) as exc:
+        # ValueError: a stored payload JSON cannot carry (NaN, lone surrogates). Recorded as a
+        # failed attempt instead of crashing the task and leaving the row `processing`.
         return WebhookResponse(
             error=f"Not sent: {exc}", request={"url": trigger.url, "headers": {}, "body": None}
         )

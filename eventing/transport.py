@@ -16,7 +16,9 @@ from triggers.validation import ENV_PLACEHOLDER_RE
 
 from . import signing
 from .conf import settings
+from .http_guard import GuardedAdapter, Watchdog
 from .models import EventLog
+from .ssrf import BlockedAddressError
 
 REDACTED = "[redacted]"
 # Header names whose values are credentials wherever they come from.
@@ -49,6 +51,8 @@ class WebhookResponse:
     body: str = ""
     truncated: bool = False
     error: str = ""
+    # The SSRF guard refused the address: a permanent failure, never retried.
+    blocked: bool = False
     duration_ms: int = 0
     # The request as stored in the invocation log (secrets redacted).
     request: dict[str, Any] = field(default_factory=dict)
@@ -144,38 +148,50 @@ def session() -> requests.Session:
         sess = requests.Session()
         # Proxies and netrc from the environment must not reroute webhooks.
         sess.trust_env = False
+        # Every connection checks its peer against the SSRF policy and obeys the deadline.
+        sess.mount("http://", GuardedAdapter())
+        sess.mount("https://", GuardedAdapter())
         _local.session = sess
     return sess
 
 
 def send(request: WebhookRequest, timeout_s: float) -> WebhookResponse:
-    """POST the request; never raises. Redirects are not followed; the body is bounded."""
+    """POST the request; never raises. Redirects are not followed; the body is bounded.
+
+    `timeout_s` is a hard deadline for the whole call (connect, headers and body): a watchdog
+    shuts the socket down when it passes, however slowly the receiver dribbles bytes.
+    """
     started = time.monotonic()
     deadline = started + timeout_s
     result = WebhookResponse()
+    watchdog = Watchdog(timeout_s)
     try:
-        response = session().post(
-            request.url,
-            data=request.body,
-            headers=request.headers,
-            timeout=(timeout_s, timeout_s),
-            allow_redirects=False,
-            stream=True,
-        )
-        try:
-            result.status_code = response.status_code
-            result.headers = dict(response.headers)
-            body, result.truncated = read_bounded(response, deadline)
-            result.body = body.decode(response.encoding or "utf-8", errors="replace")
-        finally:
-            response.close()
-    except TimeoutError as exc:
-        result.error = str(exc)
-    except requests.Timeout as exc:
-        result.error = f"Timed out after {timeout_s:g} s: {exc}"
-    except requests.RequestException as exc:
-        # exc.response may be None: describe the exception itself.
-        result.error = f"{type(exc).__name__}: {exc}"
+        with watchdog:
+            response = session().post(
+                request.url,
+                data=request.body,
+                headers=request.headers,
+                timeout=(timeout_s, timeout_s),
+                allow_redirects=False,
+                stream=True,
+            )
+            try:
+                result.status_code = response.status_code
+                result.headers = dict(response.headers)
+                body, result.truncated = read_bounded(response, deadline)
+                result.body = body.decode(response.encoding or "utf-8", errors="replace")
+            finally:
+                response.close()
+    except BlockedAddressError as exc:
+        result.error, result.blocked = str(exc), True
+    except Exception as exc:  # noqa: BLE001 - any failure of the call is a failed attempt
+        if watchdog.fired or isinstance(exc, (TimeoutError, requests.Timeout)):
+            result.error = f"Timed out after {timeout_s:g} s: {exc}"
+        else:
+            # A RequestException's .response may be None: describe the exception itself.
+            result.error = f"{type(exc).__name__}: {exc}"
+    # Exception texts can quote whole responses: keep the remark readable.
+    result.error = result.error[:1000]
     result.duration_ms = int((time.monotonic() - started) * 1000)
     return result
 
