@@ -190,6 +190,10 @@ def send(request: WebhookRequest, timeout_s: float) -> WebhookResponse:
         else:
             # A RequestException's .response may be None: describe the exception itself.
             result.error = f"{type(exc).__name__}: {exc}"
+    if watchdog.fired and not result.error:
+        # Cut mid-headers, http.client can still hand back a status with half the headers:
+        # a response the deadline interrupted is never a success.
+        result.error = f"Timed out after {timeout_s:g} s: the response did not finish in time"
     # Exception texts can quote whole responses: keep the remark readable.
     result.error = result.error[:1000]
     result.duration_ms = int((time.monotonic() - started) * 1000)
