@@ -8,6 +8,7 @@ receiver dribbling its status line, headers or body one byte at a time cannot ho
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 from typing import Any
@@ -61,10 +62,8 @@ def shutdown(conn: HTTPConnection) -> None:
     sock = getattr(conn, "sock", None)
     if sock is None:
         return
-    try:
+    with contextlib.suppress(OSError):  # already closed
         sock.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass  # already closed
 
 
 def watch(conn: HTTPConnection) -> None:

@@ -100,8 +100,11 @@ def huge(total: int, chunk: int = 64 * 1024) -> Callable[[socket.socket, RawServ
 
     def behaviour(conn: socket.socket, server: RawServer) -> None:
         read_request(conn)
-        server.send(conn, f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-                          f"Content-Length: {total}\r\n\r\n".encode())
+        server.send(
+            conn,
+            f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {total}\r\n\r\n".encode(),
+        )
         block = b" " * chunk
         sent = 0
         while sent < total:

@@ -39,6 +39,9 @@ def process_env(**extra: str) -> dict[str, str]:
 class CeleryProcess:
     """`celery worker` (optionally with embedded beat) or `celery beat`, started and stopped."""
 
+    # Every started process still alive, so fault tests can park the session's worker.
+    running: set[CeleryProcess] = set()
+
     def __init__(self, *, kind: str = "worker", beat: bool = True, pool: str = "threads",
                  concurrency: int = 8, env: dict[str, str] | None = None,
                  name: str = "w1") -> None:
@@ -65,6 +68,7 @@ class CeleryProcess:
             self.command(), cwd=ROOT, env=process_env(**self.extra_env), stdout=log,
             stderr=subprocess.STDOUT, start_new_session=True,
         )
+        CeleryProcess.running.add(self)
         self.wait_ready()
         return self
 
@@ -101,12 +105,14 @@ class CeleryProcess:
             self.proc.wait(timeout_s)
         except subprocess.TimeoutExpired:
             self.kill()
+        CeleryProcess.running.discard(self)
 
     def kill(self) -> None:
         """SIGKILL, as a crash would."""
         self.signal(signal.SIGKILL)
         if self.proc:
             self.proc.wait(10)
+        CeleryProcess.running.discard(self)
 
 
 def purge_broker() -> None:

@@ -31,7 +31,7 @@ class Received:
 class Receiver:
     """The server plus the list of requests it got."""
 
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
         self.requests: list[Received] = []
         self.replies: dict[str, object] = {}
         self.calls: dict[str, int] = defaultdict(int)
@@ -49,7 +49,8 @@ class Receiver:
                 body = self.rfile.read(length)
                 receiver.handle(self, body)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        # A fixed `port` lets a test bring a receiver "back up" where the old one was.
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)

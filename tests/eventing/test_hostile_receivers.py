@@ -32,8 +32,13 @@ def serve():
 
 
 def call(url: str, timeout_s: float = 1.0):
-    request = WebhookRequest(url=url, headers={"Content-Type": "application/json"},
-                             body=b'{"a":1}', redacted_headers={}, logged_url=url)
+    request = WebhookRequest(
+        url=url,
+        headers={"Content-Type": "application/json"},
+        body=b'{"a":1}',
+        redacted_headers={},
+        logged_url=url,
+    )
     started = time.monotonic()
     response = send(request, timeout_s)
     return response, time.monotonic() - started

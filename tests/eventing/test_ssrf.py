@@ -85,8 +85,13 @@ def target():
 
 
 def request_to(url: str) -> WebhookRequest:
-    return WebhookRequest(url=url, headers={"Content-Type": "application/json"}, body=b"{}",
-                          redacted_headers={}, logged_url=url)
+    return WebhookRequest(
+        url=url,
+        headers={"Content-Type": "application/json"},
+        body=b"{}",
+        redacted_headers={},
+        logged_url=url,
+    )
 
 
 @pytest.mark.usefixtures("no_allowed_networks")
