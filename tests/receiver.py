@@ -7,7 +7,9 @@ Paths choose the answer: /ok (200), /status/<code>, /retry-after/<code>/<seconds
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
 import threading
 import time
 from collections import defaultdict
@@ -36,6 +38,7 @@ class Receiver:
         self.replies: dict[str, object] = {}
         self.calls: dict[str, int] = defaultdict(int)
         self.condition = threading.Condition()
+        self.connections: set[socket.socket] = set()  # open keep-alive connections
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -43,6 +46,11 @@ class Receiver:
 
             def log_message(self, *args):  # quiet
                 pass
+
+            def setup(self):
+                super().setup()
+                with receiver.condition:
+                    receiver.connections.add(self.connection)
 
             def do_POST(self):
                 length = int(self.headers.get("Content-Length") or 0)
@@ -115,5 +123,11 @@ class Receiver:
                 self.condition.wait(remaining)
 
     def close(self) -> None:
+        """Stop listening and drop every open connection, as a receiver going down does."""
         self.server.shutdown()
         self.server.server_close()
+        with self.condition:
+            for conn in self.connections:
+                with contextlib.suppress(OSError):
+                    conn.shutdown(socket.SHUT_RDWR)
+            self.connections.clear()
