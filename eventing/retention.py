@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 
-from django.db import transaction
+from django.db import connections, transaction
 from django.utils import timezone
 
 from .conf import settings
@@ -40,13 +40,18 @@ def delete_expired(
         total = 0
         while True:
             with transaction.atomic(using=settings.DATABASE):
-                ids = list(rows.values_list("id", flat=True)[:batch_size])
+                batch = rows
+                if connections[settings.DATABASE].features.has_select_for_update_skip_locked:
+                    # Lock the batch: a redeliver racing with us waits, then finds the row
+                    # gone, instead of us deleting a row it has just made staged again.
+                    batch = batch.select_for_update(skip_locked=True)
+                ids = list(batch.values_list("id", flat=True)[:batch_size])
                 if not ids:
                     break
                 InvocationLog.objects.filter(event_id__in=ids).delete()
-                total += EventLog.objects.filter(id__in=ids).delete()[1].get(
-                    EventLog._meta.label, 0
-                )
+                # Status filter again: without row locks (SQLite holds the whole database
+                # instead) the rows are still the ones selected.
+                total += rows.filter(id__in=ids).delete()[1].get(EventLog._meta.label, 0)
             if progress:
                 progress(status, total)
         report[status] = total
