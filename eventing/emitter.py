@@ -19,6 +19,7 @@ from .conf import settings
 from .enqueue import enqueue_on_commit, within_horizon
 from .index import current_index
 from .models import EventLog, EventStatus
+from .payload_rules import check_payload
 
 
 def emit(
@@ -39,6 +40,8 @@ def emit(
     """
     if not types.NAME_RE.match(type or ""):
         raise ValidationError({"type": "Use only letters, digits and underscores."})
+    # Refused here, with the reason, rather than failing later in the database or the worker.
+    check_payload(payload)
     due = resolve_due(deliver_at=deliver_at, delay_s=delay_s)
     match_source = (source or "") if type in types.BUILTIN_TYPES else ""
     candidates = current_index().find(type, match_source)
