@@ -9,6 +9,7 @@ receiver dribbling its status line, headers or body one byte at a time cannot ho
 from __future__ import annotations
 
 import contextlib
+import logging
 import socket
 import threading
 from typing import Any
@@ -20,6 +21,36 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from .ssrf import check_peer
 
 _current = threading.local()
+# urllib3 logs URLs (query strings included) and, on header parse errors, the URL again.
+URLLIB3_LOGGERS = ("urllib3.connectionpool", "urllib3.connection", "urllib3.response")
+
+
+class ScrubSecrets(logging.Filter):
+    """Replaces the running call's secrets in urllib3's log records by [redacted]."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        secrets = getattr(_current, "secrets", ())
+        if secrets:
+            message = record.getMessage()
+            for secret in secrets:
+                message = message.replace(secret, "[redacted]")
+            record.msg, record.args = message, None
+        return True
+
+
+_scrubber = ScrubSecrets()
+for _name in URLLIB3_LOGGERS:
+    logging.getLogger(_name).addFilter(_scrubber)
+
+
+@contextlib.contextmanager
+def scrubbed_logs(secrets: tuple[str, ...]):
+    """While the block runs, urllib3 log lines of this thread never show `secrets`."""
+    _current.secrets = secrets
+    try:
+        yield
+    finally:
+        _current.secrets = ()
 
 
 class Watchdog:

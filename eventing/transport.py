@@ -16,7 +16,7 @@ from triggers.validation import ENV_PLACEHOLDER_RE
 
 from . import signing
 from .conf import settings
-from .http_guard import GuardedAdapter, Watchdog
+from .http_guard import GuardedAdapter, Watchdog, scrubbed_logs
 from .models import EventLog
 from .ssrf import BlockedAddressError
 
@@ -40,6 +40,9 @@ class WebhookRequest:
     body: bytes
     redacted_headers: dict[str, str]
     logged_url: str
+    # Values that must never be stored or logged: scrubbed from errors, echoed responses and
+    # urllib3's log lines (see redact()).
+    secrets: tuple[str, ...] = ()
 
 
 @dataclass
@@ -136,9 +139,32 @@ def build_request(event: EventLog, trigger, attempt: int) -> WebhookRequest:
             headers[name] = header.get("value", "")
             redacted[name] = REDACTED if SENSITIVE_HEADER_RE.search(name) else headers[name]
     url = resolve_env(trigger.url, "url")
+    secrets = [
+        headers[name] for name, shown in redacted.items() if shown == REDACTED
+    ] + [os.environ[name] for name in ENV_PLACEHOLDER_RE.findall(trigger.url)]
+    secrets += [trigger.signing_secret or "", *(settings.SECRETS or [])]
     # The stored URL keeps the placeholders: resolved values may be credentials.
     return WebhookRequest(url=url, headers=headers, body=body, redacted_headers=redacted,
-                          logged_url=trigger.url)
+                          logged_url=trigger.url, secrets=secret_values(secrets))
+
+
+# Shorter values are not scrubbed: replacing every "1" in a body would hide the answer, and a
+# credential that short protects nothing anyway.
+MIN_SECRET_LENGTH = 6
+
+
+def secret_values(values) -> tuple[str, ...]:
+    """The distinct values worth scrubbing, longest first (so no secret is half-replaced)."""
+    kept = {str(v) for v in values if v and len(str(v)) >= MIN_SECRET_LENGTH}
+    return tuple(sorted(kept, key=len, reverse=True))
+
+
+def redact(text: str, secrets: tuple[str, ...]) -> str:
+    """`text` with every secret value replaced by [redacted]."""
+    for secret in secrets:
+        if secret in text:
+            text = text.replace(secret, REDACTED)
+    return text
 
 
 def session() -> requests.Session:
@@ -166,7 +192,7 @@ def send(request: WebhookRequest, timeout_s: float) -> WebhookResponse:
     result = WebhookResponse()
     watchdog = Watchdog(timeout_s)
     try:
-        with watchdog:
+        with watchdog, scrubbed_logs(request.secrets):
             response = session().post(
                 request.url,
                 data=request.body,
@@ -196,6 +222,10 @@ def send(request: WebhookRequest, timeout_s: float) -> WebhookResponse:
         result.error = f"Timed out after {timeout_s:g} s: the response did not finish in time"
     # Exception texts can quote whole responses: keep the remark readable.
     result.error = result.error[:1000]
+    # Errors quote the URL, receivers echo headers back: no secret may reach the logs.
+    result.error = redact(result.error, request.secrets)
+    result.body = redact(result.body, request.secrets)
+    result.headers = {k: redact(v, request.secrets) for k, v in result.headers.items()}
     result.duration_ms = int((time.monotonic() - started) * 1000)
     return result
 
