@@ -19,9 +19,9 @@ def check_payload(payload: Any) -> int:
     """Refuse a payload that cannot travel as JSON unchanged; return its size in bytes.
 
     Raises ValidationError({"payload": …}) naming where the problem is: a value that is not
-    JSON (NaN, Infinity, a set, a date…), a top-level null, a string PostgreSQL cannot store (NUL) or UTF-8
-    cannot encode (a lone surrogate), nesting deeper than MAX_DEPTH, or a payload larger than
-    EVENTING["MAX_PAYLOAD_BYTES"].
+    JSON (NaN, Infinity, a set, a date…), a top-level null, a string PostgreSQL cannot store
+    (NUL) or UTF-8 cannot encode (a lone surrogate), nesting deeper than MAX_DEPTH, or a
+    payload larger than EVENTING["MAX_PAYLOAD_BYTES"].
     """
     if payload is None:
         # The row's payload column cannot tell JSON null from "missing": ask for {} instead.

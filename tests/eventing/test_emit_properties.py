@@ -30,8 +30,9 @@ SCALARS = (
 )
 JSONISH = st.recursive(
     SCALARS,
-    lambda children: st.lists(children, max_size=5)
-    | st.dictionaries(ANY_TEXT, children, max_size=5),
+    lambda children: (
+        st.lists(children, max_size=5) | st.dictionaries(ANY_TEXT, children, max_size=5)
+    ),
     max_leaves=30,
 )
 

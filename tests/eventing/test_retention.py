@@ -25,9 +25,14 @@ def make_events(count: int, status: str, age_days: float, trigger=None) -> list:
     now = timezone.now()
     rows = [
         EventLog(
-            batch_id=uuid.uuid4(), type="order_placed", trigger=trigger,
-            trigger_name=trigger.name if trigger else "gone", payload={"n": n}, status=status,
-            deliver_at=now, attempts=1,
+            batch_id=uuid.uuid4(),
+            type="order_placed",
+            trigger=trigger,
+            trigger_name=trigger.name if trigger else "gone",
+            payload={"n": n},
+            status=status,
+            deliver_at=now,
+            attempts=1,
         )
         for n in range(count)
     ]
@@ -36,8 +41,10 @@ def make_events(count: int, status: str, age_days: float, trigger=None) -> list:
     # auto_now_add stamps "now" on insert: age them afterwards.
     EventLog.objects.filter(id__in=ids).update(created_at=now - dt.timedelta(days=age_days))
     InvocationLog.objects.bulk_create(
-        [InvocationLog(event_id=pk, attempt=1, invoked_at=now, duration_ms=1, request={})
-         for pk in ids],
+        [
+            InvocationLog(event_id=pk, attempt=1, invoked_at=now, duration_ms=1, request={})
+            for pk in ids
+        ],
         batch_size=1000,
     )
     return ids
@@ -148,8 +155,10 @@ def test_cleanup_does_not_block_a_concurrent_writer():
     assert not EventLog.objects.filter(id__in=expired).exists()
     overlapping = [took for at, took in latencies if at >= began and at - took <= ended]
     finished_during = [took for at, took in latencies if began <= at <= ended]
-    print(f"cleanup {ended - began:.2f} s; {len(finished_during)} emits committed meanwhile, "
-          f"slowest {max(overlapping, default=0):.3f} s")
+    print(
+        f"cleanup {ended - began:.2f} s; {len(finished_during)} emits committed meanwhile, "
+        f"slowest {max(overlapping, default=0):.3f} s"
+    )
     # The writer kept committing while the cleanup ran, and no emit waited long.
     assert len(finished_during) >= 3, (len(finished_during), ended - began)
     assert max(overlapping) < 1.0, max(overlapping)
