@@ -82,3 +82,31 @@ def check_trigger_urls(app_configs=None, **kwargs):
                 id="eventing.W003",
             ))
     return problems
+
+
+@register(Tags.compatibility)
+def check_eta_horizon(app_configs=None, **kwargs):
+    """ETA messages must not outlive Redis' (or SQS') visibility timeout (W004)."""
+    from celery import current_app
+
+    from .conf import get_settings
+
+    try:
+        horizon = get_settings().ETA_HORIZON_S
+    except ImproperlyConfigured:
+        return []  # reported by check_settings
+    options = current_app.conf.broker_transport_options or {}
+    timeout = options.get("visibility_timeout")
+    if timeout is None or horizon < timeout:
+        return []
+    return [
+        Warning(
+            f"EVENTING['ETA_HORIZON_S'] ({horizon:g} s) is not below the broker's "
+            f"visibility_timeout ({timeout} s): scheduled messages will be handed out again "
+            "while they wait. Deliveries stay exactly-once (the row is claimed atomically), "
+            "but every copy costs a task.",
+            hint="Lower EVENTING['ETA_HORIZON_S'] or raise visibility_timeout "
+            "(CELERY_VISIBILITY_TIMEOUT).",
+            id="eventing.W004",
+        )
+    ]
