@@ -13,6 +13,7 @@ from eventing.models import EventLog, EventStatus
 from eventing.transport import WebhookRequest, send
 from tests.factories import TriggerFactory
 from tests.hostile import RawServer, http_response, reply
+from tests.waiting import wait_until
 
 BLOCKED = [
     ("127.0.0.1", "loopback"),
@@ -203,3 +204,17 @@ def test_url_warning_for_the_trigger_form():
     assert "metadata" in ssrf.url_warning("http://169.254.169.254/latest/meta-data/")
     assert ssrf.url_warning("http://93.184.216.34/") is None
     assert ssrf.url_warning("not a url") is None
+
+
+@pytest.mark.usefixtures("no_allowed_networks")
+def test_https_is_refused_before_the_tls_handshake():
+    hello = []
+    server = RawServer(lambda conn, srv: hello.append(conn.recv(1024)))
+    try:
+        response = send(request_to(server.url("/", scheme="https")), timeout_s=2)
+        assert response.blocked
+        assert "loopback" in response.error
+        wait_until(lambda: hello, timeout_s=5, message="the server saw the connection end")
+        assert hello == [b""]  # closed without a byte: the TLS ClientHello was never sent
+    finally:
+        server.close()
