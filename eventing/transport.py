@@ -220,10 +220,10 @@ def send(request: WebhookRequest, timeout_s: float) -> WebhookResponse:
         # Cut mid-headers, http.client can still hand back a status with half the headers:
         # a response the deadline interrupted is never a success.
         result.error = f"Timed out after {timeout_s:g} s: the response did not finish in time"
-    # Exception texts can quote whole responses: keep the remark readable.
-    result.error = result.error[:1000]
-    # Errors quote the URL, receivers echo headers back: no secret may reach the logs.
-    result.error = redact(result.error, request.secrets)
+    # Errors quote the URL, receivers echo headers back: no secret may reach the logs. Then
+    # keep the remark readable (exception texts can quote whole responses); redacting first so
+    # the cut never splits a secret.
+    result.error = redact(result.error, request.secrets)[:1000]
     result.body = redact(result.body, request.secrets)
     result.headers = {k: redact(v, request.secrets) for k, v in result.headers.items()}
     result.duration_ms = int((time.monotonic() - started) * 1000)
