@@ -15,6 +15,7 @@ from triggers.models import Trigger
 
 from .conf import settings
 from .enqueue import within_horizon
+from .lag import note_claim
 from .models import EventLog, EventStatus, InvocationLog
 from .outcome import Outcome, decide
 from .transport import WebhookConfigError, WebhookResponse, build_request, send
@@ -61,6 +62,7 @@ def deliver_event(event_id, *, force: bool = False) -> DeliveryResult:
     attempt = claim(event, trigger, now)
     if attempt is None:
         return DeliveryResult(skipped="claimed by another worker")
+    note_claim(event, now)  # tells the sweeper how long messages wait in the queue
     response = call_webhook(event, trigger, attempt)
     # A refused address (SSRF guard) will be refused again: fail now, no retry.
     outcome = decide(response, attempt=attempt, trigger=trigger, now=timezone.now(),
