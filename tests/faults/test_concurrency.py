@@ -76,4 +76,7 @@ def received(worker) -> int:
 def skipped(worker) -> int:
     """Deliver tasks that found their event no longer staged."""
     log = worker.log_path.read_text()
-    return log.count("'event is processed'") + log.count("'claimed by another worker'")
+    return sum(
+        log.count(f"'{reason}'")
+        for reason in ("event is processed", "event is processing", "claimed by another worker")
+    )
