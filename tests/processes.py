@@ -50,6 +50,7 @@ class CeleryProcess:
         self.name = name
         self.log_path = Path(tempfile.mkstemp(prefix=f"celery-{name}-", suffix=".log")[1])
         self.proc: subprocess.Popen | None = None
+        self.log_offset = 0  # where the current run's output starts in the log
 
     def command(self) -> list[str]:
         base = [sys.executable, "-m", "celery", "-A", "config"]
@@ -63,6 +64,8 @@ class CeleryProcess:
         return cmd
 
     def start(self) -> CeleryProcess:
+        # A restarted process appends to its log: look for "ready" only in the new part.
+        self.log_offset = self.log_path.stat().st_size
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
             self.command(), cwd=ROOT, env=process_env(**self.extra_env), stdout=log,
@@ -77,7 +80,7 @@ class CeleryProcess:
         marker = b"beat: Starting" if self.kind == "beat" else b"ready."
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            if marker in self.log_path.read_bytes():
+            if marker in self.log_path.read_bytes()[self.log_offset :]:
                 return
             if self.proc.poll() is not None:
                 raise RuntimeError(f"celery {self.kind} exited:\n{self.tail()}")
