@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.core.checks import Error, Tags, Warning, register
 from django.core.exceptions import ImproperlyConfigured
+from django.db import DatabaseError
 
 MIN_SECRET_LENGTH = 32
 
@@ -67,4 +68,61 @@ def check_storages(app_configs=None, **kwargs):
     return [
         Error(problem, hint="See docs/storage.md.", id="eventing.E010")
         for problem in configuration_errors()
+    ]
+
+
+@register(Tags.security, database=True)
+def check_trigger_urls(app_configs=None, **kwargs):
+    """Enabled triggers whose URL resolves to an address the SSRF guard refuses (W003)."""
+    from triggers.models import Trigger
+
+    from .ssrf import url_warning
+    from .transport import WebhookConfigError, resolve_env
+
+    problems = []
+    try:
+        triggers = list(Trigger.objects.filter(enabled=True).values_list("name", "url"))
+    except DatabaseError:
+        return []  # not migrated yet (migrate runs the checks before it creates the table)
+    for name, url in triggers:
+        try:
+            resolved = resolve_env(url, "url")
+        except WebhookConfigError:
+            continue  # its deliveries report the missing variable themselves
+        warning = url_warning(resolved)
+        if warning:
+            problems.append(Warning(
+                f"Trigger {name}: {warning}",
+                hint="Point it at a public address, or add its network to "
+                "EVENTING['ALLOWED_NETWORKS'] if it is meant to be internal.",
+                id="eventing.W003",
+            ))
+    return problems
+
+
+@register(Tags.compatibility)
+def check_eta_horizon(app_configs=None, **kwargs):
+    """ETA messages must not outlive Redis' (or SQS') visibility timeout (W004)."""
+    from celery import current_app
+
+    from .conf import get_settings
+
+    try:
+        horizon = get_settings().ETA_HORIZON_S
+    except ImproperlyConfigured:
+        return []  # reported by check_settings
+    options = current_app.conf.broker_transport_options or {}
+    timeout = options.get("visibility_timeout")
+    if timeout is None or horizon < timeout:
+        return []
+    return [
+        Warning(
+            f"EVENTING['ETA_HORIZON_S'] ({horizon:g} s) is not below the broker's "
+            f"visibility_timeout ({timeout} s): scheduled messages will be handed out again "
+            "while they wait. Deliveries stay exactly-once (the row is claimed atomically), "
+            "but every copy costs a task.",
+            hint="Lower EVENTING['ETA_HORIZON_S'] or raise visibility_timeout "
+            "(CELERY_VISIBILITY_TIMEOUT).",
+            id="eventing.W004",
+        )
     ]

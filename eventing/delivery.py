@@ -15,6 +15,7 @@ from triggers.models import Trigger
 from . import rows
 from .conf import settings
 from .enqueue import within_horizon
+from .lag import note_claim
 from .metrics import observe_delivery
 from .models import EventLog, EventStatus
 from .outcome import Outcome, decide
@@ -59,9 +60,12 @@ def deliver_event(event_id, trigger_id: int | None = None, *, force: bool = Fals
                        trigger_id=trigger.pk)
     if event is None:
         return why_not_claimed(event_id, now)
+    note_claim(event, now)  # tells the sweeper how long messages wait in the queue
     attempt = event.attempts
     response = call_webhook(event, trigger, attempt)
-    outcome = decide(response, attempt=attempt, trigger=trigger, now=timezone.now())
+    # A refused address (SSRF guard) will be refused again: fail now, no retry.
+    outcome = decide(response, attempt=attempt, trigger=trigger, now=timezone.now(),
+                     permanent=response.blocked)
     finish(event, trigger, attempt, now, response, outcome)
     observe_delivery(event, trigger, now, response, outcome)
     return DeliveryResult(attempt=attempt, response=response, outcome=outcome)
@@ -95,7 +99,9 @@ def call_webhook(event: EventLog, trigger: Trigger, attempt: int) -> WebhookResp
     """Build and send the request; keep it on the response for the invocation log."""
     try:
         request = build_request(event, trigger, attempt)
-    except WebhookConfigError as exc:
+    except (WebhookConfigError, ValueError) as exc:
+        # ValueError: a stored payload JSON cannot carry (NaN, lone surrogates). Recorded as a
+        # failed attempt instead of crashing the task and leaving the row `processing`.
         return WebhookResponse(
             error=f"Not sent: {exc}", request={"url": trigger.url, "headers": {}, "body": None}
         )

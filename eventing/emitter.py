@@ -21,6 +21,7 @@ from .enqueue import enqueue_on_commit, within_horizon
 from .index import current_index
 from .metrics import count_emitted_on_commit
 from .models import EventLog, EventStatus
+from .payload_rules import check_payload
 from .rows import insert_events
 
 # Rows per INSERT statement: keeps SQLite under its variable limit, PostgreSQL fast.
@@ -45,6 +46,8 @@ def emit(
     """
     if not types.NAME_RE.match(type or ""):
         raise ValidationError({"type": "Use only letters, digits and underscores."})
+    # Refused here, with the reason, rather than failing later in the database or the worker.
+    check_payload(payload)
     due = resolve_due(deliver_at=deliver_at, delay_s=delay_s)
     items = [(t, payload) for t in matching_triggers(type, payload, source or "")]
     return record_events(

@@ -12,6 +12,7 @@ from django.utils import timezone
 from .conf import settings
 from .enqueue import publish
 from .intents import resolve_intents
+from .lag import recent_lag_s
 from .models import EventLog, EventStatus, Heartbeat
 
 logger = logging.getLogger(__name__)
@@ -78,7 +79,10 @@ def enqueue_due(now: dt.datetime) -> int:
     grace = dt.timedelta(seconds=settings.LEASE_GRACE_S)
     never_sent = Q(enqueued_at__isnull=True, deliver_at__lte=now + dt.timedelta(
         seconds=lookahead_s()))
-    lost = Q(enqueued_at__lt=now - grace, deliver_at__lt=now - grace)
+    # Behind a long queue a message is late, not lost: wait out (twice, as the queue may still
+    # grow) the lag workers report before sending a copy. See eventing/lag.py.
+    queued = dt.timedelta(seconds=2 * recent_lag_s(now))
+    lost = Q(enqueued_at__lt=now - grace - queued, deliver_at__lt=now - grace)
     db = settings.DATABASE
     with transaction.atomic(using=db):
         rows = (

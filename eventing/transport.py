@@ -16,7 +16,9 @@ from triggers.validation import ENV_PLACEHOLDER_RE
 
 from . import signing
 from .conf import settings
+from .http_guard import GuardedAdapter, Watchdog, scrubbed_logs
 from .models import EventLog
+from .ssrf import BlockedAddressError
 
 REDACTED = "[redacted]"
 # Header names whose values are credentials wherever they come from.
@@ -38,6 +40,9 @@ class WebhookRequest:
     body: bytes
     redacted_headers: dict[str, str]
     logged_url: str
+    # Values that must never be stored or logged: scrubbed from errors, echoed responses and
+    # urllib3's log lines (see redact()).
+    secrets: tuple[str, ...] = ()
 
 
 @dataclass
@@ -49,6 +54,8 @@ class WebhookResponse:
     body: str = ""
     truncated: bool = False
     error: str = ""
+    # The SSRF guard refused the address: a permanent failure, never retried.
+    blocked: bool = False
     duration_ms: int = 0
     # The request as stored in the invocation log (secrets redacted).
     request: dict[str, Any] = field(default_factory=dict)
@@ -132,9 +139,32 @@ def build_request(event: EventLog, trigger, attempt: int) -> WebhookRequest:
             headers[name] = header.get("value", "")
             redacted[name] = REDACTED if SENSITIVE_HEADER_RE.search(name) else headers[name]
     url = resolve_env(trigger.url, "url")
+    secrets = [
+        headers[name] for name, shown in redacted.items() if shown == REDACTED
+    ] + [os.environ[name] for name in ENV_PLACEHOLDER_RE.findall(trigger.url)]
+    secrets += [trigger.signing_secret or "", *(settings.SECRETS or [])]
     # The stored URL keeps the placeholders: resolved values may be credentials.
     return WebhookRequest(url=url, headers=headers, body=body, redacted_headers=redacted,
-                          logged_url=trigger.url)
+                          logged_url=trigger.url, secrets=secret_values(secrets))
+
+
+# Shorter values are not scrubbed: replacing every "1" in a body would hide the answer, and a
+# credential that short protects nothing anyway.
+MIN_SECRET_LENGTH = 6
+
+
+def secret_values(values) -> tuple[str, ...]:
+    """The distinct values worth scrubbing, longest first (so no secret is half-replaced)."""
+    kept = {str(v) for v in values if v and len(str(v)) >= MIN_SECRET_LENGTH}
+    return tuple(sorted(kept, key=len, reverse=True))
+
+
+def redact(text: str, secrets: tuple[str, ...]) -> str:
+    """`text` with every secret value replaced by [redacted]."""
+    for secret in secrets:
+        if secret in text:
+            text = text.replace(secret, REDACTED)
+    return text
 
 
 def session() -> requests.Session:
@@ -144,38 +174,58 @@ def session() -> requests.Session:
         sess = requests.Session()
         # Proxies and netrc from the environment must not reroute webhooks.
         sess.trust_env = False
+        # Every connection checks its peer against the SSRF policy and obeys the deadline.
+        sess.mount("http://", GuardedAdapter())
+        sess.mount("https://", GuardedAdapter())
         _local.session = sess
     return sess
 
 
 def send(request: WebhookRequest, timeout_s: float) -> WebhookResponse:
-    """POST the request; never raises. Redirects are not followed; the body is bounded."""
+    """POST the request; never raises. Redirects are not followed; the body is bounded.
+
+    `timeout_s` is a hard deadline for the whole call (connect, headers and body): a watchdog
+    shuts the socket down when it passes, however slowly the receiver dribbles bytes.
+    """
     started = time.monotonic()
     deadline = started + timeout_s
     result = WebhookResponse()
+    watchdog = Watchdog(timeout_s)
     try:
-        response = session().post(
-            request.url,
-            data=request.body,
-            headers=request.headers,
-            timeout=(timeout_s, timeout_s),
-            allow_redirects=False,
-            stream=True,
-        )
-        try:
-            result.status_code = response.status_code
-            result.headers = dict(response.headers)
-            body, result.truncated = read_bounded(response, deadline)
-            result.body = body.decode(response.encoding or "utf-8", errors="replace")
-        finally:
-            response.close()
-    except TimeoutError as exc:
-        result.error = str(exc)
-    except requests.Timeout as exc:
-        result.error = f"Timed out after {timeout_s:g} s: {exc}"
-    except requests.RequestException as exc:
-        # exc.response may be None: describe the exception itself.
-        result.error = f"{type(exc).__name__}: {exc}"
+        with watchdog, scrubbed_logs(request.secrets):
+            response = session().post(
+                request.url,
+                data=request.body,
+                headers=request.headers,
+                timeout=(timeout_s, timeout_s),
+                allow_redirects=False,
+                stream=True,
+            )
+            try:
+                result.status_code = response.status_code
+                result.headers = dict(response.headers)
+                body, result.truncated = read_bounded(response, deadline)
+                result.body = body.decode(response.encoding or "utf-8", errors="replace")
+            finally:
+                response.close()
+    except BlockedAddressError as exc:
+        result.error, result.blocked = str(exc), True
+    except Exception as exc:  # noqa: BLE001 - any failure of the call is a failed attempt
+        if watchdog.fired or isinstance(exc, (TimeoutError, requests.Timeout)):
+            result.error = f"Timed out after {timeout_s:g} s: {exc}"
+        else:
+            # A RequestException's .response may be None: describe the exception itself.
+            result.error = f"{type(exc).__name__}: {exc}"
+    if watchdog.fired and not result.error:
+        # Cut mid-headers, http.client can still hand back a status with half the headers:
+        # a response the deadline interrupted is never a success.
+        result.error = f"Timed out after {timeout_s:g} s: the response did not finish in time"
+    # Errors quote the URL, receivers echo headers back: no secret may reach the logs. Then
+    # keep the remark readable (exception texts can quote whole responses); redacting first so
+    # the cut never splits a secret.
+    result.error = redact(result.error, request.secrets)[:1000]
+    result.body = redact(result.body, request.secrets)
+    result.headers = {k: redact(v, request.secrets) for k, v in result.headers.items()}
     result.duration_ms = int((time.monotonic() - started) * 1000)
     return result
 

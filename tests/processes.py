@@ -39,6 +39,9 @@ def process_env(**extra: str) -> dict[str, str]:
 class CeleryProcess:
     """`celery worker` (optionally with embedded beat) or `celery beat`, started and stopped."""
 
+    # Every started process still alive, so fault tests can park the session's worker.
+    running: set[CeleryProcess] = set()
+
     def __init__(self, *, kind: str = "worker", beat: bool = True, pool: str = "threads",
                  concurrency: int = 8, env: dict[str, str] | None = None,
                  name: str = "w1", queues: str = "") -> None:
@@ -48,6 +51,7 @@ class CeleryProcess:
         self.queues = queues
         self.log_path = Path(tempfile.mkstemp(prefix=f"celery-{name}-", suffix=".log")[1])
         self.proc: subprocess.Popen | None = None
+        self.log_offset = 0  # where the current run's output starts in the log
 
     def command(self) -> list[str]:
         base = [sys.executable, "-m", "celery", "-A", "config"]
@@ -63,11 +67,14 @@ class CeleryProcess:
         return cmd
 
     def start(self) -> CeleryProcess:
+        # A restarted process appends to its log: look for "ready" only in the new part.
+        self.log_offset = self.log_path.stat().st_size
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
             self.command(), cwd=ROOT, env=process_env(**self.extra_env), stdout=log,
             stderr=subprocess.STDOUT, start_new_session=True,
         )
+        CeleryProcess.running.add(self)
         self.wait_ready()
         return self
 
@@ -76,7 +83,7 @@ class CeleryProcess:
         marker = b"beat: Starting" if self.kind == "beat" else b"ready."
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            if marker in self.log_path.read_bytes():
+            if marker in self.log_path.read_bytes()[self.log_offset :]:
                 return
             if self.proc.poll() is not None:
                 raise RuntimeError(f"celery {self.kind} exited:\n{self.tail()}")
@@ -104,12 +111,14 @@ class CeleryProcess:
             self.proc.wait(timeout_s)
         except subprocess.TimeoutExpired:
             self.kill()
+        CeleryProcess.running.discard(self)
 
     def kill(self) -> None:
         """SIGKILL, as a crash would."""
         self.signal(signal.SIGKILL)
         if self.proc:
             self.proc.wait(10)
+        CeleryProcess.running.discard(self)
 
 
 def purge_broker() -> None:

@@ -7,7 +7,9 @@ Paths choose the answer: /ok (200), /status/<code>, /retry-after/<code>/<seconds
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
 import threading
 import time
 from collections import defaultdict
@@ -31,11 +33,12 @@ class Received:
 class Receiver:
     """The server plus the list of requests it got."""
 
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
         self.requests: list[Received] = []
         self.replies: dict[str, object] = {}
         self.calls: dict[str, int] = defaultdict(int)
         self.condition = threading.Condition()
+        self.connections: set[socket.socket] = set()  # open keep-alive connections
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -44,12 +47,18 @@ class Receiver:
             def log_message(self, *args):  # quiet
                 pass
 
+            def setup(self):
+                super().setup()
+                with receiver.condition:
+                    receiver.connections.add(self.connection)
+
             def do_POST(self):
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length)
                 receiver.handle(self, body)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        # A fixed `port` lets a test bring a receiver "back up" where the old one was.
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -115,5 +124,11 @@ class Receiver:
                 self.condition.wait(remaining)
 
     def close(self) -> None:
+        """Stop listening and drop every open connection, as a receiver going down does."""
         self.server.shutdown()
         self.server.server_close()
+        with self.condition:
+            for conn in self.connections:
+                with contextlib.suppress(OSError):
+                    conn.shutdown(socket.SHUT_RDWR)
+            self.connections.clear()

@@ -104,6 +104,61 @@ class PostgresServer:
         )
 
 
+def redis_command(port: int) -> list[str]:
+    """The command line of a throwaway Redis on `port` (no persistence: it restarts empty)."""
+    return [shutil.which("redis-server") or "redis-server", "--port", str(port), "--bind",
+            "127.0.0.1", "--save", "", "--appendonly", "no"]
+
+
+def port_open(port: int) -> bool:
+    """Whether something accepts connections on 127.0.0.1:port."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def shutdown_redis(port: int, timeout_s: float = 10.0) -> None:
+    """Stop whichever Redis listens on `port` (SHUTDOWN NOSAVE: its data is gone)."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=2) as sock:
+            sock.sendall(b"SHUTDOWN NOSAVE\r\n")
+            sock.recv(64)
+    except OSError:
+        pass
+    deadline = time.monotonic() + timeout_s
+    while port_open(port):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"Redis on port {port} did not stop")
+        time.sleep(0.05)
+
+
+# Fault tests stop and start the servers of the run they are in, found through these variables.
+def stop_redis() -> None:
+    """Stop the run's Redis, losing every queued message."""
+    shutdown_redis(int(os.environ["EVENTING_REDIS_PORT"]))
+
+
+def start_redis() -> subprocess.Popen:
+    """Start an empty Redis where the run's Redis was (stopped at the end of the run)."""
+    port = int(os.environ["EVENTING_REDIS_PORT"])
+    proc = subprocess.Popen(redis_command(port), stdout=subprocess.DEVNULL)
+    wait_for_port(port)
+    return proc
+
+
+def restart_postgres() -> None:
+    """Restart the run's PostgreSQL (fast mode: every session is cut)."""
+    root = Path(os.environ["EVENTING_PG_DIR"])
+    subprocess.run(
+        as_postgres_user([find_pg_program("pg_ctl"), "-D", str(root / "data"), "-l",
+                          str(root / "log"), "-m", "fast", "-w", "restart"]),
+        check=True, stdout=subprocess.DEVNULL,
+    )
+    wait_for_port(int(os.environ["EVENTING_PG_PORT"]))
+
+
 class RedisServer:
     """A Redis server without persistence."""
 
@@ -117,11 +172,7 @@ class RedisServer:
         return bool(self.program)
 
     def start(self) -> str:
-        self.proc = subprocess.Popen(
-            [self.program, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no"],
-            stdout=subprocess.DEVNULL,
-        )
+        self.proc = subprocess.Popen(redis_command(self.port), stdout=subprocess.DEVNULL)
         wait_for_port(self.port)
         return f"redis://127.0.0.1:{self.port}/0"
 
@@ -129,6 +180,8 @@ class RedisServer:
         if self.proc:
             self.proc.terminate()
             self.proc.wait(10)
+        # A fault test may have started another Redis on this port: stop that one too.
+        shutdown_redis(self.port)
 
 
 def main(argv: list[str]) -> int:

@@ -1,0 +1,153 @@
+"""The requests adapter webhooks go through: SSRF check on the connected peer, hard deadline.
+
+The SSRF check runs on the socket's peer address right after it connects and before any byte
+is sent, so whatever DNS answered (rebinding included) the address actually reached is judged.
+The deadline is a watchdog that shuts the socket down when the trigger's timeout is over, so a
+receiver dribbling its status line, headers or body one byte at a time cannot hold a worker.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+import threading
+from typing import Any
+
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+
+from .ssrf import check_peer
+
+_current = threading.local()
+# urllib3 logs URLs (query strings included) and, on header parse errors, the URL again.
+URLLIB3_LOGGERS = ("urllib3.connectionpool", "urllib3.connection", "urllib3.response")
+
+
+class ScrubSecrets(logging.Filter):
+    """Replaces the running call's secrets in urllib3's log records by [redacted]."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        secrets = getattr(_current, "secrets", ())
+        if secrets:
+            message = record.getMessage()
+            for secret in secrets:
+                message = message.replace(secret, "[redacted]")
+            record.msg, record.args = message, None
+        return True
+
+
+_scrubber = ScrubSecrets()
+for _name in URLLIB3_LOGGERS:
+    logging.getLogger(_name).addFilter(_scrubber)
+
+
+@contextlib.contextmanager
+def scrubbed_logs(secrets: tuple[str, ...]):
+    """While the block runs, urllib3 log lines of this thread never show `secrets`."""
+    _current.secrets = secrets
+    try:
+        yield
+    finally:
+        _current.secrets = ()
+
+
+class Watchdog:
+    """Shuts down the sockets of this thread's webhook call when its deadline passes."""
+
+    def __init__(self, timeout_s: float) -> None:
+        self.timeout_s = timeout_s
+        self.fired = False
+        self._connections: list[HTTPConnection] = []
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(timeout_s, self.fire)
+        self._timer.daemon = True
+
+    def __enter__(self) -> Watchdog:
+        _current.watchdog = self
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._timer.cancel()
+        _current.watchdog = None
+
+    def watch(self, conn: HTTPConnection) -> None:
+        """Cut `conn` at the deadline (at once if the deadline already passed)."""
+        with self._lock:
+            self._connections.append(conn)
+            if self.fired:
+                shutdown(conn)
+
+    def fire(self) -> None:
+        """The deadline: every watched socket is shut down, which ends any blocked read."""
+        with self._lock:
+            self.fired = True
+            for conn in self._connections:
+                shutdown(conn)
+
+
+def shutdown(conn: HTTPConnection) -> None:
+    """Shut a connection's socket down in both directions; a blocked recv() returns at once."""
+    sock = getattr(conn, "sock", None)
+    if sock is None:
+        return
+    with contextlib.suppress(OSError):  # already closed
+        sock.shutdown(socket.SHUT_RDWR)
+
+
+def watch(conn: HTTPConnection) -> None:
+    """Put `conn` under the running call's watchdog, if any."""
+    watchdog = getattr(_current, "watchdog", None)
+    if watchdog is not None:
+        watchdog.watch(conn)
+
+
+class GuardedHTTPConnection(HTTPConnection):
+    """An HTTP connection that refuses blocked peers and obeys the call's deadline."""
+
+    def _new_conn(self) -> socket.socket:
+        sock = super()._new_conn()
+        try:
+            check_peer(sock)
+        except BaseException:
+            sock.close()
+            raise
+        return sock
+
+    def connect(self) -> None:
+        watch(self)
+        super().connect()
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        # Reused pooled connections skip connect(): watch them here too.
+        watch(self)
+        super().request(*args, **kwargs)
+
+
+class GuardedHTTPSConnection(GuardedHTTPConnection, HTTPSConnection):
+    """The HTTPS variant: the peer is checked before the TLS handshake starts."""
+
+
+class GuardedHTTPConnectionPool(HTTPConnectionPool):
+    """Pool of guarded HTTP connections."""
+
+    ConnectionCls = GuardedHTTPConnection
+
+
+class GuardedHTTPSConnectionPool(HTTPSConnectionPool):
+    """Pool of guarded HTTPS connections."""
+
+    ConnectionCls = GuardedHTTPSConnection
+
+
+class GuardedAdapter(HTTPAdapter):
+    """requests adapter whose pools hand out guarded connections only."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {
+            "http": GuardedHTTPConnectionPool,
+            "https": GuardedHTTPSConnectionPool,
+        }
