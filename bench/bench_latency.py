@@ -22,8 +22,9 @@ def main() -> dict:
 
     receiver, port = common.start_receiver()
     common.reset_events()
-    Trigger.objects.create(name="bench_latency", type="bench_latency",
-                           url=f"http://127.0.0.1:{port}/")
+    Trigger.objects.create(
+        name="bench_latency", type="bench_latency", url=f"http://127.0.0.1:{port}/"
+    )
     worker = common.worker(concurrency=args.concurrency)
     try:
         total = int(args.rate * args.seconds)
@@ -42,7 +43,8 @@ def main() -> dict:
         receiver.terminate()
     latencies_ms = [(arrived - sent) * 1000 for _, arrived, sent in records if sent]
     result = {
-        "rate_per_s": args.rate, "events": len(latencies_ms),
+        "rate_per_s": args.rate,
+        "events": len(latencies_ms),
         "p50_ms": common.percentile(latencies_ms, 50),
         "p90_ms": common.percentile(latencies_ms, 90),
         "p99_ms": common.percentile(latencies_ms, 99),

@@ -54,8 +54,12 @@ def main() -> dict:
         worker.stop()
         receiver.terminate()
     first, last = samples[0][1], samples[-1][1]
-    result = {"samples": samples, "rss_kib_at_first": first, "rss_kib_at_last": last,
-              "growth": last / first - 1}
+    result = {
+        "samples": samples,
+        "rss_kib_at_first": first,
+        "rss_kib_at_last": last,
+        "growth": last / first - 1,
+    }
     common.write_result("memory", result)
     return result
 

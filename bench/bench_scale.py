@@ -79,8 +79,9 @@ def main() -> dict:
     from triggers.models import Trigger
 
     common.reset_events()
-    trigger = Trigger.objects.create(name="bench_scale", type="bench_scale",
-                                     url="http://127.0.0.1:9/")
+    trigger = Trigger.objects.create(
+        name="bench_scale", type="bench_scale", url="http://127.0.0.1:9/"
+    )
     with mock.patch("eventing.tasks.deliver.apply_async"):
         empty_emit = [time_emits(args.emits) for _ in range(args.rounds)]
         empty_sweep = time_sweeps(20)
@@ -90,8 +91,10 @@ def main() -> dict:
         full_emit = [time_emits(args.emits) for _ in range(args.rounds)]
         full_sweep = time_sweeps(20)
     result = {
-        "rows": args.rows, "fill_seconds": fill_s,
-        "emit_us_empty": common.median(empty_emit), "emit_us_full": common.median(full_emit),
+        "rows": args.rows,
+        "fill_seconds": fill_s,
+        "emit_us_empty": common.median(empty_emit),
+        "emit_us_full": common.median(full_emit),
         "emit_ratio": common.median(full_emit) / common.median(empty_emit),
         "sweep_ms_empty": common.median(empty_sweep),
         "sweep_ms_full": common.median(full_sweep),

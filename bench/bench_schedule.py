@@ -29,8 +29,9 @@ def main() -> dict:
 
     receiver, port = common.start_receiver()
     common.reset_events()
-    Trigger.objects.create(name="bench_schedule", type="bench_schedule",
-                           url=f"http://127.0.0.1:{port}/")
+    Trigger.objects.create(
+        name="bench_schedule", type="bench_schedule", url=f"http://127.0.0.1:{port}/"
+    )
     worker = common.worker(concurrency=16, EVENTING_TEST_ETA_HORIZON_S="30")
     rng = random.Random(42)
     try:
@@ -46,7 +47,9 @@ def main() -> dict:
         receiver.terminate()
     lateness_ms = [(arrived - due) * 1000 for _, arrived, due in records if due]
     result = {
-        "events": len(lateness_ms), "horizon_s": 30, "ahead_s": [1, args.max_ahead],
+        "events": len(lateness_ms),
+        "horizon_s": 30,
+        "ahead_s": [1, args.max_ahead],
         "early": sum(1 for v in lateness_ms if v < 0),
         "p50_late_ms": common.percentile(lateness_ms, 50),
         "p99_late_ms": common.percentile(lateness_ms, 99),

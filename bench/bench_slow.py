@@ -35,8 +35,14 @@ def main() -> dict:
     try:
         for concurrency in args.concurrency:
             seconds = run(port, args.events, "threads", concurrency)
-            runs.append({"pool": "threads", "concurrency": concurrency, "seconds": seconds,
-                         "in_flight_avg": args.events * 0.2 / seconds})
+            runs.append(
+                {
+                    "pool": "threads",
+                    "concurrency": concurrency,
+                    "seconds": seconds,
+                    "in_flight_avg": args.events * 0.2 / seconds,
+                }
+            )
             print(runs[-1], flush=True)
     finally:
         receiver.terminate()

@@ -26,8 +26,10 @@ def bare_loop(url: str, count: int) -> None:
 def run_bare(url: str, total: int, processes: int) -> float:
     """Events per second of `processes` bare loops sharing `total` requests."""
     started = time.perf_counter()
-    procs = [multiprocessing.Process(target=bare_loop, args=(url, total // processes))
-             for _ in range(processes)]
+    procs = [
+        multiprocessing.Process(target=bare_loop, args=(url, total // processes))
+        for _ in range(processes)
+    ]
     for proc in procs:
         proc.start()
     for proc in procs:
@@ -56,8 +58,10 @@ def run_eventing(port: int, total: int, pool: str, concurrency: int, processes: 
     before = common.receiver_count(port)
     queue_events(f"http://127.0.0.1:{port}/", total)
     started = time.time()
-    workers = [common.worker(pool=pool, concurrency=concurrency, beat=(i == 0), name=f"t{i}")
-               for i in range(processes)]
+    workers = [
+        common.worker(pool=pool, concurrency=concurrency, beat=(i == 0), name=f"t{i}")
+        for i in range(processes)
+    ]
     try:
         finished = common.wait_count(port, before + total, timeout_s=600)
     finally:
@@ -83,13 +87,15 @@ def main() -> dict:
             bare = run_bare(url, args.events, args.processes)
             ours = run_eventing(port, args.events, args.pool, args.concurrency, args.processes)
             runs.append({"bare_per_s": bare, "eventing_per_s": ours, "ratio": ours / bare})
-            print(f"bare {bare:.0f}/s  eventing {ours:.0f}/s  ratio {ours / bare:.2f}",
-                  flush=True)
+            print(f"bare {bare:.0f}/s  eventing {ours:.0f}/s  ratio {ours / bare:.2f}", flush=True)
     finally:
         receiver.terminate()
     result = {
-        "events": args.events, "pool": args.pool, "concurrency": args.concurrency,
-        "processes": args.processes, "runs": runs,
+        "events": args.events,
+        "pool": args.pool,
+        "concurrency": args.concurrency,
+        "processes": args.processes,
+        "runs": runs,
         "median_eventing_per_s": common.median([r["eventing_per_s"] for r in runs]),
         "median_bare_per_s": common.median([r["bare_per_s"] for r in runs]),
         "median_ratio": common.median([r["ratio"] for r in runs]),

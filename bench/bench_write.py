@@ -57,11 +57,20 @@ def measure(count: int, rounds: int) -> dict:
     from triggers.models import Trigger
 
     common.reset_events()
-    Trigger.objects.create(name="bench_orders", type="DB_INSERT", source="testapp.Order",
-                           url="http://127.0.0.1:9/")
-    samples: dict[str, list[float]] = {k: [] for k in (
-        "autocommit_none", "autocommit_trigger", "tx100_none", "tx100_trigger",
-        "untracked_disconnected", "untracked_connected")}
+    Trigger.objects.create(
+        name="bench_orders", type="DB_INSERT", source="testapp.Order", url="http://127.0.0.1:9/"
+    )
+    samples: dict[str, list[float]] = {
+        k: []
+        for k in (
+            "autocommit_none",
+            "autocommit_trigger",
+            "tx100_none",
+            "tx100_trigger",
+            "untracked_disconnected",
+            "untracked_connected",
+        )
+    }
     for _ in range(rounds):
         # Side by side in each round, so machine noise hits both sides alike.
         set_trigger(False)
@@ -77,8 +86,9 @@ def measure(count: int, rounds: int) -> dict:
         receivers_connected(True)
         samples["untracked_connected"].append(time_inserts(Untracked, count, 1))
         common.reset_events()
-        Trigger.objects.create(name="bench_orders", type="DB_INSERT", source="testapp.Order",
-                               url="http://127.0.0.1:9/")
+        Trigger.objects.create(
+            name="bench_orders", type="DB_INSERT", source="testapp.Order", url="http://127.0.0.1:9/"
+        )
     med = {k: common.median(v) * 1e6 for k, v in samples.items()}
     return {
         "rows_per_sample": count,

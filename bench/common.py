@@ -31,8 +31,15 @@ def start_receiver(delay_ms: float = 0) -> tuple[subprocess.Popen, int]:
     """Start bench.receiver in its own process; returns (process, port)."""
     port_file = Path(tempfile.mktemp(prefix="bench-port-"))
     proc = subprocess.Popen(
-        [sys.executable, "-m", "bench.receiver", "--delay-ms", str(delay_ms),
-         "--port-file", str(port_file)],
+        [
+            sys.executable,
+            "-m",
+            "bench.receiver",
+            "--delay-ms",
+            str(delay_ms),
+            "--port-file",
+            str(port_file),
+        ],
         cwd=ROOT,
     )
     deadline = time.monotonic() + 20
@@ -69,13 +76,19 @@ def wait_count(port: int, count: int, timeout_s: float) -> float:
         time.sleep(0.05)
 
 
-def worker(pool: str = "threads", concurrency: int = 16, beat: bool = True, name: str = "b1",
-           **env: str):
+def worker(
+    pool: str = "threads", concurrency: int = 16, beat: bool = True, name: str = "b1", **env: str
+):
     """A started Celery worker process for the bench settings."""
     from tests.processes import CeleryProcess
 
-    return CeleryProcess(pool=pool, concurrency=concurrency, beat=beat, name=name,
-                         env={"DJANGO_SETTINGS_MODULE": "bench.settings", **env}).start()
+    return CeleryProcess(
+        pool=pool,
+        concurrency=concurrency,
+        beat=beat,
+        name=name,
+        env={"DJANGO_SETTINGS_MODULE": "bench.settings", **env},
+    ).start()
 
 
 def percentile(values: list[float], pct: float) -> float:

@@ -32,8 +32,11 @@ async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, del
             body = await reader.readexactly(length) if length else b""
             now = time.time()
             if method == "GET":
-                payload = (json.dumps(RECORDS) if path == "/records"
-                           else json.dumps({"count": len(RECORDS)})).encode()
+                payload = (
+                    json.dumps(RECORDS)
+                    if path == "/records"
+                    else json.dumps({"count": len(RECORDS)})
+                ).encode()
             else:
                 sent_at = None
                 if b'"sent_at"' in body:
@@ -42,8 +45,10 @@ async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, del
                 if delay:
                     await asyncio.sleep(delay)
                 payload = b"{}"
-            writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-                         b"Content-Length: " + str(len(payload)).encode() + b"\r\n\r\n" + payload)
+            writer.write(
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                b"Content-Length: " + str(len(payload)).encode() + b"\r\n\r\n" + payload
+            )
             await writer.drain()
     except (asyncio.IncompleteReadError, ConnectionError):
         pass

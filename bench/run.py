@@ -42,32 +42,48 @@ def table() -> str:
             f"| save() of a model without trigger | {w['ratio_untracked']:.3f}× | ≤ 1.05× |"
         )
     if t := load("throughput"):
-        rows.append(f"| throughput, fast receiver ({t['events']} events) | "
-                    f"{t['median_eventing_per_s']:.0f}/s | ≥ 1,000/s |")
-        rows.append(f"| vs bare requests loop ({t['processes']} processes) | "
-                    f"{t['median_ratio']:.2f}× ({t['median_bare_per_s']:.0f}/s bare) | ≥ 0.5× |")
+        rows.append(
+            f"| throughput, fast receiver ({t['events']} events) | "
+            f"{t['median_eventing_per_s']:.0f}/s | ≥ 1,000/s |"
+        )
+        rows.append(
+            f"| vs bare requests loop ({t['processes']} processes) | "
+            f"{t['median_ratio']:.2f}× ({t['median_bare_per_s']:.0f}/s bare) | ≥ 0.5× |"
+        )
     if s := load("slow_receivers"):
         best = min(s["runs"], key=lambda r: r["seconds"])
-        rows.append(f"| 2,000 events, 200 ms receiver ({best['pool']} × {best['concurrency']}) | "
-                    f"{best['seconds']:.1f} s | ≤ 10 s |")
+        rows.append(
+            f"| 2,000 events, 200 ms receiver ({best['pool']} × {best['concurrency']}) | "
+            f"{best['seconds']:.1f} s | ≤ 10 s |"
+        )
     if lat := load("latency"):
-        rows.append(f"| latency at {lat['rate_per_s']:.0f}/s, p50 / p99 | "
-                    f"{lat['p50_ms']:.1f} / {lat['p99_ms']:.1f} ms | ≤ 15 / ≤ 100 ms |")
+        rows.append(
+            f"| latency at {lat['rate_per_s']:.0f}/s, p50 / p99 | "
+            f"{lat['p50_ms']:.1f} / {lat['p99_ms']:.1f} ms | ≤ 15 / ≤ 100 ms |"
+        )
     if sch := load("schedule"):
-        rows.append(f"| scheduled 1–120 s ahead: early / p99 late | {sch['early']} / "
-                    f"{sch['p99_late_ms']:.0f} ms | 0 / ≤ 1,000 ms |")
+        rows.append(
+            f"| scheduled 1–120 s ahead: early / p99 late | {sch['early']} / "
+            f"{sch['p99_late_ms']:.0f} ms | 0 / ≤ 1,000 ms |"
+        )
     if sc := load("scale"):
-        rows.append(f"| sweeper pass with {sc['rows']:,} rows | {sc['sweep_ms_full']:.1f} ms | "
-                    "≤ 50 ms |")
+        rows.append(
+            f"| sweeper pass with {sc['rows']:,} rows | {sc['sweep_ms_full']:.1f} ms | ≤ 50 ms |"
+        )
         rows.append(f"| emit with {sc['rows']:,} rows vs empty | {sc['emit_ratio']:.2f}× | ≈ 1× |")
     if m := load("memory"):
-        rows.append(f"| worker RSS growth {m['samples'][0][0]:,} → {m['samples'][-1][0]:,} "
-                    f"deliveries | {m['growth'] * 100:+.1f} % | ≤ 10 % |")
-    machine = next((r["machine"] for r in map(load, ["throughput", "write_overhead", "latency"])
-                    if r), {})
-    head = (f"Machine: {machine.get('cpus')} CPUs, Python {machine.get('python')}, "
-            f"{machine.get('database')} + {machine.get('broker')}; database, broker, workers and "
-            "receiver all on this one machine.\n\n")
+        rows.append(
+            f"| worker RSS growth {m['samples'][0][0]:,} → {m['samples'][-1][0]:,} "
+            f"deliveries | {m['growth'] * 100:+.1f} % | ≤ 10 % |"
+        )
+    machine = next(
+        (r["machine"] for r in map(load, ["throughput", "write_overhead", "latency"]) if r), {}
+    )
+    head = (
+        f"Machine: {machine.get('cpus')} CPUs, Python {machine.get('python')}, "
+        f"{machine.get('database')} + {machine.get('broker')}; database, broker, workers and "
+        "receiver all on this one machine.\n\n"
+    )
     return head + "\n".join(rows) + "\n"
 
 
@@ -80,15 +96,20 @@ def plots() -> None:
 
     if t := load("throughput"):
         fig, ax = plt.subplots(figsize=(5, 3.5))
-        ax.bar(["bare requests loop", "Eventing"],
-               [t["median_bare_per_s"], t["median_eventing_per_s"]], color=["#999", "#2a7"])
+        ax.bar(
+            ["bare requests loop", "Eventing"],
+            [t["median_bare_per_s"], t["median_eventing_per_s"]],
+            color=["#999", "#2a7"],
+        )
         ax.set_ylabel("events / s")
         ax.set_title(f"Throughput to a fast receiver ({t['processes']} processes)")
         fig.tight_layout()
         fig.savefig(RESULTS / "throughput.png", dpi=100)
         plt.close(fig)
-    series = [("latency", "latencies_ms", "commit → receipt (ms)"),
-              ("schedule", "lateness_ms", "arrival − due (ms)")]
+    series = [
+        ("latency", "latencies_ms", "commit → receipt (ms)"),
+        ("schedule", "lateness_ms", "arrival − due (ms)"),
+    ]
     for name, key, label in series:
         if data := load(name):
             values = data[key]

@@ -21,22 +21,27 @@ def check_settings(app_configs=None, **kwargs):
     problems = []
     secrets = conf.SECRETS
     if not isinstance(secrets, (list, tuple)) or not secrets:
-        problems.append(Error(
-            'EVENTING["SECRETS"] is empty: webhooks cannot be signed.',
-            hint="Set EVENTING_SECRETS (comma-separated) or EVENTING['SECRETS'] to a list of "
-            "random strings of 32 characters or more.",
-            id="eventing.E002",
-        ))
+        problems.append(
+            Error(
+                'EVENTING["SECRETS"] is empty: webhooks cannot be signed.',
+                hint="Set EVENTING_SECRETS (comma-separated) or EVENTING['SECRETS'] to a list of "
+                "random strings of 32 characters or more.",
+                id="eventing.E002",
+            )
+        )
     elif any(not isinstance(s, str) or len(s) < MIN_SECRET_LENGTH for s in secrets):
-        problems.append(Warning(
-            f'A secret in EVENTING["SECRETS"] is shorter than {MIN_SECRET_LENGTH} characters.',
-            hint="Use long random secrets, e.g. python -c 'import secrets; "
-            "print(secrets.token_urlsafe(48))'.",
-            id="eventing.W001",
-        ))
+        problems.append(
+            Warning(
+                f'A secret in EVENTING["SECRETS"] is shorter than {MIN_SECRET_LENGTH} characters.',
+                hint="Use long random secrets, e.g. python -c 'import secrets; "
+                "print(secrets.token_urlsafe(48))'.",
+                id="eventing.W001",
+            )
+        )
     if not isinstance(conf.ALLOWED_NETWORKS, (list, tuple)):
-        problems.append(Error('EVENTING["ALLOWED_NETWORKS"] must be a list of CIDRs.',
-                              id="eventing.E003"))
+        problems.append(
+            Error('EVENTING["ALLOWED_NETWORKS"] must be a list of CIDRs.', id="eventing.E003")
+        )
     return problems
 
 
@@ -51,12 +56,14 @@ def check_broker(app_configs=None, **kwargs):
         with current_app.connection_for_write() as conn:
             conn.ensure_connection(max_retries=1, timeout=2)
     except Exception as exc:  # noqa: BLE001 - any failure means "not reachable"
-        return [Warning(
-            f"The Celery broker cannot be reached: {exc}",
-            hint="Start the broker or fix CELERY_BROKER_URL; events are kept and sent when it "
-            "returns.",
-            id="eventing.W002",
-        )]
+        return [
+            Warning(
+                f"The Celery broker cannot be reached: {exc}",
+                hint="Start the broker or fix CELERY_BROKER_URL; events are kept and sent when it "
+                "returns.",
+                id="eventing.W002",
+            )
+        ]
     return []
 
 
@@ -91,12 +98,14 @@ def check_trigger_urls(app_configs=None, **kwargs):
             continue  # its deliveries report the missing variable themselves
         warning = url_warning(resolved)
         if warning:
-            problems.append(Warning(
-                f"Trigger {name}: {warning}",
-                hint="Point it at a public address, or add its network to "
-                "EVENTING['ALLOWED_NETWORKS'] if it is meant to be internal.",
-                id="eventing.W003",
-            ))
+            problems.append(
+                Warning(
+                    f"Trigger {name}: {warning}",
+                    hint="Point it at a public address, or add its network to "
+                    "EVENTING['ALLOWED_NETWORKS'] if it is meant to be internal.",
+                    id="eventing.W003",
+                )
+            )
     return problems
 
 

@@ -41,8 +41,9 @@ class DeliveryResult:
         return self.outcome.retry_in_s if self.outcome and not self.skipped else None
 
 
-def deliver_event(event_id, trigger_id: int | None = None, *, force: bool = False
-                  ) -> DeliveryResult:
+def deliver_event(
+    event_id, trigger_id: int | None = None, *, force: bool = False
+) -> DeliveryResult:
     """Make one delivery attempt of a staged event, if it is due and nobody else has it.
 
     `trigger_id` (sent along in the task message) lets the claim go first, in one statement;
@@ -50,22 +51,25 @@ def deliver_event(event_id, trigger_id: int | None = None, *, force: bool = Fals
     """
     now = timezone.now()
     if trigger_id is None:
-        trigger_id = EventLog.objects.filter(id=event_id).values_list("trigger_id", flat=True
-                                                                       ).first()
+        trigger_id = (
+            EventLog.objects.filter(id=event_id).values_list("trigger_id", flat=True).first()
+        )
     trigger = get_trigger(trigger_id)
     if trigger is None or not trigger.enabled or trigger.paused:
         return not_deliverable(event_id, trigger)
     lease = dt.timedelta(seconds=trigger.timeout_ms / 1000 + settings.LEASE_GRACE_S)
-    event = rows.claim(event_id, lease_until=now + lease, now=now, force=force,
-                       trigger_id=trigger.pk)
+    event = rows.claim(
+        event_id, lease_until=now + lease, now=now, force=force, trigger_id=trigger.pk
+    )
     if event is None:
         return why_not_claimed(event_id, now)
     note_claim(event, now)  # tells the sweeper how long messages wait in the queue
     attempt = event.attempts
     response = call_webhook(event, trigger, attempt)
     # A refused address (SSRF guard) will be refused again: fail now, no retry.
-    outcome = decide(response, attempt=attempt, trigger=trigger, now=timezone.now(),
-                     permanent=response.blocked)
+    outcome = decide(
+        response, attempt=attempt, trigger=trigger, now=timezone.now(), permanent=response.blocked
+    )
     finish(event, trigger, attempt, now, response, outcome)
     observe_delivery(event, trigger, now, response, outcome)
     return DeliveryResult(attempt=attempt, response=response, outcome=outcome)
@@ -120,8 +124,12 @@ def event_body_for_log(body: bytes) -> str:
 
 
 def finish(
-    event: EventLog, trigger: Trigger, attempt: int, started: dt.datetime,
-    response: WebhookResponse, outcome: Outcome,
+    event: EventLog,
+    trigger: Trigger,
+    attempt: int,
+    started: dt.datetime,
+    response: WebhookResponse,
+    outcome: Outcome,
 ) -> bool:
     """Record the invocation, then move the row on; False if the lease was lost meanwhile."""
     now = timezone.now()
@@ -139,17 +147,19 @@ def finish(
         changes["processed_at"] = now
     # The invocation first: if we die before the row moves on, the lease expires and the event
     # is delivered again (at-least-once) — an attempt is never left unrecorded.
-    rows.insert_invocation({
-        "event": event.id,
-        "attempt": attempt,
-        "invoked_at": started,
-        "duration_ms": response.duration_ms,
-        "request": response.request,
-        "response_status_code": response.status_code,
-        "response_headers": response.headers,
-        "response_body": response.body,
-        "error_msg": "" if outcome.succeeded else outcome.remark,
-    })
+    rows.insert_invocation(
+        {
+            "event": event.id,
+            "attempt": attempt,
+            "invoked_at": started,
+            "duration_ms": response.duration_ms,
+            "request": response.request,
+            "response_status_code": response.status_code,
+            "response_headers": response.headers,
+            "response_body": response.body,
+            "error_msg": "" if outcome.succeeded else outcome.remark,
+        }
+    )
     follow_ups = outcome.succeeded and has_follow_ups(response)
     if outcome.pause_reason or outcome.gave_up or follow_ups:
         # The row's state and what it causes (pause, dead letter, follow-ups) commit together.
@@ -164,13 +174,23 @@ def finish(
     else:
         applied = rows.finish(event.id, attempt=attempt, changes=changes)
     if not applied:
-        logger.warning("Event %s: lease lost before attempt %s finished", event.id, attempt,
-                       extra={"event_id": str(event.id), "trigger": trigger.name})
+        logger.warning(
+            "Event %s: lease lost before attempt %s finished",
+            event.id,
+            attempt,
+            extra={"event_id": str(event.id), "trigger": trigger.name},
+        )
         return False
     log = logger.info if outcome.succeeded else logger.warning
-    log("Event %s trigger=%s attempt=%s status=%s %s", event.id, trigger.name, attempt,
-        outcome.status, outcome.remark, extra={"event_id": str(event.id),
-                                               "trigger": trigger.name})
+    log(
+        "Event %s trigger=%s attempt=%s status=%s %s",
+        event.id,
+        trigger.name,
+        attempt,
+        outcome.status,
+        outcome.remark,
+        extra={"event_id": str(event.id), "trigger": trigger.name},
+    )
     return True
 
 
@@ -221,7 +241,8 @@ def emit_follow_ups(event: EventLog, response: WebhookResponse) -> None:
         try:
             with transaction.atomic(using=settings.DATABASE):
                 emit(
-                    item["type"], item.get("payload"),
+                    item["type"],
+                    item.get("payload"),
                     delay_s=delay_ms / 1000 if isinstance(delay_ms, (int, float)) else None,
                     source=f"follow-up:{event.id}",
                 )
@@ -237,6 +258,7 @@ def hold(event: EventLog) -> None:
 def cancel_orphan(event: EventLog, now: dt.datetime) -> None:
     """An event whose trigger was deleted cannot be delivered."""
     EventLog.objects.filter(id=event.id, status=EventStatus.STAGED).update(
-        status=EventStatus.CANCELLED, processed_at=now,
+        status=EventStatus.CANCELLED,
+        processed_at=now,
         remark=f"Trigger {event.trigger_name} was deleted",
     )

@@ -50,9 +50,7 @@ def emit(
     check_payload(payload)
     due = resolve_due(deliver_at=deliver_at, delay_s=delay_s)
     items = [(t, payload) for t in matching_triggers(type, payload, source or "")]
-    return record_events(
-        type, items, source=source or "", due=due, idempotency_key=idempotency_key
-    )
+    return record_events(type, items, source=source or "", due=due, idempotency_key=idempotency_key)
 
 
 def matching_triggers(event_type: str, payload: Any, source: str = "") -> list[TriggerSpec]:
@@ -84,8 +82,10 @@ def resolve_due(
         due = now
     if due - now > dt.timedelta(seconds=settings.MAX_SCHEDULE_AHEAD_S):
         raise ValidationError(
-            {"deliver_at": f"Events can be scheduled at most {settings.MAX_SCHEDULE_AHEAD_S} s "
-             "ahead (EVENTING['MAX_SCHEDULE_AHEAD_S'])."}
+            {
+                "deliver_at": f"Events can be scheduled at most {settings.MAX_SCHEDULE_AHEAD_S} s "
+                "ahead (EVENTING['MAX_SCHEDULE_AHEAD_S'])."
+            }
         )
     return due
 
@@ -110,8 +110,13 @@ def record_events(
         if existing:
             return existing
     rows = build_rows(
-        event_type, items, source=source, due=due, idempotency_key=idempotency_key,
-        status=status, now=timezone.now(),
+        event_type,
+        items,
+        source=source,
+        due=due,
+        idempotency_key=idempotency_key,
+        status=status,
+        now=timezone.now(),
     )
     if idempotency_key:
         try:
@@ -197,8 +202,10 @@ class IdempotencyConflict(ValidationError):
     def __init__(self, index: int, key: str) -> None:
         self.index, self.key = index, key
         super().__init__(
-            {"idempotency_key": f"Key {key!r} was already used for this type with a different "
-             "payload."}
+            {
+                "idempotency_key": f"Key {key!r} was already used for this type with a different "
+                "payload."
+            }
         )
 
 
@@ -227,11 +234,18 @@ def emit_batch(
                 raise IdempotencyConflict(index, request.idempotency_key)
             results.append(BatchItem(rows=rows, created=False))
             continue
-        items = [(t, request.payload) for t in matching_triggers(
-            request.type, request.payload, request.source)]
+        items = [
+            (t, request.payload)
+            for t in matching_triggers(request.type, request.payload, request.source)
+        ]
         rows = build_rows(
-            request.type, items, source=request.source, due=request.due,
-            idempotency_key=request.idempotency_key, status=EventStatus.STAGED, now=now,
+            request.type,
+            items,
+            source=request.source,
+            due=request.due,
+            idempotency_key=request.idempotency_key,
+            status=EventStatus.STAGED,
+            now=now,
         )
         if request.idempotency_key and rows:
             earlier[key] = rows
@@ -239,7 +253,7 @@ def emit_batch(
         results.append(BatchItem(rows=rows, created=bool(rows)))
     with transaction.atomic(using=db):
         for start in range(0, len(new_rows), BULK_BATCH_SIZE):
-            insert_events(new_rows[start:start + BULK_BATCH_SIZE], using=db)
+            insert_events(new_rows[start : start + BULK_BATCH_SIZE], using=db)
         if publish:
             enqueue_on_commit(new_rows, using=db)
     return results
@@ -252,9 +266,11 @@ def find_idempotent_many(
     found: dict[tuple[str, str], list[EventLog]] = {}
     if not keys:
         return found
-    rows = EventLog.objects.using(db).filter(
-        idempotency_key__in={key for _, key in keys}, type__in={t for t, _ in keys}
-    ).order_by("trigger_name")
+    rows = (
+        EventLog.objects.using(db)
+        .filter(idempotency_key__in={key for _, key in keys}, type__in={t for t, _ in keys})
+        .order_by("trigger_name")
+    )
     for row in rows:
         pair = (row.type, row.idempotency_key)
         if pair in keys:

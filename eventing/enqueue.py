@@ -39,8 +39,9 @@ def within_horizon(deliver_at: dt.datetime, now: dt.datetime | None = None) -> b
     return (deliver_at - now).total_seconds() <= settings.ETA_HORIZON_S
 
 
-def publish(event_id, deliver_at: dt.datetime, now: dt.datetime | None = None,
-            trigger_id: int | None = None) -> bool:
+def publish(
+    event_id, deliver_at: dt.datetime, now: dt.datetime | None = None, trigger_id: int | None = None
+) -> bool:
     """Send one deliver message, with an ETA when the event is due later; False if it failed."""
     global _broker_down_until
     from .tasks import deliver
@@ -55,8 +56,12 @@ def publish(event_id, deliver_at: dt.datetime, now: dt.datetime | None = None,
         )
     except Exception as exc:  # noqa: BLE001 - any broker failure: the row stays for the sweeper
         _broker_down_until = time.monotonic() + BROKER_BACKOFF_S
-        logger.warning("Could not publish event %s (%s); the sweeper will send it when the "
-                       "broker is back", event_id, exc, extra={"event_id": str(event_id)})
+        logger.warning(
+            "Could not publish event %s (%s); the sweeper will send it when the broker is back",
+            event_id,
+            exc,
+            extra={"event_id": str(event_id)},
+        )
         return False
     return True
 
@@ -65,15 +70,16 @@ def publish_rows(rows: Iterable[EventLog], *, using: str) -> int:
     """Publish the rows that are within the horizon; unmark the ones that failed."""
     now = timezone.now()
     failed = [
-        row.id for row in rows
+        row.id
+        for row in rows
         if row.enqueued_at is not None
         and not publish(row.id, row.deliver_at, now, trigger_id=row.trigger_id)
     ]
     if failed:
         # Clearing enqueued_at lets the very next sweep send them, not one lease grace later.
-        EventLog.objects.using(using).filter(
-            id__in=failed, status=EventStatus.STAGED
-        ).update(enqueued_at=None)
+        EventLog.objects.using(using).filter(id__in=failed, status=EventStatus.STAGED).update(
+            enqueued_at=None
+        )
     return len(failed)
 
 

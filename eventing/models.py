@@ -24,7 +24,9 @@ class EventLog(models.Model):
     """One event for one trigger; the source of truth for its delivery."""
 
     id = models.UUIDField(
-        primary_key=True, default=uuid.uuid4, editable=False,
+        primary_key=True,
+        default=uuid.uuid4,
+        editable=False,
         help_text="Event id; also the CloudEvents id and the webhook-id header.",
     )
     batch_id = models.UUIDField(
@@ -44,23 +46,28 @@ class EventLog(models.Model):
         max_length=100, help_text="Name of the trigger, kept if the trigger is deleted."
     )
     source = models.CharField(
-        max_length=200, blank=True,
+        max_length=200,
+        blank=True,
         help_text="Model label (DB), storage alias (FILE) or caller-given source (custom).",
     )
     payload = models.JSONField(help_text="The CloudEvents data sent to the webhook.")
     status = models.CharField(
-        max_length=20, choices=EventStatus.choices, default=EventStatus.STAGED,
+        max_length=20,
+        choices=EventStatus.choices,
+        default=EventStatus.STAGED,
         help_text="intent → staged → processing → processed | failed; cancelled by a user.",
     )
     attempts = models.PositiveIntegerField(default=0, help_text="Delivery attempts so far.")
     deliver_at = models.DateTimeField(help_text="When the next attempt is due.")
     enqueued_at = models.DateTimeField(
-        null=True, blank=True,
+        null=True,
+        blank=True,
         help_text="When a broker message was last sent for the next attempt; empty: the "
         "sweeper will send one when the event is nearly due.",
     )
     locked_until = models.DateTimeField(
-        null=True, blank=True,
+        null=True,
+        blank=True,
         help_text="Lease of the worker delivering it; past it, the sweeper re-stages the row.",
     )
     created_at = models.DateTimeField(auto_now_add=True, help_text="When it was recorded.")
@@ -72,7 +79,9 @@ class EventLog(models.Model):
     )
     remark = models.TextField(blank=True, help_text="Last error, in words.")
     idempotency_key = models.CharField(
-        max_length=200, null=True, blank=True,
+        max_length=200,
+        null=True,
+        blank=True,
         help_text="Caller-given key; a repeat with the same key and type creates nothing.",
     )
 
@@ -84,15 +93,18 @@ class EventLog(models.Model):
         indexes = [
             # The sweeper: staged rows by due time; processing rows by lease end.
             models.Index(
-                fields=["deliver_at"], name="event_logs_staged_due",
+                fields=["deliver_at"],
+                name="event_logs_staged_due",
                 condition=Q(status="staged"),
             ),
             models.Index(
-                fields=["locked_until"], name="event_logs_processing_lease",
+                fields=["locked_until"],
+                name="event_logs_processing_lease",
                 condition=Q(status="processing"),
             ),
             models.Index(
-                fields=["created_at"], name="event_logs_intent_created",
+                fields=["created_at"],
+                name="event_logs_intent_created",
                 condition=Q(status="intent"),
             ),
             # Per trigger by status (admin, redeliver), lists by status/type over time.
@@ -123,15 +135,15 @@ class InvocationLog(models.Model):
     """One attempt to deliver an event: the request sent and what came back."""
 
     event = models.ForeignKey(
-        EventLog, on_delete=models.CASCADE, related_name="invocations",
+        EventLog,
+        on_delete=models.CASCADE,
+        related_name="invocations",
         help_text="The event this attempt delivered.",
     )
     attempt = models.PositiveIntegerField(help_text="1-based attempt number.")
     invoked_at = models.DateTimeField(help_text="When the request started.")
     duration_ms = models.PositiveIntegerField(help_text="How long the call took (milliseconds).")
-    request = models.JSONField(
-        help_text="URL, headers (secrets redacted) and body of the request."
-    )
+    request = models.JSONField(help_text="URL, headers (secrets redacted) and body of the request.")
     response_status_code = models.PositiveIntegerField(
         null=True, blank=True, help_text="HTTP status, empty when no response came."
     )
@@ -160,9 +172,7 @@ class InvocationLog(models.Model):
 class Heartbeat(models.Model):
     """When a periodic job (the sweeper) last ran; read by health checks and the dashboard."""
 
-    name = models.CharField(
-        max_length=50, primary_key=True, help_text="Which job, e.g. sweep."
-    )
+    name = models.CharField(max_length=50, primary_key=True, help_text="Which job, e.g. sweep.")
     at = models.DateTimeField(help_text="When it last finished.")
     detail = models.JSONField(default=dict, blank=True, help_text="What it did last time.")
 

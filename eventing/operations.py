@@ -19,7 +19,9 @@ CANCELLABLE = (EventStatus.STAGED, EventStatus.INTENT)
 def cancel_events(event_ids: Iterable, *, reason: str = "Cancelled by a user") -> int:
     """Cancel the staged (or intent) events among `event_ids`; returns how many."""
     return EventLog.objects.filter(id__in=list(event_ids), status__in=CANCELLABLE).update(
-        status=EventStatus.CANCELLED, processed_at=timezone.now(), remark=reason,
+        status=EventStatus.CANCELLED,
+        processed_at=timezone.now(),
+        remark=reason,
         enqueued_at=None,
     )
 
@@ -37,8 +39,13 @@ def redeliver_events(event_ids: Iterable) -> int:
         if not rows:
             return 0
         EventLog.objects.using(db).filter(id__in=[row.id for row in rows]).update(
-            status=EventStatus.STAGED, attempts=0, deliver_at=now, enqueued_at=now,
-            locked_until=None, processed_at=None, remark="Redelivery requested",
+            status=EventStatus.STAGED,
+            attempts=0,
+            deliver_at=now,
+            enqueued_at=now,
+            locked_until=None,
+            processed_at=None,
+            remark="Redelivery requested",
         )
         for row in rows:
             row.deliver_at, row.enqueued_at = now, now
@@ -54,9 +61,11 @@ def reschedule_event(event_id, deliver_at: dt.datetime) -> EventLog:
     now = timezone.now()
     enqueued_at = now if within_horizon(deliver_at, now) else None
     with transaction.atomic(using=db):
-        updated = EventLog.objects.using(db).filter(
-            id=event_id, status=EventStatus.STAGED
-        ).update(deliver_at=deliver_at, enqueued_at=enqueued_at)
+        updated = (
+            EventLog.objects.using(db)
+            .filter(id=event_id, status=EventStatus.STAGED)
+            .update(deliver_at=deliver_at, enqueued_at=enqueued_at)
+        )
         if not updated:
             raise ValidationError({"deliver_at": "Only staged events can be rescheduled."})
         event = EventLog.objects.using(db).get(id=event_id)

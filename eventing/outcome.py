@@ -42,7 +42,12 @@ def describe(response: WebhookResponse) -> str:
 
 
 def decide(
-    response: WebhookResponse, *, attempt: int, trigger, now: dt.datetime, rng=random,
+    response: WebhookResponse,
+    *,
+    attempt: int,
+    trigger,
+    now: dt.datetime,
+    rng=random,
     permanent: bool = False,
 ) -> Outcome:
     """Apply the outcome rules to attempt number `attempt` of `trigger`."""
@@ -51,7 +56,9 @@ def decide(
     reason = describe(response)
     if response.status_code == GONE:
         return Outcome(
-            EventStatus.FAILED, remark=reason, gave_up=True,
+            EventStatus.FAILED,
+            remark=reason,
+            gave_up=True,
             pause_reason=f"Paused: the webhook answered 410 Gone at {now:%Y-%m-%d %H:%M:%S} UTC.",
         )
     if permanent or attempt >= trigger.retries + 1:

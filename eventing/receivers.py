@@ -35,16 +35,16 @@ def signals_connect() -> None:
     from .trigger_cache import forget_instance
 
     post_save.connect(forget_instance, sender=Trigger, dispatch_uid="eventing.forget_trigger")
-    post_delete.connect(forget_instance, sender=Trigger,
-                        dispatch_uid="eventing.forget_trigger_deleted")
+    post_delete.connect(
+        forget_instance, sender=Trigger, dispatch_uid="eventing.forget_trigger_deleted"
+    )
     try:
         from celery.signals import task_postrun, task_prerun
     except ImportError:  # pragma: no cover - Celery is a dependency
         return
     task_prerun.connect(refresh, dispatch_uid="eventing.refresh_on_task", weak=False)
     # Like a request's end in Django: drop connections that broke or outlived CONN_MAX_AGE.
-    task_postrun.connect(close_connections, dispatch_uid="eventing.close_connections",
-                         weak=False)
+    task_postrun.connect(close_connections, dispatch_uid="eventing.close_connections", weak=False)
 
 
 def close_connections(**kwargs) -> None:
@@ -124,8 +124,7 @@ def emit_db(event_type, instance, using, *, old, new, changed) -> None:
     for trigger in current_index().find(event_type, label):
         if changed is not None and not watched_change(trigger.watch_fields, changed):
             continue
-        full = payloads.db_data(using=using, instance=instance, old=old, new=new,
-                                changed=changed)
+        full = payloads.db_data(using=using, instance=instance, old=old, new=new, changed=changed)
         if not matches_filter(trigger.filter, full):
             continue
         if trigger.payload_fields:

@@ -29,7 +29,9 @@ def expired(status: str, now: dt.datetime):
 
 
 def delete_expired(
-    *, dry_run: bool = False, batch_size: int = BATCH_SIZE,
+    *,
+    dry_run: bool = False,
+    batch_size: int = BATCH_SIZE,
     progress: Callable[[str, int], None] | None = None,
 ) -> dict[str, int]:
     """Delete expired rows in small transactions so concurrent emits never wait long."""

@@ -22,8 +22,14 @@ def _prep(model, name: str, value: Any, connection) -> Any:
     return model._meta.get_field(name).get_db_prep_save(value, connection)
 
 
-def claim(event_id, *, lease_until: dt.datetime, now: dt.datetime, force: bool = False,
-          trigger_id: int | None = None) -> EventLog | None:
+def claim(
+    event_id,
+    *,
+    lease_until: dt.datetime,
+    now: dt.datetime,
+    force: bool = False,
+    trigger_id: int | None = None,
+) -> EventLog | None:
     """staged → processing with a lease, attempts + 1, if due; the claimed row or None."""
     db = settings.DATABASE
     connection = connections[db]
@@ -56,8 +62,7 @@ def finish(event_id, *, attempt: int, changes: dict[str, Any]) -> bool:
     db = settings.DATABASE
     connection = connections[db]
     qn = connection.ops.quote_name
-    assignments = ", ".join(f"{qn(EventLog._meta.get_field(name).column)} = %s"
-                            for name in changes)
+    assignments = ", ".join(f"{qn(EventLog._meta.get_field(name).column)} = %s" for name in changes)
     params = [_prep(EventLog, name, value, connection) for name, value in changes.items()]
     sql = (
         f"UPDATE {qn(EventLog._meta.db_table)} SET {assignments} "
@@ -98,8 +103,7 @@ def insert_events(events: list[EventLog], using: str | None = None) -> None:
             params.append(field.get_db_prep_save(field.pre_save(event, True), connection))
     sql = (
         f"INSERT INTO {qn(EventLog._meta.db_table)} "
-        f"({', '.join(qn(f.column) for f in fields)}) VALUES "
-        + ", ".join([row_sql] * len(events))
+        f"({', '.join(qn(f.column) for f in fields)}) VALUES " + ", ".join([row_sql] * len(events))
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, params)

@@ -41,7 +41,7 @@ def signing_secret() -> str:
 
 def secret_key_bytes(secret: str) -> bytes:
     """The raw key of a `whsec_…` secret (base64 after the prefix)."""
-    raw = secret[len(SECRET_PREFIX):] if secret.startswith(SECRET_PREFIX) else secret
+    raw = secret[len(SECRET_PREFIX) :] if secret.startswith(SECRET_PREFIX) else secret
     return base64.b64decode(raw)
 
 

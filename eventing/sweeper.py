@@ -46,9 +46,7 @@ def deliverable() -> Q:
 def release_expired_leases(now: dt.datetime) -> int:
     """Processing rows whose worker vanished go back to staged (failed after the last try)."""
     expired = EventLog.objects.filter(status=EventStatus.PROCESSING, locked_until__lt=now)
-    spent = list(
-        expired.filter(attempts__gte=F("trigger__retries") + 1).select_related("trigger")
-    )
+    spent = list(expired.filter(attempts__gte=F("trigger__retries") + 1).select_related("trigger"))
     for event in spent:
         fail_lost_last_attempt(event, now)
     return expired.update(
@@ -67,7 +65,9 @@ def fail_lost_last_attempt(event: EventLog, now: dt.datetime) -> None:
         failed = EventLog.objects.filter(
             id=event.id, status=EventStatus.PROCESSING, attempts=event.attempts
         ).update(
-            status=EventStatus.FAILED, locked_until=None, processed_at=now,
+            status=EventStatus.FAILED,
+            locked_until=None,
+            processed_at=now,
             remark=f"The worker was lost during the last attempt ({event.attempts}).",
         )
         if failed and event.trigger is not None:
@@ -77,8 +77,9 @@ def fail_lost_last_attempt(event: EventLog, now: dt.datetime) -> None:
 def enqueue_due(now: dt.datetime) -> int:
     """Send rows due soon that have no message, and due rows whose message was lost."""
     grace = dt.timedelta(seconds=settings.LEASE_GRACE_S)
-    never_sent = Q(enqueued_at__isnull=True, deliver_at__lte=now + dt.timedelta(
-        seconds=lookahead_s()))
+    never_sent = Q(
+        enqueued_at__isnull=True, deliver_at__lte=now + dt.timedelta(seconds=lookahead_s())
+    )
     # Behind a long queue a message is late, not lost: wait out (twice, as the queue may still
     # grow) the lag workers report before sending a copy. See eventing/lag.py.
     queued = dt.timedelta(seconds=2 * recent_lag_s(now))
@@ -99,8 +100,11 @@ def enqueue_due(now: dt.datetime) -> int:
                 enqueued_at=now
             )
     # Published after commit: a crash here leaves rows marked sent, found again as lost.
-    failed = [pk for pk, deliver_at, trigger_id in due
-              if not publish(pk, deliver_at, now, trigger_id=trigger_id)]
+    failed = [
+        pk
+        for pk, deliver_at, trigger_id in due
+        if not publish(pk, deliver_at, now, trigger_id=trigger_id)
+    ]
     if failed:
         EventLog.objects.using(db).filter(id__in=failed).update(enqueued_at=None)
     return len(due) - len(failed)

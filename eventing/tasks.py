@@ -14,8 +14,9 @@ from .enqueue import publish, within_horizon
 DB_RETRY_S = 1.0
 
 
-@shared_task(bind=True, name="eventing.deliver", acks_late=True, max_retries=None,
-             ignore_result=True)
+@shared_task(
+    bind=True, name="eventing.deliver", acks_late=True, max_retries=None, ignore_result=True
+)
 def deliver(self, event_id: str, trigger_id: int | None = None) -> str:
     """Attempt delivery of one event; schedule the next attempt through Celery's retry."""
     from .delivery import deliver_event

@@ -90,8 +90,7 @@ def cloudevent(event: EventLog) -> dict[str, Any]:
 
 def encode_body(envelope: dict[str, Any]) -> bytes:
     """Compact UTF-8 JSON: the exact bytes signed and sent."""
-    return json.dumps(envelope, separators=(",", ":"), ensure_ascii=False,
-                      allow_nan=False).encode()
+    return json.dumps(envelope, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
 
 
 def resolve_env(template: str, what: str) -> str:
@@ -139,13 +138,19 @@ def build_request(event: EventLog, trigger, attempt: int) -> WebhookRequest:
             headers[name] = header.get("value", "")
             redacted[name] = REDACTED if SENSITIVE_HEADER_RE.search(name) else headers[name]
     url = resolve_env(trigger.url, "url")
-    secrets = [
-        headers[name] for name, shown in redacted.items() if shown == REDACTED
-    ] + [os.environ[name] for name in ENV_PLACEHOLDER_RE.findall(trigger.url)]
+    secrets = [headers[name] for name, shown in redacted.items() if shown == REDACTED] + [
+        os.environ[name] for name in ENV_PLACEHOLDER_RE.findall(trigger.url)
+    ]
     secrets += [trigger.signing_secret or "", *(settings.SECRETS or [])]
     # The stored URL keeps the placeholders: resolved values may be credentials.
-    return WebhookRequest(url=url, headers=headers, body=body, redacted_headers=redacted,
-                          logged_url=trigger.url, secrets=secret_values(secrets))
+    return WebhookRequest(
+        url=url,
+        headers=headers,
+        body=body,
+        redacted_headers=redacted,
+        logged_url=trigger.url,
+        secrets=secret_values(secrets),
+    )
 
 
 # Shorter values are not scrubbed: replacing every "1" in a body would hide the answer, and a

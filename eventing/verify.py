@@ -37,8 +37,9 @@ def verify_sc_token(header_value: str, secrets: Sequence[str] | None = None) -> 
     last_error: Exception | None = None
     for secret in secrets:
         try:
-            claims = jwt.decode(token, secret, algorithms=["HS256"],
-                                options={"require": ["exp", "iat", "id"]})
+            claims = jwt.decode(
+                token, secret, algorithms=["HS256"], options={"require": ["exp", "iat", "id"]}
+            )
         except jwt.InvalidSignatureError as exc:
             last_error = exc
             continue
@@ -57,8 +58,9 @@ def _header(headers: Mapping[str, str], name: str) -> str:
     return ""
 
 
-def verify_signature(body: bytes, headers: Mapping[str, str], secret: str,
-                     *, now: float | None = None) -> None:
+def verify_signature(
+    body: bytes, headers: Mapping[str, str], secret: str, *, now: float | None = None
+) -> None:
     """Check the Standard Webhooks `webhook-signature` of `body`; raise if it does not match."""
     msg_id = _header(headers, "webhook-id")
     timestamp = _header(headers, "webhook-timestamp")

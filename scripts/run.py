@@ -76,10 +76,26 @@ def main() -> int:
 
     celery = [sys.executable, "-m", "celery", "-A", "config"]
     commands = {
-        "web": [sys.executable, "manage.py", "runserver", "--noreload", "--insecure",
-                f"{args.host}:{args.port}"],
-        "worker": [*celery, "worker", "-l", "info", "-P", WORKER_POOL, "-c",
-                   WORKER_CONCURRENCY, "-n", "worker@%h"],
+        "web": [
+            sys.executable,
+            "manage.py",
+            "runserver",
+            "--noreload",
+            "--insecure",
+            f"{args.host}:{args.port}",
+        ],
+        "worker": [
+            *celery,
+            "worker",
+            "-l",
+            "info",
+            "-P",
+            WORKER_POOL,
+            "-c",
+            WORKER_CONCURRENCY,
+            "-n",
+            "worker@%h",
+        ],
         "beat": [*celery, "beat", "-l", "info", "-s", str(var_dir / "celerybeat-schedule")],
     }
     procs = {name: subprocess.Popen(cmd, cwd=ROOT, env=env) for name, cmd in commands.items()}

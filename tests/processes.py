@@ -27,11 +27,13 @@ def database_url() -> str:
 def process_env(**extra: str) -> dict[str, str]:
     """Environment for a child process of the test run."""
     env = dict(os.environ)
-    env.update({
-        "DJANGO_SETTINGS_MODULE": "tests.settings",
-        "DATABASE_URL": database_url(),
-        "PYTHONUNBUFFERED": "1",
-    })
+    env.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "tests.settings",
+            "DATABASE_URL": database_url(),
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
     env.update(extra)
     return env
 
@@ -42,9 +44,17 @@ class CeleryProcess:
     # Every started process still alive, so fault tests can park the session's worker.
     running: set[CeleryProcess] = set()
 
-    def __init__(self, *, kind: str = "worker", beat: bool = True, pool: str = "threads",
-                 concurrency: int = 8, env: dict[str, str] | None = None,
-                 name: str = "w1", queues: str = "") -> None:
+    def __init__(
+        self,
+        *,
+        kind: str = "worker",
+        beat: bool = True,
+        pool: str = "threads",
+        concurrency: int = 8,
+        env: dict[str, str] | None = None,
+        name: str = "w1",
+        queues: str = "",
+    ) -> None:
         self.kind, self.beat, self.pool, self.concurrency = kind, beat, pool, concurrency
         self.extra_env = env or {}
         self.name = name
@@ -58,8 +68,20 @@ class CeleryProcess:
         if self.kind == "beat":
             schedule = tempfile.mktemp(prefix="beat-schedule-")
             return [*base, "beat", "-l", "info", "-s", schedule]
-        cmd = [*base, "worker", "-l", "info", "-P", self.pool, "-c", str(self.concurrency),
-               "-n", f"{self.name}@%h", "--without-mingle", "--without-gossip"]
+        cmd = [
+            *base,
+            "worker",
+            "-l",
+            "info",
+            "-P",
+            self.pool,
+            "-c",
+            str(self.concurrency),
+            "-n",
+            f"{self.name}@%h",
+            "--without-mingle",
+            "--without-gossip",
+        ]
         if self.queues:
             cmd += ["-Q", self.queues]
         if self.beat:
@@ -71,8 +93,12 @@ class CeleryProcess:
         self.log_offset = self.log_path.stat().st_size
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            self.command(), cwd=ROOT, env=process_env(**self.extra_env), stdout=log,
-            stderr=subprocess.STDOUT, start_new_session=True,
+            self.command(),
+            cwd=ROOT,
+            env=process_env(**self.extra_env),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         CeleryProcess.running.add(self)
         self.wait_ready()

@@ -75,39 +75,86 @@ class PostgresServer:
             shutil.chown(self.root, "postgres", "postgres")
         data = self.root / "data"
         subprocess.run(
-            as_postgres_user([self.initdb, "-D", str(data), "-U", "postgres", "-A", "trust",
-                              "-E", "UTF8", "--no-sync"]),
-            check=True, stdout=subprocess.DEVNULL,
+            as_postgres_user(
+                [
+                    self.initdb,
+                    "-D",
+                    str(data),
+                    "-U",
+                    "postgres",
+                    "-A",
+                    "trust",
+                    "-E",
+                    "UTF8",
+                    "--no-sync",
+                ]
+            ),
+            check=True,
+            stdout=subprocess.DEVNULL,
         )
-        options = (f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 "
-                   "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
-                   "-c max_connections=300")
+        options = (
+            f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 "
+            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
+            "-c max_connections=300"
+        )
         subprocess.run(
-            as_postgres_user([self.pg_ctl, "-D", str(data), "-l", str(self.root / "log"),
-                              "-o", options, "-w", "start"]),
-            check=True, stdout=subprocess.DEVNULL,
+            as_postgres_user(
+                [
+                    self.pg_ctl,
+                    "-D",
+                    str(data),
+                    "-l",
+                    str(self.root / "log"),
+                    "-o",
+                    options,
+                    "-w",
+                    "start",
+                ]
+            ),
+            check=True,
+            stdout=subprocess.DEVNULL,
         )
         wait_for_port(self.port)
         # The database `make run`-style commands and benchmarks use; tests create their own.
         subprocess.run(
-            [find_pg_program("createdb") or "createdb", "-h", "127.0.0.1", "-p", str(self.port),
-             "-U", "postgres", "eventing"],
+            [
+                find_pg_program("createdb") or "createdb",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-U",
+                "postgres",
+                "eventing",
+            ],
             check=True,
         )
         return f"postgres://postgres@127.0.0.1:{self.port}/eventing"
 
     def stop(self) -> None:
         subprocess.run(
-            as_postgres_user([self.pg_ctl, "-D", str(self.root / "data"), "-m", "immediate",
-                              "stop"]),
-            check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            as_postgres_user(
+                [self.pg_ctl, "-D", str(self.root / "data"), "-m", "immediate", "stop"]
+            ),
+            check=False,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
 
 
 def redis_command(port: int) -> list[str]:
     """The command line of a throwaway Redis on `port` (no persistence: it restarts empty)."""
-    return [shutil.which("redis-server") or "redis-server", "--port", str(port), "--bind",
-            "127.0.0.1", "--save", "", "--appendonly", "no"]
+    return [
+        shutil.which("redis-server") or "redis-server",
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+    ]
 
 
 def port_open(port: int) -> bool:
@@ -152,9 +199,21 @@ def restart_postgres() -> None:
     """Restart the run's PostgreSQL (fast mode: every session is cut)."""
     root = Path(os.environ["EVENTING_PG_DIR"])
     subprocess.run(
-        as_postgres_user([find_pg_program("pg_ctl"), "-D", str(root / "data"), "-l",
-                          str(root / "log"), "-m", "fast", "-w", "restart"]),
-        check=True, stdout=subprocess.DEVNULL,
+        as_postgres_user(
+            [
+                find_pg_program("pg_ctl"),
+                "-D",
+                str(root / "data"),
+                "-l",
+                str(root / "log"),
+                "-m",
+                "fast",
+                "-w",
+                "restart",
+            ]
+        ),
+        check=True,
+        stdout=subprocess.DEVNULL,
     )
     wait_for_port(int(os.environ["EVENTING_PG_PORT"]))
 
@@ -199,11 +258,15 @@ def main(argv: list[str]) -> int:
             if not (pg.available and redis.available):
                 missing = "PostgreSQL" if not pg.available else "redis-server"
                 if env.get("EVENTING_REQUIRE_SERVICES") == "1":
-                    print(f"error: {missing} is not installed and EVENTING_REQUIRE_SERVICES=1",
-                          file=sys.stderr)
+                    print(
+                        f"error: {missing} is not installed and EVENTING_REQUIRE_SERVICES=1",
+                        file=sys.stderr,
+                    )
                     return 1
-                print(f"skip: {missing} is not installed; PostgreSQL/Redis run skipped",
-                      file=sys.stderr)
+                print(
+                    f"skip: {missing} is not installed; PostgreSQL/Redis run skipped",
+                    file=sys.stderr,
+                )
                 return 0
             env["DATABASE_URL"] = pg.start()
             servers.append(pg)

@@ -38,14 +38,21 @@ def fresh_clone(tmp_path):
 
 def test_make_run_serves_mission_control_and_delivers(fresh_clone, tmp_path, receiver):
     port = free_port()
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("DATABASE_URL", "CELERY_BROKER_URL", "DJANGO_SETTINGS_MODULE")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("DATABASE_URL", "CELERY_BROKER_URL", "DJANGO_SETTINGS_MODULE")
+    }
     env["EVENTING_VAR_DIR"] = str(tmp_path / "var")
     venv = Path(sys.prefix)
     log = (tmp_path / "run.log").open("wb")
     proc = subprocess.Popen(
-        ["make", "run", f"VENV={venv}", f"PORT={port}"], cwd=fresh_clone, env=env,
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        ["make", "run", f"VENV={venv}", f"PORT={port}"],
+        cwd=fresh_clone,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     output = tmp_path / "run.log"
     try:
@@ -67,9 +74,16 @@ def test_make_run_serves_mission_control_and_delivers(fresh_clone, tmp_path, rec
         assert "login: admin / " in printed
 
         script = SAVE_A_ROW.format(url=receiver.url("/ok/make-run"))
-        subprocess.run([sys.executable, "manage.py", "shell", "-c", script], cwd=fresh_clone,
-                       env={**env, "DJANGO_SETTINGS_MODULE": "config.settings",
-                            "EVENTING_ALLOWED_NETWORKS": "127.0.0.0/8"}, check=True)
+        subprocess.run(
+            [sys.executable, "manage.py", "shell", "-c", script],
+            cwd=fresh_clone,
+            env={
+                **env,
+                "DJANGO_SETTINGS_MODULE": "config.settings",
+                "EVENTING_ALLOWED_NETWORKS": "127.0.0.0/8",
+            },
+            check=True,
+        )
         got = receiver.wait_for("/ok/make-run", timeout_s=60)[0].json()
         assert got["type"] == "DB_INSERT"
         assert got["data"]["model"] == "auth.User"
@@ -99,20 +113,30 @@ def see_a_delivery_with_eventing_listen(clone: Path, env: dict, printed: str, tm
     assert "manage.py eventing_listen --port 9000" in printed
     assert "http://127.0.0.1:9000/" in printed
     port = free_port()
-    env = {**env, "DJANGO_SETTINGS_MODULE": "config.settings",
-           "EVENTING_ALLOWED_NETWORKS": "127.0.0.0/8"}
+    env = {
+        **env,
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "EVENTING_ALLOWED_NETWORKS": "127.0.0.0/8",
+    }
     out = tmp_path / "listen.log"
     listen = subprocess.Popen(
-        [sys.executable, "manage.py", "eventing_listen", "--port", str(port)], cwd=clone,
-        env=env, stdout=out.open("wb"), stderr=subprocess.STDOUT,
+        [sys.executable, "manage.py", "eventing_listen", "--port", str(port)],
+        cwd=clone,
+        env=env,
+        stdout=out.open("wb"),
+        stderr=subprocess.STDOUT,
     )
     try:
         wait_until(lambda: "Listening on" in out.read_text(), message="eventing_listen")
         script = LISTEN_TRIGGER.format(url=f"http://127.0.0.1:{port}/")
-        subprocess.run([sys.executable, "manage.py", "shell", "-c", script], cwd=clone, env=env,
-                       check=True)
-        wait_until(lambda: "webhook-signature verified" in out.read_text(), timeout_s=60,
-                   message=f"a verified delivery at eventing_listen:\n{out.read_text()}")
+        subprocess.run(
+            [sys.executable, "manage.py", "shell", "-c", script], cwd=clone, env=env, check=True
+        )
+        wait_until(
+            lambda: "webhook-signature verified" in out.read_text(),
+            timeout_s=60,
+            message=f"a verified delivery at eventing_listen:\n{out.read_text()}",
+        )
         text = out.read_text()
         assert "DB_INSERT trigger=new_groups attempt=1" in text
         assert '"name": "editors"' in text

@@ -9,8 +9,12 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
-def wait_until(check: Callable[[], T], timeout_s: float = 30.0, interval_s: float = 0.05,
-               message: str = "condition") -> T:
+def wait_until(
+    check: Callable[[], T],
+    timeout_s: float = 30.0,
+    interval_s: float = 0.05,
+    message: str = "condition",
+) -> T:
     """Call `check` until it returns something truthy; raise AssertionError at the deadline."""
     deadline = time.monotonic() + timeout_s
     while True:

@@ -48,8 +48,7 @@ class Trigger(models.Model):
     )
     paused = models.BooleanField(
         default=False,
-        help_text="When on, events are still recorded but held as staged; resuming delivers "
-        "them.",
+        help_text="When on, events are still recorded but held as staged; resuming delivers them.",
     )
     paused_reason = models.CharField(
         max_length=500, blank=True, help_text="Why the trigger is paused (e.g. a 410 reply)."

@@ -70,15 +70,28 @@ def _load() -> TriggerIndex:
             Trigger.objects.using(db)
             .filter(enabled=True)
             .values_list(
-                "id", "name", "type", "source", "filter", "watch_fields", "payload_fields",
-                "path_pattern", "delay_s",
+                "id",
+                "name",
+                "type",
+                "source",
+                "filter",
+                "watch_fields",
+                "payload_fields",
+                "path_pattern",
+                "delay_s",
             )
         )
     for row in rows:
         spec = TriggerSpec(
-            id=row[0], name=row[1], type=row[2], source=row[3], filter=row[4] or {},
-            watch_fields=tuple(row[5] or ()), payload_fields=tuple(row[6] or ()),
-            path_pattern=row[7] or "", delay_s=row[8] or 0.0,
+            id=row[0],
+            name=row[1],
+            type=row[2],
+            source=row[3],
+            filter=row[4] or {},
+            watch_fields=tuple(row[5] or ()),
+            payload_fields=tuple(row[6] or ()),
+            path_pattern=row[7] or "",
+            delay_s=row[8] or 0.0,
         )
         by_key[(spec.type, spec.source)].append(spec)
         if spec.type in DB_TYPES:

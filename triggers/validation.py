@@ -92,8 +92,10 @@ def validate_field_list(value, field: str, allowed: list[str] | None) -> None:
         unknown = [v for v in value if v not in allowed]
         if unknown:
             raise ValidationError(
-                {field: f"Unknown field(s) {', '.join(unknown)}; the model has "
-                 f"{', '.join(allowed)}."}
+                {
+                    field: f"Unknown field(s) {', '.join(unknown)}; the model has "
+                    f"{', '.join(allowed)}."
+                }
             )
 
 
@@ -140,8 +142,10 @@ def validate_trigger(trigger) -> None:
         aliases = storage_aliases()
         if trigger.source not in aliases:
             raise ValidationError(
-                {"source": f"{trigger.source!r} is not a storage alias; choose one of "
-                 f"{', '.join(aliases) or '(none configured)'}."}
+                {
+                    "source": f"{trigger.source!r} is not a storage alias; choose one of "
+                    f"{', '.join(aliases) or '(none configured)'}."
+                }
             )
     elif trigger.source:
         raise ValidationError({"source": "Custom event triggers have no source; leave it blank."})

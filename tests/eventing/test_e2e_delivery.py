@@ -29,8 +29,12 @@ def status_of(event_id) -> str:
 
 def test_insert_update_delete_payloads(worker, receiver):
     for kind in ("DB_INSERT", "DB_UPDATE", "DB_DELETE"):
-        TriggerFactory(name=f"orders_{kind.lower()}", type=kind, source="testapp.Order",
-                       url=receiver.url(f"/ok/{kind}"))
+        TriggerFactory(
+            name=f"orders_{kind.lower()}",
+            type=kind,
+            source="testapp.Order",
+            url=receiver.url(f"/ok/{kind}"),
+        )
     order = Order.objects.create(status="new", total="10.50", quantity=2**60, note="hi")
     order.status = "paid"
     order.save()
@@ -62,14 +66,20 @@ def test_insert_update_delete_payloads(worker, receiver):
     assert delete["data"]["new"] is None
     assert delete["data"]["old"]["status"] == "paid"
     assert delete["data"]["pk"] == pk
-    wait_until(lambda: not EventLog.objects.exclude(status=EventStatus.PROCESSED).exists(),
-               message="every event processed")
+    wait_until(
+        lambda: not EventLog.objects.exclude(status=EventStatus.PROCESSED).exists(),
+        message="every event processed",
+    )
     assert EventLog.objects.filter(status=EventStatus.PROCESSED).count() == 3
 
 
 def test_update_of_unwatched_fields_fires_nothing(worker, receiver):
-    TriggerFactory(type="DB_UPDATE", source="testapp.Order", watch_fields=["status"],
-                   url=receiver.url("/ok/watch"))
+    TriggerFactory(
+        type="DB_UPDATE",
+        source="testapp.Order",
+        watch_fields=["status"],
+        url=receiver.url("/ok/watch"),
+    )
     order = Order.objects.create(status="new")
     order.note = "only the note"
     order.save()
@@ -98,8 +108,13 @@ def test_rollback_fires_nothing(worker, receiver):
 
 
 def test_failing_receiver_retries_with_backoff_then_dead_letter(worker, receiver):
-    trigger = TriggerFactory(type="order_placed", retries=2, backoff_base_s=0.5,
-                             backoff_max_s=5, url=receiver.url("/status/500"))
+    trigger = TriggerFactory(
+        type="order_placed",
+        retries=2,
+        backoff_base_s=0.5,
+        backoff_max_s=5,
+        url=receiver.url("/status/500"),
+    )
     TriggerFactory(name="dlq_catcher", type=f"dlq_{trigger.name}", url=receiver.url("/ok/dlq"))
     [event] = emit("order_placed", {"n": 1})
 
@@ -139,8 +154,13 @@ def test_gone_pauses_the_trigger(worker, receiver):
 
 
 def test_retry_after_is_honoured(worker, receiver):
-    TriggerFactory(type="order_placed", retries=1, backoff_base_s=0.1, backoff_max_s=10,
-                   url=receiver.url("/retry-after/503/2"))
+    TriggerFactory(
+        type="order_placed",
+        retries=1,
+        backoff_base_s=0.1,
+        backoff_max_s=10,
+        url=receiver.url("/retry-after/503/2"),
+    )
     emit("order_placed", {})
     first, second = receiver.wait_for("/retry-after/503/2", count=2, timeout_s=20)
     assert second.at - first.at >= 2.0
@@ -180,8 +200,10 @@ def test_lost_message_is_resent_by_the_sweeper(worker, receiver):
     Trigger.objects.filter(pk=trigger.pk).update(paused=True)
     time.sleep(0.5)  # let the worker's trigger index see the pause
     [event] = emit("order_placed", {})
-    wait_until(lambda: EventLog.objects.get(id=event.id).enqueued_at is None,
-               message="worker held the message")
+    wait_until(
+        lambda: EventLog.objects.get(id=event.id).enqueued_at is None,
+        message="worker held the message",
+    )
     # Simulate a lost message: the row says it was sent, the broker holds nothing.
     EventLog.objects.filter(id=event.id).update(
         enqueued_at=timezone.now() - dt.timedelta(seconds=10),
@@ -223,8 +245,9 @@ def test_message_lost_after_commit_is_delivered_by_the_sweeper(worker, receiver,
 
 def test_worker_killed_mid_delivery_is_redelivered_after_the_lease(worker, receiver, settings):
     settings.EVENTING = {**settings.EVENTING, "PUBLISH_IN_BACKGROUND": False}
-    TriggerFactory(type="order_placed", retries=2, timeout_ms=2000,
-                   url=receiver.url("/slow-once/30"))
+    TriggerFactory(
+        type="order_placed", retries=2, timeout_ms=2000, url=receiver.url("/slow-once/30")
+    )
     doomed = CeleryProcess(beat=False, name="doomed", queues="doomed").start()
     try:
         from eventing.tasks import deliver

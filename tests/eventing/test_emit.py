@@ -1,6 +1,7 @@
 """emit() and the DB receivers: rows in the caller's transaction, messages on commit."""
 
 import datetime as dt
+
 import pytest
 from django.core.exceptions import ValidationError
 from django.db import connection
@@ -16,8 +17,9 @@ from tests.testapp.models import Document, Order, Untracked
 pytestmark = pytest.mark.django_db
 
 
-def test_custom_event_makes_one_row_per_matching_trigger(published,
-                                                         django_capture_on_commit_callbacks):
+def test_custom_event_makes_one_row_per_matching_trigger(
+    published, django_capture_on_commit_callbacks
+):
     TriggerFactory(name="a", type="order_placed")
     TriggerFactory(name="b", type="order_placed")
     TriggerFactory(name="c", type="other")
@@ -138,8 +140,9 @@ def test_uuid_pk_insert_reads_no_old_row(published):
     TriggerFactory(type="DB_INSERT", source="testapp.Document")
     with CaptureQueriesContext(connection) as queries:
         Document.objects.create(title="a")
-    assert not any("SELECT" in q["sql"] and "testapp_document" in q["sql"]
-                   for q in queries.captured_queries)
+    assert not any(
+        "SELECT" in q["sql"] and "testapp_document" in q["sql"] for q in queries.captured_queries
+    )
     assert EventLog.objects.get().type == "DB_INSERT"
 
 

@@ -16,7 +16,7 @@ from tests.factories import TriggerFactory
 def published(monkeypatch):
     """Record what the sweeper publishes instead of sending it."""
     sent = []
-    monkeypatch.setattr(sweeper, "publish", lambda pk, due, now: sent.append(pk) or True)
+    monkeypatch.setattr(sweeper, "publish", lambda pk, due, now, **kwargs: sent.append(pk) or True)
     return sent
 
 

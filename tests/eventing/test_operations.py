@@ -1,6 +1,7 @@
 """Cancel, redeliver and reschedule through the pipeline's functions."""
 
 import datetime as dt
+
 import pytest
 from django.core.exceptions import ValidationError
 from django.utils import timezone
@@ -32,8 +33,9 @@ def test_redeliver_gives_a_fresh_budget_and_keeps_invocations(
 ):
     row = rows[0]
     EventLog.objects.filter(id=row.id).update(status=EventStatus.FAILED, attempts=4)
-    InvocationLog.objects.create(event_id=row.id, attempt=1, invoked_at=timezone.now(),
-                                 duration_ms=1, request={})
+    InvocationLog.objects.create(
+        event_id=row.id, attempt=1, invoked_at=timezone.now(), duration_ms=1, request={}
+    )
     published.reset_mock()
     with django_capture_on_commit_callbacks(execute=True):
         assert redeliver_events([r.id for r in rows]) == 1  # the others are still staged

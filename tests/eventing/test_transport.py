@@ -24,10 +24,13 @@ URL = "https://hooks.example.com/in"
 def event(monkeypatch):
     monkeypatch.setenv("HOOK_TOKEN", "s3cr3t-from-env")
     trigger = TriggerFactory(
-        type="order", url="https://{{HOOK_HOST}}/in",
-        headers=[{"name": "Authorization", "value_from_env": "HOOK_TOKEN"},
-                 {"name": "X-Plain", "value": "visible"},
-                 {"name": "X-Api-Key", "value": "literal-key"}],
+        type="order",
+        url="https://{{HOOK_HOST}}/in",
+        headers=[
+            {"name": "Authorization", "value_from_env": "HOOK_TOKEN"},
+            {"name": "X-Plain", "value": "visible"},
+            {"name": "X-Api-Key", "value": "literal-key"},
+        ],
     )
     monkeypatch.setenv("HOOK_HOST", "hooks.example.com")
     [row] = emit("order", {"n": 1, "text": "é"})
@@ -40,9 +43,13 @@ def test_request_body_and_headers(event):
     request = build_request(row, trigger, attempt=2)
     body = json.loads(request.body)
     assert body == {
-        "specversion": "1.0", "id": str(row.id), "type": "order", "source": "eventing",
+        "specversion": "1.0",
+        "id": str(row.id),
+        "type": "order",
+        "source": "eventing",
         "time": row.created_at.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
-        "datacontenttype": "application/json", "data": {"n": 1, "text": "é"},
+        "datacontenttype": "application/json",
+        "data": {"n": 1, "text": "é"},
     }
     assert request.url == URL
     headers = request.headers
@@ -121,8 +128,15 @@ def test_response_body_is_cut(event, settings):
 def test_follow_up_events_from_the_reply(event):
     row, trigger = event
     TriggerFactory(name="follow", type="order_shipped")
-    responses.post(URL, json={"events": [{"type": "order_shipped", "payload": {"n": 1}},
-                                         {"type": "DB_INSERT", "payload": {}}]})
+    responses.post(
+        URL,
+        json={
+            "events": [
+                {"type": "order_shipped", "payload": {"n": 1}},
+                {"type": "DB_INSERT", "payload": {}},
+            ]
+        },
+    )
     deliver_event(row.id)
     follow = EventLog.objects.get(trigger_name="follow")
     assert follow.payload == {"n": 1}
@@ -139,8 +153,11 @@ def test_signature_verifies_with_standardwebhooks_and_our_verifier():
     secret = "whsec_" + base64.b64encode(b"k" * 24).decode()
     now = int(time.time())
     body = b'{"a":1}'
-    headers = {"webhook-id": "msg_1", "webhook-timestamp": str(now),
-               "webhook-signature": webhook_signature(secret, "msg_1", now, body)}
+    headers = {
+        "webhook-id": "msg_1",
+        "webhook-timestamp": str(now),
+        "webhook-signature": webhook_signature(secret, "msg_1", now, body),
+    }
     assert Webhook(secret).verify(body, headers) == {"a": 1}
     verify_signature(body, headers, secret)
     with pytest.raises(WebhookVerificationError):
