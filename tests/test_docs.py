@@ -102,20 +102,7 @@ def test_index_links_every_page_of_the_docs():
 def test_relative_links_between_pages_resolve():
     for page in DOCS.glob("*.md"):
         for target in re.findall(r"\]\((?!https?:|#)([^)#\s]+)", page.read_text()):
-            if target.endswith(".md") and not (page.parent / target).exists():
-                # The pages of the API, admin, storage and reliability work land with that
-                # work; every other page must exist.
-                owned_elsewhere = {
-                    "api.md",
-                    "receiving.md",
-                    "storage.md",
-                    "guarantees.md",
-                    "benchmarks.md",
-                    "mission-control.md",
-                }
-                assert target in owned_elsewhere, f"{page.name} links to missing {target}"
-            elif not target.endswith(".md"):
-                assert (page.parent / target).exists(), f"{page.name} links to missing {target}"
+            assert (page.parent / target).exists(), f"{page.name} links to missing {target}"
 
 
 def receiver_example() -> str:
