@@ -126,9 +126,12 @@ def plots() -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("only", nargs="*", choices=list(SUITE), help="benchmarks to run")
+    parser.add_argument("only", nargs="*", help=f"benchmarks to run: {', '.join(SUITE)}")
     parser.add_argument("--report-only", action="store_true")
     args = parser.parse_args()
+    unknown = sorted(set(args.only) - set(SUITE))
+    if unknown:
+        parser.error(f"unknown benchmark(s) {', '.join(unknown)}; choose from {', '.join(SUITE)}")
     if not args.report_only:
         for name in args.only or SUITE:
             print(f"== {name}", flush=True)
