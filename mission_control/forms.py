@@ -11,6 +11,7 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from triggers import types
+from triggers.masking import MASK, mask_headers, unmask_headers
 from triggers.models import EventType, Trigger
 from triggers.validation import INTERNAL_APPS, model_field_names, storage_aliases
 
@@ -24,7 +25,6 @@ KIND_CHOICES = [
     (CUSTOM, "Custom event type"),
 ]
 # Shown instead of a saved header value; sending it back keeps the stored value.
-MASK = "********"
 # Errors validate_trigger reports on model fields the form shows under other names.
 SOURCE_FIELD = {"db": "source_model", "file": "source_storage"}
 
@@ -48,32 +48,6 @@ def field_choices() -> list[tuple[str, list[tuple[str, str]]]]:
         (m._meta.label, [(f"{m._meta.label}:{name}", name) for name in model_field_names(m)])
         for m in trackable_models()
     ]
-
-
-def mask_headers(headers: list) -> list:
-    """Headers as shown after saving: literal values replaced by the mask."""
-    return [
-        {**header, "value": MASK} if isinstance(header, dict) and "value" in header else header
-        for header in headers or []
-    ]
-
-
-def unmask_headers(submitted: Any, stored: list) -> Any:
-    """Put the stored value back wherever the form sent the mask; an unknown one is an error."""
-    if not isinstance(submitted, list):
-        return submitted
-    saved = {h.get("name"): h.get("value") for h in stored or [] if isinstance(h, dict)}
-    result = []
-    for index, header in enumerate(submitted):
-        if isinstance(header, dict) and header.get("value") == MASK:
-            if saved.get(header.get("name")) is None:
-                raise ValidationError(
-                    f"headers[{index}]: enter the value of {header.get('name')!r}; "
-                    "the mask only keeps a value saved before."
-                )
-            header = {**header, "value": saved[header["name"]]}
-        result.append(header)
-    return result
 
 
 class TriggerForm(forms.ModelForm):

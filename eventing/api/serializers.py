@@ -9,6 +9,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
 
 from triggers import types
+from triggers.masking import MASK, mask_headers, unmask_headers
 from triggers.models import EventType, Trigger
 
 from ..conf import settings
@@ -329,6 +330,29 @@ class TriggerSerializer(ModelCleanMixin, serializers.ModelSerializer):
         )
         read_only_fields = ("created_at", "updated_at")
         extra_kwargs = {"signing_secret": {"required": False}}
+
+    def to_representation(self, instance: Trigger) -> dict[str, Any]:
+        """Credentials stay out of responses: header values and the signing secret are masked,
+        except the secret in the answer to the request that created the trigger."""
+        data = super().to_representation(instance)
+        data["headers"] = mask_headers(data.get("headers"))
+        if not self.context.get("reveal_secret"):
+            data["signing_secret"] = MASK
+        return data
+
+    def validate_headers(self, value: Any) -> Any:
+        """A masked value sent back keeps the stored one (what GET showed can be PATCHed)."""
+        stored = self.instance.headers if self.instance is not None else []
+        try:
+            return unmask_headers(value, stored)
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError(exc.messages) from exc
+
+    def validate_signing_secret(self, value: str) -> str:
+        """The mask sent back keeps the stored secret."""
+        if value == MASK and self.instance is not None:
+            return self.instance.signing_secret
+        return value
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         """Also bound the delays: beyond MAX_SCHEDULE_AHEAD_S a due time cannot be computed."""

@@ -401,6 +401,11 @@ class TriggerViewSet(NamedModelViewSet):
     serializer_class = serializers.TriggerSerializer
     action_permissions = {"test": ["triggers.change_trigger"]}
 
+    def get_serializer_context(self) -> dict:
+        """The signing secret is shown once: in the answer to the request creating the trigger
+        (the receiver needs it); afterwards it is masked like header values."""
+        return {**super().get_serializer_context(), "reveal_secret": self.action == "create"}
+
     @extend_schema(
         summary="Fire a test event at this trigger and report the outcome",
         request=serializers.TestTriggerSerializer,

@@ -176,3 +176,26 @@ def test_a_schema_with_a_remote_ref_is_a_400_when_queueing(anon, staff):
     assert response.status_code == 400
     assert "cannot be applied" in response.json()["detail"]
     assert not EventLog.objects.exists()
+
+
+def test_credentials_are_masked_after_creation(staff):
+    hook = {**HOOK, "name": "masked", "headers": [{"name": "X-Key", "value": "s3cret-key-1"}]}
+    created = staff.post(TRIGGERS_URL, hook, format="json").json()
+    secret = created["signing_secret"]
+    assert secret.startswith("whsec_")  # shown once, to whoever created it
+    assert created["headers"] == [{"name": "X-Key", "value": "********"}]
+    read = staff.get(f"{TRIGGERS_URL}masked/")
+    assert secret not in read.content.decode()
+    assert "s3cret-key-1" not in read.content.decode()
+    assert "s3cret-key-1" not in staff.get(TRIGGERS_URL).content.decode()
+    # What GET showed can be sent back unchanged without losing the stored values.
+    body = read.json()
+    patched = staff.patch(
+        f"{TRIGGERS_URL}masked/",
+        {"headers": body["headers"], "signing_secret": body["signing_secret"]},
+        format="json",
+    )
+    assert patched.status_code == 200, patched.json()
+    trigger = Trigger.objects.get(name="masked")
+    assert trigger.headers == [{"name": "X-Key", "value": "s3cret-key-1"}]
+    assert trigger.signing_secret == secret
