@@ -50,16 +50,21 @@ def due_time(deliver_at: dt.datetime | None, delay_s: float | None) -> dt.dateti
         raise serializers.ValidationError({"deliver_at": "Out of range."}) from None
 
 
-class EventCreateSerializer(serializers.Serializer):
-    """One custom event to queue (POST /api/eventing/events/, alone or in a list)."""
-
-    type = serializers.RegexField(
+def custom_type_field() -> serializers.RegexField:
+    """The `type` of a queued event: a custom type name, never DB_* or FILE_*."""
+    return serializers.RegexField(
         types.NAME_RE.pattern,
         max_length=100,
         validators=[check_custom_type],
         error_messages={"invalid": "Use only letters, digits and underscores."},
         help_text="Custom event type name (not DB_* or FILE_*).",
     )
+
+
+class EventCreateSerializer(serializers.Serializer):
+    """One custom event to queue (POST /api/eventing/events/, alone or in a list)."""
+
+    type = custom_type_field()
     payload = serializers.JSONField(
         required=False,
         allow_null=True,
@@ -111,13 +116,7 @@ class SpaceCloudTimestampField(serializers.DateTimeField):
 class SpaceCloudQueueSerializer(serializers.Serializer):
     """The body of `POST /v1/api/<project>/eventing/queue`, as Space Cloud clients send it."""
 
-    type = serializers.RegexField(
-        types.NAME_RE.pattern,
-        max_length=100,
-        validators=[check_custom_type],
-        error_messages={"invalid": "Use only letters, digits and underscores."},
-        help_text="Custom event type name (not DB_* or FILE_*).",
-    )
+    type = custom_type_field()
     payload = serializers.JSONField(
         required=False, allow_null=True, default=dict, help_text="Any JSON. Missing or null: {}."
     )
