@@ -42,6 +42,15 @@ def check_settings(app_configs=None, **kwargs):
         problems.append(
             Error('EVENTING["ALLOWED_NETWORKS"] must be a list of CIDRs.', id="eventing.E003")
         )
+    for name in ("DELIVERY_BATCH_SIZE", "SENDER_THREADS"):
+        value = getattr(conf, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            problems.append(
+                Error(
+                    f'EVENTING["{name}"] must be a whole number of at least 1, not {value!r}.',
+                    id="eventing.E004",
+                )
+            )
     return problems
 
 

@@ -55,6 +55,13 @@ DEFAULTS: dict[str, Any] = {
     # Publish broker messages from a per-process background thread after commit, so a save()
     # never waits on the broker. False publishes inline in the on_commit callback.
     "PUBLISH_IN_BACKGROUND": True,
+    # Most events of one trigger that one broker message carries. Rows committed together go
+    # out in messages of up to this many, each claimed in one statement and sent side by side;
+    # 1 sends one message per event.
+    "DELIVERY_BATCH_SIZE": 50,
+    # Threads per worker process that send a batch's webhooks side by side (the most calls of
+    # batches in flight at once; single-event messages are sent by the task's own thread).
+    "SENDER_THREADS": 64,
     # How long a process keeps its trigger index before reloading it (seconds).
     "TRIGGER_CACHE_TTL_S": 1.0,
     # Most events one API request may queue (a batch POST to /api/eventing/events/).

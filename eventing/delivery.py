@@ -19,6 +19,7 @@ from .lag import note_claim
 from .metrics import observe_delivery
 from .models import EventLog, EventStatus
 from .outcome import Outcome, decide
+from .senders import pool as sender_pool
 from .transport import WebhookConfigError, WebhookResponse, build_request, send
 from .trigger_cache import forget, get_trigger
 
@@ -34,6 +35,7 @@ class DeliveryResult:
     attempt: int = 0
     response: WebhookResponse | None = None
     outcome: Outcome | None = None
+    event: EventLog | None = None
 
     @property
     def retry_in_s(self) -> float | None:
@@ -57,22 +59,69 @@ def deliver_event(
     trigger = get_trigger(trigger_id)
     if trigger is None or not trigger.enabled or trigger.paused:
         return not_deliverable(event_id, trigger)
-    lease = dt.timedelta(seconds=trigger.timeout_ms / 1000 + settings.LEASE_GRACE_S)
     event = rows.claim(
-        event_id, lease_until=now + lease, now=now, force=force, trigger_id=trigger.pk
+        event_id, lease_until=now + lease(trigger), now=now, force=force, trigger_id=trigger.pk
     )
     if event is None:
         return why_not_claimed(event_id, now)
     note_claim(event, now)  # tells the sweeper how long messages wait in the queue
-    attempt = event.attempts
-    response = call_webhook(event, trigger, attempt)
+    done = make_attempt(event, trigger)
+    finish(event, trigger, done.attempt, now, done.response, done.outcome)
+    observe_delivery(event, trigger, now, done.response, done.outcome)
+    return done
+
+
+def deliver_events(event_ids: list, trigger_id: int | None) -> dict:
+    """Deliver a batch of one trigger's events: claimed together, sent side by side, recorded
+    together. A DeliveryResult per event id."""
+    ids = [EventLog._meta.pk.to_python(pk) for pk in event_ids]
+    trigger = get_trigger(trigger_id)
+    if trigger is None or not trigger.enabled or trigger.paused:
+        return {pk: not_deliverable(pk, trigger) for pk in ids}
+    results: dict = {}
+    senders = sender_pool()
+    while ids:
+        # Claim no more rows than there are free sender threads: each is sent at once, so
+        # its lease holds.
+        slots = senders.reserve(len(ids))
+        chunk, ids = ids[:slots], ids[slots:]
+        now = timezone.now()
+        try:
+            claimed = rows.claim_many(
+                chunk, lease_until=now + lease(trigger), now=now, trigger_id=trigger.pk
+            )
+        except BaseException:
+            senders.release(slots)
+            raise
+        senders.release(slots - len(claimed))
+        if claimed:
+            note_claim(claimed[0], now)
+        done = senders.run(lambda event: make_attempt(event, trigger), claimed)
+        finish_batch(trigger, now, done)
+        for event, result in zip(claimed, done, strict=True):
+            observe_delivery(event, trigger, now, result.response, result.outcome)
+            results[event.id] = result
+        results.update(why_not_claimed_many([pk for pk in chunk if pk not in results], now))
+    return results
+
+
+def lease(trigger: Trigger) -> dt.timedelta:
+    """How long a claimed row stays ours: the trigger's timeout plus LEASE_GRACE_S."""
+    return dt.timedelta(seconds=trigger.timeout_ms / 1000 + settings.LEASE_GRACE_S)
+
+
+def make_attempt(event: EventLog, trigger: Trigger) -> DeliveryResult:
+    """Call the webhook for a claimed row and decide what its answer means."""
+    response = call_webhook(event, trigger, event.attempts)
     # A refused address (SSRF guard) will be refused again: fail now, no retry.
     outcome = decide(
-        response, attempt=attempt, trigger=trigger, now=timezone.now(), permanent=response.blocked
+        response,
+        attempt=event.attempts,
+        trigger=trigger,
+        now=timezone.now(),
+        permanent=response.blocked,
     )
-    finish(event, trigger, attempt, now, response, outcome)
-    observe_delivery(event, trigger, now, response, outcome)
-    return DeliveryResult(attempt=attempt, response=response, outcome=outcome)
+    return DeliveryResult(attempt=event.attempts, response=response, outcome=outcome, event=event)
 
 
 def not_deliverable(event_id, trigger: Trigger | None) -> DeliveryResult:
@@ -89,7 +138,22 @@ def not_deliverable(event_id, trigger: Trigger | None) -> DeliveryResult:
 
 def why_not_claimed(event_id, now: dt.datetime) -> DeliveryResult:
     """Explain a failed claim: gone, no longer staged, or not due yet."""
-    row = EventLog.objects.filter(id=event_id).values("status", "deliver_at").first()
+    return why_not_claimed_many([event_id], now)[event_id]
+
+
+def why_not_claimed_many(event_ids: list, now: dt.datetime) -> dict:
+    """why_not_claimed for several rows, in one query."""
+    if not event_ids:
+        return {}
+    found = {
+        row["id"]: row
+        for row in EventLog.objects.filter(id__in=event_ids).values("id", "status", "deliver_at")
+    }
+    return {pk: explain(found.get(EventLog._meta.pk.to_python(pk)), now) for pk in event_ids}
+
+
+def explain(row: dict | None, now: dt.datetime) -> DeliveryResult:
+    """Why a row (its status and due time) was not claimed."""
     if row is None:
         return DeliveryResult(skipped="no such event")
     if row["status"] != EventStatus.STAGED:
@@ -132,7 +196,63 @@ def finish(
     outcome: Outcome,
 ) -> bool:
     """Record the invocation, then move the row on; False if the lease was lost meanwhile."""
+    # The invocation first: if we die before the row moves on, the lease expires and the event
+    # is delivered again (at-least-once) — an attempt is never left unrecorded.
+    rows.insert_invocation(invocation(event, attempt, started, response, outcome))
+    changes = changes_for(response, outcome, timezone.now())
+    applied = move_on(event, trigger, attempt, response, outcome, changes)
+    log_finish(event, trigger, attempt, outcome, applied)
+    return applied
+
+
+def finish_batch(trigger: Trigger, started: dt.datetime, done: list[DeliveryResult]) -> None:
+    """finish() for a batch: one insert for the invocations, one update per kind of outcome."""
+    rows.insert_invocations(
+        [invocation(r.event, r.attempt, started, r.response, r.outcome) for r in done]
+    )
+    alike: dict[tuple, list[DeliveryResult]] = {}
     now = timezone.now()
+    for result in done:
+        changes = changes_for(result.response, result.outcome, now)
+        if needs_transaction(result.response, result.outcome):
+            applied = move_on(
+                result.event, trigger, result.attempt, result.response, result.outcome, changes
+            )
+            log_finish(result.event, trigger, result.attempt, result.outcome, applied)
+        else:
+            # Successes of one batch mostly share every change: one UPDATE moves them all.
+            alike.setdefault((result.attempt, tuple(changes.items())), []).append(result)
+    for (attempt_no, changes), group in alike.items():
+        applied_ids = rows.finish_many(
+            [r.event.id for r in group], attempt=attempt_no, changes=dict(changes)
+        )
+        for r in group:
+            log_finish(r.event, trigger, attempt_no, r.outcome, r.event.id in applied_ids)
+
+
+def invocation(
+    event: EventLog,
+    attempt: int,
+    started: dt.datetime,
+    response: WebhookResponse,
+    outcome: Outcome,
+) -> dict:
+    """The invocation_logs row of one attempt."""
+    return {
+        "event": event.id,
+        "attempt": attempt,
+        "invoked_at": started,
+        "duration_ms": response.duration_ms,
+        "request": response.request,
+        "response_status_code": response.status_code,
+        "response_headers": response.headers,
+        "response_body": response.body,
+        "error_msg": "" if outcome.succeeded else outcome.remark,
+    }
+
+
+def changes_for(response: WebhookResponse, outcome: Outcome, now: dt.datetime) -> dict:
+    """The columns an outcome sets on the row."""
     changes = {
         "status": outcome.status,
         "locked_until": None,
@@ -145,42 +265,48 @@ def finish(
         changes["enqueued_at"] = now if within_horizon(due, now) else None
     else:
         changes["processed_at"] = now
-    # The invocation first: if we die before the row moves on, the lease expires and the event
-    # is delivered again (at-least-once) — an attempt is never left unrecorded.
-    rows.insert_invocation(
-        {
-            "event": event.id,
-            "attempt": attempt,
-            "invoked_at": started,
-            "duration_ms": response.duration_ms,
-            "request": response.request,
-            "response_status_code": response.status_code,
-            "response_headers": response.headers,
-            "response_body": response.body,
-            "error_msg": "" if outcome.succeeded else outcome.remark,
-        }
-    )
+    return changes
+
+
+def needs_transaction(response: WebhookResponse, outcome: Outcome) -> bool:
+    """Whether moving the row on causes more writes (pause, dead letter, follow-ups)."""
     follow_ups = outcome.succeeded and has_follow_ups(response)
-    if outcome.pause_reason or outcome.gave_up or follow_ups:
-        # The row's state and what it causes (pause, dead letter, follow-ups) commit together.
-        with transaction.atomic(using=settings.DATABASE):
-            applied = rows.finish(event.id, attempt=attempt, changes=changes)
-            if applied and outcome.pause_reason:
-                pause_trigger(trigger.pk, outcome.pause_reason)
-            if applied and outcome.gave_up:
-                emit_dead_letter(event, trigger)
-            if applied and follow_ups:
-                emit_follow_ups(event, response)
-    else:
+    return bool(outcome.pause_reason or outcome.gave_up or follow_ups)
+
+
+def move_on(
+    event: EventLog,
+    trigger: Trigger,
+    attempt: int,
+    response: WebhookResponse,
+    outcome: Outcome,
+    changes: dict,
+) -> bool:
+    """Apply the outcome to the row if it is still ours, with what it causes; True if it was."""
+    if not needs_transaction(response, outcome):
+        return rows.finish(event.id, attempt=attempt, changes=changes)
+    # The row's state and what it causes (pause, dead letter, follow-ups) commit together.
+    with transaction.atomic(using=settings.DATABASE):
         applied = rows.finish(event.id, attempt=attempt, changes=changes)
+        if applied and outcome.pause_reason:
+            pause_trigger(trigger.pk, outcome.pause_reason)
+        if applied and outcome.gave_up:
+            emit_dead_letter(event, trigger)
+        if applied and outcome.succeeded and has_follow_ups(response):
+            emit_follow_ups(event, response)
+    return applied
+
+
+def log_finish(
+    event: EventLog, trigger: Trigger, attempt: int, outcome: Outcome, applied: bool
+) -> None:
+    """One log line per attempt, or a warning when the lease was lost before it finished."""
+    extra = {"event_id": str(event.id), "trigger": trigger.name}
     if not applied:
         logger.warning(
-            "Event %s: lease lost before attempt %s finished",
-            event.id,
-            attempt,
-            extra={"event_id": str(event.id), "trigger": trigger.name},
+            "Event %s: lease lost before attempt %s finished", event.id, attempt, extra=extra
         )
-        return False
+        return
     log = logger.info if outcome.succeeded else logger.warning
     log(
         "Event %s trigger=%s attempt=%s status=%s %s",
@@ -189,9 +315,8 @@ def finish(
         attempt,
         outcome.status,
         outcome.remark,
-        extra={"event_id": str(event.id), "trigger": trigger.name},
+        extra=extra,
     )
-    return True
 
 
 def has_follow_ups(response: WebhookResponse) -> bool:

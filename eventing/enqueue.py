@@ -31,6 +31,8 @@ PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0.1, "interval_step"
 # rows keep enqueued_at empty and the sweeper sends them once the broker is back.
 BROKER_BACKOFF_S = 1.0
 _broker_down_until = 0.0
+# The publisher thread takes at most this many commits' rows per round.
+MAX_COMMITS_PER_ROUND = 1000
 
 
 def within_horizon(deliver_at: dt.datetime, now: dt.datetime | None = None) -> bool:
@@ -43,38 +45,71 @@ def publish(
     event_id, deliver_at: dt.datetime, now: dt.datetime | None = None, trigger_id: int | None = None
 ) -> bool:
     """Send one deliver message, with an ETA when the event is due later; False if it failed."""
-    global _broker_down_until
     from .tasks import deliver
 
-    if time.monotonic() < _broker_down_until:
-        return False
     now = now or timezone.now()
     eta = deliver_at if deliver_at > now else None
+    return send_message(deliver, (str(event_id), trigger_id), eta, f"event {event_id}")
+
+
+def publish_batch(event_ids: list, trigger_id: int | None, eta: dt.datetime | None) -> bool:
+    """Send one message for several events of one trigger due at the same time."""
+    from .tasks import deliver_batch
+
+    ids = [str(pk) for pk in event_ids]
+    return send_message(deliver_batch, (ids, trigger_id), eta, f"{len(ids)} events ({ids[0]}…)")
+
+
+def send_message(task, args: tuple, eta: dt.datetime | None, what: str) -> bool:
+    """apply_async with the quick retry policy and the broker back-off; False if it failed."""
+    global _broker_down_until
+    if time.monotonic() < _broker_down_until:
+        return False
     try:
-        deliver.apply_async(
-            (str(event_id), trigger_id), eta=eta, retry=True, retry_policy=PUBLISH_RETRY_POLICY
-        )
-    except Exception as exc:  # noqa: BLE001 - any broker failure: the row stays for the sweeper
+        task.apply_async(args, eta=eta, retry=True, retry_policy=PUBLISH_RETRY_POLICY)
+    except Exception as exc:  # noqa: BLE001 - any broker failure: the rows stay for the sweeper
         _broker_down_until = time.monotonic() + BROKER_BACKOFF_S
         logger.warning(
-            "Could not publish event %s (%s); the sweeper will send it when the broker is back",
-            event_id,
+            "Could not publish %s (%s); the sweeper will send it when the broker is back",
+            what,
             exc,
-            extra={"event_id": str(event_id)},
         )
         return False
     return True
 
 
+def publish_due(items: Iterable[tuple], now: dt.datetime) -> list:
+    """Send messages for (event id, deliver_at, trigger id) items; the ids that failed.
+
+    Rows of one trigger due at the same moment (all of a commit's rows due now, typically)
+    share messages of up to DELIVERY_BATCH_SIZE events, so a burst costs the broker and the
+    workers one message per batch instead of one per event.
+    """
+    groups: dict[tuple, list] = {}
+    for event_id, deliver_at, trigger_id in items:
+        eta = deliver_at if deliver_at > now else None
+        groups.setdefault((trigger_id, eta), []).append((event_id, deliver_at))
+    size = settings.DELIVERY_BATCH_SIZE
+    failed = []
+    for (trigger_id, eta), group in groups.items():
+        for start in range(0, len(group), size):
+            chunk = group[start : start + size]
+            if len(chunk) == 1:
+                event_id, deliver_at = chunk[0]
+                sent = publish(event_id, deliver_at, now, trigger_id=trigger_id)
+            else:
+                sent = publish_batch([pk for pk, _ in chunk], trigger_id, eta)
+            if not sent:
+                failed += [pk for pk, _ in chunk]
+    return failed
+
+
 def publish_rows(rows: Iterable[EventLog], *, using: str) -> int:
     """Publish the rows that are within the horizon; unmark the ones that failed."""
-    now = timezone.now()
-    failed = [
-        row.id
-        for row in rows
-        if row.enqueued_at is not None
-        and not publish(row.id, row.deliver_at, now, trigger_id=row.trigger_id)
-    ]
+    failed = publish_due(
+        ((row.id, row.deliver_at, row.trigger_id) for row in rows if row.enqueued_at is not None),
+        timezone.now(),
+    )
     if failed:
         # Clearing enqueued_at lets the very next sweep send them, not one lease grace later.
         EventLog.objects.using(using).filter(id__in=failed, status=EventStatus.STAGED).update(
@@ -101,16 +136,32 @@ class Publisher:
 
     def run(self) -> None:
         while True:
-            rows, using = self.queue.get()
+            handed = self.take_all()
             try:
-                publish_rows(rows, using=using)
+                # Everything handed over meanwhile goes out together: under load, commits
+                # share batch messages instead of sending one message each.
+                by_database: dict[str, list[EventLog]] = {}
+                for rows, using in handed:
+                    by_database.setdefault(using, []).extend(rows)
+                for using, rows in by_database.items():
+                    publish_rows(rows, using=using)
             except Exception:  # noqa: BLE001 - the thread must survive; the sweeper resends
-                logger.exception("Publishing %d event(s) failed", len(rows))
+                logger.exception("Publishing %d commit(s) failed", len(handed))
             finally:
                 close_old_connections()
                 with self.idle:
-                    self.pending -= 1
+                    self.pending -= len(handed)
                     self.idle.notify_all()
+
+    def take_all(self) -> list[tuple[list[EventLog], str]]:
+        """Wait for the next hand-over, then take every other one already waiting."""
+        handed = [self.queue.get()]
+        while len(handed) < MAX_COMMITS_PER_ROUND:
+            try:
+                handed.append(self.queue.get_nowait())
+            except queue.Empty:
+                break
+        return handed
 
     def flush(self, timeout_s: float = 5.0) -> bool:
         """Wait until everything handed over is published; False on timeout."""

@@ -31,18 +31,33 @@ def claim(
     trigger_id: int | None = None,
 ) -> EventLog | None:
     """staged → processing with a lease, attempts + 1, if due; the claimed row or None."""
+    claimed = claim_many(
+        [event_id], lease_until=lease_until, now=now, force=force, trigger_id=trigger_id
+    )
+    return claimed[0] if claimed else None
+
+
+def claim_many(
+    event_ids: list,
+    *,
+    lease_until: dt.datetime,
+    now: dt.datetime,
+    force: bool = False,
+    trigger_id: int | None = None,
+) -> list[EventLog]:
+    """Claim every row of `event_ids` that is staged and due, in one statement; those rows."""
     db = settings.DATABASE
     connection = connections[db]
     qn = connection.ops.quote_name
     sql = (
         f"UPDATE {qn(EventLog._meta.db_table)} SET {qn('status')} = %s, "
         f"{qn('attempts')} = {qn('attempts')} + 1, {qn('locked_until')} = %s "
-        f"WHERE {qn('id')} = %s AND {qn('status')} = %s"
+        f"WHERE {_id_in(event_ids, qn)} AND {qn('status')} = %s"
     )
     params = [
         EventStatus.PROCESSING,
         _prep(EventLog, "locked_until", lease_until, connection),
-        _prep(EventLog, "id", event_id, connection),
+        *(_prep(EventLog, "id", pk, connection) for pk in event_ids),
         EventStatus.STAGED,
     ]
     if not force:
@@ -53,12 +68,16 @@ def claim(
         sql += f" AND {qn('trigger_id')} = %s"
         params.append(trigger_id)
     sql += " RETURNING " + ", ".join(qn(c) for c in _EVENT_COLUMNS)
-    rows = list(EventLog.objects.raw(sql, params).using(db))
-    return rows[0] if rows else None
+    return list(EventLog.objects.raw(sql, params).using(db))
 
 
 def finish(event_id, *, attempt: int, changes: dict[str, Any]) -> bool:
     """Apply `changes` if the row is still ours (processing, this attempt); True if it was."""
+    return bool(finish_many([event_id], attempt=attempt, changes=changes))
+
+
+def finish_many(event_ids: list, *, attempt: int, changes: dict[str, Any]) -> set:
+    """Apply the same `changes` to every row still ours at `attempt`; the ids it applied to."""
     db = settings.DATABASE
     connection = connections[db]
     qn = connection.ops.quote_name
@@ -66,24 +85,42 @@ def finish(event_id, *, attempt: int, changes: dict[str, Any]) -> bool:
     params = [_prep(EventLog, name, value, connection) for name, value in changes.items()]
     sql = (
         f"UPDATE {qn(EventLog._meta.db_table)} SET {assignments} "
-        f"WHERE {qn('id')} = %s AND {qn('status')} = %s AND {qn('attempts')} = %s"
+        f"WHERE {_id_in(event_ids, qn)} AND {qn('status')} = %s AND {qn('attempts')} = %s "
+        f"RETURNING {qn('id')}"
     )
-    params += [_prep(EventLog, "id", event_id, connection), EventStatus.PROCESSING, attempt]
+    params += [_prep(EventLog, "id", pk, connection) for pk in event_ids]
+    params += [EventStatus.PROCESSING, attempt]
+    to_python = EventLog._meta.pk.to_python
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        return cursor.rowcount == 1
+        return {to_python(row[0]) for row in cursor.fetchall()}
+
+
+def _id_in(event_ids: list, qn) -> str:
+    return f"{qn('id')} IN ({', '.join(['%s'] * len(event_ids))})"
 
 
 def insert_invocation(values: dict[str, Any]) -> None:
     """Insert one invocation_logs row."""
+    insert_invocations([values])
+
+
+def insert_invocations(rows: list[dict[str, Any]]) -> None:
+    """Insert invocation_logs rows (all with the same keys) in one statement."""
+    if not rows:
+        return
     db = settings.DATABASE
     connection = connections[db]
     qn = connection.ops.quote_name
-    columns = [InvocationLog._meta.get_field(name).column for name in values]
-    params = [_prep(InvocationLog, name, value, connection) for name, value in values.items()]
+    names = list(rows[0])
+    columns = [InvocationLog._meta.get_field(name).column for name in names]
+    row_sql = "(" + ", ".join(["%s"] * len(columns)) + ")"
+    params = [
+        _prep(InvocationLog, name, values[name], connection) for values in rows for name in names
+    ]
     sql = (
         f"INSERT INTO {qn(InvocationLog._meta.db_table)} ({', '.join(qn(c) for c in columns)}) "
-        f"VALUES ({', '.join(['%s'] * len(columns))})"
+        f"VALUES {', '.join([row_sql] * len(rows))}"
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, params)

@@ -10,7 +10,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from .conf import settings
-from .enqueue import publish
+from .enqueue import publish_due
 from .intents import resolve_intents
 from .lag import recent_lag_s
 from .models import EventLog, EventStatus, Heartbeat
@@ -100,11 +100,7 @@ def enqueue_due(now: dt.datetime) -> int:
                 enqueued_at=now
             )
     # Published after commit: a crash here leaves rows marked sent, found again as lost.
-    failed = [
-        pk
-        for pk, deliver_at, trigger_id in due
-        if not publish(pk, deliver_at, now, trigger_id=trigger_id)
-    ]
+    failed = publish_due(due, now)
     if failed:
         EventLog.objects.using(db).filter(id__in=failed).update(enqueued_at=None)
     return len(due) - len(failed)

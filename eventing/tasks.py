@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections import Counter
 
 from celery import shared_task
 from django.db import InterfaceError, OperationalError, close_old_connections
@@ -38,6 +39,34 @@ def deliver(self, event_id: str, trigger_id: int | None = None) -> str:
     if retry_in is not None and within_horizon_s(retry_in) and not self.request.is_eager:
         raise self.retry(countdown=retry_in)
     return result.skipped or result.outcome.status
+
+
+@shared_task(
+    bind=True, name="eventing.deliver_batch", acks_late=True, max_retries=None, ignore_result=True
+)
+def deliver_batch(self, event_ids: list[str], trigger_id: int | None) -> dict[str, int]:
+    """Attempt delivery of several events of one trigger; each retry gets a message of its own."""
+    from .delivery import deliver_events
+
+    try:
+        results = deliver_events(event_ids, trigger_id)
+    except (OperationalError, InterfaceError) as exc:
+        # As in deliver(): rows not yet claimed are untouched, claimed ones come back when
+        # their lease expires, so repeating the whole message is safe.
+        close_old_connections()
+        raise self.retry(exc=exc, countdown=DB_RETRY_S) from exc
+    counts: Counter[str] = Counter()
+    for event_id, result in results.items():
+        counts["early" if result.early_until else result.skipped or result.outcome.status] += 1
+        due = result.early_until or retry_due(result.retry_in_s)
+        if due is not None and within_horizon(due) and not self.request.is_eager:
+            publish(event_id, due, trigger_id=trigger_id)
+    return dict(counts)
+
+
+def retry_due(retry_in_s: float | None) -> dt.datetime | None:
+    """When a retry `retry_in_s` from now is due (None: no retry)."""
+    return None if retry_in_s is None else timezone.now() + dt.timedelta(seconds=retry_in_s)
 
 
 def within_horizon_s(seconds: float) -> bool:

@@ -38,8 +38,13 @@ def worker(celery_worker, transactional_db):
 
 @pytest.fixture
 def published(settings):
-    """Capture broker publishes (made inline, not from the background thread)."""
-    settings.EVENTING = {**settings.EVENTING, "PUBLISH_IN_BACKGROUND": False}
+    """Capture broker publishes (made inline, not from the background thread), one message
+    per event (batch messages have tests of their own)."""
+    settings.EVENTING = {
+        **settings.EVENTING,
+        "PUBLISH_IN_BACKGROUND": False,
+        "DELIVERY_BATCH_SIZE": 1,
+    }
     with mock.patch("eventing.tasks.deliver.apply_async") as apply_async:
         yield apply_async
 

@@ -20,7 +20,9 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def published():
+def published(settings):
+    """Capture broker publishes, one message per event."""
+    settings.EVENTING = {**settings.EVENTING, "DELIVERY_BATCH_SIZE": 1}
     with mock.patch("eventing.tasks.deliver.apply_async") as apply_async:
         yield apply_async
 

@@ -16,7 +16,9 @@ from tests.factories import TriggerFactory
 def published(monkeypatch):
     """Record what the sweeper publishes instead of sending it."""
     sent = []
-    monkeypatch.setattr(sweeper, "publish", lambda pk, due, now, **kwargs: sent.append(pk) or True)
+    monkeypatch.setattr(
+        sweeper, "publish_due", lambda items, now: sent.extend(i[0] for i in items) or []
+    )
     return sent
 
 

@@ -57,7 +57,8 @@ def test_sigterm_mid_burst_finishes_in_flight_deliveries(cluster, receiver):
     # A slowish receiver, so deliveries are surely in flight when the signal lands.
     TriggerFactory(url=receiver.url("/slow/0.2"), timeout_ms=3000)
     worker = cluster.worker("fw1")
-    ids = burst(300)
+    # Enough that the batches already running when the signal lands cannot hold them all.
+    ids = burst(1000)
     wait_until(
         lambda: len(receiver.on("/slow/0.2")) >= 40, timeout_s=60, message="the burst under way"
     )
