@@ -1,4 +1,4 @@
-"""The requests adapter webhooks go through: SSRF check on the connected peer, hard deadline.
+"""The urllib3 pools webhooks go through: SSRF check on the connected peer, hard deadline.
 
 The SSRF check runs on the socket's peer address right after it connects and before any byte
 is sent, so whatever DNS answered (rebinding included) the address actually reached is judged.
@@ -9,18 +9,25 @@ receiver dribbling its status line, headers or body one byte at a time cannot ho
 from __future__ import annotations
 
 import contextlib
+import heapq
+import itertools
 import logging
+import os
 import socket
 import threading
+import time
 from typing import Any
 
-from requests.adapters import HTTPAdapter
+import certifi
+from urllib3 import PoolManager
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from .ssrf import check_peer
 
 _current = threading.local()
+# Hosts a sending thread keeps a warm connection to (least recently used ones are closed).
+POOLS_PER_THREAD = 16
 # urllib3 logs URLs (query strings included) and, on header parse errors, the URL again.
 URLLIB3_LOGGERS = ("urllib3.connectionpool", "urllib3.connection", "urllib3.response")
 
@@ -57,20 +64,20 @@ class Watchdog:
     """Shuts down the sockets of this thread's webhook call when its deadline passes."""
 
     def __init__(self, timeout_s: float) -> None:
-        self.timeout_s = timeout_s
+        self.deadline = time.monotonic() + timeout_s
         self.fired = False
+        self.done = False
         self._connections: list[HTTPConnection] = []
         self._lock = threading.Lock()
-        self._timer = threading.Timer(timeout_s, self.fire)
-        self._timer.daemon = True
 
     def __enter__(self) -> Watchdog:
         _current.watchdog = self
-        self._timer.start()
+        deadlines().add(self)
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        self._timer.cancel()
+        with self._lock:
+            self.done = True
         _current.watchdog = None
 
     def watch(self, conn: HTTPConnection) -> None:
@@ -83,9 +90,55 @@ class Watchdog:
     def fire(self) -> None:
         """The deadline: every watched socket is shut down, which ends any blocked read."""
         with self._lock:
+            if self.done:
+                return
             self.fired = True
             for conn in self._connections:
                 shutdown(conn)
+
+
+class Deadlines:
+    """One thread per process that fires every call's watchdog when its deadline passes.
+
+    A timer thread per call cost a thread start per webhook; here a call only pushes its
+    deadline on a heap. Finished calls stay on the heap until their time and are skipped then.
+    """
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self.heap: list[tuple[float, int, Watchdog]] = []
+        self.counter = itertools.count()
+        self.changed = threading.Condition()
+        threading.Thread(target=self.run, name="eventing-deadlines", daemon=True).start()
+
+    def add(self, watchdog: Watchdog) -> None:
+        with self.changed:
+            heapq.heappush(self.heap, (watchdog.deadline, next(self.counter), watchdog))
+            if self.heap[0][2] is watchdog:
+                self.changed.notify()
+
+    def run(self) -> None:
+        while True:
+            with self.changed:
+                while not self.heap or self.heap[0][0] > time.monotonic():
+                    wait = self.heap[0][0] - time.monotonic() if self.heap else None
+                    self.changed.wait(wait)
+                _, _, due = heapq.heappop(self.heap)
+            due.fire()
+
+
+_deadlines: Deadlines | None = None
+_deadlines_lock = threading.Lock()
+
+
+def deadlines() -> Deadlines:
+    """This process's deadline thread (a forked child starts its own)."""
+    global _deadlines
+    if _deadlines is None or _deadlines.pid != os.getpid():
+        with _deadlines_lock:
+            if _deadlines is None or _deadlines.pid != os.getpid():
+                _deadlines = Deadlines()
+    return _deadlines
 
 
 def shutdown(conn: HTTPConnection) -> None:
@@ -142,12 +195,21 @@ class GuardedHTTPSConnectionPool(HTTPSConnectionPool):
     ConnectionCls = GuardedHTTPSConnection
 
 
-class GuardedAdapter(HTTPAdapter):
-    """requests adapter whose pools hand out guarded connections only."""
+def pool_manager() -> PoolManager:
+    """A urllib3 pool manager whose pools hand out guarded connections only.
 
-    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-        super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = {
-            "http": GuardedHTTPConnectionPool,
-            "https": GuardedHTTPSConnectionPool,
-        }
+    Certificates are checked against certifi's bundle (what requests would use), redirects
+    are never followed and nothing is retried: a failed call is a failed attempt.
+    """
+    manager = PoolManager(
+        num_pools=POOLS_PER_THREAD,
+        maxsize=1,
+        cert_reqs="CERT_REQUIRED",
+        ca_certs=certifi.where(),
+        retries=False,
+    )
+    manager.pool_classes_by_scheme = {
+        "http": GuardedHTTPConnectionPool,
+        "https": GuardedHTTPSConnectionPool,
+    }
+    return manager

@@ -2,7 +2,8 @@
 
 Paths choose the answer: /ok (200), /status/<code>, /retry-after/<code>/<seconds>,
 /slow/<seconds> (200 after a pause), /slow-once/<seconds> (only the first call pauses),
-/reply (200 with the JSON set in `replies`), /flaky/<n> (500 for the first n calls, then 200).
+/reply (200 with the JSON set in `replies`), /flaky/<n> (500 for the first n calls, then 200),
+/redirect/<code> (that status, Location: https://evil.example/), /big/<n> (a body of n bytes).
 """
 
 from __future__ import annotations
@@ -87,6 +88,10 @@ class Receiver:
             reply = json.dumps(self.replies.get(path, {})).encode()
         elif parts[0] == "flaky" and count <= int(parts[1]):
             status = 500
+        elif parts[0] == "redirect":
+            status, headers = int(parts[1]), {"Location": "https://evil.example/"}
+        elif parts[0] == "big":
+            reply = b"x" * int(parts[1])
         try:
             handler.send_response(status)
             for name, value in headers.items():

@@ -1,11 +1,10 @@
-"""The webhook request: wire format, headers, signing and redaction (HTTP mocked)."""
+"""The webhook request: wire format, headers, signing and redaction (real receiver)."""
 
 import base64
 import json
 
 import jwt
 import pytest
-import responses
 from django.conf import settings
 from standardwebhooks import Webhook
 
@@ -36,6 +35,20 @@ def event(monkeypatch):
     [row] = emit("order", {"n": 1, "text": "é"})
     row.refresh_from_db()
     return row, trigger
+
+
+@pytest.fixture
+def live(event, receiver, monkeypatch):
+    """The event, its trigger now calling `path` on a real receiver; returns (row, trigger, use)."""
+    row, trigger = event
+    monkeypatch.setenv("HOOK_HOST", f"127.0.0.1:{receiver.port}")
+
+    def use(path: str):
+        trigger.url = "http://{{HOOK_HOST}}" + path
+        trigger.save()
+        return trigger
+
+    return row, use
 
 
 def test_request_body_and_headers(event):
@@ -78,10 +91,9 @@ def test_stored_request_redacts_secrets(event):
     assert "{{HOOK_HOST}}" in request.logged_url
 
 
-@responses.activate
-def test_delivery_records_the_invocation(event):
-    row, trigger = event
-    responses.post(URL, json={"ok": True}, status=200)
+def test_delivery_records_the_invocation(live, receiver):
+    row, use = live
+    use("/ok")
     result = deliver_event(row.id)
     assert result.outcome.status == EventStatus.PROCESSED
     row.refresh_from_db()
@@ -102,41 +114,36 @@ def test_missing_env_variable_is_a_failed_attempt_with_a_clear_remark(event, mon
     assert "HOOK_HOST is not set" in EventLog.objects.get(id=row.id).remark
 
 
-@responses.activate
-def test_redirect_is_not_followed(event):
-    row, trigger = event
-    responses.post(URL, status=302, headers={"Location": "https://evil.example/"})
+def test_redirect_is_not_followed(live, receiver):
+    row, use = live
+    use("/redirect/302")
     deliver_event(row.id)
     row.refresh_from_db()
     assert row.status == EventStatus.STAGED
     assert "redirect (not followed)" in row.remark
-    assert len(responses.calls) == 1
+    assert len(receiver.requests) == 1
 
 
-@responses.activate
-def test_response_body_is_cut(event, settings):
+def test_response_body_is_cut(live, settings):
     settings.EVENTING = {**settings.EVENTING, "MAX_RESPONSE_BYTES": 10}
-    row, trigger = event
-    responses.post(URL, body=b"x" * 1000, status=200)
+    row, use = live
+    trigger = use("/big/1000")
     request = build_request(row, trigger, 1)
     result = send(request, 5)
     assert result.body == "x" * 10
     assert result.truncated
 
 
-@responses.activate
-def test_follow_up_events_from_the_reply(event):
-    row, trigger = event
+def test_follow_up_events_from_the_reply(live, receiver):
+    row, use = live
+    use("/reply/in")
     TriggerFactory(name="follow", type="order_shipped")
-    responses.post(
-        URL,
-        json={
-            "events": [
-                {"type": "order_shipped", "payload": {"n": 1}},
-                {"type": "DB_INSERT", "payload": {}},
-            ]
-        },
-    )
+    receiver.replies["/reply/in"] = {
+        "events": [
+            {"type": "order_shipped", "payload": {"n": 1}},
+            {"type": "DB_INSERT", "payload": {}},
+        ]
+    }
     deliver_event(row.id)
     follow = EventLog.objects.get(trigger_name="follow")
     assert follow.payload == {"n": 1}
