@@ -156,6 +156,9 @@ else:
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "visibility_timeout": int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", "3600"))
     }
+if CELERY_BROKER_URL.startswith("redis://"):
+    # kombu's Redis transport with one client per channel instead of one per command.
+    CELERY_BROKER_TRANSPORT = "eventing.broker:RedisTransport"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_SERIALIZER = "json"
