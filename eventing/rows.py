@@ -8,6 +8,7 @@ PostgreSQL and SQLite (3.35+, for RETURNING).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from typing import Any
 
 from django.db import connections
@@ -126,24 +127,30 @@ def insert_invocations(rows: list[dict[str, Any]]) -> None:
         cursor.execute(sql, params)
 
 
+@functools.lru_cache(maxsize=64)
+def insert_events_sql(db: str, count: int) -> str:
+    """The INSERT of `count` event rows into database `db` (built once per size)."""
+    qn = connections[db].ops.quote_name
+    fields = EventLog._meta.concrete_fields
+    row_sql = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    return (
+        f"INSERT INTO {qn(EventLog._meta.db_table)} "
+        f"({', '.join(qn(f.column) for f in fields)}) VALUES " + ", ".join([row_sql] * count)
+    )
+
+
 def insert_events(events: list[EventLog], using: str | None = None) -> None:
     """Insert event rows in one statement: atomic on its own, so no BEGIN/COMMIT round trips
     in autocommit mode (bulk_create always opens a transaction)."""
     db = using or settings.DATABASE
     connection = connections[db]
-    qn = connection.ops.quote_name
     fields = EventLog._meta.concrete_fields
-    row_sql = "(" + ", ".join(["%s"] * len(fields)) + ")"
     params: list[Any] = []
     for event in events:
         for field in fields:
             params.append(field.get_db_prep_save(field.pre_save(event, True), connection))
-    sql = (
-        f"INSERT INTO {qn(EventLog._meta.db_table)} "
-        f"({', '.join(qn(f.column) for f in fields)}) VALUES " + ", ".join([row_sql] * len(events))
-    )
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(insert_events_sql(db, len(events)), params)
     for event in events:
         event._state.adding = False
         event._state.db = db
