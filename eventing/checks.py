@@ -7,6 +7,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import DatabaseError
 
 MIN_SECRET_LENGTH = 32
+MAX_DELIVERY_BATCH = 1000
 
 
 @register(Tags.security)
@@ -42,12 +43,15 @@ def check_settings(app_configs=None, **kwargs):
         problems.append(
             Error('EVENTING["ALLOWED_NETWORKS"] must be a list of CIDRs.', id="eventing.E003")
         )
-    for name in ("DELIVERY_BATCH_SIZE", "SENDER_THREADS"):
+    # A batch's rows share one statement: 1,000 keeps it within SQLite's parameter limit.
+    for name, most in (("DELIVERY_BATCH_SIZE", MAX_DELIVERY_BATCH), ("SENDER_THREADS", None)):
         value = getattr(conf, name)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        whole = isinstance(value, int) and not isinstance(value, bool)
+        if not whole or value < 1 or (most is not None and value > most):
+            bounds = f"between 1 and {most}" if most else "at least 1"
             problems.append(
                 Error(
-                    f'EVENTING["{name}"] must be a whole number of at least 1, not {value!r}.',
+                    f'EVENTING["{name}"] must be a whole number {bounds}, not {value!r}.',
                     id="eventing.E004",
                 )
             )

@@ -55,9 +55,10 @@ DEFAULTS: dict[str, Any] = {
     # Publish broker messages from a per-process background thread after commit, so a save()
     # never waits on the broker. False publishes inline in the on_commit callback.
     "PUBLISH_IN_BACKGROUND": True,
-    # Most events of one trigger that one broker message carries. Rows committed together go
-    # out in messages of up to this many, each claimed in one statement and sent side by side;
-    # 1 sends one message per event.
+    # Most events of one trigger that one broker message carries (1 to 1,000). Rows published
+    # together (a commit's; under load, every commit waiting for the publisher thread) go out
+    # in messages of up to this many, each claimed in one statement and sent side by side; 1
+    # sends one message per event.
     "DELIVERY_BATCH_SIZE": 50,
     # Threads per worker process that send a batch's webhooks side by side (the most calls of
     # batches in flight at once; single-event messages are sent by the task's own thread).

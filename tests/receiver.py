@@ -31,6 +31,13 @@ class Received:
         return json.loads(self.body)
 
 
+class BurstServer(ThreadingHTTPServer):
+    """http.server listens with a backlog of 5; a worker sending a batch opens up to
+    SENDER_THREADS connections at once, which a real receiver's server accepts."""
+
+    request_queue_size = 256
+
+
 class Receiver:
     """The server plus the list of requests it got."""
 
@@ -59,7 +66,7 @@ class Receiver:
                 receiver.handle(self, body)
 
         # A fixed `port` lets a test bring a receiver "back up" where the old one was.
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self.server = BurstServer(("127.0.0.1", port), Handler)
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
