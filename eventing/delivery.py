@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 from dataclasses import dataclass
 
@@ -75,12 +76,14 @@ def deliver_events(event_ids: list, trigger_id: int | None) -> dict:
     """Deliver a batch of one trigger's events: claimed together, sent side by side, recorded
     together. A DeliveryResult per event id."""
     ids = [EventLog._meta.pk.to_python(pk) for pk in event_ids]
-    trigger = get_trigger(trigger_id)
-    if trigger is None or not trigger.enabled or trigger.paused:
-        return {pk: not_deliverable(pk, trigger) for pk in ids}
     results: dict = {}
     senders = sender_pool()
     while ids:
+        # Looked up again for every chunk: a 410 in the last one paused the trigger.
+        trigger = get_trigger(trigger_id)
+        if trigger is None or not trigger.enabled or trigger.paused:
+            results.update({pk: not_deliverable(pk, trigger) for pk in ids})
+            break
         # Claim no more rows than there are free sender threads: each is sent at once, so
         # its lease holds.
         slots = senders.reserve(len(ids))
@@ -96,7 +99,7 @@ def deliver_events(event_ids: list, trigger_id: int | None) -> dict:
         senders.release(slots - len(claimed))
         if claimed:
             note_claim(claimed[0], now)
-        done = senders.run(lambda event: make_attempt(event, trigger), claimed)
+        done = senders.run(functools.partial(make_attempt, trigger=trigger), claimed)
         finish_batch(trigger, now, done)
         for event, result in zip(claimed, done, strict=True):
             observe_delivery(event, trigger, now, result.response, result.outcome)
@@ -196,38 +199,46 @@ def finish(
     outcome: Outcome,
 ) -> bool:
     """Record the invocation, then move the row on; False if the lease was lost meanwhile."""
-    # The invocation first: if we die before the row moves on, the lease expires and the event
-    # is delivered again (at-least-once) — an attempt is never left unrecorded.
-    rows.insert_invocation(invocation(event, attempt, started, response, outcome))
-    changes = changes_for(response, outcome, timezone.now())
-    applied = move_on(event, trigger, attempt, response, outcome, changes)
-    log_finish(event, trigger, attempt, outcome, applied)
-    return applied
+    result = DeliveryResult(attempt=attempt, response=response, outcome=outcome, event=event)
+    return event.id in finish_batch(trigger, started, [result])
 
 
-def finish_batch(trigger: Trigger, started: dt.datetime, done: list[DeliveryResult]) -> None:
-    """finish() for a batch: one insert for the invocations, one update per kind of outcome."""
-    rows.insert_invocations(
-        [invocation(r.event, r.attempt, started, r.response, r.outcome) for r in done]
-    )
-    alike: dict[tuple, list[DeliveryResult]] = {}
+def finish_batch(trigger: Trigger, started: dt.datetime, done: list[DeliveryResult]) -> set:
+    """Record a batch's invocations and move its rows on: one UPDATE per kind of outcome, the
+    invocations riding along when there is one. The ids of the rows that were still ours."""
+    invocations = [invocation(r.event, r.attempt, started, r.response, r.outcome) for r in done]
     now = timezone.now()
+    alike: dict[tuple, list[DeliveryResult]] = {}
+    own: list[tuple[DeliveryResult, dict]] = []
     for result in done:
         changes = changes_for(result.response, result.outcome, now)
         if needs_transaction(result.response, result.outcome):
-            applied = move_on(
-                result.event, trigger, result.attempt, result.response, result.outcome, changes
-            )
-            log_finish(result.event, trigger, result.attempt, result.outcome, applied)
+            own.append((result, changes))
         else:
             # Successes of one batch mostly share every change: one UPDATE moves them all.
             alike.setdefault((result.attempt, tuple(changes.items())), []).append(result)
+    if own or len(alike) > 1:
+        # The invocations first: if we die before the rows move on, their leases expire and
+        # they are delivered again (at-least-once) — an attempt is never left unrecorded.
+        rows.insert_invocations(invocations)
+        invocations = []
+    applied = set()
+    for result, changes in own:
+        event, attempt = result.event, result.attempt
+        if move_on(event, trigger, attempt, result.response, result.outcome, changes):
+            applied.add(event.id)
+        log_finish(event, trigger, attempt, result.outcome, event.id in applied)
     for (attempt_no, changes), group in alike.items():
-        applied_ids = rows.finish_many(
-            [r.event.id for r in group], attempt=attempt_no, changes=dict(changes)
+        # One kind of outcome: the invocations go in the same statement (see rows.finish_many).
+        applied |= rows.finish_many(
+            [r.event.id for r in group],
+            attempt=attempt_no,
+            changes=dict(changes),
+            invocations=invocations,
         )
         for r in group:
-            log_finish(r.event, trigger, attempt_no, r.outcome, r.event.id in applied_ids)
+            log_finish(r.event, trigger, attempt_no, r.outcome, r.event.id in applied)
+    return applied
 
 
 def invocation(

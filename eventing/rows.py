@@ -1,8 +1,8 @@
-"""The hot path's SQL: claim a row and finish it, one statement each.
+"""The hot path's SQL: claim rows, record their invocations and finish them.
 
-Every delivery runs these, so they skip the ORM's query compiler (a measurable share of a
-delivery's CPU) while still adapting values through the model fields, so they work the same on
-PostgreSQL and SQLite (3.35+, for RETURNING).
+Every delivery runs these, so they skip the ORM's query compiler and RawQuerySet (together
+most of a delivery's database CPU) while still adapting values through the model fields, so
+they work the same on PostgreSQL and SQLite (3.35+, for RETURNING).
 """
 
 from __future__ import annotations
@@ -16,7 +16,9 @@ from django.db import connections
 from .conf import settings
 from .models import EventLog, EventStatus, InvocationLog
 
-_EVENT_COLUMNS = [f.column for f in EventLog._meta.concrete_fields]
+_EVENT_FIELDS = EventLog._meta.concrete_fields
+_EVENT_COLUMNS = [f.column for f in _EVENT_FIELDS]
+_EVENT_ATTNAMES = [f.attname for f in _EVENT_FIELDS]
 
 
 def _prep(model, name: str, value: Any, connection) -> Any:
@@ -69,7 +71,37 @@ def claim_many(
         sql += f" AND {qn('trigger_id')} = %s"
         params.append(trigger_id)
     sql += " RETURNING " + ", ".join(qn(c) for c in _EVENT_COLUMNS)
-    return list(EventLog.objects.raw(sql, params).using(db))
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        found = cursor.fetchall()
+    converters = row_converters(db)
+    return [
+        EventLog.from_db(db, _EVENT_ATTNAMES, convert(row, converters, connection)) for row in found
+    ]
+
+
+@functools.lru_cache(maxsize=8)
+def row_converters(db: str) -> list[tuple[int, list, Any]]:
+    """(position, converters, column) of each event column whose value needs converting."""
+    connection = connections[db]
+    out = []
+    for position, field in enumerate(_EVENT_FIELDS):
+        column = field.get_col(EventLog._meta.db_table)
+        found = connection.ops.get_db_converters(column) + column.get_db_converters(connection)
+        if found:
+            out.append((position, found, column))
+    return out
+
+
+def convert(row: tuple, converters: list[tuple[int, list, Any]], connection) -> list:
+    """A fetched row with its values converted as the ORM would (JSON, booleans, UUIDs…)."""
+    values = list(row)
+    for position, functions, column in converters:
+        value = values[position]
+        for function in functions:
+            value = function(value, column, connection)
+        values[position] = value
+    return values
 
 
 def finish(event_id, *, attempt: int, changes: dict[str, Any]) -> bool:
@@ -77,8 +109,18 @@ def finish(event_id, *, attempt: int, changes: dict[str, Any]) -> bool:
     return bool(finish_many([event_id], attempt=attempt, changes=changes))
 
 
-def finish_many(event_ids: list, *, attempt: int, changes: dict[str, Any]) -> set:
-    """Apply the same `changes` to every row still ours at `attempt`; the ids it applied to."""
+def finish_many(
+    event_ids: list,
+    *,
+    attempt: int,
+    changes: dict[str, Any],
+    invocations: list[dict[str, Any]] | None = None,
+) -> set:
+    """Apply the same `changes` to every row still ours at `attempt`; the ids it applied to.
+
+    `invocations` are inserted first; on PostgreSQL in the same statement (a data-modifying
+    WITH), so the attempt and the row's move on are one round trip and commit together.
+    """
     db = settings.DATABASE
     connection = connections[db]
     qn = connection.ops.quote_name
@@ -91,6 +133,11 @@ def finish_many(event_ids: list, *, attempt: int, changes: dict[str, Any]) -> se
     )
     params += [_prep(EventLog, "id", pk, connection) for pk in event_ids]
     params += [EventStatus.PROCESSING, attempt]
+    if invocations and connection.vendor == "postgresql":
+        insert_sql, insert_params = invocations_insert(invocations, connection)
+        sql, params = f"WITH invocations AS ({insert_sql}) {sql}", insert_params + params
+    elif invocations:
+        insert_invocations(invocations)
     to_python = EventLog._meta.pk.to_python
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
@@ -110,8 +157,14 @@ def insert_invocations(rows: list[dict[str, Any]]) -> None:
     """Insert invocation_logs rows (all with the same keys) in one statement."""
     if not rows:
         return
-    db = settings.DATABASE
-    connection = connections[db]
+    connection = connections[settings.DATABASE]
+    sql, params = invocations_insert(rows, connection)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+
+
+def invocations_insert(rows: list[dict[str, Any]], connection) -> tuple[str, list]:
+    """The INSERT of invocation_logs rows (all with the same keys), and its parameters."""
     qn = connection.ops.quote_name
     names = list(rows[0])
     columns = [InvocationLog._meta.get_field(name).column for name in names]
@@ -123,8 +176,7 @@ def insert_invocations(rows: list[dict[str, Any]]) -> None:
         f"INSERT INTO {qn(InvocationLog._meta.db_table)} ({', '.join(qn(c) for c in columns)}) "
         f"VALUES {', '.join([row_sql] * len(rows))}"
     )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+    return sql, params
 
 
 @functools.lru_cache(maxsize=64)

@@ -331,6 +331,23 @@ def test_a_gone_reply_pauses_the_trigger(receiver):
     assert len(receiver.on("/status/410")) == 3
 
 
+def test_a_gone_reply_stops_the_rest_of_the_batch(receiver, sender_threads):
+    sender_threads(2)  # the batch of 5 is claimed 2 at a time
+    trigger = TriggerFactory(type="gone_midway", url=receiver.url("/status/410"))
+    events = staged(trigger, 5)
+    results = deliver_events(ids_of(events), trigger.pk)
+    # The first chunk was refused with 410 and paused the trigger: the rest are held unsent.
+    assert len(receiver.on("/status/410")) == 2
+    assert sorted(r.skipped for r in results.values()) == [
+        "",
+        "",
+        "trigger paused or disabled",
+        "trigger paused or disabled",
+        "trigger paused or disabled",
+    ]
+    assert EventLog.objects.filter(status=EventStatus.STAGED, enqueued_at=None).count() == 3
+
+
 def test_spent_retries_emit_the_dead_letter_event(receiver):
     trigger = TriggerFactory(type="doomed", retries=0, url=receiver.url("/status/500"))
     TriggerFactory(name="catch", type=f"dlq_{trigger.name}", url=receiver.url("/ok/dlq"))
