@@ -9,11 +9,28 @@ import time
 from bench import common
 
 
+def warm_up(port: int, count: int) -> None:
+    """Steady state before measuring: the worker has served events and the planner has
+    statistics of a filled table (autovacuum's job in production)."""
+    from eventing import emit
+    from eventing.enqueue import flush
+
+    before = common.receiver_count(port)
+    for n in range(count):
+        emit("bench_latency", {"n": -1 - n})
+        time.sleep(0.002)
+    flush()
+    common.wait_count(port, before + count, timeout_s=120)
+    common.analyze()
+
+
 def main() -> dict:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rate", type=float, default=200)
     parser.add_argument("--seconds", type=float, default=15)
     parser.add_argument("--concurrency", type=int, default=16)
+    # One worker process per core, as in the throughput benchmark.
+    parser.add_argument("--processes", type=int, default=2)
     args = parser.parse_args()
     common.setup_django()
     from eventing import emit
@@ -25,8 +42,12 @@ def main() -> dict:
     Trigger.objects.create(
         name="bench_latency", type="bench_latency", url=f"http://127.0.0.1:{port}/"
     )
-    worker = common.worker(concurrency=args.concurrency)
+    workers = [
+        common.worker(concurrency=args.concurrency, beat=(i == 0), name=f"l{i}")
+        for i in range(args.processes)
+    ]
     try:
+        warm_up(port, count=int(args.rate * 5))
         total = int(args.rate * args.seconds)
         started = time.perf_counter()
         for n in range(total):
@@ -36,14 +57,17 @@ def main() -> dict:
                 time.sleep(wait)
             emit("bench_latency", {"n": n, "sent_at": time.time()})
         flush()
-        common.wait_count(port, total, timeout_s=120)
+        common.wait_count(port, total + int(args.rate * 5), timeout_s=120)
         records = common.receiver_records(port)
     finally:
-        worker.stop()
+        for worker in workers:
+            worker.stop()
         receiver.terminate()
     latencies_ms = [(arrived - sent) * 1000 for _, arrived, sent in records if sent]
     result = {
         "rate_per_s": args.rate,
+        "processes": args.processes,
+        "concurrency": args.concurrency,
         "events": len(latencies_ms),
         "p50_ms": common.percentile(latencies_ms, 50),
         "p90_ms": common.percentile(latencies_ms, 90),

@@ -50,6 +50,7 @@ def queue_events(url: str, total: int) -> None:
         with transaction.atomic():
             for n in range(start, min(start + chunk, total)):
                 emit("bench_event", {"n": n})
+    common.analyze()
 
 
 def run_eventing(port: int, total: int, pool: str, concurrency: int, processes: int) -> float:

@@ -63,6 +63,10 @@ DEFAULTS: dict[str, Any] = {
     # Threads per worker process that send a batch's webhooks side by side (the most calls of
     # batches in flight at once; single-event messages are sent by the task's own thread).
     "SENDER_THREADS": 64,
+    # Under load (commits less than this apart) the publisher thread waits this long for more
+    # commits, so they share batch messages; an isolated commit is published at once. 0 never
+    # waits (milliseconds).
+    "PUBLISH_LINGER_MS": 5,
     # How long a process keeps its trigger index before reloading it (seconds).
     "TRIGGER_CACHE_TTL_S": 1.0,
     # Most events one API request may queue (a batch POST to /api/eventing/events/).

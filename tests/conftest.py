@@ -50,6 +50,17 @@ def published(settings):
 
 
 @pytest.fixture(autouse=True)
+def broker_taken_as_up():
+    """No test inherits another's broker back-off (a failed publish skips the broker for
+    BROKER_BACKOFF_S in this process)."""
+    from eventing import enqueue
+
+    enqueue._broker_down_until = 0.0
+    yield
+    enqueue._broker_down_until = 0.0
+
+
+@pytest.fixture(autouse=True)
 def fresh_trigger_caches():
     """Each test starts with empty per-process trigger caches (a rolled-back test's triggers
     must not linger for the cache TTL)."""

@@ -227,6 +227,21 @@ def test_the_publisher_merges_commits_handed_over_meanwhile(monkeypatch):
     assert rounds == [["a"], ["b", "c", "d"], ["e"]]
 
 
+def test_back_to_back_commits_wait_for_each_other_an_isolated_one_does_not(monkeypatch, settings):
+    settings.EVENTING = {**settings.EVENTING, "PUBLISH_LINGER_MS": 1500}
+    rounds = []
+    monkeypatch.setattr(enqueue, "publish_rows", lambda rows, using: rounds.append(list(rows)))
+    publisher = enqueue.Publisher()
+    publisher.submit(["a"], "default")
+    # Nothing came before it: published without waiting out the linger.
+    assert publisher.flush(0.75)
+    # The next commit comes right after: the publisher waits for more, and gets one.
+    publisher.submit(["b"], "default")
+    publisher.submit(["c"], "default")
+    assert publisher.flush(5)
+    assert rounds == [["a"], ["b", "c"]]
+
+
 # deliver_events
 
 
