@@ -78,6 +78,8 @@ class Watchdog:
     def __exit__(self, *exc: Any) -> None:
         with self._lock:
             self.done = True
+            # It stays on the deadline heap until its time: hold no connection meanwhile.
+            self._connections.clear()
         _current.watchdog = None
 
     def watch(self, conn: HTTPConnection) -> None:
