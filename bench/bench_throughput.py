@@ -74,7 +74,7 @@ def run_eventing(port: int, total: int, pool: str, concurrency: int, processes: 
 def main() -> dict:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=20000)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--pool", default="threads")
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--processes", type=int, default=2)
