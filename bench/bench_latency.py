@@ -29,8 +29,7 @@ def main() -> dict:
     parser.add_argument("--rate", type=float, default=200)
     parser.add_argument("--seconds", type=float, default=15)
     parser.add_argument("--concurrency", type=int, default=16)
-    # One worker process per core, as in the throughput benchmark.
-    parser.add_argument("--processes", type=int, default=2)
+    parser.add_argument("--processes", type=int, default=1)
     args = parser.parse_args()
     common.setup_django()
     from eventing import emit

@@ -59,7 +59,7 @@ def table() -> str:
         )
     if lat := load("latency"):
         rows.append(
-            f"| latency at {lat['rate_per_s']:.0f}/s ({lat.get('processes', 1)} worker processes), "
+            f"| latency at {lat['rate_per_s']:.0f}/s (worker processes: {lat.get('processes', 1)}), "
             "p50 / p99 | "
             f"{lat['p50_ms']:.1f} / {lat['p99_ms']:.1f} ms | ≤ 15 / ≤ 100 ms |"
         )
