@@ -59,8 +59,8 @@ def table() -> str:
         )
     if lat := load("latency"):
         rows.append(
-            f"| latency at {lat['rate_per_s']:.0f}/s (worker processes: {lat.get('processes', 1)}), "
-            "p50 / p99 | "
+            f"| latency at {lat['rate_per_s']:.0f}/s "
+            f"(worker processes: {lat.get('processes', 1)}), p50 / p99 | "
             f"{lat['p50_ms']:.1f} / {lat['p99_ms']:.1f} ms | ≤ 15 / ≤ 100 ms |"
         )
     if sch := load("schedule"):
