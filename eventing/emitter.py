@@ -19,7 +19,7 @@ from triggers.registry import TriggerSpec
 from .conf import settings
 from .enqueue import enqueue_on_commit, within_horizon
 from .index import current_index
-from .metrics import count_emitted_on_commit
+from .metrics import count_emitted
 from .models import EventLog, EventStatus
 from .payload_rules import check_payload
 from .rows import insert_events
@@ -131,9 +131,10 @@ def record_events(
             raise
     else:
         insert_events(rows, using=db)
-    count_emitted_on_commit(rows, using=db)
     if status == EventStatus.STAGED:
-        enqueue_on_commit(rows, using=db)
+        enqueue_on_commit(rows, using=db, count=True)
+    else:
+        transaction.on_commit(lambda: count_emitted(rows), using=db)
     return rows
 
 
@@ -255,7 +256,9 @@ def emit_batch(
         for start in range(0, len(new_rows), BULK_BATCH_SIZE):
             insert_events(new_rows[start : start + BULK_BATCH_SIZE], using=db)
         if publish:
-            enqueue_on_commit(new_rows, using=db)
+            enqueue_on_commit(new_rows, using=db, count=True)
+        else:
+            transaction.on_commit(lambda: count_emitted(new_rows), using=db)
     return results
 
 

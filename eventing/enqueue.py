@@ -20,6 +20,7 @@ from django.db import close_old_connections, transaction
 from django.utils import timezone
 
 from .conf import settings
+from .metrics import count_emitted
 from .models import EventLog, EventStatus
 
 logger = logging.getLogger(__name__)
@@ -204,11 +205,24 @@ def flush(timeout_s: float = 5.0) -> bool:
 atexit.register(flush)
 
 
-def enqueue_on_commit(rows: list[EventLog], *, using: str) -> None:
-    """Publish `rows` once the transaction holding them commits (never if it rolls back)."""
-    if not any(row.enqueued_at is not None for row in rows):
+def enqueue_on_commit(rows: list[EventLog], *, using: str, count: bool = False) -> None:
+    """Publish `rows` once the transaction holding them commits (never if it rolls back).
+
+    With `count`, the same callback also counts them as emitted (one callback per emit: a
+    save() with a trigger pays for one).
+    """
+    sendable = any(row.enqueued_at is not None for row in rows)
+    if not sendable and not count:
         return
-    if settings.PUBLISH_IN_BACKGROUND:
-        transaction.on_commit(lambda: publisher().submit(rows, using), using=using)
-    else:
-        transaction.on_commit(lambda: publish_rows(rows, using=using), using=using)
+
+    def committed() -> None:
+        if count:
+            count_emitted(rows)
+        if not sendable:
+            return
+        if settings.PUBLISH_IN_BACKGROUND:
+            publisher().submit(rows, using)
+        else:
+            publish_rows(rows, using=using)
+
+    transaction.on_commit(committed, using=using)

@@ -19,7 +19,6 @@ import logging
 import os
 from collections.abc import Iterable
 
-from django.db import transaction
 from django.db.models import Count, Min
 from django.utils import timezone
 from prometheus_client import (
@@ -83,15 +82,10 @@ def status_class(status_code: int | None) -> str:
     return f"{status_code // 100}xx"
 
 
-def count_emitted_on_commit(rows: Iterable, *, using: str) -> None:
-    """Count recorded events once their transaction commits (a rollback emitted nothing)."""
-    labels = [(row.trigger_name, row.type) for row in rows]
-
-    def count() -> None:
-        for trigger, event_type in labels:
-            EVENTS_EMITTED.labels(trigger=trigger, type=event_type).inc()
-
-    transaction.on_commit(count, using=using)
+def count_emitted(rows: Iterable) -> None:
+    """Count committed events (called after commit: a rollback emitted nothing)."""
+    for row in rows:
+        EVENTS_EMITTED.labels(row.trigger_name, row.type).inc()
 
 
 def observe_delivery(event, trigger, claimed_at: dt.datetime, response, outcome) -> None:

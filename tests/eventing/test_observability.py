@@ -67,6 +67,23 @@ def test_emit_counts_only_committed_events(client, published, django_capture_on_
     assert after - before == 2
 
 
+def test_events_queued_in_a_batch_are_counted(
+    client, published, django_capture_on_commit_callbacks
+):
+    from django.utils import timezone
+
+    from eventing.emitter import EventRequest, emit_batch
+
+    TriggerFactory(name="metrics_batch", type="metric_batch")
+    labels = {"trigger": "metrics_batch", "type": "metric_batch"}
+    before = sample(scrape(client), "eventing_events_emitted_total", **labels)
+    now = timezone.now()
+    with django_capture_on_commit_callbacks(execute=True):
+        emit_batch([EventRequest("metric_batch", {"n": n}, now) for n in range(3)])
+    after = sample(scrape(client), "eventing_events_emitted_total", **labels)
+    assert after - before == 3
+
+
 def test_delivery_outcomes_latency_and_lag_are_counted(client, receiver, published):
     ok = TriggerFactory(name="metrics_ok", type="metric_ok", url=receiver.url("/ok"))
     bad = TriggerFactory(
