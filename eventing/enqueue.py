@@ -10,7 +10,6 @@ from __future__ import annotations
 import atexit
 import datetime as dt
 import logging
-import os
 import queue
 import threading
 import time
@@ -22,6 +21,7 @@ from django.utils import timezone
 from .conf import settings
 from .metrics import count_emitted
 from .models import EventLog, EventStatus
+from .per_process import PerProcess
 
 logger = logging.getLogger(__name__)
 
@@ -123,7 +123,6 @@ class Publisher:
     """A daemon thread that publishes committed rows in the order they were handed over."""
 
     def __init__(self) -> None:
-        self.pid = os.getpid()
         self.queue: queue.SimpleQueue = queue.SimpleQueue()
         self.pending = 0
         self.last_handover = 0.0
@@ -183,23 +182,13 @@ class Publisher:
             return self.idle.wait_for(lambda: self.pending == 0, timeout_s)
 
 
-_publisher: Publisher | None = None
-_publisher_lock = threading.Lock()
-
-
-def publisher() -> Publisher:
-    """This process's publisher (a forked child starts its own)."""
-    global _publisher
-    if _publisher is None or _publisher.pid != os.getpid():
-        with _publisher_lock:
-            if _publisher is None or _publisher.pid != os.getpid():
-                _publisher = Publisher()
-    return _publisher
+publisher = PerProcess(Publisher)
 
 
 def flush(timeout_s: float = 5.0) -> bool:
     """Wait for this process's pending publishes (used at exit and by tests)."""
-    return _publisher.flush(timeout_s) if _publisher is not None else True
+    current = publisher.existing()
+    return current.flush(timeout_s) if current is not None else True
 
 
 atexit.register(flush)

@@ -12,7 +12,6 @@ import contextlib
 import heapq
 import itertools
 import logging
-import os
 import socket
 import threading
 import time
@@ -23,6 +22,7 @@ from urllib3 import PoolManager
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
+from .per_process import PerProcess
 from .ssrf import check_peer
 
 _current = threading.local()
@@ -107,7 +107,6 @@ class Deadlines:
     """
 
     def __init__(self) -> None:
-        self.pid = os.getpid()
         self.heap: list[tuple[float, int, Watchdog]] = []
         self.counter = itertools.count()
         self.changed = threading.Condition()
@@ -129,18 +128,8 @@ class Deadlines:
             due.fire()
 
 
-_deadlines: Deadlines | None = None
-_deadlines_lock = threading.Lock()
-
-
-def deadlines() -> Deadlines:
-    """This process's deadline thread (a forked child starts its own)."""
-    global _deadlines
-    if _deadlines is None or _deadlines.pid != os.getpid():
-        with _deadlines_lock:
-            if _deadlines is None or _deadlines.pid != os.getpid():
-                _deadlines = Deadlines()
-    return _deadlines
+# This process's deadline thread.
+deadlines = PerProcess(Deadlines)
 
 
 def shutdown(conn: HTTPConnection) -> None:

@@ -161,11 +161,6 @@ def _id_in(event_ids: list, qn) -> str:
     return f"{qn('id')} IN ({', '.join(['%s'] * len(event_ids))})"
 
 
-def insert_invocation(values: dict[str, Any]) -> None:
-    """Insert one invocation_logs row."""
-    insert_invocations([values])
-
-
 def insert_invocations(rows: list[dict[str, Any]]) -> None:
     """Insert invocation_logs rows (all with the same keys) in one statement."""
     if not rows:

@@ -7,13 +7,13 @@ the row waits for a thread.
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 from .conf import settings
+from .per_process import PerProcess
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -24,7 +24,6 @@ class SenderPool:
 
     def __init__(self, size: int) -> None:
         self.size = size
-        self.pid = os.getpid()
         self.free = size
         self.changed = threading.Condition()
         self.executor = ThreadPoolExecutor(size, thread_name_prefix="eventing-sender")
@@ -61,15 +60,5 @@ class SenderPool:
         return [future.result() for future in futures]
 
 
-_pool: SenderPool | None = None
-_pool_lock = threading.Lock()
-
-
-def pool() -> SenderPool:
-    """This process's sender pool (a forked child makes its own)."""
-    global _pool
-    if _pool is None or _pool.pid != os.getpid():
-        with _pool_lock:
-            if _pool is None or _pool.pid != os.getpid():
-                _pool = SenderPool(settings.SENDER_THREADS)
-    return _pool
+# This process's sender pool.
+pool = PerProcess(lambda: SenderPool(settings.SENDER_THREADS))

@@ -54,7 +54,7 @@ def sender_threads(settings, monkeypatch):
 
     def resize(size: int) -> None:
         settings.EVENTING = {**settings.EVENTING, "SENDER_THREADS": size}
-        monkeypatch.setattr(senders, "_pool", None)
+        monkeypatch.setattr(senders.pool, "instance", None)
         made.append(senders.pool())
 
     yield resize

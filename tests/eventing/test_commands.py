@@ -19,14 +19,6 @@ from tests.factories import TriggerFactory
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def published(settings):
-    """Capture broker publishes, one message per event."""
-    settings.EVENTING = {**settings.EVENTING, "DELIVERY_BATCH_SIZE": 1}
-    with mock.patch("eventing.tasks.deliver.apply_async") as apply_async:
-        yield apply_async
-
-
 def run(*args) -> str:
     out = StringIO()
     call_command(*args, stdout=out)

@@ -20,14 +20,6 @@ from tests.factories import TriggerFactory
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def published(settings):
-    """Capture broker publishes, one message per event."""
-    settings.EVENTING = {**settings.EVENTING, "DELIVERY_BATCH_SIZE": 1}
-    with mock.patch("eventing.tasks.deliver.apply_async") as apply_async:
-        yield apply_async
-
-
 @pytest.fixture(autouse=True)
 def fresh_broker_cache():
     health._broker_cache.update(at=0.0, result=None)
