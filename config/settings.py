@@ -127,8 +127,16 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
 }
 
+# The repository's development signing secret (eventing.checks refuses it with DEBUG off).
+DEVELOPMENT_SIGNING_SECRET = "local-development-secret-change-me-0123456789"
+
 EVENTING = {
-    "SECRETS": env_list("EVENTING_SECRETS", "local-development-secret-change-me-0123456789"),
+    # Signs webhooks only (receivers hold it). The default is for development: with DEBUG off a
+    # system check refuses it.
+    "SECRETS": env_list("EVENTING_SECRETS", DEVELOPMENT_SIGNING_SECRET),
+    # Verifies API bearer tokens; never the same as SECRETS. Empty: bearer JWTs are refused
+    # (DRF tokens and sessions still work).
+    "CLIENT_SECRETS": env_list("EVENTING_CLIENT_SECRETS"),
     "INSTANCE_ID": os.environ.get("EVENTING_INSTANCE_ID", "eventing"),
     "ALLOWED_NETWORKS": env_list("EVENTING_ALLOWED_NETWORKS"),
 }

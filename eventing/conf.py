@@ -11,8 +11,43 @@ from django.core.signals import setting_changed
 from django.dispatch import receiver
 
 DEFAULTS: dict[str, Any] = {
-    # Secrets for the X-SC-Token JWT. The first signs; every one verifies (rotation: prepend).
+    # Secrets for the X-SC-Token JWT sent to webhooks. The first signs; every one verifies
+    # (rotation: prepend). Receivers hold them, so they never authenticate an API caller.
     "SECRETS": [],
+    # HS256/384/512 secrets that verify API bearer tokens (`Authorization: Bearer <jwt>`).
+    # Never the same as SECRETS: a webhook receiver could then act as any user.
+    "CLIENT_SECRETS": [],
+    # Public keys (PEM strings) verifying RS256/ES256/EdDSA API bearer tokens, or a JWKS URL.
+    "CLIENT_PUBLIC_KEYS": [],
+    # Optional private key (PEM) that signs X-SC-Token with RS256/ES256/EdDSA instead of HS256,
+    # so receivers hold only the public key. Empty: HS256 with the first of SECRETS.
+    "SIGNING_KEY": "",
+    # Field names left out of DB event data unless a trigger lists them in payload_fields
+    # (AbstractBaseUser.password is always left out by default too). Matched case-insensitively.
+    "EXCLUDE_FIELDS": [
+        "password",
+        "secret",
+        "token",
+        "api_key",
+        "apikey",
+        "access_token",
+        "refresh_token",
+        "private_key",
+        "otp_secret",
+    ],
+    # How many proxies in front of the web process append to X-Forwarded-For. 0 (default):
+    # the header is ignored and throttles key on the connecting address.
+    "NUM_PROXIES": 0,
+    # Longest chain of follow-up events (a reply's `event`/`events` queuing more events) before
+    # further follow-ups are dropped with a remark.
+    "FOLLOW_UP_MAX_DEPTH": 5,
+    # Most follow-up events one webhook reply may queue; the rest are dropped with a remark.
+    "FOLLOW_UP_MAX_PER_REPLY": 10,
+    # Largest JSON Schema an event type may hold (bytes of JSON).
+    "MAX_SCHEMA_BYTES": 64 * 1024,
+    # Time budget for validating one payload against its type's JSON Schema (milliseconds);
+    # over it the request is refused with a 400 instead of holding a web process.
+    "SCHEMA_VALIDATION_BUDGET_MS": 200,
     # Who we are: the JWT `id` claim and the CloudEvents `source`.
     "INSTANCE_ID": "eventing",
     # Database alias holding event_logs / invocation_logs / event_triggers / event_types.

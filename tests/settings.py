@@ -3,6 +3,7 @@
 import os
 
 os.environ.setdefault("EVENTING_SECRETS", "test-secret-0123456789abcdef0123456789abcdef")
+os.environ.setdefault("EVENTING_CLIENT_SECRETS", "test-client-secret-0123456789abcdef01234567")
 
 from django.conf import global_settings  # noqa: E402
 
