@@ -1,7 +1,9 @@
-"""The urllib3 pools webhooks go through: SSRF check on the connected peer, hard deadline.
+"""The urllib3 pools webhooks go through: SSRF check before connecting, hard deadline.
 
-The SSRF check runs on the socket's peer address right after it connects and before any byte
-is sent, so whatever DNS answered (rebinding included) the address actually reached is judged.
+The host is resolved here and every address is judged before a socket connects to it, so a
+blocked address never sees a SYN: an open and a closed port behind it fail alike (no port-scan
+oracle). The connection goes to the very address judged (DNS rebinding cannot swap it), and the
+peer is checked once more after connecting, before any byte is sent.
 The deadline is a watchdog that shuts the socket down when the trigger's timeout is over, so a
 receiver dribbling its status line, headers or body one byte at a time cannot hold a worker.
 """
@@ -13,6 +15,7 @@ import heapq
 import itertools
 import logging
 import socket
+import sys
 import threading
 import time
 from typing import Any
@@ -21,9 +24,17 @@ import certifi
 from urllib3 import PoolManager
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    LocationParseError,
+    NameResolutionError,
+    NewConnectionError,
+)
+from urllib3.util.connection import allowed_gai_family
+from urllib3.util.timeout import _DEFAULT_TIMEOUT
 
 from .per_process import PerProcess
-from .ssrf import check_peer
+from .ssrf import BlockedAddressError, blocked_reason, check_peer
 
 _current = threading.local()
 # Hosts a sending thread keeps a warm connection to (least recently used ones are closed).
@@ -148,12 +159,79 @@ def watch(conn: HTTPConnection) -> None:
         watchdog.watch(conn)
 
 
+def create_connection(
+    host: str,
+    port: int,
+    timeout: Any = _DEFAULT_TIMEOUT,
+    source_address: tuple[str, int] | None = None,
+    socket_options: Any = None,
+) -> socket.socket:
+    """urllib3's create_connection, judging each resolved address before connecting to it.
+
+    Blocked addresses are skipped without a connect(); when every address is blocked the first
+    one's BlockedAddressError is raised, the same text whether its port is open or closed.
+    """
+    host = host.strip("[]")
+    try:
+        host.encode("idna")
+    except UnicodeError:
+        raise LocationParseError(f"'{host}', label empty or too long") from None
+    refusal: BlockedAddressError | None = None
+    error: OSError | None = None
+    for family, kind, proto, _, address in socket.getaddrinfo(
+        host, port, allowed_gai_family(), socket.SOCK_STREAM
+    ):
+        reason = blocked_reason(address[0])
+        if reason:
+            refusal = refusal or BlockedAddressError(address[0], reason)
+            continue
+        sock = None
+        try:
+            sock = socket.socket(family, kind, proto)
+            for option in socket_options or ():
+                sock.setsockopt(*option)
+            if timeout is not _DEFAULT_TIMEOUT:
+                sock.settimeout(timeout)
+            if source_address:
+                sock.bind(source_address)
+            sock.connect(address)
+            return sock
+        except OSError as exc:
+            error = exc
+            if sock is not None:
+                sock.close()
+    if error is not None:
+        raise error
+    if refusal is not None:
+        raise refusal
+    raise OSError("getaddrinfo returns an empty list")
+
+
 class GuardedHTTPConnection(HTTPConnection):
-    """An HTTP connection that refuses blocked peers and obeys the call's deadline."""
+    """An HTTP connection that refuses blocked addresses and obeys the call's deadline."""
 
     def _new_conn(self) -> socket.socket:
-        sock = super()._new_conn()
+        # urllib3's own _new_conn, with the guarded create_connection; BlockedAddressError is
+        # no OSError, so it passes through unwrapped.
         try:
+            sock = create_connection(
+                self._dns_host,
+                self.port,
+                self.timeout,
+                source_address=self.source_address,
+                socket_options=self.socket_options,
+            )
+        except socket.gaierror as exc:
+            raise NameResolutionError(self.host, self, exc) from exc
+        except TimeoutError as exc:
+            raise ConnectTimeoutError(
+                self, f"Connection to {self.host} timed out. (connect timeout={self.timeout})"
+            ) from exc
+        except OSError as exc:
+            raise NewConnectionError(self, f"Failed to establish a new connection: {exc}") from exc
+        sys.audit("http.client.connect", self, self.host, self.port)
+        try:
+            # The address connected to was judged already; this is the belt to those braces.
             check_peer(sock)
         except BaseException:
             sock.close()

@@ -18,6 +18,8 @@ METADATA_ADDRESSES = {
 }
 # Carrier-grade NAT (RFC 6598): neither private nor global in `ipaddress`, never a webhook.
 CGNAT = ipaddress.ip_network("100.64.0.0/10")
+# The well-known NAT64 prefix (RFC 6052): 64:ff9b::a.b.c.d is a.b.c.d through a NAT64 gateway.
+NAT64 = ipaddress.ip_network("64:ff9b::/96")
 
 
 class BlockedAddressError(Exception):
@@ -48,6 +50,19 @@ def allowed_networks() -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
     return [ipaddress.ip_network(cidr, strict=False) for cidr in settings.ALLOWED_NETWORKS or []]
 
 
+def embedded_ipv4(ip: IPAddress) -> tuple[str, ipaddress.IPv4Address] | None:
+    """The IPv4 address an IPv6 one delivers to (6to4, NAT64, Teredo), with the scheme's name."""
+    if ip.version != 6:
+        return None
+    if ip.sixtofour is not None:
+        return "a 6to4 address", ip.sixtofour
+    if ip in NAT64:
+        return "a NAT64 address", ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    if ip.teredo is not None:
+        return "a Teredo address", ip.teredo[1]
+    return None
+
+
 def blocked_reason(address: str) -> str | None:
     """Why `address` may not be reached, in words; None when it may."""
     try:
@@ -56,6 +71,17 @@ def blocked_reason(address: str) -> str | None:
         return "not an IP address"
     if any(ip.version == net.version and ip in net for net in allowed_networks()):
         return None
+    embedded = embedded_ipv4(ip)
+    if embedded:
+        # 2002:a00:1:: reaches 10.0.0.1 through a relay: judge the IPv4 address it carries.
+        scheme, ipv4 = embedded
+        reason = blocked_reason(str(ipv4))
+        if reason:
+            return f"{scheme} carrying {ipv4}, {reason}"
+        if ip in NAT64:
+            # Not "reserved" (::/8) when it carries a public address: IPv6-only hosts behind
+            # DNS64 reach every IPv4 webhook this way.
+            return None
     if ip in METADATA_ADDRESSES:
         return "a cloud metadata address"
     checks = (

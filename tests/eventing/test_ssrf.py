@@ -43,8 +43,25 @@ BLOCKED = [
     ("::ffff:10.0.0.1", "private"),
     ("192.0.2.10", "private"),  # TEST-NET-1, documentation only
     ("198.18.0.1", "private"),  # benchmarking
+    ("2002:7f00:1::", "6to4 address carrying 127.0.0.1, a loopback"),
+    ("2002:a00:1::1", "6to4 address carrying 10.0.0.1, a private"),
+    ("2002:a9fe:a9fe::", "6to4 address carrying 169.254.169.254, a cloud metadata"),
+    ("64:ff9b::7f00:1", "NAT64 address carrying 127.0.0.1, a loopback"),
+    ("64:ff9b::c0a8:101", "NAT64 address carrying 192.168.1.1, a private"),
+    ("2001:0:808:808::f5ff:fffe", "Teredo address carrying 10.0.0.1, a private"),
+    ("2001:0:4136:e378:8000:63bf:3fff:fdd2", "private"),  # Teredo: public client, still not
+    ("::7f00:1", "reserved"),  # IPv4-compatible (deprecated)
+    ("::ffff:0:7f00:1", "reserved"),  # IPv4-translated
 ]
-PUBLIC = ["93.184.216.34", "8.8.8.8", "1.1.1.1", "2606:4700:4700::1111", "::ffff:8.8.8.8"]
+PUBLIC = [
+    "93.184.216.34",
+    "8.8.8.8",
+    "1.1.1.1",
+    "2606:4700:4700::1111",
+    "::ffff:8.8.8.8",
+    "2002:808:808::1",  # 6to4 of a public address
+    "64:ff9b::808:808",  # NAT64 of a public address: how IPv6-only hosts reach IPv4 webhooks
+]
 
 
 @pytest.fixture
@@ -83,6 +100,31 @@ def target():
     server = RawServer(reply(http_response(200, b'{"ok": true}')))
     yield server
     server.close()
+
+
+@pytest.fixture
+def closed_port():
+    """A loopback port with a socket bound and not listening: a connect() there is refused."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    yield sock.getsockname()[1]
+    sock.close()
+
+
+def accepted_before_probe(server: RawServer) -> int:
+    """How many connections `server` accepted before a probe connection opened now.
+
+    The kernel hands connections to accept() in arrival order, so once the probe's request is
+    in, every earlier connection (even one closed without a byte) has been counted.
+    """
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as probe:
+        probe.sendall(b"PROBE / HTTP/1.1\r\n\r\n")
+        wait_until(
+            lambda: any(r.startswith(b"PROBE") for r in server.requests),
+            timeout_s=5,
+            message="the probe connection to be accepted",
+        )
+    return server.connections - 1
 
 
 def request_to(url: str) -> WebhookRequest:
@@ -207,14 +249,69 @@ def test_url_warning_for_the_trigger_form():
 
 
 @pytest.mark.usefixtures("no_allowed_networks")
-def test_https_is_refused_before_the_tls_handshake():
-    hello = []
-    server = RawServer(lambda conn, srv: hello.append(conn.recv(1024)))
+def test_https_is_refused_before_connecting(target):
+    response = send(request_to(target.url("/", scheme="https")), timeout_s=2)
+    assert response.blocked
+    assert "loopback" in response.error
+    assert accepted_before_probe(target) == 0  # not even a TCP handshake, let alone TLS
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("no_allowed_networks")
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])
+def test_open_and_closed_ports_behind_a_blocked_address_look_alike(target, closed_port, host):
+    """Refused before connecting: no remark, error or timing tells an open port from a closed
+    one, so webhooks cannot scan the internal network."""
+    TriggerFactory(name="open_port", url=f"http://{host}:{target.port}/hook", retries=3)
+    TriggerFactory(name="closed_port", url=f"http://{host}:{closed_port}/hook", retries=3)
+    [first, second] = emit("order_placed", {"n": 1})
+    for event in (first, second):
+        assert deliver_event(event.id).response.blocked
+    rows = {row.trigger_name: row for row in EventLog.objects.all()}
+    remarks = {name: row.remark for name, row in rows.items()}
+    errors = {name: row.invocations.get().error_msg for name, row in rows.items()}
+    assert remarks["open_port"] == remarks["closed_port"]
+    assert errors["open_port"] == errors["closed_port"]
+    assert "loopback address" in remarks["open_port"]
+    assert {row.status for row in rows.values()} == {EventStatus.FAILED}  # not retried either
+    assert accepted_before_probe(target) == 0
+
+
+@pytest.mark.usefixtures("no_allowed_networks")
+def test_peer_recheck_refuses_with_the_same_text(target):
+    """The check after connecting (kept as a second line) words its refusal like the first."""
+    refused = send(request_to(f"http://127.0.0.1:{target.port}/"), timeout_s=2)
+    with (
+        socket.create_connection(("127.0.0.1", target.port), timeout=5) as sock,
+        pytest.raises(ssrf.BlockedAddressError) as caught,
+    ):
+        ssrf.check_peer(sock)
+    assert str(caught.value) == refused.error
+
+
+def test_only_the_allowed_addresses_of_a_name_are_connected_to(monkeypatch, settings):
+    """A name resolving to a blocked and an allowed address: the blocked one is skipped."""
+    settings.EVENTING = {**settings.EVENTING, "ALLOWED_NETWORKS": ["127.0.0.2/32"]}
+    listening = RawServer(reply(http_response(200, b"{}")))  # on 127.0.0.1: blocked now
+    real_getaddrinfo = socket.getaddrinfo
+    tried = []
+
+    def two_answers(host, port, *args, **kwargs):
+        if host != "mixed.example":
+            return real_getaddrinfo(host, port, *args, **kwargs)
+        tried.append(host)
+        return [
+            *real_getaddrinfo("127.0.0.1", port, socket.AF_INET, socket.SOCK_STREAM),
+            *real_getaddrinfo("127.0.0.2", port, socket.AF_INET, socket.SOCK_STREAM),
+        ]
+
+    monkeypatch.setattr(socket, "getaddrinfo", two_answers)
     try:
-        response = send(request_to(server.url("/", scheme="https")), timeout_s=2)
-        assert response.blocked
-        assert "loopback" in response.error
-        wait_until(lambda: hello, timeout_s=5, message="the server saw the connection end")
-        assert hello == [b""]  # closed without a byte: the TLS ClientHello was never sent
+        response = send(request_to(f"http://mixed.example:{listening.port}/"), timeout_s=2)
+        assert tried
+        # 127.0.0.2 was tried (nothing listens there on this port: refused), 127.0.0.1 never.
+        assert not response.blocked
+        assert "refused" in response.error.lower()
+        assert accepted_before_probe(listening) == 0
     finally:
-        server.close()
+        listening.close()
