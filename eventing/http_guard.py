@@ -34,6 +34,7 @@ from urllib3.util.connection import allowed_gai_family
 from urllib3.util.timeout import _DEFAULT_TIMEOUT
 
 from .per_process import PerProcess
+from .scrubbing import redact
 from .ssrf import BlockedAddressError, blocked_reason, check_peer
 
 _current = threading.local()
@@ -49,10 +50,7 @@ class ScrubSecrets(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         secrets = getattr(_current, "secrets", ())
         if secrets:
-            message = record.getMessage()
-            for secret in secrets:
-                message = message.replace(secret, "[redacted]")
-            record.msg, record.args = message, None
+            record.msg, record.args = redact(record.getMessage(), secrets), None
         return True
 
 

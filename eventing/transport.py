@@ -20,9 +20,9 @@ from . import signing
 from .conf import settings
 from .http_guard import Watchdog, pool_manager, scrubbed_logs
 from .models import EventLog
+from .scrubbing import REDACTED, margin, redact, secret_values
 from .ssrf import BlockedAddressError
 
-REDACTED = "[redacted]"
 # Header names whose values are credentials wherever they come from.
 SENSITIVE_HEADER_RE = re.compile(r"(auth|token|secret|signature|key|cookie|password)", re.I)
 
@@ -42,8 +42,8 @@ class WebhookRequest:
     body: bytes
     redacted_headers: dict[str, str]
     logged_url: str
-    # Values that must never be stored or logged: scrubbed from errors, echoed responses and
-    # urllib3's log lines (see redact()).
+    # Values that must never be stored or logged, in every form they may be echoed in:
+    # scrubbed from errors, echoed responses and urllib3's log lines (see scrubbing.redact()).
     secrets: tuple[str, ...] = ()
 
 
@@ -155,25 +155,6 @@ def build_request(event: EventLog, trigger, attempt: int) -> WebhookRequest:
     )
 
 
-# Shorter values are not scrubbed: replacing every "1" in a body would hide the answer, and a
-# credential that short protects nothing anyway.
-MIN_SECRET_LENGTH = 6
-
-
-def secret_values(values) -> tuple[str, ...]:
-    """The distinct values worth scrubbing, longest first (so no secret is half-replaced)."""
-    kept = {str(v) for v in values if v and len(str(v)) >= MIN_SECRET_LENGTH}
-    return tuple(sorted(kept, key=len, reverse=True))
-
-
-def redact(text: str, secrets: tuple[str, ...]) -> str:
-    """`text` with every secret value replaced by [redacted]."""
-    for secret in secrets:
-        if secret in text:
-            text = text.replace(secret, REDACTED)
-    return text
-
-
 def http() -> PoolManager:
     """This thread's pool manager (connections are reused across deliveries)."""
     manager = getattr(_local, "http", None)
@@ -210,8 +191,7 @@ def send(request: WebhookRequest, timeout_s: float) -> WebhookResponse:
             try:
                 result.status_code = response.status
                 result.headers = dict(response.headers)
-                body, result.truncated = read_bounded(response, deadline)
-                result.body = body.decode(charset(response.headers), errors="replace")
+                result.body, result.truncated = read_text(response, deadline, request.secrets)
             finally:
                 # Read to the end, the connection is already back in the pool; cut short (a
                 # bounded body, a timeout) this closes it, so a half-read socket is never reused.
@@ -231,8 +211,9 @@ def send(request: WebhookRequest, timeout_s: float) -> WebhookResponse:
     # keep the remark readable (exception texts can quote whole responses); redacting first so
     # the cut never splits a secret.
     result.error = redact(result.error, request.secrets)[:1000]
-    result.body = redact(result.body, request.secrets)
-    result.headers = {k: redact(v, request.secrets) for k, v in result.headers.items()}
+    result.headers = {
+        name: redact(value, request.secrets) for name, value in result.headers.items()
+    }
     result.duration_ms = int((time.monotonic() - started) * 1000)
     return result
 
@@ -245,9 +226,25 @@ def is_timeout(exc: Exception) -> bool:
     return isinstance(exc, (TimeoutError, ConnectTimeoutError, ReadTimeoutError))
 
 
-def read_bounded(response: BaseHTTPResponse, deadline: float) -> tuple[bytes, bool]:
-    """Read at most MAX_RESPONSE_BYTES before `deadline`; returns (body, truncated)."""
+def read_text(
+    response: BaseHTTPResponse, deadline: float, secrets: tuple[str, ...]
+) -> tuple[str, bool]:
+    """The body as text, cut at MAX_RESPONSE_BYTES and scrubbed; returns (text, truncated).
+
+    A little more than the limit is read, so a secret echoed across the cut is still
+    recognised and redacted whole instead of leaving its first half in the log.
+    """
     limit = settings.MAX_RESPONSE_BYTES
+    body, truncated = read_bounded(response, deadline, limit + margin(secrets))
+    encoding = charset(response.headers)
+    truncated = truncated or len(body) > limit
+    text = body.decode(encoding, errors="replace")
+    cut = len(body[:limit].decode(encoding, errors="ignore")) if truncated else None
+    return redact(text, secrets, cut), truncated
+
+
+def read_bounded(response: BaseHTTPResponse, deadline: float, limit: int) -> tuple[bytes, bool]:
+    """Read at most `limit` bytes before `deadline`; returns (body, truncated)."""
     chunks: list[bytes] = []
     size = 0
     for chunk in response.stream(8192):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from urllib.parse import quote
 
 import pytest
 from django.conf import settings as django_settings
@@ -11,6 +12,7 @@ from django.conf import settings as django_settings
 from eventing import emit
 from eventing.delivery import deliver_event
 from eventing.models import EventLog, InvocationLog
+from eventing.scrubbing import redact, secret_values
 from tests.factories import TriggerFactory
 from tests.hostile import RawServer, dribble, http_response, read_request, reset
 
@@ -115,3 +117,165 @@ def test_secrets_stay_out_of_logs_and_records(servers, monkeypatch, caplog, caps
     assert echo_row.request["headers"]["X-Api-Key"] == "[redacted]"
     assert echo_row.request["headers"]["Authorization"] == "[redacted]"
     assert "token=[redacted]" in caplog.text  # urllib3's URL log lines were scrubbed
+
+
+# A header secret with the characters JSON and URL encoders escape.
+LITERAL_KEY = "lit/secret+key=0042"
+
+
+def json_slashes(value: str) -> str:
+    """What PHP's json_encode makes of a string: `/` escaped as `\\/`."""
+    return json.dumps(value)[1:-1].replace("/", "\\/")
+
+
+def json_unicode(value: str) -> str:
+    """Every non-alphanumeric character as a `\\u00XX` escape (.NET, Go, hand-rolled)."""
+    return "".join(c if c.isalnum() else f"\\u{ord(c):04X}" for c in value)
+
+
+def html_entities(value: str) -> str:
+    """Every non-alphanumeric character as an HTML character reference (error pages)."""
+    return "".join(c if c.isalnum() else f"&#x{ord(c):x};" for c in value)
+
+
+ENCODINGS = {
+    "bare": lambda v: v,
+    "JSON \\/": json_slashes,
+    "JSON \\u00XX": json_unicode,
+    "JSON in JSON": lambda v: json.dumps(json_slashes(v))[1:-1],
+    "URL-encoded": lambda v: quote(v, safe=""),
+    "URL-encoded twice": lambda v: quote(quote(v, safe=""), safe=""),
+    "HTML entities": html_entities,
+}
+
+
+def echoed_values(request: bytes) -> dict[str, str]:
+    """The credentials of a request, the way a careless receiver would pick them out."""
+    head = request.split(b"\r\n\r\n")[0].decode()
+    headers = {
+        name.strip().lower(): value.strip()
+        for name, _, value in (line.partition(":") for line in head.split("\r\n")[1:])
+    }
+    return {
+        "token without Bearer": headers["x-sc-token"].split()[1],
+        "signature without v1,": headers["webhook-signature"].split(",", 1)[1],
+        "literal header secret": headers["x-api-key"],
+    }
+
+
+def echo_encoded(conn, server) -> None:
+    """Echo each credential in every encoding, in the body and in response headers."""
+    request = read_request(conn)
+    server.requests.append(request)
+    values = echoed_values(request)
+    body = "\n".join(
+        f"{what} / {encoding}: {encode(value)}"
+        for what, value in values.items()
+        for encoding, encode in ENCODINGS.items()
+    )
+    headers = {
+        "X-Echo-Token": values["token without Bearer"],
+        "X-Echo-Signature": quote(values["signature without v1,"], safe=""),
+        "X-Echo-Key": json_slashes(values["literal header secret"]),
+    }
+    server.send(conn, http_response(200, body.encode(), headers))
+
+
+def stored_texts() -> dict[str, str]:
+    """Every text an invocation or event row keeps, as stored (not re-encoded)."""
+    texts = {}
+    for row in InvocationLog.objects.all():
+        texts["response body"] = row.response_body
+        for name, value in row.response_headers.items():
+            texts[f"response header {name}"] = f"{name}: {value}"
+        texts["error"] = row.error_msg
+        texts["request"] = json.dumps(row.request)
+    for row in EventLog.objects.all():
+        texts["remark"] = row.remark
+    return texts
+
+
+@pytest.mark.django_db
+def test_echoed_credentials_are_scrubbed_in_every_encoding(caplog):
+    """Token without its scheme, bare signature, header secret: JSON-escaped, URL-encoded…"""
+    server = RawServer(echo_encoded)
+    try:
+        TriggerFactory(
+            name="echoed",
+            type="secret_test",
+            url=server.url("/hook"),
+            headers=[{"name": "X-Api-Key", "value": LITERAL_KEY}],
+            retries=0,
+        )
+        [event] = emit("secret_test", {"hello": "world"})
+        deliver_event(event.id)
+    finally:
+        server.close()
+    values = echoed_values(server.requests[0])
+    assert values["literal header secret"] == LITERAL_KEY  # it really was sent and echoed
+    texts = stored_texts()
+    body = texts["response body"]
+    assert body.count("[redacted]") == len(values) * len(ENCODINGS)  # each echo was one
+    for where, text in {**texts, "log records": caplog.text}.items():
+        for what, value in values.items():
+            for encoding, encode in ENCODINGS.items():
+                assert encode(value) not in text, f"{what} ({encoding}) appears in {where}"
+            # Not even a recognisable piece of it.
+            assert value[:12] not in text, f"the start of {what} appears in {where}"
+            assert value[-12:] not in text, f"the end of {what} appears in {where}"
+
+
+@pytest.mark.django_db
+def test_a_secret_cut_by_the_body_limit_is_not_half_stored(settings):
+    """A secret running across MAX_RESPONSE_BYTES is redacted whole, not cut in two."""
+    settings.EVENTING = {**settings.EVENTING, "MAX_RESPONSE_BYTES": 64}
+
+    def echo_at_the_cut(conn, server) -> None:
+        request = read_request(conn)
+        server.requests.append(request)
+        token = echoed_values(request)["token without Bearer"]
+        server.send(conn, http_response(200, ("x" * 50 + json_unicode(token)).encode()))
+
+    server = RawServer(echo_at_the_cut)
+    try:
+        TriggerFactory(
+            name="cut",
+            type="secret_test",
+            url=server.url("/hook"),
+            headers=[{"name": "X-Api-Key", "value": LITERAL_KEY}],
+            retries=0,
+        )
+        [event] = emit("secret_test", {"hello": "world"})
+        deliver_event(event.id)
+    finally:
+        server.close()
+    token = echoed_values(server.requests[0])["token without Bearer"]
+    row = InvocationLog.objects.get()
+    assert row.response_body == "x" * 50 + "[redacted]"
+    assert token[:10] not in row.response_body
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("token: abc/def+ghi=", "token: [redacted]"),
+        ('{"t":"abc\\/def+ghi="}', '{"t":"[redacted]"}'),
+        ("abc\\u002Fdef\\u002bghi\\u003d!", "[redacted]!"),
+        ('"abc\\\\\\/def+ghi="', '"[redacted]"'),  # JSON in JSON
+        ("q=abc%2Fdef%2Bghi%3D&x", "q=[redacted]&x"),
+        ("q=abc%252Fdef%252Bghi%253D", "q=[redacted]"),
+        ("<p>abc&#x2F;def&#43;ghi&#61;</p>", "<p>[redacted]</p>"),
+        ("Bearer abc/def+ghi= and abc/def+ghi=", "[redacted] and [redacted]"),
+        ("50% of abc\\/def plus \\n", "50% of abc\\/def plus \\n"),  # no secret: untouched
+    ],
+)
+def test_redact_recognises_escaped_forms(text, expected):
+    secrets = secret_values(["Bearer abc/def+ghi="])
+    assert "abc/def+ghi=" in secrets  # the token without its scheme is a secret too
+    assert redact(text, secrets) == expected
+
+
+def test_redact_keeps_a_secret_across_the_cut_out_whole():
+    secrets = secret_values(["v1,c2lnbmF0dXJlLzEyMw=="])
+    assert redact("ok c2lnbmF0dXJlLzEyMw== tail", secrets, cut=8) == "ok [redacted]"
+    assert redact("ok tail", secrets, cut=4) == "ok t"
