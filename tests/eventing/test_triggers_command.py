@@ -10,6 +10,7 @@ import yaml
 from django.core.management import CommandError, call_command
 
 from tests.factories import EventTypeFactory, TriggerFactory
+from triggers.masking import MASK
 from triggers.models import EventType, Trigger
 
 pytestmark = pytest.mark.django_db
@@ -112,3 +113,54 @@ def test_invalid_entry_names_it_and_imports_nothing(defined, tmp_path):
 def test_secrets_only_on_request(defined):
     data = json.loads(run("export", "--include-secrets"))
     assert data["triggers"][0]["signing_secret"].startswith("whsec_")
+
+
+LITERAL_AUTH = "Bearer literal-export-secret-5c1e"
+
+
+@pytest.fixture
+def with_literal_headers():
+    return TriggerFactory(
+        name="literal_hook",
+        headers=[
+            {"name": "Authorization", "value": LITERAL_AUTH},
+            {"name": "X-Tenant", "value": "tenant-acme-77"},
+            {"name": "X-Key", "value_from_env": "HOOK_KEY"},
+        ],
+    )
+
+
+@pytest.mark.parametrize("fmt", ["json", "yaml"])
+def test_literal_header_values_are_masked_unless_asked_for(with_literal_headers, fmt):
+    masked = run("export", "--format", fmt)
+    assert LITERAL_AUTH.split()[1] not in masked
+    assert "tenant-acme-77" not in masked
+    assert "signing_secret" not in masked
+    data = json.loads(masked) if fmt == "json" else yaml.safe_load(masked)
+    assert data["triggers"][0]["headers"] == [
+        {"name": "Authorization", "value": MASK},
+        {"name": "X-Tenant", "value": MASK},
+        {"name": "X-Key", "value_from_env": "HOOK_KEY"},
+    ]
+    full = run("export", "--format", fmt, "--include-secrets")
+    assert LITERAL_AUTH in full
+    assert "tenant-acme-77" in full
+
+
+def test_a_masked_export_imports_back_keeping_the_stored_values(with_literal_headers, tmp_path):
+    path = tmp_path / "triggers.json"
+    run("export", "-o", str(path))
+    assert "triggers: 0 created, 0 updated, 1 unchanged" in run("import", str(path))
+    data = json.loads(path.read_text())
+    data["triggers"][0]["retries"] = 7
+    path.write_text(json.dumps(data))
+    run("import", str(path))
+    stored = Trigger.objects.get(name="literal_hook")
+    assert stored.retries == 7
+    assert stored.headers[0] == {"name": "Authorization", "value": LITERAL_AUTH}
+
+    # Elsewhere (no stored value to keep) the mask is an error naming the entry and header.
+    stored.delete()
+    with pytest.raises(CommandError, match=r"triggers\[0\] \(literal_hook\): headers\[0\]: enter"):
+        run("import", str(path))
+    assert not Trigger.objects.filter(name="literal_hook").exists()

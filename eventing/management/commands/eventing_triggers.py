@@ -11,6 +11,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
+from triggers.masking import mask_headers, unmask_headers
 from triggers.models import EventType, Trigger
 
 from ...conf import settings
@@ -60,19 +61,38 @@ def file_format(path: str, requested: str | None) -> str:
 
 
 def export_data(include_secrets: bool) -> dict[str, Any]:
-    """Every event type and trigger, sorted by name, as plain data."""
+    """Every event type and trigger, sorted by name, as plain data.
+
+    Without `include_secrets` credentials stay out of the file: no signing secret, and literal
+    header values masked (importing the mask back keeps the stored value).
+    """
     fields = TRIGGER_FIELDS + (("signing_secret",) if include_secrets else ())
+    triggers = []
+    for row in Trigger.objects.order_by("name"):
+        item = {name: getattr(row, name) for name in fields}
+        if not include_secrets:
+            item["headers"] = mask_headers(item["headers"])
+        triggers.append(item)
     return {
         "version": FORMAT_VERSION,
         "event_types": [
             {name: getattr(row, name) for name in EVENT_TYPE_FIELDS}
             for row in EventType.objects.order_by("name")
         ],
-        "triggers": [
-            {name: getattr(row, name) for name in fields}
-            for row in Trigger.objects.order_by("name")
-        ],
+        "triggers": triggers,
     }
+
+
+def unmasked(item: dict[str, Any], instance, where: str) -> dict[str, Any]:
+    """`item` with masked header values replaced by the stored ones (an export without
+    --include-secrets imports back unchanged); a mask with nothing stored is an error."""
+    if "headers" not in item:
+        return item
+    try:
+        headers = unmask_headers(item["headers"], instance.headers if instance else [])
+    except ValidationError as exc:
+        raise CommandError(f"{where} ({item['name']}): {' '.join(exc.messages)}") from None
+    return {**item, "headers": headers}
 
 
 def apply_item(model, fields: tuple[str, ...], item: Any, where: str) -> str:
@@ -84,6 +104,8 @@ def apply_item(model, fields: tuple[str, ...], item: Any, where: str) -> str:
     if unknown:
         raise CommandError(f"{where} ({item['name']}): unknown field(s) {', '.join(unknown)}.")
     instance = model.objects.filter(name=item["name"]).first()
+    if model is Trigger:
+        item = unmasked(item, instance, where)
     created = instance is None
     if created:
         instance = model()
@@ -109,8 +131,9 @@ class Command(BaseCommand):
     help = (
         "Export triggers and event types to a file (JSON, or YAML with PyYAML), or import "
         "such a file: objects are matched by name, created or updated; running it twice "
-        "changes nothing. Signing secrets are exported only with --include-secrets; an "
-        "imported trigger without one keeps its secret (or gets a new one)."
+        "changes nothing. Signing secrets and literal header values are exported only with "
+        "--include-secrets (else header values are masked, and a masked value imports as the "
+        "stored one); an imported trigger without a secret keeps its own (or gets a new one)."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -121,7 +144,7 @@ class Command(BaseCommand):
         export.add_argument(
             "--include-secrets",
             action="store_true",
-            help="Also write each trigger's signing secret.",
+            help="Also write each trigger's signing secret and literal header values.",
         )
         imp = sub.add_parser("import", help="Create or update from a file, by name.")
         imp.add_argument("file", help="File to read (- for stdin).")
