@@ -19,10 +19,11 @@ from django.utils.safestring import mark_safe
 from django.utils.translation import ngettext
 
 from eventing.models import EventLog, EventStatus
+from triggers.masking import MASK, mask_headers
 from triggers.models import EventType, Trigger
 
 from .. import actions
-from ..forms import EventTypeForm, TriggerForm, mask_headers
+from ..forms import EventTypeForm, TriggerForm
 from ..sites import site
 
 # The test action delivers synchronously inside the request; a few triggers at most.
@@ -133,7 +134,8 @@ class TriggerAdmin(admin.ModelAdmin):
         ("State", {"fields": ("enabled", "paused", "paused_reason", "created_at", "updated_at")}),
     )
 
-    # What users without change permission see: stored values, header values masked.
+    # What users without change permission see: stored values, credentials (header values,
+    # the signing secret) masked.
     view_fieldsets = (
         (None, {"fields": ("name", "description")}),
         (
@@ -149,7 +151,7 @@ class TriggerAdmin(admin.ModelAdmin):
                 )
             },
         ),
-        ("Webhook", {"fields": ("url", "masked_headers", "timeout_ms", "signing_secret_display")}),
+        ("Webhook", {"fields": ("url", "masked_headers", "timeout_ms", "masked_signing_secret")}),
         (
             "Retries and timing",
             {"fields": ("retries", "backoff_base_s", "backoff_max_s", "delay_s")},
@@ -229,10 +231,19 @@ class TriggerAdmin(admin.ModelAdmin):
 
     @admin.display(description="signing secret")
     def signing_secret_display(self, obj: Trigger) -> str:
-        """The whsec_ secret receivers verify with; staff only (the admin is staff only)."""
+        """The whsec_ secret receivers verify with; on the page of users who may change it."""
         if not obj.pk:
             return "Generated when the trigger is saved."
         return format_html('<code class="mc-secret">{}</code>', obj.signing_secret)
+
+    @admin.display(description="signing secret")
+    def masked_signing_secret(self, obj: Trigger) -> str:
+        """What viewers see: seeing the secret would let them sign as this instance."""
+        return format_html(
+            '<code class="mc-secret">{}</code> <span class="mc-reason">{}</span>',
+            MASK,
+            "shown to users who may change triggers",
+        )
 
     # Actions: each calls a function of mission_control.actions and reports with a count.
 

@@ -187,3 +187,31 @@ def test_viewer_sees_a_trigger_read_only(client):
     assert "s3cret" not in body
     assert 'name="_save"' not in body
     assert 'id="mc-send-test"' not in body
+
+
+@pytest.mark.parametrize(
+    "viewer",
+    [
+        pytest.param(lambda: staff(groups=("Eventing operators",)), id="operators group"),
+        pytest.param(lambda: staff("view_trigger"), id="view_trigger only"),
+    ],
+)
+def test_viewers_see_credentials_masked_on_the_trigger_page(client, viewer):
+    trigger = TriggerFactory(
+        headers=[
+            {"name": "Authorization", "value": "Bearer viewer-must-not-see-9d2f"},
+            {"name": "X-Tenant", "value": "tenant-hidden-41"},
+        ]
+    )
+    page = reverse("mission_control:triggers_trigger_change", args=[trigger.pk])
+    client.force_login(viewer())
+    body = client.get(page).content.decode()
+    assert "viewer-must-not-see-9d2f" not in body
+    assert "tenant-hidden-41" not in body
+    assert trigger.signing_secret.removeprefix("whsec_") not in body
+    assert "********" in body
+    assert "Authorization" in body  # the page is there, only the values are hidden
+
+    # Who may change the trigger sees (and can rotate) the secret, as before.
+    client.force_login(staff("view_trigger", "change_trigger"))
+    assert trigger.signing_secret in client.get(page).content.decode()

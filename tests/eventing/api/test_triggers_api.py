@@ -199,3 +199,19 @@ def test_credentials_are_masked_after_creation(staff):
     trigger = Trigger.objects.get(name="masked")
     assert trigger.headers == [{"name": "X-Key", "value": "s3cret-key-1"}]
     assert trigger.signing_secret == secret
+
+
+def test_view_only_users_read_credentials_masked(plain, plain_user):
+    trigger = TriggerFactory(
+        name="viewed", headers=[{"name": "X-Tenant", "value": "tenant-api-hidden-17"}]
+    )
+    grant(plain_user, "triggers.view_trigger")
+    for url in (TRIGGERS_URL, f"{TRIGGERS_URL}viewed/"):
+        response = plain.get(url)
+        assert response.status_code == 200
+        text = response.content.decode()
+        assert "tenant-api-hidden-17" not in text
+        assert trigger.signing_secret.removeprefix("whsec_") not in text
+    read = plain.get(f"{TRIGGERS_URL}viewed/").json()
+    assert read["signing_secret"] == "********"
+    assert read["headers"] == [{"name": "X-Tenant", "value": "********"}]
