@@ -115,16 +115,34 @@ def lease(trigger: Trigger) -> dt.timedelta:
 
 def make_attempt(event: EventLog, trigger: Trigger) -> DeliveryResult:
     """Call the webhook for a claimed row and decide what its answer means."""
-    response = call_webhook(event, trigger, event.attempts)
-    # A refused address (SSRF guard) will be refused again: fail now, no retry.
-    outcome = decide(
-        response,
-        attempt=event.attempts,
-        trigger=trigger,
-        now=timezone.now(),
-        permanent=response.blocked,
-    )
+    try:
+        response = call_webhook(event, trigger, event.attempts)
+    except Exception as exc:  # noqa: BLE001 - see judge(): a row's bug stays that row's
+        logger.exception("Event %s: the webhook call raised", event.id)
+        response = WebhookResponse(
+            error=f"Not sent: {type(exc).__name__}: {exc}",
+            request={"url": trigger.url, "headers": {}, "body": None},
+        )
+    outcome = judge(event, trigger, response)
     return DeliveryResult(attempt=event.attempts, response=response, outcome=outcome, event=event)
+
+
+def judge(event: EventLog, trigger: Trigger, response: WebhookResponse) -> Outcome:
+    """The outcome rules applied to a reply; a reply they cannot read is a failed attempt.
+
+    Runs on a sender thread for one row of a batch: an exception here must not reach the
+    batch, which would leave every row of it `processing` with no attempt recorded.
+    """
+    now = timezone.now()
+    try:
+        # A refused address (SSRF guard) will be refused again: fail now, no retry.
+        return decide(
+            response, attempt=event.attempts, trigger=trigger, now=now, permanent=response.blocked
+        )
+    except Exception as exc:  # noqa: BLE001 - recorded as this row's failed attempt instead
+        logger.exception("Event %s: the reply could not be judged", event.id)
+        unreadable = WebhookResponse(error=f"Reply not understood: {type(exc).__name__}: {exc}")
+        return decide(unreadable, attempt=event.attempts, trigger=trigger, now=now)
 
 
 def not_deliverable(event_id, trigger: Trigger | None) -> DeliveryResult:
@@ -225,7 +243,7 @@ def finish_batch(trigger: Trigger, started: dt.datetime, done: list[DeliveryResu
     applied = set()
     for result, changes in own:
         event, attempt = result.event, result.attempt
-        if move_on(event, trigger, attempt, result.response, result.outcome, changes):
+        if move_on_alone(event, trigger, attempt, result.response, result.outcome, changes):
             applied.add(event.id)
         log_finish(event, trigger, attempt, result.outcome, event.id in applied)
     for (attempt_no, changes), group in alike.items():
@@ -283,6 +301,28 @@ def needs_transaction(response: WebhookResponse, outcome: Outcome) -> bool:
     """Whether moving the row on causes more writes (pause, dead letter, follow-ups)."""
     follow_ups = outcome.succeeded and has_follow_ups(response)
     return bool(outcome.pause_reason or outcome.gave_up or follow_ups)
+
+
+def move_on_alone(
+    event: EventLog,
+    trigger: Trigger,
+    attempt: int,
+    response: WebhookResponse,
+    outcome: Outcome,
+    changes: dict,
+) -> bool:
+    """move_on(), but if what the outcome causes raises, the row still moves on (saying so).
+
+    The other rows of the batch are finished after this one: an exception escaping here would
+    leave them `processing` until their leases ran out, and deliver them again.
+    """
+    try:
+        return move_on(event, trigger, attempt, response, outcome, changes)
+    except Exception as exc:  # noqa: BLE001 - the atomic block rolled back; finish plainly
+        logger.exception("Event %s: applying the outcome of attempt %s failed", event.id, attempt)
+        note = f"Not applied (pause, dead letter or follow-ups): {type(exc).__name__}: {exc}"
+        remark = f"{changes['remark']}; {note}" if changes["remark"] else note
+        return rows.finish(event.id, attempt=attempt, changes={**changes, "remark": remark})
 
 
 def move_on(

@@ -1,0 +1,176 @@
+"""Hostile replies on the delivery path: bad Retry-After, deep JSON, and follow-up events that
+try to bypass queue rules and schemas, forge dead letters or loop."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from eventing import delivery, emit, enqueue
+from eventing.delivery import deliver_event, deliver_events
+from eventing.models import EventLog, EventStatus, InvocationLog
+from tests.eventing.api.conftest import QUEUE_URL
+from tests.factories import EventTypeFactory, TriggerFactory
+from tests.hostile import RawServer, answer_by, http_response, nested_reply, reply
+
+pytestmark = pytest.mark.django_db
+
+OK = http_response(200, b"{}")
+# Deep enough to blow json's recursion limit, short enough not to be cut at MAX_RESPONSE_BYTES.
+DEEP = 30_000
+
+
+@pytest.fixture(autouse=True)
+def inline_publishing(settings, monkeypatch):
+    """No broker: publishes are inline and the broker is taken as up."""
+    settings.EVENTING = {**settings.EVENTING, "PUBLISH_IN_BACKGROUND": False}
+    monkeypatch.setattr(enqueue, "_broker_down_until", 0.0)
+
+
+@pytest.fixture
+def serve():
+    """Start RawServers with a behaviour; all are closed after the test."""
+    servers = []
+
+    def start(behaviour) -> RawServer:
+        server = RawServer(behaviour)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.close()
+
+
+def number(body: bytes) -> int:
+    """The `n` of the event a request carries."""
+    return json.loads(body)["data"]["n"]
+
+
+def burst(trigger, count: int) -> list[EventLog]:
+    """`count` events of the trigger's type, payload {"n": 0…count-1}."""
+    return [emit(trigger.type, {"n": n})[0] for n in range(count)]
+
+
+def by_number(event_type: str) -> dict[int, EventLog]:
+    return {row.payload["n"]: row for row in EventLog.objects.filter(type=event_type)}
+
+
+# Item 6: Retry-After and one row's exception in a batch
+
+
+@pytest.mark.parametrize("value", ["²", "١٢", "1²", "Mon, 01 Jan 99999 00:00:00 GMT"])
+def test_an_unreadable_retry_after_counts_as_absent_and_spares_the_batch(serve, value):
+    server = serve(
+        answer_by(
+            lambda body: (
+                http_response(429, b"", {"Retry-After": value}) if number(body) == 7 else OK
+            )
+        )
+    )
+    trigger = TriggerFactory(type="burst", url=server.url("/"), retries=3)
+    events = burst(trigger, 20)
+
+    results = deliver_events([str(e.id) for e in events], trigger.pk)
+
+    assert len(results) == 20
+    assert len(server.requests) == 20  # each event sent once
+    rows = by_number("burst")
+    bad = rows.pop(7)
+    assert (bad.status, bad.attempts, bad.last_status_code) == (EventStatus.STAGED, 1, 429)
+    assert bad.remark.startswith("HTTP 429; attempt 1 of 4, next in")
+    # Absent Retry-After: plain backoff from the trigger's base (0.2 s ± 20 %).
+    assert results[bad.id].retry_in_s <= 0.25
+    assert {(r.status, r.attempts) for r in rows.values()} == {(EventStatus.PROCESSED, 1)}
+    assert InvocationLog.objects.filter(event__type="burst").count() == 20
+
+
+def test_a_row_whose_outcome_raises_is_its_own_failed_attempt(serve, monkeypatch):
+    server = serve(answer_by(lambda body: OK))
+    trigger = TriggerFactory(type="burst", url=server.url("/"), retries=3)
+    events = burst(trigger, 10)
+    real_decide = delivery.decide
+
+    def decide(response, **kwargs):
+        if '"n":3}' in response.request.get("body", ""):
+            raise RuntimeError("a bug in the outcome rules")
+        return real_decide(response, **kwargs)
+
+    monkeypatch.setattr(delivery, "decide", decide)
+
+    deliver_events([str(e.id) for e in events], trigger.pk)
+
+    assert len(server.requests) == 10
+    rows = by_number("burst")
+    bad = rows.pop(3)
+    assert (bad.status, bad.attempts, bad.last_status_code) == (EventStatus.STAGED, 1, 200)
+    assert "Reply not understood: RuntimeError: a bug in the outcome rules" in bad.remark
+    invocation = bad.invocations.get()
+    assert invocation.response_status_code == 200
+    assert "RuntimeError" in invocation.error_msg
+    assert {(r.status, r.attempts) for r in rows.values()} == {(EventStatus.PROCESSED, 1)}
+    assert InvocationLog.objects.filter(event__type="burst").count() == 10
+
+
+def test_a_dead_letter_that_cannot_be_emitted_spares_the_batch(serve, settings):
+    # A payload at the size limit makes a dead letter (which carries it) over the limit.
+    settings.EVENTING = {**settings.EVENTING, "MAX_PAYLOAD_BYTES": 300}
+    server = serve(answer_by(lambda body: http_response(500, b"")))
+    trigger = TriggerFactory(type="big", url=server.url("/"), retries=0)
+    events = [emit("big", {"n": n, "pad": "x" * 250})[0] for n in range(3)]
+
+    deliver_events([str(e.id) for e in events], trigger.pk)
+
+    for row in EventLog.objects.filter(type="big"):
+        assert (row.status, row.attempts) == (EventStatus.FAILED, 1)
+        assert row.remark.startswith("HTTP 500 (attempt 1 of 1); Not applied")
+        assert row.invocations.count() == 1
+    assert len(server.requests) == 3
+
+
+# Item 7: a 2xx reply nested too deep to parse
+
+
+def test_a_deep_reply_is_a_success_without_follow_ups(serve):
+    server = serve(reply(nested_reply(DEEP)))
+    trigger = TriggerFactory(type="deep", url=server.url("/"))
+    event = emit("deep", {"n": 0})[0]
+
+    result = deliver_event(event.id, trigger.pk)
+
+    assert result.outcome.succeeded
+    row = EventLog.objects.get(id=event.id)
+    assert (row.status, row.attempts, row.remark) == (EventStatus.PROCESSED, 1, "")
+    assert row.invocations.get().response_status_code == 200
+    assert EventLog.objects.count() == 1
+
+
+def test_deep_replies_in_a_batch_are_successes(serve):
+    server = serve(answer_by(lambda body: nested_reply(DEEP)))
+    trigger = TriggerFactory(type="deep", url=server.url("/"))
+    events = burst(trigger, 5)
+
+    deliver_events([str(e.id) for e in events], trigger.pk)
+
+    assert len(server.requests) == 5
+    assert {(r.status, r.attempts) for r in by_number("deep").values()} == {
+        (EventStatus.PROCESSED, 1)
+    }
+    assert EventLog.objects.count() == 5
+
+
+def test_a_synchronous_queue_with_a_deep_reply_answers_200(serve, client):
+    server = serve(reply(nested_reply(DEEP)))
+    EventTypeFactory(name="deep_sync")
+    TriggerFactory(name="deep_hook", type="deep_sync", url=server.url("/"))
+
+    response = client.post(
+        QUEUE_URL,
+        {"type": "deep_sync", "payload": {}, "isSynchronous": True},
+        content_type="application/json",
+    )
+
+    assert response.status_code == 200, response.content[:300]
+    assert response.json()["result"].startswith('{"event": [[[')  # the reply, as text
+    assert EventLog.objects.get().status == EventStatus.PROCESSED
