@@ -174,3 +174,17 @@ def test_a_synchronous_queue_with_a_deep_reply_answers_200(serve, client):
     assert response.status_code == 200, response.content[:300]
     assert response.json()["result"].startswith('{"event": [[[')  # the reply, as text
     assert EventLog.objects.get().status == EventStatus.PROCESSED
+
+
+def test_a_2xx_reply_with_an_error_is_retried(receiver):
+    receiver.replies["/reply/err"] = {"error": "out of stock", "event": {"type": "x"}}
+    trigger = TriggerFactory(type="order", url=receiver.url("/reply/err"), retries=1)
+    event = emit("order", {})[0]
+
+    deliver_event(event.id, trigger.pk)
+
+    row = EventLog.objects.get(id=event.id)
+    assert (row.status, row.last_status_code) == (EventStatus.STAGED, 200)
+    assert row.remark.startswith("HTTP 200 with error: out of stock; attempt 1 of 2")
+    assert row.invocations.get().error_msg == row.remark
+    assert EventLog.objects.count() == 1  # a failed attempt queues no follow-ups

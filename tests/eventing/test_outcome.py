@@ -105,3 +105,24 @@ def test_no_retry_after_value_raises(value):
     seconds = parse_retry_after(value, NOW)
     assert seconds is None or seconds >= 0
     assert outcome(503, headers={"Retry-After": value}).status == EventStatus.STAGED
+
+
+def reply(body: str, attempt: int = 1):
+    response = WebhookResponse(status_code=200, body=body)
+    return decide(response, attempt=attempt, trigger=TRIGGER, now=NOW, rng=random.Random(1))
+
+
+def test_a_2xx_object_with_an_error_string_is_a_failed_attempt():
+    result = reply('{"error": "out of stock", "response": null}')
+    assert result.status == EventStatus.STAGED
+    assert result.remark.startswith("HTTP 200 with error: out of stock; attempt 1 of 4, next in")
+    last = reply('{"error": "out of stock"}', attempt=4)
+    assert (last.status, last.gave_up) == (EventStatus.FAILED, True)
+
+
+@pytest.mark.parametrize(
+    "body",
+    ['{"error": ""}', '{"error": null}', '{"error": {"code": 1}}', '["error"]', '"error"', "error"],
+)
+def test_a_2xx_without_an_error_string_succeeds(body):
+    assert reply(body).status == EventStatus.PROCESSED
