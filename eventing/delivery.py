@@ -344,7 +344,13 @@ def move_on(
         if applied and outcome.gave_up:
             emit_dead_letter(event, trigger)
         if applied and outcome.succeeded and has_follow_ups(response):
-            emit_follow_ups(event, response)
+            # Imported here: follow-ups reuse the queue API's rule and schema checks, and
+            # that module imports this one.
+            from .follow_ups import emit_follow_ups
+
+            note = emit_follow_ups(event, response)
+            if note:
+                EventLog.objects.filter(id=event.id).update(remark=note)
     return applied
 
 
@@ -398,32 +404,6 @@ def emit_dead_letter(event: EventLog, trigger: Trigger) -> None:
         },
         source=trigger.name,
     )
-
-
-def emit_follow_ups(event: EventLog, response: WebhookResponse) -> None:
-    """Queue the custom events a 2xx reply asks for: {"event": {…}} or {"events": […]}."""
-    reply = response.json()
-    if not isinstance(reply, dict):
-        return
-    wanted = reply.get("events") if "events" in reply else [reply.get("event")]
-    if not isinstance(wanted, list):
-        return
-    from .emitter import emit
-
-    for item in wanted:
-        if not isinstance(item, dict) or not types.is_custom_type(str(item.get("type", ""))):
-            continue
-        delay_ms = item.get("delay")
-        try:
-            with transaction.atomic(using=settings.DATABASE):
-                emit(
-                    item["type"],
-                    item.get("payload"),
-                    delay_s=delay_ms / 1000 if isinstance(delay_ms, (int, float)) else None,
-                    source=f"follow-up:{event.id}",
-                )
-        except Exception:  # noqa: BLE001 - a bad follow-up must not undo the delivery
-            logger.warning("Event %s: follow-up event refused", event.id, exc_info=True)
 
 
 def hold(event: EventLog) -> None:

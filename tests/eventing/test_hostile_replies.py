@@ -9,10 +9,12 @@ import pytest
 
 from eventing import delivery, emit, enqueue
 from eventing.delivery import deliver_event, deliver_events
+from eventing.follow_ups import depth_of
 from eventing.models import EventLog, EventStatus, InvocationLog
 from tests.eventing.api.conftest import QUEUE_URL
 from tests.factories import EventTypeFactory, TriggerFactory
 from tests.hostile import RawServer, answer_by, http_response, nested_reply, reply
+from triggers.models import EventType
 
 pytestmark = pytest.mark.django_db
 
@@ -174,6 +176,129 @@ def test_a_synchronous_queue_with_a_deep_reply_answers_200(serve, client):
     assert response.status_code == 200, response.content[:300]
     assert response.json()["result"].startswith('{"event": [[[')  # the reply, as text
     assert EventLog.objects.get().status == EventStatus.PROCESSED
+
+
+# Item 9: follow-up events obey queue rules and schemas, cannot forge dead letters, are bounded
+
+
+def ask(receiver, path: str, wanted) -> EventLog:
+    """An event whose webhook replies `wanted` on `path`, delivered once; the row after it."""
+    receiver.replies[path] = wanted
+    trigger = TriggerFactory(type="asker", url=receiver.url(path))
+    event = emit("asker", {})[0]
+    deliver_event(event.id, trigger.pk)
+    return EventLog.objects.get(id=event.id)
+
+
+@pytest.mark.parametrize(
+    ("rule", "queued"),
+    [
+        (EventType.QueueRule.ALLOW, True),
+        (EventType.QueueRule.AUTHENTICATED, False),
+        (EventType.QueueRule.PERMISSION, False),
+        (EventType.QueueRule.DENY, False),
+        (None, False),
+    ],
+)
+def test_follow_ups_obey_the_queue_rule_as_an_anonymous_caller(receiver, rule, queued):
+    if rule is not None:
+        EventTypeFactory(name="wanted", queue_rule=rule)
+    TriggerFactory(name="catch", type="wanted")
+
+    row = ask(receiver, "/reply/rule", {"event": {"type": "wanted", "payload": {"a": 1}}})
+
+    assert row.status == EventStatus.PROCESSED
+    assert EventLog.objects.filter(type="wanted").exists() == queued
+    if queued:
+        assert row.remark == ""
+    else:
+        assert row.remark.startswith("Follow-ups: [0] refused: ")
+        assert "'wanted'" in row.remark
+
+
+def test_the_default_rule_governs_a_type_without_its_own(receiver):
+    EventTypeFactory(name="default")
+    TriggerFactory(name="catch", type="wanted")
+
+    ask(receiver, "/reply/default", {"event": {"type": "wanted", "payload": {}}})
+
+    assert EventLog.objects.filter(type="wanted").count() == 1
+
+
+def test_follow_ups_obey_the_types_schema(receiver):
+    schema = {"type": "object", "properties": {"qty": {"type": "integer"}}, "required": ["qty"]}
+    EventTypeFactory(name="stock", schema=schema)
+    TriggerFactory(name="catch", type="stock")
+
+    row = ask(
+        receiver,
+        "/reply/schema",
+        {
+            "events": [
+                {"type": "stock", "payload": {"qty": "many"}},
+                {"type": "stock", "payload": {"qty": 3}},
+            ]
+        },
+    )
+
+    assert [e.payload for e in EventLog.objects.filter(type="stock")] == [{"qty": 3}]
+    assert row.remark.startswith("Follow-ups: [0] refused: payload.qty: ")
+
+
+@pytest.mark.parametrize("forged", ["dlq_victim", "DLQ_victim"])
+def test_a_reply_cannot_forge_a_dead_letter(receiver, forged):
+    EventTypeFactory(name="default")  # anyone may queue anything else
+    TriggerFactory(name="victim", type="victims_type")
+    TriggerFactory(name="dead_letters", type=forged)
+    fake = {"event_id": "0", "event_type": "x", "trigger": "victim"}
+
+    row = ask(receiver, "/reply/forge", {"event": {"type": forged, "payload": fake}})
+
+    assert not EventLog.objects.filter(type=forged).exists()
+    assert "dead-letter types are emitted only by us" in row.remark
+
+
+def test_one_reply_queues_at_most_the_cap(receiver, settings):
+    settings.EVENTING = {**settings.EVENTING, "FOLLOW_UP_MAX_PER_REPLY": 4}
+    EventTypeFactory(name="fanned")
+    TriggerFactory(name="catch", type="fanned")
+    wanted = {"events": [{"type": "fanned", "payload": {"i": i}} for i in range(15)]}
+
+    row = ask(receiver, "/reply/fan", wanted)
+
+    assert sorted(e.payload["i"] for e in EventLog.objects.filter(type="fanned")) == [0, 1, 2, 3]
+    assert row.status == EventStatus.PROCESSED
+    assert "11 of 15 dropped: at most 4 per reply" in row.remark
+
+
+def test_a_follow_up_loop_stops_at_the_chain_depth(receiver, settings):
+    settings.EVENTING = {**settings.EVENTING, "FOLLOW_UP_MAX_DEPTH": 3}
+    EventTypeFactory(name="ping")
+    trigger = TriggerFactory(name="pinger", type="ping", url=receiver.url("/reply/ping"))
+    # Each reply asks for two more pings: unbounded, one event would become thousands.
+    receiver.replies["/reply/ping"] = {"events": [{"type": "ping", "payload": {}}] * 2}
+    emit("ping", {})
+
+    for _ in range(6):  # more rounds than the depth; without the bound it never runs dry
+        staged = list(EventLog.objects.filter(type="ping", status=EventStatus.STAGED))
+        if not staged:
+            break
+        for event in staged:
+            deliver_event(event.id, trigger.pk)
+
+    chain = list(EventLog.objects.filter(type="ping"))
+    assert sorted(depth_of(e) for e in chain) == [0] + [1] * 2 + [2] * 4 + [3] * 8
+    assert {e.status for e in chain} == {EventStatus.PROCESSED}
+    for event in chain:
+        if depth_of(event) == 3:
+            assert event.remark == (
+                "Follow-ups: 2 not queued: chain depth 3 reached (EVENTING['FOLLOW_UP_MAX_DEPTH'])."
+            )
+        else:
+            assert event.remark == ""
+    child = next(e for e in chain if depth_of(e) == 2)
+    parent_id = child.source.split(":")[1]
+    assert depth_of(EventLog.objects.get(id=parent_id)) == 1
 
 
 def test_a_2xx_reply_with_an_error_is_retried(receiver):
