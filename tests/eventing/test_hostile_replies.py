@@ -14,6 +14,7 @@ from eventing.models import EventLog, EventStatus, InvocationLog
 from tests.eventing.api.conftest import QUEUE_URL
 from tests.factories import EventTypeFactory, TriggerFactory
 from tests.hostile import RawServer, answer_by, http_response, nested_reply, reply
+from tests.waiting import wait_until
 from triggers.models import EventType
 
 pytestmark = pytest.mark.django_db
@@ -313,3 +314,29 @@ def test_a_2xx_reply_with_an_error_is_retried(receiver):
     assert row.remark.startswith("HTTP 200 with error: out of stock; attempt 1 of 2")
     assert row.invocations.get().error_msg == row.remark
     assert EventLog.objects.count() == 1  # a failed attempt queues no follow-ups
+
+
+@pytest.mark.e2e
+@pytest.mark.django_db(transaction=True)
+def test_a_follow_up_loop_through_a_worker_ends(worker, receiver):
+    EventTypeFactory(name="loop")
+    TriggerFactory(name="looper", type="loop", url=receiver.url("/reply/loop"))
+    # Every delivery asks for two more: unbounded, this grows without end.
+    receiver.replies["/reply/loop"] = {"events": [{"type": "loop", "payload": {}}] * 2}
+    depth = 5  # FOLLOW_UP_MAX_DEPTH's default, which the worker process uses
+    expected = 2 ** (depth + 1) - 1  # 1 + 2 + 4 + … + 32
+
+    emit("loop", {})
+
+    def settled() -> bool:
+        open_rows = EventLog.objects.filter(type="loop").exclude(status=EventStatus.PROCESSED)
+        return EventLog.objects.filter(type="loop").count() >= expected and not open_rows.exists()
+
+    wait_until(settled, timeout_s=60, message=f"{expected} loop events processed")
+    # No staged row is left, so nothing can queue more: the chain is over.
+    chain = list(EventLog.objects.filter(type="loop"))
+    assert len(chain) == expected
+    deepest = [e for e in chain if depth_of(e) == depth]
+    assert len(deepest) == 2**depth
+    assert all("chain depth 5 reached" in e.remark for e in deepest)
+    assert len(receiver.on("/reply/loop")) >= expected
