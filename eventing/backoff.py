@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+import re
 from email.utils import parsedate_to_datetime
 
 JITTER = 0.2
+# RFC 9110 delta-seconds: ASCII digits only (str.isdigit() also takes "²", which float() refuses).
+DELTA_SECONDS_RE = re.compile(r"[0-9]+")
 
 
 def backoff_delay(attempt: int, base_s: float, max_s: float, rng=random) -> float:
@@ -20,11 +23,11 @@ def parse_retry_after(value: str | None, now: dt.datetime) -> float | None:
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
-        return float(value)
+    if DELTA_SECONDS_RE.fullmatch(value):
+        return float(value)  # never raises on ASCII digits (a huge value is inf, capped later)
     try:
         when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
     if when is None:
         return None

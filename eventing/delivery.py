@@ -115,16 +115,34 @@ def lease(trigger: Trigger) -> dt.timedelta:
 
 def make_attempt(event: EventLog, trigger: Trigger) -> DeliveryResult:
     """Call the webhook for a claimed row and decide what its answer means."""
-    response = call_webhook(event, trigger, event.attempts)
-    # A refused address (SSRF guard) will be refused again: fail now, no retry.
-    outcome = decide(
-        response,
-        attempt=event.attempts,
-        trigger=trigger,
-        now=timezone.now(),
-        permanent=response.blocked,
-    )
+    try:
+        response = call_webhook(event, trigger, event.attempts)
+    except Exception as exc:  # noqa: BLE001 - see judge(): a row's bug stays that row's
+        logger.exception("Event %s: the webhook call raised", event.id)
+        response = WebhookResponse(
+            error=f"Not sent: {type(exc).__name__}: {exc}",
+            request={"url": trigger.url, "headers": {}, "body": None},
+        )
+    outcome = judge(event, trigger, response)
     return DeliveryResult(attempt=event.attempts, response=response, outcome=outcome, event=event)
+
+
+def judge(event: EventLog, trigger: Trigger, response: WebhookResponse) -> Outcome:
+    """The outcome rules applied to a reply; a reply they cannot read is a failed attempt.
+
+    Runs on a sender thread for one row of a batch: an exception here must not reach the
+    batch, which would leave every row of it `processing` with no attempt recorded.
+    """
+    now = timezone.now()
+    try:
+        # A refused address (SSRF guard) will be refused again: fail now, no retry.
+        return decide(
+            response, attempt=event.attempts, trigger=trigger, now=now, permanent=response.blocked
+        )
+    except Exception as exc:  # noqa: BLE001 - recorded as this row's failed attempt instead
+        logger.exception("Event %s: the reply could not be judged", event.id)
+        unreadable = WebhookResponse(error=f"Reply not understood: {type(exc).__name__}: {exc}")
+        return decide(unreadable, attempt=event.attempts, trigger=trigger, now=now)
 
 
 def not_deliverable(event_id, trigger: Trigger | None) -> DeliveryResult:
@@ -225,7 +243,7 @@ def finish_batch(trigger: Trigger, started: dt.datetime, done: list[DeliveryResu
     applied = set()
     for result, changes in own:
         event, attempt = result.event, result.attempt
-        if move_on(event, trigger, attempt, result.response, result.outcome, changes):
+        if move_on_alone(event, trigger, attempt, result.response, result.outcome, changes):
             applied.add(event.id)
         log_finish(event, trigger, attempt, result.outcome, event.id in applied)
     for (attempt_no, changes), group in alike.items():
@@ -285,6 +303,28 @@ def needs_transaction(response: WebhookResponse, outcome: Outcome) -> bool:
     return bool(outcome.pause_reason or outcome.gave_up or follow_ups)
 
 
+def move_on_alone(
+    event: EventLog,
+    trigger: Trigger,
+    attempt: int,
+    response: WebhookResponse,
+    outcome: Outcome,
+    changes: dict,
+) -> bool:
+    """move_on(), but if what the outcome causes raises, the row still moves on (saying so).
+
+    The other rows of the batch are finished after this one: an exception escaping here would
+    leave them `processing` until their leases ran out, and deliver them again.
+    """
+    try:
+        return move_on(event, trigger, attempt, response, outcome, changes)
+    except Exception as exc:  # noqa: BLE001 - the atomic block rolled back; finish plainly
+        logger.exception("Event %s: applying the outcome of attempt %s failed", event.id, attempt)
+        note = f"Not applied (pause, dead letter or follow-ups): {type(exc).__name__}: {exc}"
+        remark = f"{changes['remark']}; {note}" if changes["remark"] else note
+        return rows.finish(event.id, attempt=attempt, changes={**changes, "remark": remark})
+
+
 def move_on(
     event: EventLog,
     trigger: Trigger,
@@ -304,7 +344,13 @@ def move_on(
         if applied and outcome.gave_up:
             emit_dead_letter(event, trigger)
         if applied and outcome.succeeded and has_follow_ups(response):
-            emit_follow_ups(event, response)
+            # Imported here: follow-ups reuse the queue API's rule and schema checks, and
+            # that module imports this one.
+            from .follow_ups import emit_follow_ups
+
+            note = emit_follow_ups(event, response)
+            if note:
+                EventLog.objects.filter(id=event.id).update(remark=note)
     return applied
 
 
@@ -358,32 +404,6 @@ def emit_dead_letter(event: EventLog, trigger: Trigger) -> None:
         },
         source=trigger.name,
     )
-
-
-def emit_follow_ups(event: EventLog, response: WebhookResponse) -> None:
-    """Queue the custom events a 2xx reply asks for: {"event": {…}} or {"events": […]}."""
-    reply = response.json()
-    if not isinstance(reply, dict):
-        return
-    wanted = reply.get("events") if "events" in reply else [reply.get("event")]
-    if not isinstance(wanted, list):
-        return
-    from .emitter import emit
-
-    for item in wanted:
-        if not isinstance(item, dict) or not types.is_custom_type(str(item.get("type", ""))):
-            continue
-        delay_ms = item.get("delay")
-        try:
-            with transaction.atomic(using=settings.DATABASE):
-                emit(
-                    item["type"],
-                    item.get("payload"),
-                    delay_s=delay_ms / 1000 if isinstance(delay_ms, (int, float)) else None,
-                    source=f"follow-up:{event.id}",
-                )
-        except Exception:  # noqa: BLE001 - a bad follow-up must not undo the delivery
-            logger.warning("Event %s: follow-up event refused", event.id, exc_info=True)
 
 
 def hold(event: EventLog) -> None:

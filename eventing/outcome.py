@@ -30,11 +30,23 @@ class Outcome:
         return self.status == EventStatus.PROCESSED
 
 
+def reply_error(response: WebhookResponse) -> str:
+    """The non-empty string `error` of a JSON object reply (Space Cloud: a failed attempt)."""
+    if '"error"' not in response.body:
+        return ""  # cheap test first: most replies never parse
+    reply = response.json()
+    error = reply.get("error") if isinstance(reply, dict) else None
+    return error if isinstance(error, str) and error else ""
+
+
 def describe(response: WebhookResponse) -> str:
     """A one-line, human-readable reason an attempt failed."""
     if response.error:
         return response.error
     code = response.status_code
+    if response.ok:
+        # Only a reply carrying an `error` member fails with a 2xx; a receiver's text is cut.
+        return f"HTTP {code} with error: {reply_error(response)[:200]}"
     if code is not None and 300 <= code < 400:
         location = response.headers.get("Location", "")
         return f"HTTP {code} redirect (not followed){' to ' + location if location else ''}"
@@ -51,7 +63,7 @@ def decide(
     permanent: bool = False,
 ) -> Outcome:
     """Apply the outcome rules to attempt number `attempt` of `trigger`."""
-    if response.ok:
+    if response.ok and not reply_error(response):
         return Outcome(EventStatus.PROCESSED)
     reason = describe(response)
     if response.status_code == GONE:

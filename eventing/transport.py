@@ -20,6 +20,7 @@ from . import signing
 from .conf import settings
 from .http_guard import Watchdog, pool_manager, scrubbed_logs
 from .models import EventLog
+from .payload_rules import MAX_DEPTH
 from .scrubbing import REDACTED, margin, redact, secret_values
 from .ssrf import BlockedAddressError
 
@@ -68,13 +69,30 @@ class WebhookResponse:
         return not self.error and self.status_code is not None and 200 <= self.status_code < 300
 
     def json(self) -> Any:
-        """The body parsed as JSON, or None if it is not (or was cut)."""
+        """The body parsed as JSON, or None if it is not (or was cut, or nests too deep)."""
         if self.truncated or not self.body:
             return None
         try:
-            return json.loads(self.body)
-        except ValueError:
+            parsed = json.loads(self.body)
+        except (ValueError, RecursionError):
+            # RecursionError: a receiver's `[[[[…` within MAX_RESPONSE_BYTES is still a reply.
             return None
+        # Parsed, but nested so deep that handing it on (rendering it in an API answer, walking
+        # it) could still hit the recursion limit: treated as not JSON, like a payload would be.
+        return None if nests_deeper_than(parsed, MAX_DEPTH) else parsed
+
+
+def nests_deeper_than(value: Any, limit: int) -> bool:
+    """Whether lists and objects in `value` nest more than `limit` levels (without recursing)."""
+    stack = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            if depth >= limit:
+                return True
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+    return False
 
 
 def cloudevent(event: EventLog) -> dict[str, Any]:

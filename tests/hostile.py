@@ -17,7 +17,8 @@ class RawServer:
         self.sock = socket.socket()
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
+        # A worker sends a batch over up to SENDER_THREADS connections at once.
+        self.sock.listen(128)
         self.port = self.sock.getsockname()[1]
         self.connections = 0
         self.bytes_sent = 0
@@ -124,6 +125,23 @@ def reply(raw: bytes) -> Callable[[socket.socket, RawServer], None]:
             server.send(conn, raw)
 
     return behaviour
+
+
+def answer_by(choose: Callable[[bytes], bytes]) -> Callable[[socket.socket, RawServer], None]:
+    """Answer the raw bytes `choose(request body)` returns, then close: one reply per event."""
+
+    def behaviour(conn: socket.socket, server: RawServer) -> None:
+        request = read_request(conn)
+        if request:
+            server.requests.append(request)
+            server.send(conn, choose(request.partition(b"\r\n\r\n")[2]))
+
+    return behaviour
+
+
+def nested_reply(depth: int) -> bytes:
+    """A 200 whose JSON asks for a follow-up `event` nested `depth` lists deep."""
+    return http_response(200, b'{"event": ' + b"[" * depth + b"]" * depth + b"}")
 
 
 def reset(conn: socket.socket, server: RawServer) -> None:

@@ -162,7 +162,7 @@ def earlier_reply(rows: list[EventLog]) -> Any:
         return None
     try:
         return json.loads(invocation.response_body)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: a reply nested thousands deep
         return invocation.response_body
 
 

@@ -20,7 +20,7 @@ from eventing.emitter import EventRequest, emit_batch
 from eventing.models import EventLog, EventStatus, InvocationLog
 from eventing.sweeper import sweep
 from eventing.tasks import DB_RETRY_S, deliver_batch
-from tests.factories import TriggerFactory
+from tests.factories import EventTypeFactory, TriggerFactory
 from triggers.models import Trigger
 
 pytestmark = pytest.mark.django_db
@@ -383,6 +383,7 @@ def test_spent_retries_emit_the_dead_letter_event(receiver):
 def test_follow_up_events_of_a_batch_are_queued_once_per_row(receiver, monkeypatch):
     trigger = TriggerFactory(type="asks", url=receiver.url("/reply/follow"))
     TriggerFactory(name="follow", type="followed")
+    EventTypeFactory(name="followed")  # follow-ups pass `allow` rules only
     receiver.replies["/reply/follow"] = {"event": {"type": "followed", "payload": {"x": 1}}}
     events = staged(trigger, 3)
     finish_many = mock.Mock(wraps=rows.finish_many)
@@ -395,7 +396,9 @@ def test_follow_up_events_of_a_batch_are_queued_once_per_row(receiver, monkeypat
         (EventStatus.PROCESSED,)
     }
     follow_ups = EventLog.objects.filter(trigger_name="follow")
-    assert sorted(f.source for f in follow_ups) == sorted(f"follow-up:{e.id}" for e in events)
+    assert sorted(f.source for f in follow_ups) == sorted(
+        f"follow-up:{e.id}:depth=1" for e in events
+    )
     assert {f.payload["x"] for f in follow_ups} == {1}
 
 

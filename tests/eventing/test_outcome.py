@@ -5,6 +5,8 @@ import random
 from types import SimpleNamespace
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from eventing.backoff import backoff_delay, next_delay, parse_retry_after
 from eventing.models import EventStatus
@@ -88,3 +90,39 @@ def test_retry_after_applies_to_429_and_503_only():
     assert outcome(429, headers={"Retry-After": "100"}).retry_in_s == 100
     assert outcome(503, headers={"Retry-After": "100"}).retry_in_s == 100
     assert outcome(500, headers={"Retry-After": "100"}).retry_in_s < 10
+
+
+@pytest.mark.parametrize(
+    "value", ["²", "1²", "١٢", "-5", "1.5", "Mon, 01 Jan 99999 00:00:00 GMT", "\x00", " "]
+)
+def test_a_bad_retry_after_counts_as_absent(value):
+    assert parse_retry_after(value, NOW) is None
+    assert outcome(429, headers={"Retry-After": value}).retry_in_s < 10  # plain backoff
+
+
+@given(st.text(max_size=60))
+def test_no_retry_after_value_raises(value):
+    seconds = parse_retry_after(value, NOW)
+    assert seconds is None or seconds >= 0
+    assert outcome(503, headers={"Retry-After": value}).status == EventStatus.STAGED
+
+
+def reply(body: str, attempt: int = 1):
+    response = WebhookResponse(status_code=200, body=body)
+    return decide(response, attempt=attempt, trigger=TRIGGER, now=NOW, rng=random.Random(1))
+
+
+def test_a_2xx_object_with_an_error_string_is_a_failed_attempt():
+    result = reply('{"error": "out of stock", "response": null}')
+    assert result.status == EventStatus.STAGED
+    assert result.remark.startswith("HTTP 200 with error: out of stock; attempt 1 of 4, next in")
+    last = reply('{"error": "out of stock"}', attempt=4)
+    assert (last.status, last.gave_up) == (EventStatus.FAILED, True)
+
+
+@pytest.mark.parametrize(
+    "body",
+    ['{"error": ""}', '{"error": null}', '{"error": {"code": 1}}', '["error"]', '"error"', "error"],
+)
+def test_a_2xx_without_an_error_string_succeeds(body):
+    assert reply(body).status == EventStatus.PROCESSED

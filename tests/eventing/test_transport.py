@@ -12,7 +12,7 @@ from eventing import emit
 from eventing.delivery import deliver_event
 from eventing.models import EventLog, EventStatus
 from eventing.transport import REDACTED, build_request, send
-from tests.factories import TriggerFactory
+from tests.factories import EventTypeFactory, TriggerFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -138,6 +138,7 @@ def test_follow_up_events_from_the_reply(live, receiver):
     row, use = live
     use("/reply/in")
     TriggerFactory(name="follow", type="order_shipped")
+    EventTypeFactory(name="order_shipped")  # follow-ups pass `allow` rules only
     receiver.replies["/reply/in"] = {
         "events": [
             {"type": "order_shipped", "payload": {"n": 1}},
@@ -147,7 +148,7 @@ def test_follow_up_events_from_the_reply(live, receiver):
     deliver_event(row.id)
     follow = EventLog.objects.get(trigger_name="follow")
     assert follow.payload == {"n": 1}
-    assert follow.source == f"follow-up:{row.id}"
+    assert follow.source == f"follow-up:{row.id}:depth=1"
     assert not EventLog.objects.filter(type="DB_INSERT").exists()
 
 
