@@ -1,0 +1,189 @@
+"""DB capture by model signals: deletes in any process, the row as stored, sensitive fields."""
+
+from __future__ import annotations
+
+import queue
+import subprocess
+import sys
+import threading
+
+import pytest
+from django.contrib.auth.models import User
+from django.db.models.signals import post_delete, pre_delete
+
+from eventing.models import EventLog, InvocationLog
+from tests.factories import TriggerFactory
+from tests.processes import ROOT, process_env
+from tests.testapp.models import Customer, Order, Untracked
+from tests.waiting import wait_until
+
+pytestmark = pytest.mark.django_db
+
+
+def payloads(event_type: str) -> list[dict]:
+    return [e.payload for e in EventLog.objects.filter(type=event_type).order_by("created_at")]
+
+
+# --- deletes: receivers in place before any query, the index consulted at delete time -----
+
+
+def test_delete_receivers_are_connected_before_any_trigger_is_loaded():
+    # No trigger exists and the index was never loaded: a delete must still reach Eventing.
+    assert post_delete.has_listeners(Order)
+    assert post_delete.has_listeners(User)
+    assert post_delete.has_listeners(Untracked)
+
+
+def test_eventing_tables_keep_fast_delete():
+    # Retention deletes event rows in bulk; triggers never name Eventing's own models.
+    for model in (EventLog, InvocationLog):
+        assert not post_delete.has_listeners(model)
+        assert not pre_delete.has_listeners(model)
+
+
+def test_untracked_delete_records_nothing(published):
+    TriggerFactory(type="DB_DELETE", source="testapp.Order")
+    Untracked.objects.create().delete()
+    Untracked.objects.create()
+    Untracked.objects.all().delete()
+    assert not EventLog.objects.exists()
+
+
+def test_instance_delete_sends_the_stored_row_not_the_stale_instance(published):
+    TriggerFactory(type="DB_DELETE", source="testapp.Order")
+    order = Order.objects.create(status="paid", note="kept")
+    pk = order.pk
+    order.status = "edited in memory, never saved"
+    order.delete()
+    (data,) = payloads("DB_DELETE")
+    assert data["pk"] == pk
+    assert data["old"]["id"] == pk
+    assert data["old"]["status"] == "paid"
+    assert data["new"] is None
+
+
+def test_deleting_a_row_already_gone_records_nothing(published):
+    order = Order.objects.create()
+    Order.objects.filter(pk=order.pk).delete()  # gone behind the instance's back
+    TriggerFactory(type="DB_DELETE", source="testapp.Order")
+    order.delete()
+    assert not EventLog.objects.exists()
+
+
+def test_cascade_and_queryset_deletes_send_each_row(published):
+    TriggerFactory(type="DB_DELETE", source="testapp.Order")
+    customer = Customer.objects.create(name="c")
+    Order.objects.create(status="a", customer=customer)
+    Order.objects.create(status="b", customer=customer)
+    Order.objects.filter(customer=customer).delete()
+    assert sorted(d["old"]["status"] for d in payloads("DB_DELETE")) == ["a", "b"]
+
+
+# --- real processes: the first model operation is a delete; a process that only deletes ----
+
+
+def shell(code: str) -> subprocess.CompletedProcess:
+    """Run `manage.py shell -c code` in a fresh process against the test database."""
+    return subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", code],
+        cwd=ROOT,
+        env=process_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+FIRST_OPERATION_IS_A_DELETE = {
+    "instance": "from django.contrib.auth.models import User\n"
+    "User.objects.get(username='alice').delete()",
+    "queryset": "from django.contrib.auth.models import User\n"
+    "User.objects.filter(username='alice').delete()",
+}
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("how", sorted(FIRST_OPERATION_IS_A_DELETE))
+def test_delete_in_a_fresh_process_is_recorded(how):
+    TriggerFactory(type="DB_DELETE", source="auth.User")
+    user = User.objects.create_user("alice", password="pw")
+    result = shell(FIRST_OPERATION_IS_A_DELETE[how])
+    assert result.returncode == 0, result.stderr
+    assert not User.objects.filter(pk=user.pk).exists()
+    (event,) = EventLog.objects.filter(type="DB_DELETE")
+    assert event.payload["pk"] == user.pk
+    assert event.payload["old"]["username"] == "alice"
+
+
+DELETER = """
+import sys
+from tests.testapp.models import Order
+print("ready", flush=True)
+for line in sys.stdin:
+    Order.objects.filter(pk=int(line)).delete()
+    print("deleted", line.strip(), flush=True)
+"""
+
+
+class Deleter:
+    """A long-running process that only ever deletes orders, one pk per line of its stdin."""
+
+    def __init__(self) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "manage.py", "shell", "-c", DELETER],
+            cwd=ROOT,
+            env=process_env(),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self.lines: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+        self.expect("ready")
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            self.lines.put(line.strip())
+
+    def expect(self, wanted: str, timeout_s: float = 60.0) -> None:
+        seen = []
+        while True:
+            try:
+                line = self.lines.get(timeout=timeout_s)
+            except queue.Empty:
+                raise AssertionError(f"no {wanted!r} from the deleter; it said {seen}") from None
+            if line == wanted:
+                return
+            seen.append(line)
+
+    def delete(self, pk: int) -> None:
+        self.proc.stdin.write(f"{pk}\n")
+        self.proc.stdin.flush()
+        self.expect(f"deleted {pk}")
+
+    def stop(self) -> None:
+        self.proc.stdin.close()
+        self.proc.wait(30)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_process_that_only_deletes_sees_a_trigger_created_later():
+    deleter = Deleter()
+    try:
+        before = Order.objects.create(status="before")
+        deleter.delete(before.pk)
+        assert not EventLog.objects.exists()  # no trigger yet
+
+        TriggerFactory(type="DB_DELETE", source="testapp.Order")
+
+        def next_delete_is_recorded() -> bool:
+            order = Order.objects.create(status="after")
+            deleter.delete(order.pk)
+            return EventLog.objects.filter(type="DB_DELETE", payload__pk=order.pk).exists()
+
+        # Within the TTL (0.2 s in tests.settings); the deadline only bounds a failure.
+        wait_until(next_delete_is_recorded, timeout_s=20, message="the DB_DELETE event")
+        assert not EventLog.objects.filter(payload__pk=before.pk).exists()
+    finally:
+        deleter.stop()
