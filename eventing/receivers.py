@@ -146,17 +146,26 @@ def on_post_delete(sender, instance, using=None, **kwargs) -> None:
 def emit_db(event_type, instance, using, *, old, new, changed) -> None:
     """Record the event for every trigger on this model whose watch list and filter pass."""
     label = instance._meta.label
+    sensitive = payloads.sensitive_fields(type(instance))
     items = []
     for trigger in current_index().find(event_type, label):
         if changed is not None and not watched_change(trigger.watch_fields, changed):
             continue
-        full = payloads.db_data(using=using, instance=instance, old=old, new=new, changed=changed)
+        # Sensitive fields stay out of the filter's view and the payload unless listed.
+        hidden = sensitive.difference(trigger.payload_fields)
+        full = payloads.db_data(
+            using=using,
+            instance=instance,
+            old=payloads.without(old, hidden),
+            new=payloads.without(new, hidden),
+            changed=None if changed is None else [f for f in changed if f not in hidden],
+        )
         if not matches_filter(trigger.filter, full):
             continue
         if trigger.payload_fields:
             fields = trigger.payload_fields
-            full["old"] = _project(old, fields)
-            full["new"] = _project(new, fields)
+            full["old"] = _project(full["old"], fields)
+            full["new"] = _project(full["new"], fields)
         items.append((trigger, full))
     if items:
         record_events(event_type, items, source=label, due=resolve_due())

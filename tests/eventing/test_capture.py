@@ -79,6 +79,75 @@ def test_cascade_and_queryset_deletes_send_each_row(published):
     assert sorted(d["old"]["status"] for d in payloads("DB_DELETE")) == ["a", "b"]
 
 
+# --- sensitive fields ----------------------------------------------------------------------
+
+
+def user_events(payload_fields: list[str] | None = None) -> list[dict]:
+    """Insert, update (password and name) and delete a user under DB_* triggers on auth.User."""
+    for kind in ("DB_INSERT", "DB_UPDATE", "DB_DELETE"):
+        TriggerFactory(type=kind, source="auth.User", payload_fields=payload_fields or [])
+    user = User.objects.create_user("alice", password="first secret")
+    user.set_password("second secret")
+    user.first_name = "Alice"
+    user.save()
+    user.delete()
+    return [*payloads("DB_INSERT"), *payloads("DB_UPDATE"), *payloads("DB_DELETE")]
+
+
+def test_password_hash_is_left_out_by_default(published):
+    inserted, updated, deleted = user_events()
+    assert inserted["new"]["username"] == "alice"
+    assert updated["changed"] == ["first_name"]
+    assert deleted["old"]["username"] == "alice"
+    for data in (inserted, updated, deleted):
+        for row in (data["old"], data["new"]):
+            assert row is None or "password" not in row
+    stored = [str(e.payload) for e in EventLog.objects.all()]
+    assert len(stored) == 3
+    assert not any("md5$" in text or "secret" in text for text in stored)
+
+
+def test_payload_fields_opt_the_password_back_in(published):
+    inserted, updated, deleted = user_events(["username", "password"])
+    assert inserted["new"]["password"].startswith("md5$")
+    assert set(inserted["new"]) == {"username", "password"}
+    assert updated["old"]["password"] != updated["new"]["password"]
+    assert "password" in updated["changed"]
+    assert deleted["old"]["password"] == updated["new"]["password"]
+
+
+def test_exclude_fields_setting_is_matched_case_insensitively(published, settings):
+    settings.EVENTING = {**settings.EVENTING, "EXCLUDE_FIELDS": ["NOTE"]}
+    TriggerFactory(name="plain", type="DB_UPDATE", source="testapp.Order")
+    TriggerFactory(
+        name="opted_in", type="DB_UPDATE", source="testapp.Order", payload_fields=["note"]
+    )
+    order = Order.objects.create(note="api key 123")
+    order.note = "api key 456"
+    order.save()
+    by_trigger = {e.trigger_name: e.payload for e in EventLog.objects.all()}
+    assert "note" not in by_trigger["plain"]["old"]
+    assert "note" not in by_trigger["plain"]["new"]
+    assert by_trigger["plain"]["changed"] == []
+    assert by_trigger["opted_in"]["new"] == {"note": "api key 456"}
+    assert by_trigger["opted_in"]["changed"] == ["note"]
+
+
+def test_user_password_is_left_out_even_without_exclude_fields(published, settings):
+    settings.EVENTING = {**settings.EVENTING, "EXCLUDE_FIELDS": []}
+    TriggerFactory(type="DB_INSERT", source="auth.User")
+    User.objects.create_user("bob", password="pw")
+    (data,) = payloads("DB_INSERT")
+    assert data["new"]["username"] == "bob"
+    assert "password" not in data["new"]
+
+
+def test_filter_does_not_see_left_out_fields(published):
+    TriggerFactory(type="DB_INSERT", source="auth.User", filter={"new.password": {"exists": True}})
+    User.objects.create_user("carol", password="pw")
+    assert not EventLog.objects.exists()
+
+
 # --- real processes: the first model operation is a delete; a process that only deletes ----
 
 
@@ -113,6 +182,7 @@ def test_delete_in_a_fresh_process_is_recorded(how):
     (event,) = EventLog.objects.filter(type="DB_DELETE")
     assert event.payload["pk"] == user.pk
     assert event.payload["old"]["username"] == "alice"
+    assert "password" not in event.payload["old"]
 
 
 DELETER = """

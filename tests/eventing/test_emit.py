@@ -165,4 +165,3 @@ def test_models_without_triggers_cost_no_query(published):
     with CaptureQueriesContext(connection) as queries:
         Untracked.objects.create(value=1)
     assert len(queries.captured_queries) == 1  # the INSERT itself
-
