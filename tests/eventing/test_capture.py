@@ -148,6 +148,25 @@ def test_filter_does_not_see_left_out_fields(published):
     assert not EventLog.objects.exists()
 
 
+@pytest.mark.e2e
+@pytest.mark.django_db(transaction=True)
+def test_webhook_body_holds_no_password_hash(worker, receiver):
+    TriggerFactory(type="DB_INSERT", source="auth.User", url=receiver.url("/users"))
+    TriggerFactory(
+        type="DB_INSERT",
+        source="auth.User",
+        url=receiver.url("/users-with-hash"),
+        payload_fields=["username", "password"],
+    )
+    user = User.objects.create_user("dora", password="pw")
+    plain = receiver.wait_for("/users")[0]
+    assert plain.json()["data"]["new"]["username"] == "dora"
+    assert b"password" not in plain.body
+    assert user.password.encode() not in plain.body
+    opted_in = receiver.wait_for("/users-with-hash")[0].json()["data"]["new"]
+    assert opted_in == {"username": "dora", "password": user.password}
+
+
 # --- real processes: the first model operation is a delete; a process that only deletes ----
 
 
