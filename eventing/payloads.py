@@ -9,9 +9,12 @@ import math
 import uuid
 from typing import Any
 
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db.models import DecimalField
 from django.db.models.fields.files import FieldFile
+
+from .conf import settings
 
 # Integers beyond this lose precision in JavaScript and most JSON parsers.
 MAX_SAFE_INT = 2**53 - 1
@@ -54,6 +57,26 @@ def row_values(instance, fields: tuple[str, ...] = ()) -> dict[str, Any]:
             continue
         values[field.name] = json_safe(normalized(field, field.value_from_object(instance)))
     return values
+
+
+def sensitive_fields(model: type) -> frozenset[str]:
+    """Fields of `model` left out of DB event data unless a trigger lists them in payload_fields.
+
+    `AbstractBaseUser.password` and every field named in `EVENTING["EXCLUDE_FIELDS"]`
+    (case-insensitively): a webhook receiver and the event log should not hold credentials.
+    """
+    excluded = {name.lower() for name in settings.EXCLUDE_FIELDS}
+    names = {f.name for f in model._meta.concrete_fields if f.name.lower() in excluded}
+    if issubclass(model, AbstractBaseUser):
+        names.add("password")
+    return frozenset(names)
+
+
+def without(values: dict[str, Any] | None, names: frozenset[str]) -> dict[str, Any] | None:
+    """A row snapshot minus the fields in `names` (None stays None)."""
+    if values is None or not names:
+        return values
+    return {name: value for name, value in values.items() if name not in names}
 
 
 def normalized(field, value: Any) -> Any:

@@ -6,13 +6,13 @@ import logging
 import threading
 import time
 
+from django.apps import apps
 from django.core.signals import request_started
 from django.db import close_old_connections
-from django.db.models.signals import post_delete, post_save, pre_save
+from django.db.models.signals import post_delete, post_save, pre_delete, pre_save
 
 from triggers import types
 from triggers.matching import matches_filter, watched_change
-from triggers.registry import TriggerIndex
 from triggers.validation import INTERNAL_APPS
 
 from . import payloads
@@ -22,15 +22,23 @@ from .index import current_index, refresh
 logger = logging.getLogger(__name__)
 
 OLD_ROW_ATTR = "_eventing_old_row"
-_delete_senders: dict[str, type] = {}
+DELETED_ROW_ATTR = "_eventing_deleted_row"
+# Set on an instance whose row was already gone when its delete() began: nothing to report.
+ROW_GONE = object()
 
 
 def signals_connect() -> None:
     """Connect every receiver Eventing uses; called once from AppConfig.ready()."""
     pre_save.connect(capture_old_row, dispatch_uid="eventing.capture_old_row")
     post_save.connect(on_post_save, dispatch_uid="eventing.on_post_save")
-    # post_delete is connected per model (see sync_delete_receivers): a global receiver
-    # would cost every model Django's fast delete.
+    # Delete receivers go on every model a trigger may name, from the start: the index is
+    # consulted when a row is deleted, so a process whose first query is a delete, or that
+    # only ever deletes, still sees triggers (also ones created later elsewhere, within the
+    # TTL). Eventing's own models keep Django's fast delete (retention deletes in bulk).
+    for model in capturable_models():
+        uid = model._meta.label
+        pre_delete.connect(capture_deleted_row, sender=model, dispatch_uid=f"eventing.pre.{uid}")
+        post_delete.connect(on_post_delete, sender=model, dispatch_uid=f"eventing.post.{uid}")
     request_started.connect(refresh, dispatch_uid="eventing.refresh_on_request")
     from triggers.models import Trigger
 
@@ -68,24 +76,9 @@ def close_connections(**kwargs) -> None:
     close_old_connections()
 
 
-def sync_delete_receivers(index: TriggerIndex) -> None:
-    """Connect post_delete for exactly the models that have DB_DELETE triggers."""
-    from django.apps import apps
-
-    wanted = {label for label, kinds in index.db_models.items() if types.DB_DELETE in kinds}
-    for label in set(_delete_senders) - wanted:
-        post_delete.disconnect(sender=_delete_senders.pop(label), dispatch_uid=_uid(label))
-    for label in wanted - set(_delete_senders):
-        try:
-            model = apps.get_model(label)
-        except LookupError:
-            continue
-        post_delete.connect(on_post_delete, sender=model, dispatch_uid=_uid(label))
-        _delete_senders[label] = model
-
-
-def _uid(label: str) -> str:
-    return f"eventing.on_post_delete.{label}"
+def capturable_models() -> list[type]:
+    """Every installed model a DB trigger may name (not Eventing's or Django's internals)."""
+    return [m for m in apps.get_models() if m._meta.app_label not in INTERNAL_APPS]
 
 
 def _kinds(sender) -> frozenset[str]:
@@ -126,27 +119,53 @@ def on_post_save(sender, instance, created, raw=False, using=None, **kwargs) -> 
         emit_db(types.DB_UPDATE, instance, using, old=old, new=new, changed=changed)
 
 
+def capture_deleted_row(sender, instance, using=None, origin=None, **kwargs) -> None:
+    """Before `instance.delete()`, read the stored row: the instance in hand may be stale.
+
+    Rows a queryset delete or a cascade collected were just read by Django in the deleting
+    transaction, so only the instance the delete started from needs the extra read.
+    """
+    if origin is not instance or types.DB_DELETE not in _kinds(sender):
+        return
+    stored = sender._base_manager.using(using).filter(pk=instance.pk).first()
+    instance.__dict__[DELETED_ROW_ATTR] = (
+        ROW_GONE if stored is None else payloads.row_values(stored)
+    )
+
+
 def on_post_delete(sender, instance, using=None, **kwargs) -> None:
     """Emit DB_DELETE for the deleted row."""
-    if types.DB_DELETE in _kinds(sender):
+    old = instance.__dict__.pop(DELETED_ROW_ATTR, None)
+    if old is ROW_GONE or types.DB_DELETE not in _kinds(sender):
+        return
+    if old is None:
         old = payloads.row_values(instance)
-        emit_db(types.DB_DELETE, instance, using, old=old, new=None, changed=None)
+    emit_db(types.DB_DELETE, instance, using, old=old, new=None, changed=None)
 
 
 def emit_db(event_type, instance, using, *, old, new, changed) -> None:
     """Record the event for every trigger on this model whose watch list and filter pass."""
     label = instance._meta.label
+    sensitive = payloads.sensitive_fields(type(instance))
     items = []
     for trigger in current_index().find(event_type, label):
         if changed is not None and not watched_change(trigger.watch_fields, changed):
             continue
-        full = payloads.db_data(using=using, instance=instance, old=old, new=new, changed=changed)
+        # Sensitive fields stay out of the filter's view and the payload unless listed.
+        hidden = sensitive.difference(trigger.payload_fields)
+        full = payloads.db_data(
+            using=using,
+            instance=instance,
+            old=payloads.without(old, hidden),
+            new=payloads.without(new, hidden),
+            changed=None if changed is None else [f for f in changed if f not in hidden],
+        )
         if not matches_filter(trigger.filter, full):
             continue
         if trigger.payload_fields:
             fields = trigger.payload_fields
-            full["old"] = _project(old, fields)
-            full["new"] = _project(new, fields)
+            full["old"] = _project(full["old"], fields)
+            full["new"] = _project(full["new"], fields)
         items.append((trigger, full))
     if items:
         record_events(event_type, items, source=label, due=resolve_due())

@@ -165,14 +165,3 @@ def test_models_without_triggers_cost_no_query(published):
     with CaptureQueriesContext(connection) as queries:
         Untracked.objects.create(value=1)
     assert len(queries.captured_queries) == 1  # the INSERT itself
-
-
-def test_models_without_delete_triggers_keep_fast_delete():
-    from django.db.models.signals import post_delete
-
-    TriggerFactory(type="DB_DELETE", source="testapp.Order")
-    from eventing.index import current_index
-
-    current_index()
-    assert post_delete.has_listeners(Order)
-    assert not post_delete.has_listeners(Untracked)
