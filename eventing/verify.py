@@ -70,7 +70,9 @@ def verify_sc_token(
     EVENTING["SECRETS"] and the public half of EVENTING["SIGNING_KEY"]."""
     if secrets is None and public_keys is None:
         secrets, public_keys = default_keys()
-    secrets, public_keys = list(secrets or []), list(public_keys or [])
+    # A lone string is one key, not a list of one-character secrets.
+    secrets = [secrets] if isinstance(secrets, str) else list(secrets or [])
+    public_keys = [public_keys] if isinstance(public_keys, str) else list(public_keys or [])
     token = (header_value or "").strip()
     if token.lower().startswith("bearer "):
         token = token[7:].strip()
