@@ -51,6 +51,8 @@ def setup_django(var_dir: str) -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     os.environ["EVENTING_VAR_DIR"] = var_dir
     os.environ.setdefault("EVENTING_SECRETS", "bench-secret-0123456789abcdef0123456789")
+    # API bearer tokens are verified with the client secrets, never the webhook signing ones.
+    os.environ.setdefault("EVENTING_CLIENT_SECRETS", "bench-client-0123456789abcdef0123456789")
     os.environ["LOG_LEVEL"] = "WARNING"
     import django
 
@@ -76,7 +78,7 @@ def prepare():
     User.objects.get_or_create(username="bench", defaults={"is_staff": True})
     token = jwt.encode(
         {"sub": "bench", "exp": int(time.time()) + 3600},
-        settings.EVENTING["SECRETS"][0],
+        settings.EVENTING["CLIENT_SECRETS"][0],
         algorithm="HS256",
     )
     client = APIClient(HTTP_HOST="localhost")

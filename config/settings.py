@@ -6,6 +6,7 @@ from pathlib import Path
 import dj_database_url
 
 from eventing.beat import beat_schedule
+from eventing.signing import DEVELOPMENT_SIGNING_SECRET
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("EVENTING_VAR_DIR", BASE_DIR / "var"))
@@ -127,16 +128,23 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
 }
 
-# The repository's development signing secret (eventing.checks refuses it with DEBUG off).
-DEVELOPMENT_SIGNING_SECRET = "local-development-secret-change-me-0123456789"
+
+def local_secret(name: str) -> list[str]:
+    """The secret `make run` generated into var/<name> for local runs ([] when there is none)."""
+    path = VAR_DIR / name
+    return [path.read_text().strip()] if path.exists() else []
+
 
 EVENTING = {
-    # Signs webhooks only (receivers hold it). The default is for development: with DEBUG off a
-    # system check refuses it.
-    "SECRETS": env_list("EVENTING_SECRETS", DEVELOPMENT_SIGNING_SECRET),
+    # Signs webhooks only (receivers hold it). Without EVENTING_SECRETS: the one `make run`
+    # generated, else the repository's development secret (eventing.signing
+    # .DEVELOPMENT_SIGNING_SECRET), which a system check refuses with DEBUG off.
+    "SECRETS": env_list("EVENTING_SECRETS")
+    or local_secret("signing-secret.txt")
+    or [DEVELOPMENT_SIGNING_SECRET],
     # Verifies API bearer tokens; never the same as SECRETS. Empty: bearer JWTs are refused
     # (DRF tokens and sessions still work).
-    "CLIENT_SECRETS": env_list("EVENTING_CLIENT_SECRETS"),
+    "CLIENT_SECRETS": env_list("EVENTING_CLIENT_SECRETS") or local_secret("client-secret.txt"),
     "INSTANCE_ID": os.environ.get("EVENTING_INSTANCE_ID", "eventing"),
     "ALLOWED_NETWORKS": env_list("EVENTING_ALLOWED_NETWORKS"),
 }

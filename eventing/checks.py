@@ -21,7 +21,7 @@ def check_settings(app_configs=None, **kwargs):
         return [Error(str(exc), id="eventing.E001", hint="Fix settings.EVENTING.")]
     problems = []
     secrets = conf.SECRETS
-    if not isinstance(secrets, (list, tuple)) or not secrets:
+    if (not isinstance(secrets, (list, tuple)) or not secrets) and not conf.SIGNING_KEY:
         problems.append(
             Error(
                 'EVENTING["SECRETS"] is empty: webhooks cannot be signed.',
@@ -55,6 +55,76 @@ def check_settings(app_configs=None, **kwargs):
                     id="eventing.E004",
                 )
             )
+    return problems
+
+
+@register(Tags.security)
+def check_keys(app_configs=None, **kwargs):
+    """Signing and client keys kept apart (W005), no public development secret in production
+    (E005), and key material that parses (E006)."""
+    import hmac
+
+    from django.conf import settings as django_settings
+
+    from .conf import get_settings
+    from .signing import DEVELOPMENT_SIGNING_SECRET, private_signing_key, public_key
+
+    try:
+        conf = get_settings()
+    except ImproperlyConfigured:
+        return []  # reported by check_settings
+    problems = []
+    signing = [s for s in conf.SECRETS or [] if isinstance(s, str)]
+    client = [s for s in conf.CLIENT_SECRETS or [] if isinstance(s, str)]
+    if any(hmac.compare_digest(c.encode(), s.encode()) for c in client for s in signing):
+        problems.append(
+            Warning(
+                'A secret is in both EVENTING["CLIENT_SECRETS"] and EVENTING["SECRETS"]: every '
+                "webhook receiver holds the signing secrets and could sign API tokens as any "
+                "user.",
+                hint="Give clients their own secret (see docs/migrating.md for a Space Cloud "
+                "project secret).",
+                id="eventing.W005",
+            )
+        )
+    if not django_settings.DEBUG:
+        for name, values in (("SECRETS", signing), ("CLIENT_SECRETS", client)):
+            if DEVELOPMENT_SIGNING_SECRET in values:
+                problems.append(
+                    Error(
+                        f'EVENTING["{name}"] holds the repository\'s public development secret '
+                        "while DEBUG is off: anyone can sign with it.",
+                        hint="Set EVENTING_SECRETS / EVENTING_CLIENT_SECRETS to random strings, "
+                        "e.g. python -c 'import secrets; print(secrets.token_urlsafe(48))'.",
+                        id="eventing.E005",
+                    )
+                )
+    try:
+        if conf.SIGNING_KEY:
+            private_signing_key(conf.SIGNING_KEY)
+    except ImproperlyConfigured as exc:
+        problems.append(Error(str(exc), hint="See docs/receiving.md.", id="eventing.E006"))
+    keys = conf.CLIENT_PUBLIC_KEYS
+    if not isinstance(keys, (list, tuple)):
+        problems.append(
+            Error('EVENTING["CLIENT_PUBLIC_KEYS"] must be a list of PEM keys.', id="eventing.E006")
+        )
+        keys = []
+    for index, pem in enumerate(keys):
+        where = f'EVENTING["CLIENT_PUBLIC_KEYS"][{index}]'
+        if not isinstance(pem, str) or pem.strip().lower().startswith(("http://", "https://")):
+            problems.append(
+                Error(
+                    f"{where} must be a PEM public key (JWKS URLs are not supported).",
+                    hint="Paste the PEM of each key the token issuer uses.",
+                    id="eventing.E006",
+                )
+            )
+            continue
+        try:
+            public_key(pem)
+        except ImproperlyConfigured as exc:
+            problems.append(Error(f"{where}: {exc}", id="eventing.E006"))
     return problems
 
 

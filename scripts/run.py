@@ -37,6 +37,19 @@ def admin_password(var_dir: Path) -> str:
     return path.read_text().strip()
 
 
+def ensure_local_secrets(var_dir: Path) -> None:
+    """Random webhook-signing and client secrets, generated once into var/, which
+    config/settings.py reads when EVENTING_SECRETS / EVENTING_CLIENT_SECRETS are unset (so
+    local runs never use the public development secret, refused with DEBUG off)."""
+    for name in ("signing-secret.txt", "client-secret.txt"):
+        path = var_dir / name
+        if not path.exists():
+            # Created readable by the owner only, before anything is written into it.
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                handle.write(secrets.token_urlsafe(48))
+
+
 def ensure_admin(password: str, env: dict[str, str]) -> None:
     """Create the superuser `admin` if no user has that name yet (keeps a changed password)."""
     code = (
@@ -70,6 +83,7 @@ def main() -> int:
     var_dir = Path(env.get("EVENTING_VAR_DIR", ROOT / "var"))
     var_dir.mkdir(parents=True, exist_ok=True)
 
+    ensure_local_secrets(var_dir)
     manage("migrate", "--no-input", "-v", "0", env=env)
     password = admin_password(var_dir)
     ensure_admin(password, env)

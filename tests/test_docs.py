@@ -170,7 +170,7 @@ def test_plain_python_receiver_example_verifies_real_deliveries(tmp_path):
         )
         assert tampered.status_code == 401
         forged_token = jwt.encode(
-            {"id": "x", "role": "eventing", "iat": 1, "exp": 2**31},
+            {"id": "x", "role": "SpaceCloud", "iat": 1, "exp": 2**31},
             "someone-else-0123456789abcdef0123",
             algorithm="HS256",
         )

@@ -1,15 +1,18 @@
-"""API authentication: `Authorization: Bearer <JWT>` signed with any of EVENTING["SECRETS"].
+"""API authentication: `Authorization: Bearer <JWT>` verified with the *client* keys.
 
-Claims map to a caller this way:
+Client tokens are verified with EVENTING["CLIENT_SECRETS"] (HS256/384/512) or
+EVENTING["CLIENT_PUBLIC_KEYS"] (PEM keys, RS256/ES256/EdDSA), never with EVENTING["SECRETS"]:
+those sign webhooks and every receiver holds them.
 
-* `sub` names the username of an active Django user: the request runs as that user, with
-  exactly their permissions (staff, groups, model permissions).
-* Without `sub`, the token is a service principal. Its `role` claim `"admin"` grants every
-  permission; otherwise it holds only the permissions listed in a `perms` claim (e.g.
-  `["eventing.queue_event"]`) and counts as authenticated for the `authenticated` queue rule.
+A verified token acts as its `sub`:
 
-`exp` is honoured when present (an expired token is a 401). Tokens with `role: "eventing"` are
-the X-SC-Token we send to webhooks; they are refused here, so a receiver cannot reuse one.
+* `sub` names an active Django user: the request runs as that user, with exactly their
+  permissions (the model permissions Mission Control applies).
+* Otherwise (no `sub`, or one naming no active user, as Space Cloud apps' end-user tokens do)
+  the caller is a TokenPrincipal: authenticated for the `authenticated` queue rule, holding no
+  permission at all. Claims such as `role: "admin"` or `perms` grant nothing.
+
+`exp` is honoured when present (an expired token is a 401).
 """
 
 from __future__ import annotations
@@ -18,102 +21,154 @@ from typing import Any
 
 import jwt
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AnonymousUser
+from django.core.exceptions import ImproperlyConfigured
 from rest_framework import authentication, exceptions
 from rest_framework.request import Request
 
 from ..conf import settings
-from ..signing import TOKEN_ROLE
+from ..signing import LEGACY_TOKEN_ROLE, TOKEN_ROLE, public_key
 
-ALGORITHMS = ["HS256", "HS384", "HS512"]
-ADMIN_ROLE = "admin"
+HMAC_ALGORITHMS = ("HS256", "HS384", "HS512")
+ASYMMETRIC_ALGORITHMS = ("RS256", "ES256", "ES384", "ES512", "EdDSA")
+WEBHOOK_ROLES = (TOKEN_ROLE, LEGACY_TOKEN_ROLE)
 
 
-class ServicePrincipal:
-    """A caller known only by a signed token (no Django user behind it)."""
+class TokenPrincipal:
+    """A caller known only by a verified token: authenticated, without any permission."""
 
     is_authenticated = True
     is_anonymous = False
     is_active = True
+    is_staff = False
+    is_superuser = False
     pk = None
     id = None
 
     def __init__(self, claims: dict[str, Any]) -> None:
         self.claims = claims
-        self.role = str(claims.get("role") or "")
-        self.name = str(claims.get("id") or claims.get("iss") or self.role or "service")
-        perms = claims.get("perms")
-        self.perms = (
-            frozenset(p for p in perms if isinstance(p, str))
-            if isinstance(perms, list)
-            else frozenset()
+        self.name = str(
+            claims.get("sub") or claims.get("id") or claims.get("iss") or claims.get("jti") or "-"
         )
-
-    @property
-    def is_staff(self) -> bool:
-        """Admin-role tokens may manage everything."""
-        return self.role == ADMIN_ROLE
-
-    is_superuser = is_staff
 
     def get_username(self) -> str:
         """How logs and throttles name this caller."""
         return f"jwt:{self.name}"
 
     def has_perm(self, perm: str, obj: Any = None) -> bool:
-        """Admin role: every permission; else those in the `perms` claim."""
-        return self.is_superuser or perm in self.perms
+        """A token without a user grants no permission (its claims are not trusted for that)."""
+        return False
 
     def has_perms(self, perm_list, obj: Any = None) -> bool:
-        """Whether it has every permission of `perm_list`."""
-        return all(self.has_perm(perm, obj) for perm in perm_list)
+        """No permission at all."""
+        return False
 
     def has_module_perms(self, app_label: str) -> bool:
-        """Whether it has any permission in `app_label`."""
-        return self.is_superuser or any(p.startswith(f"{app_label}.") for p in self.perms)
+        """No permission at all."""
+        return False
 
     def __str__(self) -> str:
         return self.get_username()
 
 
-def decode_api_token(token: str) -> dict[str, Any]:
-    """The claims of a bearer token verified with any configured secret; 401 otherwise."""
-    secrets = list(settings.SECRETS)
-    if not secrets:
-        raise exceptions.AuthenticationFailed("No EVENTING['SECRETS'] are configured.")
-    for secret in secrets:
+class UnverifiedCaller(AnonymousUser):
+    """An anonymous caller whose credentials failed: `allow` queue rules ignore them, the rest
+    answer with `error` (why they failed)."""
+
+    def __init__(self, error: exceptions.AuthenticationFailed) -> None:
+        super().__init__()
+        self.credentials_error = error
+
+
+def client_keys(algorithm: str) -> list[Any]:
+    """The configured client keys that may verify a token signed with `algorithm`."""
+    if algorithm in HMAC_ALGORITHMS:
+        return [secret for secret in settings.CLIENT_SECRETS or [] if secret]
+    if algorithm not in ASYMMETRIC_ALGORITHMS:
+        return []
+    keys = []
+    for pem in settings.CLIENT_PUBLIC_KEYS or []:
         try:
-            return jwt.decode(token, secret, algorithms=ALGORITHMS, options={"verify_aud": False})
+            key, key_algorithm = public_key(pem)
+        except ImproperlyConfigured:
+            continue  # reported by the system check eventing.E006
+        if key_algorithm == algorithm:
+            keys.append(key)
+    return keys
+
+
+def signed_with_webhook_secret(token: str) -> bool:
+    """Whether `token` verifies with a webhook signing secret (to say so in the 401)."""
+    for secret in settings.SECRETS or []:
+        try:
+            jwt.decode(
+                token, secret, algorithms=list(HMAC_ALGORITHMS), options={"verify_exp": False}
+            )
+        except jwt.PyJWTError:
+            continue
+        return True
+    return False
+
+
+def decode_api_token(token: str) -> dict[str, Any]:
+    """The claims of a bearer token verified with a client key; 401 naming why otherwise."""
+    if not (settings.CLIENT_SECRETS or settings.CLIENT_PUBLIC_KEYS):
+        raise exceptions.AuthenticationFailed(
+            "Bearer JWTs are not accepted here: EVENTING['CLIENT_SECRETS'] and "
+            "EVENTING['CLIENT_PUBLIC_KEYS'] are empty. Use a DRF token or a session, or "
+            "configure client keys."
+        )
+    try:
+        algorithm = jwt.get_unverified_header(token).get("alg")
+    except jwt.PyJWTError as exc:
+        raise exceptions.AuthenticationFailed(f"Invalid bearer token: {exc}") from None
+    keys = client_keys(algorithm)
+    if not keys:
+        raise exceptions.AuthenticationFailed(
+            f"The bearer token's algorithm {algorithm!r} matches no configured client key "
+            "(EVENTING['CLIENT_SECRETS'] for HS256/384/512, EVENTING['CLIENT_PUBLIC_KEYS'] "
+            "for RS256/ES256/EdDSA)."
+        )
+    for key in keys:
+        try:
+            return jwt.decode(token, key, algorithms=[algorithm], options={"verify_aud": False})
         except jwt.InvalidSignatureError:
             continue
         except jwt.ExpiredSignatureError:
             raise exceptions.AuthenticationFailed("The bearer token has expired.") from None
         except jwt.PyJWTError as exc:
             raise exceptions.AuthenticationFailed(f"Invalid bearer token: {exc}") from None
+    if algorithm in HMAC_ALGORITHMS and signed_with_webhook_secret(token):
+        raise exceptions.AuthenticationFailed(
+            "The bearer token is signed with a webhook signing secret (EVENTING['SECRETS']); "
+            "those never authenticate API callers. Sign client tokens with a client key."
+        )
     raise exceptions.AuthenticationFailed(
-        "The bearer token's signature matches none of EVENTING['SECRETS']."
+        "The bearer token's signature matches none of the client keys "
+        "(EVENTING['CLIENT_SECRETS'] / EVENTING['CLIENT_PUBLIC_KEYS'])."
     )
 
 
 def principal_for(claims: dict[str, Any]):
-    """The user (`sub`) or service principal a verified token stands for."""
-    if claims.get("role") == TOKEN_ROLE and "sub" not in claims:
-        raise exceptions.AuthenticationFailed(
-            "Webhook delivery tokens (role 'eventing') are not API credentials."
-        )
+    """The active user named by `sub`, else a TokenPrincipal (authenticated, no permissions)."""
+    if claims.get("role") in WEBHOOK_ROLES and "sub" not in claims:
+        # An X-SC-Token: only a misconfiguration (a client secret equal to a signing secret,
+        # warned by eventing.W005) lets it verify here; a receiver must not replay it.
+        raise exceptions.AuthenticationFailed("Webhook delivery tokens are not API credentials.")
     subject = claims.get("sub")
-    if subject is None:
-        return ServicePrincipal(claims)
-    user_model = get_user_model()
-    user = user_model._default_manager.filter(
-        **{user_model.USERNAME_FIELD: str(subject)}, is_active=True
-    ).first()
-    if user is None:
-        raise exceptions.AuthenticationFailed(f"The token's subject {subject!r} is no active user.")
-    return user
+    if subject is not None:
+        user_model = get_user_model()
+        user = user_model._default_manager.filter(
+            **{user_model.USERNAME_FIELD: str(subject)}, is_active=True
+        ).first()
+        if user is not None:
+            return user
+    return TokenPrincipal(claims)
 
 
 class EventingJWTAuthentication(authentication.BaseAuthentication):
-    """`Authorization: Bearer <jwt>` (HS256/384/512) signed with any of EVENTING["SECRETS"]."""
+    """`Authorization: Bearer <jwt>` verified with EVENTING["CLIENT_SECRETS"] /
+    ["CLIENT_PUBLIC_KEYS"]."""
 
     keyword = "Bearer"
 
@@ -134,6 +189,29 @@ class EventingJWTAuthentication(authentication.BaseAuthentication):
     def authenticate_header(self, request: Request) -> str:
         """Makes unauthenticated requests 401 (not 403) with a WWW-Authenticate header."""
         return f'{self.keyword} realm="eventing"'
+
+
+class QueueAuthenticationMixin:
+    """For queueing views: bad credentials do not stop a request at once.
+
+    Queue rules decide: an `allow` type never looks at the token, so an empty or unverifiable
+    one is ignored there; any other rule answers the credentials' 401 (eventing.api.permissions).
+    """
+
+    def queues_events(self) -> bool:
+        """Whether this request queues events (a view serving more than queueing overrides it)."""
+        return True
+
+    def perform_authentication(self, request: Request) -> None:
+        """Authenticate now, keeping a failure on an UnverifiedCaller instead of raising."""
+        if not self.queues_events():
+            super().perform_authentication(request)
+            return
+        try:
+            request.user  # noqa: B018 - runs the authenticators
+        except exceptions.AuthenticationFailed as exc:
+            request.user = UnverifiedCaller(exc)
+            request.auth = None
 
 
 def authentication_classes() -> list[type]:

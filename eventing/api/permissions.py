@@ -1,6 +1,8 @@
-"""Who may do what: queue rules per custom type, staff or model permissions for the rest."""
+"""Who may do what: queue rules per custom type, model permissions for the rest."""
 
 from __future__ import annotations
+
+from typing import NoReturn
 
 from rest_framework import exceptions, permissions
 from rest_framework.request import Request
@@ -11,11 +13,12 @@ QUEUE_PERMISSION = "eventing.queue_event"
 DEFAULT_RULE_TYPE = "default"
 
 
-class StaffOrModelPermissions(permissions.DjangoModelPermissions):
-    """Staff may do everything; others need the model permission of the method or action.
+class ModelPermissions(permissions.DjangoModelPermissions):
+    """The model permission of the method or action, exactly as Mission Control applies them.
 
-    Reading needs `view_<model>`. A view may name the permissions of its extra actions in
-    `action_permissions` (e.g. {"cancel": ["eventing.cancel_eventlog"]}).
+    Staff status grants nothing by itself (a read-only operator is staff too); superusers hold
+    every permission. Reading needs `view_<model>`. A view may name the permissions of its extra
+    actions in `action_permissions` (e.g. {"cancel": ["eventing.cancel_eventlog"]}).
     """
 
     perms_map = {
@@ -25,12 +28,10 @@ class StaffOrModelPermissions(permissions.DjangoModelPermissions):
     }
 
     def has_permission(self, request: Request, view) -> bool:
-        """Staff pass; the rest need the permissions of the action or the method."""
+        """The permissions of the action, else those of the method."""
         user = request.user
         if not user or not user.is_authenticated:
             return False
-        if user.is_staff:
-            return True
         action_perms = getattr(view, "action_permissions", {}).get(getattr(view, "action", None))
         if action_perms is not None:
             return user.has_perms(action_perms)
@@ -49,6 +50,14 @@ def queue_rule_for(event_type: str, cache: dict | None = None) -> EventType | No
     return cache[event_type]
 
 
+def refuse_unauthenticated(user, message: str) -> NoReturn:
+    """401: why the credentials sent failed (eventing.api.auth.UnverifiedCaller), else `message`."""
+    failure = getattr(user, "credentials_error", None)
+    if failure is not None:
+        raise exceptions.AuthenticationFailed(f"{failure.detail} ({message})")
+    raise exceptions.NotAuthenticated(message)
+
+
 def check_queue_rule(user, event_type: str, rule_row: EventType | None) -> None:
     """Raise 401/403 naming the rule when `user` may not queue `event_type`."""
     if rule_row is None:
@@ -60,17 +69,17 @@ def check_queue_rule(user, event_type: str, rule_row: EventType | None) -> None:
     via = "" if rule_row.name == event_type else " (the default rule)"
     authenticated = bool(user and user.is_authenticated)
     if rule == EventType.QueueRule.ALLOW:
-        return
+        return  # never looks at the credentials
     if rule == EventType.QueueRule.AUTHENTICATED:
         if not authenticated:
-            raise exceptions.NotAuthenticated(
-                f"Type {event_type!r} may be queued by authenticated callers only{via}."
+            refuse_unauthenticated(
+                user, f"Type {event_type!r} may be queued by authenticated callers only{via}."
             )
         return
     if rule == EventType.QueueRule.PERMISSION:
         if not authenticated:
-            raise exceptions.NotAuthenticated(
-                f"Type {event_type!r} needs the permission {QUEUE_PERMISSION}{via}."
+            refuse_unauthenticated(
+                user, f"Type {event_type!r} needs the permission {QUEUE_PERMISSION}{via}."
             )
         if not user.has_perm(QUEUE_PERMISSION):
             raise exceptions.PermissionDenied(

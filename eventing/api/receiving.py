@@ -45,21 +45,31 @@ class WebhookSender:
 
 
 class WebhookAuthentication(authentication.BaseAuthentication):
-    """Authenticates a webhook call by its X-SC-Token (any of `get_secrets()`).
+    """Authenticates a webhook call by its X-SC-Token and the `webhook-signature` of its body.
 
-    Set `signing_secret` (the trigger's `whsec_…`), or override `get_signing_secret()`, to also
-    require a valid Standard Webhooks signature. `request.user` is a WebhookSender and
-    `request.auth` the token's claims.
+    Set `signing_secret` (the trigger's `whsec_…`), or override `get_signing_secret()`; without
+    one every request is refused, because the token alone does not bind the body. Set
+    `token_only = True` to accept any body with a valid token anyway. `request.user` is a
+    WebhookSender and `request.auth` the token's claims.
     """
 
-    #: Secrets that may have signed the token; None reads EVENTING["SECRETS"].
+    #: HS256 secrets that may have signed the token; None (with `public_keys` None too) reads
+    #: this project's EVENTING["SECRETS"] and the public half of its SIGNING_KEY.
     secrets: Sequence[str] | None = None
-    #: The trigger's `whsec_…` secret; None skips the signature check.
+    #: PEM public keys of senders signing with RS256/ES256/EdDSA (EVENTING["SIGNING_KEY"]).
+    public_keys: Sequence[str] | None = None
+    #: The trigger's `whsec_…` secret.
     signing_secret: str | None = None
+    #: True accepts a request whose body is not signed (only the token is checked).
+    token_only: bool = False
 
     def get_secrets(self, request: Request) -> Sequence[str] | None:
         """The token secrets (override to read them from elsewhere)."""
         return self.secrets
+
+    def get_public_keys(self, request: Request) -> Sequence[str] | None:
+        """The token public keys (override to read them from elsewhere)."""
+        return self.public_keys
 
     def get_signing_secret(self, request: Request) -> str | None:
         """The signature secret for this request (override for one per trigger)."""
@@ -70,15 +80,16 @@ class WebhookAuthentication(authentication.BaseAuthentication):
         header = request.META.get("HTTP_X_SC_TOKEN")
         if not header:
             return None
-        signing_secret = self.get_signing_secret(request)
         # Reading the body here keeps it available to the parsers afterwards.
-        body = request._request.body if signing_secret else b""
+        body = request._request.body
         try:
             claims = verify_webhook(
                 body,
                 request.headers,
                 secrets=self.get_secrets(request),
-                signing_secret=signing_secret,
+                public_keys=self.get_public_keys(request),
+                signing_secret=self.get_signing_secret(request),
+                token_only=self.token_only,
             )
         except WebhookVerificationError as exc:
             raise exceptions.AuthenticationFailed(str(exc)) from None

@@ -16,6 +16,21 @@ class EventingThrottle(SimpleRateThrottle):
         """Read the rate when used (DRF's own class binds its settings at import)."""
         return (settings.THROTTLE_RATES or {}).get(self.scope)
 
+    def get_ident(self, request) -> str:
+        """The client address: the connecting peer, or with EVENTING["NUM_PROXIES"] = n > 0
+        the n-th address from the right of X-Forwarded-For (the one our last trusted proxy saw).
+
+        DRF's own get_ident trusts the whole X-Forwarded-For when its NUM_PROXIES is unset, so
+        a client rotating that header got a fresh bucket per request.
+        """
+        remote_addr = request.META.get("REMOTE_ADDR") or ""
+        num_proxies = int(settings.NUM_PROXIES or 0)
+        forwarded = request.META.get("HTTP_X_FORWARDED_FOR")
+        if num_proxies <= 0 or not forwarded:
+            return remote_addr
+        addresses = [part.strip() for part in forwarded.split(",")]
+        return addresses[-min(num_proxies, len(addresses))] or remote_addr
+
     def get_cache_key(self, request, view) -> str:
         """One bucket per user, per service principal, or per client address."""
         user = request.user

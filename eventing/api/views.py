@@ -32,10 +32,10 @@ from ..emitter import BatchItem
 from ..models import EventLog, EventStatus, InvocationLog
 from ..operations import cancel_events, redeliver_events, reschedule_event
 from . import queueing, serializers
-from .auth import EventingJWTAuthentication
+from .auth import EventingJWTAuthentication, QueueAuthenticationMixin
 from .errors import BadGateway, Conflict, exception_handler
 from .parsers import BoundedJSONParser, check_body_headers
-from .permissions import StaffOrModelPermissions
+from .permissions import ModelPermissions
 from .throttles import EventingThrottle, QueueThrottle
 
 ERRORS = {
@@ -63,7 +63,7 @@ class EventingAPIMixin:
     ]
     parser_classes = [BoundedJSONParser]
     renderer_classes = [JSONRenderer]
-    permission_classes = [StaffOrModelPermissions]
+    permission_classes = [ModelPermissions]
     throttle_classes = [EventingThrottle]
 
     def get_exception_handler(self):
@@ -109,7 +109,7 @@ SPACE_CLOUD_EXAMPLE = OpenApiExample(
 )
 
 
-class SpaceCloudQueueView(EventingAPIMixin, APIView):
+class SpaceCloudQueueView(QueueAuthenticationMixin, EventingAPIMixin, APIView):
     """`POST /v1/api/<project>/eventing/queue`: Space Cloud's queue endpoint."""
 
     permission_classes = [permissions.AllowAny]  # each type's queue rule decides
@@ -229,6 +229,7 @@ EVENT_CREATE_RESPONSE = PolymorphicProxySerializer(
     ),
 )
 class EventViewSet(
+    QueueAuthenticationMixin,
     EventingAPIMixin,
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
@@ -244,6 +245,10 @@ class EventViewSet(
         "cancel": ["eventing.cancel_eventlog"],
         "redeliver": ["eventing.redeliver_eventlog"],
     }
+
+    def queues_events(self) -> bool:
+        """Only `create` queues: the other actions refuse bad credentials at once."""
+        return self.action == "create"
 
     def get_permissions(self):
         """Queueing is governed by each type's queue rule; the rest by model permissions."""

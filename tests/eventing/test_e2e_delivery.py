@@ -221,7 +221,7 @@ def test_receiver_verifies_with_pyjwt_and_standardwebhooks(worker, receiver):
     from django.conf import settings
 
     claims = jwt.decode(token, settings.EVENTING["SECRETS"][0], algorithms=["HS256"])
-    assert claims["role"] == "eventing"
+    assert claims["role"] == "SpaceCloud"
     assert claims["id"] == "eventing"
     assert claims["exp"] - claims["iat"] == 1800
     assert claims["jti"]

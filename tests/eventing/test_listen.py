@@ -86,7 +86,7 @@ def test_a_real_delivery_is_verified_and_printed(worker, listener):
     assert event.last_status_code == 200
     output = wait_until(lambda: str(event.id) in listener.output() and listener.output())
     assert f"DB_INSERT trigger=listen_orders attempt=1 id={event.id}" in output
-    assert "✔ X-SC-Token valid (id=eventing, role=eventing)" in output
+    assert "✔ X-SC-Token valid (id=eventing, role=SpaceCloud)" in output
     assert "✔ webhook-signature verified with the secret of trigger listen_orders" in output
     assert f'"pk": {order.pk}' in output  # the body, pretty-printed
     assert "REJECTED" not in output
@@ -102,7 +102,7 @@ def test_forged_token_is_rejected_with_the_reason(listener):
     trigger = TriggerFactory(name="listen_forged")
     request = signed_request(trigger)
     forged = jwt.encode(
-        {"id": "eventing", "role": "eventing", "iat": 1, "exp": 2**31},
+        {"id": "eventing", "role": "SpaceCloud", "iat": 1, "exp": 2**31},
         "not-our-secret-0123456789abcdef0123",
         algorithm="HS256",
     )

@@ -74,7 +74,7 @@ def test_request_body_and_headers(event):
     assert headers["X-Plain"] == "visible"
     token = headers["X-SC-Token"].removeprefix("Bearer ")
     claims = jwt.decode(token, settings.EVENTING["SECRETS"][0], algorithms=["HS256"])
-    assert claims["role"] == "eventing"
+    assert claims["role"] == "SpaceCloud"
     Webhook(trigger.signing_secret).verify(request.body, headers)
 
 

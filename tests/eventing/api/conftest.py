@@ -21,7 +21,12 @@ TYPES_URL = "/api/eventing/event-types/"
 
 
 def secret() -> str:
-    """The first configured EVENTING secret."""
+    """The first configured client secret (EVENTING["CLIENT_SECRETS"]: API tokens)."""
+    return django_settings.EVENTING["CLIENT_SECRETS"][0]
+
+
+def webhook_secret() -> str:
+    """The first webhook signing secret (EVENTING["SECRETS"]), which receivers hold."""
     return django_settings.EVENTING["SECRETS"][0]
 
 
@@ -58,8 +63,12 @@ def anon() -> APIClient:
 
 @pytest.fixture
 def staff_user(db) -> User:
-    """A staff user (manages everything through the API)."""
-    return User.objects.create_user("staff", password="pw-staff-123", is_staff=True)
+    """A staff user holding every model permission of eventing and triggers."""
+    user = User.objects.create_user("staff", password="pw-staff-123", is_staff=True)
+    user.user_permissions.add(
+        *Permission.objects.filter(content_type__app_label__in=["eventing", "triggers"])
+    )
+    return User.objects.get(pk=user.pk)
 
 
 @pytest.fixture

@@ -8,9 +8,10 @@ import json
 import pytest
 from django.test import override_settings
 from django.utils import timezone
+from rest_framework.test import APIClient
 
 from eventing.models import EventLog, EventStatus, InvocationLog
-from tests.eventing.api.conftest import QUEUE_URL, bearer, grant, make_token
+from tests.eventing.api.conftest import QUEUE_URL, bearer, grant, make_token, webhook_secret
 from tests.factories import EventTypeFactory, TriggerFactory
 from triggers.models import EventType
 
@@ -139,15 +140,32 @@ class TestQueueRules:
         assert self.queue(plain, "t_fallback").status_code == 202
         assert self.queue(anon, "t_allow").status_code == 202  # its own rule wins
 
-    def test_service_principal_token(self, hooks, anon):
+    def test_token_without_a_user_is_authenticated_but_holds_no_permission(self, hooks, anon):
+        # Space Cloud apps' end-user tokens: `id` names no Django user; `role`/`perms` claims
+        # grant nothing beyond the queue rules.
         service = bearer(
             anon,
-            make_token({"id": "billing", "role": "service", "perms": ["eventing.queue_event"]}),
+            make_token({"id": "billing", "role": "admin", "perms": ["eventing.queue_event"]}),
         )
         assert self.queue(service, "t_auth").status_code == 202
-        assert self.queue(service, "t_perm").status_code == 202
-        plain_service = bearer(type(anon)(), make_token({"id": "other", "role": "service"}))
-        assert self.queue(plain_service, "t_perm").status_code == 403
+        assert self.queue(service, "t_perm").status_code == 403
+        stranger = bearer(type(anon)(), make_token({"sub": "no-such-user"}))
+        assert self.queue(stranger, "t_auth").status_code == 202
+        assert self.queue(stranger, "t_perm").status_code == 403
+
+    def test_allow_never_looks_at_the_token(self, hooks):
+        for header in ("Bearer ", "Bearer not.a.jwt", "Bearer a b", "Token nope"):
+            client = APIClient()
+            client.credentials(HTTP_AUTHORIZATION=header)
+            assert self.queue(client, "t_allow").status_code == 202, header
+            refused = self.queue(client, "t_auth")
+            assert refused.status_code == 401, header
+            assert "authenticated callers only" in refused.json()["detail"]
+        webhook_signed = bearer(APIClient(), make_token({"sub": "x"}, key=webhook_secret()))
+        assert self.queue(webhook_signed, "t_allow").status_code == 202
+        refused = self.queue(webhook_signed, "t_auth")
+        assert refused.status_code == 401
+        assert "webhook signing secret" in refused.json()["detail"]
 
 
 @pytest.mark.django_db
