@@ -12,8 +12,10 @@ class EventingConfig(AppConfig):
 
     def ready(self) -> None:
         from . import checks  # noqa: F401 - registers the system checks
+        from .health import connect_worker_heartbeat
         from .metrics import connect_worker_exporter
         from .receivers import signals_connect
 
         signals_connect()
         connect_worker_exporter()
+        connect_worker_heartbeat()

@@ -1,20 +1,36 @@
-"""Health of a deployment: the database answers, the broker answers, the sweeper is recent."""
+"""Health of a deployment: the database and broker answer, the sweeper and a worker are recent.
+
+Workers prove they are alive with a heartbeat row (`worker:<hostname>` in eventing_heartbeats)
+that a thread of each worker process rewrites every WORKER_BEAT_EVERY_S: the web process reads
+it with one query, needs no broker round trip (a `celery inspect ping` waits its whole timeout
+and says nothing while the broker is down), and a worker that crashed stops writing it.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
+import logging
+import os
 import threading
 import time
 from typing import Any
 
-from django.db import connections
+from django.db import DatabaseError, connections
 from django.utils import timezone
 
 from .conf import settings
 
+logger = logging.getLogger(__name__)
+
 # The broker check opens a connection: cache its answer so probes every second stay cheap.
 BROKER_CACHE_S = 5.0
 BROKER_TIMEOUT_S = 2.0
-CHECKS = ("database", "broker", "sweep")
+CHECKS = ("database", "broker", "sweep", "workers")
+
+WORKER_HEARTBEAT_PREFIX = "worker:"
+WORKER_BEAT_EVERY_S = 2.0
+# Five missed beats: a worker this quiet has exited, or is wedged.
+WORKER_STALE_AFTER_S = 10.0
 
 _broker_lock = threading.Lock()
 _broker_cache: dict[str, Any] = {"at": 0.0, "result": None}
@@ -81,9 +97,120 @@ def check_sweep() -> dict[str, Any]:
     return result
 
 
+def check_workers() -> dict[str, Any]:
+    """How many workers wrote their heartbeat lately; none means nothing delivers."""
+    from .models import Heartbeat
+
+    since = timezone.now() - dt.timedelta(seconds=WORKER_STALE_AFTER_S)
+    try:
+        alive = sorted(
+            Heartbeat.objects.using(settings.DATABASE)
+            .filter(name__startswith=WORKER_HEARTBEAT_PREFIX, at__gte=since)
+            .values_list("name", flat=True)
+        )
+    except Exception as exc:  # noqa: BLE001 - the database check reports the cause
+        return {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+    result: dict[str, Any] = {
+        "ok": bool(alive),
+        "alive": [name.removeprefix(WORKER_HEARTBEAT_PREFIX) for name in alive],
+        "stale_after_s": WORKER_STALE_AFTER_S,
+    }
+    if not alive:
+        result["error"] = (
+            f"No worker reported in the last {WORKER_STALE_AFTER_S:.0f} s (are workers running?)"
+        )
+    return result
+
+
+class WorkerHeartbeat:
+    """The thread of a worker process that rewrites its `worker:<hostname>` row."""
+
+    def __init__(self, hostname: str) -> None:
+        # The row's key holds 50 characters.
+        self.name = (WORKER_HEARTBEAT_PREFIX + hostname)[:50]
+        self.stopping = threading.Event()
+        self.thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Write the first beat now and keep writing (idempotent: one thread per process)."""
+        if self.thread and self.thread.is_alive():
+            return
+        self.stopping.clear()
+        self.thread = threading.Thread(target=self.run, name="eventing-heartbeat", daemon=True)
+        self.thread.start()
+
+    def run(self) -> None:
+        try:
+            while True:
+                self.beat()
+                if self.stopping.wait(WORKER_BEAT_EVERY_S):
+                    return
+        finally:
+            connections.close_all()  # this thread's own connections
+
+    def beat(self) -> None:
+        """One write; a database error is logged and the next beat tries again."""
+        from .models import Heartbeat
+
+        try:
+            Heartbeat.objects.using(settings.DATABASE).update_or_create(
+                name=self.name, defaults={"at": timezone.now(), "detail": {"pid": os.getpid()}}
+            )
+        except DatabaseError as exc:
+            logger.warning("Worker heartbeat not written: %s", exc)
+            connections[settings.DATABASE].close()  # reconnect on the next beat
+
+    def stop(self) -> None:
+        """Stop writing and remove the row: a worker shut down on purpose is gone at once."""
+        from .models import Heartbeat
+
+        self.stopping.set()
+        if self.thread:
+            self.thread.join(WORKER_BEAT_EVERY_S + 5)
+        try:
+            Heartbeat.objects.using(settings.DATABASE).filter(name=self.name).delete()
+        except DatabaseError as exc:
+            logger.warning("Worker heartbeat not removed (it goes stale instead): %s", exc)
+
+
+_worker_heartbeat: WorkerHeartbeat | None = None
+
+
+def start_worker_heartbeat(sender: Any = None, **kwargs: Any) -> None:
+    """Celery worker_ready: start this worker's heartbeat."""
+    global _worker_heartbeat
+    if _worker_heartbeat is None:
+        hostname = getattr(sender, "hostname", None) or f"pid{os.getpid()}"
+        _worker_heartbeat = WorkerHeartbeat(hostname)
+    _worker_heartbeat.start()
+
+
+def stop_worker_heartbeat(sender: Any = None, **kwargs: Any) -> None:
+    """Celery worker_shutdown: stop the heartbeat and remove its row."""
+    if _worker_heartbeat is not None:
+        _worker_heartbeat.stop()
+
+
+def connect_worker_heartbeat() -> None:
+    """Write a heartbeat from every Celery worker of this project (no-op without Celery)."""
+    from celery.signals import worker_ready, worker_shutdown
+
+    worker_ready.connect(
+        start_worker_heartbeat, dispatch_uid="eventing.health.worker_heartbeat", weak=False
+    )
+    worker_shutdown.connect(
+        stop_worker_heartbeat, dispatch_uid="eventing.health.worker_heartbeat_stop", weak=False
+    )
+
+
 def health(checks: tuple[str, ...] = CHECKS) -> dict[str, Any]:
     """Run the named checks; `ok` is true only when all of them are."""
-    runners = {"database": check_database, "broker": check_broker, "sweep": check_sweep}
+    runners = {
+        "database": check_database,
+        "broker": check_broker,
+        "sweep": check_sweep,
+        "workers": check_workers,
+    }
     report: dict[str, Any] = {name: runners[name]() for name in checks}
     report["ok"] = all(part["ok"] for part in report.values())
     return report

@@ -2,6 +2,11 @@
 
 Everything runs on the embedded defaults (a SQLite file and kombu's filesystem broker under
 var/) unless DATABASE_URL / CELERY_BROKER_URL say otherwise. Ctrl-C stops all three.
+
+A worker or beat that exits on its own is started again after a growing delay (1 s, 2 s, 4 s …
+30 s; back to 1 s once it has run a minute), with a line saying so: nothing delivers while no
+worker runs, and production supervisors (compose's `restart:`, systemd, Kubernetes) do the
+same. Web exiting stops everything (a port in use, a broken setting: restarting would not help).
 """
 
 from __future__ import annotations
@@ -19,6 +24,72 @@ ROOT = Path(__file__).resolve().parent.parent
 # A thread pool keeps many slow webhooks in flight from one process (see docs/benchmarks.md).
 WORKER_POOL = os.environ.get("EVENTING_WORKER_POOL", "threads")
 WORKER_CONCURRENCY = os.environ.get("EVENTING_WORKER_CONCURRENCY", "32")
+# Delays before restarting a process that keeps exiting; the last one repeats.
+RESTART_BACKOFF_S = (1, 2, 4, 8, 16, 30)
+# A process that ran this long before exiting counts as healthy: its next delay is the first.
+STABLE_AFTER_S = 60.0
+
+
+def log(line: str) -> None:
+    """A line of the supervisor itself (among the children's output)."""
+    print(f"[make run] {line}", flush=True)
+
+
+class Supervised:
+    """A child process; restarted with a growing delay when it exits unless `restart` is off."""
+
+    def __init__(self, name: str, cmd: list[str], env: dict[str, str], *, restart: bool) -> None:
+        self.name, self.cmd, self.env, self.restart = name, cmd, env, restart
+        self.proc: subprocess.Popen | None = None
+        self.started_at = 0.0
+        self.quick_exits = 0  # exits in a row after less than STABLE_AFTER_S
+        self.restart_at: float | None = None
+        self.stopped = False  # terminated on purpose: never restarted
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(self.cmd, cwd=ROOT, env=self.env)
+        self.started_at = time.monotonic()
+        log(f"{self.name} started (pid {self.proc.pid})")
+
+    def check(self, now: float) -> bool:
+        """Restart the process if it exited (once its delay is over); False if it is gone for
+        good (it exited and is not restarted)."""
+        if self.stopped:
+            return True
+        if self.restart_at is not None:
+            if now >= self.restart_at:
+                self.restart_at = None
+                self.start()
+            return True
+        code = self.proc.poll()
+        if code is None:
+            return True
+        if not self.restart:
+            log(f"{self.name} exited with code {code}")
+            return False
+        if now - self.started_at >= STABLE_AFTER_S:
+            self.quick_exits = 0
+        delay = RESTART_BACKOFF_S[min(self.quick_exits, len(RESTART_BACKOFF_S) - 1)]
+        self.quick_exits += 1
+        log(f"{self.name} exited with code {code}; restarting it in {delay} s")
+        self.restart_at = now + delay
+        return True
+
+    def terminate(self) -> None:
+        """SIGTERM (warm shutdown) if running; never restarted afterwards."""
+        self.stopped = True
+        self.restart_at = None
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+
+    def wait(self, timeout_s: float) -> None:
+        if not self.proc:
+            return
+        try:
+            self.proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
 
 
 def manage(*args: str, env: dict[str, str]) -> None:
@@ -112,7 +183,9 @@ def main() -> int:
         ],
         "beat": [*celery, "beat", "-l", "info", "-s", str(var_dir / "celerybeat-schedule")],
     }
-    procs = {name: subprocess.Popen(cmd, cwd=ROOT, env=env) for name, cmd in commands.items()}
+    children = [Supervised(name, cmd, env, restart=name != "web") for name, cmd in commands.items()]
+    for child in children:
+        child.start()
     url = f"http://{args.host}:{args.port}/mission-control/"
     print(
         f"\nMission Control: {url}\n  login: admin / {password}\n"
@@ -122,24 +195,28 @@ def main() -> int:
         flush=True,
     )
 
+    stopping = False
+
     def stop(*_):
-        for proc in procs.values():
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
+        nonlocal stopping
+        stopping = True
+        for child in children:
+            child.terminate()
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     try:
-        while all(proc.poll() is None for proc in procs.values()):
-            time.sleep(0.5)
+        while not stopping:
+            # Every child is checked (and restarted) each round; any gone for good ends the run.
+            running = [child.check(time.monotonic()) for child in children]
+            if not all(running):
+                break
+            time.sleep(0.5)  # the supervisor's polling period, not synchronisation
     finally:
         stop()
-        for proc in procs.values():
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-    failed = [name for name, proc in procs.items() if proc.returncode not in (0, -15, None)]
+        for child in children:
+            child.wait(20)
+    failed = [c.name for c in children if c.proc and c.proc.returncode not in (0, -15, None)]
     return 1 if failed else 0
 
 

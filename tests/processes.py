@@ -119,6 +119,10 @@ class CeleryProcess:
     def tail(self, lines: int = 60) -> str:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
+    def log(self) -> str:
+        """Everything the current run wrote (search this, not a tail: a burst logs thousands)."""
+        return self.log_path.read_bytes()[self.log_offset :].decode(errors="replace")
+
     @property
     def pid(self) -> int:
         return self.proc.pid

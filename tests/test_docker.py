@@ -107,6 +107,12 @@ def test_services_health_checks_and_volumes(resolved):
         assert env["EVENTING_SECRETS"] == env_example()["EVENTING_SECRETS"]
 
 
+def test_worker_and_beat_are_restarted_when_they_exit(resolved):
+    # A worker can exit on its own (an unrecoverable error): compose is its supervisor.
+    for name in ("worker", "beat", "web"):
+        assert resolved["services"][name].get("restart") in ("unless-stopped", "always"), name
+
+
 def test_every_variable_the_app_services_set_is_read_by_the_settings(resolved):
     read = settings_env_vars()
     for name in APP_SERVICES:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -89,7 +90,12 @@ def test_make_run_serves_mission_control_and_delivers(fresh_clone, tmp_path, rec
         assert got["data"]["model"] == "auth.User"
         assert got["data"]["new"]["username"] == "ada"
         assert "password" in got["data"]["new"]
+        restarted = crash_the_worker(output)
+        # The restarted worker delivers: the next delivery is its own.
         see_a_delivery_with_eventing_listen(fresh_clone, env, printed, tmp_path)
+        assert restarted.poll_alive(), "the restarted worker exited"
+        health = requests.get(f"http://127.0.0.1:{port}/healthz", timeout=10)
+        assert health.status_code == 200, health.text
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         try:
@@ -98,6 +104,40 @@ def test_make_run_serves_mission_control_and_delivers(fresh_clone, tmp_path, rec
             os.killpg(proc.pid, signal.SIGKILL)
         log.close()
         shutil.rmtree(tmp_path / "var", ignore_errors=True)
+
+
+WORKER_STARTED_RE = re.compile(r"\[make run\] worker started \(pid (\d+)\)")
+
+
+class Pid:
+    """A process we did not start (a child of `make run`)."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+
+    def poll_alive(self) -> bool:
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+
+
+def crash_the_worker(output: Path) -> Pid:
+    """SIGKILL `make run`'s worker; it is restarted (with a log line). The new worker."""
+    first = int(WORKER_STARTED_RE.findall(output.read_text())[-1])
+    os.kill(first, signal.SIGKILL)
+    wait_until(
+        lambda: "[make run] worker exited with code -9; restarting it in 1 s" in output.read_text(),
+        timeout_s=30,
+        message="the supervisor noticing the crash",
+    )
+    pids = wait_until(
+        lambda: [int(p) for p in WORKER_STARTED_RE.findall(output.read_text()) if int(p) != first],
+        timeout_s=30,
+        message="the worker started again",
+    )
+    return Pid(pids[-1])
 
 
 LISTEN_TRIGGER = """

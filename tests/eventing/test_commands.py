@@ -51,7 +51,7 @@ def test_sweep_dry_run_changes_nothing(published):
     EventLog.objects.filter(id=event.id).update(enqueued_at=None)
     assert "to_enqueue=1" in run("eventing_sweep", "--dry-run")
     assert EventLog.objects.get(id=event.id).enqueued_at is None
-    assert not Heartbeat.objects.exists()
+    assert not Heartbeat.objects.filter(name="sweep").exists()  # a worker may have beaten
     published.reset_mock()
 
     output = run("eventing_sweep")

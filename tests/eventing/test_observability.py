@@ -149,6 +149,7 @@ def test_metrics_token_is_required_when_set(client, settings):
 
 def test_healthz_ok_with_a_recent_sweep(client):
     Heartbeat.objects.create(name="sweep", at=timezone.now())
+    Heartbeat.objects.create(name="worker:w1@host", at=timezone.now())
     response = client.get("/healthz")
     assert response.status_code == 200, response.json()
     body = response.json()

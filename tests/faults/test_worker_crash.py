@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+from eventing.health import WORKER_STALE_AFTER_S
 from eventing.models import EventLog, EventStatus
 from tests.factories import TriggerFactory
 from tests.faults.helpers import (
@@ -73,3 +74,31 @@ def test_sigterm_mid_burst_finishes_in_flight_deliveries(cluster, receiver):
     wait_settled(ids)
     assert statuses(ids) == {EventStatus.PROCESSED: len(ids)}
     assert max(seen.values()) == 1  # nothing crashed: exactly once
+
+
+def test_healthz_is_503_while_no_worker_is_alive(cluster, client):
+    cluster.worker("fw1")
+    wait_until(
+        lambda: client.get("/healthz").status_code == 200,
+        timeout_s=30,
+        message="/healthz 200 with a worker running",
+    )
+    cluster.processes[0].kill()  # a crash: no clean shutdown removes its heartbeat
+    wait_until(
+        lambda: client.get("/healthz").status_code == 503,
+        timeout_s=WORKER_STALE_AFTER_S + 10,
+        message="/healthz 503 once the worker's heartbeat is stale",
+    )
+    body = client.get("/healthz").json()
+    assert body["workers"]["ok"] is False
+    assert "fw1@" not in " ".join(body["workers"]["alive"])
+    assert body["database"]["ok"] is True
+
+    cluster.worker("fw2")  # what a supervisor does
+    wait_until(
+        lambda: client.get("/healthz").status_code == 200,
+        timeout_s=30,
+        message="/healthz 200 again once a worker is back",
+    )
+    alive = client.get("/healthz").json()["workers"]["alive"]
+    assert any(name.startswith("fw2@") for name in alive), alive
