@@ -164,6 +164,8 @@ def test_the_image_commands_serve_mission_control_and_its_static_files(tmp_path)
         EVENTING_VAR_DIR=str(tmp_path / "var"),
         STATIC_ROOT=str(tmp_path / "static"),
         SECRET_KEY="image-test-key",
+        # compose requires it; the repository's development secret is refused with DEBUG off
+        EVENTING_SECRETS="image-test-signing-secret-0123456789abcdef0123",
         DEBUG="0",
         ALLOWED_HOSTS="127.0.0.1",
         PYTHONUNBUFFERED="1",
