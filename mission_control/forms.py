@@ -8,12 +8,14 @@ from typing import Any
 from django import forms
 from django.apps import apps
 from django.core.exceptions import ValidationError
+from django.forms.fields import InvalidJSONInput
 from django.utils import timezone
 
+from eventing import payload_rules
 from triggers import types
 from triggers.masking import MASK, mask_headers, unmask_headers
 from triggers.models import EventType, Trigger
-from triggers.validation import INTERNAL_APPS, model_field_names, storage_aliases
+from triggers.validation import INTERNAL_APPS, json_depth, model_field_names, storage_aliases
 
 CUSTOM = "custom"
 KIND_CHOICES = [
@@ -27,6 +29,31 @@ KIND_CHOICES = [
 # Shown instead of a saved header value; sending it back keeps the stored value.
 # Errors validate_trigger reports on model fields the form shows under other names.
 SOURCE_FIELD = {"db": "source_model", "file": "source_storage"}
+
+
+class StorableJSONField(forms.JSONField):
+    """JSON that the database and the page can hold (payload_rules), else a form error."""
+
+    def to_python(self, value: Any) -> Any:
+        try:
+            converted = super().to_python(value)
+        except RecursionError:
+            raise ValidationError("The JSON is nested too deeply.") from None
+        try:
+            payload_rules.check_value(converted, self.label or "JSON", 0)
+        except ValidationError as exc:
+            raise ValidationError(exc.messages) from None
+        return converted
+
+    def bound_data(self, data: Any, initial: Any) -> Any:
+        # Shown again as typed when it is too deep to draw (json.dumps would recurse).
+        try:
+            value = super().bound_data(data, initial)
+        except RecursionError:
+            return InvalidJSONInput(data)
+        if json_depth(value) > payload_rules.MAX_DEPTH:
+            return InvalidJSONInput(data)
+        return value
 
 
 def trackable_models() -> list:
@@ -88,7 +115,7 @@ class TriggerForm(forms.ModelForm):
         widget=forms.SelectMultiple(attrs={"size": 8}),
         help_text="DB types: fields sent in old/new. None: all fields.",
     )
-    headers = forms.JSONField(
+    headers = StorableJSONField(
         required=False,
         widget=forms.Textarea(attrs={"rows": 4, "cols": 80}),
         help_text=f'[{{"name": "X-Key", "value": "…"}}, {{"name": "Authorization", '
@@ -117,6 +144,7 @@ class TriggerForm(forms.ModelForm):
             "description",
         )
         widgets = {"url": forms.TextInput(attrs={"size": 80})}
+        field_classes = {"filter": StorableJSONField}
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -215,7 +243,7 @@ class TriggerForm(forms.ModelForm):
 class EventTypeForm(forms.ModelForm):
     """An event type; the JSON Schema is checked as a schema by the model's validation."""
 
-    schema = forms.JSONField(
+    schema = StorableJSONField(
         required=False,
         widget=forms.Textarea(attrs={"rows": 12, "cols": 80}),
         help_text='JSON Schema of the payload, e.g. {"type": "object", "required": ["id"]}. '
@@ -243,7 +271,7 @@ class QueueEventForm(forms.Form):
 
     type = forms.ChoiceField(choices=custom_type_choices, help_text="The custom event type.")
     # Not "required": Django counts {} and [] as empty, but they are valid payloads.
-    payload = forms.JSONField(
+    payload = StorableJSONField(
         required=False,
         widget=forms.Textarea(attrs={"rows": 10, "cols": 80}),
         help_text="The event's data as JSON; checked against the type's JSON Schema.",
@@ -274,7 +302,12 @@ class QueueEventForm(forms.Form):
     def clean_payload(self) -> Any:
         if not (self.data.get("payload") or "").strip():
             raise ValidationError("Enter a JSON payload.")
-        return self.cleaned_data.get("payload")
+        payload = self.cleaned_data.get("payload")
+        try:
+            payload_rules.check_payload(payload)
+        except ValidationError as exc:
+            raise ValidationError(exc.messages) from None
+        return payload
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
@@ -282,25 +315,15 @@ class QueueEventForm(forms.Form):
             self.add_error("deliver_at", "Give a delay or a time, not both.")
         event_type = data.get("type")
         if event_type and "payload" in data:
-            for message in schema_errors(event_type, data["payload"]):
-                self.add_error("payload", message)
+            schema = (
+                EventType.objects.filter(name=event_type).values_list("schema", flat=True).first()
+            )
+            try:
+                payload_rules.check_against_schema(event_type, schema, data["payload"])
+            except ValidationError as exc:
+                for path, messages in exc.message_dict.items():
+                    self.add_error("payload", [f"{path}: {message}" for message in messages])
         return data
-
-
-def schema_errors(event_type: str, payload: Any) -> list[str]:
-    """Why `payload` does not satisfy the JSON Schema of `event_type` (empty: it does)."""
-    import jsonschema
-
-    schema = EventType.objects.filter(name=event_type).values_list("schema", flat=True).first()
-    if not schema:
-        return []
-    validator_class = jsonschema.validators.validator_for(schema)
-    validator = validator_class(schema)
-    messages = []
-    for error in sorted(validator.iter_errors(payload), key=lambda e: list(e.path)):
-        where = "/".join(str(p) for p in error.path) or "(root)"
-        messages.append(f"At {where}: {error.message}")
-    return messages
 
 
 class RedeliverFailedForm(forms.Form):

@@ -14,6 +14,7 @@ FALLBACKS = {
     "DEFAULT_TIMEOUT_MS": 5000,
     "BACKOFF_BASE_S": 5,
     "BACKOFF_MAX_S": 3600,
+    "MAX_SCHEMA_BYTES": 64 * 1024,
 }
 
 
@@ -39,6 +40,11 @@ def default_backoff_base_s() -> float:
 def default_backoff_max_s() -> float:
     """EVENTING["BACKOFF_MAX_S"]."""
     return float(_setting("BACKOFF_MAX_S"))
+
+
+def max_schema_bytes() -> int:
+    """EVENTING["MAX_SCHEMA_BYTES"]: largest JSON Schema an event type may hold."""
+    return int(_setting("MAX_SCHEMA_BYTES"))
 
 
 def new_signing_secret() -> str:

@@ -13,7 +13,8 @@ FILE_TYPES = (FILE_CREATE, FILE_DELETE)
 BUILTIN_TYPES = DB_TYPES + FILE_TYPES
 RESERVED_PREFIXES = ("DB_", "FILE_")
 
-NAME_RE = re.compile(r"^[A-Za-z0-9_]+$")
+# \Z, not $: "$" also matches before a final newline, so "name\n" would pass.
+NAME_RE = re.compile(r"^[A-Za-z0-9_]+\Z")
 
 
 def is_db_type(event_type: str) -> bool:

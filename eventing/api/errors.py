@@ -25,6 +25,14 @@ class PayloadTooLarge(exceptions.APIException):
     default_code = "payload_too_large"
 
 
+class LengthRequired(exceptions.APIException):
+    """A chunked body the server cannot tell the end of: send a Content-Length instead."""
+
+    status_code = status.HTTP_411_LENGTH_REQUIRED
+    default_detail = "Send the body with a Content-Length header."
+    default_code = "length_required"
+
+
 class Conflict(exceptions.APIException):
     """The request contradicts the resource's state (e.g. cancelling a processed event)."""
 

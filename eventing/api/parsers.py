@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import io
 import json
 from typing import Any
 
+from django.core.handlers.wsgi import LimitedStream
 from rest_framework import exceptions
 from rest_framework.parsers import BaseParser
 from rest_framework.request import Request
 
 from ..conf import settings
-from .errors import PayloadTooLarge
+from .errors import LengthRequired, PayloadTooLarge
 
 BODY_METHODS = ("POST", "PUT", "PATCH")
 
@@ -45,6 +47,39 @@ def check_body_headers(request: Request) -> None:
         raise exceptions.UnsupportedMediaType(
             "", detail="Send the body as JSON with Content-Type: application/json."
         )
+    if chunked and not length:
+        read_chunked_body(request)
+
+
+def read_chunked_body(request: Request) -> None:
+    """Read a chunked body (no Content-Length) up to the cap, so that the parser sees it.
+
+    Django and DRF take a request without Content-Length for one without a body. A server
+    that de-chunks and ends the input stream (gunicorn sets wsgi.input_terminated) lets us
+    read to the end; any other could block on the socket, so the client gets a 411.
+    """
+    django_request = request._request
+    meta = django_request.META
+    if not meta.get("wsgi.input_terminated"):
+        raise LengthRequired(
+            "This server cannot read a chunked body; send it with a Content-Length header."
+        )
+    limit = body_limit()
+    stream = meta["wsgi.input"]
+    chunks, size = [], 0
+    while size <= limit:
+        chunk = stream.read(limit + 1 - size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    if size > limit:
+        raise too_large(f"over {limit} bytes")
+    body = b"".join(chunks)
+    # From here on the request reads as if it had come with this Content-Length (Django built
+    # its stream, with length 0, before we could know it).
+    meta["CONTENT_LENGTH"] = str(len(body))
+    django_request._stream = LimitedStream(io.BytesIO(body), len(body))
 
 
 class BoundedJSONParser(BaseParser):

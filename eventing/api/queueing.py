@@ -7,6 +7,7 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, connections, transaction
 from django.utils import timezone
 from rest_framework import exceptions
@@ -15,12 +16,13 @@ from rest_framework.exceptions import ErrorDetail
 from triggers.models import EventType, Trigger
 from triggers.registry import TriggerSpec
 
+from .. import payload_rules
 from ..conf import settings
 from ..delivery import DeliveryResult, deliver_event
 from ..emitter import BatchItem, EventRequest, IdempotencyConflict, build_rows, emit_batch
 from ..enqueue import publish
 from ..models import EventLog, EventStatus, InvocationLog
-from .errors import Conflict
+from .errors import Conflict, django_validation_detail
 from .permissions import check_queue_rule, queue_rule_for
 
 logger = logging.getLogger(__name__)
@@ -29,32 +31,14 @@ logger = logging.getLogger(__name__)
 MAX_SYNC_THREADS = 8
 
 
-def schema_error_path(error) -> str:
-    """`payload.items[0].qty` for a jsonschema error at ["items", 0, "qty"]."""
-    path = "payload"
-    for part in error.absolute_path:
-        path += f"[{part}]" if isinstance(part, int) else f".{part}"
-    return path
-
-
 def check_payload(rule_row: EventType | None, event_type: str, payload: Any) -> None:
-    """Validate `payload` against the JSON Schema of `event_type` (only its own, not default's)."""
-    if rule_row is None or rule_row.name != event_type or rule_row.schema in (None, {}):
-        return
-    import jsonschema
-    import referencing.exceptions
-
-    validator_class = jsonschema.validators.validator_for(rule_row.schema)
-    validator = validator_class(rule_row.schema, format_checker=validator_class.FORMAT_CHECKER)
+    """Refuse a payload that is not storable JSON or breaks its type's own JSON Schema (400)."""
+    schema = rule_row.schema if rule_row is not None and rule_row.name == event_type else None
     try:
-        error = jsonschema.exceptions.best_match(validator.iter_errors(payload))
-    except (jsonschema.exceptions.SchemaError, referencing.exceptions.Unresolvable) as exc:
-        # E.g. a $ref to a remote document: we never fetch those.
-        raise exceptions.ValidationError(
-            {"payload": [f"The JSON Schema of {event_type!r} cannot be applied: {exc}"]}
-        ) from None
-    if error is not None:
-        raise exceptions.ValidationError({schema_error_path(error): [error.message]})
+        payload_rules.check_payload(payload)
+        payload_rules.check_against_schema(event_type, schema, payload)
+    except DjangoValidationError as exc:
+        raise exceptions.ValidationError(django_validation_detail(exc)) from None
 
 
 def prefixed(exc: exceptions.APIException, index: int | None) -> exceptions.APIException:
@@ -176,6 +160,10 @@ def describe_failure(row: EventLog, result: DeliveryResult) -> str:
 
 def record_test_event(trigger: Trigger, payload: Any) -> EventLog:
     """An event for this one trigger (filters aside), recorded but not sent to the broker."""
+    try:
+        payload_rules.check_payload(payload)
+    except DjangoValidationError as exc:
+        raise exceptions.ValidationError(django_validation_detail(exc)) from None
     spec = TriggerSpec(
         id=trigger.pk,
         name=trigger.name,

@@ -46,6 +46,7 @@ ERRORS = {
         403: "Not allowed (queue rule or permission).",
         404: "No such object.",
         409: "Conflicts with the object's state or an idempotency key.",
+        411: "Chunked body on a server that cannot end it; send Content-Length.",
         413: "Body over EVENTING['MAX_PAYLOAD_BYTES'].",
         415: "Body is not JSON.",
         429: "Throttled; see Retry-After.",
@@ -390,6 +391,10 @@ class NamedModelViewSet(EventingAPIMixin, viewsets.ModelViewSet):
         if not types.NAME_RE.match(self.kwargs.get(self.lookup_field, "")):
             raise exceptions.NotFound("No object with this name.")
         return super().get_object()
+
+    def get_success_headers(self, data: Any) -> dict[str, str]:
+        """Location: the new object's URL (DRF's default copies a `url` field: the webhook's)."""
+        return {"Location": self.request.build_absolute_uri(f"{self.request.path}{data['name']}/")}
 
 
 @extend_schema_view(

@@ -10,8 +10,7 @@ from django.contrib.admin.utils import flatten_fieldsets
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, IntegerField, OuterRef, Subquery, Value
 from django.db.models.functions import Coalesce
-from django.http import HttpRequest, HttpResponseNotAllowed, HttpResponseRedirect
-from django.shortcuts import get_object_or_404
+from django.http import Http404, HttpRequest, HttpResponseNotAllowed, HttpResponseRedirect
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
@@ -25,6 +24,7 @@ from triggers.models import EventType, Trigger
 from .. import actions
 from ..forms import EventTypeForm, TriggerForm
 from ..sites import site
+from .params import CheckedParamsMixin
 
 # The test action delivers synchronously inside the request; a few triggers at most.
 MAX_TEST_TRIGGERS = 5
@@ -74,7 +74,7 @@ class StateFilter(admin.SimpleListFilter):
 
 
 @admin.register(Trigger, site=site)
-class TriggerAdmin(admin.ModelAdmin):
+class TriggerAdmin(CheckedParamsMixin, admin.ModelAdmin):
     """Define webhooks and what fires them; operate them with actions."""
 
     form = TriggerForm
@@ -346,7 +346,9 @@ class TriggerAdmin(admin.ModelAdmin):
         """POST-only buttons of the change page: test, rotate, duplicate, pause, resume."""
         if request.method != "POST":
             return HttpResponseNotAllowed(["POST"])
-        trigger = get_object_or_404(Trigger, pk=object_id)
+        trigger = self.get_object(request, object_id)
+        if trigger is None:  # not a number, or no such trigger
+            raise Http404("No such trigger.")
         if not self.has_change_permission(request, trigger):
             raise PermissionDenied
         change_url = reverse("mission_control:triggers_trigger_change", args=[trigger.pk])
@@ -375,7 +377,7 @@ class TriggerAdmin(admin.ModelAdmin):
 
 
 @admin.register(EventType, site=site)
-class EventTypeAdmin(admin.ModelAdmin):
+class EventTypeAdmin(CheckedParamsMixin, admin.ModelAdmin):
     """Custom event types: description, JSON Schema (checked on save) and queue rule."""
 
     form = EventTypeForm

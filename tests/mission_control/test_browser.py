@@ -270,7 +270,7 @@ class MissionControlBrowserTests(StaticLiveServerTestCase):
         self.fill("id_payload", '{"invoice": "seven"}')
         self.submit("#mc-queue-submit")
         assert (
-            "At invoice: 'seven' is not of type 'integer'"
+            "payload.invoice: 'seven' is not of type 'integer'"
             in self.find(".field-payload .errorlist").text
         )
         assert not EventLog.objects.exists()

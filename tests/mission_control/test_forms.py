@@ -146,10 +146,10 @@ def test_queue_form_reports_schema_errors_on_the_payload():
     )
     bad = QueueEventForm(data={"type": "order_placed", "payload": '{"id": "x"}'})
     assert not bad.is_valid()
-    assert "At id: 'x' is not of type 'integer'" in bad.errors["payload"]
+    assert "payload.id: 'x' is not of type 'integer'" in bad.errors["payload"]
     missing = QueueEventForm(data={"type": "order_placed", "payload": "{}"})
     assert not missing.is_valid()
-    assert "At (root): 'id' is a required property" in missing.errors["payload"]
+    assert "payload: 'id' is a required property" in missing.errors["payload"]
     good = QueueEventForm(data={"type": "order_placed", "payload": '{"id": 1}'})
     assert good.is_valid(), good.errors
 

@@ -115,3 +115,39 @@ def test_event_type_name_cannot_use_reserved_prefix():
 def test_absurd_delays_are_refused(field):
     values = {"backoff_max_s": 1e12, field: 1e12}  # max ≥ base, so only the bound can fail
     assert field in error_fields(make(**values))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field", "words"),
+    [
+        ({"url": "https://example.com/a\r\nX-Injected: 1"}, "url", "'\\r'"),
+        ({"url": "https://example.com/a\nb"}, "url", "'\\n'"),
+        ({"url": "https://example.com/a b"}, "url", "spaces"),
+        ({"headers": [{"name": "X-A", "value": "v\r\nX-B: 1"}]}, "headers", "'\\r'"),
+        ({"headers": [{"name": "X-A", "value": "v\x00"}]}, "headers", "'\\x00'"),
+        ({"headers": [{"name": "X-A", "value": "naïve ✓"}]}, "headers", "latin-1"),
+        ({"headers": [{"name": "Host\n", "value": "evil"}]}, "headers", "not a valid header name"),
+        ({"headers": [{"name": "X-A\n", "value": "v"}]}, "headers", "not a valid header name"),
+        ({"headers": [{"name": "X-A", "value_from_env": "A\nB"}]}, "headers", "environment"),
+        ({"signing_secret": "whsec_"}, "signing_secret", "24 to 64 bytes"),
+        ({"signing_secret": "whsec_!!not base64!!"}, "signing_secret", "base64"),
+        ({"signing_secret": "whsec_" + "QUFB" * 2}, "signing_secret", "holds 6"),
+        ({"name": "t1\n"}, "name", "letters"),
+        ({"type": "order_placed\n"}, "type", "letters"),
+        ({"filter": {"new.status": "pa\x00id"}}, "filter", "NUL"),
+    ],
+)
+def test_undeliverable_values_are_refused_naming_the_field(kwargs, field, words):
+    errors = error_fields(make(**kwargs))
+    assert field in errors, errors
+    assert words.lower() in " ".join(errors[field]).lower()
+
+
+def test_latin1_header_values_and_tabs_are_accepted():
+    make(headers=[{"name": "X-A", "value": "caf\xe9\tau lait"}]).full_clean()
+
+
+def test_event_type_name_with_a_trailing_newline_is_refused():
+    with pytest.raises(ValidationError) as info:
+        EventType(name="signup\n").full_clean()
+    assert "name" in info.value.message_dict
