@@ -141,7 +141,7 @@ def main(argv: list[str]) -> int:
 
         client = prepare()
         if args.without_broker:
-            from eventing import enqueue
+            from eventing.dispatch import publish as enqueue
 
             enqueue.publish_rows = lambda rows, *, using: 0
         results = [

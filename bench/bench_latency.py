@@ -13,7 +13,7 @@ def warm_up(port: int, count: int) -> None:
     """Steady state before measuring: the worker has served events and the planner has
     statistics of a filled table (autovacuum's job in production)."""
     from eventing import emit
-    from eventing.enqueue import flush
+    from eventing.dispatch.publish import flush
 
     before = common.receiver_count(port)
     for n in range(count):
@@ -33,7 +33,7 @@ def main() -> dict:
     args = parser.parse_args()
     common.setup_django()
     from eventing import emit
-    from eventing.enqueue import flush
+    from eventing.dispatch.publish import flush
     from triggers.models import Trigger
 
     receiver, port = common.start_receiver()

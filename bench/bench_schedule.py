@@ -24,7 +24,7 @@ def main() -> dict:
     from django.utils import timezone
 
     from eventing import emit
-    from eventing.enqueue import flush
+    from eventing.dispatch.publish import flush
     from triggers.models import Trigger
 
     receiver, port = common.start_receiver()

@@ -51,7 +51,7 @@ def storages_under_test(folder: Path) -> dict[str, tuple]:
     """(bare, wrapped) per storage kind; the wrapper gets its own instance of the same class."""
     from django.core.files.storage import FileSystemStorage, InMemoryStorage
 
-    from eventing.storage import EventingStorage
+    from eventing.capture.storage import EventingStorage
 
     def wrapped(backend: str, options: dict) -> EventingStorage:
         return EventingStorage(backend=backend, options=options, alias=ALIAS)

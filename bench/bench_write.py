@@ -29,7 +29,7 @@ def time_inserts(model, count: int, batch: int) -> float:
 
 
 def set_trigger(enabled: bool) -> None:
-    from eventing.index import current_index
+    from eventing.recording.index import current_index
     from triggers.models import Trigger
 
     Trigger.objects.filter(name="bench_orders").update(enabled=enabled)
@@ -43,7 +43,7 @@ def receivers_connected(connected: bool) -> None:
     """Connect or disconnect Eventing's model receivers (the no-trigger baseline)."""
     from django.db.models.signals import post_save, pre_save
 
-    from eventing import receivers
+    from eventing.capture import signals as receivers
 
     if connected:
         receivers.signals_connect()

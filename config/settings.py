@@ -5,8 +5,8 @@ from pathlib import Path
 
 import dj_database_url
 
-from eventing.beat import beat_schedule
-from eventing.signing import DEVELOPMENT_SIGNING_SECRET
+from eventing.dispatch.beat import beat_schedule
+from eventing.webhooks.signing import DEVELOPMENT_SIGNING_SECRET
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("EVENTING_VAR_DIR", BASE_DIR / "var"))
@@ -142,7 +142,7 @@ def local_secret(name: str) -> list[str]:
 
 EVENTING = {
     # Signs webhooks only (receivers hold it). Without EVENTING_SECRETS: the one `make run`
-    # generated, else the repository's development secret (eventing.signing
+    # generated, else the repository's development secret (eventing.webhooks.signing
     # .DEVELOPMENT_SIGNING_SECRET), which a system check refuses with DEBUG off.
     "SECRETS": env_list("EVENTING_SECRETS")
     or local_secret("signing-secret.txt")
@@ -179,7 +179,7 @@ else:
     }
 if CELERY_BROKER_URL.startswith("redis://"):
     # kombu's Redis transport with one client per channel instead of one per command.
-    CELERY_BROKER_TRANSPORT = "eventing.broker:RedisTransport"
+    CELERY_BROKER_TRANSPORT = "eventing.dispatch.broker:RedisTransport"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_SERIALIZER = "json"
@@ -202,13 +202,13 @@ LOG_FORMAT = os.environ.get("LOG_FORMAT", "plain")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"event_context": {"()": "eventing.logs.EventContextFilter"}},
+    "filters": {"event_context": {"()": "eventing.ops.logs.EventContextFilter"}},
     "formatters": {
         "plain": {
-            "()": "eventing.logs.KeyValueFormatter",
+            "()": "eventing.ops.logs.KeyValueFormatter",
             "format": "%(asctime)s %(levelname)s %(name)s %(message)s",
         },
-        "json": {"()": "eventing.logs.JsonFormatter"},
+        "json": {"()": "eventing.ops.logs.JsonFormatter"},
     },
     "handlers": {
         "console": {

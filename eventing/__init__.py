@@ -7,6 +7,6 @@ __all__ = ("emit",)
 
 def emit(type: str, payload: Any, **kwargs: Any):
     """Queue an event; see `eventing.emit.emit` (imported lazily: apps may not be ready)."""
-    from .emitter import emit as _emit
+    from eventing.recording.emit import emit as _emit
 
     return _emit(type, payload, **kwargs)

@@ -11,10 +11,10 @@ class EventingConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import checks  # noqa: F401 - registers the system checks
-        from .health import connect_worker_heartbeat
-        from .metrics import connect_worker_exporter
-        from .receivers import signals_connect
+        from eventing import checks  # noqa: F401 - registers the system checks
+        from eventing.capture.signals import signals_connect
+        from eventing.ops.health import connect_worker_heartbeat
+        from eventing.ops.metrics import connect_worker_exporter
 
         signals_connect()
         connect_worker_exporter()

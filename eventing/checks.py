@@ -2,9 +2,25 @@
 
 from __future__ import annotations
 
+import hmac
+
+from celery import current_app
+from django.conf import settings as django_settings
 from django.core.checks import Error, Tags, Warning, register
 from django.core.exceptions import ImproperlyConfigured
 from django.db import DatabaseError
+
+from eventing.capture.storage import configuration_errors
+from eventing.conf import get_settings
+from eventing.ops import health
+from eventing.webhooks.request import WebhookConfigError, resolve_env
+from eventing.webhooks.signing import (
+    DEVELOPMENT_SIGNING_SECRET,
+    private_signing_key,
+    public_key,
+)
+from eventing.webhooks.ssrf import url_warning
+from triggers.models import Trigger
 
 MIN_SECRET_LENGTH = 32
 MAX_DELIVERY_BATCH = 1000
@@ -13,8 +29,6 @@ MAX_DELIVERY_BATCH = 1000
 @register(Tags.security)
 def check_settings(app_configs=None, **kwargs):
     """EVENTING must parse, and hold at least one strong secret."""
-    from .conf import get_settings
-
     try:
         conf = get_settings()
     except ImproperlyConfigured as exc:
@@ -62,13 +76,6 @@ def check_settings(app_configs=None, **kwargs):
 def check_keys(app_configs=None, **kwargs):
     """Signing and client keys kept apart (W005), no public development secret in production
     (E005), and key material that parses (E006)."""
-    import hmac
-
-    from django.conf import settings as django_settings
-
-    from .conf import get_settings
-    from .signing import DEVELOPMENT_SIGNING_SECRET, private_signing_key, public_key
-
     try:
         conf = get_settings()
     except ImproperlyConfigured:
@@ -130,31 +137,23 @@ def check_keys(app_configs=None, **kwargs):
 
 @register(Tags.compatibility, deploy=True)
 def check_broker(app_configs=None, **kwargs):
-    """The Celery broker must answer (checked with `check --deploy`)."""
-    try:
-        from celery import current_app
-    except ImportError:  # pragma: no cover
+    """The Celery broker must answer (checked with `check --deploy`; /healthz asks the same)."""
+    probe = health.check_broker()
+    if probe["ok"]:
         return []
-    try:
-        with current_app.connection_for_write() as conn:
-            conn.ensure_connection(max_retries=1, timeout=2)
-    except Exception as exc:  # noqa: BLE001 - any failure means "not reachable"
-        return [
-            Warning(
-                f"The Celery broker cannot be reached: {exc}",
-                hint="Start the broker or fix CELERY_BROKER_URL; events are kept and sent when it "
-                "returns.",
-                id="eventing.W002",
-            )
-        ]
-    return []
+    return [
+        Warning(
+            f"The Celery broker cannot be reached: {probe['error']}",
+            hint="Start the broker or fix CELERY_BROKER_URL; events are kept and sent when it "
+            "returns.",
+            id="eventing.W002",
+        )
+    ]
 
 
 @register(Tags.compatibility)
 def check_storages(app_configs=None, **kwargs):
     """Every EventingStorage in STORAGES must be buildable (else uploads fail, not startup)."""
-    from .storage import configuration_errors
-
     return [
         Error(problem, hint="See docs/storage.md.", id="eventing.E010")
         for problem in configuration_errors()
@@ -164,11 +163,6 @@ def check_storages(app_configs=None, **kwargs):
 @register(Tags.security, database=True)
 def check_trigger_urls(app_configs=None, **kwargs):
     """Enabled triggers whose URL resolves to an address the SSRF guard refuses (W003)."""
-    from triggers.models import Trigger
-
-    from .ssrf import url_warning
-    from .transport import WebhookConfigError, resolve_env
-
     problems = []
     try:
         triggers = list(Trigger.objects.filter(enabled=True).values_list("name", "url"))
@@ -195,10 +189,6 @@ def check_trigger_urls(app_configs=None, **kwargs):
 @register(Tags.compatibility)
 def check_eta_horizon(app_configs=None, **kwargs):
     """ETA messages must not outlive Redis' (or SQS') visibility timeout (W004)."""
-    from celery import current_app
-
-    from .conf import get_settings
-
     try:
         horizon = get_settings().ETA_HORIZON_S
     except ImproperlyConfigured:

@@ -1,6 +1,6 @@
 """Routes the eventing and triggers tables to EVENTING["DATABASE"]."""
 
-from .conf import settings
+from eventing.conf import settings
 
 ROUTED_APPS = {"eventing", "triggers"}
 

@@ -9,7 +9,10 @@ from celery import shared_task
 from django.db import InterfaceError, OperationalError, close_old_connections
 from django.utils import timezone
 
-from .enqueue import publish, within_horizon
+from eventing.delivery.deliver import deliver_event, deliver_events
+from eventing.dispatch.publish import publish, within_horizon
+from eventing.dispatch.sweeper import sweep as run_sweep
+from eventing.ops.retention import delete_expired
 
 # Seconds before a delivery that hit a database error is tried again.
 DB_RETRY_S = 1.0
@@ -20,8 +23,6 @@ DB_RETRY_S = 1.0
 )
 def deliver(self, event_id: str, trigger_id: int | None = None) -> str:
     """Attempt delivery of one event; schedule the next attempt through Celery's retry."""
-    from .delivery import deliver_event
-
     try:
         result = deliver_event(event_id, trigger_id)
     except (OperationalError, InterfaceError) as exc:
@@ -46,8 +47,6 @@ def deliver(self, event_id: str, trigger_id: int | None = None) -> str:
 )
 def deliver_batch(self, event_ids: list[str], trigger_id: int | None) -> dict[str, int]:
     """Attempt delivery of several events of one trigger; each retry gets a message of its own."""
-    from .delivery import deliver_events
-
     try:
         results = deliver_events(event_ids, trigger_id)
     except (OperationalError, InterfaceError) as exc:
@@ -78,14 +77,10 @@ def within_horizon_s(seconds: float) -> bool:
 @shared_task(name="eventing.sweep", ignore_result=True)
 def sweep() -> dict:
     """One sweeper pass (beat runs this every SWEEP_INTERVAL_S)."""
-    from .sweeper import sweep as run_sweep
-
     return run_sweep()
 
 
 @shared_task(name="eventing.cleanup", ignore_result=True)
 def cleanup() -> dict:
     """Delete finished rows past their retention (beat runs this daily)."""
-    from .retention import delete_expired
-
     return delete_expired()

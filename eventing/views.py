@@ -8,9 +8,9 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from . import health as health_checks
-from . import metrics
-from .conf import settings
+from eventing.conf import settings
+from eventing.ops import health as health_checks
+from eventing.ops import metrics
 
 
 @never_cache

@@ -1,7 +1,7 @@
 """What operators do from Mission Control, as plain functions the admin actions call.
 
-Event state changes go through `eventing.operations`; trigger changes are config and go through
-the named functions here, so a test can call each one without a request.
+Event state changes go through `eventing.dispatch.operations`; trigger changes are config and go
+through the named functions here, so a test can call each one without a request.
 """
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from eventing import operations
 from eventing.conf import settings
-from eventing.delivery import deliver_event
-from eventing.emitter import record_events
+from eventing.delivery.deliver import deliver_event
+from eventing.dispatch import operations
 from eventing.models import EventLog, EventStatus
+from eventing.recording.emit import record_events
 from triggers import types
 from triggers.defaults import new_signing_secret
 from triggers.models import Trigger

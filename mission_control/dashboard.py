@@ -19,8 +19,8 @@ from django.db.models.functions import TruncMinute
 from django.utils import timezone
 
 from eventing.conf import settings
+from eventing.dispatch.sweeper import SWEEP_HEARTBEAT
 from eventing.models import EventLog, EventStatus, Heartbeat, InvocationLog
-from eventing.sweeper import SWEEP_HEARTBEAT
 
 from .counting import estimated_count
 

@@ -11,8 +11,8 @@ from django.template.response import TemplateResponse
 from django.utils import timezone
 
 from eventing.conf import settings
-from eventing.delivery import deliver_event
-from eventing.emitter import emit
+from eventing.delivery.deliver import deliver_event
+from eventing.recording.emit import emit
 
 from . import dashboard
 from .forms import QueueEventForm

@@ -53,7 +53,7 @@ def published(settings):
 def broker_taken_as_up():
     """No test inherits another's broker back-off (a failed publish skips the broker for
     BROKER_BACKOFF_S in this process)."""
-    from eventing import enqueue
+    from eventing.dispatch import publish as enqueue
 
     enqueue._broker_down_until = 0.0
     yield
@@ -64,7 +64,7 @@ def broker_taken_as_up():
 def fresh_trigger_caches():
     """Each test starts with empty per-process trigger caches (a rolled-back test's triggers
     must not linger for the cache TTL)."""
-    from eventing import trigger_cache
+    from eventing.delivery import trigger_cache
     from triggers import registry
 
     registry.invalidate()

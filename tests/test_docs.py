@@ -123,7 +123,7 @@ def test_plain_python_receiver_example_verifies_real_deliveries(tmp_path):
 
     from eventing.conf import settings
     from eventing.models import EventLog
-    from eventing.transport import build_request
+    from eventing.webhooks.request import build_request
     from tests.factories import TriggerFactory
     from tests.stack import free_port
     from tests.waiting import wait_until

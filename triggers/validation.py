@@ -342,7 +342,7 @@ def check_schema_rules(schema: Any) -> None:
     graph.walk()
     graph.check_terminates()
     if graph.keywords_seen >= {"unevaluatedProperties", "patternProperties"}:
-        # Payload checks match patterns with a time limit (eventing.payload_rules), except
+        # Payload checks match patterns with a time limit (eventing.recording.payload_rules), except
         # inside jsonschema's own unevaluatedProperties code, which calls `re` directly.
         raise SchemaProblem(
             "unevaluatedProperties cannot be combined with patternProperties in one schema; "

@@ -26,8 +26,8 @@ from django.core.exceptions import ImproperlyConfigured
 from rest_framework import authentication, exceptions
 from rest_framework.request import Request
 
-from ..conf import settings
-from ..signing import LEGACY_TOKEN_ROLE, TOKEN_ROLE, public_key
+from eventing.conf import settings
+from eventing.webhooks.signing import LEGACY_TOKEN_ROLE, TOKEN_ROLE, public_key
 
 HMAC_ALGORITHMS = ("HS256", "HS384", "HS512")
 ASYMMETRIC_ALGORITHMS = ("RS256", "ES256", "ES384", "ES512", "EdDSA")

@@ -11,8 +11,8 @@ from rest_framework import exceptions
 from rest_framework.parsers import BaseParser
 from rest_framework.request import Request
 
-from ..conf import settings
-from .errors import LengthRequired, PayloadTooLarge
+from eventing.api.errors import LengthRequired, PayloadTooLarge
+from eventing.conf import settings
 
 BODY_METHODS = ("POST", "PUT", "PATCH")
 

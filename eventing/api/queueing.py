@@ -13,32 +13,32 @@ from django.utils import timezone
 from rest_framework import exceptions
 from rest_framework.exceptions import ErrorDetail
 
+from eventing.api.errors import Conflict, django_validation_detail
+from eventing.conf import settings
+from eventing.delivery.deliver import DeliveryResult, deliver_event
+from eventing.dispatch.publish import publish
+from eventing.models import EventLog, EventStatus, InvocationLog
+from eventing.recording import payload_rules
+from eventing.recording.emit import (
+    BatchItem,
+    EventRequest,
+    IdempotencyConflict,
+    build_rows,
+    emit_batch,
+)
+from eventing.recording.rules import (
+    check_payload,
+    check_queue_rule,
+    queue_rule_for,
+    refuse_reserved_type,
+)
 from triggers.models import EventType, Trigger
 from triggers.registry import TriggerSpec
-
-from .. import payload_rules
-from ..conf import settings
-from ..delivery import DeliveryResult, deliver_event
-from ..emitter import BatchItem, EventRequest, IdempotencyConflict, build_rows, emit_batch
-from ..enqueue import publish
-from ..models import EventLog, EventStatus, InvocationLog
-from .errors import Conflict, django_validation_detail
-from .permissions import check_queue_rule, queue_rule_for
 
 logger = logging.getLogger(__name__)
 
 # Synchronous deliveries to several triggers run side by side, so the wait is the slowest one.
 MAX_SYNC_THREADS = 8
-
-
-def check_payload(rule_row: EventType | None, event_type: str, payload: Any) -> None:
-    """Refuse a payload that is not storable JSON or breaks its type's own JSON Schema (400)."""
-    schema = rule_row.schema if rule_row is not None and rule_row.name == event_type else None
-    try:
-        payload_rules.check_payload(payload)
-        payload_rules.check_against_schema(event_type, schema, payload)
-    except DjangoValidationError as exc:
-        raise exceptions.ValidationError(django_validation_detail(exc)) from None
 
 
 def prefixed(exc: exceptions.APIException, index: int | None) -> exceptions.APIException:
@@ -63,6 +63,7 @@ def authorize(user, events: list[dict[str, Any]], *, batch: bool) -> list[EventR
         where = index if batch else None
         rule_row = queue_rule_for(event["type"], rules)
         try:
+            refuse_reserved_type(event["type"])
             check_queue_rule(user, event["type"], rule_row)
             check_payload(rule_row, event["type"], event["payload"])
         except exceptions.APIException as exc:

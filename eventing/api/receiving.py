@@ -15,7 +15,7 @@ from typing import Any
 from rest_framework import authentication, exceptions
 from rest_framework.request import Request
 
-from ..verify import WebhookVerificationError, verify_webhook
+from eventing.webhooks.verify import WebhookVerificationError, verify_webhook
 
 
 class WebhookSender:

@@ -8,14 +8,13 @@ from typing import Any
 from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
 
+from eventing.api.errors import django_validation_detail
+from eventing.conf import settings
+from eventing.models import EventLog, EventStatus, InvocationLog
+from eventing.recording.emit import resolve_due
 from triggers import types
 from triggers.masking import MASK, mask_headers, unmask_headers
 from triggers.models import EventType, Trigger
-
-from ..conf import settings
-from ..emitter import resolve_due
-from ..models import EventLog, EventStatus, InvocationLog
-from .errors import django_validation_detail
 
 
 def check_custom_type(value: str) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rest_framework.throttling import SimpleRateThrottle
 
-from ..conf import settings
+from eventing.conf import settings
 
 
 class EventingThrottle(SimpleRateThrottle):

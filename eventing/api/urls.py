@@ -4,7 +4,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import SimpleRouter
 
-from . import views
+from eventing.api import views
 
 router = SimpleRouter()
 router.register("events", views.EventViewSet, basename="eventing-event")

@@ -24,19 +24,18 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from eventing.api import queueing, serializers
+from eventing.api.auth import EventingJWTAuthentication, QueueAuthenticationMixin
+from eventing.api.errors import BadGateway, Conflict, exception_handler
+from eventing.api.parsers import BoundedJSONParser, check_body_headers
+from eventing.api.permissions import ModelPermissions
+from eventing.api.throttles import EventingThrottle, QueueThrottle
+from eventing.conf import settings
+from eventing.dispatch.operations import cancel_events, redeliver_events, reschedule_event
+from eventing.models import EventLog, EventStatus, InvocationLog
+from eventing.recording.emit import BatchItem
 from triggers import types
 from triggers.models import EventType, Trigger
-
-from ..conf import settings
-from ..emitter import BatchItem
-from ..models import EventLog, EventStatus, InvocationLog
-from ..operations import cancel_events, redeliver_events, reschedule_event
-from . import queueing, serializers
-from .auth import EventingJWTAuthentication, QueueAuthenticationMixin
-from .errors import BadGateway, Conflict, exception_handler
-from .parsers import BoundedJSONParser, check_body_headers
-from .permissions import ModelPermissions
-from .throttles import EventingThrottle, QueueThrottle
 
 ERRORS = {
     code: OpenApiResponse(description=text)

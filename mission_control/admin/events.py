@@ -20,7 +20,7 @@ from django.utils.html import format_html
 from django.utils.translation import ngettext
 
 from eventing.models import EventLog, EventStatus
-from eventing.transport import REDACTED, SENSITIVE_HEADER_RE
+from eventing.webhooks.request import REDACTED, SENSITIVE_HEADER_RE
 from triggers import types
 from triggers.models import EventType, Trigger
 
@@ -310,7 +310,7 @@ class EventLogAdmin(CheckedParamsMixin, admin.ModelAdmin):
             "mission_control/eventlog/invocations.html", {"invocations": invocations}
         )
 
-    # Actions: through eventing.operations, reporting counts.
+    # Actions: through eventing.dispatch.operations, reporting counts.
 
     @admin.action(
         description="Redeliver selected events (fresh retry budget)", permissions=["redeliver"]

@@ -13,12 +13,15 @@ from celery.exceptions import Retry
 from django.db import OperationalError
 from django.utils import timezone
 
-from eventing import delivery, emit, enqueue, rows, senders, trigger_cache
+from eventing import emit
 from eventing.checks import check_settings
-from eventing.delivery import deliver_events
-from eventing.emitter import EventRequest, emit_batch
+from eventing.delivery import deliver as delivery
+from eventing.delivery import rows, senders, trigger_cache
+from eventing.delivery.deliver import deliver_events
+from eventing.dispatch import publish as enqueue
+from eventing.dispatch.sweeper import sweep
 from eventing.models import EventLog, EventStatus, InvocationLog
-from eventing.sweeper import sweep
+from eventing.recording.emit import EventRequest, emit_batch
 from eventing.tasks import DB_RETRY_S, deliver_batch
 from tests.factories import EventTypeFactory, TriggerFactory
 from triggers.models import Trigger
@@ -469,7 +472,7 @@ def test_a_lease_lost_mid_batch_is_logged_and_not_overwritten(receiver, monkeypa
         return finish_many(event_ids, **kwargs)
 
     monkeypatch.setattr(rows, "finish_many", lease_expired_and_taken_by_another_worker)
-    with caplog.at_level(logging.INFO, logger="eventing.delivery"):
+    with caplog.at_level(logging.INFO, logger="eventing.delivery.deliver"):
         deliver_events(ids_of(events), trigger.pk)
 
     row = EventLog.objects.get(id=stolen.id)

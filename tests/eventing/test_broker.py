@@ -1,4 +1,4 @@
-"""eventing.broker: kombu's Redis transport with one client per channel."""
+"""eventing.dispatch.broker: kombu's Redis transport with one client per channel."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ pytestmark = pytest.mark.skipif(not BROKER_URL.startswith("redis://"), reason="n
 
 @pytest.fixture
 def connection():
-    with Connection(BROKER_URL, transport="eventing.broker:RedisTransport") as conn:
+    with Connection(BROKER_URL, transport="eventing.dispatch.broker:RedisTransport") as conn:
         yield conn
 
 
@@ -52,7 +52,7 @@ def test_messages_round_trip_through_it(connection):
 
 
 def test_the_standalone_project_uses_it_for_redis():
-    assert settings.CELERY_BROKER_TRANSPORT == "eventing.broker:RedisTransport"
+    assert settings.CELERY_BROKER_TRANSPORT == "eventing.dispatch.broker:RedisTransport"
 
 
 @pytest.fixture
@@ -69,7 +69,7 @@ def own_redis():
 
 
 @pytest.mark.parametrize(
-    ("transport", "survives"), [("redis", False), ("eventing.broker:RedisTransport", True)]
+    ("transport", "survives"), [("redis", False), ("eventing.dispatch.broker:RedisTransport", True)]
 )
 def test_a_broker_lost_mid_brpop_is_a_connection_error_not_a_crash(own_redis, transport, survives):
     """What a Celery worker does when Redis goes away under a busy consumer, step by step.

@@ -66,7 +66,7 @@ def test_sweep_until_idle_repeats_until_nothing_is_left(published):
     for _ in range(3):
         emit("swept", {})
     EventLog.objects.update(enqueued_at=None)
-    with mock.patch("eventing.sweeper.BATCH_SIZE", 2):
+    with mock.patch("eventing.dispatch.sweeper.BATCH_SIZE", 2):
         output = run("eventing_sweep", "--until-idle")
     assert "Sweep 1: released=0 enqueued=2" in output
     assert "Sweep 2: released=0 enqueued=1" in output

@@ -6,7 +6,7 @@ import socket
 import time
 import types
 
-from eventing.http_guard import Watchdog
+from eventing.webhooks.client import Watchdog
 from tests.waiting import wait_until
 
 

@@ -8,7 +8,7 @@ import threading
 import pytest
 from django.db import OperationalError
 
-from eventing import detached
+from eventing.capture import detached
 
 
 @pytest.fixture
@@ -65,7 +65,7 @@ def test_errors_nobody_waits_for_are_logged(mode, caplog):
     def broken():
         raise ValueError("bad row")
 
-    with caplog.at_level(logging.ERROR, logger="eventing.detached"):
+    with caplog.at_level(logging.ERROR, logger="eventing.capture.detached"):
         detached.run_detached(broken, "default", wait=False)
         assert detached.flush(10)
     assert "Detached write failed" in caplog.text
@@ -93,6 +93,6 @@ def test_inline_runs_on_the_callers_thread(mode, caplog):
     def broken():
         raise ValueError("after the operation")
 
-    with caplog.at_level(logging.ERROR, logger="eventing.detached"):
+    with caplog.at_level(logging.ERROR, logger="eventing.capture.detached"):
         detached.run_detached(broken, "default", wait=False)  # logged, not raised
     assert "after the operation" in caplog.text

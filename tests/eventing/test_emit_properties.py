@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 from standardwebhooks import Webhook
 
 from eventing import emit
-from eventing.delivery import deliver_event
+from eventing.delivery.deliver import deliver_event
 from eventing.models import EventLog, EventStatus
-from eventing.payload_rules import MAX_DEPTH
+from eventing.recording.payload_rules import MAX_DEPTH
 from tests.factories import TriggerFactory
 
 # Every code point, lone surrogates and NUL included: the refusals are part of the property.

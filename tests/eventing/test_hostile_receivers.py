@@ -7,9 +7,9 @@ import time
 import pytest
 
 from eventing import emit
-from eventing.delivery import deliver_event
+from eventing.delivery.deliver import deliver_event
 from eventing.models import EventLog, EventStatus
-from eventing.transport import WebhookRequest, send
+from eventing.webhooks.request import WebhookRequest, send
 from tests.factories import TriggerFactory
 from tests.hostile import RawServer, dribble, http_response, huge, read_request, reply, reset
 

@@ -7,9 +7,11 @@ import json
 
 import pytest
 
-from eventing import delivery, emit, enqueue
-from eventing.delivery import deliver_event, deliver_events
-from eventing.follow_ups import depth_of
+from eventing import emit
+from eventing.delivery import deliver as delivery
+from eventing.delivery.deliver import deliver_event, deliver_events
+from eventing.delivery.follow_ups import depth_of
+from eventing.dispatch import publish as enqueue
 from eventing.models import EventLog, EventStatus, InvocationLog
 from tests.eventing.api.conftest import QUEUE_URL
 from tests.factories import EventTypeFactory, TriggerFactory
@@ -256,7 +258,7 @@ def test_a_reply_cannot_forge_a_dead_letter(receiver, forged):
     row = ask(receiver, "/reply/forge", {"event": {"type": forged, "payload": fake}})
 
     assert not EventLog.objects.filter(type=forged).exists()
-    assert "dead-letter types are emitted only by us" in row.remark
+    assert "dead-letter types are emitted only by Eventing" in row.remark
 
 
 def test_one_reply_queues_at_most_the_cap(receiver, settings):

@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from eventing.checks import check_keys, check_settings
-from eventing.signing import DEVELOPMENT_SIGNING_SECRET
+from eventing.webhooks.signing import DEVELOPMENT_SIGNING_SECRET
 from tests.processes import ROOT
 
 GOOD = "g" * 40

@@ -7,7 +7,8 @@ import datetime as dt
 import pytest
 from django.utils import timezone
 
-from eventing import emit, lag, sweeper
+from eventing import emit
+from eventing.dispatch import lag, sweeper
 from eventing.models import EventLog, Heartbeat
 from tests.factories import TriggerFactory
 

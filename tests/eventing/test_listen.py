@@ -13,9 +13,9 @@ import pytest
 import requests
 from django.utils import timezone
 
-from eventing.listen import verify_delivery
 from eventing.models import EventLog
-from eventing.transport import build_request
+from eventing.webhooks.listen import verify_delivery
+from eventing.webhooks.request import build_request
 from tests.factories import TriggerFactory
 from tests.processes import ROOT, process_env
 from tests.stack import free_port

@@ -11,10 +11,11 @@ import pytest
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
-from eventing import emit, health
-from eventing.delivery import deliver_event
-from eventing.logs import EventContextFilter, JsonFormatter, KeyValueFormatter
+from eventing import emit
+from eventing.delivery.deliver import deliver_event
 from eventing.models import EventLog, EventStatus, Heartbeat
+from eventing.ops import health
+from eventing.ops.logs import EventContextFilter, JsonFormatter, KeyValueFormatter
 from tests.factories import TriggerFactory
 
 pytestmark = pytest.mark.django_db
@@ -64,7 +65,7 @@ def test_events_queued_in_a_batch_are_counted(
 ):
     from django.utils import timezone
 
-    from eventing.emitter import EventRequest, emit_batch
+    from eventing.recording.emit import EventRequest, emit_batch
 
     TriggerFactory(name="metrics_batch", type="metric_batch")
     labels = {"trigger": "metrics_batch", "type": "metric_batch"}
@@ -201,7 +202,7 @@ def test_unreachable_broker_is_503_and_cached(client, settings):
 
 def make_record(**extra) -> logging.LogRecord:
     record = logging.LogRecord(
-        "eventing.delivery", logging.WARNING, __file__, 1, "Event %s failed", ("abc",), None
+        "eventing.delivery.deliver", logging.WARNING, __file__, 1, "Event %s failed", ("abc",), None
     )
     for key, value in extra.items():
         setattr(record, key, value)
@@ -230,7 +231,7 @@ def test_json_lines_carry_event_id_and_trigger():
 def test_delivery_logs_carry_the_event(receiver, published, caplog):
     trigger = TriggerFactory(type="metric_log", url=receiver.url("/ok"))
     event = emit("metric_log", {})[0]
-    with caplog.at_level(logging.INFO, logger="eventing.delivery"):
+    with caplog.at_level(logging.INFO, logger="eventing.delivery.deliver"):
         deliver_event(event.id)
     records = [r for r in caplog.records if getattr(r, "event_id", None) == str(event.id)]
     assert records, caplog.text
@@ -240,7 +241,7 @@ def test_delivery_logs_carry_the_event(receiver, published, caplog):
 def test_a_worker_serves_its_own_metrics_on_the_configured_port(settings, published, receiver):
     import requests
 
-    from eventing.metrics import start_worker_exporter
+    from eventing.ops.metrics import start_worker_exporter
     from tests.stack import free_port
 
     port = free_port()
@@ -262,7 +263,7 @@ def test_multiprocess_mode_sums_the_processes(tmp_path, monkeypatch):
     import subprocess
     import sys
 
-    from eventing.metrics import render
+    from eventing.ops.metrics import render
     from tests.processes import ROOT, process_env
 
     # Due in an hour: recorded, but no broker message is sent.

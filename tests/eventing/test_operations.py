@@ -7,8 +7,8 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from eventing import emit
+from eventing.dispatch.operations import cancel_events, redeliver_events, reschedule_event
 from eventing.models import EventLog, EventStatus, InvocationLog
-from eventing.operations import cancel_events, redeliver_events, reschedule_event
 from tests.factories import TriggerFactory
 
 pytestmark = pytest.mark.django_db

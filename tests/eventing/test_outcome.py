@@ -8,10 +8,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from eventing.backoff import backoff_delay, next_delay, parse_retry_after
+from eventing.delivery.backoff import backoff_delay, next_delay, parse_retry_after
+from eventing.delivery.outcome import decide
 from eventing.models import EventStatus
-from eventing.outcome import decide
-from eventing.transport import WebhookResponse
+from eventing.webhooks.request import WebhookResponse
 
 NOW = dt.datetime(2026, 11, 27, 10, 0, tzinfo=dt.UTC)
 TRIGGER = SimpleNamespace(retries=3, backoff_base_s=5.0, backoff_max_s=3600.0)

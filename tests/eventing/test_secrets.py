@@ -10,9 +10,9 @@ import pytest
 from django.conf import settings as django_settings
 
 from eventing import emit
-from eventing.delivery import deliver_event
+from eventing.delivery.deliver import deliver_event
 from eventing.models import EventLog, InvocationLog
-from eventing.scrubbing import redact, secret_values
+from eventing.webhooks.scrubbing import redact, secret_values
 from tests.factories import TriggerFactory
 from tests.hostile import RawServer, dribble, http_response, read_request, reset
 

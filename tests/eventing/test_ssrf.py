@@ -6,11 +6,12 @@ import socket
 
 import pytest
 
-from eventing import emit, ssrf
+from eventing import emit
 from eventing.checks import check_trigger_urls
-from eventing.delivery import deliver_event
+from eventing.delivery.deliver import deliver_event
 from eventing.models import EventLog, EventStatus
-from eventing.transport import WebhookRequest, send
+from eventing.webhooks import ssrf
+from eventing.webhooks.request import WebhookRequest, send
 from tests.factories import TriggerFactory
 from tests.hostile import RawServer, http_response, reply
 from tests.waiting import wait_until

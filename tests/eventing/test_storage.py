@@ -16,8 +16,8 @@ from django.core.files.storage import default_storage, storages
 from django.db import transaction
 from django.utils import timezone
 
-from eventing import detached
-from eventing.intents import FileIntent
+from eventing.capture import detached
+from eventing.capture.intents import FileIntent
 from eventing.models import EventLog, EventStatus
 from tests.factories import TriggerFactory
 from tests.testapp.models import Order

@@ -15,10 +15,11 @@ from django.core.files.storage import FileSystemStorage, InMemoryStorage, storag
 from django.db import connection, transaction
 from django.utils import timezone
 
-from eventing import detached, enqueue
-from eventing.intents import FileIntent, resolve_intents
+from eventing.capture import detached
+from eventing.capture.intents import FileIntent, resolve_intents
+from eventing.capture.storage import EventingStorage
+from eventing.dispatch import publish as enqueue
 from eventing.models import EventLog, EventStatus
-from eventing.storage import EventingStorage
 from tests.factories import TriggerFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)

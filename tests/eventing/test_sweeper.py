@@ -5,9 +5,10 @@ import datetime as dt
 import pytest
 from django.utils import timezone
 
-from eventing import emit, enqueue
+from eventing import emit
+from eventing.dispatch import publish as enqueue
+from eventing.dispatch.sweeper import sweep
 from eventing.models import EventLog, EventStatus, Heartbeat
-from eventing.sweeper import sweep
 from tests.factories import TriggerFactory
 
 pytestmark = pytest.mark.django_db

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from unittest import mock
 
-from eventing import receivers
+from eventing.capture import signals as receivers
 
 
 def test_connections_are_checked_at_most_once_a_second_per_thread(monkeypatch):

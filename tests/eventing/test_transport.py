@@ -9,9 +9,9 @@ from django.conf import settings
 from standardwebhooks import Webhook
 
 from eventing import emit
-from eventing.delivery import deliver_event
+from eventing.delivery.deliver import deliver_event
 from eventing.models import EventLog, EventStatus
-from eventing.transport import REDACTED, build_request, send
+from eventing.webhooks.request import REDACTED, build_request, send
 from tests.factories import EventTypeFactory, TriggerFactory
 
 pytestmark = pytest.mark.django_db
@@ -155,8 +155,8 @@ def test_follow_up_events_from_the_reply(live, receiver):
 def test_signature_verifies_with_standardwebhooks_and_our_verifier():
     import time
 
-    from eventing.signing import webhook_signature
     from eventing.verify import WebhookVerificationError, verify_signature
+    from eventing.webhooks.signing import webhook_signature
 
     secret = "whsec_" + base64.b64encode(b"k" * 24).decode()
     now = int(time.time())

@@ -7,8 +7,8 @@ import datetime as dt
 import pytest
 from django.utils import timezone
 
-from eventing import health
 from eventing.models import Heartbeat
+from eventing.ops import health
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)

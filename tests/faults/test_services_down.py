@@ -31,7 +31,7 @@ def test_redis_stopped_and_started_empty(cluster, receiver):
 
     Celery 5.7 / kombu 5.7 workers used to die here ("Unrecoverable error: AttributeError:
     'NoneType' object has no attribute 'hostname'" while restoring unacked messages on a
-    connection already collected); eventing.broker's channel turns that into a connection
+    connection already collected); eventing.dispatch.broker's channel turns that into a connection
     error Celery recovers from, so the same process delivers once Redis is back.
     """
     TriggerFactory(url=receiver.url("/ok/redis"))

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import time
 
-from eventing.health import WORKER_STALE_AFTER_S
 from eventing.models import EventLog, EventStatus
+from eventing.ops.health import WORKER_STALE_AFTER_S
 from tests.factories import TriggerFactory
 from tests.faults.helpers import (
     FAULT_MARKS,

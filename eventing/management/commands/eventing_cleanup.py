@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand, CommandError
 
 from eventing.conf import settings
-from eventing.retention import BATCH_SIZE, delete_expired
+from eventing.ops.retention import BATCH_SIZE, delete_expired
 
 
 class Command(BaseCommand):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from eventing.conf import settings
-from eventing.listen import Listener
+from eventing.webhooks.listen import Listener
 
 
 class Command(BaseCommand):

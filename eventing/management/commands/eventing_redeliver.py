@@ -10,8 +10,8 @@ from django.db.models import Count, Q
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
+from eventing.dispatch.operations import redeliver_events
 from eventing.models import FINAL_STATUSES, EventLog
-from eventing.operations import redeliver_events
 from triggers.models import Trigger
 
 BATCH_SIZE = 500

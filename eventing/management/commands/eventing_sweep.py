@@ -10,8 +10,8 @@ from django.db.models import Q
 from django.utils import timezone
 
 from eventing.conf import settings
+from eventing.dispatch.sweeper import deliverable, lookahead_s, sweep
 from eventing.models import EventLog, EventStatus
-from eventing.sweeper import deliverable, lookahead_s, sweep
 
 
 def pending(now: dt.datetime) -> dict[str, int]:

@@ -11,10 +11,9 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
+from eventing.conf import settings
 from triggers.masking import mask_headers, unmask_headers
 from triggers.models import EventType, Trigger
-
-from ...conf import settings
 
 FORMAT_VERSION = 1
 # Fields kept in the file. Ids, timestamps and pausing (by a user or a 410) are runtime state.

@@ -16,7 +16,7 @@ from rest_framework.test import APIClient
 
 from eventing.api.parsers import BoundedJSONParser
 from eventing.models import EventLog
-from eventing.signing import sc_token
+from eventing.webhooks.signing import sc_token
 from tests.eventing.api.conftest import (
     EVENTS_URL,
     QUEUE_URL,

@@ -302,7 +302,7 @@ def test_a_batch_failing_at_insert_records_nothing(anon, trigger, monkeypatch):
     anon.post(EVENTS_URL, {"type": "order_placed", "idempotency_key": "taken"}, format="json")
     assert EventLog.objects.count() == 1
     # Pretend the concurrent request committed after our lookup.
-    monkeypatch.setattr("eventing.emitter.find_idempotent_many", lambda keys, db: {})
+    monkeypatch.setattr("eventing.recording.emit.find_idempotent_many", lambda keys, db: {})
     batch = [{"type": "order_placed", "payload": {"n": n}} for n in range(600)]
     batch.append({"type": "order_placed", "idempotency_key": "taken"})
     response = anon.post(EVENTS_URL, batch, format="json")

@@ -14,9 +14,9 @@ from rest_framework.test import APIRequestFactory
 
 from eventing.api.receiving import WebhookAuthentication
 from eventing.models import EventLog
-from eventing.signing import signing_public_key_pem
-from eventing.transport import build_request
 from eventing.verify import WebhookVerificationError, verify_sc_token, verify_webhook
+from eventing.webhooks.request import build_request
+from eventing.webhooks.signing import signing_public_key_pem
 from tests.eventing.api.receiving_urls import OrderPlacedHook
 from tests.factories import EventTypeFactory, TriggerFactory
 

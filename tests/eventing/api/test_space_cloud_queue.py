@@ -245,3 +245,15 @@ def test_synchronous_delivers_to_every_trigger_side_by_side(anon, receiver):
     assert len(receiver.on("/reply/fast")) == 1
     assert EventLog.objects.filter(status=EventStatus.PROCESSED).count() == 3
     assert InvocationLog.objects.count() == 3
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("forged", ["dlq_orders_hook", "DLQ_orders_hook"])
+def test_dead_letter_types_cannot_be_queued_over_http(anon, open_type, forged):
+    """Only Eventing emits `dlq_…` events, even where the default rule lets anyone queue."""
+    EventTypeFactory(name="default", queue_rule=EventType.QueueRule.ALLOW)
+    body = json.dumps({"type": forged, "payload": {"event_id": "x"}})
+    response = post_raw(anon, body)
+    assert response.status_code == 400
+    assert "dead-letter types are emitted only by Eventing" in json.dumps(response.json())
+    assert not EventLog.objects.filter(type=forged).exists()

@@ -3,7 +3,7 @@
 import os
 from pathlib import Path
 
-from eventing.beat import beat_schedule  # Eventing: its periodic tasks
+from eventing.dispatch.beat import beat_schedule  # Eventing: its periodic tasks
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(os.environ.get("HOST_DATA_DIR", BASE_DIR / "data"))

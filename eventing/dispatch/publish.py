@@ -1,0 +1,221 @@
+"""Sending rows to the broker: the fast path; the sweeper covers every message lost here.
+
+After a commit, messages go to a per-process publisher thread, so a save() never waits on the
+broker. If the process dies with messages still queued here, their rows are already marked
+sent and the sweeper sends them again after LEASE_GRACE_S.
+"""
+
+from __future__ import annotations
+
+import atexit
+import datetime as dt
+import logging
+import queue
+import threading
+import time
+from collections.abc import Iterable
+
+from celery import current_app
+from django.db import close_old_connections, transaction
+from django.utils import timezone
+
+from eventing.conf import settings
+from eventing.models import EventLog, EventStatus
+from eventing.ops.metrics import count_emitted
+from eventing.runtime import PerProcess
+
+logger = logging.getLogger(__name__)
+
+# Tasks are sent by name: eventing.tasks (the worker's entry point) imports the whole pipeline.
+DELIVER_TASK = "eventing.deliver"
+DELIVER_BATCH_TASK = "eventing.deliver_batch"
+# Don't let a dead broker stall the caller: one quick retry, then the sweeper.
+PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0.1, "interval_step": 0.2}
+# After a failed publish this process skips the broker for this long. Without it, during an
+# outage every row of every commit waited out the retry policy (200 rows took 25 s); skipped
+# rows keep enqueued_at empty and the sweeper sends them once the broker is back.
+BROKER_BACKOFF_S = 1.0
+_broker_down_until = 0.0
+# The publisher thread takes at most this many commits' rows per round.
+MAX_COMMITS_PER_ROUND = 1000
+
+
+def within_horizon(deliver_at: dt.datetime, now: dt.datetime | None = None) -> bool:
+    """Whether an event due at `deliver_at` gets an ETA message now (else the sweeper waits)."""
+    now = now or timezone.now()
+    return (deliver_at - now).total_seconds() <= settings.ETA_HORIZON_S
+
+
+def publish(
+    event_id, deliver_at: dt.datetime, now: dt.datetime | None = None, trigger_id: int | None = None
+) -> bool:
+    """Send one deliver message, with an ETA when the event is due later; False if it failed."""
+    now = now or timezone.now()
+    eta = deliver_at if deliver_at > now else None
+    return send_message(DELIVER_TASK, (str(event_id), trigger_id), eta, f"event {event_id}")
+
+
+def publish_batch(event_ids: list, trigger_id: int | None, eta: dt.datetime | None) -> bool:
+    """Send one message for several events of one trigger due at the same time."""
+    ids = [str(pk) for pk in event_ids]
+    return send_message(
+        DELIVER_BATCH_TASK, (ids, trigger_id), eta, f"{len(ids)} events ({ids[0]}…)"
+    )
+
+
+def send_message(task_name: str, args: tuple, eta: dt.datetime | None, what: str) -> bool:
+    """Send a task by name with the quick retry policy and the broker back-off; False if failed."""
+    global _broker_down_until
+    if time.monotonic() < _broker_down_until:
+        return False
+    try:
+        current_app.signature(task_name, args=args).apply_async(
+            eta=eta, retry=True, retry_policy=PUBLISH_RETRY_POLICY
+        )
+    except Exception as exc:  # noqa: BLE001 - any broker failure: the rows stay for the sweeper
+        _broker_down_until = time.monotonic() + BROKER_BACKOFF_S
+        logger.warning(
+            "Could not publish %s (%s); the sweeper will send it when the broker is back",
+            what,
+            exc,
+        )
+        return False
+    return True
+
+
+def publish_due(items: Iterable[tuple], now: dt.datetime) -> list:
+    """Send messages for (event id, deliver_at, trigger id) items; the ids that failed.
+
+    Rows of one trigger due at the same moment (all of a commit's rows due now, typically)
+    share messages of up to DELIVERY_BATCH_SIZE events, so a burst costs the broker and the
+    workers one message per batch instead of one per event.
+    """
+    groups: dict[tuple, list] = {}
+    for event_id, deliver_at, trigger_id in items:
+        eta = deliver_at if deliver_at > now else None
+        groups.setdefault((trigger_id, eta), []).append((event_id, deliver_at))
+    size = settings.DELIVERY_BATCH_SIZE
+    failed = []
+    for (trigger_id, eta), group in groups.items():
+        for start in range(0, len(group), size):
+            chunk = group[start : start + size]
+            if len(chunk) == 1:
+                event_id, deliver_at = chunk[0]
+                sent = publish(event_id, deliver_at, now, trigger_id=trigger_id)
+            else:
+                sent = publish_batch([pk for pk, _ in chunk], trigger_id, eta)
+            if not sent:
+                failed += [pk for pk, _ in chunk]
+    return failed
+
+
+def publish_rows(rows: Iterable[EventLog], *, using: str) -> int:
+    """Publish the rows that are within the horizon; unmark the ones that failed."""
+    failed = publish_due(
+        ((row.id, row.deliver_at, row.trigger_id) for row in rows if row.enqueued_at is not None),
+        timezone.now(),
+    )
+    if failed:
+        # Clearing enqueued_at lets the very next sweep send them, not one lease grace later.
+        EventLog.objects.using(using).filter(id__in=failed, status=EventStatus.STAGED).update(
+            enqueued_at=None
+        )
+    return len(failed)
+
+
+class Publisher:
+    """A daemon thread that publishes committed rows in the order they were handed over."""
+
+    def __init__(self) -> None:
+        self.queue: queue.SimpleQueue = queue.SimpleQueue()
+        self.pending = 0
+        self.last_handover = 0.0
+        self.idle = threading.Condition()
+        self.thread = threading.Thread(target=self.run, name="eventing-publisher", daemon=True)
+        self.thread.start()
+
+    def submit(self, rows: list[EventLog], using: str) -> None:
+        with self.idle:
+            self.pending += 1
+        self.queue.put((rows, using))
+
+    def run(self) -> None:
+        while True:
+            handed = self.take_all()
+            try:
+                # Everything handed over meanwhile goes out together: under load, commits
+                # share batch messages instead of sending one message each.
+                by_database: dict[str, list[EventLog]] = {}
+                for rows, using in handed:
+                    by_database.setdefault(using, []).extend(rows)
+                for using, rows in by_database.items():
+                    publish_rows(rows, using=using)
+            except Exception:  # noqa: BLE001 - the thread must survive; the sweeper resends
+                logger.exception("Publishing %d commit(s) failed", len(handed))
+            finally:
+                close_old_connections()
+                with self.idle:
+                    self.pending -= len(handed)
+                    self.idle.notify_all()
+
+    def take_all(self) -> list[tuple[list[EventLog], str]]:
+        """Wait for the next hand-over, then take every other one already waiting.
+
+        Under load (this hand-over came within PUBLISH_LINGER_MS of the last) it also waits
+        that long for more, so back-to-back commits share batch messages: a message costs the
+        publisher, the broker and a worker far more than an event in it. An isolated commit
+        is published at once.
+        """
+        handed = [self.queue.get()]
+        now = time.monotonic()
+        linger = settings.PUBLISH_LINGER_MS / 1000
+        busy = now - self.last_handover < linger
+        self.last_handover = now
+        deadline = now + linger if busy else now
+        while len(handed) < MAX_COMMITS_PER_ROUND:
+            try:
+                wait = deadline - time.monotonic()
+                handed.append(self.queue.get(timeout=wait) if wait > 0 else self.queue.get_nowait())
+            except queue.Empty:
+                break
+        return handed
+
+    def flush(self, timeout_s: float = 5.0) -> bool:
+        """Wait until everything handed over is published; False on timeout."""
+        with self.idle:
+            return self.idle.wait_for(lambda: self.pending == 0, timeout_s)
+
+
+publisher = PerProcess(Publisher)
+
+
+def flush(timeout_s: float = 5.0) -> bool:
+    """Wait for this process's pending publishes (used at exit and by tests)."""
+    current = publisher.existing()
+    return current.flush(timeout_s) if current is not None else True
+
+
+atexit.register(flush)
+
+
+def enqueue_on_commit(rows: list[EventLog], *, using: str, count: bool = False) -> None:
+    """Publish `rows` once the transaction holding them commits (never if it rolls back).
+
+    With `count`, the same callback also counts them as emitted (one callback per emit: a
+    save() with a trigger pays for one).
+    """
+    sendable = any(row.enqueued_at is not None for row in rows)
+    if not sendable and not count:
+        return
+
+    def committed() -> None:
+        if count:
+            count_emitted(rows)
+        if not sendable:
+            return
+        if settings.PUBLISH_IN_BACKGROUND:
+            publisher().submit(rows, using)
+        else:
+            publish_rows(rows, using=using)
+
+    transaction.on_commit(committed, using=using)

@@ -1,0 +1,207 @@
+"""Health of a deployment: the database and broker answer, the sweeper and a worker are recent.
+
+Workers prove they are alive with a heartbeat row (`worker:<hostname>` in eventing_heartbeats)
+that a thread of each worker process rewrites every WORKER_BEAT_EVERY_S: the web process reads
+it with one query, needs no broker round trip (a `celery inspect ping` waits its whole timeout
+and says nothing while the broker is down), and a worker that crashed stops writing it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import threading
+import time
+from typing import Any
+
+from celery import current_app
+from celery.signals import worker_ready, worker_shutdown
+from django.db import DatabaseError, connections
+from django.utils import timezone
+
+from eventing.conf import settings
+from eventing.models import Heartbeat
+
+logger = logging.getLogger(__name__)
+
+# The broker check opens a connection: cache its answer so probes every second stay cheap.
+BROKER_CACHE_S = 5.0
+BROKER_TIMEOUT_S = 2.0
+CHECKS = ("database", "broker", "sweep", "workers")
+
+WORKER_HEARTBEAT_PREFIX = "worker:"
+WORKER_BEAT_EVERY_S = 2.0
+# Five missed beats: a worker this quiet has exited, or is wedged.
+WORKER_STALE_AFTER_S = 10.0
+
+_broker_lock = threading.Lock()
+_broker_cache: dict[str, Any] = {"at": 0.0, "result": None}
+
+
+def check_database() -> dict[str, Any]:
+    """Run `SELECT 1` on the alias holding the event tables."""
+    try:
+        with connections[settings.DATABASE].cursor() as cursor:
+            cursor.execute("SELECT 1")
+    except Exception as exc:  # noqa: BLE001 - any failure means unhealthy
+        return {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+    return {"ok": True}
+
+
+def check_broker(now: float | None = None) -> dict[str, Any]:
+    """Connect to the Celery broker with a short timeout; the answer is cached a few seconds."""
+    now = time.monotonic() if now is None else now
+    with _broker_lock:
+        cached = _broker_cache["result"]
+        if cached is not None and now - _broker_cache["at"] < BROKER_CACHE_S:
+            return cached
+    try:
+        with current_app.connection_for_write() as conn:
+            conn.ensure_connection(max_retries=1, timeout=BROKER_TIMEOUT_S)
+        result: dict[str, Any] = {"ok": True}
+    except Exception as exc:  # noqa: BLE001 - any failure means unreachable
+        result = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+    with _broker_lock:
+        _broker_cache.update(at=now, result=result)
+    return result
+
+
+def sweep_stale_after_s() -> float:
+    """How old the last sweep may be before the deployment counts as unhealthy."""
+    configured = settings.HEALTH_SWEEP_STALE_S
+    if configured is not None:
+        return float(configured)
+    return max(10.0 * float(settings.SWEEP_INTERVAL_S), 10.0)
+
+
+def check_sweep() -> dict[str, Any]:
+    """Age of the sweeper's heartbeat; stale (or never run) means beat or its worker is down."""
+    limit = sweep_stale_after_s()
+    try:
+        beat = Heartbeat.objects.using(settings.DATABASE).filter(name="sweep").first()
+    except Exception as exc:  # noqa: BLE001 - the database check reports the cause
+        return {"ok": False, "error": f"{type(exc).__name__}: {exc}", "stale_after_s": limit}
+    if beat is None:
+        return {
+            "ok": False,
+            "error": "The sweeper never ran (is beat running?)",
+            "age_s": None,
+            "stale_after_s": limit,
+        }
+    age = (timezone.now() - beat.at).total_seconds()
+    result: dict[str, Any] = {"ok": age <= limit, "age_s": round(age, 3), "stale_after_s": limit}
+    if not result["ok"]:
+        result["error"] = f"The last sweep was {age:.0f} s ago (is beat running?)"
+    return result
+
+
+def check_workers() -> dict[str, Any]:
+    """How many workers wrote their heartbeat lately; none means nothing delivers."""
+    since = timezone.now() - dt.timedelta(seconds=WORKER_STALE_AFTER_S)
+    try:
+        alive = sorted(
+            Heartbeat.objects.using(settings.DATABASE)
+            .filter(name__startswith=WORKER_HEARTBEAT_PREFIX, at__gte=since)
+            .values_list("name", flat=True)
+        )
+    except Exception as exc:  # noqa: BLE001 - the database check reports the cause
+        return {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+    result: dict[str, Any] = {
+        "ok": bool(alive),
+        "alive": [name.removeprefix(WORKER_HEARTBEAT_PREFIX) for name in alive],
+        "stale_after_s": WORKER_STALE_AFTER_S,
+    }
+    if not alive:
+        result["error"] = (
+            f"No worker reported in the last {WORKER_STALE_AFTER_S:.0f} s (are workers running?)"
+        )
+    return result
+
+
+class WorkerHeartbeat:
+    """The thread of a worker process that rewrites its `worker:<hostname>` row."""
+
+    def __init__(self, hostname: str) -> None:
+        # The row's key holds 50 characters.
+        self.name = (WORKER_HEARTBEAT_PREFIX + hostname)[:50]
+        self.stopping = threading.Event()
+        self.thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Write the first beat now and keep writing (idempotent: one thread per process)."""
+        if self.thread and self.thread.is_alive():
+            return
+        self.stopping.clear()
+        self.thread = threading.Thread(target=self.run, name="eventing-heartbeat", daemon=True)
+        self.thread.start()
+
+    def run(self) -> None:
+        try:
+            while True:
+                self.beat()
+                if self.stopping.wait(WORKER_BEAT_EVERY_S):
+                    return
+        finally:
+            connections.close_all()  # this thread's own connections
+
+    def beat(self) -> None:
+        """One write; a database error is logged and the next beat tries again."""
+        try:
+            Heartbeat.objects.using(settings.DATABASE).update_or_create(
+                name=self.name, defaults={"at": timezone.now(), "detail": {"pid": os.getpid()}}
+            )
+        except DatabaseError as exc:
+            logger.warning("Worker heartbeat not written: %s", exc)
+            connections[settings.DATABASE].close()  # reconnect on the next beat
+
+    def stop(self) -> None:
+        """Stop writing and remove the row: a worker shut down on purpose is gone at once."""
+        self.stopping.set()
+        if self.thread:
+            self.thread.join(WORKER_BEAT_EVERY_S + 5)
+        try:
+            Heartbeat.objects.using(settings.DATABASE).filter(name=self.name).delete()
+        except DatabaseError as exc:
+            logger.warning("Worker heartbeat not removed (it goes stale instead): %s", exc)
+
+
+_worker_heartbeat: WorkerHeartbeat | None = None
+
+
+def start_worker_heartbeat(sender: Any = None, **kwargs: Any) -> None:
+    """Celery worker_ready: start this worker's heartbeat."""
+    global _worker_heartbeat
+    if _worker_heartbeat is None:
+        hostname = getattr(sender, "hostname", None) or f"pid{os.getpid()}"
+        _worker_heartbeat = WorkerHeartbeat(hostname)
+    _worker_heartbeat.start()
+
+
+def stop_worker_heartbeat(sender: Any = None, **kwargs: Any) -> None:
+    """Celery worker_shutdown: stop the heartbeat and remove its row."""
+    if _worker_heartbeat is not None:
+        _worker_heartbeat.stop()
+
+
+def connect_worker_heartbeat() -> None:
+    """Write a heartbeat from every Celery worker of this project (no-op without Celery)."""
+    worker_ready.connect(
+        start_worker_heartbeat, dispatch_uid="eventing.ops.health.worker_heartbeat", weak=False
+    )
+    worker_shutdown.connect(
+        stop_worker_heartbeat, dispatch_uid="eventing.ops.health.worker_heartbeat_stop", weak=False
+    )
+
+
+def health(checks: tuple[str, ...] = CHECKS) -> dict[str, Any]:
+    """Run the named checks; `ok` is true only when all of them are."""
+    runners = {
+        "database": check_database,
+        "broker": check_broker,
+        "sweep": check_sweep,
+        "workers": check_workers,
+    }
+    report: dict[str, Any] = {name: runners[name]() for name in checks}
+    report["ok"] = all(part["ok"] for part in report.values())
+    return report

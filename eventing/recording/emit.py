@@ -1,0 +1,280 @@
+"""emit(): record one event row per matching trigger and enqueue it when the caller commits."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from eventing.conf import settings
+from eventing.delivery.rows import insert_events
+from eventing.dispatch.publish import enqueue_on_commit, within_horizon
+from eventing.models import EventLog, EventStatus
+from eventing.ops.metrics import count_emitted
+from eventing.recording.index import current_index
+from eventing.recording.payload_rules import check_payload
+from triggers import types
+from triggers.matching import matches_filter, matches_path
+from triggers.registry import TriggerSpec
+
+# Rows per INSERT statement: keeps SQLite under its variable limit, PostgreSQL fast.
+BULK_BATCH_SIZE = 500
+
+
+def emit(
+    type: str,
+    payload: Any,
+    *,
+    deliver_at: dt.datetime | None = None,
+    delay_s: float | None = None,
+    source: str | None = None,
+    idempotency_key: str | None = None,
+) -> list[EventLog]:
+    """Queue an event of `type` for every enabled trigger that matches it.
+
+    Custom types match triggers by type; DB and FILE types also by `source` (model label or
+    storage alias). The rows join the caller's transaction on `EVENTING["DATABASE"]` and are
+    sent to the broker when it commits. With `idempotency_key`, a repeat of the same key and
+    type returns the rows of the first call and records nothing.
+    """
+    if not types.NAME_RE.match(type or ""):
+        raise ValidationError({"type": "Use only letters, digits and underscores."})
+    # Refused here, with the reason, rather than failing later in the database or the worker.
+    check_payload(payload)
+    due = resolve_due(deliver_at=deliver_at, delay_s=delay_s)
+    items = [(t, payload) for t in matching_triggers(type, payload, source or "")]
+    return record_events(type, items, source=source or "", due=due, idempotency_key=idempotency_key)
+
+
+def matching_triggers(event_type: str, payload: Any, source: str = "") -> list[TriggerSpec]:
+    """The enabled triggers an event of `event_type` from `source` with `payload` goes to."""
+    match_source = source if event_type in types.BUILTIN_TYPES else ""
+    candidates = current_index().find(event_type, match_source)
+    if event_type in types.FILE_TYPES:
+        name = payload.get("name", "") if isinstance(payload, dict) else ""
+        candidates = tuple(t for t in candidates if matches_path(t.path_pattern, name))
+    return [t for t in candidates if matches_filter(t.filter, payload)]
+
+
+def resolve_due(
+    *, deliver_at: dt.datetime | None = None, delay_s: float | None = None
+) -> dt.datetime:
+    """The time an event becomes due, from at most one of `deliver_at` and `delay_s`."""
+    now = timezone.now()
+    if deliver_at is not None and delay_s is not None:
+        raise ValidationError({"deliver_at": "Give deliver_at or delay_s, not both."})
+    if delay_s is not None:
+        if delay_s < 0:
+            raise ValidationError({"delay_s": "The delay cannot be negative."})
+        due = now + dt.timedelta(seconds=delay_s)
+    elif deliver_at is not None:
+        if timezone.is_naive(deliver_at):
+            raise ValidationError({"deliver_at": "Give a time with a timezone."})
+        due = max(deliver_at, now)
+    else:
+        due = now
+    if due - now > dt.timedelta(seconds=settings.MAX_SCHEDULE_AHEAD_S):
+        raise ValidationError(
+            {
+                "deliver_at": f"Events can be scheduled at most {settings.MAX_SCHEDULE_AHEAD_S} s "
+                "ahead (EVENTING['MAX_SCHEDULE_AHEAD_S'])."
+            }
+        )
+    return due
+
+
+def record_events(
+    event_type: str,
+    items: Iterable[tuple[TriggerSpec, Any]],
+    *,
+    source: str,
+    due: dt.datetime,
+    idempotency_key: str | None = None,
+    status: str = EventStatus.STAGED,
+    using: str | None = None,
+) -> list[EventLog]:
+    """Insert one row per (trigger, payload) and enqueue the staged ones on commit."""
+    items = list(items)
+    if not items:
+        return []
+    db = using or settings.DATABASE
+    if idempotency_key:
+        existing = find_idempotent(event_type, idempotency_key, db)
+        if existing:
+            return existing
+    rows = build_rows(
+        event_type,
+        items,
+        source=source,
+        due=due,
+        idempotency_key=idempotency_key,
+        status=status,
+        now=timezone.now(),
+    )
+    if idempotency_key:
+        try:
+            # A savepoint, so losing the race below leaves the caller's transaction usable.
+            with transaction.atomic(using=db):
+                insert_events(rows, using=db)
+        except IntegrityError:
+            # A concurrent call with the same idempotency key won the race.
+            existing = find_idempotent(event_type, idempotency_key, db)
+            if existing:
+                return existing
+            raise
+    else:
+        insert_events(rows, using=db)
+    if status == EventStatus.STAGED:
+        enqueue_on_commit(rows, using=db, count=True)
+    else:
+        transaction.on_commit(lambda: count_emitted(rows), using=db)
+    return rows
+
+
+def build_rows(
+    event_type: str,
+    items: Iterable[tuple[TriggerSpec, Any]],
+    *,
+    source: str,
+    due: dt.datetime,
+    idempotency_key: str | None,
+    status: str,
+    now: dt.datetime,
+) -> list[EventLog]:
+    """Unsaved rows of one emit (one batch id), each due after its trigger's own delay."""
+    batch_id = uuid.uuid4()
+    rows = []
+    for trigger, payload in items:
+        deliver_at = due + dt.timedelta(seconds=trigger.delay_s) if trigger.delay_s else due
+        rows.append(
+            EventLog(
+                batch_id=batch_id,
+                type=event_type,
+                trigger_id=trigger.id,
+                trigger_name=trigger.name,
+                source=source,
+                payload=payload,
+                status=status,
+                deliver_at=deliver_at,
+                # Set now, sent on commit: if the process dies in between, the sweeper sees a
+                # due row whose message never came and sends it again.
+                enqueued_at=now if within_horizon(deliver_at, now) else None,
+                created_at=now,
+                idempotency_key=idempotency_key,
+            )
+        )
+    return rows
+
+
+def find_idempotent(event_type: str, key: str, db: str) -> list[EventLog]:
+    """The rows an earlier emit with this key and type recorded."""
+    return list(EventLog.objects.using(db).filter(idempotency_key=key, type=event_type))
+
+
+@dataclass
+class EventRequest:
+    """One event of a batch: what `emit()` takes, with the due time already resolved."""
+
+    type: str
+    payload: Any
+    due: dt.datetime
+    source: str = ""
+    idempotency_key: str | None = None
+
+
+@dataclass
+class BatchItem:
+    """The rows recorded for one request of a batch; `created` is False for a repeat."""
+
+    rows: list[EventLog]
+    created: bool
+
+
+class IdempotencyConflict(ValidationError):
+    """An idempotency key was used again for the same type with a different payload."""
+
+    def __init__(self, index: int, key: str) -> None:
+        self.index, self.key = index, key
+        super().__init__(
+            {
+                "idempotency_key": f"Key {key!r} was already used for this type with a different "
+                "payload."
+            }
+        )
+
+
+def emit_batch(
+    requests: Sequence[EventRequest], *, publish: bool = True, using: str | None = None
+) -> list[BatchItem]:
+    """Record many events in one transaction with one bulk insert; one item per request.
+
+    Each request is matched and keyed like `emit()`: a key already used (earlier, or earlier
+    in this batch) returns the first rows and records nothing, or raises IdempotencyConflict
+    when its payload differs. With `publish=False` nothing is sent to the broker: the caller
+    delivers the rows itself (synchronous mode) and the sweeper covers it if that fails.
+    """
+    db = using or settings.DATABASE
+    now = timezone.now()
+    earlier = find_idempotent_many(
+        {(r.type, r.idempotency_key) for r in requests if r.idempotency_key}, db
+    )
+    results: list[BatchItem] = []
+    new_rows: list[EventLog] = []
+    for index, request in enumerate(requests):
+        key = (request.type, request.idempotency_key)
+        if request.idempotency_key and key in earlier:
+            rows = earlier[key]
+            if rows and rows[0].payload != request.payload:
+                raise IdempotencyConflict(index, request.idempotency_key)
+            results.append(BatchItem(rows=rows, created=False))
+            continue
+        items = [
+            (t, request.payload)
+            for t in matching_triggers(request.type, request.payload, request.source)
+        ]
+        rows = build_rows(
+            request.type,
+            items,
+            source=request.source,
+            due=request.due,
+            idempotency_key=request.idempotency_key,
+            status=EventStatus.STAGED,
+            now=now,
+        )
+        if request.idempotency_key and rows:
+            earlier[key] = rows
+        new_rows.extend(rows)
+        results.append(BatchItem(rows=rows, created=bool(rows)))
+    with transaction.atomic(using=db):
+        for start in range(0, len(new_rows), BULK_BATCH_SIZE):
+            insert_events(new_rows[start : start + BULK_BATCH_SIZE], using=db)
+        if publish:
+            enqueue_on_commit(new_rows, using=db, count=True)
+        else:
+            transaction.on_commit(lambda: count_emitted(new_rows), using=db)
+    return results
+
+
+def find_idempotent_many(
+    keys: set[tuple[str, str]], db: str
+) -> dict[tuple[str, str], list[EventLog]]:
+    """Rows already recorded under any of these (type, idempotency key) pairs, by pair."""
+    found: dict[tuple[str, str], list[EventLog]] = {}
+    if not keys:
+        return found
+    rows = (
+        EventLog.objects.using(db)
+        .filter(idempotency_key__in={key for _, key in keys}, type__in={t for t, _ in keys})
+        .order_by("trigger_name")
+    )
+    for row in rows:
+        pair = (row.type, row.idempotency_key)
+        if pair in keys:
+            found.setdefault(pair, []).append(row)
+    return found
