@@ -43,6 +43,10 @@ DEFAULTS: dict[str, Any] = {
     "FOLLOW_UP_MAX_DEPTH": 5,
     # Most follow-up events one webhook reply may queue; the rest are dropped with a remark.
     "FOLLOW_UP_MAX_PER_REPLY": 10,
+    # How DB events are captured: "signals" (post_save / post_delete, any database) or
+    # "database" (PostgreSQL trigger functions write the event rows in the writing statement's
+    # transaction, so QuerySet.update(), bulk_create, raw SQL and other programs are seen too).
+    "CAPTURE": "signals",
     # Largest JSON Schema an event type may hold (bytes of JSON).
     "MAX_SCHEMA_BYTES": 64 * 1024,
     # Time budget for validating one payload against its type's JSON Schema (milliseconds);

@@ -19,7 +19,7 @@ from triggers import types
 
 logger = logging.getLogger(__name__)
 
-CLASS_PATH = "eventing.capture.storage.EventingStorage"
+CLASS_PATH = "eventing.storage.EventingStorage"  # the public path migrations record
 
 
 @deconstructible(path=CLASS_PATH)

@@ -15,7 +15,6 @@ from django.utils import timezone
 
 from eventing import emit
 from eventing.checks import check_settings
-from eventing.delivery import deliver as delivery
 from eventing.delivery import rows, senders, trigger_cache
 from eventing.delivery.deliver import deliver_events
 from eventing.dispatch import publish as enqueue
@@ -76,7 +75,7 @@ def ids_of(events: list[EventLog]) -> list[str]:
 
 def messages(apply_async) -> list[tuple]:
     """(ids or id, trigger id, eta) of each captured message."""
-    return [(*c.args[0], c.kwargs["eta"]) for c in apply_async.call_args_list]
+    return [(*c.args[0], c.kwargs.get("eta")) for c in apply_async.call_args_list]
 
 
 def due_items(count: int, trigger_id: int, deliver_at: dt.datetime) -> list[tuple]:
@@ -523,7 +522,7 @@ def test_an_eager_run_returns_the_counts_and_publishes_nothing(receiver, singles
 
 def test_a_database_error_makes_the_task_retry(monkeypatch):
     deliver = mock.Mock(side_effect=[OperationalError("server closed the connection"), {}])
-    monkeypatch.setattr(delivery, "deliver_events", deliver)
+    monkeypatch.setattr("eventing.tasks.deliver_events", deliver)
     close_old_connections = mock.Mock()
     monkeypatch.setattr("eventing.tasks.close_old_connections", close_old_connections)
     event_ids = [str(uuid.uuid4())]
@@ -535,7 +534,9 @@ def test_a_database_error_makes_the_task_retry(monkeypatch):
 
 
 def test_in_a_worker_a_database_error_sends_the_batch_again_shortly(monkeypatch, batches):
-    monkeypatch.setattr(delivery, "deliver_events", mock.Mock(side_effect=OperationalError("gone")))
+    monkeypatch.setattr(
+        "eventing.tasks.deliver_events", mock.Mock(side_effect=OperationalError("gone"))
+    )
     monkeypatch.setattr("eventing.tasks.close_old_connections", mock.Mock())
     event_ids = [str(uuid.uuid4()), str(uuid.uuid4())]
     # As a worker runs it: a request of its own, not called directly.
