@@ -62,10 +62,8 @@ def broker_taken_as_up():
 
 @pytest.fixture(autouse=True)
 def fresh_trigger_caches():
-    """Each test starts with empty per-process trigger caches (a rolled-back test's triggers
+    """Each test starts with an empty per-process trigger cache (a rolled-back test's triggers
     must not linger for the cache TTL)."""
-    from eventing.delivery import trigger_cache
-    from triggers import registry
+    from eventing.recording import trigger_cache
 
-    registry.invalidate()
-    trigger_cache.forget()
+    trigger_cache.invalidate()
