@@ -29,13 +29,11 @@ def time_inserts(model, count: int, batch: int) -> float:
 
 
 def set_trigger(enabled: bool) -> None:
-    from eventing.recording.index import current_index
+    from eventing.recording.trigger_cache import current_index, invalidate
     from triggers.models import Trigger
 
     Trigger.objects.filter(name="bench_orders").update(enabled=enabled)
-    from triggers import registry
-
-    registry.invalidate()
+    invalidate()
     current_index()
 
 

@@ -7,9 +7,7 @@ of staged rows), so the dashboard stays fast however large `event_logs` grows.
 from __future__ import annotations
 
 import datetime as dt
-import logging
 import math
-import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,27 +16,16 @@ from django.db.models import Count, Min
 from django.db.models.functions import TruncMinute
 from django.utils import timezone
 
-from eventing.conf import settings
-from eventing.dispatch.sweeper import SWEEP_HEARTBEAT
-from eventing.models import EventLog, EventStatus, Heartbeat, InvocationLog
+from eventing.models import EventLog, EventStatus, InvocationLog
+from eventing.ops import health as health_checks
 
 from .counting import estimated_count
-
-logger = logging.getLogger(__name__)
 
 DAY = dt.timedelta(hours=24)
 HOUR = dt.timedelta(hours=1)
 LATENCY_SAMPLE = 5000
-HEALTH_CACHE_KEY = "mission_control:health"
-HEALTH_CACHE_S = 10
-HEALTH_LAST_KEY = "mission_control:health:last"
-HEALTH_LAST_S = 3600
 DAY_SERIES_CACHE_KEY = "mission_control:day-series"
 DAY_SERIES_CACHE_S = 60
-PROBE_TIMEOUT_S = 0.5
-# A ping waits this long for every reply; it runs in the background, and the filesystem
-# broker polls its folders only every second.
-PING_TIMEOUT_S = 2.0
 
 
 @dataclass
@@ -84,7 +71,8 @@ def build(now: dt.datetime | None = None, *, with_health: bool = True) -> Dashbo
         oldest_due_age_s=(now - oldest).total_seconds() if oldest else None,
         failing_triggers=most_failing_triggers(now - DAY),
         total_estimate=estimated_count(EventLog.objects.all()),
-        health=health() if with_health else {},
+        # /healthz's report; the page never waits for the broker (its check runs behind).
+        health=health_checks.health(wait=False) if with_health else {},
     )
 
 
@@ -201,100 +189,3 @@ def most_failing_triggers(since: dt.datetime, limit: int = 5) -> list[dict[str, 
         .order_by("-failed", "trigger_name")[:limit]
     )
     return list(rows)
-
-
-def health(*, use_cache: bool = True) -> dict[str, Any]:
-    """Last sweep, broker reachable, workers answering.
-
-    With `use_cache`, the page never waits for the broker: it shows the probes of the last
-    few seconds and, when they are older, refreshes them in the background (a worker ping
-    always waits its whole timeout). Without it, the probes run now.
-    """
-    if not use_cache:
-        return {**run_probes(), **sweep_health()}
-    probes = cache.get(HEALTH_CACHE_KEY)
-    if probes is None:
-        refresh_probes_in_background()
-        probes = cache.get(HEALTH_LAST_KEY) or CHECKING
-    return {**probes, **sweep_health()}
-
-
-CHECKING: dict[str, Any] = {"broker": None, "workers": {"state": "checking", "names": []}}
-_refreshing = threading.Lock()
-
-
-def run_probes() -> dict[str, Any]:
-    """Probe the broker and the workers now, and remember the answer."""
-    probes = {"broker": broker_reachable(), "workers": workers_answering()}
-    cache.set(HEALTH_CACHE_KEY, probes, HEALTH_CACHE_S)
-    cache.set(HEALTH_LAST_KEY, probes, HEALTH_LAST_S)
-    return probes
-
-
-def refresh_probes_in_background() -> threading.Thread | None:
-    """Run the probes in a thread, unless one is running already; returns it (or None)."""
-    if not _refreshing.acquire(blocking=False):
-        return None
-
-    def probe() -> None:
-        try:
-            run_probes()
-        finally:
-            _refreshing.release()
-
-    thread = threading.Thread(target=probe, name="mission-control-health", daemon=True)
-    thread.start()
-    return thread
-
-
-def sweep_health(now: dt.datetime | None = None) -> dict[str, Any]:
-    """When the sweeper last ran, and whether that is recent enough."""
-    now = now or timezone.now()
-    beat = Heartbeat.objects.filter(name=SWEEP_HEARTBEAT).first()
-    if beat is None:
-        return {"last_sweep": None, "sweep_age_s": None, "sweep_ok": False}
-    age = (now - beat.at).total_seconds()
-    # A few missed beats are normal under load; ten mean the sweeper is not running.
-    return {
-        "last_sweep": beat.at,
-        "sweep_age_s": age,
-        "sweep_ok": age <= max(10.0, 10 * settings.SWEEP_INTERVAL_S),
-    }
-
-
-def broker_reachable() -> bool:
-    """Whether the Celery broker accepts a connection."""
-    from celery import current_app
-
-    try:
-        with current_app.connection_for_write() as conn:
-            conn.ensure_connection(max_retries=1, timeout=PROBE_TIMEOUT_S)
-        return True
-    except Exception:  # noqa: BLE001 - any failure means "not reachable"
-        logger.info("Broker not reachable", exc_info=True)
-        return False
-
-
-def workers_answering() -> dict[str, Any]:
-    """Workers answering a ping: {"state": "ok" | "none" | "unknown", "names": [...]}."""
-    from celery import current_app
-
-    try:
-        replies = current_app.control.ping(timeout=PING_TIMEOUT_S) or []
-    except Exception as exc:  # noqa: BLE001 - e.g. a broker without broadcast support
-        return {"state": "unknown", "names": [], "detail": str(exc)[:200]}
-    names = sorted(name for reply in replies for name in reply)
-    if not names and not broadcasts(current_app):
-        # Silence proves little on a transport whose broadcasts may arrive late or never.
-        return {"state": "unknown", "names": [], "detail": "no reply; broadcast is unreliable here"}
-    return {"state": "ok" if names else "none", "names": names}
-
-
-def broadcasts(app) -> bool:
-    """Whether the broker reliably delivers broadcast (fanout) messages such as pings."""
-    with app.connection_for_write() as conn:
-        transport = conn.transport
-        # kombu's filesystem fanout is best effort (polled folders, no delivery guarantee).
-        if getattr(transport, "driver_type", "") == "filesystem":
-            return False
-        return "fanout" in getattr(transport.implements, "exchange_type", frozenset())

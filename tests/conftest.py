@@ -61,11 +61,24 @@ def broker_taken_as_up():
 
 
 @pytest.fixture(autouse=True)
-def fresh_trigger_caches():
-    """Each test starts with empty per-process trigger caches (a rolled-back test's triggers
-    must not linger for the cache TTL)."""
-    from eventing.delivery import trigger_cache
-    from triggers import registry
+def no_broker_answer_inherited():
+    """No test inherits another's cached broker check (/healthz, W002 and the dashboard share
+    it), nor gets one from a background check an earlier test's dashboard started."""
+    from eventing.ops import health
 
-    registry.invalidate()
-    trigger_cache.forget()
+    def forget() -> None:
+        with health._broker_refreshing:  # a check still running ends first
+            health._broker_cache.update(at=0.0, result=None)
+
+    forget()
+    yield
+    forget()
+
+
+@pytest.fixture(autouse=True)
+def fresh_trigger_caches():
+    """Each test starts with an empty per-process trigger cache (a rolled-back test's triggers
+    must not linger for the cache TTL)."""
+    from eventing.recording import trigger_cache
+
+    trigger_cache.invalidate()

@@ -9,8 +9,3 @@ class TriggersConfig(AppConfig):
     name = "triggers"
     verbose_name = "Triggers"
     default_auto_field = "django.db.models.BigAutoField"
-
-    def ready(self) -> None:
-        from . import registry
-
-        registry.connect_invalidation()

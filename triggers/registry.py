@@ -1,25 +1,19 @@
-"""A per-process index of enabled triggers, reloaded at most every second.
+"""The index of enabled triggers by type and source: what matching needs, detached from the ORM.
 
 Every save of every model asks "does this model have triggers?", so the answer must be a dict
-lookup. Each process keeps a snapshot of the enabled triggers and reloads it when it is older
-than the TTL (other processes' edits show within about a second) or at once when this process
-changed a trigger.
+lookup. `load_index()` builds the index from the database; the per-process cache that keeps it
+(with its TTL and invalidation) is eventing's, in `eventing/recording/trigger_cache.py`.
 """
 
 from __future__ import annotations
 
-import logging
-import threading
-import time
 from collections import defaultdict
 from dataclasses import dataclass
 
-from django.db import DatabaseError, router, transaction
-from django.db.models.signals import post_delete, post_save
+from django.db import router, transaction
 
-logger = logging.getLogger(__name__)
-
-DEFAULT_TTL_S = 1.0
+from .models import Trigger
+from .types import DB_TYPES
 
 
 @dataclass(frozen=True)
@@ -52,14 +46,9 @@ class TriggerIndex:
 
 EMPTY = TriggerIndex(by_key={}, db_models={})
 
-_lock = threading.Lock()
-_state = {"index": EMPTY, "loaded_at": float("-inf")}
 
-
-def _load() -> TriggerIndex:
-    from .models import Trigger
-    from .types import DB_TYPES
-
+def load_index() -> TriggerIndex:
+    """Read the enabled triggers now (one query); raises DatabaseError before migrations."""
     by_key: dict[tuple[str, str], list[TriggerSpec]] = defaultdict(list)
     db_models: dict[str, set[str]] = defaultdict(set)
     db = router.db_for_read(Trigger)
@@ -100,36 +89,3 @@ def _load() -> TriggerIndex:
         by_key={key: tuple(specs) for key, specs in by_key.items()},
         db_models={label: frozenset(kinds) for label, kinds in db_models.items()},
     )
-
-
-def get_index(ttl_s: float = DEFAULT_TTL_S) -> TriggerIndex:
-    """The current index, reloaded if older than `ttl_s` seconds."""
-    now = time.monotonic()
-    if now - _state["loaded_at"] < ttl_s:
-        return _state["index"]
-    with _lock:
-        if now - _state["loaded_at"] < ttl_s:
-            return _state["index"]
-        try:
-            index = _load()
-        except DatabaseError as exc:
-            # Before migrations (or with the database away) there is nothing to match; try
-            # again on the next call instead of failing the caller's write.
-            logger.debug("Trigger index not loaded: %s", exc)
-            return _state["index"]
-        _state["index"] = index
-        _state["loaded_at"] = time.monotonic()
-        return index
-
-
-def invalidate(**kwargs) -> None:
-    """Force the next `get_index()` to reload (connected to Trigger saves and deletes)."""
-    _state["loaded_at"] = float("-inf")
-
-
-def connect_invalidation() -> None:
-    """Reload this process's index as soon as it changes a trigger itself."""
-    from .models import Trigger
-
-    post_save.connect(invalidate, sender=Trigger, dispatch_uid="triggers.invalidate.save")
-    post_delete.connect(invalidate, sender=Trigger, dispatch_uid="triggers.invalidate.delete")

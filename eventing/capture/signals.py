@@ -13,9 +13,8 @@ from django.db import close_old_connections
 from django.db.models.signals import post_delete, post_save, pre_delete, pre_save
 
 from eventing.capture import model_data as payloads
-from eventing.delivery.trigger_cache import forget_instance
 from eventing.recording.emit import record_events, resolve_due
-from eventing.recording.index import current_index, refresh
+from eventing.recording.trigger_cache import current_index, invalidate, refresh
 from triggers import types
 from triggers.matching import matches_filter, watched_change
 from triggers.models import Trigger
@@ -42,9 +41,10 @@ def signals_connect() -> None:
         pre_delete.connect(capture_deleted_row, sender=model, dispatch_uid=f"eventing.pre.{uid}")
         post_delete.connect(on_post_delete, sender=model, dispatch_uid=f"eventing.post.{uid}")
     request_started.connect(refresh, dispatch_uid="eventing.refresh_on_request")
-    post_save.connect(forget_instance, sender=Trigger, dispatch_uid="eventing.forget_trigger")
+    # This process's own trigger changes take effect at once, for matching and delivery alike.
+    post_save.connect(invalidate, sender=Trigger, dispatch_uid="eventing.invalidate_triggers")
     post_delete.connect(
-        forget_instance, sender=Trigger, dispatch_uid="eventing.forget_trigger_deleted"
+        invalidate, sender=Trigger, dispatch_uid="eventing.invalidate_triggers_deleted"
     )
     task_prerun.connect(refresh, dispatch_uid="eventing.refresh_on_task", weak=False)
     # Like a request's end in Django: drop connections that broke or outlived CONN_MAX_AGE.

@@ -16,11 +16,11 @@ from eventing.delivery.dead_letters import emit_dead_letter
 from eventing.delivery.follow_ups import emit_follow_ups
 from eventing.delivery.outcome import Outcome, decide
 from eventing.delivery.senders import pool as sender_pool
-from eventing.delivery.trigger_cache import forget, get_trigger
 from eventing.dispatch.lag import note_claim
 from eventing.dispatch.publish import within_horizon
 from eventing.models import EventLog, EventStatus
 from eventing.ops.metrics import observe_delivery
+from eventing.recording.trigger_cache import get_trigger, invalidate
 from eventing.webhooks.request import WebhookConfigError, WebhookResponse, build_request, send
 from triggers.models import Trigger
 
@@ -384,7 +384,7 @@ def pause_trigger(trigger_id: int, reason: str) -> None:
     Trigger.objects.filter(pk=trigger_id).update(
         paused=True, paused_reason=reason, updated_at=timezone.now()
     )
-    forget(trigger_id)
+    invalidate()
 
 
 def hold(event: EventLog) -> None:

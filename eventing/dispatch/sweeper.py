@@ -6,7 +6,7 @@ import datetime as dt
 import logging
 
 from django.db import connections, transaction
-from django.db.models import F, Q
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from eventing.capture.intents import resolve_intents
@@ -44,18 +44,74 @@ def deliverable() -> Q:
     return Q(trigger__enabled=True, trigger__paused=False)
 
 
+# The rules of one pass, shared by the sweep and by `eventing_sweep --dry-run` (`pending`).
+
+
+def expired_leases(now: dt.datetime) -> QuerySet[EventLog]:
+    """Processing rows whose lease ran out: their worker vanished."""
+    return EventLog.objects.using(settings.DATABASE).filter(
+        status=EventStatus.PROCESSING, locked_until__lt=now
+    )
+
+
+def spent() -> Q:
+    """Rows whose last attempt was made: a lost one fails instead of going back to staged."""
+    return Q(attempts__gte=F("trigger__retries") + 1)
+
+
+def sent_soon(now: dt.datetime) -> Q:
+    """Rows due within the lookahead: without a message, the sweep sends them one."""
+    return Q(deliver_at__lte=now + dt.timedelta(seconds=lookahead_s()))
+
+
+def message_lost(now: dt.datetime) -> Q:
+    """Rows sent, due, and still not taken long after: their message is taken for lost."""
+    grace = dt.timedelta(seconds=settings.LEASE_GRACE_S)
+    # Behind a long queue a message is late, not lost: wait out (twice, as the queue may still
+    # grow) the lag workers report before sending a copy. See eventing/dispatch/lag.py.
+    queued = dt.timedelta(seconds=2 * recent_lag_s(now))
+    return Q(enqueued_at__lt=now - grace - queued, deliver_at__lt=now - grace)
+
+
+def to_send(now: dt.datetime) -> QuerySet[EventLog]:
+    """Staged rows the sweep sends at `now`: due soon without a message, or with a lost one."""
+    never_sent = Q(enqueued_at__isnull=True) & sent_soon(now)
+    return EventLog.objects.using(settings.DATABASE).filter(
+        deliverable(), never_sent | message_lost(now), status=EventStatus.STAGED
+    )
+
+
+def held(now: dt.datetime) -> QuerySet[EventLog]:
+    """Due staged rows that paused or disabled triggers hold (sent when they resume)."""
+    return EventLog.objects.using(settings.DATABASE).filter(
+        ~deliverable(), status=EventStatus.STAGED, deliver_at__lte=now
+    )
+
+
+def pending(now: dt.datetime) -> dict[str, int]:
+    """What a sweep at `now` would release and send, changing nothing (for --dry-run)."""
+    expired = expired_leases(now)
+    # Released rows are staged without a message, so the same pass sends those due soon.
+    resent = expired.filter(deliverable(), ~spent(), sent_soon(now)).count()
+    return {
+        "expired_leases": expired.count(),
+        "to_enqueue": min(BATCH_SIZE, to_send(now).count() + resent),
+        "held_by_paused_triggers": held(now).count(),
+    }
+
+
 def release_expired_leases(now: dt.datetime) -> int:
     """Processing rows whose worker vanished go back to staged (failed after the last try)."""
-    expired = EventLog.objects.filter(status=EventStatus.PROCESSING, locked_until__lt=now)
-    spent = list(expired.filter(attempts__gte=F("trigger__retries") + 1).select_related("trigger"))
-    for event in spent:
+    expired = expired_leases(now)
+    spent_rows = list(expired.filter(spent()).select_related("trigger"))
+    for event in spent_rows:
         fail_lost_last_attempt(event, now)
     return expired.update(
         status=EventStatus.STAGED,
         locked_until=None,
         enqueued_at=None,
         remark="The worker was lost mid-delivery (lease expired); delivering again.",
-    ) + len(spent)
+    ) + len(spent_rows)
 
 
 def fail_lost_last_attempt(event: EventLog, now: dt.datetime) -> None:
@@ -75,21 +131,9 @@ def fail_lost_last_attempt(event: EventLog, now: dt.datetime) -> None:
 
 def enqueue_due(now: dt.datetime) -> int:
     """Send rows due soon that have no message, and due rows whose message was lost."""
-    grace = dt.timedelta(seconds=settings.LEASE_GRACE_S)
-    never_sent = Q(
-        enqueued_at__isnull=True, deliver_at__lte=now + dt.timedelta(seconds=lookahead_s())
-    )
-    # Behind a long queue a message is late, not lost: wait out (twice, as the queue may still
-    # grow) the lag workers report before sending a copy. See eventing/dispatch/lag.py.
-    queued = dt.timedelta(seconds=2 * recent_lag_s(now))
-    lost = Q(enqueued_at__lt=now - grace - queued, deliver_at__lt=now - grace)
     db = settings.DATABASE
     with transaction.atomic(using=db):
-        rows = (
-            EventLog.objects.using(db)
-            .filter(deliverable(), never_sent | lost, status=EventStatus.STAGED)
-            .order_by("deliver_at")
-        )
+        rows = to_send(now).order_by("deliver_at")
         if connections[db].features.has_select_for_update_skip_locked:
             # Two sweepers at once each take different rows.
             rows = rows.select_for_update(skip_locked=True, of=("self",))

@@ -1,5 +1,8 @@
 """Health of a deployment: the database and broker answer, the sweeper and a worker are recent.
 
+The one health probe: /healthz, `manage.py check --deploy` (eventing.W002) and Mission Control's
+dashboard all report these checks.
+
 Workers prove they are alive with a heartbeat row (`worker:<hostname>` in eventing_heartbeats)
 that a thread of each worker process rewrites every WORKER_BEAT_EVERY_S: the web process reads
 it with one query, needs no broker round trip (a `celery inspect ping` waits its whole timeout
@@ -35,8 +38,12 @@ WORKER_BEAT_EVERY_S = 2.0
 # Five missed beats: a worker this quiet has exited, or is wedged.
 WORKER_STALE_AFTER_S = 10.0
 
+# A page that must not wait shows this until the first broker check has answered.
+BROKER_CHECKING: dict[str, Any] = {"ok": None, "checking": True}
+
 _broker_lock = threading.Lock()
 _broker_cache: dict[str, Any] = {"at": 0.0, "result": None}
+_broker_refreshing = threading.Lock()
 
 
 def check_database() -> dict[str, Any]:
@@ -49,13 +56,26 @@ def check_database() -> dict[str, Any]:
     return {"ok": True}
 
 
-def check_broker(now: float | None = None) -> dict[str, Any]:
-    """Connect to the Celery broker with a short timeout; the answer is cached a few seconds."""
+def check_broker(now: float | None = None, *, wait: bool = True) -> dict[str, Any]:
+    """Connect to the Celery broker with a short timeout; the answer is cached a few seconds.
+
+    Without `wait` (a page that must not hang on a broker that is away), a stale answer is
+    refreshed in a background thread and the last one known (or BROKER_CHECKING) is returned.
+    """
     now = time.monotonic() if now is None else now
     with _broker_lock:
         cached = _broker_cache["result"]
         if cached is not None and now - _broker_cache["at"] < BROKER_CACHE_S:
             return cached
+    if not wait:
+        refresh_broker_in_background()
+        return cached or BROKER_CHECKING
+    return probe_broker(now)
+
+
+def probe_broker(now: float | None = None) -> dict[str, Any]:
+    """Connect to the broker now and cache the answer."""
+    now = time.monotonic() if now is None else now
     try:
         with current_app.connection_for_write() as conn:
             conn.ensure_connection(max_retries=1, timeout=BROKER_TIMEOUT_S)
@@ -65,6 +85,22 @@ def check_broker(now: float | None = None) -> dict[str, Any]:
     with _broker_lock:
         _broker_cache.update(at=now, result=result)
     return result
+
+
+def refresh_broker_in_background() -> threading.Thread | None:
+    """Probe the broker in a thread, unless one is probing already; returns it (or None)."""
+    if not _broker_refreshing.acquire(blocking=False):
+        return None
+
+    def probe() -> None:
+        try:
+            probe_broker()
+        finally:
+            _broker_refreshing.release()
+
+    thread = threading.Thread(target=probe, name="eventing-broker-check", daemon=True)
+    thread.start()
+    return thread
 
 
 def sweep_stale_after_s() -> float:
@@ -194,11 +230,14 @@ def connect_worker_heartbeat() -> None:
     )
 
 
-def health(checks: tuple[str, ...] = CHECKS) -> dict[str, Any]:
-    """Run the named checks; `ok` is true only when all of them are."""
+def health(checks: tuple[str, ...] = CHECKS, *, wait: bool = True) -> dict[str, Any]:
+    """Run the named checks; `ok` is true only when all of them are.
+
+    `wait=False` does not wait for the broker (see `check_broker`): for pages, not probes.
+    """
     runners = {
         "database": check_database,
-        "broker": check_broker,
+        "broker": lambda: check_broker(wait=wait),
         "sweep": check_sweep,
         "workers": check_workers,
     }

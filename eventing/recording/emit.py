@@ -17,8 +17,8 @@ from eventing.delivery.rows import insert_events
 from eventing.dispatch.publish import enqueue_on_commit, within_horizon
 from eventing.models import EventLog, EventStatus
 from eventing.ops.metrics import count_emitted
-from eventing.recording.index import current_index
 from eventing.recording.payload_rules import check_payload
+from eventing.recording.trigger_cache import current_index
 from triggers import types
 from triggers.matching import matches_filter, matches_path
 from triggers.registry import TriggerSpec

@@ -12,6 +12,8 @@ from django.core.management.base import CommandError
 from django.utils import timezone
 
 from eventing import emit
+from eventing.dispatch.lag import LAG_HEARTBEAT
+from eventing.dispatch.sweeper import sweep
 from eventing.management.commands.eventing_redeliver import parse_since
 from eventing.models import EventLog, EventStatus, Heartbeat
 from tests.factories import TriggerFactory
@@ -59,6 +61,38 @@ def test_sweep_dry_run_changes_nothing(published):
     assert published.call_count == 1
     assert EventLog.objects.get(id=event.id).enqueued_at is not None
     assert Heartbeat.objects.filter(name="sweep").exists()
+
+
+def test_sweep_dry_run_counts_what_the_sweep_then_does(published):
+    """Same rules: a recent queue lag keeps late messages from counting as lost in both, and
+    rows released from an expired lease are sent by the same pass in both."""
+    hook, paused = TriggerFactory(type="swept"), TriggerFactory(type="held", paused=True)
+    now = timezone.now()
+
+    def row(trigger, **state) -> None:
+        event = next(e for e in emit(trigger.type, {}) if e.trigger_id == trigger.id)
+        EventLog.objects.filter(id=event.id).update(**state)
+
+    ago = {s: now - dt.timedelta(seconds=s) for s in (1, 20, 600)}
+    row(hook, enqueued_at=None)  # never sent: sent
+    row(hook, enqueued_at=ago[20], deliver_at=ago[20])  # behind the queue: left alone
+    row(hook, enqueued_at=ago[20], deliver_at=ago[20])
+    row(hook, enqueued_at=ago[600], deliver_at=ago[600])  # lost even so: sent again
+    row(hook, enqueued_at=None, deliver_at=now + dt.timedelta(hours=1))  # not due soon
+    lease = {"status": EventStatus.PROCESSING, "locked_until": ago[1], "enqueued_at": ago[20]}
+    row(hook, attempts=1, **lease)  # its worker vanished: released, then sent
+    row(hook, attempts=hook.retries + 1, **lease)  # on its last attempt: released as failed
+    row(paused, enqueued_at=None)  # held
+    Heartbeat.objects.create(name=LAG_HEARTBEAT, at=now, detail={"lag_s": 30})
+    published.reset_mock()
+
+    line = run("eventing_sweep", "--dry-run").removeprefix("Would sweep: ").split()
+    would = {key: int(value) for key, value in (item.split("=") for item in line)}
+    did = sweep()
+
+    assert would == {"expired_leases": 2, "to_enqueue": 3, "held_by_paused_triggers": 1}
+    assert (did["released"], did["enqueued"]) == (would["expired_leases"], would["to_enqueue"])
+    assert published.call_count == would["to_enqueue"]
 
 
 def test_sweep_until_idle_repeats_until_nothing_is_left(published):

@@ -159,7 +159,7 @@ def test_delete_event(published):
 
 def test_models_without_triggers_cost_no_query(published):
     TriggerFactory(type="DB_INSERT", source="testapp.Order")
-    from eventing.recording.index import current_index
+    from eventing.recording.trigger_cache import current_index
 
     current_index()  # warm the index
     with CaptureQueriesContext(connection) as queries:

@@ -8,7 +8,7 @@ from django.core.cache import cache
 
 @pytest.fixture(autouse=True)
 def _fresh_cache():
-    """Health probes and the 24 h chart are cached; each test starts without them."""
+    """The 24 h chart is cached; each test starts without it."""
     cache.clear()
     yield
     cache.clear()

@@ -7,11 +7,11 @@ Like Django's own admin Selenium tests (StaticLiveServerTestCase); the worker is
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from pathlib import Path
 
 import pytest
-from django.conf import settings
 from django.contrib.auth.models import User
 from django.contrib.staticfiles.testing import StaticLiveServerTestCase
 from django.core.cache import cache
@@ -243,11 +243,9 @@ class MissionControlBrowserTests(StaticLiveServerTestCase):
         assert self.dashboard_number("failed") == failed_before
         health = self.find("#mc-health").text
         assert "reachable" in health
+        # The session's worker writes its heartbeat, whatever the broker.
         workers = self.find("#mc-health-workers").text
-        if settings.CELERY_BROKER_URL.startswith("redis"):
-            assert "1 answering" in workers
-        else:  # the filesystem broker's broadcast is best effort: a reply, or "unknown"
-            assert workers.startswith(("1 answering", "unknown")), workers
+        assert re.match(r"[1-9]\d* alive \(", workers), workers
         self.screenshot("dashboard", full_page=True)
 
     def test_queue_custom_event_from_the_queue_page(self):

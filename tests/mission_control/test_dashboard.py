@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
+import threading
+import time
 from unittest import mock
 
 import pytest
+from django.urls import reverse
 from django.utils import timezone
 
+from config.celery import app
+from eventing.checks import check_broker
 from eventing.models import EventStatus, Heartbeat, InvocationLog
+from eventing.ops import health
 from mission_control import charts, dashboard
 from tests.factories import TriggerFactory
 from tests.mission_control.helpers import make_event
@@ -96,39 +103,79 @@ def test_most_failing_triggers():
     assert [(r["trigger_name"], r["failed"]) for r in rows] == [("b", 3), ("c", 2)]
 
 
-def test_sweep_health():
-    now = timezone.now()
-    assert dashboard.sweep_health(now)["sweep_ok"] is False
-    Heartbeat.objects.create(name="sweep", at=now - dt.timedelta(seconds=2))
-    fresh = dashboard.sweep_health(now)
-    assert fresh["sweep_ok"]
-    assert fresh["sweep_age_s"] == pytest.approx(2)
-    stale = dashboard.sweep_health(now + dt.timedelta(minutes=5))
-    assert stale["sweep_ok"] is False
+# The dashboard reports /healthz's checks (eventing.ops.health). It used to run probes of its
+# own, which disagreed: a ping instead of worker heartbeats, its own sweep staleness rule, its
+# own broker cache.
 
 
-def test_workers_unknown_when_the_broker_cannot_broadcast():
-    with mock.patch("celery.app.control.Control.ping", side_effect=NotImplementedError("no")):
-        assert dashboard.workers_answering()["state"] == "unknown"
-    with mock.patch("celery.app.control.Control.ping", return_value=[{"w1@h": {"ok": "pong"}}]):
-        assert dashboard.workers_answering() == {"state": "ok", "names": ["w1@h"]}
+@pytest.fixture
+def no_other_workers():
+    """Only this test's worker heartbeats count (a session worker may have written its own)."""
+    Heartbeat.objects.filter(name__startswith=health.WORKER_HEARTBEAT_PREFIX).delete()
 
 
-def test_health_probes_run_in_the_background_and_are_cached():
-    with (
-        mock.patch.object(dashboard, "broker_reachable", return_value=True) as broker,
-        mock.patch.object(dashboard, "workers_answering", return_value={"state": "none"}),
-    ):
-        first = dashboard.health()  # nothing known yet: the page does not wait
-        assert first["workers"]["state"] in ("checking", "none")
-        wait_until(
-            lambda: broker.call_count == 1 and dashboard.health()["broker"] is True,
-            message="background probe",
-        )
-        dashboard.health()
-        assert broker.call_count == 1  # cached
-        assert dashboard.health(use_cache=False)["broker"] is True
-        assert broker.call_count == 2
+def dashboard_health(admin_client) -> dict:
+    return admin_client.get(reverse("mission_control:health")).json()
+
+
+def health_cell(admin_client, name: str) -> str:
+    """The text of one row of the dashboard's health table."""
+    page = admin_client.get(reverse("mission_control:index")).content.decode()
+    match = re.search(rf'id="mc-health-{name}"[^>]*>(.*?)</td>', page, re.S)
+    assert match, page
+    return " ".join(match.group(1).split())
+
+
+def test_workers_are_the_ones_healthz_counts(admin_client, client, no_other_workers):
+    stale = timezone.now() - dt.timedelta(seconds=health.WORKER_STALE_AFTER_S + 1)
+    Heartbeat.objects.create(name="worker:gone@h", at=stale)
+    assert client.get("/healthz?checks=workers").json()["workers"]["ok"] is False
+    assert dashboard_health(admin_client)["workers"]["ok"] is False
+    assert health_cell(admin_client, "workers") == "none alive"
+
+    Heartbeat.objects.create(name="worker:w1@h", at=timezone.now())
+    healthz = client.get("/healthz?checks=workers").json()["workers"]
+    assert healthz["alive"] == ["w1@h"]
+    assert dashboard_health(admin_client)["workers"] == healthz
+    assert health_cell(admin_client, "workers") == "1 alive (w1@h)"
+
+
+def test_sweep_staleness_follows_health_sweep_stale_s(admin_client, client, settings):
+    settings.EVENTING = {**settings.EVENTING, "HEALTH_SWEEP_STALE_S": 5}
+    Heartbeat.objects.create(name="sweep", at=timezone.now() - dt.timedelta(seconds=7))
+    assert client.get("/healthz?checks=sweep").json()["sweep"]["ok"] is False
+    mine = dashboard_health(admin_client)["sweep"]
+    assert (mine["ok"], mine["stale_after_s"]) == (False, 5.0)
+    assert re.fullmatch(r"\d+ s ago \(stale after 5 s\)", health_cell(admin_client, "sweep"))
+
+
+def test_broker_answer_is_the_one_healthz_and_check_deploy_got(admin_client, client):
+    keys = ("broker_url", "broker_write_url")
+    original = {key: app.conf[key] for key in keys}
+    app.conf.update(dict.fromkeys(keys, "redis://127.0.0.1:1/0"))  # nothing listens on port 1
+    try:
+        assert [p.id for p in check_broker()] == ["eventing.W002"]
+        assert client.get("/healthz?checks=broker").json()["broker"]["ok"] is False
+        assert health_cell(admin_client, "broker") == "unreachable"  # at once: no probe of its own
+        assert dashboard_health(admin_client)["broker"]["ok"] is False
+    finally:
+        app.conf.update(original)
+
+
+def test_the_page_never_waits_for_the_broker(admin_client):
+    answer = threading.Event()
+
+    def slow_probe(now=None):
+        answer.wait(30)
+        health._broker_cache.update(at=time.monotonic(), result={"ok": True})
+        return {"ok": True}
+
+    with mock.patch.object(health, "probe_broker", side_effect=slow_probe) as probe:
+        assert health_cell(admin_client, "broker") == "checking…"
+        assert health_cell(admin_client, "broker") == "checking…"  # one probe at a time
+        answer.set()
+        wait_until(lambda: health_cell(admin_client, "broker") == "reachable", message="probe")
+    assert probe.call_count == 1
 
 
 def test_chart_is_plain_svg():

@@ -2,36 +2,13 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import time
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.db.models import Q
 from django.utils import timezone
 
 from eventing.conf import settings
-from eventing.dispatch.sweeper import deliverable, lookahead_s, sweep
-from eventing.models import EventLog, EventStatus
-
-
-def pending(now: dt.datetime) -> dict[str, int]:
-    """What a sweep at `now` would act on, without changing anything (for --dry-run)."""
-    grace = dt.timedelta(seconds=settings.LEASE_GRACE_S)
-    never_sent = Q(
-        enqueued_at__isnull=True, deliver_at__lte=now + dt.timedelta(seconds=lookahead_s())
-    )
-    lost = Q(enqueued_at__lt=now - grace, deliver_at__lt=now - grace)
-    return {
-        "expired_leases": EventLog.objects.filter(
-            status=EventStatus.PROCESSING, locked_until__lt=now
-        ).count(),
-        "to_enqueue": EventLog.objects.filter(
-            deliverable(), never_sent | lost, status=EventStatus.STAGED
-        ).count(),
-        "held_by_paused_triggers": EventLog.objects.filter(
-            ~deliverable(), status=EventStatus.STAGED, deliver_at__lte=now
-        ).count(),
-    }
+from eventing.dispatch.sweeper import pending, sweep
 
 
 def describe(report: dict[str, int]) -> str:
@@ -51,7 +28,8 @@ class Command(BaseCommand):
         parser.add_argument(
             "--dry-run",
             action="store_true",
-            help="Count what a sweep would release and send; change nothing.",
+            help="Count what one sweep would release and send now (the same rules, queue lag "
+            "included); change nothing.",
         )
         parser.add_argument(
             "--loop",

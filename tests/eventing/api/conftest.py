@@ -98,8 +98,8 @@ def open_type(db) -> EventType:
 @pytest.fixture(autouse=True)
 def fresh_trigger_index():
     """Triggers of an earlier test were rolled back: don't let this process's index keep them."""
-    from triggers import registry
+    from eventing.recording import trigger_cache
 
-    registry.invalidate()
+    trigger_cache.invalidate()
     yield
-    registry.invalidate()
+    trigger_cache.invalidate()
