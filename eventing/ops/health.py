@@ -16,12 +16,13 @@ import time
 from typing import Any
 
 from celery import current_app
-from celery.signals import worker_ready, worker_shutdown
+from celery.signals import worker_ready
 from django.db import DatabaseError, connections
 from django.utils import timezone
 
 from eventing.conf import settings
 from eventing.models import Heartbeat
+from eventing.runtime import PerProcess
 
 logger = logging.getLogger(__name__)
 
@@ -35,8 +36,17 @@ WORKER_BEAT_EVERY_S = 2.0
 # Five missed beats: a worker this quiet has exited, or is wedged.
 WORKER_STALE_AFTER_S = 10.0
 
-_broker_lock = threading.Lock()
-_broker_cache: dict[str, Any] = {"at": 0.0, "result": None}
+
+class BrokerAnswer:
+    """The broker check's last answer in this process, and when it was given."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.at = 0.0
+        self.result: dict[str, Any] | None = None
+
+
+_broker_answer = PerProcess(BrokerAnswer)
 
 
 def check_database() -> dict[str, Any]:
@@ -52,18 +62,18 @@ def check_database() -> dict[str, Any]:
 def check_broker(now: float | None = None) -> dict[str, Any]:
     """Connect to the Celery broker with a short timeout; the answer is cached a few seconds."""
     now = time.monotonic() if now is None else now
-    with _broker_lock:
-        cached = _broker_cache["result"]
-        if cached is not None and now - _broker_cache["at"] < BROKER_CACHE_S:
-            return cached
+    cache = _broker_answer()
+    with cache.lock:
+        if cache.result is not None and now - cache.at < BROKER_CACHE_S:
+            return cache.result
     try:
         with current_app.connection_for_write() as conn:
             conn.ensure_connection(max_retries=1, timeout=BROKER_TIMEOUT_S)
         result: dict[str, Any] = {"ok": True}
     except Exception as exc:  # noqa: BLE001 - any failure means unreachable
         result = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
-    with _broker_lock:
-        _broker_cache.update(at=now, result=result)
+    with cache.lock:
+        cache.at, cache.result = now, result
     return result
 
 
@@ -155,42 +165,33 @@ class WorkerHeartbeat:
             logger.warning("Worker heartbeat not written: %s", exc)
             connections[settings.DATABASE].close()  # reconnect on the next beat
 
-    def stop(self) -> None:
+    def stop(self, timeout_s: float = WORKER_BEAT_EVERY_S + 5) -> bool:
         """Stop writing and remove the row: a worker shut down on purpose is gone at once."""
         self.stopping.set()
         if self.thread:
-            self.thread.join(WORKER_BEAT_EVERY_S + 5)
+            self.thread.join(timeout_s)
         try:
             Heartbeat.objects.using(settings.DATABASE).filter(name=self.name).delete()
         except DatabaseError as exc:
             logger.warning("Worker heartbeat not removed (it goes stale instead): %s", exc)
+            return False
+        return not (self.thread and self.thread.is_alive())
 
 
-_worker_heartbeat: WorkerHeartbeat | None = None
+# This worker process's heartbeat (eventing.runtime stops it on worker_shutdown and at exit).
+worker_heartbeat = PerProcess(WorkerHeartbeat, stop=WorkerHeartbeat.stop)
 
 
 def start_worker_heartbeat(sender: Any = None, **kwargs: Any) -> None:
-    """Celery worker_ready: start this worker's heartbeat."""
-    global _worker_heartbeat
-    if _worker_heartbeat is None:
-        hostname = getattr(sender, "hostname", None) or f"pid{os.getpid()}"
-        _worker_heartbeat = WorkerHeartbeat(hostname)
-    _worker_heartbeat.start()
-
-
-def stop_worker_heartbeat(sender: Any = None, **kwargs: Any) -> None:
-    """Celery worker_shutdown: stop the heartbeat and remove its row."""
-    if _worker_heartbeat is not None:
-        _worker_heartbeat.stop()
+    """Celery worker_ready: start this worker's heartbeat (once per process)."""
+    hostname = getattr(sender, "hostname", None) or f"pid{os.getpid()}"
+    worker_heartbeat(hostname).start()
 
 
 def connect_worker_heartbeat() -> None:
     """Write a heartbeat from every Celery worker of this project (no-op without Celery)."""
     worker_ready.connect(
         start_worker_heartbeat, dispatch_uid="eventing.ops.health.worker_heartbeat", weak=False
-    )
-    worker_shutdown.connect(
-        stop_worker_heartbeat, dispatch_uid="eventing.ops.health.worker_heartbeat_stop", weak=False
     )
 
 
