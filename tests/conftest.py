@@ -6,6 +6,7 @@ from unittest import mock
 
 import pytest
 
+from eventing import runtime
 from tests.processes import CeleryProcess, purge_broker
 from tests.receiver import Receiver
 
@@ -50,14 +51,12 @@ def published(settings):
 
 
 @pytest.fixture(autouse=True)
-def broker_taken_as_up():
-    """No test inherits another's broker back-off (a failed publish skips the broker for
-    BROKER_BACKOFF_S in this process)."""
-    from eventing.dispatch import publish as enqueue
-
-    enqueue._broker_down_until = 0.0
+def fresh_runtime():
+    """Each test runs as in a fresh process: no background thread, broker back-off or cached
+    broker answer of another test's (a failed publish skips the broker for BROKER_BACKOFF_S)."""
+    runtime.reset()
     yield
-    enqueue._broker_down_until = 0.0
+    runtime.reset()
 
 
 @pytest.fixture(autouse=True)
