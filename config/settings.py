@@ -156,8 +156,7 @@ EVENTING = {
 if os.environ.get("EVENTING_WORKER_METRICS_PORT"):
     EVENTING["WORKER_METRICS_PORT"] = int(os.environ["EVENTING_WORKER_METRICS_PORT"])
 EVENTING["METRICS_TOKEN"] = os.environ.get("EVENTING_METRICS_TOKEN", "")
-SWEEP_INTERVAL_S = float(os.environ.get("EVENTING_SWEEP_INTERVAL_S", "1"))
-EVENTING["SWEEP_INTERVAL_S"] = SWEEP_INTERVAL_S
+EVENTING["SWEEP_INTERVAL_S"] = float(os.environ.get("EVENTING_SWEEP_INTERVAL_S", "1"))
 
 # Celery: the embedded default is kombu's filesystem transport, so one machine needs no server.
 BROKER_DIR = VAR_DIR / "broker"
@@ -193,7 +192,8 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # which costs a new connection per delivery. Eventing closes stale or broken connections itself
 # after each task (django.db.close_old_connections, honouring CONN_MAX_AGE).
 CELERY_DB_REUSE_MAX = 1_000_000
-CELERY_BEAT_SCHEDULE = beat_schedule(sweep_interval_s=SWEEP_INTERVAL_S)
+# The sweeper every EVENTING["SWEEP_INTERVAL_S"] (read when beat starts), the cleanup daily.
+CELERY_BEAT_SCHEDULE = beat_schedule()
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 

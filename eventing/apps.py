@@ -15,7 +15,9 @@ class EventingConfig(AppConfig):
         from eventing.capture.signals import signals_connect
         from eventing.ops.health import connect_worker_heartbeat
         from eventing.ops.metrics import connect_worker_exporter
+        from eventing.runtime import connect_lifecycle
 
         signals_connect()
         connect_worker_exporter()
         connect_worker_heartbeat()
+        connect_lifecycle()

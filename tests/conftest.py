@@ -6,6 +6,7 @@ from unittest import mock
 
 import pytest
 
+from eventing import runtime
 from tests.processes import CeleryProcess, purge_broker
 from tests.receiver import Receiver
 
@@ -50,29 +51,12 @@ def published(settings):
 
 
 @pytest.fixture(autouse=True)
-def broker_taken_as_up():
-    """No test inherits another's broker back-off (a failed publish skips the broker for
-    BROKER_BACKOFF_S in this process)."""
-    from eventing.dispatch import publish as enqueue
-
-    enqueue._broker_down_until = 0.0
+def fresh_runtime():
+    """Each test runs as in a fresh process: no background thread, broker back-off or cached
+    broker answer of another test's (a failed publish skips the broker for BROKER_BACKOFF_S)."""
+    runtime.reset()
     yield
-    enqueue._broker_down_until = 0.0
-
-
-@pytest.fixture(autouse=True)
-def no_broker_answer_inherited():
-    """No test inherits another's cached broker check (/healthz, W002 and the dashboard share
-    it), nor gets one from a background check an earlier test's dashboard started."""
-    from eventing.ops import health
-
-    def forget() -> None:
-        with health._broker_refreshing:  # a check still running ends first
-            health._broker_cache.update(at=0.0, result=None)
-
-    forget()
-    yield
-    forget()
+    runtime.reset()
 
 
 @pytest.fixture(autouse=True)

@@ -23,9 +23,7 @@ on databases where that cannot deadlock.
 
 from __future__ import annotations
 
-import atexit
 import logging
-import os
 import queue
 import threading
 import time
@@ -35,6 +33,8 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from enum import Enum
 
 from django.db import OperationalError, connections
+
+from eventing.runtime import PerProcess
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +49,8 @@ RETRY_PAUSE_S = 1.0
 # see a wait that passes through this thread, so a lock the caller holds and the job needs
 # would never be reported as a deadlock; this turns it into an error instead of a hang.
 WAIT_TIMEOUT_S = 30.0
+# Handed to the writer thread by stop(): it closes its connections and ends.
+STOP = None
 
 
 class Mode(Enum):
@@ -100,8 +102,7 @@ class DetachedWriter:
     """One daemon thread running write jobs in order, each with the thread's own connections."""
 
     def __init__(self) -> None:
-        self.pid = os.getpid()
-        self.jobs: queue.Queue[tuple[Callable[[], object], Future, bool]] = queue.Queue()
+        self.jobs: queue.Queue[tuple[Callable[[], object], Future, bool] | None] = queue.Queue()
         self.lock = threading.Lock()
         self.idle = threading.Event()
         self.idle.set()
@@ -120,13 +121,17 @@ class DetachedWriter:
         """Run jobs as they come; close this thread's connections whenever it goes idle."""
         while True:
             try:
-                job, future, log_errors = self.jobs.get(timeout=IDLE_CLOSE_S)
+                item = self.jobs.get(timeout=IDLE_CLOSE_S)
             except queue.Empty:
                 connections.close_all()
                 with self.lock:
                     if self.jobs.empty():
                         self.idle.set()
                 continue
+            if item is STOP:
+                connections.close_all()
+                return
+            job, future, log_errors = item
             try:
                 future.set_result(self.attempt(job))
             except Exception as exc:
@@ -154,32 +159,22 @@ class DetachedWriter:
         """Wait until every queued job ran (and connections closed); False on timeout."""
         return self.idle.wait(timeout_s)
 
+    def stop(self, timeout_s: float) -> bool:
+        """Run the queued jobs, then end the thread; False (logged) if jobs were left over."""
+        deadline = time.monotonic() + timeout_s
+        if not self.flush(timeout_s):
+            logger.error("Stopping with file events still queued for the database")
+            return False
+        self.jobs.put(STOP)
+        self.thread.join(max(0.0, deadline - time.monotonic()))
+        return not self.thread.is_alive()
 
-_state: dict[str, DetachedWriter | None] = {"writer": None}
-_lock = threading.Lock()
 
-
-def writer() -> DetachedWriter:
-    """This process's writer thread, started on first use (and again after a fork)."""
-    current = _state["writer"]
-    if current is not None and current.pid == os.getpid() and current.thread.is_alive():
-        return current
-    with _lock:
-        current = _state["writer"]
-        if current is None or current.pid != os.getpid() or not current.thread.is_alive():
-            current = _state["writer"] = DetachedWriter()
-        return current
+# This process's writer thread, started on first use (eventing.runtime stops it at exit).
+writer = PerProcess(DetachedWriter, stop=DetachedWriter.stop)
 
 
 def flush(timeout_s: float = 30.0) -> bool:
-    """Wait for the writer thread to finish its queued jobs (tests, process exit)."""
-    current = _state["writer"]
-    if current is None or current.pid != os.getpid():
-        return True
-    return current.flush(timeout_s)
-
-
-@atexit.register
-def _flush_at_exit() -> None:
-    if not flush(30.0):
-        logger.error("Exiting with file events still queued for the database")
+    """Wait for the writer thread to finish its queued jobs (tests)."""
+    current = writer.existing()
+    return current.flush(timeout_s) if current is not None else True

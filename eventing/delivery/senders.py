@@ -59,6 +59,19 @@ class SenderPool:
         futures = [self.executor.submit(one, item) for item in items]
         return [future.result() for future in futures]
 
+    def stop(self, timeout_s: float) -> bool:
+        """Wait for calls in flight (all slots back), then end the threads; False if some ran on."""
+        with self.changed:
+            finished = self.changed.wait_for(lambda: self.free == self.size, timeout_s)
+        # Idle threads end at once, so joining them is bounded; busy ones are left to finish.
+        self.executor.shutdown(wait=finished)
+        return finished
 
-# This process's sender pool.
-pool = PerProcess(lambda: SenderPool(settings.SENDER_THREADS))
+
+def make_pool() -> SenderPool:
+    """A pool of EVENTING["SENDER_THREADS"] threads."""
+    return SenderPool(settings.SENDER_THREADS)
+
+
+# This process's sender pool (eventing.runtime stops it at exit).
+pool = PerProcess(make_pool, stop=SenderPool.stop)

@@ -15,6 +15,7 @@ import time
 from django.db import DatabaseError
 
 from eventing.models import EventLog, Heartbeat
+from eventing.runtime import PerProcess
 
 logger = logging.getLogger(__name__)
 
@@ -24,15 +25,23 @@ WRITE_EVERY_S = 1.0
 # An older note is ignored: nobody is taking messages, so the lag says nothing.
 FRESH_FOR_S = 10.0
 
-_last_write = 0.0
+
+class LastNote:
+    """When (time.monotonic()) this process last wrote the lag."""
+
+    def __init__(self) -> None:
+        self.at = float("-inf")
+
+
+_last_note = PerProcess(LastNote)
 
 
 def note_claim(event: EventLog, now: dt.datetime) -> None:
     """Record how long `event` waited between being due (or sent) and being claimed."""
-    global _last_write
-    if time.monotonic() - _last_write < WRITE_EVERY_S:
+    last = _last_note()
+    if time.monotonic() - last.at < WRITE_EVERY_S:
         return
-    _last_write = time.monotonic()
+    last.at = time.monotonic()
     waited_from = max(event.enqueued_at or event.deliver_at, event.deliver_at)
     lag_s = max(0.0, (now - waited_from).total_seconds())
     try:

@@ -7,7 +7,6 @@ sent and the sweeper sends them again after LEASE_GRACE_S.
 
 from __future__ import annotations
 
-import atexit
 import datetime as dt
 import logging
 import queue
@@ -35,9 +34,10 @@ PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0.1, "interval_step"
 # outage every row of every commit waited out the retry policy (200 rows took 25 s); skipped
 # rows keep enqueued_at empty and the sweeper sends them once the broker is back.
 BROKER_BACKOFF_S = 1.0
-_broker_down_until = 0.0
 # The publisher thread takes at most this many commits' rows per round.
 MAX_COMMITS_PER_ROUND = 1000
+# Handed to the publisher thread by stop(): it publishes what it took, then ends.
+STOP = None
 
 
 def within_horizon(deliver_at: dt.datetime, now: dt.datetime | None = None) -> bool:
@@ -63,17 +63,27 @@ def publish_batch(event_ids: list, trigger_id: int | None, eta: dt.datetime | No
     )
 
 
+class BrokerBackoff:
+    """Until when (time.monotonic()) this process skips the broker after a failed publish."""
+
+    def __init__(self) -> None:
+        self.until = 0.0
+
+
+broker_backoff = PerProcess(BrokerBackoff)
+
+
 def send_message(task_name: str, args: tuple, eta: dt.datetime | None, what: str) -> bool:
     """Send a task by name with the quick retry policy and the broker back-off; False if failed."""
-    global _broker_down_until
-    if time.monotonic() < _broker_down_until:
+    backoff = broker_backoff()
+    if time.monotonic() < backoff.until:
         return False
     try:
         current_app.signature(task_name, args=args).apply_async(
             eta=eta, retry=True, retry_policy=PUBLISH_RETRY_POLICY
         )
     except Exception as exc:  # noqa: BLE001 - any broker failure: the rows stay for the sweeper
-        _broker_down_until = time.monotonic() + BROKER_BACKOFF_S
+        backoff.until = time.monotonic() + BROKER_BACKOFF_S
         logger.warning(
             "Could not publish %s (%s); the sweeper will send it when the broker is back",
             what,
@@ -140,8 +150,12 @@ class Publisher:
         self.queue.put((rows, using))
 
     def run(self) -> None:
-        while True:
+        stopping = False
+        while not stopping:
             handed = self.take_all()
+            stopping = handed[-1] is STOP
+            if stopping:
+                handed.pop()
             try:
                 # Everything handed over meanwhile goes out together: under load, commits
                 # share batch messages instead of sending one message each.
@@ -158,8 +172,8 @@ class Publisher:
                     self.pending -= len(handed)
                     self.idle.notify_all()
 
-    def take_all(self) -> list[tuple[list[EventLog], str]]:
-        """Wait for the next hand-over, then take every other one already waiting.
+    def take_all(self) -> list[tuple[list[EventLog], str] | None]:
+        """Wait for the next hand-over, then take every other one already waiting (up to STOP).
 
         Under load (this hand-over came within PUBLISH_LINGER_MS of the last) it also waits
         that long for more, so back-to-back commits share batch messages: a message costs the
@@ -172,7 +186,7 @@ class Publisher:
         busy = now - self.last_handover < linger
         self.last_handover = now
         deadline = now + linger if busy else now
-        while len(handed) < MAX_COMMITS_PER_ROUND:
+        while handed[-1] is not STOP and len(handed) < MAX_COMMITS_PER_ROUND:
             try:
                 wait = deadline - time.monotonic()
                 handed.append(self.queue.get(timeout=wait) if wait > 0 else self.queue.get_nowait())
@@ -185,17 +199,23 @@ class Publisher:
         with self.idle:
             return self.idle.wait_for(lambda: self.pending == 0, timeout_s)
 
+    def stop(self, timeout_s: float) -> bool:
+        """Publish everything handed over, then end the thread; False if that took too long."""
+        deadline = time.monotonic() + timeout_s
+        flushed = self.flush(timeout_s)
+        self.queue.put(STOP)
+        self.thread.join(max(0.0, deadline - time.monotonic()))
+        return flushed and not self.thread.is_alive()
 
-publisher = PerProcess(Publisher)
+
+# This process's publisher thread (eventing.runtime flushes and stops it at exit).
+publisher = PerProcess(Publisher, stop=Publisher.stop)
 
 
 def flush(timeout_s: float = 5.0) -> bool:
-    """Wait for this process's pending publishes (used at exit and by tests)."""
+    """Wait for this process's pending publishes (benchmarks and tests)."""
     current = publisher.existing()
     return current.flush(timeout_s) if current is not None else True
-
-
-atexit.register(flush)
 
 
 def enqueue_on_commit(rows: list[EventLog], *, using: str, count: bool = False) -> None:

@@ -19,12 +19,13 @@ import time
 from typing import Any
 
 from celery import current_app
-from celery.signals import worker_ready, worker_shutdown
+from celery.signals import worker_ready
 from django.db import DatabaseError, connections
 from django.utils import timezone
 
 from eventing.conf import settings
 from eventing.models import Heartbeat
+from eventing.runtime import PerProcess
 
 logger = logging.getLogger(__name__)
 
@@ -41,9 +42,19 @@ WORKER_STALE_AFTER_S = 10.0
 # A page that must not wait shows this until the first broker check has answered.
 BROKER_CHECKING: dict[str, Any] = {"ok": None, "checking": True}
 
-_broker_lock = threading.Lock()
-_broker_cache: dict[str, Any] = {"at": 0.0, "result": None}
-_broker_refreshing = threading.Lock()
+
+class BrokerAnswer:
+    """The broker check's last answer in this process, and when it was given."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        # Held while a background probe runs, so a page starts at most one.
+        self.refreshing = threading.Lock()
+        self.at = 0.0
+        self.result: dict[str, Any] | None = None
+
+
+_broker_answer = PerProcess(BrokerAnswer)
 
 
 def check_database() -> dict[str, Any]:
@@ -63,9 +74,10 @@ def check_broker(now: float | None = None, *, wait: bool = True) -> dict[str, An
     refreshed in a background thread and the last one known (or BROKER_CHECKING) is returned.
     """
     now = time.monotonic() if now is None else now
-    with _broker_lock:
-        cached = _broker_cache["result"]
-        if cached is not None and now - _broker_cache["at"] < BROKER_CACHE_S:
+    cache = _broker_answer()
+    with cache.lock:
+        cached = cache.result
+        if cached is not None and now - cache.at < BROKER_CACHE_S:
             return cached
     if not wait:
         refresh_broker_in_background()
@@ -73,8 +85,8 @@ def check_broker(now: float | None = None, *, wait: bool = True) -> dict[str, An
     return probe_broker(now)
 
 
-def probe_broker(now: float | None = None) -> dict[str, Any]:
-    """Connect to the broker now and cache the answer."""
+def probe_broker(now: float | None = None, cache: BrokerAnswer | None = None) -> dict[str, Any]:
+    """Connect to the broker now and cache the answer (in `cache`, else this process's)."""
     now = time.monotonic() if now is None else now
     try:
         with current_app.connection_for_write() as conn:
@@ -82,21 +94,24 @@ def probe_broker(now: float | None = None) -> dict[str, Any]:
         result: dict[str, Any] = {"ok": True}
     except Exception as exc:  # noqa: BLE001 - any failure means unreachable
         result = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
-    with _broker_lock:
-        _broker_cache.update(at=now, result=result)
+    cache = cache or _broker_answer()
+    with cache.lock:
+        cache.at, cache.result = now, result
     return result
 
 
 def refresh_broker_in_background() -> threading.Thread | None:
     """Probe the broker in a thread, unless one is probing already; returns it (or None)."""
-    if not _broker_refreshing.acquire(blocking=False):
+    # The answer goes where the probe started: a runtime reset meanwhile does not receive it.
+    cache = _broker_answer()
+    if not cache.refreshing.acquire(blocking=False):
         return None
 
     def probe() -> None:
         try:
-            probe_broker()
+            probe_broker(cache=cache)
         finally:
-            _broker_refreshing.release()
+            cache.refreshing.release()
 
     thread = threading.Thread(target=probe, name="eventing-broker-check", daemon=True)
     thread.start()
@@ -191,42 +206,33 @@ class WorkerHeartbeat:
             logger.warning("Worker heartbeat not written: %s", exc)
             connections[settings.DATABASE].close()  # reconnect on the next beat
 
-    def stop(self) -> None:
+    def stop(self, timeout_s: float = WORKER_BEAT_EVERY_S + 5) -> bool:
         """Stop writing and remove the row: a worker shut down on purpose is gone at once."""
         self.stopping.set()
         if self.thread:
-            self.thread.join(WORKER_BEAT_EVERY_S + 5)
+            self.thread.join(timeout_s)
         try:
             Heartbeat.objects.using(settings.DATABASE).filter(name=self.name).delete()
         except DatabaseError as exc:
             logger.warning("Worker heartbeat not removed (it goes stale instead): %s", exc)
+            return False
+        return not (self.thread and self.thread.is_alive())
 
 
-_worker_heartbeat: WorkerHeartbeat | None = None
+# This worker process's heartbeat (eventing.runtime stops it on worker_shutdown and at exit).
+worker_heartbeat = PerProcess(WorkerHeartbeat, stop=WorkerHeartbeat.stop)
 
 
 def start_worker_heartbeat(sender: Any = None, **kwargs: Any) -> None:
-    """Celery worker_ready: start this worker's heartbeat."""
-    global _worker_heartbeat
-    if _worker_heartbeat is None:
-        hostname = getattr(sender, "hostname", None) or f"pid{os.getpid()}"
-        _worker_heartbeat = WorkerHeartbeat(hostname)
-    _worker_heartbeat.start()
-
-
-def stop_worker_heartbeat(sender: Any = None, **kwargs: Any) -> None:
-    """Celery worker_shutdown: stop the heartbeat and remove its row."""
-    if _worker_heartbeat is not None:
-        _worker_heartbeat.stop()
+    """Celery worker_ready: start this worker's heartbeat (once per process)."""
+    hostname = getattr(sender, "hostname", None) or f"pid{os.getpid()}"
+    worker_heartbeat(hostname).start()
 
 
 def connect_worker_heartbeat() -> None:
     """Write a heartbeat from every Celery worker of this project (no-op without Celery)."""
     worker_ready.connect(
         start_worker_heartbeat, dispatch_uid="eventing.ops.health.worker_heartbeat", weak=False
-    )
-    worker_shutdown.connect(
-        stop_worker_heartbeat, dispatch_uid="eventing.ops.health.worker_heartbeat_stop", weak=False
     )
 
 

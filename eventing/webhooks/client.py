@@ -119,7 +119,9 @@ class Deadlines:
         self.heap: list[tuple[float, int, Watchdog]] = []
         self.counter = itertools.count()
         self.changed = threading.Condition()
-        threading.Thread(target=self.run, name="eventing-deadlines", daemon=True).start()
+        self.stopping = False
+        self.thread = threading.Thread(target=self.run, name="eventing-deadlines", daemon=True)
+        self.thread.start()
 
     def add(self, watchdog: Watchdog) -> None:
         with self.changed:
@@ -130,15 +132,25 @@ class Deadlines:
     def run(self) -> None:
         while True:
             with self.changed:
-                while not self.heap or self.heap[0][0] > time.monotonic():
+                while not self.stopping and (not self.heap or self.heap[0][0] > time.monotonic()):
                     wait = self.heap[0][0] - time.monotonic() if self.heap else None
                     self.changed.wait(wait)
+                if self.stopping:
+                    return
                 _, _, due = heapq.heappop(self.heap)
             due.fire()
 
+    def stop(self, timeout_s: float) -> bool:
+        """End the thread (a call still running keeps its socket timeouts); False if it lingers."""
+        with self.changed:
+            self.stopping = True
+            self.changed.notify()
+        self.thread.join(timeout_s)
+        return not self.thread.is_alive()
 
-# This process's deadline thread.
-deadlines = PerProcess(Deadlines)
+
+# This process's deadline thread (eventing.runtime stops it at exit).
+deadlines = PerProcess(Deadlines, stop=Deadlines.stop)
 
 
 def shutdown(conn: HTTPConnection) -> None:

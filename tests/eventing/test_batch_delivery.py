@@ -13,7 +13,7 @@ from celery.exceptions import Retry
 from django.db import OperationalError
 from django.utils import timezone
 
-from eventing import emit
+from eventing import emit, runtime
 from eventing.checks import check_settings
 from eventing.delivery import rows, senders
 from eventing.delivery.deliver import deliver_events
@@ -30,10 +30,9 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture(autouse=True)
-def inline_publishing(settings, monkeypatch):
-    """Publishes happen inline, and every test starts (and ends) with the broker taken as up."""
+def inline_publishing(settings):
+    """Publishes happen inline (tests/conftest.py takes the broker as up around every test)."""
     settings.EVENTING = {**settings.EVENTING, "PUBLISH_IN_BACKGROUND": False}
-    monkeypatch.setattr(enqueue, "_broker_down_until", 0.0)
 
 
 @pytest.fixture
@@ -51,18 +50,14 @@ def singles():
 
 
 @pytest.fixture
-def sender_threads(settings, monkeypatch):
+def sender_threads(settings):
     """Give this process a sender pool of another size for the test."""
-    made = []
 
     def resize(size: int) -> None:
         settings.EVENTING = {**settings.EVENTING, "SENDER_THREADS": size}
-        monkeypatch.setattr(senders.pool, "instance", None)
-        made.append(senders.pool())
+        runtime.reset()  # the next batch makes a pool of the new size
 
-    yield resize
-    for pool in made:
-        pool.executor.shutdown(wait=False)
+    return resize
 
 
 def staged(trigger: Trigger, count: int, **kwargs) -> list[EventLog]:
@@ -228,6 +223,7 @@ def test_the_publisher_merges_commits_handed_over_meanwhile(monkeypatch):
     go_on.set()
     assert publisher.flush(5)
     assert rounds == [["a"], ["b", "c", "d"], ["e"]]
+    assert publisher.stop(5)
 
 
 def test_back_to_back_commits_wait_for_each_other_an_isolated_one_does_not(monkeypatch, settings):
@@ -243,6 +239,19 @@ def test_back_to_back_commits_wait_for_each_other_an_isolated_one_does_not(monke
     publisher.submit(["c"], "default")
     assert publisher.flush(5)
     assert rounds == [["a"], ["b", "c"]]
+    assert publisher.stop(5)
+
+
+def test_stopping_the_runtime_publishes_what_was_handed_over_then_ends_the_thread(monkeypatch):
+    rounds = []
+    monkeypatch.setattr(enqueue, "publish_rows", lambda rows, using: rounds.append(list(rows)))
+    publisher = enqueue.publisher()
+    publisher.submit(["a"], "default")
+    publisher.submit(["b", "c"], "default")
+    assert runtime.stop(10)
+    assert sorted(sum(rounds, [])) == ["a", "b", "c"]
+    assert not publisher.thread.is_alive()
+    assert enqueue.publisher() is not publisher  # used again: a new one starts
 
 
 # deliver_events

@@ -11,7 +11,6 @@ from eventing import emit
 from eventing.delivery import deliver as delivery
 from eventing.delivery.deliver import deliver_event, deliver_events
 from eventing.delivery.follow_ups import depth_of
-from eventing.dispatch import publish as enqueue
 from eventing.models import EventLog, EventStatus, InvocationLog
 from tests.eventing.api.conftest import QUEUE_URL
 from tests.factories import EventTypeFactory, TriggerFactory
@@ -27,10 +26,9 @@ DEEP = 30_000
 
 
 @pytest.fixture(autouse=True)
-def inline_publishing(settings, monkeypatch):
-    """No broker: publishes are inline and the broker is taken as up."""
+def inline_publishing(settings):
+    """No broker: publishes are inline (tests/conftest.py takes the broker as up)."""
     settings.EVENTING = {**settings.EVENTING, "PUBLISH_IN_BACKGROUND": False}
-    monkeypatch.setattr(enqueue, "_broker_down_until", 0.0)
 
 
 @pytest.fixture

@@ -14,18 +14,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from eventing import emit
 from eventing.delivery.deliver import deliver_event
 from eventing.models import EventLog, EventStatus, Heartbeat
-from eventing.ops import health
 from eventing.ops.logs import EventContextFilter, JsonFormatter, KeyValueFormatter
 from tests.factories import TriggerFactory
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def fresh_broker_cache():
-    health._broker_cache.update(at=0.0, result=None)
-    yield
-    health._broker_cache.update(at=0.0, result=None)
 
 
 def scrape(client, **headers) -> dict[tuple[str, tuple], float]:

@@ -5,8 +5,7 @@ import datetime as dt
 import pytest
 from django.utils import timezone
 
-from eventing import emit
-from eventing.dispatch import publish as enqueue
+from eventing import emit, runtime
 from eventing.dispatch.sweeper import sweep
 from eventing.models import EventLog, EventStatus, Heartbeat
 from tests.factories import TriggerFactory
@@ -80,7 +79,7 @@ def test_paused_trigger_rows_are_held(published):
     assert sweep()["enqueued"] == 1
 
 
-def test_failed_publish_leaves_the_row_for_the_next_pass(published, monkeypatch):
+def test_failed_publish_leaves_the_row_for_the_next_pass(published):
     TriggerFactory(type="order")
     [row] = emit("order", {}, deliver_at=timezone.now() + dt.timedelta(hours=1))
     published.side_effect = ConnectionError("broker down")
@@ -89,7 +88,7 @@ def test_failed_publish_leaves_the_row_for_the_next_pass(published, monkeypatch)
     assert EventLog.objects.get(id=row.id).enqueued_at is None
     published.side_effect = None
     # The process skips the broker for BROKER_BACKOFF_S after a failure; let that pass.
-    monkeypatch.setattr(enqueue, "_broker_down_until", 0.0)
+    runtime.reset()
     assert sweep(now)["enqueued"] == 1
 
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import threading
 
 import pytest
+from celery.signals import worker_ready, worker_shutdown
 from django.utils import timezone
 
 from eventing.models import Heartbeat
@@ -58,21 +60,24 @@ def test_the_heartbeat_thread_writes_and_a_clean_stop_removes_the_row(client):
     assert client.get("/healthz?checks=workers").status_code == 503
 
 
-def test_celery_signals_start_the_heartbeat_once_per_process(monkeypatch):
-    monkeypatch.setattr(health, "_worker_heartbeat", None)
-
+def test_celery_signals_start_the_heartbeat_once_per_process_and_stop_it():
     class Consumer:
         hostname = "w4@host"
 
-    health.start_worker_heartbeat(sender=Consumer())
-    first = health._worker_heartbeat
-    health.start_worker_heartbeat(sender=Consumer())  # a consumer restart sends it again
+    worker_ready.send(sender=Consumer())
+    worker_ready.send(sender=Consumer())  # a consumer restart sends it again
     try:
-        assert health._worker_heartbeat is first
         assert wait_for_row("worker:w4@host")
+        assert heartbeat_threads() == 1
     finally:
-        health.stop_worker_heartbeat()
+        worker_shutdown.send(sender=Consumer())
+    assert heartbeat_threads() == 0
     assert not Heartbeat.objects.filter(name="worker:w4@host").exists()
+
+
+def heartbeat_threads() -> int:
+    """How many heartbeat threads this process runs."""
+    return sum(t.name == "eventing-heartbeat" for t in threading.enumerate())
 
 
 def wait_for_row(name: str) -> Heartbeat:

@@ -95,4 +95,4 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 CELERY_TASK_ACKS_LATE = True  # Eventing
 CELERY_TASK_REJECT_ON_WORKER_LOST = True  # Eventing
 CELERY_TASK_IGNORE_RESULT = True
-CELERY_BEAT_SCHEDULE = {**beat_schedule()}  # Eventing: sweeper every second, daily cleanup
+CELERY_BEAT_SCHEDULE = {**beat_schedule()}  # Eventing: sweeper every SWEEP_INTERVAL_S, cleanup
