@@ -135,11 +135,7 @@ def reply_of(result: DeliveryResult) -> Any:
 def earlier_reply(rows: list[EventLog]) -> Any:
     """The reply of the first accepted delivery among `rows` (by trigger name), else None."""
     invocation = (
-        InvocationLog.objects.filter(
-            event__in=[row.id for row in rows],
-            response_status_code__gte=200,
-            response_status_code__lt=300,
-        )
+        InvocationLog.objects.filter(event__in=[row.id for row in rows], succeeded=True)
         .order_by("event__trigger_name", "-attempt")
         .first()
     )
