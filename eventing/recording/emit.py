@@ -22,6 +22,7 @@ from eventing.recording.index import current_index
 from eventing.recording.payload_rules import check_payload, same_json
 from triggers import types
 from triggers.matching import matches_filter, matches_path
+from triggers.models import Trigger
 from triggers.registry import TriggerSpec
 
 # Rows per INSERT statement: keeps SQLite under its variable limit, PostgreSQL fast.
@@ -104,8 +105,13 @@ def record_events(
     due: dt.datetime,
     status: str = EventStatus.STAGED,
     using: str | None = None,
+    publish: bool = True,
 ) -> list[EventLog]:
-    """Insert one row per (trigger, payload) and enqueue the staged ones on commit."""
+    """Insert one row per (trigger, payload); staged rows go to the broker on commit.
+
+    With `publish=False` they do not: the caller delivers them now (eventing.delivery.
+    synchronous), and the sweeper sends them if it never does.
+    """
     items = list(items)
     if not items:
         return []
@@ -120,11 +126,33 @@ def record_events(
         now=timezone.now(),
     )
     insert_events(rows, using=db)
-    if status == EventStatus.STAGED:
+    if status == EventStatus.STAGED and publish:
         enqueue_on_commit(rows, using=db, count=True)
     else:
         transaction.on_commit(lambda: count_emitted(rows), using=db)
     return rows
+
+
+def record_test_event(trigger: Trigger, payload: Any, *, source: str) -> EventLog:
+    """An event for this one trigger (its filter aside), due now and not sent to the broker:
+    the caller delivers it at once (eventing.delivery.synchronous)."""
+    check_payload(payload)
+    spec = TriggerSpec(
+        id=trigger.pk,
+        name=trigger.name,
+        type=trigger.type,
+        source=trigger.source,
+        filter={},
+        watch_fields=(),
+        payload_fields=(),
+        path_pattern="",
+        delay_s=0.0,
+    )
+    with transaction.atomic(using=settings.DATABASE):
+        [event] = record_events(
+            trigger.type, [(spec, payload)], source=source, due=timezone.now(), publish=False
+        )
+    return event
 
 
 def build_rows(
