@@ -56,8 +56,8 @@ def test_unexpected_error_is_a_json_500_without_a_trace(anon, open_type, monkeyp
 
 
 def test_drf_authentication_class_is_reachable_from_eventing_verify():
-    from eventing.api.receiving import WebhookAuthentication
     from eventing import verify
+    from eventing.api.receiving import WebhookAuthentication
 
     assert verify.WebhookAuthentication is WebhookAuthentication
     with pytest.raises(AttributeError):
