@@ -148,10 +148,9 @@ def record_test_event(trigger: Trigger, payload: Any, *, source: str) -> EventLo
         path_pattern="",
         delay_s=0.0,
     )
-    with transaction.atomic(using=settings.DATABASE):
-        [event] = record_events(
-            trigger.type, [(spec, payload)], source=source, due=timezone.now(), publish=False
-        )
+    [event] = record_events(
+        trigger.type, [(spec, payload)], source=source, due=timezone.now(), publish=False
+    )
     return event
 
 
