@@ -155,6 +155,13 @@ class InvocationLog(models.Model):
         blank=True, help_text="Response body, cut at EVENTING['MAX_RESPONSE_BYTES']."
     )
     error_msg = models.TextField(blank=True, help_text="Why the attempt failed, if it did.")
+    succeeded = models.BooleanField(
+        default=False,
+        # Also a database default: hand-written INSERTs (benchmarks, other tools) may omit it.
+        db_default=False,
+        help_text="Whether the webhook took the event, by the outcome rules (a 2xx read in "
+        "full in time, not a JSON reply with an `error`): the delivery's own decision.",
+    )
 
     class Meta:
         db_table = "invocation_logs"
@@ -165,11 +172,6 @@ class InvocationLog(models.Model):
 
     def __str__(self) -> str:
         return f"attempt {self.attempt} of {self.event_id}"
-
-    @property
-    def succeeded(self) -> bool:
-        """Whether the webhook answered 2xx."""
-        return self.response_status_code is not None and 200 <= self.response_status_code < 300
 
 
 class Heartbeat(models.Model):

@@ -15,18 +15,14 @@ from django.db import transaction
 from django.utils import timezone
 
 from eventing.conf import settings
-from eventing.delivery.deliver import deliver_event
+from eventing.delivery import synchronous
 from eventing.dispatch import operations
 from eventing.models import EventLog, EventStatus
-from eventing.recording.emit import record_events
+from eventing.recording.emit import record_test_event
 from triggers import types
 from triggers.defaults import new_signing_secret
 from triggers.models import Trigger
-from triggers.registry import TriggerSpec
 
-# Test events are recorded due this far ahead, so the broker's message finds them delivered
-# (or not yet due) and only the synchronous attempt below calls the webhook.
-TEST_EVENT_HOLD_S = 60
 REDELIVER_CHUNK = 500
 
 
@@ -101,15 +97,11 @@ class TestEventResult:
 
     event_id: str
     status: str
+    succeeded: bool = False  # the webhook took the event, by the outcome rules
     status_code: int | None = None
     reply: str = ""
     error: str = ""
     skipped: str = ""
-
-    @property
-    def succeeded(self) -> bool:
-        """Whether the webhook answered 2xx."""
-        return self.status == EventStatus.PROCESSED
 
     def summary(self) -> str:
         """One line for the operator."""
@@ -152,38 +144,20 @@ def sample_payload(trigger: Trigger) -> dict[str, Any]:
     return {"test": True, "trigger": trigger.name, "sent_at": now}
 
 
-def spec_for(trigger: Trigger) -> TriggerSpec:
-    """The matching spec of one trigger, to record an event for it alone."""
-    return TriggerSpec(
-        id=trigger.pk,
-        name=trigger.name,
-        type=trigger.type,
-        source=trigger.source,
-        filter=trigger.filter or {},
-        watch_fields=tuple(trigger.watch_fields or ()),
-        payload_fields=tuple(trigger.payload_fields or ()),
-        path_pattern=trigger.path_pattern,
-        delay_s=0.0,
-    )
-
-
 def send_test_event(trigger: Trigger, payload: Any = None) -> TestEventResult:
-    """Record a test event for this trigger only and deliver it synchronously."""
+    """Record a test event for this trigger only and deliver it now, as the API's test does."""
     payload = sample_payload(trigger) if payload is None else payload
-    due = timezone.now() + dt.timedelta(seconds=TEST_EVENT_HOLD_S)
-    with transaction.atomic(using=settings.DATABASE):
-        [event] = record_events(
-            trigger.type, [(spec_for(trigger), payload)], source="mission-control:test", due=due
-        )
-    result = deliver_event(event.id, force=True)
+    event = record_test_event(trigger, payload, source="mission-control:test")
+    [result] = synchronous.deliver_now([event])
     event.refresh_from_db()
     response = result.response
     return TestEventResult(
         event_id=str(event.id),
         status=event.status,
+        succeeded=synchronous.delivered(result),
         status_code=response.status_code if response else None,
         reply=(response.body if response else "") or "",
-        error=(response.error if response else "") or "",
+        error="" if result.skipped else synchronous.why_not_delivered(result),
         skipped=result.skipped,
     )
 

@@ -5,63 +5,57 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.template.response import TemplateResponse
 from django.utils import timezone
 
-from eventing.conf import settings
-from eventing.delivery.deliver import deliver_event
+from eventing.delivery import synchronous as synchronous_delivery
+from eventing.models import EventLog
 from eventing.ops import health as health_checks
-from eventing.recording.emit import emit
+from eventing.recording.emit import EventRequest, emit_batch, resolve_due
 
 from .forms import QueueEventForm
-
-# Synchronous events are recorded due this far ahead so that only this request delivers them
-# (the broker's message finds them already done); if the request dies, they still go out.
-SYNC_HOLD_S = 60
 
 
 def queue_event(data: dict[str, Any]) -> list[dict[str, Any]]:
     """Queue a custom event from the form's cleaned data; with `synchronous`, deliver it now.
 
     Returns one dict per event recorded: id, trigger, status and, when synchronous, the
-    webhook's status code and reply.
+    webhook's status code and reply, and why it did not deliver (`error`, empty if it did).
     """
-    synchronous = data.get("synchronous")
-    delay_s = data.get("delay_s")
+    synchronous = bool(data.get("synchronous"))
     deliver_at = data.get("deliver_at")
     if deliver_at is not None and timezone.is_naive(deliver_at):
         deliver_at = timezone.make_aware(deliver_at)
-    if synchronous and delay_s is None and deliver_at is None:
-        delay_s = SYNC_HOLD_S
-    with transaction.atomic(using=settings.DATABASE):
-        events = emit(
-            data["type"],
-            data["payload"],
-            delay_s=delay_s,
-            deliver_at=deliver_at,
-            source="mission-control",
-        )
-    results = []
-    for event in events:
-        row: dict[str, Any] = {
-            "id": str(event.id),
-            "trigger": event.trigger_name,
-            "status": event.status,
-        }
-        if synchronous:
-            result = deliver_event(event.id, force=True)
-            event.refresh_from_db()
-            row["status"] = event.status
-            if result.skipped:
-                row["error"] = result.skipped
-            elif result.response is not None:
-                row["status_code"] = result.response.status_code
-                row["reply"] = result.response.body
-                row["error"] = result.response.error
-        results.append(row)
-    return results
+    request = EventRequest(
+        type=data["type"],
+        payload=data["payload"],
+        due=resolve_due(deliver_at=deliver_at, delay_s=data.get("delay_s")),
+        source="mission-control",
+    )
+    # Synchronous rows get no broker message: delivered here, as the API's isSynchronous does.
+    [item] = emit_batch([request], publish=not synchronous)
+    events = item.rows
+    if not synchronous:
+        return [row_of(event, event.status) for event in events]
+    results = synchronous_delivery.deliver_now(events)
+    statuses = dict(
+        EventLog.objects.filter(id__in=[event.id for event in events]).values_list("id", "status")
+    )
+    rows = []
+    for event, result in zip(events, results, strict=True):
+        row = row_of(event, statuses.get(event.id, event.status))
+        if result.response is not None:
+            row["status_code"] = result.response.status_code
+            row["reply"] = result.response.body
+        row["error"] = synchronous_delivery.why_not_delivered(result)
+        rows.append(row)
+    return rows
+
+
+def row_of(event: EventLog, status: str) -> dict[str, Any]:
+    """What the queue page shows of one recorded event."""
+    return {"id": str(event.id), "trigger": event.trigger_name, "status": status}
 
 
 def queue_event_view(request: HttpRequest) -> HttpResponse:

@@ -178,6 +178,7 @@ class InvocationSerializer(serializers.ModelSerializer):
             "response_headers",
             "response_body",
             "error_msg",
+            "succeeded",
         )
 
 

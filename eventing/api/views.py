@@ -31,9 +31,10 @@ from eventing.api.parsers import BoundedJSONParser, check_body_headers
 from eventing.api.permissions import ModelPermissions
 from eventing.api.throttles import EventingThrottle, QueueThrottle
 from eventing.conf import settings
+from eventing.delivery import synchronous
 from eventing.dispatch.operations import cancel_events, redeliver_events, reschedule_event
 from eventing.models import EventLog, EventStatus, InvocationLog
-from eventing.recording.emit import BatchItem
+from eventing.recording.emit import BatchItem, record_test_event
 from triggers import types
 from triggers.models import EventType, Trigger
 
@@ -160,14 +161,13 @@ class SpaceCloudQueueView(QueueAuthenticationMixin, EventingAPIMixin, APIView):
         if not item.created:
             # An idempotent repeat: answer what the first request's delivery got back.
             return Response({**answer, "result": queueing.earlier_reply(item.rows)})
-        rows = [row for row in item.rows if row.status == EventStatus.STAGED]
-        results = queueing.deliver_now(rows)
+        results = synchronous.deliver_now(item.rows)
         failures = []
-        for row, result in zip(rows, results, strict=True):
-            if result.outcome is not None and result.outcome.succeeded:
+        for row, result in zip(item.rows, results, strict=True):
+            if synchronous.delivered(result):
                 return Response({**answer, "result": queueing.reply_of(result)})
-            failures.append(queueing.describe_failure(row, result))
-        if not rows:
+            failures.append(f"{row.trigger_name}: {synchronous.why_not_delivered(result)}")
+        if not item.rows:
             # Nothing matched: there is no reply to give.
             return Response({**answer, "result": None})
         raise BadGateway("No webhook accepted the event: " + "; ".join(failures))
@@ -429,12 +429,14 @@ class TriggerViewSet(NamedModelViewSet):
         body = serializers.TestTriggerSerializer(data=request.data or {})
         body.is_valid(raise_exception=True)
         payload = body.validated_data.get("payload")
-        event = queueing.record_test_event(trigger, {"test": True} if payload is None else payload)
-        result = queueing.deliver_now([event])[0]
+        event = record_test_event(
+            trigger, {"test": True} if payload is None else payload, source="test"
+        )
+        [result] = synchronous.deliver_now([event])
         event = EventLog.objects.prefetch_related("invocations").get(id=event.id)
         return Response(
             {
-                "delivered": bool(result.outcome and result.outcome.succeeded),
+                "delivered": synchronous.delivered(result),
                 "status_code": result.response.status_code if result.response else None,
                 "outcome": event.status,
                 "remark": event.remark or result.skipped,

@@ -277,6 +277,7 @@ def invocation(
         "response_headers": response.headers,
         "response_body": response.body,
         "error_msg": "" if outcome.succeeded else outcome.remark,
+        "succeeded": outcome.succeeded,
     }
 
 

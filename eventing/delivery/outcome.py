@@ -39,6 +39,16 @@ def reply_error(response: WebhookResponse) -> str:
     return error if isinstance(error, str) and error else ""
 
 
+def accepted(response: WebhookResponse) -> bool:
+    """The success rule: a 2xx read in full within the timeout, without a transport error,
+    unless it is a JSON object with a non-empty string `error` (Space Cloud: a failed attempt).
+
+    The one place this is decided: the row's next state, the invocation's `succeeded`, the
+    admin, the API and the metrics all follow from it.
+    """
+    return response.ok and not reply_error(response)
+
+
 def describe(response: WebhookResponse) -> str:
     """A one-line, human-readable reason an attempt failed."""
     if response.error:
@@ -63,7 +73,7 @@ def decide(
     permanent: bool = False,
 ) -> Outcome:
     """Apply the outcome rules to attempt number `attempt` of `trigger`."""
-    if response.ok and not reply_error(response):
+    if accepted(response):
         return Outcome(EventStatus.PROCESSED)
     reason = describe(response)
     if response.status_code == GONE:

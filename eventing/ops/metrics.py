@@ -50,7 +50,9 @@ EVENTS_EMITTED = Counter(
     ["trigger", "type"],
 )
 EVENTS_PROCESSED = Counter(
-    "eventing_events_processed", "Events whose webhook answered 2xx.", ["trigger", "type"]
+    "eventing_events_processed",
+    "Events the webhook took (a 2xx in full and in time, without an `error` reply).",
+    ["trigger", "type"],
 )
 EVENTS_FAILED = Counter(
     "eventing_events_failed",
@@ -81,11 +83,12 @@ QUEUE_LAG = Histogram(
 )
 
 
-def status_class(status_code: int | None) -> str:
-    """`2xx` … `5xx` for a status code, `error` when no response came."""
-    if status_code is None:
+def status_class(response) -> str:
+    """`2xx` … `5xx` for a call that got its reply, `error` when the call failed (no response,
+    or a timeout or reset after the status line: such a 200 is no 2xx reply)."""
+    if response.error or response.status_code is None:
         return "error"
-    return f"{status_code // 100}xx"
+    return f"{response.status_code // 100}xx"
 
 
 def count_emitted(rows: Iterable) -> None:
@@ -99,7 +102,7 @@ def observe_delivery(event, trigger, claimed_at: dt.datetime, response, outcome)
     # Positional labels (in declaration order): the keyword form costs a mapping per call,
     # and this runs for every delivery.
     name = trigger.name
-    INVOCATIONS.labels(name, status_class(response.status_code)).inc()
+    INVOCATIONS.labels(name, status_class(response)).inc()
     DELIVERY_LATENCY.labels(name).observe(max(response.duration_ms, 0) / 1000)
     QUEUE_LAG.labels(name).observe(max((claimed_at - event.deliver_at).total_seconds(), 0.0))
     if outcome.succeeded:

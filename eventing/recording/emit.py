@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import uuid
 from collections.abc import Iterable, Sequence
@@ -17,10 +18,11 @@ from eventing.delivery.rows import insert_events
 from eventing.dispatch.publish import enqueue_on_commit, within_horizon
 from eventing.models import EventLog, EventStatus
 from eventing.ops.metrics import count_emitted
-from eventing.recording.payload_rules import check_payload
+from eventing.recording.payload_rules import check_payload, same_json
 from eventing.recording.trigger_cache import current_index
 from triggers import types
 from triggers.matching import matches_filter, matches_path
+from triggers.models import Trigger
 from triggers.registry import TriggerSpec
 
 # Rows per INSERT statement: keeps SQLite under its variable limit, PostgreSQL fast.
@@ -41,15 +43,21 @@ def emit(
     Custom types match triggers by type; DB and FILE types also by `source` (model label or
     storage alias). The rows join the caller's transaction on `EVENTING["DATABASE"]` and are
     sent to the broker when it commits. With `idempotency_key`, a repeat of the same key and
-    type returns the rows of the first call and records nothing.
+    type with the same payload returns the rows of the first call and records nothing; with
+    another payload it raises IdempotencyConflict (see `repeat_of`).
     """
     if not types.NAME_RE.match(type or ""):
         raise ValidationError({"type": "Use only letters, digits and underscores."})
     # Refused here, with the reason, rather than failing later in the database or the worker.
     check_payload(payload)
-    due = resolve_due(deliver_at=deliver_at, delay_s=delay_s)
-    items = [(t, payload) for t in matching_triggers(type, payload, source or "")]
-    return record_events(type, items, source=source or "", due=due, idempotency_key=idempotency_key)
+    request = EventRequest(
+        type=type,
+        payload=payload,
+        due=resolve_due(deliver_at=deliver_at, delay_s=delay_s),
+        source=source or "",
+        idempotency_key=idempotency_key,
+    )
+    return emit_batch([request])[0].rows
 
 
 def matching_triggers(event_type: str, payload: Any, source: str = "") -> list[TriggerSpec]:
@@ -95,46 +103,55 @@ def record_events(
     *,
     source: str,
     due: dt.datetime,
-    idempotency_key: str | None = None,
     status: str = EventStatus.STAGED,
     using: str | None = None,
+    publish: bool = True,
 ) -> list[EventLog]:
-    """Insert one row per (trigger, payload) and enqueue the staged ones on commit."""
+    """Insert one row per (trigger, payload); staged rows go to the broker on commit.
+
+    With `publish=False` they do not: the caller delivers them now (eventing.delivery.
+    synchronous), and the sweeper sends them if it never does.
+    """
     items = list(items)
     if not items:
         return []
     db = using or settings.DATABASE
-    if idempotency_key:
-        existing = find_idempotent(event_type, idempotency_key, db)
-        if existing:
-            return existing
     rows = build_rows(
         event_type,
         items,
         source=source,
         due=due,
-        idempotency_key=idempotency_key,
+        idempotency_key=None,
         status=status,
         now=timezone.now(),
     )
-    if idempotency_key:
-        try:
-            # A savepoint, so losing the race below leaves the caller's transaction usable.
-            with transaction.atomic(using=db):
-                insert_events(rows, using=db)
-        except IntegrityError:
-            # A concurrent call with the same idempotency key won the race.
-            existing = find_idempotent(event_type, idempotency_key, db)
-            if existing:
-                return existing
-            raise
-    else:
-        insert_events(rows, using=db)
-    if status == EventStatus.STAGED:
+    insert_events(rows, using=db)
+    if status == EventStatus.STAGED and publish:
         enqueue_on_commit(rows, using=db, count=True)
     else:
         transaction.on_commit(lambda: count_emitted(rows), using=db)
     return rows
+
+
+def record_test_event(trigger: Trigger, payload: Any, *, source: str) -> EventLog:
+    """An event for this one trigger (its filter aside), due now and not sent to the broker:
+    the caller delivers it at once (eventing.delivery.synchronous)."""
+    check_payload(payload)
+    spec = TriggerSpec(
+        id=trigger.pk,
+        name=trigger.name,
+        type=trigger.type,
+        source=trigger.source,
+        filter={},
+        watch_fields=(),
+        payload_fields=(),
+        path_pattern="",
+        delay_s=0.0,
+    )
+    [event] = record_events(
+        trigger.type, [(spec, payload)], source=source, due=timezone.now(), publish=False
+    )
+    return event
 
 
 def build_rows(
@@ -170,11 +187,6 @@ def build_rows(
             )
         )
     return rows
-
-
-def find_idempotent(event_type: str, key: str, db: str) -> list[EventLog]:
-    """The rows an earlier emit with this key and type recorded."""
-    return list(EventLog.objects.using(db).filter(idempotency_key=key, type=event_type))
 
 
 @dataclass
@@ -214,12 +226,35 @@ def emit_batch(
 ) -> list[BatchItem]:
     """Record many events in one transaction with one bulk insert; one item per request.
 
-    Each request is matched and keyed like `emit()`: a key already used (earlier, or earlier
-    in this batch) returns the first rows and records nothing, or raises IdempotencyConflict
-    when its payload differs. With `publish=False` nothing is sent to the broker: the caller
-    delivers the rows itself (synchronous mode) and the sweeper covers it if that fails.
+    Each request is matched like `emit()` and keyed by `repeat_of`: a key already used
+    (earlier, or earlier in this batch) returns the first rows and records nothing, or raises
+    IdempotencyConflict when its payload differs. With `publish=False` nothing is sent to the
+    broker: the caller delivers the rows itself (synchronous mode) and the sweeper covers it if
+    that fails.
     """
     db = using or settings.DATABASE
+    try:
+        return record_batch(requests, publish=publish, db=db)
+    except IntegrityError:
+        if not any(request.idempotency_key for request in requests):
+            raise
+        # A concurrent call took one of these keys after our look-up (the unique constraint
+        # said so; the savepoint kept the caller's transaction usable): look again, so the
+        # rows it recorded answer by the same rule.
+        return record_batch(requests, publish=publish, db=db)
+
+
+def repeat_of(earlier: list[EventLog], request: EventRequest, index: int = 0) -> list[EventLog]:
+    """The answer to an idempotency key used again for the same type: the rows the first use
+    recorded if the payload is the same JSON, else IdempotencyConflict (`index`: its position
+    in the batch). The one rule, for `emit()`, `emit_batch()` and so the API."""
+    if earlier and not same_json(earlier[0].payload, request.payload):
+        raise IdempotencyConflict(index, request.idempotency_key or "")
+    return earlier
+
+
+def record_batch(requests: Sequence[EventRequest], *, publish: bool, db: str) -> list[BatchItem]:
+    """emit_batch() once: look the keys up, build the new rows, insert them together."""
     now = timezone.now()
     earlier = find_idempotent_many(
         {(r.type, r.idempotency_key) for r in requests if r.idempotency_key}, db
@@ -229,10 +264,7 @@ def emit_batch(
     for index, request in enumerate(requests):
         key = (request.type, request.idempotency_key)
         if request.idempotency_key and key in earlier:
-            rows = earlier[key]
-            if rows and rows[0].payload != request.payload:
-                raise IdempotencyConflict(index, request.idempotency_key)
-            results.append(BatchItem(rows=rows, created=False))
+            results.append(BatchItem(rows=repeat_of(earlier[key], request, index), created=False))
             continue
         items = [
             (t, request.payload)
@@ -251,7 +283,14 @@ def emit_batch(
             earlier[key] = rows
         new_rows.extend(rows)
         results.append(BatchItem(rows=rows, created=bool(rows)))
-    with transaction.atomic(using=db):
+    if not new_rows:
+        return results
+    # One INSERT is atomic on its own (no BEGIN/COMMIT round trips in autocommit). Several, or
+    # a key a concurrent call may take first, need a transaction: a savepoint inside the
+    # caller's, which then survives losing that race.
+    keyed = any(request.idempotency_key for request in requests)
+    atomic = keyed or len(new_rows) > BULK_BATCH_SIZE
+    with transaction.atomic(using=db) if atomic else contextlib.nullcontext():
         for start in range(0, len(new_rows), BULK_BATCH_SIZE):
             insert_events(new_rows[start : start + BULK_BATCH_SIZE], using=db)
         if publish:

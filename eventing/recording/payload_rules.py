@@ -8,6 +8,7 @@ import json
 import math
 import time
 from collections.abc import Callable, Hashable
+from decimal import Decimal
 from functools import cache
 from typing import Any
 
@@ -288,11 +289,22 @@ def unique_items(validator, unique, instance, schema):
         seen.add(key)
 
 
+def same_json(a: Any, b: Any) -> bool:
+    """Whether two payloads are the same JSON: objects in any key order, numbers compared as
+    numbers (PostgreSQL may give 1e300 back as digits), `true` never equal to 1."""
+    return json_key(as_decimals(a)) == json_key(as_decimals(b))
+
+
+def as_decimals(value: Any) -> Any:
+    """A JSON value with every number a Decimal, so 1e300 and 10**300 compare equal."""
+    return json.loads(json.dumps(value), parse_float=Decimal, parse_int=Decimal)
+
+
 def json_key(value: Any) -> Hashable:
     """A hashable stand-in for a JSON value, equal exactly when the values are JSON-equal."""
     if isinstance(value, bool) or value is None:
         return ("literal", value)
-    if isinstance(value, (int, float)):
+    if isinstance(value, (int, float, Decimal)):
         return ("number", value)
     if isinstance(value, str):
         return ("string", value)

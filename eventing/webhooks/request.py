@@ -64,7 +64,8 @@ class WebhookResponse:
 
     @property
     def ok(self) -> bool:
-        """Any 2xx, read in full within the timeout, is success."""
+        """A 2xx read in full within the timeout (the body may still refuse the event: the
+        success rule is eventing.delivery.outcome.accepted)."""
         return not self.error and self.status_code is not None and 200 <= self.status_code < 300
 
     def json(self) -> Any:

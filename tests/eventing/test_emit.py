@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from eventing import emit
 from eventing.models import EventLog, EventStatus
+from eventing.recording.emit import IdempotencyConflict
 from tests.eventing.test_e2e_delivery import create_then_roll_back
 from tests.factories import TriggerFactory
 from tests.testapp.models import Document, Order, Untracked
@@ -97,11 +98,14 @@ def test_bad_type_is_refused():
     assert "type" in info.value.message_dict
 
 
-def test_idempotency_key_returns_the_first_rows(published):
+def test_idempotency_key_returns_the_first_rows_or_a_conflict(published):
+    """The rule every entry point shares (tests/eventing/test_idempotency.py)."""
     TriggerFactory(type="order")
     first = emit("order", {"n": 1}, idempotency_key="k1")
-    again = emit("order", {"n": 2}, idempotency_key="k1")
+    again = emit("order", {"n": 1}, idempotency_key="k1")
     assert [r.id for r in again] == [r.id for r in first]
+    with pytest.raises(IdempotencyConflict):
+        emit("order", {"n": 2}, idempotency_key="k1")
     assert EventLog.objects.count() == 1
     assert len(emit("order", {}, idempotency_key="k2")) == 1
 
