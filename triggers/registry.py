@@ -14,8 +14,10 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass
 
-from django.db import DatabaseError, router, transaction
+from django.db import DatabaseError, transaction
 from django.db.models.signals import post_delete, post_save
+
+from .database import events_database
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +64,7 @@ def _load() -> TriggerIndex:
 
     by_key: dict[tuple[str, str], list[TriggerSpec]] = defaultdict(list)
     db_models: dict[str, set[str]] = defaultdict(set)
-    db = router.db_for_read(Trigger)
+    db = events_database()
     # A savepoint keeps a failed read (table not migrated yet) from breaking the caller's
     # transaction on PostgreSQL.
     with transaction.atomic(using=db):
