@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import hmac
+import sqlite3
 
 from celery import current_app
+from django.apps import apps
 from django.conf import settings as django_settings
 from django.core.checks import Error, Tags, Warning, register
 from django.core.exceptions import ImproperlyConfigured
-from django.db import DatabaseError
+from django.db import DatabaseError, connections, router
 
 from eventing.capture.storage import configuration_errors
 from eventing.conf import get_settings
 from eventing.ops import health
+from eventing.router import ROUTED_APPS, EventingRouter
 from eventing.webhooks.request import WebhookConfigError, resolve_env
 from eventing.webhooks.signing import (
     DEVELOPMENT_SIGNING_SECRET,
@@ -24,6 +27,12 @@ from triggers.models import Trigger
 
 MIN_SECRET_LENGTH = 32
 MAX_DELIVERY_BATCH = 1000
+# The first SQLite with UPDATE … RETURNING, which claiming and finishing events needs.
+MIN_SQLITE_VERSION = (3, 35)
+SUPPORTED_DOCS_HINT = (
+    "Keep the event tables on PostgreSQL (production) or SQLite 3.35+ (one machine); your "
+    "own data may stay where it is (docs/integration.md, 'Supported databases')."
+)
 
 
 @register(Tags.security)
@@ -133,6 +142,92 @@ def check_keys(app_configs=None, **kwargs):
         except ImproperlyConfigured as exc:
             problems.append(Error(f"{where}: {exc}", id="eventing.E006"))
     return problems
+
+
+@register(Tags.database)
+def check_events_database(app_configs=None, **kwargs):
+    """A separate EVENTING["DATABASE"] must be in DATABASES and routed to (E007)."""
+    try:
+        alias = get_settings().DATABASE
+    except ImproperlyConfigured:
+        return []  # reported by check_settings
+    if alias == "default":
+        return []  # everything goes to "default" with or without the router
+    problems = []
+    if alias not in django_settings.DATABASES:
+        problems.append(
+            Error(
+                f'EVENTING["DATABASE"] is {alias!r}, which is not in DATABASES.',
+                hint="Add the alias to DATABASES, or leave EVENTING['DATABASE'] at 'default'.",
+                id="eventing.E007",
+            )
+        )
+    if not any(_is_eventing_router(r) for r in router.routers):
+        problems.append(
+            Error(
+                f'EVENTING["DATABASE"] is {alias!r} but eventing.router.EventingRouter is not '
+                "in DATABASE_ROUTERS: new triggers would be saved, and the event tables "
+                'migrated, in "default".',
+                hint='Add "eventing.router.EventingRouter" to DATABASE_ROUTERS.',
+                id="eventing.E007",
+            )
+        )
+        return problems
+    misrouted = sorted(
+        f"{model._meta.label} to {found!r}"
+        for label in ROUTED_APPS
+        for model in apps.get_app_config(label).get_models()
+        for found in {router.db_for_read(model), router.db_for_write(model)} - {alias}
+    )
+    if misrouted:
+        problems.append(
+            Error(
+                f'DATABASE_ROUTERS send {", ".join(misrouted)}, not to EVENTING["DATABASE"] '
+                f"({alias!r}): a router listed before eventing.router.EventingRouter answers "
+                "for them.",
+                hint="List eventing.router.EventingRouter first, or have the earlier router "
+                "return None for the triggers and eventing apps.",
+                id="eventing.E007",
+            )
+        )
+    return problems
+
+
+def _is_eventing_router(entry) -> bool:
+    """Whether a loaded DATABASE_ROUTERS entry (an instance, or a class given as is) is ours."""
+    return isinstance(entry, EventingRouter) or (
+        isinstance(entry, type) and issubclass(entry, EventingRouter)
+    )
+
+
+@register(Tags.database)
+def check_database_features(app_configs=None, **kwargs):
+    """The events database must run the hot path's UPDATE … RETURNING (E008)."""
+    try:
+        alias = get_settings().DATABASE
+    except ImproperlyConfigured:
+        return []  # reported by check_settings
+    if alias not in django_settings.DATABASES:
+        return []  # reported by check_events_database
+    vendor = connections[alias].vendor  # the backend's class attribute: no connection opened
+    if vendor == "postgresql":
+        return []
+    if vendor == "sqlite":
+        if sqlite3.sqlite_version_info >= MIN_SQLITE_VERSION:
+            return []
+        what = f"SQLite {sqlite3.sqlite_version}, older than 3.35"
+    else:
+        # MariaDB has RETURNING on INSERT and DELETE only, MySQL none; Oracle's RETURNING …
+        # INTO fills bind variables instead of returning rows.
+        what = {"mysql": "MySQL or MariaDB", "oracle": "Oracle"}.get(vendor, f"a {vendor} database")
+    return [
+        Error(
+            f'EVENTING["DATABASE"] ({alias!r}) is {what}: Eventing claims and finishes events '
+            "with UPDATE … RETURNING, which it does not have.",
+            hint=SUPPORTED_DOCS_HINT,
+            id="eventing.E008",
+        )
+    ]
 
 
 @register(Tags.compatibility, deploy=True)

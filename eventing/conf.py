@@ -54,7 +54,10 @@ DEFAULTS: dict[str, Any] = {
     "SCHEMA_VALIDATION_BUDGET_MS": 200,
     # Who we are: the JWT `id` claim and the CloudEvents `source`.
     "INSTANCE_ID": "eventing",
-    # Database alias holding event_logs / invocation_logs / event_triggers / event_types.
+    # Database alias holding event_logs / invocation_logs / event_triggers / event_types /
+    # eventing_heartbeats: PostgreSQL, or SQLite 3.35+ on one machine (eventing.E008). Another
+    # alias than "default" needs eventing.router.EventingRouter in DATABASE_ROUTERS
+    # (eventing.E007), and an event is then no longer in the transaction of the row it reports.
     "DATABASE": "default",
     # Events due within this many seconds get a Celery ETA message; later ones wait in the
     # table for the sweeper, so no ETA outlives the broker's visibility timeout.

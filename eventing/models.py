@@ -5,6 +5,8 @@ import uuid
 from django.db import models
 from django.db.models import Q
 
+from triggers.database import EventsDatabaseManager
+
 
 class EventStatus(models.TextChoices):
     """States of an EventLog row (see docs: intent → staged → processing → …)."""
@@ -88,6 +90,8 @@ class EventLog(models.Model):
         help_text="Caller-given key; a repeat with the same key and type creates nothing.",
     )
 
+    objects = EventsDatabaseManager()
+
     class Meta:
         db_table = "event_logs"
         verbose_name = "event log"
@@ -163,6 +167,8 @@ class InvocationLog(models.Model):
         "full in time, not a JSON reply with an `error`): the delivery's own decision.",
     )
 
+    objects = EventsDatabaseManager()
+
     class Meta:
         db_table = "invocation_logs"
         verbose_name = "invocation log"
@@ -180,6 +186,8 @@ class Heartbeat(models.Model):
     name = models.CharField(max_length=50, primary_key=True, help_text="Which job, e.g. sweep.")
     at = models.DateTimeField(help_text="When it last finished.")
     detail = models.JSONField(default=dict, blank=True, help_text="What it did last time.")
+
+    objects = EventsDatabaseManager()
 
     class Meta:
         db_table = "eventing_heartbeats"

@@ -1,4 +1,10 @@
-"""Routes the eventing and triggers tables to EVENTING["DATABASE"]."""
+"""Routes the eventing and triggers tables to EVENTING["DATABASE"].
+
+Queries through the models' managers name that database themselves (triggers.database); the
+router is what sends the rest there: saving a new instance (`Model.save()`, the admin's add
+form) and migrations (`migrate --database <alias>` creates the tables only there). Check
+`eventing.E007` refuses a separate EVENTING["DATABASE"] without it.
+"""
 
 from eventing.conf import settings
 

@@ -10,14 +10,14 @@ import tempfile
 import time
 from pathlib import Path
 
-from django.db import connection
+from django.db import connections
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def database_url() -> str:
-    """A URL for the test database this process is using (workers must use the same one)."""
-    conf = connection.settings_dict
+def database_url(alias: str = "default") -> str:
+    """A URL for the test database `alias` this process uses (workers must use the same one)."""
+    conf = connections[alias].settings_dict
     if conf["ENGINE"].endswith("sqlite3"):
         return f"sqlite:///{conf['NAME']}"
     user = conf.get("USER") or "postgres"
@@ -34,6 +34,9 @@ def process_env(**extra: str) -> dict[str, str]:
             "PYTHONUNBUFFERED": "1",
         }
     )
+    if "events" in connections:
+        # The spare alias of tests/settings.py; a test that uses it sets EVENTING_TEST_DATABASE.
+        env["EVENTING_TEST_EVENTS_DATABASE_URL"] = database_url("events")
     env.update(extra)
     return env
 

@@ -5,6 +5,7 @@ import os
 os.environ.setdefault("EVENTING_SECRETS", "test-secret-0123456789abcdef0123456789abcdef")
 os.environ.setdefault("EVENTING_CLIENT_SECRETS", "test-client-secret-0123456789abcdef01234567")
 
+import dj_database_url  # noqa: E402
 from django.conf import global_settings  # noqa: E402
 
 from config.settings import *  # noqa: E402,F403
@@ -25,6 +26,15 @@ EVENTING.update(
         "ETA_HORIZON_S": float(os.environ.get("EVENTING_TEST_ETA_HORIZON_S", "300")),
     }
 )
+# A second database (`python -m tests.stack postgres` creates it on the same server) for the
+# tests of a separate events database: tests/eventing/test_events_database.py. Their worker
+# processes get the test database's URL here, and EVENTING_TEST_DATABASE=events.
+if os.environ.get("EVENTING_TEST_EVENTS_DATABASE_URL"):
+    DATABASES["events"] = dj_database_url.parse(
+        os.environ["EVENTING_TEST_EVENTS_DATABASE_URL"], conn_max_age=60, conn_health_checks=True
+    )
+if os.environ.get("EVENTING_TEST_DATABASE"):
+    EVENTING["DATABASE"] = os.environ["EVENTING_TEST_DATABASE"]
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 # Storages for the file-event tests. "default" and "staticfiles" stay Django's own; the wrapped

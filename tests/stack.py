@@ -116,6 +116,10 @@ class PostgresServer:
         )
         wait_for_port(self.port)
         # The database `make run`-style commands and benchmarks use; tests create their own.
+        return self.create_database("eventing")
+
+    def create_database(self, name: str) -> str:
+        """Create database `name` on this server; its URL."""
         subprocess.run(
             [
                 find_pg_program("createdb") or "createdb",
@@ -125,11 +129,11 @@ class PostgresServer:
                 str(self.port),
                 "-U",
                 "postgres",
-                "eventing",
+                name,
             ],
             check=True,
         )
-        return f"postgres://postgres@127.0.0.1:{self.port}/eventing"
+        return f"postgres://postgres@127.0.0.1:{self.port}/{name}"
 
     def stop(self) -> None:
         subprocess.run(
@@ -270,6 +274,9 @@ def main(argv: list[str]) -> int:
                 return 0
             env["DATABASE_URL"] = pg.start()
             servers.append(pg)
+            # A second database on the same server: the `events` alias of tests/settings.py,
+            # for the tests of a separate EVENTING["DATABASE"].
+            env["EVENTING_TEST_EVENTS_DATABASE_URL"] = pg.create_database("eventing_events")
             env["CELERY_BROKER_URL"] = redis.start()
             servers.append(redis)
             env["EVENTING_STACK"] = "postgres"

@@ -4,6 +4,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator, RegexVa
 from django.db import models
 
 from . import defaults
+from .database import EventsDatabaseManager
 from .types import NAME_RE
 
 # Longest delay or backoff a trigger may ask for: beyond a year is a typo, and far beyond it
@@ -118,6 +119,8 @@ class Trigger(models.Model):
     created_at = models.DateTimeField(auto_now_add=True, help_text="When it was created.")
     updated_at = models.DateTimeField(auto_now=True, help_text="When it was last changed.")
 
+    objects = EventsDatabaseManager()
+
     class Meta:
         db_table = "event_triggers"
         verbose_name = "trigger"
@@ -168,6 +171,8 @@ class EventType(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True, help_text="When it was created.")
     updated_at = models.DateTimeField(auto_now=True, help_text="When it was last changed.")
+
+    objects = EventsDatabaseManager()
 
     class Meta:
         db_table = "event_types"

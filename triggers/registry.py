@@ -10,8 +10,9 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 
-from django.db import router, transaction
+from django.db import transaction
 
+from .database import events_database
 from .models import Trigger
 from .types import DB_TYPES
 
@@ -51,7 +52,7 @@ def load_index() -> TriggerIndex:
     """Read the enabled triggers now (one query); raises DatabaseError before migrations."""
     by_key: dict[tuple[str, str], list[TriggerSpec]] = defaultdict(list)
     db_models: dict[str, set[str]] = defaultdict(set)
-    db = router.db_for_read(Trigger)
+    db = events_database()
     # A savepoint keeps a failed read (table not migrated yet) from breaking the caller's
     # transaction on PostgreSQL.
     with transaction.atomic(using=db):
