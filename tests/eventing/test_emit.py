@@ -156,5 +156,3 @@ def test_delete_event(message_per_event):
     assert data["pk"] == pk
     assert data["old"]["status"] == "gone"
     assert data["new"] is None
-
-
