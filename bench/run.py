@@ -24,6 +24,7 @@ SUITE = {
     "storage": ["bench.bench_storage"],
     "api": ["bench.bench_api"],
     "admin": ["bench.bench_admin"],
+    "statements": ["bench.bench_statements"],
 }
 
 
@@ -56,6 +57,11 @@ def table() -> str:
         rows.append(
             f"| 2,000 events, 200 ms receiver ({run['pool']} × {run['concurrency']}, median) | "
             f"{seconds:.1f} s | ≤ 10 s |"
+        )
+    if st := load("statements"):
+        rows.append(
+            f"| SQL statements: one event / a batch of 50 delivered | "
+            f"{st['one_event_success']} / {st['batch_of_50_success']} | ≤ 2 / ≤ 2 |"
         )
     if lat := load("latency"):
         rows.append(

@@ -38,16 +38,31 @@ def worker(celery_worker, transactional_db):
 
 
 @pytest.fixture
-def published(settings):
-    """Capture broker publishes (made inline, not from the background thread), one message
-    per event (batch messages have tests of their own)."""
-    settings.EVENTING = {
-        **settings.EVENTING,
-        "PUBLISH_IN_BACKGROUND": False,
-        "DELIVERY_BATCH_SIZE": 1,
-    }
+def publish_inline(settings):
+    """Commits publish inline, not from the background publisher thread."""
+    settings.EVENTING = {**settings.EVENTING, "PUBLISH_IN_BACKGROUND": False}
+
+
+@pytest.fixture
+def deliver_messages(publish_inline):
+    """Captured `eventing.deliver` messages (one event each) instead of broker publishes."""
     with mock.patch("eventing.tasks.deliver.apply_async") as apply_async:
         yield apply_async
+
+
+@pytest.fixture
+def batch_messages(publish_inline):
+    """Captured `eventing.deliver_batch` messages (several events of one trigger each)."""
+    with mock.patch("eventing.tasks.deliver_batch.apply_async") as apply_async:
+        yield apply_async
+
+
+@pytest.fixture
+def message_per_event(settings, deliver_messages):
+    """Captured `eventing.deliver` messages with DELIVERY_BATCH_SIZE 1: every event sent gets
+    a message of its own (batch messages have tests of their own)."""
+    settings.EVENTING = {**settings.EVENTING, "DELIVERY_BATCH_SIZE": 1}
+    return deliver_messages
 
 
 @pytest.fixture(autouse=True)

@@ -136,11 +136,6 @@ class Trigger(models.Model):
 
         validate_trigger(self)
 
-    @property
-    def attempts_allowed(self) -> int:
-        """Total attempts per event: retries + 1."""
-        return self.retries + 1
-
 
 class EventType(models.Model):
     """A custom event type: its payload schema and who may queue it over HTTP."""

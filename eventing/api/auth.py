@@ -1,8 +1,8 @@
 """API authentication: `Authorization: Bearer <JWT>` verified with the *client* keys.
 
 Client tokens are verified with EVENTING["CLIENT_SECRETS"] (HS256/384/512) or
-EVENTING["CLIENT_PUBLIC_KEYS"] (PEM keys, RS256/ES256/EdDSA), never with EVENTING["SECRETS"]:
-those sign webhooks and every receiver holds them.
+EVENTING["CLIENT_PUBLIC_KEYS"] (PEM keys, RS256/ES256/ES384/ES512/EdDSA; no JWKS URL), never with
+EVENTING["SECRETS"]: those sign webhooks and every receiver holds them.
 
 A verified token acts as its `sub`:
 
@@ -11,6 +11,8 @@ A verified token acts as its `sub`:
 * Otherwise (no `sub`, or one naming no active user, as Space Cloud apps' end-user tokens do)
   the caller is a TokenPrincipal: authenticated for the `authenticated` queue rule, holding no
   permission at all. Claims such as `role: "admin"` or `perms` grant nothing.
+* A webhook's own `X-SC-Token` (role `SpaceCloud` or `eventing`, no `sub`) is refused even if
+  it verifies.
 
 `exp` is honoured when present (an expired token is a 401).
 """
@@ -73,7 +75,7 @@ class TokenPrincipal:
 
 class UnverifiedCaller(AnonymousUser):
     """An anonymous caller whose credentials failed: `allow` queue rules ignore them, the rest
-    answer with `error` (why they failed)."""
+    answer 401 with `credentials_error` (why they failed)."""
 
     def __init__(self, error: exceptions.AuthenticationFailed) -> None:
         super().__init__()
@@ -150,7 +152,8 @@ def decode_api_token(token: str) -> dict[str, Any]:
 
 
 def principal_for(claims: dict[str, Any]):
-    """The active user named by `sub`, else a TokenPrincipal (authenticated, no permissions)."""
+    """The active user named by `sub`, else a TokenPrincipal (authenticated, no permissions);
+    401 for a webhook delivery token."""
     if claims.get("role") in WEBHOOK_ROLES and "sub" not in claims:
         # An X-SC-Token: only a misconfiguration (a client secret equal to a signing secret,
         # warned by eventing.W005) lets it verify here; a receiver must not replay it.

@@ -1,4 +1,5 @@
-"""Delivering one event: load → claim → send → record the invocation → apply the outcome."""
+"""Delivering events: load → claim → send → decide → record and finish, for one event
+(`deliver_event`) or a batch of one trigger's events (`deliver_events`, the same steps)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from eventing.delivery.follow_ups import emit_follow_ups
 from eventing.delivery.outcome import Outcome, decide
 from eventing.delivery.senders import pool as sender_pool
 from eventing.dispatch.lag import note_claim
-from eventing.dispatch.publish import within_horizon
+from eventing.dispatch.publish import publish, within_horizon
 from eventing.models import EventLog, EventStatus
 from eventing.ops.metrics import observe_delivery
 from eventing.recording.trigger_cache import get_trigger, invalidate
@@ -29,7 +30,7 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class DeliveryResult:
-    """What `deliver_event` did: skipped (with why), too early, or attempted."""
+    """What a delivery did: skipped (with why), too early, or attempted."""
 
     skipped: str = ""
     early_until: dt.datetime | None = None
@@ -37,10 +38,13 @@ class DeliveryResult:
     response: WebhookResponse | None = None
     outcome: Outcome | None = None
     event: EventLog | None = None
+    # The ETA of the message that carries the event's next attempt (a retry, or an early
+    # arrival's due time); None when there is no next attempt or the sweeper sends it.
+    next_message_at: dt.datetime | None = None
 
     @property
     def retry_in_s(self) -> float | None:
-        """Seconds until the next attempt, when the task should schedule one."""
+        """Seconds until the next attempt, when the attempt failed and will be retried."""
         return self.outcome.retry_in_s if self.outcome and not self.skipped else None
 
 
@@ -49,39 +53,37 @@ def deliver_event(
 ) -> DeliveryResult:
     """Make one delivery attempt of a staged event, if it is due and nobody else has it.
 
-    `trigger_id` (sent along in the task message) lets the claim go first, in one statement;
-    `force` skips the due-time check (synchronous delivery from the API).
+    `trigger_id` (sent along in the task message) spares reading the row before the claim;
+    `force` skips the due-time check (synchronous delivery).
     """
     now = timezone.now()
-    if trigger_id is None:
-        trigger_id = (
-            EventLog.objects.filter(id=event_id).values_list("trigger_id", flat=True).first()
-        )
-    trigger = get_trigger(trigger_id)
-    if trigger is None or not trigger.enabled or trigger.paused:
+    trigger = load_trigger(event_id, trigger_id)
+    if not may_deliver(trigger):
         return not_deliverable(event_id, trigger)
     event = rows.claim(
         event_id, lease_until=now + lease(trigger), now=now, force=force, trigger_id=trigger.pk
     )
     if event is None:
-        return why_not_claimed(event_id, now)
+        return why_not_claimed([event_id], now)[event_id]
     note_claim(event, now)  # tells the sweeper how long messages wait in the queue
-    done = make_attempt(event, trigger)
-    finish(event, trigger, done.attempt, now, done.response, done.outcome)
-    observe_delivery(event, trigger, now, done.response, done.outcome)
-    return done
+    response = call_webhook(event, trigger)
+    outcome = judge(event, trigger, response)
+    result = DeliveryResult(attempt=event.attempts, response=response, outcome=outcome, event=event)
+    finish(result, trigger, started=now)
+    observe_delivery(event, trigger, now, response, outcome)
+    return result
 
 
 def deliver_events(event_ids: list, trigger_id: int | None) -> dict:
-    """Deliver a batch of one trigger's events: claimed together, sent side by side, recorded
-    together. A DeliveryResult per event id."""
+    """Deliver a batch of one trigger's events with the same steps: claimed together, sent side
+    by side, finished with one statement per kind of outcome. A DeliveryResult per event id."""
     ids = [EventLog._meta.pk.to_python(pk) for pk in event_ids]
     results: dict = {}
     senders = sender_pool()
     while ids:
         # Looked up again for every chunk: a 410 in the last one paused the trigger.
         trigger = get_trigger(trigger_id)
-        if trigger is None or not trigger.enabled or trigger.paused:
+        if not may_deliver(trigger):
             results.update({pk: not_deliverable(pk, trigger) for pk in ids})
             break
         # Claim no more rows than there are free sender threads: each is sent at once, so
@@ -99,50 +101,57 @@ def deliver_events(event_ids: list, trigger_id: int | None) -> dict:
         senders.release(slots - len(claimed))
         if claimed:
             note_claim(claimed[0], now)
-        done = senders.run(functools.partial(make_attempt, trigger=trigger), claimed)
-        finish_batch(trigger, now, done)
-        for event, result in zip(claimed, done, strict=True):
-            observe_delivery(event, trigger, now, result.response, result.outcome)
-            results[event.id] = result
-        results.update(why_not_claimed_many([pk for pk in chunk if pk not in results], now))
+        done = senders.run(functools.partial(attempt, trigger=trigger), claimed)
+        finish_batch(done, trigger, started=now)
+        for result in done:
+            observe_delivery(result.event, trigger, now, result.response, result.outcome)
+            results[result.event.id] = result
+        results.update(why_not_claimed([pk for pk in chunk if pk not in results], now))
     return results
+
+
+def send_next_attempt(event_id, result: DeliveryResult, trigger_id: int | None) -> bool:
+    """Send the message that carries the event's next attempt, if it gets one; True if sent.
+
+    Every path schedules a next attempt this way: retries and early arrivals alike, from the
+    tasks or from a synchronous delivery. Beyond the horizon there is no message: the sweeper
+    sends the row when nearly due.
+    """
+    if result.next_message_at is None:
+        return False
+    if publish(event_id, result.next_message_at, trigger_id=trigger_id):
+        return True
+    # Unmarked, the next sweep sends it (as after a failed publish on commit).
+    EventLog.objects.filter(id=event_id, status=EventStatus.STAGED).update(enqueued_at=None)
+    return False
+
+
+def message_eta(due: dt.datetime, now: dt.datetime) -> dt.datetime | None:
+    """The one rule for an attempt due at `due`: a message with that ETA when it is within
+    ETA_HORIZON_S of `now`; else None, and the sweeper sends the row when nearly due."""
+    return due if within_horizon(due, now) else None
+
+
+# Load and claim
+
+
+def load_trigger(event_id, trigger_id: int | None) -> Trigger | None:
+    """The event's trigger (cached); the row is read only when the message did not name it."""
+    if trigger_id is None:
+        trigger_id = (
+            EventLog.objects.filter(id=event_id).values_list("trigger_id", flat=True).first()
+        )
+    return get_trigger(trigger_id)
+
+
+def may_deliver(trigger: Trigger | None) -> bool:
+    """Whether the trigger exists, is enabled and is not paused."""
+    return trigger is not None and trigger.enabled and not trigger.paused
 
 
 def lease(trigger: Trigger) -> dt.timedelta:
     """How long a claimed row stays ours: the trigger's timeout plus LEASE_GRACE_S."""
     return dt.timedelta(seconds=trigger.timeout_ms / 1000 + settings.LEASE_GRACE_S)
-
-
-def make_attempt(event: EventLog, trigger: Trigger) -> DeliveryResult:
-    """Call the webhook for a claimed row and decide what its answer means."""
-    try:
-        response = call_webhook(event, trigger, event.attempts)
-    except Exception as exc:  # noqa: BLE001 - see judge(): a row's bug stays that row's
-        logger.exception("Event %s: the webhook call raised", event.id)
-        response = WebhookResponse(
-            error=f"Not sent: {type(exc).__name__}: {exc}",
-            request={"url": trigger.url, "headers": {}, "body": None},
-        )
-    outcome = judge(event, trigger, response)
-    return DeliveryResult(attempt=event.attempts, response=response, outcome=outcome, event=event)
-
-
-def judge(event: EventLog, trigger: Trigger, response: WebhookResponse) -> Outcome:
-    """The outcome rules applied to a reply; a reply they cannot read is a failed attempt.
-
-    Runs on a sender thread for one row of a batch: an exception here must not reach the
-    batch, which would leave every row of it `processing` with no attempt recorded.
-    """
-    now = timezone.now()
-    try:
-        # A refused address (SSRF guard) will be refused again: fail now, no retry.
-        return decide(
-            response, attempt=event.attempts, trigger=trigger, now=now, permanent=response.blocked
-        )
-    except Exception as exc:  # noqa: BLE001 - recorded as this row's failed attempt instead
-        logger.exception("Event %s: the reply could not be judged", event.id)
-        unreadable = WebhookResponse(error=f"Reply not understood: {type(exc).__name__}: {exc}")
-        return decide(unreadable, attempt=event.attempts, trigger=trigger, now=now)
 
 
 def not_deliverable(event_id, trigger: Trigger | None) -> DeliveryResult:
@@ -157,13 +166,23 @@ def not_deliverable(event_id, trigger: Trigger | None) -> DeliveryResult:
     return DeliveryResult(skipped="trigger paused or disabled")
 
 
-def why_not_claimed(event_id, now: dt.datetime) -> DeliveryResult:
-    """Explain a failed claim: gone, no longer staged, or not due yet."""
-    return why_not_claimed_many([event_id], now)[event_id]
+def hold(event: EventLog) -> None:
+    """Leave a paused trigger's event staged without a message; the sweeper sends it on resume."""
+    EventLog.objects.filter(id=event.id, status=EventStatus.STAGED).update(enqueued_at=None)
 
 
-def why_not_claimed_many(event_ids: list, now: dt.datetime) -> dict:
-    """why_not_claimed for several rows, in one query."""
+def cancel_orphan(event: EventLog, now: dt.datetime) -> None:
+    """An event whose trigger was deleted cannot be delivered."""
+    EventLog.objects.filter(id=event.id, status=EventStatus.STAGED).update(
+        status=EventStatus.CANCELLED,
+        processed_at=now,
+        remark=f"Trigger {event.trigger_name} was deleted",
+    )
+
+
+def why_not_claimed(event_ids: list, now: dt.datetime) -> dict:
+    """Why each of these rows was not claimed (gone, no longer staged, not due yet), in one
+    query; a DeliveryResult per id."""
     if not event_ids:
         return {}
     found = {
@@ -180,20 +199,45 @@ def explain(row: dict | None, now: dt.datetime) -> DeliveryResult:
     if row["status"] != EventStatus.STAGED:
         return DeliveryResult(skipped=f"event is {row['status']}")
     if row["deliver_at"] > now:
-        return DeliveryResult(skipped="not due yet", early_until=row["deliver_at"])
+        # Arrived before its time (clock skew, or the event was rescheduled): its attempt is
+        # still to come, at its due time.
+        due = row["deliver_at"]
+        return DeliveryResult(
+            skipped="not due yet", early_until=due, next_message_at=message_eta(due, now)
+        )
     return DeliveryResult(skipped="claimed by another worker")
 
 
-def call_webhook(event: EventLog, trigger: Trigger, attempt: int) -> WebhookResponse:
+# Send and decide
+
+
+def attempt(event: EventLog, trigger: Trigger) -> DeliveryResult:
+    """Send a claimed row and decide what the reply means (a batch runs this per sender)."""
+    response = call_webhook(event, trigger)
+    outcome = judge(event, trigger, response)
+    return DeliveryResult(attempt=event.attempts, response=response, outcome=outcome, event=event)
+
+
+def call_webhook(event: EventLog, trigger: Trigger) -> WebhookResponse:
+    """Send the row's request; whatever goes wrong is a failed attempt of this row.
+
+    In a batch this runs on a sender thread: an exception escaping it would leave every row
+    of the batch `processing` with no attempt recorded.
+    """
+    try:
+        return post(event, trigger)
+    except Exception as exc:  # noqa: BLE001 - a row's bug stays that row's failed attempt
+        logger.exception("Event %s: the webhook call raised", event.id)
+        return not_sent(trigger, f"Not sent: {type(exc).__name__}: {exc}")
+
+
+def post(event: EventLog, trigger: Trigger) -> WebhookResponse:
     """Build and send the request; keep it on the response for the invocation log."""
     try:
-        request = build_request(event, trigger, attempt)
+        request = build_request(event, trigger, event.attempts)
     except (WebhookConfigError, ValueError) as exc:
-        # ValueError: a stored payload JSON cannot carry (NaN, lone surrogates). Recorded as a
-        # failed attempt instead of crashing the task and leaving the row `processing`.
-        return WebhookResponse(
-            error=f"Not sent: {exc}", request={"url": trigger.url, "headers": {}, "body": None}
-        )
+        # ValueError: a stored payload JSON cannot carry (NaN, lone surrogates).
+        return not_sent(trigger, f"Not sent: {exc}")
     response = send(request, trigger.timeout_ms / 1000)
     response.request = {
         "url": request.logged_url,
@@ -203,73 +247,95 @@ def call_webhook(event: EventLog, trigger: Trigger, attempt: int) -> WebhookResp
     return response
 
 
+def not_sent(trigger: Trigger, error: str) -> WebhookResponse:
+    """The response of an attempt whose request never left."""
+    return WebhookResponse(error=error, request={"url": trigger.url, "headers": {}, "body": None})
+
+
 def event_body_for_log(body: bytes) -> str:
     """The request body as stored: text, cut like responses are."""
     return body[: settings.MAX_PAYLOAD_BYTES + 1024].decode("utf-8", errors="replace")
 
 
-def finish(
-    event: EventLog,
-    trigger: Trigger,
-    attempt: int,
-    started: dt.datetime,
-    response: WebhookResponse,
-    outcome: Outcome,
-) -> bool:
-    """Record the invocation, then move the row on; False if the lease was lost meanwhile."""
-    result = DeliveryResult(attempt=attempt, response=response, outcome=outcome, event=event)
-    return event.id in finish_batch(trigger, started, [result])
-
-
-def finish_batch(trigger: Trigger, started: dt.datetime, done: list[DeliveryResult]) -> set:
-    """Record a batch's invocations and move its rows on: one UPDATE per kind of outcome, the
-    invocations riding along when there is one. The ids of the rows that were still ours."""
-    invocations = [invocation(r.event, r.attempt, started, r.response, r.outcome) for r in done]
+def judge(event: EventLog, trigger: Trigger, response: WebhookResponse) -> Outcome:
+    """The outcome rules applied to a reply; a reply they cannot read is a failed attempt
+    (like call_webhook, it must not raise on a sender thread)."""
     now = timezone.now()
+    try:
+        # A refused address (SSRF guard) will be refused again: fail now, no retry.
+        return decide(
+            response, attempt=event.attempts, trigger=trigger, now=now, permanent=response.blocked
+        )
+    except Exception as exc:  # noqa: BLE001 - recorded as this row's failed attempt instead
+        logger.exception("Event %s: the reply could not be judged", event.id)
+        unreadable = WebhookResponse(error=f"Reply not understood: {type(exc).__name__}: {exc}")
+        return decide(unreadable, attempt=event.attempts, trigger=trigger, now=now)
+
+
+# Record and finish
+
+
+def finish(result: DeliveryResult, trigger: Trigger, *, started: dt.datetime) -> bool:
+    """Record the attempt's invocation and move the row on; False if the lease was lost.
+
+    Mostly one statement: on PostgreSQL the invocation rides in the row's UPDATE.
+    """
+    invocation = invocation_row(result, started)
+    changes = next_state(result, timezone.now())
+    if causes_more(result):
+        # The invocation first: it stays on record whatever applying the outcome does.
+        rows.insert_invocations([invocation])
+        applied = move_on_alone(result, trigger, changes)
+    else:
+        applied = rows.finish(
+            result.event.id, attempt=result.attempt, changes=changes, invocations=[invocation]
+        )
+    log_finish(result, trigger, applied)
+    return applied
+
+
+def finish_batch(done: list[DeliveryResult], trigger: Trigger, *, started: dt.datetime) -> set:
+    """finish() for a batch: one UPDATE per kind of outcome (the invocations riding along when
+    there is only one kind), a row whose outcome causes more on its own. The ids still ours."""
+    invocations = [invocation_row(result, started) for result in done]
+    now = timezone.now()
+    alone: list[tuple[DeliveryResult, dict]] = []
     alike: dict[tuple, list[DeliveryResult]] = {}
-    own: list[tuple[DeliveryResult, dict]] = []
     for result in done:
-        changes = changes_for(result.response, result.outcome, now)
-        if needs_transaction(result.response, result.outcome):
-            own.append((result, changes))
+        changes = next_state(result, now)
+        if causes_more(result):
+            alone.append((result, changes))
         else:
             # Successes of one batch mostly share every change: one UPDATE moves them all.
             alike.setdefault((result.attempt, tuple(changes.items())), []).append(result)
-    if own or len(alike) > 1:
+    if alone or len(alike) > 1:
         # The invocations first: if we die before the rows move on, their leases expire and
-        # they are delivered again (at-least-once) — an attempt is never left unrecorded.
+        # they are delivered again (at-least-once); an attempt is never left unrecorded.
         rows.insert_invocations(invocations)
         invocations = []
-    applied = set()
-    for result, changes in own:
-        event, attempt = result.event, result.attempt
-        if move_on_alone(event, trigger, attempt, result.response, result.outcome, changes):
-            applied.add(event.id)
-        log_finish(event, trigger, attempt, result.outcome, event.id in applied)
+    applied: set = set()
+    for result, changes in alone:
+        if move_on_alone(result, trigger, changes):
+            applied.add(result.event.id)
+        log_finish(result, trigger, result.event.id in applied)
     for (attempt_no, changes), group in alike.items():
-        # One kind of outcome: the invocations go in the same statement (see rows.finish_many).
         applied |= rows.finish_many(
-            [r.event.id for r in group],
+            [result.event.id for result in group],
             attempt=attempt_no,
             changes=dict(changes),
             invocations=invocations,
         )
-        for r in group:
-            log_finish(r.event, trigger, attempt_no, r.outcome, r.event.id in applied)
+        for result in group:
+            log_finish(result, trigger, result.event.id in applied)
     return applied
 
 
-def invocation(
-    event: EventLog,
-    attempt: int,
-    started: dt.datetime,
-    response: WebhookResponse,
-    outcome: Outcome,
-) -> dict:
+def invocation_row(result: DeliveryResult, started: dt.datetime) -> dict:
     """The invocation_logs row of one attempt."""
+    response, outcome = result.response, result.outcome
     return {
-        "event": event.id,
-        "attempt": attempt,
+        "event": result.event.id,
+        "attempt": result.attempt,
         "invoked_at": started,
         "duration_ms": response.duration_ms,
         "request": response.request,
@@ -281,86 +347,76 @@ def invocation(
     }
 
 
-def changes_for(response: WebhookResponse, outcome: Outcome, now: dt.datetime) -> dict:
-    """The columns an outcome sets on the row."""
+def next_state(result: DeliveryResult, now: dt.datetime) -> dict:
+    """The columns the outcome sets on the row. A retry is due `retry_in_s` from `now`, and
+    whether a message carries it is decided here, once (result.next_message_at)."""
+    outcome = result.outcome
     changes = {
         "status": outcome.status,
         "locked_until": None,
-        "last_status_code": response.status_code,
+        "last_status_code": result.response.status_code,
         "remark": outcome.remark,
     }
-    if outcome.retry_in_s is not None:
-        due = now + dt.timedelta(seconds=outcome.retry_in_s)
-        changes["deliver_at"] = due
-        changes["enqueued_at"] = now if within_horizon(due, now) else None
-    else:
+    if outcome.retry_in_s is None:
         changes["processed_at"] = now
+        return changes
+    due = now + dt.timedelta(seconds=outcome.retry_in_s)
+    result.next_message_at = message_eta(due, now)
+    changes["deliver_at"] = due
+    changes["enqueued_at"] = now if result.next_message_at else None
     return changes
 
 
-def needs_transaction(response: WebhookResponse, outcome: Outcome) -> bool:
+def causes_more(result: DeliveryResult) -> bool:
     """Whether moving the row on causes more writes (pause, dead letter, follow-ups)."""
-    follow_ups = outcome.succeeded and has_follow_ups(response)
+    outcome = result.outcome
+    follow_ups = outcome.succeeded and has_follow_ups(result.response)
     return bool(outcome.pause_reason or outcome.gave_up or follow_ups)
 
 
-def move_on_alone(
-    event: EventLog,
-    trigger: Trigger,
-    attempt: int,
-    response: WebhookResponse,
-    outcome: Outcome,
-    changes: dict,
-) -> bool:
+def move_on_alone(result: DeliveryResult, trigger: Trigger, changes: dict) -> bool:
     """move_on(), but if what the outcome causes raises, the row still moves on (saying so).
 
-    The other rows of the batch are finished after this one: an exception escaping here would
+    The other rows of a batch are finished after this one: an exception escaping here would
     leave them `processing` until their leases ran out, and deliver them again.
     """
     try:
-        return move_on(event, trigger, attempt, response, outcome, changes)
+        return move_on(result, trigger, changes)
     except Exception as exc:  # noqa: BLE001 - the atomic block rolled back; finish plainly
-        logger.exception("Event %s: applying the outcome of attempt %s failed", event.id, attempt)
+        logger.exception(
+            "Event %s: applying the outcome of attempt %s failed", result.event.id, result.attempt
+        )
         note = f"Not applied (pause, dead letter or follow-ups): {type(exc).__name__}: {exc}"
         remark = f"{changes['remark']}; {note}" if changes["remark"] else note
-        return rows.finish(event.id, attempt=attempt, changes={**changes, "remark": remark})
+        return rows.finish(
+            result.event.id, attempt=result.attempt, changes={**changes, "remark": remark}
+        )
 
 
-def move_on(
-    event: EventLog,
-    trigger: Trigger,
-    attempt: int,
-    response: WebhookResponse,
-    outcome: Outcome,
-    changes: dict,
-) -> bool:
+def move_on(result: DeliveryResult, trigger: Trigger, changes: dict) -> bool:
     """Apply the outcome to the row if it is still ours, with what it causes; True if it was."""
-    if not needs_transaction(response, outcome):
-        return rows.finish(event.id, attempt=attempt, changes=changes)
+    event, outcome = result.event, result.outcome
     # The row's state and what it causes (pause, dead letter, follow-ups) commit together.
     with transaction.atomic(using=settings.DATABASE):
-        applied = rows.finish(event.id, attempt=attempt, changes=changes)
+        applied = rows.finish(event.id, attempt=result.attempt, changes=changes)
         if applied and outcome.pause_reason:
             pause_trigger(trigger.pk, outcome.pause_reason)
         if applied and outcome.gave_up:
             emit_dead_letter(event, trigger)
-        if applied and outcome.succeeded and has_follow_ups(response):
-            # Imported here: follow-ups reuse the queue API's rule and schema checks, and
-            # that module imports this one.
-            note = emit_follow_ups(event, response)
+        if applied and outcome.succeeded and has_follow_ups(result.response):
+            note = emit_follow_ups(event, result.response)
             if note:
                 EventLog.objects.filter(id=event.id).update(remark=note)
     return applied
 
 
-def log_finish(
-    event: EventLog, trigger: Trigger, attempt: int, outcome: Outcome, applied: bool
-) -> None:
+def log_finish(result: DeliveryResult, trigger: Trigger, applied: bool) -> None:
     """One log line per attempt, or a warning when the lease was lost before it finished."""
+    event, outcome = result.event, result.outcome
     extra = {"event_id": str(event.id), "trigger": trigger.name}
     if not applied:
         logger.warning(
-            "Event %s: lease lost before attempt %s finished", event.id, attempt, extra=extra
+            "Event %s: lease lost before attempt %s finished", event.id, result.attempt, extra=extra
         )
         return
     log = logger.info if outcome.succeeded else logger.warning
@@ -368,7 +424,7 @@ def log_finish(
         "Event %s trigger=%s attempt=%s status=%s %s",
         event.id,
         trigger.name,
-        attempt,
+        result.attempt,
         outcome.status,
         outcome.remark,
         extra=extra,
@@ -386,17 +442,3 @@ def pause_trigger(trigger_id: int, reason: str) -> None:
         paused=True, paused_reason=reason, updated_at=timezone.now()
     )
     invalidate()
-
-
-def hold(event: EventLog) -> None:
-    """Leave a paused trigger's event staged without a message; the sweeper sends it on resume."""
-    EventLog.objects.filter(id=event.id, status=EventStatus.STAGED).update(enqueued_at=None)
-
-
-def cancel_orphan(event: EventLog, now: dt.datetime) -> None:
-    """An event whose trigger was deleted cannot be delivered."""
-    EventLog.objects.filter(id=event.id, status=EventStatus.STAGED).update(
-        status=EventStatus.CANCELLED,
-        processed_at=now,
-        remark=f"Trigger {event.trigger_name} was deleted",
-    )

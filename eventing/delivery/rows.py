@@ -106,9 +106,17 @@ def convert(row: tuple, converters: list[tuple[int, list, Any]], connection) -> 
     return values
 
 
-def finish(event_id, *, attempt: int, changes: dict[str, Any]) -> bool:
-    """Apply `changes` if the row is still ours (processing, this attempt); True if it was."""
-    return bool(finish_many([event_id], attempt=attempt, changes=changes))
+def finish(
+    event_id,
+    *,
+    attempt: int,
+    changes: dict[str, Any],
+    invocations: list[dict[str, Any]] | None = None,
+) -> bool:
+    """Apply `changes` if the row is still ours (processing, this attempt); True if it was.
+
+    `invocations` are inserted as by finish_many (on PostgreSQL, in the same statement)."""
+    return bool(finish_many([event_id], attempt=attempt, changes=changes, invocations=invocations))
 
 
 def finish_many(

@@ -1,52 +1,25 @@
-"""Batch delivery: batch messages, claiming and sending a batch, the task, the setting checks."""
+"""Delivering a batch of one trigger's events: claimed together, sent side by side, each row
+finished with the outcome of its own attempt."""
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-import threading
 import uuid
-from unittest import mock
+from collections import Counter
 
 import pytest
-from celery.exceptions import Retry
-from django.db import OperationalError
 from django.utils import timezone
 
 from eventing import emit, runtime
-from eventing.checks import check_settings
 from eventing.delivery import rows, senders
 from eventing.delivery.deliver import deliver_events
-from eventing.dispatch import publish as enqueue
-from eventing.dispatch.sweeper import sweep
 from eventing.models import EventLog, EventStatus, InvocationLog
 from eventing.recording import trigger_cache
-from eventing.recording.emit import EventRequest, emit_batch
-from eventing.tasks import DB_RETRY_S, deliver_batch
 from tests.factories import EventTypeFactory, TriggerFactory
 from triggers.models import Trigger
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def inline_publishing(settings):
-    """Publishes happen inline (tests/conftest.py takes the broker as up around every test)."""
-    settings.EVENTING = {**settings.EVENTING, "PUBLISH_IN_BACKGROUND": False}
-
-
-@pytest.fixture
-def batches():
-    """Captured `eventing.deliver_batch` messages."""
-    with mock.patch("eventing.tasks.deliver_batch.apply_async") as apply_async:
-        yield apply_async
-
-
-@pytest.fixture
-def singles():
-    """Captured `eventing.deliver` messages."""
-    with mock.patch("eventing.tasks.deliver.apply_async") as apply_async:
-        yield apply_async
 
 
 @pytest.fixture
@@ -69,208 +42,20 @@ def ids_of(events: list[EventLog]) -> list[str]:
     return [str(e.id) for e in events]
 
 
-def messages(apply_async) -> list[tuple]:
-    """(ids or id, trigger id, eta) of each captured message."""
-    return [(*c.args[0], c.kwargs.get("eta")) for c in apply_async.call_args_list]
-
-
-def due_items(count: int, trigger_id: int, deliver_at: dt.datetime) -> list[tuple]:
-    return [(uuid.uuid4(), deliver_at, trigger_id) for _ in range(count)]
-
-
 def in_flight_at_once(requests, duration_s: float) -> int:
     """Most requests the receiver was handling at the same moment (each takes `duration_s`)."""
     starts = sorted(r.at for r in requests)
     return max(sum(1 for s in starts if s <= t < s + duration_s) for t in starts)
 
 
-# publish_due
-
-
-def test_rows_due_now_go_out_in_messages_of_the_batch_size(batches, singles):
-    now = timezone.now()
-    items = due_items(120, 7, now - dt.timedelta(seconds=1))
-    assert enqueue.publish_due(items, now) == []
-    ids = [str(pk) for pk, _, _ in items]
-    assert messages(batches) == [(ids[:50], 7, None), (ids[50:100], 7, None), (ids[100:], 7, None)]
-    assert not singles.called
-
-
-def test_a_chunk_of_one_left_over_is_a_single_deliver_message(batches, singles):
-    now = timezone.now()
-    items = due_items(51, 7, now)
-    assert enqueue.publish_due(items, now) == []
-    assert messages(batches) == [([str(pk) for pk, _, _ in items[:50]], 7, None)]
-    assert messages(singles) == [(str(items[50][0]), 7, None)]
-
-
-def test_triggers_and_etas_get_messages_of_their_own(batches, singles):
-    now = timezone.now()
-    later, much_later = now + dt.timedelta(seconds=30), now + dt.timedelta(seconds=60)
-    due_a = due_items(2, 1, now - dt.timedelta(seconds=5)) + due_items(1, 1, now)
-    due_b = due_items(2, 2, now - dt.timedelta(seconds=1))
-    later_a = due_items(2, 1, later)
-    alone = due_items(1, 1, much_later)
-    items = due_a + due_b + later_a + alone
-    assert enqueue.publish_due(items, now) == []
-
-    def ids(group):
-        return [str(pk) for pk, _, _ in group]
-
-    # Rows already due share a message whatever their due time; later ones carry their ETA.
-    assert sorted(messages(batches), key=str) == sorted(
-        [(ids(due_a), 1, None), (ids(due_b), 2, None), (ids(later_a), 1, later)], key=str
-    )
-    assert messages(singles) == [(str(alone[0][0]), 1, much_later)]
-
-
-def test_a_group_of_one_is_a_single_deliver_message(batches, singles):
-    now = timezone.now()
-    [(pk, due, trigger_id)] = items = due_items(1, 3, now + dt.timedelta(seconds=10))
-    assert enqueue.publish_due(items, now) == []
-    assert not batches.called
-    singles.assert_called_once()
-    assert singles.call_args.args[0] == (str(pk), 3)
-    assert singles.call_args.kwargs["eta"] == due
-
-
-def test_a_failed_publish_returns_exactly_that_chunks_ids(batches, singles):
-    now = timezone.now()
-    items = due_items(150, 7, now)
-    batches.side_effect = [None, None, ConnectionError("broker down")]
-    assert enqueue.publish_due(items, now) == [pk for pk, _, _ in items[100:]]
-    assert batches.call_count == 3
-
-
-def test_after_a_failed_publish_the_rest_is_not_tried_but_returned(batches, singles):
-    now = timezone.now()
-    items = due_items(150, 7, now) + due_items(1, 8, now)
-    batches.side_effect = [None, ConnectionError("broker down")]
-    assert enqueue.publish_due(items, now) == [pk for pk, _, _ in items[50:]]
-    assert batches.call_count == 2  # the broker back-off skips the rest
-    assert not singles.called
-
-
-def test_batch_size_one_sends_one_message_per_event(batches, singles, settings):
-    settings.EVENTING = {**settings.EVENTING, "DELIVERY_BATCH_SIZE": 1}
-    now = timezone.now()
-    items = due_items(5, 7, now)
-    assert enqueue.publish_due(items, now) == []
-    assert not batches.called
-    assert messages(singles) == [(str(pk), 7, None) for pk, _, _ in items]
-
-
-def committed_together(trigger: Trigger, count: int) -> list[EventLog]:
-    """`count` events recorded in one transaction by one emit_batch (one on-commit publish)."""
-    now = timezone.now()
-    items = emit_batch([EventRequest(trigger.type, {"n": n}, now) for n in range(count)])
-    return [item.rows[0] for item in items]
-
-
-def test_a_commit_publishes_its_rows_in_batches(
-    batches, singles, django_capture_on_commit_callbacks
-):
-    trigger = TriggerFactory(type="burst")
-    with django_capture_on_commit_callbacks(execute=True):
-        events = committed_together(trigger, 60)
-    assert messages(batches) == [
-        (ids_of(events[:50]), trigger.pk, None),
-        (ids_of(events[50:]), trigger.pk, None),
-    ]
-    assert not singles.called
-
-
-def test_a_failed_batch_unmarks_only_its_rows(batches, singles, django_capture_on_commit_callbacks):
-    trigger = TriggerFactory(type="burst")
-    batches.side_effect = [None, ConnectionError("broker down")]
-    with django_capture_on_commit_callbacks(execute=True):
-        events = committed_together(trigger, 60)
-    assert batches.call_count == 2
-    sent = {e.id for e in events[:50]}
-    for row in EventLog.objects.filter(id__in=[e.id for e in events]):
-        assert (row.enqueued_at is not None) == (row.id in sent)
-
-
-def test_the_sweeper_sends_due_rows_in_batches(batches, singles):
-    trigger = TriggerFactory(type="swept")
-    events = staged(trigger, 3)
-    EventLog.objects.update(enqueued_at=None)
-    assert sweep()["enqueued"] == 3
-    [(ids, trigger_id, eta)] = messages(batches)
-    assert sorted(ids) == sorted(ids_of(events))
-    assert (trigger_id, eta) == (trigger.pk, None)
-    assert not singles.called
-
-
-def test_the_publisher_merges_commits_handed_over_meanwhile(monkeypatch):
-    first_round = threading.Event()
-    go_on = threading.Event()
-    rounds = []
-
-    def publish_rows(rows, using):
-        rounds.append(list(rows))
-        first_round.set()
-        go_on.wait(5)
-
-    monkeypatch.setattr(enqueue, "publish_rows", publish_rows)
-    publisher = enqueue.Publisher()
-    publisher.submit(["a"], "default")
-    assert first_round.wait(5)
-    # While the first round publishes, three more commits are handed over.
-    publisher.submit(["b"], "default")
-    publisher.submit(["c", "d"], "default")
-    publisher.submit(["e"], "other")
-    go_on.set()
-    assert publisher.flush(5)
-    assert rounds == [["a"], ["b", "c", "d"], ["e"]]
-    assert publisher.stop(5)
-
-
-def test_back_to_back_commits_wait_for_each_other_an_isolated_one_does_not(monkeypatch, settings):
-    settings.EVENTING = {**settings.EVENTING, "PUBLISH_LINGER_MS": 1500}
-    rounds = []
-    monkeypatch.setattr(enqueue, "publish_rows", lambda rows, using: rounds.append(list(rows)))
-    publisher = enqueue.Publisher()
-    publisher.submit(["a"], "default")
-    # Nothing came before it: published without waiting out the linger.
-    assert publisher.flush(0.75)
-    # The next commit comes right after: the publisher waits for more, and gets one.
-    publisher.submit(["b"], "default")
-    publisher.submit(["c"], "default")
-    assert publisher.flush(5)
-    assert rounds == [["a"], ["b", "c"]]
-    assert publisher.stop(5)
-
-
-def test_stopping_the_runtime_publishes_what_was_handed_over_then_ends_the_thread(monkeypatch):
-    rounds = []
-    monkeypatch.setattr(enqueue, "publish_rows", lambda rows, using: rounds.append(list(rows)))
-    publisher = enqueue.publisher()
-    publisher.submit(["a"], "default")
-    publisher.submit(["b", "c"], "default")
-    assert runtime.stop(10)
-    assert sorted(sum(rounds, [])) == ["a", "b", "c"]
-    assert not publisher.thread.is_alive()
-    assert enqueue.publisher() is not publisher  # used again: a new one starts
-
-
-# deliver_events
-
-
-def test_a_batch_to_a_healthy_receiver_processes_every_row_once(receiver, monkeypatch):
+def test_a_batch_to_a_healthy_receiver_processes_every_row_once(receiver):
     trigger = TriggerFactory(type="batch", url=receiver.url("/ok/batch"))
     events = staged(trigger, 10)
-    claim_many = mock.Mock(wraps=rows.claim_many)
-    finish_many = mock.Mock(wraps=rows.finish_many)
-    monkeypatch.setattr(rows, "claim_many", claim_many)
-    monkeypatch.setattr(rows, "finish_many", finish_many)
 
     results = deliver_events(ids_of(events), trigger.pk)
 
     assert set(results) == {e.id for e in events}
     assert {r.outcome.status for r in results.values()} == {EventStatus.PROCESSED}
-    assert claim_many.call_count == 1
-    assert finish_many.call_count == 1  # one UPDATE for every success
     got = receiver.on("/ok/batch")
     assert sorted(r.headers["webhook-id"] for r in got) == sorted(ids_of(events))
     for row in EventLog.objects.filter(id__in=results):
@@ -392,18 +177,15 @@ def test_spent_retries_emit_the_dead_letter_event(receiver):
     assert {d.type for d in dead_letters} == {f"dlq_{trigger.name}"}
 
 
-def test_follow_up_events_of_a_batch_are_queued_once_per_row(receiver, monkeypatch):
+def test_follow_up_events_of_a_batch_are_queued_once_per_row(receiver):
     trigger = TriggerFactory(type="asks", url=receiver.url("/reply/follow"))
     TriggerFactory(name="follow", type="followed")
     EventTypeFactory(name="followed")  # follow-ups pass `allow` rules only
     receiver.replies["/reply/follow"] = {"event": {"type": "followed", "payload": {"x": 1}}}
     events = staged(trigger, 3)
-    finish_many = mock.Mock(wraps=rows.finish_many)
-    monkeypatch.setattr(rows, "finish_many", finish_many)
 
     deliver_events(ids_of(events), trigger.pk)
 
-    assert finish_many.call_count == 3  # row by row, each with its follow-up
     assert set(EventLog.objects.filter(id__in=[e.id for e in events]).values_list("status")) == {
         (EventStatus.PROCESSED,)
     }
@@ -420,7 +202,7 @@ def test_a_paused_or_disabled_trigger_sends_nothing_and_holds_its_rows(receiver,
     events = staged(trigger, 3)
     assert all(e.enqueued_at is not None for e in events)
     Trigger.objects.filter(pk=trigger.pk).update(**change)
-    trigger_cache.invalidate()  # as a save in this process would
+    trigger_cache.invalidate()
 
     results = deliver_events(ids_of(events), trigger.pk)
 
@@ -446,22 +228,19 @@ def test_a_deleted_triggers_rows_are_cancelled(receiver):
         assert row.processed_at is not None
 
 
-def test_a_batch_larger_than_the_sender_pool_is_claimed_in_chunks(
-    receiver, sender_threads, monkeypatch
-):
+def test_a_batch_larger_than_the_sender_pool_is_claimed_in_chunks(receiver, sender_threads):
     sender_threads(2)
     trigger = TriggerFactory(type="narrow", url=receiver.url("/slow/0.3"))
     events = staged(trigger, 5)
-    claim_many = mock.Mock(wraps=rows.claim_many)
-    monkeypatch.setattr(rows, "claim_many", claim_many)
 
     results = deliver_events(ids_of(events), trigger.pk)
 
     assert {r.outcome.status for r in results.values()} == {EventStatus.PROCESSED}
     assert len(results) == 5
-    assert [len(c.args[0]) for c in claim_many.call_args_list] == [2, 2, 1]
     assert EventLog.objects.filter(status=EventStatus.PROCESSED).count() == 5
-    assert InvocationLog.objects.count() == 5
+    # An invocation is stamped with its chunk's claim time: two, two, then the last one.
+    claimed_at = Counter(InvocationLog.objects.values_list("invoked_at", flat=True))
+    assert sorted(claimed_at.values()) == [1, 2, 2]
     # Two threads: two calls side by side, never three.
     assert in_flight_at_once(receiver.on("/slow/0.3"), 0.3) == 2
     assert senders.pool().free == 2  # every slot given back
@@ -491,98 +270,3 @@ def test_a_lease_lost_mid_batch_is_logged_and_not_overwritten(receiver, monkeypa
     assert set(others) == {EventStatus.PROCESSED}
     lost = [r for r in caplog.records if "lease lost" in r.getMessage()]
     assert [(r.levelno, r.event_id) for r in lost] == [(logging.WARNING, str(stolen.id))]
-
-
-# tasks.deliver_batch
-
-
-def test_the_task_counts_outcomes_and_publishes_each_retry_and_early_row_alone(
-    receiver, singles, batches
-):
-    trigger = TriggerFactory(
-        type="task", retries=2, backoff_base_s=30, backoff_max_s=60, url=receiver.url("/flaky/1")
-    )
-    first, second, done = staged(trigger, 3)
-    EventLog.objects.filter(id=done.id).update(status=EventStatus.PROCESSED)
-    [early] = staged(trigger, 1, delay_s=60)
-
-    counts = deliver_batch(ids_of([first, second, done, early]), trigger.pk)
-
-    assert counts == {"processed": 1, "staged": 1, "early": 1, "event is processed": 1}
-    [retried] = EventLog.objects.filter(status=EventStatus.STAGED, attempts=1)
-    early.refresh_from_db()
-    sent = {c.args[0]: c.kwargs["eta"] for c in singles.call_args_list}
-    assert set(sent) == {(str(retried.id), trigger.pk), (str(early.id), trigger.pk)}
-    assert sent[(str(early.id), trigger.pk)] == early.deliver_at
-    retry_eta = sent[(str(retried.id), trigger.pk)]
-    assert abs((retry_eta - retried.deliver_at).total_seconds()) < 1
-    assert retry_eta > timezone.now() + dt.timedelta(seconds=20)
-    assert not batches.called
-
-
-def test_an_eager_run_returns_the_counts_and_publishes_nothing(receiver, singles):
-    trigger = TriggerFactory(
-        type="eager", backoff_base_s=30, backoff_max_s=60, url=receiver.url("/status/503")
-    )
-    events = staged(trigger, 2)
-    result = deliver_batch.apply(args=(ids_of(events), trigger.pk))
-    assert result.get() == {"staged": 2}
-    assert not singles.called
-
-
-def test_a_database_error_makes_the_task_retry(monkeypatch):
-    deliver = mock.Mock(side_effect=[OperationalError("server closed the connection"), {}])
-    monkeypatch.setattr("eventing.tasks.deliver_events", deliver)
-    close_old_connections = mock.Mock()
-    monkeypatch.setattr("eventing.tasks.close_old_connections", close_old_connections)
-    event_ids = [str(uuid.uuid4())]
-    # Eager: the retry runs at once (a worker would publish it DB_RETRY_S later).
-    result = deliver_batch.apply(args=(event_ids, 1))
-    assert result.get() == {}
-    assert deliver.call_args_list == [mock.call(event_ids, 1)] * 2
-    close_old_connections.assert_called_once()
-
-
-def test_in_a_worker_a_database_error_sends_the_batch_again_shortly(monkeypatch, batches):
-    monkeypatch.setattr(
-        "eventing.tasks.deliver_events", mock.Mock(side_effect=OperationalError("gone"))
-    )
-    monkeypatch.setattr("eventing.tasks.close_old_connections", mock.Mock())
-    event_ids = [str(uuid.uuid4()), str(uuid.uuid4())]
-    # As a worker runs it: a request of its own, not called directly.
-    deliver_batch.push_request(id="t1", called_directly=False, args=[event_ids, 1], kwargs={})
-    try:
-        with pytest.raises(Retry):
-            deliver_batch.run(event_ids, 1)
-    finally:
-        deliver_batch.pop_request()
-    batches.assert_called_once()
-    assert batches.call_args.args[0] == (event_ids, 1)
-    assert batches.call_args.kwargs["countdown"] == DB_RETRY_S
-
-
-# The system check
-
-
-@pytest.mark.parametrize("name", ["DELIVERY_BATCH_SIZE", "SENDER_THREADS"])
-@pytest.mark.parametrize("value", [0, -1, "5", True, 2.5, None])
-def test_batch_settings_must_be_whole_numbers_of_at_least_one(settings, name, value):
-    settings.EVENTING = {**settings.EVENTING, name: value}
-    problems = check_settings()
-    assert [p.id for p in problems] == ["eventing.E004"]
-    assert name in problems[0].msg
-
-
-@pytest.mark.parametrize("name", ["DELIVERY_BATCH_SIZE", "SENDER_THREADS"])
-def test_one_is_a_valid_batch_setting(settings, name):
-    settings.EVENTING = {**settings.EVENTING, name: 1}
-    assert check_settings() == []
-
-
-def test_a_batch_larger_than_one_statement_can_hold_is_refused(settings):
-    settings.EVENTING = {**settings.EVENTING, "DELIVERY_BATCH_SIZE": 1001}
-    [problem] = check_settings()
-    assert problem.id == "eventing.E004"
-    assert "between 1 and 1000" in problem.msg
-    settings.EVENTING = {**settings.EVENTING, "DELIVERY_BATCH_SIZE": 1000}
-    assert check_settings() == []

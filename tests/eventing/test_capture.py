@@ -41,7 +41,7 @@ def test_eventing_tables_keep_fast_delete():
         assert not pre_delete.has_listeners(model)
 
 
-def test_untracked_delete_records_nothing(published):
+def test_untracked_delete_records_nothing(message_per_event):
     TriggerFactory(type="DB_DELETE", source="testapp.Order")
     Untracked.objects.create().delete()
     Untracked.objects.create()
@@ -49,7 +49,7 @@ def test_untracked_delete_records_nothing(published):
     assert not EventLog.objects.exists()
 
 
-def test_instance_delete_sends_the_stored_row_not_the_stale_instance(published):
+def test_instance_delete_sends_the_stored_row_not_the_stale_instance(message_per_event):
     TriggerFactory(type="DB_DELETE", source="testapp.Order")
     order = Order.objects.create(status="paid", note="kept")
     pk = order.pk
@@ -62,7 +62,7 @@ def test_instance_delete_sends_the_stored_row_not_the_stale_instance(published):
     assert data["new"] is None
 
 
-def test_deleting_a_row_already_gone_records_nothing(published):
+def test_deleting_a_row_already_gone_records_nothing(message_per_event):
     order = Order.objects.create()
     Order.objects.filter(pk=order.pk).delete()  # gone behind the instance's back
     TriggerFactory(type="DB_DELETE", source="testapp.Order")
@@ -70,7 +70,7 @@ def test_deleting_a_row_already_gone_records_nothing(published):
     assert not EventLog.objects.exists()
 
 
-def test_cascade_and_queryset_deletes_send_each_row(published):
+def test_cascade_and_queryset_deletes_send_each_row(message_per_event):
     TriggerFactory(type="DB_DELETE", source="testapp.Order")
     customer = Customer.objects.create(name="c")
     Order.objects.create(status="a", customer=customer)
@@ -94,7 +94,7 @@ def user_events(payload_fields: list[str] | None = None) -> list[dict]:
     return [*payloads("DB_INSERT"), *payloads("DB_UPDATE"), *payloads("DB_DELETE")]
 
 
-def test_password_hash_is_left_out_by_default(published):
+def test_password_hash_is_left_out_by_default(message_per_event):
     inserted, updated, deleted = user_events()
     assert inserted["new"]["username"] == "alice"
     assert updated["changed"] == ["first_name"]
@@ -107,7 +107,7 @@ def test_password_hash_is_left_out_by_default(published):
     assert not any("md5$" in text or "secret" in text for text in stored)
 
 
-def test_payload_fields_opt_the_password_back_in(published):
+def test_payload_fields_opt_the_password_back_in(message_per_event):
     inserted, updated, deleted = user_events(["username", "password"])
     assert inserted["new"]["password"].startswith("md5$")
     assert set(inserted["new"]) == {"username", "password"}
@@ -116,7 +116,7 @@ def test_payload_fields_opt_the_password_back_in(published):
     assert deleted["old"]["password"] == updated["new"]["password"]
 
 
-def test_exclude_fields_setting_is_matched_case_insensitively(published, settings):
+def test_exclude_fields_setting_is_matched_case_insensitively(message_per_event, settings):
     settings.EVENTING = {**settings.EVENTING, "EXCLUDE_FIELDS": ["NOTE"]}
     TriggerFactory(name="plain", type="DB_UPDATE", source="testapp.Order")
     TriggerFactory(
@@ -133,7 +133,7 @@ def test_exclude_fields_setting_is_matched_case_insensitively(published, setting
     assert by_trigger["opted_in"]["changed"] == ["note"]
 
 
-def test_user_password_is_left_out_even_without_exclude_fields(published, settings):
+def test_user_password_is_left_out_even_without_exclude_fields(message_per_event, settings):
     settings.EVENTING = {**settings.EVENTING, "EXCLUDE_FIELDS": []}
     TriggerFactory(type="DB_INSERT", source="auth.User")
     User.objects.create_user("bob", password="pw")
@@ -142,7 +142,7 @@ def test_user_password_is_left_out_even_without_exclude_fields(published, settin
     assert "password" not in data["new"]
 
 
-def test_filter_does_not_see_left_out_fields(published):
+def test_filter_does_not_see_left_out_fields(message_per_event):
     TriggerFactory(type="DB_INSERT", source="auth.User", filter={"new.password": {"exists": True}})
     User.objects.create_user("carol", password="pw")
     assert not EventLog.objects.exists()

@@ -47,23 +47,23 @@ def test_help_explains_the_options(name, options):
         assert option in text
 
 
-def test_sweep_dry_run_changes_nothing(published):
+def test_sweep_dry_run_changes_nothing(message_per_event):
     TriggerFactory(type="swept")
     event = emit("swept", {})[0]
     EventLog.objects.filter(id=event.id).update(enqueued_at=None)
     assert "to_enqueue=1" in run("eventing_sweep", "--dry-run")
     assert EventLog.objects.get(id=event.id).enqueued_at is None
     assert not Heartbeat.objects.filter(name="sweep").exists()  # a worker may have beaten
-    published.reset_mock()
+    message_per_event.reset_mock()
 
     output = run("eventing_sweep")
     assert "enqueued=1" in output
-    assert published.call_count == 1
+    assert message_per_event.call_count == 1
     assert EventLog.objects.get(id=event.id).enqueued_at is not None
     assert Heartbeat.objects.filter(name="sweep").exists()
 
 
-def test_sweep_dry_run_counts_what_the_sweep_then_does(published):
+def test_sweep_dry_run_counts_what_the_sweep_then_does(message_per_event):
     """Same rules: a recent queue lag keeps late messages from counting as lost in both, and
     rows released from an expired lease are sent by the same pass in both."""
     hook, paused = TriggerFactory(type="swept"), TriggerFactory(type="held", paused=True)
@@ -84,7 +84,7 @@ def test_sweep_dry_run_counts_what_the_sweep_then_does(published):
     row(hook, attempts=hook.retries + 1, **lease)  # on its last attempt: released as failed
     row(paused, enqueued_at=None)  # held
     Heartbeat.objects.create(name=LAG_HEARTBEAT, at=now, detail={"lag_s": 30})
-    published.reset_mock()
+    message_per_event.reset_mock()
 
     line = run("eventing_sweep", "--dry-run").removeprefix("Would sweep: ").split()
     would = {key: int(value) for key, value in (item.split("=") for item in line)}
@@ -92,10 +92,10 @@ def test_sweep_dry_run_counts_what_the_sweep_then_does(published):
 
     assert would == {"expired_leases": 2, "to_enqueue": 3, "held_by_paused_triggers": 1}
     assert (did["released"], did["enqueued"]) == (would["expired_leases"], would["to_enqueue"])
-    assert published.call_count == would["to_enqueue"]
+    assert message_per_event.call_count == would["to_enqueue"]
 
 
-def test_sweep_until_idle_repeats_until_nothing_is_left(published):
+def test_sweep_until_idle_repeats_until_nothing_is_left(message_per_event):
     TriggerFactory(type="swept")
     for _ in range(3):
         emit("swept", {})
@@ -116,7 +116,7 @@ def test_sweep_refuses_contradictory_options():
 
 
 @pytest.fixture
-def finished(published):
+def finished(message_per_event):
     """Failed, processed and cancelled events of two triggers, of different ages."""
     hook, other = TriggerFactory(name="hook", type="thing"), TriggerFactory(name="other")
     now = timezone.now()
@@ -134,7 +134,7 @@ def finished(published):
             status=status, attempts=3, created_at=now - dt.timedelta(hours=age_h)
         )
         made[label] = row.id
-    published.reset_mock()
+    message_per_event.reset_mock()
     return made
 
 
@@ -151,7 +151,7 @@ def test_redeliver_dry_run_counts_per_trigger_and_changes_nothing(finished):
 
 
 def test_redeliver_by_trigger_status_and_since(
-    finished, published, django_capture_on_commit_callbacks
+    finished, message_per_event, django_capture_on_commit_callbacks
 ):
     with django_capture_on_commit_callbacks(execute=True):
         output = run(
@@ -171,7 +171,7 @@ def test_redeliver_by_trigger_status_and_since(
     assert status(finished["hook_failed_old"]) == EventStatus.FAILED
     assert status(finished["hook_processed"]) == EventStatus.PROCESSED
     assert status(finished["other_failed"]) == EventStatus.FAILED
-    assert published.call_count == 2
+    assert message_per_event.call_count == 2
 
 
 def test_redeliver_reports_progress_in_batches(finished):

@@ -54,3 +54,27 @@ def test_unreachable_broker_warns():
         app.conf.update(original)
     assert [p.id for p in problems] == ["eventing.W002"]
     assert "cannot be reached" in problems[0].msg
+
+
+@pytest.mark.parametrize("name", ["DELIVERY_BATCH_SIZE", "SENDER_THREADS"])
+@pytest.mark.parametrize("value", [0, -1, "5", True, 2.5, None])
+def test_batch_settings_must_be_whole_numbers_of_at_least_one(settings, name, value):
+    settings.EVENTING = {**settings.EVENTING, name: value}
+    problems = check_settings()
+    assert [p.id for p in problems] == ["eventing.E004"]
+    assert name in problems[0].msg
+
+
+@pytest.mark.parametrize("name", ["DELIVERY_BATCH_SIZE", "SENDER_THREADS"])
+def test_one_is_a_valid_batch_setting(settings, name):
+    settings.EVENTING = {**settings.EVENTING, name: 1}
+    assert check_settings() == []
+
+
+def test_a_batch_larger_than_one_statement_can_hold_is_refused(settings):
+    settings.EVENTING = {**settings.EVENTING, "DELIVERY_BATCH_SIZE": 1001}
+    [problem] = check_settings()
+    assert problem.id == "eventing.E004"
+    assert "between 1 and 1000" in problem.msg
+    settings.EVENTING = {**settings.EVENTING, "DELIVERY_BATCH_SIZE": 1000}
+    assert check_settings() == []

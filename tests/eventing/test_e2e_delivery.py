@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import time
 from unittest import mock
 
 import jwt
@@ -15,6 +14,7 @@ from standardwebhooks import Webhook
 
 from eventing import emit
 from eventing.models import EventLog, EventStatus
+from eventing.recording.emit import EventRequest, emit_batch
 from tests.factories import TriggerFactory
 from tests.processes import CeleryProcess
 from tests.testapp.models import Order
@@ -102,10 +102,11 @@ def test_rollback_fires_nothing(worker, receiver):
     with pytest.raises(RuntimeError):
         create_then_roll_back()
     Order.objects.create(status="after")  # a committed one, as a marker
-    got = receiver.wait_for("/ok/rb")
-    time.sleep(0.5)
+    # The row is the truth: only the committed write has one, so nothing else can be sent.
+    [row] = EventLog.objects.filter(type="DB_INSERT")
+    assert row.payload["new"]["status"] == "after"
+    wait_until(lambda: status_of(row.id) == EventStatus.PROCESSED, message="marker delivered")
     assert [r.json()["data"]["new"]["status"] for r in receiver.on("/ok/rb")] == ["after"]
-    assert len(got) == 1
 
 
 def test_failing_receiver_retries_with_backoff_then_dead_letter(worker, receiver):
@@ -149,8 +150,14 @@ def test_gone_pauses_the_trigger(worker, receiver):
     assert len(receiver.on("/status/410")) == 1
     # Events keep being recorded for a paused trigger, and are held.
     [held] = emit("order_placed", {"n": 2})
-    time.sleep(1.0)
-    assert status_of(held.id) == EventStatus.STAGED
+    # Held: the worker takes its message and leaves it staged with none (enqueued_at empty).
+    wait_until(
+        lambda: EventLog.objects.filter(
+            id=held.id, status=EventStatus.STAGED, enqueued_at=None
+        ).exists(),
+        message="the paused trigger's event held",
+    )
+    assert EventLog.objects.get(id=held.id).attempts == 0
     Trigger.objects.filter(pk=trigger.pk).update(paused=False, url=receiver.url("/ok/resumed"))
     receiver.wait_for("/ok/resumed")
     wait_until(lambda: status_of(held.id) == EventStatus.PROCESSED, message="held delivered")
@@ -199,20 +206,11 @@ def test_event_beyond_eta_horizon_is_sent_by_the_sweeper(worker, receiver, setti
 
 def test_lost_message_is_resent_by_the_sweeper(worker, receiver):
     TriggerFactory(type="order_placed", url=receiver.url("/ok/lost"))
-    trigger = Trigger.objects.get()
-    Trigger.objects.filter(pk=trigger.pk).update(paused=True)
-    time.sleep(0.5)  # let the worker's trigger index see the pause
-    [event] = emit("order_placed", {})
-    wait_until(
-        lambda: EventLog.objects.get(id=event.id).enqueued_at is None,
-        message="worker held the message",
-    )
-    # Simulate a lost message: the row says it was sent, the broker holds nothing.
-    EventLog.objects.filter(id=event.id).update(
-        enqueued_at=timezone.now() - dt.timedelta(seconds=10),
-        deliver_at=timezone.now() - dt.timedelta(seconds=10),
-    )
-    Trigger.objects.filter(pk=trigger.pk).update(paused=False)
+    # A lost message: the row says it was sent 10 s ago, the broker holds nothing.
+    ten_s_ago = timezone.now() - dt.timedelta(seconds=10)
+    with transaction.atomic():
+        [item] = emit_batch([EventRequest("order_placed", {}, ten_s_ago)], publish=False)
+        EventLog.objects.filter(id=item.rows[0].id).update(enqueued_at=ten_s_ago)
     receiver.wait_for("/ok/lost", timeout_s=15)
 
 

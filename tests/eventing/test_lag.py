@@ -14,7 +14,7 @@ from tests.factories import TriggerFactory
 
 
 @pytest.fixture
-def published(monkeypatch):
+def swept_ids(monkeypatch):
     """Record what the sweeper publishes instead of sending it."""
     sent = []
     monkeypatch.setattr(
@@ -33,28 +33,28 @@ def overdue(db):
     return event
 
 
-def test_message_behind_a_long_queue_is_not_resent(overdue, published):
+def test_message_behind_a_long_queue_is_not_resent(overdue, swept_ids):
     now = timezone.now()
     Heartbeat.objects.create(name=lag.LAG_HEARTBEAT, at=now, detail={"lag_s": 30})
     assert lag.recent_lag_s(now) == 30
     sweeper.enqueue_due(now)
-    assert published == []
+    assert swept_ids == []
 
 
-def test_message_is_resent_once_the_lag_note_is_stale(overdue, published):
+def test_message_is_resent_once_the_lag_note_is_stale(overdue, swept_ids):
     now = timezone.now()
     stale = now - dt.timedelta(seconds=lag.FRESH_FOR_S + 1)
     Heartbeat.objects.create(name=lag.LAG_HEARTBEAT, at=stale, detail={"lag_s": 30})
     assert lag.recent_lag_s(now) == 0
     sweeper.enqueue_due(now)
-    assert published == [overdue.id]
+    assert swept_ids == [overdue.id]
 
 
-def test_message_is_resent_when_the_queue_is_short(overdue, published):
+def test_message_is_resent_when_the_queue_is_short(overdue, swept_ids):
     now = timezone.now()
     Heartbeat.objects.create(name=lag.LAG_HEARTBEAT, at=now, detail={"lag_s": 0.2})
     sweeper.enqueue_due(now)
-    assert published == [overdue.id]
+    assert swept_ids == [overdue.id]
 
 
 @pytest.mark.django_db

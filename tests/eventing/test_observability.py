@@ -36,7 +36,9 @@ def sample(samples, name, **labels) -> float:
     return samples.get((name, tuple(sorted(labels.items()))), 0.0)
 
 
-def test_emit_counts_only_committed_events(client, published, django_capture_on_commit_callbacks):
+def test_emit_counts_only_committed_events(
+    client, message_per_event, django_capture_on_commit_callbacks
+):
     TriggerFactory(name="metrics_emit", type="metric_probe")
     before = sample(
         scrape(client), "eventing_events_emitted_total", trigger="metrics_emit", type="metric_probe"
@@ -53,7 +55,7 @@ def test_emit_counts_only_committed_events(client, published, django_capture_on_
 
 
 def test_events_queued_in_a_batch_are_counted(
-    client, published, django_capture_on_commit_callbacks
+    client, message_per_event, django_capture_on_commit_callbacks
 ):
     from django.utils import timezone
 
@@ -69,7 +71,7 @@ def test_events_queued_in_a_batch_are_counted(
     assert after - before == 3
 
 
-def test_delivery_outcomes_latency_and_lag_are_counted(client, receiver, published):
+def test_delivery_outcomes_latency_and_lag_are_counted(client, receiver, message_per_event):
     ok = TriggerFactory(name="metrics_ok", type="metric_ok", url=receiver.url("/ok"))
     bad = TriggerFactory(
         name="metrics_bad", type="metric_bad", url=receiver.url("/status/500"), retries=0
@@ -97,7 +99,7 @@ def test_delivery_outcomes_latency_and_lag_are_counted(client, receiver, publish
     assert delta("eventing_queue_lag_seconds_bucket", trigger=ok.name, le="2.5") == 1
 
 
-def test_connection_errors_count_as_error_class(client, published):
+def test_connection_errors_count_as_error_class(client, message_per_event):
     trigger = TriggerFactory(
         name="metrics_refused", type="metric_refused", url="http://127.0.0.1:9/nothing", retries=1
     )
@@ -116,7 +118,7 @@ def test_connection_errors_count_as_error_class(client, published):
     ) == 1
 
 
-def test_backlog_and_oldest_due_come_from_the_database(client, published):
+def test_backlog_and_oldest_due_come_from_the_database(client, message_per_event):
     TriggerFactory(type="metric_backlog")
     first, second = emit("metric_backlog", {})[0], emit("metric_backlog", {})[0]
     emit("metric_backlog", {}, delay_s=3600)  # staged but not due
@@ -220,7 +222,7 @@ def test_json_lines_carry_event_id_and_trigger():
     assert "event_id" not in json.loads(JsonFormatter().format(make_record()))
 
 
-def test_delivery_logs_carry_the_event(receiver, published, caplog):
+def test_delivery_logs_carry_the_event(receiver, message_per_event, caplog):
     trigger = TriggerFactory(type="metric_log", url=receiver.url("/ok"))
     event = emit("metric_log", {})[0]
     with caplog.at_level(logging.INFO, logger="eventing.delivery.deliver"):
@@ -230,7 +232,9 @@ def test_delivery_logs_carry_the_event(receiver, published, caplog):
     assert records[0].trigger == trigger.name
 
 
-def test_a_worker_serves_its_own_metrics_on_the_configured_port(settings, published, receiver):
+def test_a_worker_serves_its_own_metrics_on_the_configured_port(
+    settings, message_per_event, receiver
+):
     import requests
 
     from eventing.ops.metrics import start_worker_exporter

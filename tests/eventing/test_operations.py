@@ -15,7 +15,7 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def rows(published):
+def rows(message_per_event):
     TriggerFactory(type="order")
     return [emit("order", {"n": n})[0] for n in range(3)]
 
@@ -29,21 +29,21 @@ def test_cancel_only_touches_cancellable_rows(rows):
 
 
 def test_redeliver_gives_a_fresh_budget_and_keeps_invocations(
-    rows, published, django_capture_on_commit_callbacks
+    rows, message_per_event, django_capture_on_commit_callbacks
 ):
     row = rows[0]
     EventLog.objects.filter(id=row.id).update(status=EventStatus.FAILED, attempts=4)
     InvocationLog.objects.create(
         event_id=row.id, attempt=1, invoked_at=timezone.now(), duration_ms=1, request={}
     )
-    published.reset_mock()
+    message_per_event.reset_mock()
     with django_capture_on_commit_callbacks(execute=True):
         assert redeliver_events([r.id for r in rows]) == 1  # the others are still staged
     row.refresh_from_db()
     assert row.status == EventStatus.STAGED
     assert row.attempts == 0
     assert row.invocations.count() == 1
-    assert published.call_count == 1
+    assert message_per_event.call_count == 1
 
 
 def test_reschedule_only_while_staged(rows):

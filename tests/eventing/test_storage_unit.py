@@ -28,7 +28,7 @@ ALIASES = ("evented_files", "evented_memory")
 
 
 @pytest.fixture
-def published(monkeypatch, settings):
+def published_ids(monkeypatch, settings):
     """Ids sent to the broker (the broker itself is not needed here)."""
     settings.EVENTING = {**settings.EVENTING, "PUBLISH_IN_BACKGROUND": False}
     sent = []
@@ -182,7 +182,7 @@ def test_path_is_passed_through_including_its_error():
 
 
 @pytest.mark.parametrize("alias", ALIASES)
-def test_save_records_intent_then_stages_with_final_name(alias, prefix, published, monkeypatch):
+def test_save_records_intent_then_stages_with_final_name(alias, prefix, published_ids, monkeypatch):
     trigger = file_trigger(alias)
     storage = storages[alias]
     seen = {}
@@ -210,11 +210,11 @@ def test_save_records_intent_then_stages_with_final_name(alias, prefix, publishe
         "url": storage.wrapped.url(name),
     }
     assert name != f"{prefix}/report.pdf"
-    assert published == [row.id for row in rows()]
+    assert published_ids == [row.id for row in rows()]
 
 
 @pytest.mark.parametrize("alias", ALIASES)
-def test_delete_of_existing_file_only(alias, prefix, published):
+def test_delete_of_existing_file_only(alias, prefix, published_ids):
     file_trigger(alias, "FILE_DELETE")
     storage = storages[alias]
     name = storage.save(f"{prefix}/gone.txt", ContentFile(b"bye"))
@@ -226,7 +226,7 @@ def test_delete_of_existing_file_only(alias, prefix, published):
     assert row.payload["size"] == 3
     assert row.payload["content_type"] == "text/plain"
     assert not storage.exists(name)
-    assert published == [row.id]
+    assert published_ids == [row.id]
 
 
 def broken_upload() -> File:
@@ -237,7 +237,7 @@ def broken_upload() -> File:
 
 
 @pytest.mark.parametrize("alias", ALIASES)
-def test_failing_save_raises_unchanged_and_cancels(alias, prefix, published):
+def test_failing_save_raises_unchanged_and_cancels(alias, prefix, published_ids):
     file_trigger(alias)
     storage = storages[alias]
     with pytest.raises(ValueError, match="closed file") as bare:
@@ -250,10 +250,10 @@ def test_failing_save_raises_unchanged_and_cancels(alias, prefix, published):
     assert row.status == EventStatus.CANCELLED
     assert type(bare.value).__name__ in row.remark
     assert row.processed_at is not None
-    assert published == []
+    assert published_ids == []
 
 
-def test_path_pattern_and_final_name(prefix, published):
+def test_path_pattern_and_final_name(prefix, published_ids):
     png = file_trigger("evented_memory", path_pattern=f"{prefix}/avatars/*.png")
     storage = storages["evented_memory"]
     storage.save(f"{prefix}/avatars/a.png", ContentFile(b"png"))
@@ -265,7 +265,7 @@ def test_path_pattern_and_final_name(prefix, published):
     assert row.payload["content_type"] == "image/png"
 
 
-def test_final_name_outside_the_pattern_cancels(prefix, published, monkeypatch):
+def test_final_name_outside_the_pattern_cancels(prefix, published_ids, monkeypatch):
     """A storage may pick another name than predicted (a race); the trigger's pattern decides."""
     file_trigger("evented_memory", path_pattern=f"{prefix}/*.txt")
     wrapped = storages["evented_memory"].wrapped
@@ -276,7 +276,7 @@ def test_final_name_outside_the_pattern_cancels(prefix, published, monkeypatch):
     [row] = rows()
     assert row.status == EventStatus.CANCELLED
     assert "a.txt.bak" in row.remark
-    assert published == []
+    assert published_ids == []
 
 
 class DatedStorage(InMemoryStorage):
@@ -286,7 +286,7 @@ class DatedStorage(InMemoryStorage):
         return super().save(f"2026/{name}", content, max_length=max_length)
 
 
-def test_storage_with_its_own_save_chooses_the_name(prefix, published):
+def test_storage_with_its_own_save_chooses_the_name(prefix, published_ids):
     file_trigger("custom_alias")
     storage = EventingStorage(
         backend="tests.eventing.test_storage_unit.DatedStorage", alias="custom_alias"
@@ -298,13 +298,13 @@ def test_storage_with_its_own_save_chooses_the_name(prefix, published):
     assert row.status == EventStatus.STAGED
     assert row.payload["name"] == name
     assert row.payload["size"] == 3
-    assert published == [row.id]
+    assert published_ids == [row.id]
 
 
 # Outside the caller's transaction
 
 
-def test_rows_survive_the_callers_rollback(prefix, published):
+def test_rows_survive_the_callers_rollback(prefix, published_ids):
     file_trigger("evented_memory")
     storage = storages["evented_memory"]
     saved = {}
@@ -325,10 +325,10 @@ def test_rows_survive_the_callers_rollback(prefix, published):
     assert row.status == EventStatus.STAGED
     assert row.payload["name"] == name
     assert storage.exists(name)  # the file outlived the rollback, and so did its event
-    assert published == [row.id]
+    assert published_ids == [row.id]
 
 
-def test_rows_written_when_the_callers_transaction_commits(prefix, published):
+def test_rows_written_when_the_callers_transaction_commits(prefix, published_ids):
     file_trigger("evented_memory")
     with transaction.atomic():
         name = storages["evented_memory"].save(f"{prefix}/a.txt", ContentFile(b"a"))
@@ -336,7 +336,7 @@ def test_rows_written_when_the_callers_transaction_commits(prefix, published):
     [row] = rows()
     assert row.status == EventStatus.STAGED
     assert row.payload["name"] == name
-    assert published == [row.id]
+    assert published_ids == [row.id]
 
 
 def test_mode_follows_the_callers_connection():
@@ -354,7 +354,7 @@ def make_intent(alias: str, kind: str, name: str) -> list[EventLog]:
     return intent.rows
 
 
-def test_orphaned_intents_are_resolved_by_existence(prefix, published, settings):
+def test_orphaned_intents_are_resolved_by_existence(prefix, published_ids, settings):
     settings.EVENTING = {**settings.EVENTING, "INTENT_GRACE_S": 60}
     alias = "evented_memory"
     file_trigger(alias)
@@ -381,12 +381,12 @@ def test_orphaned_intents_are_resolved_by_existence(prefix, published, settings)
     assert status(deleted).status == EventStatus.STAGED
     assert status(not_deleted).status == EventStatus.CANCELLED
     assert status(young).status == EventStatus.INTENT
-    assert sorted(published) == sorted([created[0].id, deleted[0].id])
+    assert sorted(published_ids) == sorted([created[0].id, deleted[0].id])
     assert resolve_intents() == 0
 
 
 def test_intent_of_an_unknown_storage_is_cancelled_and_a_failing_one_waits(
-    prefix, published, monkeypatch
+    prefix, published_ids, monkeypatch
 ):
     file_trigger("evented_memory")
     [lost] = make_intent("evented_memory", "FILE_CREATE", f"{prefix}/a.txt")

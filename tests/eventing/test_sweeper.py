@@ -13,34 +13,34 @@ from tests.factories import TriggerFactory
 pytestmark = pytest.mark.django_db
 
 
-def sent_ids(published) -> set[str]:
-    return {c.args[0][0] for c in published.call_args_list}
+def sent_ids(messages) -> set[str]:
+    return {c.args[0][0] for c in messages.call_args_list}
 
 
-def test_far_future_rows_are_sent_when_nearly_due(published):
+def test_far_future_rows_are_sent_when_nearly_due(message_per_event):
     TriggerFactory(type="order")
     now = timezone.now()
     [row] = emit("order", {}, deliver_at=now + dt.timedelta(hours=2))
     assert sweep(now)["enqueued"] == 0
     assert sweep(now + dt.timedelta(hours=2) - dt.timedelta(seconds=5))["enqueued"] == 1
-    assert sent_ids(published) == {str(row.id)}
+    assert sent_ids(message_per_event) == {str(row.id)}
     row.refresh_from_db()
     assert row.enqueued_at is not None
     # Sent once: the next pass leaves it alone.
     assert sweep(now + dt.timedelta(hours=2) - dt.timedelta(seconds=4))["enqueued"] == 0
 
 
-def test_lost_message_is_sent_again_after_the_grace(published):
+def test_lost_message_is_sent_again_after_the_grace(message_per_event):
     TriggerFactory(type="order")
     [row] = emit("order", {})
     now = timezone.now()
     assert sweep(now)["enqueued"] == 0  # its message is (presumably) on the way
     later = now + dt.timedelta(seconds=10)  # LEASE_GRACE_S is 3 in tests
     assert sweep(later)["enqueued"] == 1
-    assert str(row.id) in sent_ids(published)
+    assert str(row.id) in sent_ids(message_per_event)
 
 
-def test_expired_lease_returns_the_row_to_staged(published):
+def test_expired_lease_returns_the_row_to_staged(message_per_event):
     TriggerFactory(type="order", retries=2)
     [row] = emit("order", {})
     now = timezone.now()
@@ -55,7 +55,7 @@ def test_expired_lease_returns_the_row_to_staged(published):
     assert report["enqueued"] == 1  # and is sent again in the same pass
 
 
-def test_expired_lease_on_the_last_attempt_fails_with_dead_letter(published):
+def test_expired_lease_on_the_last_attempt_fails_with_dead_letter(message_per_event):
     trigger = TriggerFactory(type="order", retries=0)
     TriggerFactory(name="catch", type=f"dlq_{trigger.name}")
     [row] = emit("order", {})
@@ -69,7 +69,7 @@ def test_expired_lease_on_the_last_attempt_fails_with_dead_letter(published):
     assert EventLog.objects.filter(trigger_name="catch").count() == 1
 
 
-def test_paused_trigger_rows_are_held(published):
+def test_paused_trigger_rows_are_held(message_per_event):
     trigger = TriggerFactory(type="order", paused=True)
     [row] = emit("order", {})
     EventLog.objects.filter(id=row.id).update(enqueued_at=None)
@@ -79,20 +79,20 @@ def test_paused_trigger_rows_are_held(published):
     assert sweep()["enqueued"] == 1
 
 
-def test_failed_publish_leaves_the_row_for_the_next_pass(published):
+def test_failed_publish_leaves_the_row_for_the_next_pass(message_per_event):
     TriggerFactory(type="order")
     [row] = emit("order", {}, deliver_at=timezone.now() + dt.timedelta(hours=1))
-    published.side_effect = ConnectionError("broker down")
+    message_per_event.side_effect = ConnectionError("broker down")
     now = timezone.now() + dt.timedelta(hours=1)
     assert sweep(now)["enqueued"] == 0
     assert EventLog.objects.get(id=row.id).enqueued_at is None
-    published.side_effect = None
+    message_per_event.side_effect = None
     # The process skips the broker for BROKER_BACKOFF_S after a failure; let that pass.
     runtime.reset()
     assert sweep(now)["enqueued"] == 1
 
 
-def test_sweep_records_a_heartbeat(published):
+def test_sweep_records_a_heartbeat(message_per_event):
     sweep()
     beat = Heartbeat.objects.get(name="sweep")
     assert timezone.now() - beat.at < dt.timedelta(seconds=5)

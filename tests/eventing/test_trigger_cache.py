@@ -18,7 +18,7 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def ttl_s(settings, published):
+def ttl_s(settings, message_per_event):
     """Set TRIGGER_CACHE_TTL_S for the test (after `published` has set its own keys)."""
 
     def use(seconds: float) -> None:

@@ -6,8 +6,6 @@ import datetime as dt
 import uuid
 
 import pytest
-from django.db import connection
-from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from eventing.models import EventLog, EventStatus, InvocationLog
@@ -47,22 +45,14 @@ def test_no_matching_trigger_records_nothing(anon, open_type):
     assert not EventLog.objects.exists()
 
 
-def test_batch_of_1000_is_one_transaction_with_bulk_inserts(anon, trigger):
+def test_batch_of_1000_is_recorded_in_order(anon, trigger):
+    # Its statements (bulk inserts, one transaction) are counted in bench/bench_statements.py.
     batch = [{"type": "order_placed", "payload": {"n": n}} for n in range(1000)]
-    with CaptureQueriesContext(connection) as queries:
-        response = anon.post(EVENTS_URL, batch, format="json")
+    response = anon.post(EVENTS_URL, batch, format="json")
     assert response.status_code == 201
     body = response.json()
     assert body["count"] == 1000
     assert [r["events"][0]["payload"]["n"] for r in body["results"]] == list(range(1000))
-    inserts = [
-        q
-        for q in queries.captured_queries
-        if q["sql"].lstrip().upper().startswith("INSERT") and "event_logs" in q["sql"]
-    ]
-    # Bulk: PostgreSQL takes 500 rows per statement, SQLite as many as its 999 parameters allow.
-    assert 1 <= len(inserts) <= 20
-    assert len(queries.captured_queries) < 60
     assert EventLog.objects.count() == 1000
     assert len({r["events"][0]["batch_id"] for r in body["results"]}) == 1000
 
