@@ -9,15 +9,12 @@ worker's would, due when the row says.
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from django.db import connections
-from django.utils import timezone
 
-from eventing.delivery.deliver import DeliveryResult, deliver_event
-from eventing.dispatch.publish import publish, within_horizon
+from eventing.delivery.deliver import DeliveryResult, deliver_event, send_next_attempt
 from eventing.models import EventLog
 
 # Deliveries to several triggers run side by side, so the wait is the slowest one.
@@ -46,18 +43,9 @@ def deliver_in_thread(event_id) -> DeliveryResult:
 def deliver_and_schedule(event_id) -> DeliveryResult:
     """One attempt now, whatever the due time; a failed one is retried through the broker."""
     result = deliver_event(event_id, force=True)
-    send_retry(event_id, result)
+    if result.event is not None:
+        send_next_attempt(event_id, result, result.event.trigger_id)
     return result
-
-
-def send_retry(event_id, result: DeliveryResult) -> None:
-    """The message for the next attempt, with its ETA, as the worker's task sends it; beyond
-    the ETA horizon none (the sweeper sends it when due)."""
-    if result.retry_in_s is None or result.event is None:
-        return
-    due = timezone.now() + dt.timedelta(seconds=result.retry_in_s)
-    if within_horizon(due):
-        publish(event_id, due, trigger_id=result.event.trigger_id)
 
 
 def delivered(result: DeliveryResult) -> bool:
