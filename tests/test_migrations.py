@@ -9,7 +9,7 @@ import pytest
 from django.core.management import call_command
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(databases="__all__")  # makemigrations checks every database
 def test_no_model_change_lacks_its_migration():
     out = StringIO()
     try:
