@@ -2,35 +2,19 @@
 
 from __future__ import annotations
 
-import datetime as dt
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from eventing.models import EventLog
+    from eventing.recording.emit import emit
 
 __all__ = ("emit",)
 
 
-def emit(
-    type: str,
-    payload: Any,
-    *,
-    deliver_at: dt.datetime | None = None,
-    delay_s: float | None = None,
-    source: str | None = None,
-    idempotency_key: str | None = None,
-) -> list[EventLog]:
-    """Queue an event for every matching trigger; see `eventing.recording.emit.emit`.
+def __getattr__(name: str):
+    """`eventing.emit` is `eventing.recording.emit.emit`, imported on first use: this package is
+    imported before Django's apps are ready, that module needs them."""
+    if name == "emit":
+        from eventing.recording.emit import emit
 
-    Imported when called: this package is imported before Django's apps are ready.
-    """
-    from eventing.recording.emit import emit as _emit
-
-    return _emit(
-        type,
-        payload,
-        deliver_at=deliver_at,
-        delay_s=delay_s,
-        source=source,
-        idempotency_key=idempotency_key,
-    )
+        return emit
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

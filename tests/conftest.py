@@ -7,6 +7,7 @@ from unittest import mock
 import pytest
 
 from eventing import runtime
+from tests.hostile import RawServer
 from tests.processes import CeleryProcess, purge_broker
 from tests.receiver import Receiver
 
@@ -81,3 +82,18 @@ def fresh_trigger_caches():
     from eventing.recording import trigger_cache
 
     trigger_cache.invalidate()
+
+
+@pytest.fixture
+def serve():
+    """Start RawServers with a behaviour; all are closed after the test."""
+    servers = []
+
+    def start(behaviour) -> RawServer:
+        server = RawServer(behaviour)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.close()

@@ -11,24 +11,9 @@ from eventing.delivery.deliver import deliver_event
 from eventing.models import EventLog, EventStatus
 from eventing.webhooks.request import WebhookRequest, send
 from tests.factories import TriggerFactory
-from tests.hostile import RawServer, dribble, http_response, huge, read_request, reply, reset
+from tests.hostile import dribble, http_response, huge, read_request, reply, reset
 
 HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 200\r\n\r\n"
-
-
-@pytest.fixture
-def serve():
-    """Start RawServers with a behaviour; all are closed after the test."""
-    servers = []
-
-    def start(behaviour) -> RawServer:
-        server = RawServer(behaviour)
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        server.close()
 
 
 def call(url: str, timeout_s: float = 1.0):

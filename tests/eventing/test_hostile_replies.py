@@ -14,7 +14,7 @@ from eventing.delivery.follow_ups import depth_of
 from eventing.models import EventLog, EventStatus, InvocationLog
 from tests.eventing.api.conftest import QUEUE_URL
 from tests.factories import EventTypeFactory, TriggerFactory
-from tests.hostile import RawServer, answer_by, http_response, nested_reply, reply
+from tests.hostile import answer_by, http_response, nested_reply, reply
 from tests.waiting import wait_until
 from triggers.models import EventType
 
@@ -29,21 +29,6 @@ DEEP = 30_000
 def inline_publishing(settings):
     """No broker: publishes are inline (tests/conftest.py takes the broker as up)."""
     settings.EVENTING = {**settings.EVENTING, "PUBLISH_IN_BACKGROUND": False}
-
-
-@pytest.fixture
-def serve():
-    """Start RawServers with a behaviour; all are closed after the test."""
-    servers = []
-
-    def start(behaviour) -> RawServer:
-        server = RawServer(behaviour)
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        server.close()
 
 
 def number(body: bytes) -> int:

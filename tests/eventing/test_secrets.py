@@ -195,22 +195,24 @@ def stored_texts() -> dict[str, str]:
     return texts
 
 
+def deliver_one_to(server: RawServer) -> RawServer:
+    """Deliver one event, with a literal credential header, to `server`; the server."""
+    TriggerFactory(
+        name="echoed",
+        type="secret_test",
+        url=server.url("/hook"),
+        headers=[{"name": "X-Api-Key", "value": LITERAL_KEY}],
+        retries=0,
+    )
+    [event] = emit("secret_test", {"hello": "world"})
+    deliver_event(event.id)
+    return server
+
+
 @pytest.mark.django_db
-def test_echoed_credentials_are_scrubbed_in_every_encoding(caplog):
+def test_echoed_credentials_are_scrubbed_in_every_encoding(serve, caplog):
     """Token without its scheme, bare signature, header secret: JSON-escaped, URL-encoded…"""
-    server = RawServer(echo_encoded)
-    try:
-        TriggerFactory(
-            name="echoed",
-            type="secret_test",
-            url=server.url("/hook"),
-            headers=[{"name": "X-Api-Key", "value": LITERAL_KEY}],
-            retries=0,
-        )
-        [event] = emit("secret_test", {"hello": "world"})
-        deliver_event(event.id)
-    finally:
-        server.close()
+    server = deliver_one_to(serve(echo_encoded))
     values = echoed_values(server.requests[0])
     assert values["literal header secret"] == LITERAL_KEY  # it really was sent and echoed
     texts = stored_texts()
@@ -226,7 +228,7 @@ def test_echoed_credentials_are_scrubbed_in_every_encoding(caplog):
 
 
 @pytest.mark.django_db
-def test_a_secret_cut_by_the_body_limit_is_not_half_stored(settings):
+def test_a_secret_cut_by_the_body_limit_is_not_half_stored(serve, settings):
     """A secret running across MAX_RESPONSE_BYTES is redacted whole, not cut in two."""
     settings.EVENTING = {**settings.EVENTING, "MAX_RESPONSE_BYTES": 64}
 
@@ -236,19 +238,7 @@ def test_a_secret_cut_by_the_body_limit_is_not_half_stored(settings):
         token = echoed_values(request)["token without Bearer"]
         server.send(conn, http_response(200, ("x" * 50 + json_unicode(token)).encode()))
 
-    server = RawServer(echo_at_the_cut)
-    try:
-        TriggerFactory(
-            name="cut",
-            type="secret_test",
-            url=server.url("/hook"),
-            headers=[{"name": "X-Api-Key", "value": LITERAL_KEY}],
-            retries=0,
-        )
-        [event] = emit("secret_test", {"hello": "world"})
-        deliver_event(event.id)
-    finally:
-        server.close()
+    server = deliver_one_to(serve(echo_at_the_cut))
     token = echoed_values(server.requests[0])["token without Bearer"]
     row = InvocationLog.objects.get()
     assert row.response_body == "x" * 50 + "[redacted]"

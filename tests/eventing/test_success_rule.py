@@ -43,21 +43,6 @@ CASES = {
 }
 
 
-@pytest.fixture
-def serve():
-    """Start RawServers with a behaviour; all are closed after the test."""
-    servers = []
-
-    def start(behaviour) -> RawServer:
-        server = RawServer(behaviour)
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        server.close()
-
-
 def scrape(client) -> dict[tuple[str, tuple], float]:
     """Samples of /metrics keyed by (name, sorted labels)."""
     samples = {}
