@@ -52,6 +52,10 @@ DEFAULTS: dict[str, Any] = {
     "INSTANCE_ID": "eventing",
     # Database alias holding event_logs / invocation_logs / event_triggers / event_types.
     "DATABASE": "default",
+    # How DB events are captured: "signals" (post_save / post_delete, any database) or
+    # "database" (PostgreSQL trigger functions write the event rows in the writing statement:
+    # QuerySet.update(), bulk_create, raw SQL and other programs' writes are captured too).
+    "CAPTURE": "signals",
     # Events due within this many seconds get a Celery ETA message; later ones wait in the
     # table for the sweeper, so no ETA outlives the broker's visibility timeout.
     "ETA_HORIZON_S": 300,
