@@ -808,6 +808,25 @@ def capture_status(using: str | None = None) -> list[TableStatus]:
     return lines
 
 
+def describe_capture(trigger: Trigger) -> str:
+    """How a trigger's DB events are captured, in a sentence (Mission Control's trigger page)."""
+    if not types.is_db_type(trigger.type):
+        return "Not a DB trigger."
+    if not database_capture():
+        return "Model signals (post_save / post_delete): EVENTING['CAPTURE'] is 'signals'."
+    if not trigger.pk:
+        return "A PostgreSQL trigger function, installed when the trigger is saved."
+    if not trigger.enabled:
+        return "No trigger function while the trigger is disabled."
+    for line in capture_status():
+        if trigger.name in line.triggers and line.kind in ("", KINDS[trigger.type]):
+            where = f"PostgreSQL trigger function {line.function or '-'} on {line.table}"
+            if line.ok:
+                return f"{where}: ok."
+            return f"{where}: {line.state} ({line.detail}). Run `manage.py eventing_capture sync`."
+    return "No trigger function found. Run `manage.py eventing_capture sync`."
+
+
 def sync(using: str | None = None) -> list[str]:
     """Install, replace or drop functions and triggers until they match the triggers.
 
