@@ -107,6 +107,7 @@ class Listener:
                 self.active.clear()
                 close_old_connections()
             self.stopping.wait(RECONNECT_S)
+        connections.close_all()  # this thread's own connections
 
     def stop(self, timeout_s: float = 5.0) -> None:
         """Stop listening and release the lock (its connection closes)."""

@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 
 from eventing.capture import database as capture_db
+from tests.faults.helpers import Cluster
+from tests.processes import CeleryProcess, purge_broker
 
 
 @pytest.fixture
@@ -19,3 +21,19 @@ def committed_database_mode(transactional_db, settings):
     settings.EVENTING = {**settings.EVENTING, "CAPTURE": "database"}
     yield
     capture_db.drop()
+
+
+@pytest.fixture
+def cluster(committed_database_mode):
+    """Celery processes of one test in database mode; any other running worker is parked so
+    that only these publish and deliver."""
+    parked = [p for p in CeleryProcess.running if p.proc and p.proc.poll() is None]
+    for process in parked:
+        process.stop()
+    purge_broker()
+    cluster = Cluster()
+    yield cluster
+    cluster.stop_all()
+    purge_broker()
+    for process in parked:
+        process.start()

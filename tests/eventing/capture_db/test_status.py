@@ -6,7 +6,7 @@ import io
 
 import pytest
 from django.core.management import CommandError, call_command
-from django.db import connection, connections
+from django.db import connection
 from django.urls import reverse
 
 from eventing import checks
@@ -156,22 +156,6 @@ def test_a_dropped_column_is_reported_and_fixed_by_sync(database_mode, without_n
     assert states() == {("testapp_order", "insert"): "ok"}
     Order.objects.create(status="after")
     assert "note" not in payloads("DB_INSERT")[-1]["new"]
-
-
-def test_capture_mode_check(settings, monkeypatch):
-    settings.EVENTING = {**settings.EVENTING, "CAPTURE": "database"}
-    assert checks.check_capture_mode() == []
-    settings.EVENTING = {**settings.EVENTING, "CAPTURE": "trigger"}
-    (error,) = checks.check_capture_mode()
-    assert error.id == "eventing.E009"
-    assert "'trigger'" in error.msg
-    settings.EVENTING = {**settings.EVENTING, "CAPTURE": "database"}
-    monkeypatch.setattr(connections["default"], "vendor", "sqlite")
-    (error,) = checks.check_capture_mode()
-    assert error.id == "eventing.E009"
-    assert "needs PostgreSQL" in error.msg
-    # Meanwhile the signals keep capturing: nothing is lost to the misconfiguration.
-    assert not capture_db.database_capture()
 
 
 def test_trigger_page_shows_the_capture_status(database_mode, admin_client):
