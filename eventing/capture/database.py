@@ -24,11 +24,13 @@ from typing import Any
 
 from django.conf import settings as django_settings
 from django.core.exceptions import ImproperlyConfigured, ValidationError
+from django.core.signals import setting_changed
 from django.db import DatabaseError, connections, models, router, transaction
-from django.db.models.signals import post_delete, post_migrate, post_save
+from django.db.models.signals import post_delete, post_migrate, post_save, pre_migrate
+from django.dispatch import receiver
 
 from eventing.capture.model_data import MAX_SAFE_INT, sensitive_fields
-from eventing.conf import settings
+from eventing.conf import get_settings, settings
 from eventing.models import EventLog, EventStatus
 from triggers import types
 from triggers.models import Trigger
@@ -103,9 +105,27 @@ def unservable_reason(model: type[models.Model]) -> str | None:
     return None
 
 
+# served_by_database() answers per model, asked twice on every save: kept until the settings
+# object changes (get_settings() is rebuilt whenever EVENTING changes) or routing does.
+_served: dict = {"settings": None, "models": {}}
+
+
 def served_by_database(model: type[models.Model]) -> bool:
     """Whether `model`'s DB events come from trigger functions (so the signals skip it)."""
-    return database_capture() and unservable_reason(model) is None
+    current = get_settings()
+    if _served["settings"] is not current:
+        _served["settings"], _served["models"] = current, {}
+    known = _served["models"]
+    if model not in known:
+        known[model] = database_capture() and unservable_reason(model) is None
+    return known[model]
+
+
+@receiver(setting_changed)
+def _forget_served(*, setting: str, **kwargs) -> None:
+    """Routing or databases changed (tests): ask again."""
+    if setting in ("DATABASES", "DATABASE_ROUTERS"):
+        _served["settings"] = None
 
 
 def check_source(trigger: Trigger, model: type[models.Model]) -> None:
@@ -215,16 +235,76 @@ def value_sql(model_field: models.Field, row: str) -> str:
     return x
 
 
-def row_object(fields: list[models.Field], row: str) -> str:
-    """jsonb_build_object of every field of `row`, keyed by field name."""
-    parts = []
-    for start in range(0, len(fields), FIELDS_PER_OBJECT):
-        pairs = ", ".join(
-            f"{literal(f.name)}, {value_sql(f, row)}"
-            for f in fields[start : start + FIELDS_PER_OBJECT]
+def iso_text(moment: str) -> str:
+    """A timestamp as isoformat writes it (microseconds only when there are some), one to_char."""
+    return (
+        f"CASE WHEN date_trunc('second', {moment}) = {moment} "
+        f"THEN to_char({moment}, 'YYYY-MM-DD\"T\"HH24:MI:SS') "
+        f"ELSE to_char({moment}, 'YYYY-MM-DD\"T\"HH24:MI:SS.US') END"
+    )
+
+
+def float_column(value: str) -> str:
+    """A float8 as json_safe writes it (see float_json), from a typed value."""
+    return (
+        f"CASE WHEN {value} = 'Infinity'::float8 THEN '\"inf\"'::jsonb "
+        f"WHEN {value} = '-Infinity'::float8 THEN '\"-inf\"'::jsonb "
+        f"WHEN {value} = 'NaN'::float8 THEN '\"nan\"'::jsonb "
+        f"WHEN {value} = trunc({value}) AND abs({value}) < {FLOAT_REPR_EXPONENT_AT} "
+        f"THEN (to_jsonb({value})::text || '.0')::jsonb ELSE to_jsonb({value}) END"
+    )
+
+
+def column_sql(model_field: models.Field, column: str) -> str:
+    """SQL for one field read from its typed column, as JSON-safe jsonb (as value_sql, faster)."""
+    kind = storage_field(model_field)
+    if isinstance(kind, models.BigIntegerField):
+        return (
+            f"CASE WHEN {column} BETWEEN -{MAX_SAFE_INT} AND {MAX_SAFE_INT} "
+            f"THEN to_jsonb({column}) ELSE to_jsonb({column}::text) END"
         )
-        parts.append(f"jsonb_build_object({pairs})")
-    return " || ".join(parts) if parts else "'{}'::jsonb"
+    if isinstance(kind, models.FloatField):
+        return float_column(column)
+    if isinstance(kind, models.DecimalField):
+        return f"to_jsonb({column}::text)"
+    if isinstance(kind, models.DateTimeField):
+        if django_settings.USE_TZ:
+            moment = f"({column} AT TIME ZONE 'UTC')"
+            return f"to_jsonb(({iso_text(moment)}) || '+00:00')"
+        moment = f"({column} AT TIME ZONE {literal(django_settings.TIME_ZONE)})"
+        return f"to_jsonb({iso_text(moment)})"
+    if isinstance(kind, models.TimeField):
+        moment = f"('2000-01-01'::date + {column})"
+        return f"to_jsonb(substr({iso_text(moment)}, 12))"
+    if isinstance(kind, models.DurationField):
+        return float_column(f"extract(epoch FROM {column})::float8")
+    if isinstance(kind, models.BinaryField):
+        return f"to_jsonb(translate(encode({column}, 'base64'), E'\\n', ''))"
+    if isinstance(model_field, models.FileField):
+        return f"to_jsonb(NULLIF({column}, ''))"
+    if isinstance(kind, models.JSONField):
+        return column
+    return f"to_jsonb({column})"
+
+
+# Built-in fields whose column type has an equality operator (IS DISTINCT FROM needs one);
+# other fields are compared through to_jsonb.
+COMPARABLE = (
+    models.IntegerField,
+    models.FloatField,
+    models.DecimalField,
+    models.CharField,
+    models.TextField,
+    models.BooleanField,
+    models.DateField,
+    models.TimeField,
+    models.DurationField,
+    models.UUIDField,
+    models.JSONField,
+    models.BinaryField,
+    models.GenericIPAddressField,
+    models.FileField,
+)
 
 
 def minus(expression: str, names: Iterable[str]) -> str:
@@ -328,6 +408,7 @@ class Plan:
     function: str
     definition: str
     digest: str
+    robust: bool = False
 
     @property
     def kind(self) -> str:
@@ -347,6 +428,7 @@ class Plan:
                 "model": self.model_label,
                 "triggers": self.triggers,
                 "hash": self.digest,
+                "robust": self.robust,
             },
             sort_keys=True,
         )
@@ -419,35 +501,62 @@ def conditions_sql(
     return " AND ".join(conditions) if conditions else "TRUE"
 
 
-def rows_sql(event_type: str, model: type[models.Model]) -> str:
-    """The CTE `r`: one row per written row with pk, old_full, new_full (and changed)."""
+def rows_sql(event_type: str, model: type[models.Model], *, robust: bool = False) -> str:
+    """The CTE `r`: one row per written row with pk, old_full, new_full (and changed).
+
+    Columns are read by name (`robust=False`, the fast form installed normally) or through
+    `to_jsonb(row)` (`robust=True`, installed while migrations run): a column a migration drops
+    or renames then reads as null instead of failing the writing statement.
+    """
     fields = list(model._meta.concrete_fields)
     pk = model._meta.pk
+
+    def read(alias: str) -> str:
+        table = "new_rows" if alias == "n" else "old_rows"
+        if robust:
+            return f"(SELECT to_jsonb({alias}) AS j FROM {table} AS {alias}) AS {alias}"
+        return f"{table} AS {alias}"
+
+    def value(model_field: models.Field, alias: str) -> str:
+        if robust:
+            return value_sql(model_field, f"{alias}.j")
+        return column_sql(model_field, f"{alias}.{ident(model_field.column)}")
+
+    def row(alias: str) -> str:
+        parts = []
+        for start in range(0, len(fields), FIELDS_PER_OBJECT):
+            pairs = ", ".join(
+                f"{literal(f.name)}, {value(f, alias)}"
+                for f in fields[start : start + FIELDS_PER_OBJECT]
+            )
+            parts.append(f"jsonb_build_object({pairs})")
+        return " || ".join(parts) if parts else "'{}'::jsonb"
+
+    def column(model_field: models.Field, alias: str) -> str:
+        if robust:
+            return f"({alias}.j -> {literal(model_field.column)})"
+        if isinstance(storage_field(model_field), COMPARABLE):
+            return f"{alias}.{ident(model_field.column)}"
+        return f"to_jsonb({alias}.{ident(model_field.column)})"
+
     if event_type == types.DB_INSERT:
         return (
-            f"SELECT {value_sql(pk, 'n.j')} AS pk, NULL::jsonb AS old_full, "
-            f"{row_object(fields, 'n.j')} AS new_full "
-            "FROM (SELECT to_jsonb(n) AS j FROM new_rows AS n) AS n"
+            f"SELECT {value(pk, 'n')} AS pk, NULL::jsonb AS old_full, {row('n')} AS new_full "
+            f"FROM {read('n')}"
         )
     if event_type == types.DB_DELETE:
         return (
-            f"SELECT {value_sql(pk, 'o.j')} AS pk, {row_object(fields, 'o.j')} AS old_full, "
-            "NULL::jsonb AS new_full "
-            "FROM (SELECT to_jsonb(o) AS j FROM old_rows AS o) AS o"
+            f"SELECT {value(pk, 'o')} AS pk, {row('o')} AS old_full, NULL::jsonb AS new_full "
+            f"FROM {read('o')}"
         )
     changed = ", ".join(
-        f"CASE WHEN (o.j -> {literal(f.column)}) IS DISTINCT FROM (n.j -> {literal(f.column)}) "
-        f"THEN {literal(f.name)} END"
+        f"CASE WHEN {column(f, 'o')} IS DISTINCT FROM {column(f, 'n')} THEN {literal(f.name)} END"
         for f in fields
     )
-    pk_column = literal(pk.column)
     return (
-        f"SELECT {value_sql(pk, 'n.j')} AS pk, {row_object(fields, 'o.j')} AS old_full, "
-        f"{row_object(fields, 'n.j')} AS new_full, "
+        f"SELECT {value(pk, 'n')} AS pk, {row('o')} AS old_full, {row('n')} AS new_full, "
         f"to_jsonb(array_remove(ARRAY[{changed}]::text[], NULL)) AS changed "
-        "FROM (SELECT to_jsonb(o) AS j FROM old_rows AS o) AS o "
-        "JOIN (SELECT to_jsonb(n) AS j FROM new_rows AS n) AS n "
-        f"ON (o.j -> {pk_column}) = (n.j -> {pk_column})"
+        f"FROM {read('o')} JOIN {read('n')} ON {column(pk, 'o')} = {column(pk, 'n')}"
     )
 
 
@@ -459,6 +568,7 @@ def function_body(
     *,
     events_table: str,
     triggers_table: str,
+    robust: bool = False,
 ) -> str:
     """The PL/pgSQL body: one INSERT … SELECT for every row and trigger, then pg_notify."""
     hidden_base = sensitive_fields(model)
@@ -505,7 +615,7 @@ DECLARE
   batch_ uuid := gen_random_uuid();
   written_ bigint;
 BEGIN
-  WITH r AS ({rows_sql(event_type, model)})
+  WITH r AS ({rows_sql(event_type, model, robust=robust)})
   INSERT INTO {events_table} ({", ".join(column[name] for name in values)})
   SELECT {", ".join(values.values())}
   FROM (
@@ -538,6 +648,7 @@ def plan_for(
     schema: str,
     events_table: str,
     triggers_table: str,
+    robust: bool = False,
 ) -> Plan:
     """The function one table needs for one event type, with its digest."""
     table = model._meta.db_table
@@ -550,6 +661,7 @@ def plan_for(
         triggers,
         events_table=events_table,
         triggers_table=triggers_table,
+        robust=robust,
     )
     definition = (
         f"CREATE OR REPLACE FUNCTION {ident(schema)}.{ident(name)}() RETURNS trigger "
@@ -564,6 +676,7 @@ def plan_for(
         function=name,
         definition=definition,
         digest=hashlib.sha256(definition.encode()).hexdigest()[:16],
+        robust=robust,
     )
 
 
@@ -599,7 +712,7 @@ def qualified(connection, table: str) -> str:
     return f"{ident(schema)}.{ident(table)}"
 
 
-def wanted_functions(using: str) -> Wanted:
+def wanted_functions(using: str, *, robust: bool = False) -> Wanted:
     """The functions the enabled DB triggers need, by (schema, table, kind)."""
     connection = connections[using]
     wanted = Wanted()
@@ -639,6 +752,7 @@ def wanted_functions(using: str) -> Wanted:
             schema=schema,
             events_table=events_table,
             triggers_table=triggers_table,
+            robust=robust,
         )
         wanted.plans[(schema, plan.table, plan.kind)] = plan
     return wanted
@@ -827,11 +941,12 @@ def describe_capture(trigger: Trigger) -> str:
     return "No trigger function found. Run `manage.py eventing_capture sync`."
 
 
-def sync(using: str | None = None) -> list[str]:
+def sync(using: str | None = None, *, robust: bool = False) -> list[str]:
     """Install, replace or drop functions and triggers until they match the triggers.
 
     Runs in one transaction (a savepoint inside the caller's): a Trigger saved in a
     transaction has its function in the same one. In signal mode everything is dropped.
+    `robust` installs the form that reads rows through to_jsonb (while migrations run).
     Returns what was done, one line each.
     """
     db = using or settings.DATABASE
@@ -841,7 +956,7 @@ def sync(using: str | None = None) -> list[str]:
     actions = []
     with transaction.atomic(using=db), connection.cursor() as cursor:
         cursor.execute("SELECT pg_advisory_xact_lock(%s)", [SYNC_LOCK_KEY])
-        wanted = wanted_functions(db) if database_capture() else Wanted()
+        wanted = wanted_functions(db, robust=robust) if database_capture() else Wanted()
         catalog = read_catalog(connection)
         for key, plan in wanted.plans.items():
             target = f"{ident(plan.schema)}.{ident(plan.table)}"
@@ -916,16 +1031,27 @@ def sync_after_trigger_change(sender, instance: Trigger, using: str | None = Non
         sync(using or settings.DATABASE)
 
 
+def sync_before_migrate(sender, using: str | None = None, **kwargs) -> None:
+    """Before migrations run: functions that read rows through to_jsonb, so a column the
+    migrations drop or rename cannot fail a write made meanwhile (a data migration's)."""
+    sync_for_migrate(using, robust=True)
+
+
 def sync_after_migrate(sender, using: str | None = None, **kwargs) -> None:
-    """After migrate (a table renamed, a column dropped): regenerate, or drop leftovers."""
+    """After migrate (a table renamed, a column dropped): the fast functions of the new models,
+    or, in signal mode, no functions at all."""
+    sync_for_migrate(using, robust=False)
+
+
+def sync_for_migrate(using: str | None, *, robust: bool) -> None:
     db = using or settings.DATABASE
     if not same_database(db, settings.DATABASE) or connections[db].vendor != "postgresql":
         return
     try:
-        for line in sync(settings.DATABASE):
+        for line in sync(settings.DATABASE, robust=robust):
             logger.info("eventing capture: %s", line)
-    except DatabaseError as exc:  # a partial migrate: tables not there yet
-        logger.warning("eventing capture not synced after migrate: %s", exc)
+    except DatabaseError as exc:  # before the first migrate: no trigger table yet
+        logger.warning("eventing capture not synced around migrate: %s", exc)
 
 
 def capture_connect(app_config) -> None:
@@ -935,6 +1061,9 @@ def capture_connect(app_config) -> None:
     )
     post_delete.connect(
         sync_after_trigger_change, sender=Trigger, dispatch_uid="eventing.capture.sync_deleted"
+    )
+    pre_migrate.connect(
+        sync_before_migrate, sender=app_config, dispatch_uid="eventing.capture.sync_migrating"
     )
     post_migrate.connect(
         sync_after_migrate, sender=app_config, dispatch_uid="eventing.capture.sync_migrated"

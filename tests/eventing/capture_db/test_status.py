@@ -5,8 +5,10 @@ from __future__ import annotations
 import io
 
 import pytest
+from django.apps import apps
 from django.core.management import CommandError, call_command
 from django.db import connection
+from django.db.models.signals import post_migrate, pre_migrate
 from django.urls import reverse
 
 from eventing import checks
@@ -135,11 +137,20 @@ def without_note_field():
         meta._expire_cache()
 
 
-def test_a_dropped_column_is_reported_and_fixed_by_sync(database_mode, without_note_field):
+def migrate_signal(signal) -> None:
+    """What `manage.py migrate` sends Eventing before (pre_migrate) or after (post_migrate)."""
+    config = apps.get_app_config("eventing")
+    signal.send(
+        sender=config, app_config=config, verbosity=0, interactive=False, using="default", apps=apps
+    )
+
+
+def test_a_column_dropped_by_a_migration_breaks_no_write(database_mode, without_note_field):
     TriggerFactory(type="DB_INSERT", source="testapp.Order")
+    migrate_signal(pre_migrate)
+    # The migration drops the column; a data migration (or another program) writes meanwhile.
     with connection.schema_editor() as editor:
         editor.remove_field(Order, Order._meta.get_field("note"))
-    # Another program (or old code) writes meanwhile: the function does not break the write.
     with connection.cursor() as cursor:
         cursor.execute(
             "INSERT INTO testapp_order (status, total, quantity, attachment) "
@@ -150,10 +161,27 @@ def test_a_dropped_column_is_reported_and_fixed_by_sync(database_mode, without_n
     assert line.state == "stale"
     assert "columns missing in the table: note" in line.detail
 
-    without_note_field()  # the code of the migration that dropped it
-    assert capture_db.capture_status()[0].state == "stale"
-    capture_db.sync()
+    without_note_field()  # the code that goes with the migration
+    migrate_signal(post_migrate)
     assert states() == {("testapp_order", "insert"): "ok"}
+    Order.objects.create(status="after")
+    assert "note" not in payloads("DB_INSERT")[-1]["new"]
+
+
+def test_a_column_dropped_outside_migrations_is_reported_and_fixed_by_sync(
+    database_mode, without_note_field
+):
+    TriggerFactory(type="DB_INSERT", source="testapp.Order")
+    with connection.schema_editor() as editor:
+        editor.remove_field(Order, Order._meta.get_field("note"))
+    (line,) = capture_db.capture_status()
+    assert line.state == "stale"
+    assert "columns missing in the table: note" in line.detail
+    assert any("columns missing" in message for message in warnings())
+    without_note_field()
+    out = io.StringIO()
+    call_command("eventing_capture", "sync", stdout=out)
+    assert "replaced eventing_capture_insert_testapp_order" in out.getvalue()
     Order.objects.create(status="after")
     assert "note" not in payloads("DB_INSERT")[-1]["new"]
 
