@@ -11,6 +11,7 @@ fast receiver no lower than signal mode. Signal mode is measured beside it in ev
 from __future__ import annotations
 
 import argparse
+import json
 import threading
 import time
 
@@ -66,7 +67,7 @@ def clear_rows() -> None:
     from django.db import connection
 
     with connection.cursor() as cursor:
-        cursor.execute("TRUNCATE testapp_order, event_logs, invocation_logs")
+        cursor.execute("TRUNCATE testapp_order, testapp_orderline, event_logs, invocation_logs")
 
 
 def measure_writes(count: int, rounds: int) -> dict:
@@ -123,6 +124,18 @@ def measure_update(rows: int, rounds: int) -> dict:
     return {"rows": rows, "rounds": rounds, "median_ms": med, "ratio": med["with"] / med["without"]}
 
 
+def settle(timeout_s: float = 120) -> None:
+    """Wait until workers have finished every event (their invocation rows are written)."""
+    from eventing.models import EventLog, EventStatus
+
+    deadline = time.monotonic() + timeout_s
+    pending = [EventStatus.STAGED, EventStatus.PROCESSING]
+    while EventLog.objects.filter(status__in=pending).exists():
+        if time.monotonic() > deadline:
+            raise RuntimeError("events still staged or processing")
+        time.sleep(0.1)
+
+
 def measure_latency(port: int, rate: float, seconds: float) -> dict:
     """Commit → receipt at a steady `rate` of single-row autocommit creates, per mode."""
     from eventing.dispatch.publish import flush
@@ -131,6 +144,7 @@ def measure_latency(port: int, rate: float, seconds: float) -> dict:
 
     result = {}
     for mode in (DATABASE, SIGNALS):
+        settle()
         common.reset_events()
         add_trigger("DB_INSERT", url=f"http://127.0.0.1:{port}/")
         set_mode(mode)
@@ -195,6 +209,7 @@ def measure_throughput(port: int, total: int, rounds: int) -> dict:
     samples: dict[str, list[float]] = {DATABASE: [], SIGNALS: []}
     for _ in range(rounds):
         for mode in (DATABASE, SIGNALS):
+            settle()
             common.reset_events()
             clear_rows()
             add_trigger("DB_INSERT", url=f"http://127.0.0.1:{port}/")
@@ -251,8 +266,15 @@ def main() -> dict:
                 worker.stop()
             receiver.terminate()
     set_mode(SIGNALS)
-    common.write_result("capture", result)
+    # A partial run (--only) keeps the other parts of the last full one.
+    earlier = {k: v for k, v in (load_result() or {}).items() if k != "machine"}
+    common.write_result("capture", {**earlier, **result})
     return result
+
+
+def load_result() -> dict | None:
+    path = common.RESULTS / "capture.json"
+    return json.loads(path.read_text()) if path.exists() else None
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,8 +41,14 @@ logger = logging.getLogger(__name__)
 
 SIGNALS, DATABASE = "signals", "database"
 MODES = (SIGNALS, DATABASE)
-# The listener LISTENs here; each notification's payload is one batch id.
+# The listener LISTENs here. A notification's payload is a transaction's batch prefix: the
+# first PREFIX_DIGITS hex digits of every batch id its statements wrote (the last digits count
+# the statements), so a transaction of many statements notifies once (PostgreSQL folds equal
+# payloads) and the listener finds its rows with one range of the batch_id index.
 CHANNEL = "eventing_capture"
+PREFIX_DIGITS = 24
+# Transaction-local setting holding "<prefix>/<next statement number>/<notified 0|1>".
+STATE_SETTING = "eventing.capture_batch"
 # Names of our triggers and functions start with this (how the catalog finds them).
 PREFIX = "eventing_capture_"
 KINDS = {types.DB_INSERT: "insert", types.DB_UPDATE: "update", types.DB_DELETE: "delete"}
@@ -144,6 +151,12 @@ def check_source(trigger: Trigger, model: type[models.Model]) -> None:
 
 
 # --- SQL text -------------------------------------------------------------------------------
+
+
+def batch_range(prefix: str) -> tuple[uuid.UUID, uuid.UUID]:
+    """The first and last batch id a transaction with this batch prefix can have written."""
+    fill = 32 - PREFIX_DIGITS
+    return uuid.UUID(prefix + "0" * fill), uuid.UUID(prefix + "f" * fill)
 
 
 def literal(text: str) -> str:
@@ -612,9 +625,17 @@ def function_body(
     return f"""
 DECLARE
   at_ timestamptz := clock_timestamp();
-  batch_ uuid := gen_random_uuid();
+  -- This transaction's batch prefix, next statement number, whether it notified.
+  state_ text[] := string_to_array(
+    NULLIF(current_setting({literal(STATE_SETTING)}, true), ''), '/'
+  );
+  batch_ uuid;
   written_ bigint;
 BEGIN
+  IF state_ IS NULL THEN
+    state_ := ARRAY[left(replace(gen_random_uuid()::text, '-', ''), {PREFIX_DIGITS}), '0', '0'];
+  END IF;
+  batch_ := (state_[1] || lpad(to_hex(state_[2]::int), {32 - PREFIX_DIGITS}, '0'))::uuid;
   WITH r AS ({rows_sql(event_type, model, robust=robust)})
   INSERT INTO {events_table} ({", ".join(column[name] for name in values)})
   SELECT {", ".join(values.values())}
@@ -623,9 +644,13 @@ BEGIN
   ) AS e
   JOIN {triggers_table} AS t ON t.{trigger["id"]} = e.trigger_id AND t.{trigger["enabled"]};
   GET DIAGNOSTICS written_ = ROW_COUNT;
-  IF written_ > 0 THEN
-    PERFORM pg_notify({literal(CHANNEL)}, batch_::text);
+  IF written_ > 0 AND state_[3] = '0' THEN
+    PERFORM pg_notify({literal(CHANNEL)}, state_[1]);
+    state_[3] := '1';
   END IF;
+  PERFORM set_config(
+    {literal(STATE_SETTING)}, state_[1] || '/' || (state_[2]::int + 1) || '/' || state_[3], true
+  );
   RETURN NULL;
 END
 """
@@ -1038,14 +1063,15 @@ def sync_before_migrate(sender, using: str | None = None, **kwargs) -> None:
 
 
 def sync_after_migrate(sender, using: str | None = None, **kwargs) -> None:
-    """After migrate (a table renamed, a column dropped): the fast functions of the new models,
-    or, in signal mode, no functions at all."""
+    """After migrate (a table renamed, a column dropped): the fast functions of the new models."""
     sync_for_migrate(using, robust=False)
 
 
 def sync_for_migrate(using: str | None, *, robust: bool) -> None:
+    """Sync around migrate, in database mode only: a migrate run by a process left in signal
+    mode must not drop the functions the other processes rely on (W006 reports leftovers)."""
     db = using or settings.DATABASE
-    if not same_database(db, settings.DATABASE) or connections[db].vendor != "postgresql":
+    if not database_capture() or not same_database(db, settings.DATABASE):
         return
     try:
         for line in sync(settings.DATABASE, robust=robust):

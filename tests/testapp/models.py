@@ -29,6 +29,16 @@ class Order(models.Model):
         return f"order {self.pk} ({self.status})"
 
 
+class OrderLine(models.Model):
+    """A line of an order, deleted with it (on_delete=CASCADE)."""
+
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="lines")
+    sku = models.CharField(max_length=20)
+
+    def __str__(self) -> str:
+        return self.sku
+
+
 class Document(models.Model):
     """A model with a UUID primary key (saved with a pk set before insert)."""
 

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import subprocess
 import threading
 
 import pytest
 from django.db import connections
 
 from eventing.models import EventLog, EventStatus
-from tests.eventing.capture_db.helpers import POSTGRES_ONLY
+from tests.eventing.capture_db.helpers import POSTGRES_ONLY, insert_sql, psql
 from tests.factories import TriggerFactory
-from tests.processes import database_url
 from tests.testapp.models import Order
 from tests.waiting import wait_until
 
@@ -24,24 +22,6 @@ pytestmark = [
 
 DATABASE_MODE = {"EVENTING_CAPTURE": "database"}
 LISTENING = "Capture listener active"
-
-
-def psql(sql: str) -> None:
-    """Run one statement from a separate psql process (another program, as far as we know)."""
-    result = subprocess.run(
-        ["psql", database_url(), "-v", "ON_ERROR_STOP=1", "-q", "-c", sql],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stderr
-
-
-def insert_sql(status: str) -> str:
-    return (
-        "INSERT INTO testapp_order (status, total, quantity, note, attachment) "
-        f"VALUES ('{status}', 1, 1, '', '')"
-    )
 
 
 def test_writes_from_psql_reach_the_webhook_and_trigger_edits_apply(cluster, receiver):
