@@ -4,13 +4,14 @@ With `EVENTING["CAPTURE"] = "database"` every table with DB triggers gets one st
 AFTER trigger per event kind. Its function reads the statement's transition table, builds the
 same `data` the signal receivers build (values rendered as `model_data.json_safe` renders them),
 applies each trigger's watch list, filter and payload fields in SQL, and inserts one
-`event_logs` row per (row, trigger) with a single `INSERT … SELECT`, then `pg_notify`s the batch
-id (delivered at commit) so the listener publishes it; the sweeper remains the fallback.
+`event_logs` row per (row, trigger) with a single `INSERT … SELECT`, then `pg_notify`s its
+transaction's batch prefix (delivered at commit) so the listener publishes the rows; the sweeper
+remains the fallback.
 
 The trigger configuration is baked into the generated function, regenerated whenever a Trigger
 changes (same transaction); a hash in `COMMENT ON FUNCTION` tells a stale function from a current
-one. Rows are read through `to_jsonb(row)`, so a column dropped or renamed by a migration never
-breaks the user's writes: its value is null until `sync` regenerates the function.
+one. Functions read typed columns; while `migrate` runs they read rows through `to_jsonb(row)`
+instead, so a column a migration drops or renames never fails a write made meanwhile.
 """
 
 from __future__ import annotations
@@ -189,15 +190,6 @@ def storage_field(model_field: models.Field) -> models.Field:
     return model_field
 
 
-def timestamp_text(value: str) -> str:
-    """ISO 8601 as Python's isoformat writes it: microseconds only when there are some."""
-    return (
-        f"to_char({value}, 'YYYY-MM-DD\"T\"HH24:MI:SS') || CASE WHEN "
-        f"date_part('microseconds', {value})::bigint % 1000000 <> 0 "
-        f"THEN to_char({value}, '.US') ELSE '' END"
-    )
-
-
 def float_json(x: str) -> str:
     """A float as json_safe writes it: 1.0 stays 1.0, infinities and NaN become "inf"/"nan"."""
     return (
@@ -232,13 +224,13 @@ def value_sql(model_field: models.Field, row: str) -> str:
         return f"to_jsonb({text})"
     if isinstance(kind, models.DateTimeField):
         if django_settings.USE_TZ:
-            local = f"({text}::timestamptz AT TIME ZONE 'UTC')"
-            return f"to_jsonb(({timestamp_text(local)}) || '+00:00')"
-        local = f"({text}::timestamptz AT TIME ZONE {literal(django_settings.TIME_ZONE)})"
-        return f"to_jsonb({timestamp_text(local)})"
+            moment = f"({text}::timestamptz AT TIME ZONE 'UTC')"
+            return f"to_jsonb(({iso_text(moment)}) || '+00:00')"
+        moment = f"({text}::timestamptz AT TIME ZONE {literal(django_settings.TIME_ZONE)})"
+        return f"to_jsonb({iso_text(moment)})"
     if isinstance(kind, models.TimeField):
         moment = f"('2000-01-01'::date + {text}::time)"
-        return f"to_jsonb(substr({timestamp_text(moment)}, 12))"
+        return f"to_jsonb(substr({iso_text(moment)}, 12))"
     if isinstance(kind, models.DurationField):
         return float_json(f"to_jsonb(extract(epoch FROM {text}::interval)::float8)")
     if isinstance(kind, models.BinaryField):
