@@ -4,9 +4,8 @@ With `EVENTING["CAPTURE"] = "database"` every table with DB triggers gets one st
 AFTER trigger per event kind. Its function reads the statement's transition table, builds the
 same `data` the signal receivers build (values rendered as `model_data.json_safe` renders them),
 applies each trigger's watch list, filter and payload fields in SQL, and inserts one
-`event_logs` row per (row, trigger) with a single `INSERT … SELECT`, then `pg_notify`s its
-transaction's batch prefix (delivered at commit) so the listener publishes the rows; the sweeper
-remains the fallback.
+`event_logs` row per (row, trigger) with a single `INSERT … SELECT`, then `pg_notify`s the batch
+id (delivered at commit) so the listener publishes the rows; the sweeper remains the fallback.
 
 The trigger configuration is baked into the generated function, regenerated whenever a Trigger
 changes (same transaction); a hash in `COMMENT ON FUNCTION` tells a stale function from a current
@@ -19,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,14 +40,8 @@ logger = logging.getLogger(__name__)
 
 SIGNALS, DATABASE = "signals", "database"
 MODES = (SIGNALS, DATABASE)
-# The listener LISTENs here. A notification's payload is a transaction's batch prefix: the
-# first PREFIX_DIGITS hex digits of every batch id its statements wrote (the last digits count
-# the statements), so a transaction of many statements notifies once (PostgreSQL folds equal
-# payloads) and the listener finds its rows with one range of the batch_id index.
+# The listener LISTENs here; each notification's payload is one batch id (one statement's).
 CHANNEL = "eventing_capture"
-PREFIX_DIGITS = 24
-# Transaction-local setting holding "<prefix>/<next statement number>/<notified 0|1>".
-STATE_SETTING = "eventing.capture_batch"
 # Names of our triggers and functions start with this (how the catalog finds them).
 PREFIX = "eventing_capture_"
 KINDS = {types.DB_INSERT: "insert", types.DB_UPDATE: "update", types.DB_DELETE: "delete"}
@@ -103,6 +95,8 @@ def unservable_reason(model: type[models.Model]) -> str | None:
             f"{meta.label} inherits fields stored in another table (multi-table inheritance); "
             "database capture sees one table at a time."
         )
+    if meta.pk.column is None:
+        return f"{meta.label} has a composite primary key, which database capture cannot pair."
     alias = router.db_for_write(model)
     if not same_database(alias, settings.DATABASE):
         return (
@@ -152,12 +146,6 @@ def check_source(trigger: Trigger, model: type[models.Model]) -> None:
 
 
 # --- SQL text -------------------------------------------------------------------------------
-
-
-def batch_range(prefix: str) -> tuple[uuid.UUID, uuid.UUID]:
-    """The first and last batch id a transaction with this batch prefix can have written."""
-    fill = 32 - PREFIX_DIGITS
-    return uuid.UUID(prefix + "0" * fill), uuid.UUID(prefix + "f" * fill)
 
 
 def literal(text: str) -> str:
@@ -617,17 +605,9 @@ def function_body(
     return f"""
 DECLARE
   at_ timestamptz := clock_timestamp();
-  -- This transaction's batch prefix, next statement number, whether it notified.
-  state_ text[] := string_to_array(
-    NULLIF(current_setting({literal(STATE_SETTING)}, true), ''), '/'
-  );
-  batch_ uuid;
+  batch_ uuid := gen_random_uuid();
   written_ bigint;
 BEGIN
-  IF state_ IS NULL THEN
-    state_ := ARRAY[left(replace(gen_random_uuid()::text, '-', ''), {PREFIX_DIGITS}), '0', '0'];
-  END IF;
-  batch_ := (state_[1] || lpad(to_hex(state_[2]::int), {32 - PREFIX_DIGITS}, '0'))::uuid;
   WITH r AS ({rows_sql(event_type, model, robust=robust)})
   INSERT INTO {events_table} ({", ".join(column[name] for name in values)})
   SELECT {", ".join(values.values())}
@@ -636,13 +616,9 @@ BEGIN
   ) AS e
   JOIN {triggers_table} AS t ON t.{trigger["id"]} = e.trigger_id AND t.{trigger["enabled"]};
   GET DIAGNOSTICS written_ = ROW_COUNT;
-  IF written_ > 0 AND state_[3] = '0' THEN
-    PERFORM pg_notify({literal(CHANNEL)}, state_[1]);
-    state_[3] := '1';
+  IF written_ > 0 THEN
+    PERFORM pg_notify({literal(CHANNEL)}, batch_::text);
   END IF;
-  PERFORM set_config(
-    {literal(STATE_SETTING)}, state_[1] || '/' || (state_[2]::int + 1) || '/' || state_[3], true
-  );
   RETURN NULL;
 END
 """

@@ -1,12 +1,12 @@
 """The LISTEN side of database capture: rows written by trigger functions reach the broker at once.
 
-Trigger functions leave their rows `staged` with `enqueued_at` empty and `pg_notify` their
-transaction's batch prefix, which PostgreSQL delivers when the transaction commits. A listener
-thread (started in Celery workers and beat when `EVENTING["CAPTURE"] = "database"`) marks those
-rows sent and publishes them, as `emit()`'s on-commit hook does for signal-captured rows. One
-listener per database is active at a time (a session advisory lock); the others stand by and
-take over when its connection closes. A lost notification or a dead listener only delays
-events until the next sweep: the sweeper sends every due row without a message.
+Trigger functions leave their rows `staged` with `enqueued_at` empty and `pg_notify` the batch id,
+which PostgreSQL delivers when the writing transaction commits. A listener thread (started in
+Celery workers and beat when `EVENTING["CAPTURE"] = "database"`) marks those rows sent and
+publishes them, as `emit()`'s on-commit hook does for signal-captured rows. One listener per
+database is active at a time (a session advisory lock); the others stand by and take over when
+its connection closes. A lost notification or a dead listener only delays events until the next
+sweep: the sweeper sends every due row without a message.
 """
 
 from __future__ import annotations
@@ -21,10 +21,9 @@ from collections.abc import Iterable
 
 from celery.signals import beat_init, worker_ready, worker_shutdown
 from django.db import close_old_connections, connections, transaction
-from django.db.models import Q
 from django.utils import timezone
 
-from eventing.capture.database import CHANNEL, batch_range, database_capture, ident
+from eventing.capture.database import CHANNEL, database_capture, ident
 from eventing.conf import settings
 from eventing.dispatch.publish import publish_due
 from eventing.dispatch.sweeper import deliverable
@@ -43,23 +42,19 @@ RECONNECT_S = 1.0
 WAIT_S = 1.0
 # An idle connection is probed this often, so a dead server is noticed (seconds).
 PROBE_EVERY_S = 30.0
-# Transactions (batch prefixes) per publishing statement.
-BATCHES_PER_QUERY = 200
+# Batch ids per publishing statement.
+BATCHES_PER_QUERY = 500
 
 
-def publish_batches(prefixes: Iterable[str], now: dt.datetime | None = None) -> int:
-    """Mark and send the staged rows of these transactions (batch prefixes) that have no
-    message yet; how many were sent.
+def publish_batches(batch_ids: Iterable[str], now: dt.datetime | None = None) -> int:
+    """Mark and send the staged rows of these batches that have no message yet; how many sent.
 
     Rows due beyond ETA_HORIZON_S and rows of paused or disabled triggers are left to the
     sweeper, as it would treat them. Rows are locked with SKIP LOCKED, so a sweep running at
     the same moment takes the others: no row is sent twice by the two.
     """
-    ranges = Q()
-    for prefix in sorted(set(prefixes)):
-        first, last = batch_range(prefix)
-        ranges |= Q(batch_id__gte=first, batch_id__lte=last)
-    if not ranges:
+    ids = sorted(set(batch_ids))
+    if not ids:
         return 0
     db = settings.DATABASE
     now = now or timezone.now()
@@ -68,8 +63,8 @@ def publish_batches(prefixes: Iterable[str], now: dt.datetime | None = None) -> 
         rows = (
             EventLog.objects.using(db)
             .filter(
-                ranges,
                 deliverable(),
+                batch_id__in=ids,
                 status=EventStatus.STAGED,
                 enqueued_at__isnull=True,
                 deliver_at__lte=horizon,
