@@ -22,6 +22,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.apps import AppConfig
 from django.conf import settings as django_settings
 from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.core.signals import setting_changed
@@ -1018,7 +1019,9 @@ def drop(using: str | None = None) -> list[str]:
 # --- keeping functions in step ----------------------------------------------------------------
 
 
-def sync_after_trigger_change(sender, instance: Trigger, using: str | None = None, **kwargs):
+def sync_after_trigger_change(
+    sender, instance: Trigger, using: str | None = None, **kwargs
+) -> None:
     """A Trigger was saved or deleted: bring the functions in step, in the same transaction."""
     if database_capture():
         sync(using or settings.DATABASE)
@@ -1048,7 +1051,7 @@ def sync_for_migrate(using: str | None, *, robust: bool) -> None:
         logger.warning("eventing capture not synced around migrate: %s", exc)
 
 
-def capture_connect(app_config) -> None:
+def capture_connect(app_config: AppConfig) -> None:
     """Connect the receivers that keep trigger functions in step; called from ready()."""
     post_save.connect(
         sync_after_trigger_change, sender=Trigger, dispatch_uid="eventing.capture.sync_saved"
