@@ -249,6 +249,9 @@ def main() -> dict:
         result["update"] = measure_update(10_000, rounds)
         print("update", result["update"], flush=True)
     if {"latency", "throughput"} & set(args.only):
+        # The update stage's events (to a closed port) must not reach the workers.
+        common.reset_events()
+        clear_rows()
         receiver, port = common.start_receiver()
         workers = [
             common.worker(concurrency=16, beat=(i == 0), name=f"c{i}", EVENTING_CAPTURE=DATABASE)
