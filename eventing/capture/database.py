@@ -775,6 +775,7 @@ class Catalog:
 
 
 def parse_comment(text: str | None) -> dict:
+    """A function's COMMENT as the dict `Plan.comment()` wrote ({} if it is not ours)."""
     try:
         value = json.loads(text or "{}")
     except ValueError:
