@@ -25,6 +25,7 @@ SUITE = {
     "api": ["bench.bench_api"],
     "admin": ["bench.bench_admin"],
     "statements": ["bench.bench_statements"],
+    "capture": ["bench.bench_capture"],
 }
 
 
@@ -84,6 +85,33 @@ def table() -> str:
             f"| worker RSS growth {m['samples'][0][0]:,} → {m['samples'][-1][0]:,} "
             f"deliveries | {m['growth'] * 100:+.1f} % | ≤ 10 % |"
         )
+    if c := load("capture"):
+        if w := c.get("writes"):
+            rows.append(
+                "| database capture: save() with trigger, autocommit / 100-row transaction | "
+                f"{w['ratio_autocommit_database']:.2f}× / {w['ratio_tx100_database']:.2f}× "
+                f"(signals {w['ratio_autocommit_signals']:.2f}× / "
+                f"{w['ratio_tx100_signals']:.2f}×) | ≤ 1.3× / ≤ 1.5× |"
+            )
+        if u := c.get("update"):
+            rows.append(
+                f"| database capture: {u['rows']:,}-row update() with trigger vs without | "
+                f"{u['ratio']:.1f}× ({u['median_ms']['with']:.0f} vs "
+                f"{u['median_ms']['without']:.0f} ms) | ≤ 2× |"
+            )
+        if lat := c.get("latency"):
+            db, sig = lat["database"], lat["signals"]
+            rows.append(
+                f"| database capture: latency at {lat['rate_per_s']:.0f}/s, p50 / p99 | "
+                f"{db['p50_ms']:.1f} / {db['p99_ms']:.1f} ms (signals {sig['p50_ms']:.1f} / "
+                f"{sig['p99_ms']:.1f}) | ≤ 10 / ≤ 50 ms |"
+            )
+        if t := c.get("throughput"):
+            med = t["median_per_s"]
+            rows.append(
+                f"| database capture: throughput, writes to receipts ({t['events']:,}) | "
+                f"{med['database']:.0f}/s vs signals {med['signals']:.0f}/s | ≥ signals |"
+            )
     machine = next(
         (r["machine"] for r in map(load, ["throughput", "write_overhead", "latency"]) if r), {}
     )

@@ -156,6 +156,8 @@ EVENTING = {
 if os.environ.get("EVENTING_WORKER_METRICS_PORT"):
     EVENTING["WORKER_METRICS_PORT"] = int(os.environ["EVENTING_WORKER_METRICS_PORT"])
 EVENTING["METRICS_TOKEN"] = os.environ.get("EVENTING_METRICS_TOKEN", "")
+# "signals" (default) or "database": PostgreSQL trigger functions capture every write.
+EVENTING["CAPTURE"] = os.environ.get("EVENTING_CAPTURE", "signals")
 EVENTING["SWEEP_INTERVAL_S"] = float(os.environ.get("EVENTING_SWEEP_INTERVAL_S", "1"))
 
 # Celery: the embedded default is kombu's filesystem transport, so one machine needs no server.

@@ -12,12 +12,16 @@ class EventingConfig(AppConfig):
 
     def ready(self) -> None:
         from eventing import checks  # noqa: F401 - registers the system checks
+        from eventing.capture.database import capture_connect
         from eventing.capture.signals import signals_connect
+        from eventing.dispatch.listener import listener_connect
         from eventing.ops.health import connect_worker_heartbeat
         from eventing.ops.metrics import connect_worker_exporter
         from eventing.runtime import connect_lifecycle
 
         signals_connect()
+        capture_connect(self)
+        listener_connect()
         connect_worker_exporter()
         connect_worker_heartbeat()
         connect_lifecycle()

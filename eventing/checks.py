@@ -12,6 +12,7 @@ from django.core.checks import Error, Tags, Warning, register
 from django.core.exceptions import ImproperlyConfigured
 from django.db import DatabaseError, connections, router
 
+from eventing.capture import database as capture_db
 from eventing.capture.storage import configuration_errors
 from eventing.conf import get_settings
 from eventing.ops import health
@@ -302,4 +303,56 @@ def check_eta_horizon(app_configs=None, **kwargs):
             "(CELERY_VISIBILITY_TIMEOUT).",
             id="eventing.W004",
         )
+    ]
+
+
+@register(Tags.compatibility)
+def check_capture_mode(app_configs=None, **kwargs):
+    """EVENTING["CAPTURE"] must name a mode the events database supports (E009)."""
+    try:
+        conf = get_settings()
+    except ImproperlyConfigured:
+        return []  # reported by check_settings
+    if conf.CAPTURE not in capture_db.MODES:
+        return [
+            Error(
+                f'EVENTING["CAPTURE"] is {conf.CAPTURE!r}; use "signals" or "database".',
+                id="eventing.E009",
+            )
+        ]
+    vendor = connections[conf.DATABASE].vendor
+    if conf.CAPTURE == capture_db.DATABASE and vendor != "postgresql":
+        return [
+            Error(
+                f'EVENTING["CAPTURE"] = "database" needs PostgreSQL; the events database '
+                f"{conf.DATABASE!r} is {vendor}. DB events are captured by signals meanwhile.",
+                hint='Use CAPTURE = "signals" (the default), or put the events database on '
+                "PostgreSQL.",
+                id="eventing.E009",
+            )
+        ]
+    return []
+
+
+@register(Tags.database)
+def check_capture_functions(app_configs=None, **kwargs):
+    """Trigger functions missing, stale or left over (W006); run `eventing_capture sync`.
+
+    Reads the catalog of the events database when it is PostgreSQL, on every check run (as
+    W003 reads triggers): an operator sees the problem at `check`, `migrate` and `runserver`.
+    """
+    try:
+        lines = capture_db.capture_status()
+    except (DatabaseError, ImproperlyConfigured):
+        return []  # not migrated yet, or reported by check_settings
+    return [
+        Warning(
+            f"Capture function for {line.table}"
+            + (f" ({line.kind})" if line.kind else "")
+            + f" is {line.state}: {line.detail}.",
+            hint="Run `manage.py eventing_capture sync` (`status` lists every table).",
+            id="eventing.W006",
+        )
+        for line in lines
+        if not line.ok
     ]

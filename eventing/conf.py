@@ -43,10 +43,6 @@ DEFAULTS: dict[str, Any] = {
     "FOLLOW_UP_MAX_DEPTH": 5,
     # Most follow-up events one webhook reply may queue; the rest are dropped with a remark.
     "FOLLOW_UP_MAX_PER_REPLY": 10,
-    # How DB events are captured: "signals" (post_save / post_delete, any database) or
-    # "database" (PostgreSQL trigger functions write the event rows in the writing statement's
-    # transaction, so QuerySet.update(), bulk_create, raw SQL and other programs are seen too).
-    "CAPTURE": "signals",
     # Largest JSON Schema an event type may hold (bytes of JSON).
     "MAX_SCHEMA_BYTES": 64 * 1024,
     # Time budget for validating one payload against its type's JSON Schema (milliseconds);
@@ -59,6 +55,10 @@ DEFAULTS: dict[str, Any] = {
     # alias than "default" needs eventing.router.EventingRouter in DATABASE_ROUTERS
     # (eventing.E007), and an event is then no longer in the transaction of the row it reports.
     "DATABASE": "default",
+    # How DB events are captured: "signals" (post_save / post_delete, any database) or
+    # "database" (PostgreSQL trigger functions write the event rows in the writing statement:
+    # QuerySet.update(), bulk_create, raw SQL and other programs' writes are captured too).
+    "CAPTURE": "signals",
     # Events due within this many seconds get a Celery ETA message; later ones wait in the
     # table for the sweeper, so no ETA outlives the broker's visibility timeout.
     "ETA_HORIZON_S": 300,

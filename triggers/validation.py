@@ -40,6 +40,10 @@ RESERVED_HEADERS = {
 # Apps whose models never emit DB events: ours (a loop) and Django's bookkeeping.
 INTERNAL_APPS = {"eventing", "triggers", "contenttypes", "sessions", "admin", "migrations"}
 
+# Checks other apps add for DB triggers (eventing's database capture refuses models it cannot
+# serve): each is called with the trigger and its model and raises ValidationError.
+DB_SOURCE_CHECKS: list = []
+
 
 def resolve_model(label: str):
     """Return the model class for `app_label.ModelName`, or None."""
@@ -223,6 +227,8 @@ def validate_trigger(trigger) -> None:
                 {"source": "Eventing's own tables cannot have DB triggers (they would loop)."}
             )
         trigger.source = model._meta.label
+        for check in DB_SOURCE_CHECKS:
+            check(trigger, model)
     elif types.is_file_type(event_type):
         aliases = storage_aliases()
         if trigger.source not in aliases:

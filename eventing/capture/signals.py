@@ -13,6 +13,7 @@ from django.db import close_old_connections
 from django.db.models.signals import post_delete, post_save, pre_delete, pre_save
 
 from eventing.capture import model_data as payloads
+from eventing.capture.database import served_by_database
 from eventing.recording.emit import record_events, resolve_due
 from eventing.recording.trigger_cache import current_index, invalidate, refresh
 from triggers import types
@@ -80,7 +81,10 @@ def _kinds(sender) -> frozenset[str]:
     meta = sender._meta
     if meta.app_label in INTERNAL_APPS:
         return frozenset()
-    return current_index().db_models.get(meta.label, frozenset())
+    kinds = current_index().db_models.get(meta.label, frozenset())
+    if kinds and served_by_database(sender):
+        return frozenset()  # PostgreSQL trigger functions write these events
+    return kinds
 
 
 def capture_old_row(sender, instance, raw=False, using=None, **kwargs) -> None:

@@ -17,6 +17,7 @@ from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 from django.utils.translation import ngettext
 
+from eventing.capture.database import describe_capture
 from eventing.models import EventLog, EventStatus
 from triggers.masking import MASK, mask_headers
 from triggers.models import EventType, Trigger
@@ -92,7 +93,7 @@ class TriggerAdmin(CheckedParamsMixin, admin.ModelAdmin):
     )
     list_filter = ("type", StateFilter)
     search_fields = ("name", "type", "source", "url", "description")
-    readonly_fields = ("signing_secret_display", "created_at", "updated_at")
+    readonly_fields = ("signing_secret_display", "capture", "created_at", "updated_at")
     actions = (
         "enable",
         "disable",
@@ -116,6 +117,7 @@ class TriggerAdmin(CheckedParamsMixin, admin.ModelAdmin):
                     "payload_fields",
                     "path_pattern",
                     "filter",
+                    "capture",
                 ),
             },
         ),
@@ -148,6 +150,7 @@ class TriggerAdmin(CheckedParamsMixin, admin.ModelAdmin):
                     "payload_fields",
                     "path_pattern",
                     "filter",
+                    "capture",
                 )
             },
         ),
@@ -193,6 +196,11 @@ class TriggerAdmin(CheckedParamsMixin, admin.ModelAdmin):
                 last_delivery_at=last_delivery(),
             )
         )
+
+    @admin.display(description="capture")
+    def capture(self, obj: Trigger | None) -> str:
+        """How DB events reach this trigger; a missing or stale trigger function says so."""
+        return describe_capture(obj or Trigger(type=""))
 
     @admin.display(description="URL", ordering="url")
     def url_template(self, obj: Trigger) -> str:

@@ -1,0 +1,1070 @@
+"""Database capture: PostgreSQL trigger functions write DB events in the writing statement.
+
+With `EVENTING["CAPTURE"] = "database"` every table with DB triggers gets one statement-level
+AFTER trigger per event kind. Its function reads the statement's transition table, builds the
+same `data` the signal receivers build (values rendered as `model_data.json_safe` renders them),
+applies each trigger's watch list, filter and payload fields in SQL, and inserts one
+`event_logs` row per (row, trigger) with a single `INSERT … SELECT`, then `pg_notify`s the batch
+id (delivered at commit) so the listener publishes the rows; the sweeper remains the fallback.
+
+The trigger configuration is baked into the generated function, regenerated whenever a Trigger
+changes (same transaction); a hash in `COMMENT ON FUNCTION` tells a stale function from a current
+one. Functions read typed columns; while `migrate` runs they read rows through `to_jsonb(row)`
+instead, so a column a migration drops or renames never fails a write made meanwhile.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.apps import AppConfig
+from django.conf import settings as django_settings
+from django.core.exceptions import ImproperlyConfigured, ValidationError
+from django.core.signals import setting_changed
+from django.db import DatabaseError, connections, models, router, transaction
+from django.db.models.signals import post_delete, post_migrate, post_save, pre_migrate
+from django.dispatch import receiver
+
+from eventing.capture.model_data import MAX_SAFE_INT, sensitive_fields
+from eventing.conf import get_settings, settings
+from eventing.models import EventLog, EventStatus
+from triggers import types
+from triggers.models import Trigger
+from triggers.validation import DB_SOURCE_CHECKS, INTERNAL_APPS, resolve_model
+
+logger = logging.getLogger(__name__)
+
+SIGNALS, DATABASE = "signals", "database"
+MODES = (SIGNALS, DATABASE)
+# The listener LISTENs here; each notification's payload is one batch id (one statement's).
+CHANNEL = "eventing_capture"
+# Names of our triggers and functions start with this (how the catalog finds them).
+PREFIX = "eventing_capture_"
+KINDS = {types.DB_INSERT: "insert", types.DB_UPDATE: "update", types.DB_DELETE: "delete"}
+# Serialises syncs (two trigger edits at once would otherwise race on CREATE OR REPLACE).
+SYNC_LOCK_KEY = int.from_bytes(hashlib.sha256(b"eventing.capture.sync").digest()[:8], "big") >> 1
+# jsonb_build_object takes at most 100 arguments: build wide rows in parts of this many fields.
+FIELDS_PER_OBJECT = 50
+# Python writes integral floats below this as "1.0"; PostgreSQL's float output drops the ".0".
+FLOAT_REPR_EXPONENT_AT = "1e16"
+
+
+# --- the mode -------------------------------------------------------------------------------
+
+
+def capture_mode() -> str:
+    """EVENTING["CAPTURE"]: "signals" or "database"."""
+    return settings.CAPTURE
+
+
+def database_capture() -> bool:
+    """Whether trigger functions capture DB events: CAPTURE = "database" on PostgreSQL.
+
+    On another database the signal receivers keep capturing (system check eventing.E009 says
+    why), so a misconfiguration never loses events.
+    """
+    return settings.CAPTURE == DATABASE and connections[settings.DATABASE].vendor == "postgresql"
+
+
+def same_database(alias: str, other: str) -> bool:
+    """Whether two aliases reach the same database (same engine, server and name)."""
+    if alias == other:
+        return True
+    a, b = connections.settings[alias], connections.settings[other]
+    keys = ("ENGINE", "NAME", "HOST", "PORT")
+    return all((a.get(k) or "") == (b.get(k) or "") for k in keys)
+
+
+def unservable_reason(model: type[models.Model]) -> str | None:
+    """Why trigger functions cannot capture `model`'s writes, or None when they can."""
+    meta = model._meta
+    if meta.app_label in INTERNAL_APPS:
+        return "Eventing's own tables and Django's bookkeeping are never captured."
+    if meta.proxy:
+        return (
+            f"{meta.label} is a proxy model: a trigger function sees every write to "
+            f"{meta.db_table}, not only the proxy's. Name the concrete model "
+            f"({meta.concrete_model._meta.label})."
+        )
+    if meta.parents:
+        return (
+            f"{meta.label} inherits fields stored in another table (multi-table inheritance); "
+            "database capture sees one table at a time."
+        )
+    if meta.pk.column is None:
+        return f"{meta.label} has a composite primary key, which database capture cannot pair."
+    alias = router.db_for_write(model)
+    if not same_database(alias, settings.DATABASE):
+        return (
+            f"{meta.label} is stored in database {alias!r}, not in the events database "
+            f"{settings.DATABASE!r} (EVENTING['DATABASE']): a trigger function can only write "
+            "event rows into its own database."
+        )
+    return None
+
+
+# served_by_database() answers per model, asked twice on every save: kept until the settings
+# object changes (get_settings() is rebuilt whenever EVENTING changes) or routing does.
+_served: dict = {"settings": None, "models": {}}
+
+
+def served_by_database(model: type[models.Model]) -> bool:
+    """Whether `model`'s DB events come from trigger functions (so the signals skip it)."""
+    current = get_settings()
+    if _served["settings"] is not current:
+        _served["settings"], _served["models"] = current, {}
+    known = _served["models"]
+    if model not in known:
+        known[model] = database_capture() and unservable_reason(model) is None
+    return known[model]
+
+
+@receiver(setting_changed)
+def _forget_served(*, setting: str, **kwargs) -> None:
+    """Routing or databases changed (tests): ask again."""
+    if setting in ("DATABASES", "DATABASE_ROUTERS"):
+        _served["settings"] = None
+
+
+def check_source(trigger: Trigger, model: type[models.Model]) -> None:
+    """Trigger validation in database mode: refuse a model trigger functions cannot serve."""
+    if not database_capture():
+        return
+    reason = unservable_reason(model)
+    table = model._meta.db_table
+    if reason is None and table_schema(connections[settings.DATABASE], table) is None:
+        reason = (
+            f"Table {model._meta.db_table} does not exist in the events database yet "
+            "(run migrate first)."
+        )
+    if reason:
+        raise ValidationError({"source": f"Database capture cannot serve this model: {reason}"})
+
+
+# --- SQL text -------------------------------------------------------------------------------
+
+
+def literal(text: str) -> str:
+    """A SQL string literal read the same whatever standard_conforming_strings says."""
+    return "E'" + text.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+def ident(name: str) -> str:
+    """A quoted SQL identifier."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def jsonb_literal(value: Any) -> str:
+    """A jsonb constant."""
+    return f"{literal(json.dumps(value, sort_keys=True))}::jsonb"
+
+
+def text_array(names: Iterable[str]) -> str:
+    """A text[] constant."""
+    return "ARRAY[" + ", ".join(literal(n) for n in names) + "]::text[]"
+
+
+# --- values as model_data.json_safe renders them ---------------------------------------------
+
+
+def storage_field(model_field: models.Field) -> models.Field:
+    """The field whose type a column has (a foreign key's column has its target's)."""
+    while model_field.is_relation and getattr(model_field, "target_field", None) is not None:
+        model_field = model_field.target_field
+    return model_field
+
+
+def float_json(x: str) -> str:
+    """A float as json_safe writes it: 1.0 stays 1.0, infinities and NaN become "inf"/"nan"."""
+    return (
+        f"CASE jsonb_typeof({x}) "
+        f"WHEN 'string' THEN to_jsonb(CASE {x} #>> '{{}}' WHEN 'Infinity' THEN 'inf' "
+        f"WHEN '-Infinity' THEN '-inf' ELSE 'nan' END) "
+        f"WHEN 'number' THEN CASE WHEN ({x})::numeric = trunc(({x})::numeric) "
+        f"AND abs(({x})::numeric) < {FLOAT_REPR_EXPONENT_AT} "
+        f"THEN (({x})::text || '.0')::jsonb ELSE {x} END "
+        f"ELSE {x} END"
+    )
+
+
+def value_sql(model_field: models.Field, row: str) -> str:
+    """SQL for one field of `row` (a jsonb row from to_jsonb) as JSON-safe jsonb.
+
+    Mirrors `model_data.json_safe`: big integers and decimals as strings, datetimes as
+    isoformat writes them (UTC, "+00:00"), durations as seconds, bytes as base64, files as their
+    name (empty: null). Other types keep to_jsonb's rendering (see docs/guarantees.md).
+    """
+    x = f"({row} -> {literal(model_field.column)})"
+    text = f"({x} #>> '{{}}')"
+    kind = storage_field(model_field)
+    if isinstance(kind, models.BigIntegerField):
+        return (
+            f"CASE WHEN jsonb_typeof({x}) = 'number' AND abs(({x})::numeric) > {MAX_SAFE_INT} "
+            f"THEN to_jsonb({text}) ELSE {x} END"
+        )
+    if isinstance(kind, models.FloatField):
+        return float_json(x)
+    if isinstance(kind, models.DecimalField):
+        return f"to_jsonb({text})"
+    if isinstance(kind, models.DateTimeField):
+        if django_settings.USE_TZ:
+            moment = f"({text}::timestamptz AT TIME ZONE 'UTC')"
+            return f"to_jsonb(({iso_text(moment)}) || '+00:00')"
+        moment = f"({text}::timestamptz AT TIME ZONE {literal(django_settings.TIME_ZONE)})"
+        return f"to_jsonb({iso_text(moment)})"
+    if isinstance(kind, models.TimeField):
+        moment = f"('2000-01-01'::date + {text}::time)"
+        return f"to_jsonb(substr({iso_text(moment)}, 12))"
+    if isinstance(kind, models.DurationField):
+        return float_json(f"to_jsonb(extract(epoch FROM {text}::interval)::float8)")
+    if isinstance(kind, models.BinaryField):
+        return f"to_jsonb(translate(encode({text}::bytea, 'base64'), E'\\n', ''))"
+    if isinstance(model_field, models.FileField):
+        return f"to_jsonb(NULLIF({text}, ''))"
+    return x
+
+
+def iso_text(moment: str) -> str:
+    """A timestamp as isoformat writes it (microseconds only when there are some), one to_char."""
+    return (
+        f"CASE WHEN date_trunc('second', {moment}) = {moment} "
+        f"THEN to_char({moment}, 'YYYY-MM-DD\"T\"HH24:MI:SS') "
+        f"ELSE to_char({moment}, 'YYYY-MM-DD\"T\"HH24:MI:SS.US') END"
+    )
+
+
+def float_column(value: str) -> str:
+    """A float8 as json_safe writes it (see float_json), from a typed value."""
+    return (
+        f"CASE WHEN {value} = 'Infinity'::float8 THEN '\"inf\"'::jsonb "
+        f"WHEN {value} = '-Infinity'::float8 THEN '\"-inf\"'::jsonb "
+        f"WHEN {value} = 'NaN'::float8 THEN '\"nan\"'::jsonb "
+        f"WHEN {value} = trunc({value}) AND abs({value}) < {FLOAT_REPR_EXPONENT_AT} "
+        f"THEN (to_jsonb({value})::text || '.0')::jsonb ELSE to_jsonb({value}) END"
+    )
+
+
+def column_sql(model_field: models.Field, column: str) -> str:
+    """SQL for one field read from its typed column, as JSON-safe jsonb (as value_sql, faster)."""
+    kind = storage_field(model_field)
+    if isinstance(kind, models.BigIntegerField):
+        return (
+            f"CASE WHEN {column} BETWEEN -{MAX_SAFE_INT} AND {MAX_SAFE_INT} "
+            f"THEN to_jsonb({column}) ELSE to_jsonb({column}::text) END"
+        )
+    if isinstance(kind, models.FloatField):
+        return float_column(column)
+    if isinstance(kind, models.DecimalField):
+        return f"to_jsonb({column}::text)"
+    if isinstance(kind, models.DateTimeField):
+        if django_settings.USE_TZ:
+            moment = f"({column} AT TIME ZONE 'UTC')"
+            return f"to_jsonb(({iso_text(moment)}) || '+00:00')"
+        moment = f"({column} AT TIME ZONE {literal(django_settings.TIME_ZONE)})"
+        return f"to_jsonb({iso_text(moment)})"
+    if isinstance(kind, models.TimeField):
+        moment = f"('2000-01-01'::date + {column})"
+        return f"to_jsonb(substr({iso_text(moment)}, 12))"
+    if isinstance(kind, models.DurationField):
+        return float_column(f"extract(epoch FROM {column})::float8")
+    if isinstance(kind, models.BinaryField):
+        return f"to_jsonb(translate(encode({column}, 'base64'), E'\\n', ''))"
+    if isinstance(model_field, models.FileField):
+        return f"to_jsonb(NULLIF({column}, ''))"
+    if isinstance(kind, models.JSONField):
+        return column
+    return f"to_jsonb({column})"
+
+
+# Built-in fields whose column type has an equality operator (IS DISTINCT FROM needs one);
+# other fields are compared through to_jsonb.
+COMPARABLE = (
+    models.IntegerField,
+    models.FloatField,
+    models.DecimalField,
+    models.CharField,
+    models.TextField,
+    models.BooleanField,
+    models.DateField,
+    models.TimeField,
+    models.DurationField,
+    models.UUIDField,
+    models.JSONField,
+    models.BinaryField,
+    models.GenericIPAddressField,
+    models.FileField,
+)
+
+
+def minus(expression: str, names: Iterable[str]) -> str:
+    """`expression` without the keys (or array elements) in `names`."""
+    names = sorted(names)
+    return f"({expression} - {text_array(names)})" if names else expression
+
+
+# --- filters in SQL (triggers.matching semantics) -------------------------------------------
+
+
+def lookup_sql(base: str, path: list[str]) -> str:
+    """`base #> path`, NULL where Python's lookup finds nothing (it only walks objects)."""
+    if not path:
+        return base
+    guards = []
+    for index, part in enumerate(path):
+        # #> indexes arrays by number; Python's lookup never does.
+        if part.lstrip("-").isdigit():
+            guards.append(f"jsonb_typeof({base} #> {text_array(path[:index])}) = 'object'")
+    found = f"({base} #> {text_array(path)})"
+    return f"CASE WHEN {' AND '.join(guards)} THEN {found} END" if guards else found
+
+
+def equals_sql(x: str, value: Any) -> str:
+    """`x == value` as Python compares JSON values (True == 1, 1 == 1.0)."""
+    if value is None:
+        return f"({x} = 'null'::jsonb)"
+    if isinstance(value, (bool, int, float)):
+        number = repr(float(value)) if isinstance(value, float) else str(int(value))
+        tests = [f"(jsonb_typeof({x}) = 'number' AND ({x})::numeric = {literal(number)}::numeric)"]
+        if value == 1:
+            tests.append(f"({x} = 'true'::jsonb)")
+        elif value == 0:
+            tests.append(f"({x} = 'false'::jsonb)")
+        return "(" + " OR ".join(tests) + ")"
+    return f"({x} = {jsonb_literal(value)})"
+
+
+def member_sql(x: str, operand: Any) -> str:
+    """`x in operand` (a list: membership; a string: substring; an object: key)."""
+    if isinstance(operand, list):
+        if not operand:
+            return "FALSE"
+        return "(" + " OR ".join(equals_sql(x, item) for item in operand) + ")"
+    if isinstance(operand, str):
+        return f"(jsonb_typeof({x}) = 'string' AND strpos({literal(operand)}, {x} #>> '{{}}') > 0)"
+    if isinstance(operand, dict):
+        keys = text_array(operand) if operand else "ARRAY[]::text[]"
+        return f"(jsonb_typeof({x}) = 'string' AND ({x} #>> '{{}}') = ANY({keys}))"
+    return "FALSE"
+
+
+def clause_sql(x: str, expected: Any) -> str:
+    """One filter entry (`triggers.matching._matches_one`) as a boolean that is never NULL."""
+    present = f"({x} IS NOT NULL)"
+    if isinstance(expected, list):
+        test = f"({present} AND {member_sql(x, expected)})"
+    elif isinstance(expected, dict):
+        tests = []
+        for op, operand in expected.items():
+            if op == "in":
+                tests.append(f"({present} AND {member_sql(x, operand)})")
+            elif op == "not_in":
+                tests.append(f"(NOT {present} OR NOT {member_sql(x, operand)})")
+            elif op == "eq":
+                tests.append(f"({present} AND {equals_sql(x, operand)})")
+            elif op == "ne":
+                tests.append(f"(NOT {present} OR NOT {equals_sql(x, operand)})")
+            elif op == "exists":
+                tests.append(present if operand else f"(NOT {present})")
+        test = "(" + " AND ".join(tests or ["TRUE"]) + ")"
+    else:
+        test = f"({present} AND {equals_sql(x, expected)})"
+    return f"COALESCE({test}, FALSE)"
+
+
+# --- one function per (table, kind) ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TriggerConfig:
+    """What a generated function bakes in of one trigger."""
+
+    id: int
+    name: str
+    filter: dict
+    watch_fields: tuple[str, ...]
+    payload_fields: tuple[str, ...]
+
+
+@dataclass
+class Plan:
+    """The function and trigger one table needs for one event type."""
+
+    schema: str
+    table: str
+    event_type: str
+    model_label: str
+    triggers: list[str]
+    function: str
+    definition: str
+    digest: str
+    robust: bool = False
+
+    @property
+    def kind(self) -> str:
+        return KINDS[self.event_type]
+
+    @property
+    def trigger_name(self) -> str:
+        return PREFIX + self.kind
+
+    def comment(self) -> str:
+        """What COMMENT ON FUNCTION stores: enough for `status` to explain the function."""
+        return json.dumps(
+            {
+                "eventing_capture": 1,
+                "table": self.table,
+                "type": self.event_type,
+                "model": self.model_label,
+                "triggers": self.triggers,
+                "hash": self.digest,
+                "robust": self.robust,
+            },
+            sort_keys=True,
+        )
+
+
+def function_name(table: str, kind: str) -> str:
+    """eventing_capture_<kind>_<table>, kept within PostgreSQL's 63 characters."""
+    name = f"{PREFIX}{kind}_{table}"
+    if len(name) <= 63:
+        return name
+    return f"{name[:54]}_{hashlib.sha256(table.encode()).hexdigest()[:8]}"
+
+
+def payload_sql(
+    event_type: str,
+    model: type[models.Model],
+    alias: str,
+    trigger: TriggerConfig,
+    hidden: frozenset[str],
+    names: list[str],
+) -> str:
+    """The `data` of one trigger's event, from the row set `r`."""
+    if trigger.payload_fields:
+        dropped = [n for n in names if n not in trigger.payload_fields]
+    else:
+        dropped = sorted(hidden)
+    old = minus("r.old_full", dropped) if event_type != types.DB_INSERT else "NULL::jsonb"
+    new = minus("r.new_full", dropped) if event_type != types.DB_DELETE else "NULL::jsonb"
+    meta = model._meta
+    pairs = [
+        f"'db', {literal(alias)}",
+        f"'model', {literal(meta.label)}",
+        f"'table', {literal(meta.db_table)}",
+        "'pk', r.pk",
+        f"'old', {old}",
+        f"'new', {new}",
+    ]
+    if event_type == types.DB_UPDATE:
+        pairs.append(f"'changed', {minus('r.changed', hidden)}")
+    return "jsonb_build_object(" + ", ".join(pairs) + ")"
+
+
+def conditions_sql(
+    event_type: str,
+    model: type[models.Model],
+    alias: str,
+    trigger: TriggerConfig,
+    hidden: frozenset[str],
+) -> str:
+    """The WHERE of one trigger's arm: its watch list, then its filter."""
+    conditions = []
+    if event_type == types.DB_UPDATE and trigger.watch_fields:
+        conditions.append(f"(r.changed ?| {text_array(trigger.watch_fields)})")
+    meta = model._meta
+    roots = {
+        "db": jsonb_literal(alias),
+        "model": jsonb_literal(meta.label),
+        "table": jsonb_literal(meta.db_table),
+        "pk": "r.pk",
+        "old": "'null'::jsonb" if event_type == types.DB_INSERT else minus("r.old_full", hidden),
+        "new": "'null'::jsonb" if event_type == types.DB_DELETE else minus("r.new_full", hidden),
+    }
+    if event_type == types.DB_UPDATE:
+        roots["changed"] = minus("r.changed", hidden)
+    for path, expected in trigger.filter.items():
+        head, *rest = path.split(".")
+        # A key the data lacks: Python's lookup finds nothing there.
+        actual = lookup_sql(roots[head], rest) if head in roots else "NULL::jsonb"
+        conditions.append(clause_sql(actual, expected))
+    return " AND ".join(conditions) if conditions else "TRUE"
+
+
+def rows_sql(event_type: str, model: type[models.Model], *, robust: bool = False) -> str:
+    """The CTE `r`: one row per written row with pk, old_full, new_full (and changed).
+
+    Columns are read by name (`robust=False`, the fast form installed normally) or through
+    `to_jsonb(row)` (`robust=True`, installed while migrations run): a column a migration drops
+    or renames then reads as null instead of failing the writing statement.
+    """
+    fields = list(model._meta.concrete_fields)
+    pk = model._meta.pk
+
+    def read(alias: str) -> str:
+        table = "new_rows" if alias == "n" else "old_rows"
+        if robust:
+            return f"(SELECT to_jsonb({alias}) AS j FROM {table} AS {alias}) AS {alias}"
+        return f"{table} AS {alias}"
+
+    def value(model_field: models.Field, alias: str) -> str:
+        if robust:
+            return value_sql(model_field, f"{alias}.j")
+        return column_sql(model_field, f"{alias}.{ident(model_field.column)}")
+
+    def row(alias: str) -> str:
+        parts = []
+        for start in range(0, len(fields), FIELDS_PER_OBJECT):
+            pairs = ", ".join(
+                f"{literal(f.name)}, {value(f, alias)}"
+                for f in fields[start : start + FIELDS_PER_OBJECT]
+            )
+            parts.append(f"jsonb_build_object({pairs})")
+        return " || ".join(parts) if parts else "'{}'::jsonb"
+
+    def column(model_field: models.Field, alias: str) -> str:
+        if robust:
+            return f"({alias}.j -> {literal(model_field.column)})"
+        if isinstance(storage_field(model_field), COMPARABLE):
+            return f"{alias}.{ident(model_field.column)}"
+        return f"to_jsonb({alias}.{ident(model_field.column)})"
+
+    if event_type == types.DB_INSERT:
+        return (
+            f"SELECT {value(pk, 'n')} AS pk, NULL::jsonb AS old_full, {row('n')} AS new_full "
+            f"FROM {read('n')}"
+        )
+    if event_type == types.DB_DELETE:
+        return (
+            f"SELECT {value(pk, 'o')} AS pk, {row('o')} AS old_full, NULL::jsonb AS new_full "
+            f"FROM {read('o')}"
+        )
+    changed = ", ".join(
+        f"CASE WHEN {column(f, 'o')} IS DISTINCT FROM {column(f, 'n')} THEN {literal(f.name)} END"
+        for f in fields
+    )
+    return (
+        f"SELECT {value(pk, 'n')} AS pk, {row('o')} AS old_full, {row('n')} AS new_full, "
+        f"to_jsonb(array_remove(ARRAY[{changed}]::text[], NULL)) AS changed "
+        f"FROM {read('o')} JOIN {read('n')} ON {column(pk, 'o')} = {column(pk, 'n')}"
+    )
+
+
+def function_body(
+    event_type: str,
+    model: type[models.Model],
+    alias: str,
+    triggers: list[TriggerConfig],
+    *,
+    events_table: str,
+    triggers_table: str,
+    robust: bool = False,
+) -> str:
+    """The PL/pgSQL body: one INSERT … SELECT for every row and trigger, then pg_notify."""
+    hidden_base = sensitive_fields(model)
+    names = [f.name for f in model._meta.concrete_fields]
+    arms = []
+    for trigger in triggers:
+        hidden = hidden_base.difference(trigger.payload_fields)
+        arms.append(
+            f"    SELECT {trigger.id}::bigint AS trigger_id, "
+            f"{payload_sql(event_type, model, alias, trigger, hidden, names)} AS payload\n"
+            f"    FROM r WHERE {conditions_sql(event_type, model, alias, trigger, hidden)}"
+        )
+    column = {f.attname: ident(f.column) for f in EventLog._meta.concrete_fields}
+    trigger = {f.attname: ident(f.column) for f in Trigger._meta.concrete_fields}
+    values = {
+        "id": "gen_random_uuid()",
+        "batch_id": "batch_",
+        "type": literal(event_type),
+        "trigger_id": f"t.{trigger['id']}",
+        "trigger_name": f"t.{trigger['name']}",
+        "source": literal(model._meta.label),
+        "payload": "e.payload",
+        "status": literal(EventStatus.STAGED),
+        "attempts": "0",
+        "deliver_at": f"at_ + t.{trigger['delay_s']} * interval '1 second'",
+        # NULL: the listener publishes the row (the sweeper if the listener is away).
+        "enqueued_at": "NULL",
+        "locked_until": "NULL",
+        "created_at": "at_",
+        "processed_at": "NULL",
+        "last_status_code": "NULL",
+        "remark": "''",
+        "idempotency_key": "NULL",
+    }
+    unknown = sorted(set(column) - set(values))
+    if unknown:
+        raise ImproperlyConfigured(
+            f"event_logs has columns database capture does not fill: {', '.join(unknown)}"
+        )
+    union = "\n    UNION ALL\n".join(arms)
+    return f"""
+DECLARE
+  at_ timestamptz := clock_timestamp();
+  batch_ uuid := gen_random_uuid();
+  written_ bigint;
+BEGIN
+  WITH r AS ({rows_sql(event_type, model, robust=robust)})
+  INSERT INTO {events_table} ({", ".join(column[name] for name in values)})
+  SELECT {", ".join(values.values())}
+  FROM (
+{union}
+  ) AS e
+  JOIN {triggers_table} AS t ON t.{trigger["id"]} = e.trigger_id AND t.{trigger["enabled"]};
+  GET DIAGNOSTICS written_ = ROW_COUNT;
+  IF written_ > 0 THEN
+    PERFORM pg_notify({literal(CHANNEL)}, batch_::text);
+  END IF;
+  RETURN NULL;
+END
+"""
+
+
+def dollar_quoted(body: str) -> str:
+    """`body` between dollar quotes whose tag does not occur in it."""
+    tag, n = "$eventing$", 0
+    while tag in body:
+        n += 1
+        tag = f"$eventing{n}$"
+    return f"{tag}{body}{tag}"
+
+
+def plan_for(
+    event_type: str,
+    model: type[models.Model],
+    triggers: list[TriggerConfig],
+    *,
+    schema: str,
+    events_table: str,
+    triggers_table: str,
+    robust: bool = False,
+) -> Plan:
+    """The function one table needs for one event type, with its digest."""
+    table = model._meta.db_table
+    alias = router.db_for_write(model)
+    name = function_name(table, KINDS[event_type])
+    body = function_body(
+        event_type,
+        model,
+        alias,
+        triggers,
+        events_table=events_table,
+        triggers_table=triggers_table,
+        robust=robust,
+    )
+    definition = (
+        f"CREATE OR REPLACE FUNCTION {ident(schema)}.{ident(name)}() RETURNS trigger "
+        f"LANGUAGE plpgsql AS {dollar_quoted(body)}"
+    )
+    return Plan(
+        schema=schema,
+        table=table,
+        event_type=event_type,
+        model_label=model._meta.label,
+        triggers=[t.name for t in triggers],
+        function=name,
+        definition=definition,
+        digest=hashlib.sha256(definition.encode()).hexdigest()[:16],
+        robust=robust,
+    )
+
+
+# --- what the triggers ask for, what the catalog holds ----------------------------------------
+
+
+@dataclass
+class Wanted:
+    """Every function the current triggers need, and the triggers that cannot be served."""
+
+    plans: dict[tuple[str, str, str], Plan] = field(default_factory=dict)
+    # (trigger name, model label, reason)
+    unserved: list[tuple[str, str, str]] = field(default_factory=list)
+
+
+def table_schema(connection, table: str) -> str | None:
+    """The schema `table` resolves to on the search path, or None if there is no such table."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE c.oid = to_regclass(%s)",
+            [ident(table)],
+        )
+        row = cursor.fetchone()
+    return row[0] if row else None
+
+
+def qualified(connection, table: str) -> str:
+    """schema.table, quoted (the function must not depend on the writer's search_path)."""
+    schema = table_schema(connection, table)
+    if schema is None:
+        raise DatabaseError(f"Table {table} does not exist.")
+    return f"{ident(schema)}.{ident(table)}"
+
+
+def wanted_functions(using: str, *, robust: bool = False) -> Wanted:
+    """The functions the enabled DB triggers need, by (schema, table, kind)."""
+    connection = connections[using]
+    wanted = Wanted()
+    rows = (
+        Trigger.objects.using(using)
+        .filter(enabled=True, type__in=types.DB_TYPES)
+        .order_by("id")
+        .values_list("id", "name", "type", "source", "filter", "watch_fields", "payload_fields")
+    )
+    grouped: dict[tuple[str, str], list[TriggerConfig]] = {}
+    models_by_label: dict[str, type[models.Model]] = {}
+    for pk, name, event_type, source, filter_, watch, payload in rows:
+        model = resolve_model(source)
+        reason = "not an installed model" if model is None else unservable_reason(model)
+        if reason:
+            wanted.unserved.append((name, source, reason))
+            continue
+        models_by_label[source] = model
+        config = TriggerConfig(pk, name, filter_ or {}, tuple(watch or ()), tuple(payload or ()))
+        grouped.setdefault((source, event_type), []).append(config)
+    if not grouped:
+        return wanted
+    events_table = qualified(connection, EventLog._meta.db_table)
+    triggers_table = qualified(connection, Trigger._meta.db_table)
+    for (label, event_type), configs in grouped.items():
+        model = models_by_label[label]
+        schema = table_schema(connection, model._meta.db_table)
+        if schema is None:
+            wanted.unserved.extend(
+                (c.name, label, f"table {model._meta.db_table} does not exist") for c in configs
+            )
+            continue
+        plan = plan_for(
+            event_type,
+            model,
+            configs,
+            schema=schema,
+            events_table=events_table,
+            triggers_table=triggers_table,
+            robust=robust,
+        )
+        wanted.plans[(schema, plan.table, plan.kind)] = plan
+    return wanted
+
+
+@dataclass
+class Attached:
+    """One of our triggers as the catalog has it."""
+
+    schema: str
+    table: str
+    kind: str
+    trigger: str
+    function_schema: str
+    function: str
+    comment: dict
+    enabled: bool
+
+
+@dataclass
+class Catalog:
+    """Our triggers (by schema, table, kind) and our functions (by schema, name → comment)."""
+
+    attached: dict[tuple[str, str, str], Attached]
+    functions: dict[tuple[str, str], dict]
+
+
+def parse_comment(text: str | None) -> dict:
+    """A function's COMMENT as the dict `Plan.comment()` wrote ({} if it is not ours)."""
+    try:
+        value = json.loads(text or "{}")
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def read_catalog(connection) -> Catalog:
+    """Every eventing_capture_* trigger and function in the database."""
+    attached = {}
+    functions = {}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT n.nspname, c.relname, t.tgname, pn.nspname, p.proname, "
+            "obj_description(p.oid, 'pg_proc'), t.tgenabled <> 'D' "
+            "FROM pg_trigger t "
+            "JOIN pg_class c ON c.oid = t.tgrelid "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "JOIN pg_proc p ON p.oid = t.tgfoid "
+            "JOIN pg_namespace pn ON pn.oid = p.pronamespace "
+            "WHERE NOT t.tgisinternal AND left(t.tgname, %s) = %s",
+            [len(PREFIX), PREFIX],
+        )
+        for schema, table, trigger, fschema, function, comment, enabled in cursor.fetchall():
+            kind = trigger[len(PREFIX) :]
+            attached[(schema, table, kind)] = Attached(
+                schema, table, kind, trigger, fschema, function, parse_comment(comment), enabled
+            )
+        cursor.execute(
+            "SELECT n.nspname, p.proname, obj_description(p.oid, 'pg_proc') FROM pg_proc p "
+            "JOIN pg_namespace n ON n.oid = p.pronamespace WHERE left(p.proname, %s) = %s",
+            [len(PREFIX), PREFIX],
+        )
+        for schema, name, comment in cursor.fetchall():
+            functions[(schema, name)] = parse_comment(comment)
+    return Catalog(attached, functions)
+
+
+def missing_columns(connection, plan: Plan, model: type[models.Model]) -> list[str]:
+    """Columns the model has that the table lacks (a migration not applied, or out-of-band DDL)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(%s) "
+            "AND attnum > 0 AND NOT attisdropped",
+            [f"{ident(plan.schema)}.{ident(plan.table)}"],
+        )
+        present = {row[0] for row in cursor.fetchall()}
+    return [f.column for f in model._meta.concrete_fields if f.column not in present]
+
+
+# --- status, sync, drop ----------------------------------------------------------------------
+
+
+OK, MISSING, STALE, DISABLED, ORPHAN, UNSERVED = (
+    "ok",
+    "missing",
+    "stale",
+    "disabled",
+    "orphan",
+    "unserved",
+)
+
+
+@dataclass
+class TableStatus:
+    """One line of `eventing_capture status`: a table's function for one event kind."""
+
+    table: str
+    kind: str
+    state: str
+    function: str = ""
+    triggers: list[str] = field(default_factory=list)
+    detail: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.state == OK
+
+
+def capture_status(using: str | None = None) -> list[TableStatus]:
+    """Each table's capture function and whether it matches the current triggers.
+
+    In signal mode every installed function is reported (it would double the events); in
+    database mode each needed function is ok, missing, stale (the triggers changed, or the
+    table or its columns did) or disabled, and an installed function nothing needs is an orphan.
+    """
+    db = using or settings.DATABASE
+    connection = connections[db]
+    if connection.vendor != "postgresql":
+        return []
+    catalog = read_catalog(connection)
+    wanted = wanted_functions(db) if database_capture() else Wanted()
+    lines = []
+    for key, plan in sorted(wanted.plans.items()):
+        current = catalog.attached.get(key)
+        stored = catalog.functions.get((plan.schema, plan.function), {})
+        state, detail = OK, ""
+        if current is None:
+            state, detail = MISSING, "no trigger on the table"
+        elif current.function != plan.function or stored.get("hash") != plan.digest:
+            state = STALE
+            was = current.comment.get("table")
+            detail = (
+                f"table renamed from {was}"
+                if was and was != plan.table
+                else "the function differs from what the triggers (or the model) generate"
+            )
+        elif not current.enabled:
+            state, detail = DISABLED, "the trigger on the table is disabled"
+        gaps = missing_columns(connection, plan, resolve_model(plan.model_label))
+        if gaps:
+            detail = "; ".join(
+                filter(None, [detail, f"columns missing in the table: {', '.join(gaps)}"])
+            )
+            state = STALE if state == OK else state
+        lines.append(
+            TableStatus(plan.table, plan.kind, state, plan.function, plan.triggers, detail)
+        )
+    for key, current in sorted(catalog.attached.items()):
+        if key in wanted.plans:
+            continue
+        reason = (
+            "installed while EVENTING['CAPTURE'] is 'signals': events would be recorded twice"
+            if not database_capture()
+            else "no enabled trigger needs it"
+        )
+        lines.append(
+            TableStatus(
+                current.table,
+                current.kind,
+                ORPHAN,
+                current.function,
+                current.comment.get("triggers", []),
+                reason,
+            )
+        )
+    for name, label, reason in wanted.unserved:
+        lines.append(TableStatus(label, "", UNSERVED, "", [name], reason))
+    return lines
+
+
+def describe_capture(trigger: Trigger) -> str:
+    """How a trigger's DB events are captured, in a sentence (Mission Control's trigger page)."""
+    if not types.is_db_type(trigger.type):
+        return "Not a DB trigger."
+    if not database_capture():
+        return "Model signals (post_save / post_delete): EVENTING['CAPTURE'] is 'signals'."
+    if not trigger.pk:
+        return "A PostgreSQL trigger function, installed when the trigger is saved."
+    if not trigger.enabled:
+        return "No trigger function while the trigger is disabled."
+    for line in capture_status():
+        if trigger.name in line.triggers and line.kind in ("", KINDS[trigger.type]):
+            where = f"PostgreSQL trigger function {line.function or '-'} on {line.table}"
+            if line.ok:
+                return f"{where}: ok."
+            return f"{where}: {line.state} ({line.detail}). Run `manage.py eventing_capture sync`."
+    return "No trigger function found. Run `manage.py eventing_capture sync`."
+
+
+def sync(using: str | None = None, *, robust: bool = False) -> list[str]:
+    """Install, replace or drop functions and triggers until they match the triggers.
+
+    Runs in one transaction (a savepoint inside the caller's): a Trigger saved in a
+    transaction has its function in the same one. In signal mode everything is dropped.
+    `robust` installs the form that reads rows through to_jsonb (while migrations run).
+    Returns what was done, one line each.
+    """
+    db = using or settings.DATABASE
+    connection = connections[db]
+    if connection.vendor != "postgresql":
+        return []
+    actions = []
+    with transaction.atomic(using=db), connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [SYNC_LOCK_KEY])
+        wanted = wanted_functions(db, robust=robust) if database_capture() else Wanted()
+        catalog = read_catalog(connection)
+        for key, plan in wanted.plans.items():
+            target = f"{ident(plan.schema)}.{ident(plan.table)}"
+            function = f"{ident(plan.schema)}.{ident(plan.function)}"
+            stored = catalog.functions.get((plan.schema, plan.function))
+            if stored is None or stored.get("hash") != plan.digest:
+                cursor.execute(plan.definition)
+                cursor.execute(f"COMMENT ON FUNCTION {function}() IS {literal(plan.comment())}")
+                verb = "installed" if stored is None else "replaced"
+                actions.append(f"{verb} {plan.function} ({', '.join(plan.triggers)})")
+            current = catalog.attached.get(key)
+            if (
+                current is None
+                or not current.enabled
+                or (current.function_schema, current.function) != (plan.schema, plan.function)
+            ):
+                cursor.execute(f"DROP TRIGGER IF EXISTS {ident(plan.trigger_name)} ON {target}")
+                cursor.execute(create_trigger_sql(plan, target, function))
+                actions.append(f"created trigger {plan.trigger_name} on {plan.table}")
+        for key, current in catalog.attached.items():
+            if key not in wanted.plans:
+                target = f"{ident(current.schema)}.{ident(current.table)}"
+                cursor.execute(f"DROP TRIGGER IF EXISTS {ident(current.trigger)} ON {target}")
+                actions.append(f"dropped trigger {current.trigger} on {current.table}")
+        needed = {(p.schema, p.function) for p in wanted.plans.values()}
+        for schema, name in catalog.functions:
+            if (schema, name) not in needed:
+                cursor.execute(f"DROP FUNCTION IF EXISTS {ident(schema)}.{ident(name)}()")
+                actions.append(f"dropped {name}")
+    return actions
+
+
+def create_trigger_sql(plan: Plan, target: str, function: str) -> str:
+    """A statement-level AFTER trigger with the transition tables the function reads."""
+    referencing = {
+        "insert": "NEW TABLE AS new_rows",
+        "update": "OLD TABLE AS old_rows NEW TABLE AS new_rows",
+        "delete": "OLD TABLE AS old_rows",
+    }[plan.kind]
+    return (
+        f"CREATE TRIGGER {ident(plan.trigger_name)} AFTER {plan.kind.upper()} ON {target} "
+        f"REFERENCING {referencing} FOR EACH STATEMENT EXECUTE FUNCTION {function}()"
+    )
+
+
+def drop(using: str | None = None) -> list[str]:
+    """Drop every capture trigger and function (whatever the mode); what was dropped."""
+    db = using or settings.DATABASE
+    connection = connections[db]
+    if connection.vendor != "postgresql":
+        return []
+    actions = []
+    with transaction.atomic(using=db), connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [SYNC_LOCK_KEY])
+        catalog = read_catalog(connection)
+        for current in catalog.attached.values():
+            target = f"{ident(current.schema)}.{ident(current.table)}"
+            cursor.execute(f"DROP TRIGGER IF EXISTS {ident(current.trigger)} ON {target}")
+            actions.append(f"dropped trigger {current.trigger} on {current.table}")
+        for schema, name in catalog.functions:
+            cursor.execute(f"DROP FUNCTION IF EXISTS {ident(schema)}.{ident(name)}()")
+            actions.append(f"dropped {name}")
+    return actions
+
+
+# --- keeping functions in step ----------------------------------------------------------------
+
+
+def sync_after_trigger_change(
+    sender, instance: Trigger, using: str | None = None, **kwargs
+) -> None:
+    """A Trigger was saved or deleted: bring the functions in step, in the same transaction."""
+    if database_capture():
+        sync(using or settings.DATABASE)
+
+
+def sync_before_migrate(sender, using: str | None = None, **kwargs) -> None:
+    """Before migrations run: functions that read rows through to_jsonb, so a column the
+    migrations drop or rename cannot fail a write made meanwhile (a data migration's)."""
+    sync_for_migrate(using, robust=True)
+
+
+def sync_after_migrate(sender, using: str | None = None, **kwargs) -> None:
+    """After migrate (a table renamed, a column dropped): the fast functions of the new models."""
+    sync_for_migrate(using, robust=False)
+
+
+def sync_for_migrate(using: str | None, *, robust: bool) -> None:
+    """Sync around migrate, in database mode only: a migrate run by a process left in signal
+    mode must not drop the functions the other processes rely on (W006 reports leftovers)."""
+    db = using or settings.DATABASE
+    if not database_capture() or not same_database(db, settings.DATABASE):
+        return
+    try:
+        for line in sync(settings.DATABASE, robust=robust):
+            logger.info("eventing capture: %s", line)
+    except DatabaseError as exc:  # before the first migrate: no trigger table yet
+        logger.warning("eventing capture not synced around migrate: %s", exc)
+
+
+def capture_connect(app_config: AppConfig) -> None:
+    """Connect the receivers that keep trigger functions in step; called from ready()."""
+    post_save.connect(
+        sync_after_trigger_change, sender=Trigger, dispatch_uid="eventing.capture.sync_saved"
+    )
+    post_delete.connect(
+        sync_after_trigger_change, sender=Trigger, dispatch_uid="eventing.capture.sync_deleted"
+    )
+    pre_migrate.connect(
+        sync_before_migrate, sender=app_config, dispatch_uid="eventing.capture.sync_migrating"
+    )
+    post_migrate.connect(
+        sync_after_migrate, sender=app_config, dispatch_uid="eventing.capture.sync_migrated"
+    )
+    if check_source not in DB_SOURCE_CHECKS:
+        DB_SOURCE_CHECKS.append(check_source)

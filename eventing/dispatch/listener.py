@@ -1,0 +1,178 @@
+"""The LISTEN side of database capture: rows written by trigger functions reach the broker at once.
+
+Trigger functions leave their rows `staged` with `enqueued_at` empty and `pg_notify` the batch id,
+which PostgreSQL delivers when the writing transaction commits. A listener thread (started in
+Celery workers and beat when `EVENTING["CAPTURE"] = "database"`) marks those rows sent and
+publishes them, as `emit()`'s on-commit hook does for signal-captured rows. One listener per
+database is active at a time (a session advisory lock); the others stand by and take over when
+its connection closes. A lost notification or a dead listener only delays events until the next
+sweep: the sweeper sends every due row without a message.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+import select
+import threading
+import time
+from collections.abc import Iterable
+
+from celery.signals import beat_init, worker_ready, worker_shutdown
+from django.db import close_old_connections, connections, transaction
+from django.utils import timezone
+
+from eventing.capture.database import CHANNEL, database_capture, ident
+from eventing.conf import settings
+from eventing.dispatch.publish import publish_due
+from eventing.dispatch.sweeper import deliverable
+from eventing.models import EventLog, EventStatus
+from eventing.runtime import PerProcess
+
+logger = logging.getLogger(__name__)
+
+# Held by the active listener's session: one listener per database publishes.
+LOCK_KEY = int.from_bytes(hashlib.sha256(b"eventing.capture.listener").digest()[:8], "big") >> 1
+# A standby listener asks for the lock this often (seconds).
+STANDBY_RETRY_S = 1.0
+# After a failure, wait this long before reconnecting (seconds).
+RECONNECT_S = 1.0
+# How long one wait for notifications lasts; the thread checks for shutdown in between.
+WAIT_S = 1.0
+# An idle connection is probed this often, so a dead server is noticed (seconds).
+PROBE_EVERY_S = 30.0
+# Batch ids per publishing statement.
+BATCHES_PER_QUERY = 500
+
+
+def publish_batches(batch_ids: Iterable[str], now: dt.datetime | None = None) -> int:
+    """Mark and send the staged rows of these batches that have no message yet; how many sent.
+
+    Rows due beyond ETA_HORIZON_S and rows of paused or disabled triggers are left to the
+    sweeper, as it would treat them. Rows are locked with SKIP LOCKED, so a sweep running at
+    the same moment takes the others: no row is sent twice by the two.
+    """
+    ids = sorted(set(batch_ids))
+    if not ids:
+        return 0
+    db = settings.DATABASE
+    now = now or timezone.now()
+    horizon = now + dt.timedelta(seconds=settings.ETA_HORIZON_S)
+    with transaction.atomic(using=db):
+        rows = (
+            EventLog.objects.using(db)
+            .filter(
+                deliverable(),
+                batch_id__in=ids,
+                status=EventStatus.STAGED,
+                enqueued_at__isnull=True,
+                deliver_at__lte=horizon,
+            )
+            .order_by("deliver_at")
+            .select_for_update(skip_locked=True, of=("self",))
+        )
+        due = list(rows.values_list("id", "deliver_at", "trigger_id"))
+        if due:
+            EventLog.objects.using(db).filter(id__in=[pk for pk, _, _ in due]).update(
+                enqueued_at=now
+            )
+    # Published after commit: a crash in between leaves rows marked sent, which the sweeper
+    # finds as lost after LEASE_GRACE_S.
+    failed = publish_due(due, now)
+    if failed:
+        EventLog.objects.using(db).filter(id__in=failed).update(enqueued_at=None)
+    return len(due) - len(failed)
+
+
+class Listener:
+    """A daemon thread: take the lock, LISTEN, publish each notified batch; reconnect on error."""
+
+    def __init__(self) -> None:
+        self.stopping = threading.Event()
+        # Set while this listener holds the lock and listens (tests and health read it).
+        self.active = threading.Event()
+        self.thread = threading.Thread(
+            target=self.run, name="eventing-capture-listener", daemon=True
+        )
+        self.thread.start()
+
+    def run(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                self.listen()
+            except Exception:  # noqa: BLE001 - the thread must survive; the sweeper covers
+                logger.exception("Capture listener failed; reconnecting")
+            finally:
+                self.active.clear()
+                close_old_connections()
+            self.stopping.wait(RECONNECT_S)
+        connections.close_all()  # this thread's own connections
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        """Stop listening and release the lock (its connection closes)."""
+        self.stopping.set()
+        self.thread.join(timeout_s)
+
+    def listen(self) -> None:
+        """One connection's life: stand by for the lock, then publish notified batches."""
+        wrapper = connections[settings.DATABASE]
+        conn = wrapper.get_new_connection(wrapper.get_connection_params())
+        try:
+            conn.autocommit = True
+            with conn.cursor() as cursor:
+                while True:
+                    cursor.execute("SELECT pg_try_advisory_lock(%s)", [LOCK_KEY])
+                    if cursor.fetchone()[0]:
+                        break
+                    if self.stopping.wait(STANDBY_RETRY_S):
+                        return
+                cursor.execute(f"LISTEN {ident(CHANNEL)}")
+            self.active.set()
+            logger.info("Capture listener active on %s", settings.DATABASE)
+            self.serve(conn)
+        finally:
+            conn.close()
+
+    def serve(self, conn) -> None:
+        """Wait for notifications and publish their batches until asked to stop."""
+        probed = time.monotonic()
+        while not self.stopping.is_set():
+            ready, _, _ = select.select([conn], [], [], WAIT_S)
+            if not ready:
+                if time.monotonic() - probed > PROBE_EVERY_S:
+                    with conn.cursor() as cursor:
+                        cursor.execute("SELECT 1")
+                    probed = time.monotonic()
+                continue
+            conn.poll()
+            batches = {note.payload for note in conn.notifies}
+            conn.notifies.clear()
+            ids = sorted(batches)
+            for start in range(0, len(ids), BATCHES_PER_QUERY):
+                publish_batches(ids[start : start + BATCHES_PER_QUERY])
+
+
+listener = PerProcess(Listener)
+
+
+def start_listener(**kwargs) -> None:
+    """Celery worker_ready / beat_init: listen when database capture is on."""
+    if database_capture():
+        listener()
+
+
+def stop_listener(**kwargs) -> None:
+    """Celery worker_shutdown: release the lock so a standby takes over at once."""
+    current = listener.existing()
+    if current is not None:
+        current.stop()
+
+
+def listener_connect() -> None:
+    """Start a listener in every Celery worker and beat process; called from ready()."""
+    worker_ready.connect(start_listener, dispatch_uid="eventing.capture.listener", weak=False)
+    beat_init.connect(start_listener, dispatch_uid="eventing.capture.listener_beat", weak=False)
+    worker_shutdown.connect(
+        stop_listener, dispatch_uid="eventing.capture.listener_stop", weak=False
+    )

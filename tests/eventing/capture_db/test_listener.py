@@ -1,0 +1,100 @@
+"""The listener publishes what trigger functions wrote as soon as it commits; the sweeper covers."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection, transaction
+
+from eventing.dispatch.listener import LOCK_KEY, Listener, publish_batches
+from eventing.dispatch.sweeper import sweep
+from eventing.models import EventLog
+from mission_control import actions
+from tests.eventing.capture_db.helpers import POSTGRES_ONLY
+from tests.factories import TriggerFactory
+from tests.testapp.models import Order
+from tests.waiting import wait_until
+
+pytestmark = [POSTGRES_ONLY, pytest.mark.usefixtures("committed_database_mode")]
+
+
+def sent_ids(message_per_event) -> set[str]:
+    """Event ids handed to the broker (one message per event: the `message_per_event` fixture)."""
+    return {call.args[0][0] for call in message_per_event.call_args_list}
+
+
+@pytest.fixture
+def listener():
+    """A listener thread in this process, active (holding the lock) before the test writes."""
+    started = Listener()
+    assert started.active.wait(10), "the listener never became active"
+    yield started
+    started.stop()
+
+
+def test_rows_are_published_when_the_write_commits(listener, message_per_event):
+    TriggerFactory(type="DB_INSERT", source="testapp.Order")
+    with transaction.atomic():
+        Order.objects.create(status="one")
+        Order.objects.create(status="two")
+    ids = {str(pk) for pk in EventLog.objects.values_list("id", flat=True)}
+    assert len(ids) == 2
+    wait_until(
+        lambda: sent_ids(message_per_event) == ids, timeout_s=10, message="both rows published"
+    )
+    assert not EventLog.objects.filter(enqueued_at__isnull=True).exists()
+
+
+def test_a_rolled_back_write_publishes_nothing(listener, message_per_event):
+    TriggerFactory(type="DB_INSERT", source="testapp.Order")
+    transaction.set_autocommit(False)
+    try:
+        Order.objects.create(status="rolled back")
+        transaction.rollback()
+    finally:
+        transaction.set_autocommit(True)
+    Order.objects.create(status="kept")
+    (event,) = EventLog.objects.all()
+    wait_until(
+        lambda: sent_ids(message_per_event) == {str(event.id)}, timeout_s=10, message="publish"
+    )
+
+
+def test_a_standby_listener_takes_over(listener, message_per_event):
+    standby = Listener()
+    try:
+        # One listener per database: the first holds the lock, the second waits for it.
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_try_advisory_lock(%s)", [LOCK_KEY])
+            assert cursor.fetchone() == (False,)
+        assert not standby.active.is_set()
+        listener.stop()
+        assert standby.active.wait(10), "the standby never took over"
+        TriggerFactory(type="DB_INSERT", source="testapp.Order")
+        Order.objects.create()
+        (event,) = EventLog.objects.all()
+        wait_until(
+            lambda: str(event.id) in sent_ids(message_per_event), timeout_s=10, message="publish"
+        )
+    finally:
+        standby.stop()
+
+
+def test_without_a_listener_the_sweeper_sends_the_rows(message_per_event):
+    TriggerFactory(type="DB_INSERT", source="testapp.Order")
+    Order.objects.create()
+    (event,) = EventLog.objects.all()
+    assert event.enqueued_at is None
+    assert sweep()["enqueued"] == 1
+    assert sent_ids(message_per_event) == {str(event.id)}
+
+
+def test_rows_of_a_paused_trigger_wait_for_resume(message_per_event):
+    trigger = TriggerFactory(type="DB_INSERT", source="testapp.Order")
+    actions.pause_triggers([trigger.pk])
+    Order.objects.create()
+    (event,) = EventLog.objects.all()
+    assert publish_batches([str(event.batch_id)]) == 0
+    actions.resume_triggers([trigger.pk])
+    assert publish_batches([str(event.batch_id)]) == 1
+    assert publish_batches([str(event.batch_id)]) == 0  # sent once
+    assert sent_ids(message_per_event) == {str(event.id)}
