@@ -25,7 +25,7 @@ def mode(request, settings):
     return request.param
 
 
-def test_signals_do_not_see_queryset_update_bulk_or_raw_sql(published):
+def test_signals_do_not_see_queryset_update_bulk_or_raw_sql(message_per_event):
     for kind in ("DB_INSERT", "DB_UPDATE", "DB_DELETE"):
         TriggerFactory(type=kind, source="testapp.Order")
     orders = Order.objects.bulk_create([Order(status="a"), Order(status="b")])
