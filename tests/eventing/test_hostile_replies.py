@@ -311,7 +311,10 @@ def test_a_follow_up_loop_through_a_worker_ends(worker, receiver):
     depth = 5  # FOLLOW_UP_MAX_DEPTH's default, which the worker process uses
     expected = 2 ** (depth + 1) - 1  # 1 + 2 + 4 + … + 32
 
-    emit("loop", {})
+    # The follow-ups are matched in the worker, which sees a trigger created here within
+    # TRIGGER_CACHE_TTL_S: the first event is due after that, so the chain never meets a
+    # snapshot older than the trigger.
+    emit("loop", {}, delay_s=1.0)
 
     def settled() -> bool:
         open_rows = EventLog.objects.filter(type="loop").exclude(status=EventStatus.PROCESSED)
