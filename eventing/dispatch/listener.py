@@ -20,13 +20,12 @@ import time
 from collections.abc import Iterable
 
 from celery.signals import beat_init, worker_ready, worker_shutdown
-from django.db import close_old_connections, connections, transaction
+from django.db import close_old_connections, connections
 from django.utils import timezone
 
 from eventing.capture.database import CHANNEL, database_capture, ident
 from eventing.conf import settings
-from eventing.dispatch.publish import publish_due
-from eventing.dispatch.sweeper import deliverable
+from eventing.dispatch.sweeper import deliverable, send_rows
 from eventing.models import EventLog, EventStatus
 from eventing.runtime import PerProcess
 
@@ -56,33 +55,16 @@ def publish_batches(batch_ids: Iterable[str], now: dt.datetime | None = None) ->
     ids = sorted(set(batch_ids))
     if not ids:
         return 0
-    db = settings.DATABASE
     now = now or timezone.now()
     horizon = now + dt.timedelta(seconds=settings.ETA_HORIZON_S)
-    with transaction.atomic(using=db):
-        rows = (
-            EventLog.objects.using(db)
-            .filter(
-                deliverable(),
-                batch_id__in=ids,
-                status=EventStatus.STAGED,
-                enqueued_at__isnull=True,
-                deliver_at__lte=horizon,
-            )
-            .order_by("deliver_at")
-            .select_for_update(skip_locked=True, of=("self",))
-        )
-        due = list(rows.values_list("id", "deliver_at", "trigger_id"))
-        if due:
-            EventLog.objects.using(db).filter(id__in=[pk for pk, _, _ in due]).update(
-                enqueued_at=now
-            )
-    # Published after commit: a crash in between leaves rows marked sent, which the sweeper
-    # finds as lost after LEASE_GRACE_S.
-    failed = publish_due(due, now)
-    if failed:
-        EventLog.objects.using(db).filter(id__in=failed).update(enqueued_at=None)
-    return len(due) - len(failed)
+    rows = EventLog.objects.using(settings.DATABASE).filter(
+        deliverable(),
+        batch_id__in=ids,
+        status=EventStatus.STAGED,
+        enqueued_at__isnull=True,
+        deliver_at__lte=horizon,
+    )
+    return send_rows(rows, now)
 
 
 class Listener:

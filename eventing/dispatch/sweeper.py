@@ -131,13 +131,23 @@ def fail_lost_last_attempt(event: EventLog, now: dt.datetime) -> None:
 
 def enqueue_due(now: dt.datetime) -> int:
     """Send rows due soon that have no message, and due rows whose message was lost."""
+    return send_rows(to_send(now), now, limit=BATCH_SIZE)
+
+
+def send_rows(rows: QuerySet[EventLog], now: dt.datetime, limit: int | None = None) -> int:
+    """Mark `rows` sent, commit, then publish them; how many were sent.
+
+    The rows are locked with SKIP LOCKED where the database has it, so two senders at once (two
+    sweepers, or a sweeper and the capture listener) each take different rows. A row whose
+    publish fails is unmarked, so the next pass sends it.
+    """
     db = settings.DATABASE
     with transaction.atomic(using=db):
-        rows = to_send(now).order_by("deliver_at")
+        rows = rows.order_by("deliver_at")
         if connections[db].features.has_select_for_update_skip_locked:
-            # Two sweepers at once each take different rows.
             rows = rows.select_for_update(skip_locked=True, of=("self",))
-        due = list(rows.values_list("id", "deliver_at", "trigger_id")[:BATCH_SIZE])
+        picked = rows.values_list("id", "deliver_at", "trigger_id")
+        due = list(picked[:limit] if limit else picked)
         if due:
             EventLog.objects.using(db).filter(id__in=[pk for pk, _, _ in due]).update(
                 enqueued_at=now
