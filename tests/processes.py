@@ -8,6 +8,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from django.db import connections
@@ -160,3 +162,24 @@ def purge_broker() -> None:
 
     with app.connection_for_write() as conn:
         app.control.purge(connection=conn)
+
+
+@contextmanager
+def workers_parked(before_restart: Callable[[], None] | None = None) -> Iterator[None]:
+    """Stop every running Celery process (the session worker would compete for the test's
+    messages) and purge the broker; afterwards purge again and start them again.
+
+    `before_restart` runs first on the way out (e.g. bring back a broker a test stopped).
+    """
+    parked = [p for p in CeleryProcess.running if p.proc and p.proc.poll() is None]
+    for process in parked:
+        process.stop()
+    purge_broker()
+    try:
+        yield
+    finally:
+        if before_restart is not None:
+            before_restart()
+        purge_broker()
+        for process in parked:
+            process.start()

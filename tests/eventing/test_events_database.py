@@ -19,7 +19,7 @@ from eventing import emit
 from eventing.checks import check_database_features, check_events_database
 from eventing.models import EventLog, EventStatus, Heartbeat, InvocationLog
 from tests.factories import TriggerFactory
-from tests.processes import CeleryProcess, purge_broker
+from tests.processes import CeleryProcess, workers_parked
 from tests.testapp.models import Order
 from tests.waiting import wait_until
 from triggers.models import EventType, Trigger
@@ -64,19 +64,13 @@ def events_tables(django_db_setup, django_db_blocker):
 def events_worker(events_tables, django_db_blocker):
     """A worker with the sweeper, its EVENTING["DATABASE"] "events"; the session's worker (on
     "default") is parked meanwhile, as it would take these tests' messages."""
-    parked = [p for p in CeleryProcess.running if p.proc and p.proc.poll() is None]
-    for process in parked:
-        process.stop()
-    with django_db_blocker.unblock():
-        purge_broker()
-        # Left by the parked worker's sweeper: every row in "default" from here on is a bug.
-        Heartbeat.objects.using("default").delete()
-    worker = CeleryProcess(name="events", env={"EVENTING_TEST_DATABASE": "events"}).start()
-    yield worker
-    worker.stop()
-    purge_broker()
-    for process in parked:
-        process.start()
+    with workers_parked():
+        with django_db_blocker.unblock():
+            # Left by the parked worker's sweeper: every row in "default" from here on is a bug.
+            Heartbeat.objects.using("default").delete()
+        worker = CeleryProcess(name="events", env={"EVENTING_TEST_DATABASE": "events"}).start()
+        yield worker
+        worker.stop()
 
 
 @pytest.fixture

@@ -8,25 +8,22 @@ import pytest
 
 from tests import stack
 from tests.faults.helpers import Cluster
-from tests.processes import CeleryProcess, purge_broker
+from tests.processes import workers_parked
 from tests.receiver import Receiver
 
 
 @pytest.fixture
 def cluster(transactional_db):
     """Park every other Celery process (the session worker would compete), purge the broker."""
-    parked = [p for p in CeleryProcess.running if p.proc and p.proc.poll() is None]
-    for process in parked:
-        process.stop()
-    purge_broker()
-    cluster = Cluster()
-    yield cluster
-    cluster.stop_all()
-    if not stack.port_open(int(os.environ["EVENTING_REDIS_PORT"])):
-        stack.start_redis()  # a failed test may have left the broker down
-    purge_broker()
-    for process in parked:
-        process.start()
+
+    def broker_up() -> None:
+        if not stack.port_open(int(os.environ["EVENTING_REDIS_PORT"])):
+            stack.start_redis()  # a failed test may have left the broker down
+
+    with workers_parked(before_restart=broker_up):
+        cluster = Cluster()
+        yield cluster
+        cluster.stop_all()
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import pytest
 
 from eventing.capture import database as capture_db
 from tests.faults.helpers import Cluster
-from tests.processes import CeleryProcess, purge_broker
+from tests.processes import workers_parked
 
 
 @pytest.fixture
@@ -27,13 +27,7 @@ def committed_database_mode(transactional_db, settings):
 def cluster(committed_database_mode):
     """Celery processes of one test in database mode; any other running worker is parked so
     that only these publish and deliver."""
-    parked = [p for p in CeleryProcess.running if p.proc and p.proc.poll() is None]
-    for process in parked:
-        process.stop()
-    purge_broker()
-    cluster = Cluster()
-    yield cluster
-    cluster.stop_all()
-    purge_broker()
-    for process in parked:
-        process.start()
+    with workers_parked():
+        cluster = Cluster()
+        yield cluster
+        cluster.stop_all()
