@@ -11,14 +11,22 @@ from django.utils import timezone
 
 from eventing.models import Heartbeat
 from eventing.ops import health
+from tests.processes import workers_parked
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def session_workers_parked():
+    """A running session worker rewrites its heartbeat every 2 s: park it for this module."""
+    with workers_parked():
+        yield
+
+
 @pytest.fixture(autouse=True)
 def no_other_workers():
-    """Only this test's heartbeats count (a session worker may have written its own)."""
+    """Only this test's heartbeats count (a parked worker may have left its row)."""
     Heartbeat.objects.filter(name__startswith=health.WORKER_HEARTBEAT_PREFIX).delete()
 
 
