@@ -173,6 +173,8 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "control_folder": str(BROKER_DIR / "control"),
         "store_processed": False,
     }
+    # kombu's filesystem transport, writing each message whole before a worker can pick it up.
+    CELERY_BROKER_TRANSPORT = "eventing.dispatch.broker:FilesystemTransport"
 else:
     # ETA messages never outlive this: EVENTING["ETA_HORIZON_S"] (300 s) is far below it.
     CELERY_BROKER_TRANSPORT_OPTIONS = {

@@ -1,4 +1,6 @@
-"""kombu's Redis transport, reusing one Redis client per channel and surviving a broker outage.
+"""kombu's Redis and filesystem transports, made safe for a worker that runs for weeks.
+
+Redis: reuse one Redis client per channel and survive a broker outage.
 
 kombu builds a new `redis.Redis` client for every publish and every ack; building one fills a
 table of ~170 response callbacks, a third of the CPU a publish costs. The client is only a
@@ -15,14 +17,30 @@ upstream code path, not this subclass's client sharing). The channel here raises
 error instead, which Celery ignores before reconnecting: the unacked messages could not be
 restored on a dead broker anyway (Redis keeps them in its unacked hash for restore_visible,
 and the sweeper re-sends whatever the broker lost).
+
+Filesystem (the embedded broker): kombu creates `<name>.msg` and only then writes into it, so a
+worker polling the folder in between moves the empty file away and dies on a JSONDecodeError
+(seen in CI, kombu 5.7). Messages here are written under a name no consumer matches and renamed
+into place, which is atomic on POSIX; a file that still does not parse is skipped with a
+warning instead of killing the worker (the sweeper re-sends its events from their rows).
 """
 
 from __future__ import annotations
 
+import logging
+import os
+import uuid
 from contextlib import contextmanager
+from time import monotonic
 
-from kombu.transport import redis
+from kombu.exceptions import ChannelError
+from kombu.transport import filesystem, redis
+from kombu.utils.encoding import str_to_bytes
+from kombu.utils.json import dumps
 from redis.exceptions import ConnectionError as RedisConnectionError
+
+
+logger = logging.getLogger(__name__)
 
 
 class Channel(redis.Channel):
@@ -54,3 +72,32 @@ class RedisTransport(redis.Transport):
     """The Redis transport with Channel above."""
 
     Channel = Channel
+
+
+class FilesystemChannel(filesystem.Channel):
+    """A filesystem channel whose messages appear in the folder only once fully written."""
+
+    def _put(self, queue, payload, **kwargs):
+        name = f"{round(monotonic() * 1000)}_{uuid.uuid4()}.{queue}.msg"
+        final = os.path.join(self.data_folder_out, name)
+        partial = final + ".part"  # consumers match names ending in ".<queue>.msg" only
+        try:
+            with open(partial, "wb") as f:
+                f.write(str_to_bytes(dumps(payload)))
+            os.replace(partial, final)
+        except OSError as exc:
+            raise ChannelError(f"Cannot add file {final!r} to directory") from exc
+
+    def _get(self, queue):
+        # Each failing call has consumed one file, so this ends with a message or Empty.
+        while True:
+            try:
+                return super()._get(queue)
+            except ValueError as exc:
+                logger.warning("Skipped an unreadable message file in queue %r: %s", queue, exc)
+
+
+class FilesystemTransport(filesystem.Transport):
+    """The filesystem transport with FilesystemChannel above."""
+
+    Channel = FilesystemChannel

@@ -86,6 +86,7 @@ BROKER_DIR = DATA_DIR / "broker"
 for sub in ("queue", "processed"):
     (BROKER_DIR / sub).mkdir(parents=True, exist_ok=True)
 CELERY_BROKER_URL = "filesystem://"
+CELERY_BROKER_TRANSPORT = "eventing.dispatch.broker:FilesystemTransport"  # Eventing: atomic writes
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "data_folder_in": str(BROKER_DIR / "queue"),
     "data_folder_out": str(BROKER_DIR / "queue"),
