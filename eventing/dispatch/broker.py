@@ -39,7 +39,6 @@ from kombu.utils.encoding import str_to_bytes
 from kombu.utils.json import dumps
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-
 logger = logging.getLogger(__name__)
 
 

@@ -1,4 +1,4 @@
-"""eventing.dispatch.broker.FilesystemTransport: the embedded broker never hands out half a message."""
+"""eventing.dispatch.broker.FilesystemTransport: the embedded broker never hands out half a file."""
 
 from __future__ import annotations
 
