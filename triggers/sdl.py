@@ -76,7 +76,7 @@ def sdl_to_json_schema(sdl: str, type_name: str) -> dict[str, Any]:
         )
     converted = {name: object_schema(name, node, types, gql) for name, node in types.items()}
     schema = dict(converted[type_name])
-    used = sorted(reachable(type_name, types, gql) - {type_name})
+    used = sorted(referenced(type_name, types, gql))
     if used:
         schema["$defs"] = {name: converted[name] for name in used}
     return schema
@@ -189,9 +189,10 @@ def named_type(node, gql) -> str:
     return node.name.value
 
 
-def reachable(start: str, types: dict[str, Any], gql) -> set[str]:
-    """The SDL types a payload of `start` can hold, `start` included."""
-    seen, todo = {start}, [start]
+def referenced(start: str, types: dict[str, Any], gql) -> set[str]:
+    """The SDL types a payload of `start` holds as fields (`start` too, when it recurses)."""
+    seen: set[str] = set()
+    todo = [start]
     while todo:
         for field in types[todo.pop()].fields or ():
             name = named_type(field.type, gql)
