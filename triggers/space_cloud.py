@@ -40,7 +40,8 @@ UNMAPPED_TRIGGER_FIELDS = {
     "template": "request templates are not supported; the body is a CloudEvents envelope",
     "requestTemplate": "request templates are not supported; the body is a CloudEvents envelope",
     "outputFormat": "request templates are not supported; the body is a CloudEvents envelope",
-    "claims": "the X-SC-Token claims are fixed (id, role, iat, exp, jti)",
+    # Space Cloud signs an `Authorization` token per call from this template.
+    "claims": "tokens are not templated here; give the trigger a fixed Authorization header",
     "filter": "Space Cloud's rule filters do not translate; set the trigger's filter by hand",
 }
 
