@@ -26,7 +26,7 @@ from triggers.models import EventType, Trigger
 
 from .. import actions
 from ..counting import EstimatedCountPaginator
-from ..display import display_time
+from ..display import breakable, display_time
 from ..forms import RedeliverFailedForm
 from ..sites import site
 from .params import PK_RE, CheckedFilter, CheckedParamsMixin
@@ -161,8 +161,8 @@ class EventLogAdmin(CheckedParamsMixin, admin.ModelAdmin):
     change_form_template = "mission_control/eventlog/change_form.html"
     list_display = (
         "short_id",
-        "type",
-        "trigger_name",
+        "type_name",
+        "trigger_column",
         "status_badge",
         "attempts",
         "created",
@@ -277,6 +277,14 @@ class EventLogAdmin(CheckedParamsMixin, admin.ModelAdmin):
     @admin.display(description="id")
     def short_id(self, obj: EventLog) -> str:
         return str(obj.id)[:8]
+
+    @admin.display(description="type")
+    def type_name(self, obj: EventLog) -> str:
+        return breakable(obj.type)
+
+    @admin.display(description="trigger")
+    def trigger_column(self, obj: EventLog) -> str:
+        return breakable(obj.trigger_name)
 
     @admin.display(description="created", ordering="created_at")
     def created(self, obj: EventLog) -> str:

@@ -23,7 +23,7 @@ from triggers.masking import MASK, mask_headers
 from triggers.models import EventType, Trigger
 
 from .. import actions
-from ..display import display_time
+from ..display import breakable, display_time
 from ..forms import EventTypeForm, TriggerForm
 from ..sites import site
 from .params import CheckedParamsMixin
@@ -94,9 +94,9 @@ class TriggerAdmin(TimestampsMixin, CheckedParamsMixin, admin.ModelAdmin):
     form = TriggerForm
     change_form_template = "mission_control/trigger/change_form.html"
     list_display = (
-        "name",
-        "type",
-        "source",
+        "trigger_name",
+        "type_name",
+        "source_name",
         "url_template",
         "state",
         "processed_24h",
@@ -214,6 +214,18 @@ class TriggerAdmin(TimestampsMixin, CheckedParamsMixin, admin.ModelAdmin):
     def capture(self, obj: Trigger | None) -> str:
         """How DB events reach this trigger; a missing or stale trigger function says so."""
         return describe_capture(obj or Trigger(type=""))
+
+    @admin.display(description="name", ordering="name")
+    def trigger_name(self, obj: Trigger) -> str:
+        return breakable(obj.name)
+
+    @admin.display(description="type", ordering="type")
+    def type_name(self, obj: Trigger) -> str:
+        return breakable(obj.type)
+
+    @admin.display(description="source", ordering="source")
+    def source_name(self, obj: Trigger) -> str:
+        return breakable(obj.source) if obj.source else "—"
 
     @admin.display(description="URL", ordering="url")
     def url_template(self, obj: Trigger) -> str:
