@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PORT ?= 8000
 
-.PHONY: run test install lint bench docs
+.PHONY: run test install lint bench docs screenshots
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -40,3 +40,9 @@ bench: install
 # Regenerate the EVENTING settings table of docs/configuration.md from eventing/conf.py.
 docs: install
 	$(PY) scripts/config_docs.py
+
+# Refresh docs/screenshots/ (linked from README): the browser tests take them, scripts/screenshots.py
+# keeps README's pages and makes them small.
+screenshots: install
+	$(PY) -m tests.stack sqlite -- $(PY) -m pytest tests/mission_control/test_browser.py -m browser $(PYTEST_ARGS)
+	$(PY) scripts/screenshots.py

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from pathlib import Path
 
 import pytest
 from django.test import Client
@@ -190,3 +191,12 @@ def test_finish_time_is_named_after_how_the_event_finished(admin_client):
         rf"<tr>(?:(?!</tr>).)*{str(staged.pk)[:8]}(?:(?!</tr>).)*</tr>", rows.decode(), re.S
     ).group(0)
     assert re.search(r'<td class="field-processed">—</td>', cancelled_row)
+
+
+def test_readme_screenshots_are_committed_images():
+    """A fresh clone shows them: they live in docs/screenshots/, not in git-ignored artifacts."""
+    root = Path(__file__).resolve().parents[2]
+    links = re.findall(r"\]\((docs/screenshots/[^)]+\.png)\)", (root / "README.md").read_text())
+    assert len(links) >= 4
+    for link in links:
+        assert (root / link).read_bytes().startswith(b"\x89PNG"), link
