@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PORT ?= 8000
 
-.PHONY: run test install lint bench docs
+.PHONY: run test install lint bench docs screenshots
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -17,16 +17,18 @@ install: $(VENV)/.installed
 run: install
 	$(PY) scripts/run.py --port $(PORT)
 
-# Both stages always run (a red first stage must not hide the second); the summary names the
-# stages that failed and the exit status is non-zero if any did.
+# Every stage always runs (a red stage must not hide the next); the summary names the stages
+# that failed and the exit status is non-zero if any did.
 test: install
 	@failed=""; \
 	echo "== make test: stage postgres (PostgreSQL + Redis, whole suite)"; \
 	$(PY) -m tests.stack postgres -- $(PY) -m pytest tests $(PYTEST_ARGS) || failed="$$failed postgres"; \
 	echo "== make test: stage sqlite (SQLite + embedded broker, e2e tests)"; \
 	$(PY) -m tests.stack sqlite -- $(PY) -m pytest tests -m "e2e" $(PYTEST_ARGS) || failed="$$failed sqlite"; \
+	echo "== make test: stage rabbitmq (PostgreSQL + RabbitMQ, e2e tests)"; \
+	$(PY) -m tests.stack rabbitmq -- $(PY) -m pytest tests -m "e2e" $(PYTEST_ARGS) || failed="$$failed rabbitmq"; \
 	if [ -n "$$failed" ]; then echo "== make test: FAILED stage(s):$$failed" >&2; exit 1; fi; \
-	echo "== make test: both stages passed"
+	echo "== make test: all three stages passed"
 
 lint: install
 	$(VENV)/bin/ruff check .
@@ -38,3 +40,9 @@ bench: install
 # Regenerate the EVENTING settings table of docs/configuration.md from eventing/conf.py.
 docs: install
 	$(PY) scripts/config_docs.py
+
+# Refresh docs/screenshots/ (linked from README): the browser tests take them, scripts/screenshots.py
+# keeps README's pages and makes them small.
+screenshots: install
+	$(PY) -m tests.stack sqlite -- $(PY) -m pytest tests/mission_control/test_browser.py -m browser $(PYTEST_ARGS)
+	$(PY) scripts/screenshots.py

@@ -53,7 +53,16 @@ class StorableJSONField(forms.JSONField):
             return InvalidJSONInput(data)
         if json_depth(value) > payload_rules.MAX_DEPTH:
             return InvalidJSONInput(data)
+        if value is None and data:
+            # A typed `null` is shown as typed: prepare_value would blank it.
+            return InvalidJSONInput(data)
         return value
+
+    def prepare_value(self, value: Any) -> Any:
+        # No value is an empty box, not the text `null` to delete before typing.
+        if value is None:
+            return ""
+        return super().prepare_value(value)
 
 
 def trackable_models() -> list:

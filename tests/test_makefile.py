@@ -1,4 +1,4 @@
-"""`make test` runs both stages whatever the first one did, and fails if either failed."""
+"""`make test` runs every stage whatever the others did, and fails if any failed."""
 
 from __future__ import annotations
 
@@ -43,19 +43,33 @@ def make_test(tmp_path, fail: str) -> tuple[subprocess.CompletedProcess, list[st
     return result, ran
 
 
+STAGES = ["postgres", "sqlite", "rabbitmq"]
+
+
 @pytest.mark.parametrize(
     ("fail", "named"),
-    [("postgres", "postgres"), ("sqlite", "sqlite"), ("postgres sqlite", "postgres sqlite")],
+    [
+        ("postgres", "postgres"),
+        ("sqlite", "sqlite"),
+        ("rabbitmq", "rabbitmq"),
+        ("postgres rabbitmq", "postgres rabbitmq"),
+    ],
 )
-def test_a_failed_stage_does_not_skip_the_other_and_is_named(tmp_path, fail, named):
+def test_a_failed_stage_does_not_skip_the_others_and_is_named(tmp_path, fail, named):
     result, ran = make_test(tmp_path, fail)
-    assert ran == ["postgres", "sqlite"]
+    assert ran == STAGES
     assert result.returncode != 0
     assert f"FAILED stage(s): {named}" in result.stderr
 
 
-def test_both_stages_green_is_success(tmp_path):
+def test_every_stage_green_is_success(tmp_path):
     result, ran = make_test(tmp_path, "")
-    assert ran == ["postgres", "sqlite"]
+    assert ran == STAGES
     assert result.returncode == 0, result.stderr
-    assert "both stages passed" in result.stdout
+    assert "all three stages passed" in result.stdout
+
+
+def test_the_rabbitmq_stage_runs_the_e2e_tests(tmp_path):
+    make_test(tmp_path, "")
+    [call] = [c for c in (tmp_path / "calls").read_text().splitlines() if "stack rabbitmq" in c]
+    assert call.split(" -- ", 1)[1].endswith("-m pytest tests -m e2e")

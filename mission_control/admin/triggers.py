@@ -23,6 +23,7 @@ from triggers.masking import MASK, mask_headers
 from triggers.models import EventType, Trigger
 
 from .. import actions
+from ..display import breakable, display_time
 from ..forms import EventTypeForm, TriggerForm
 from ..sites import site
 from .params import CheckedParamsMixin
@@ -54,6 +55,18 @@ def last_delivery() -> Subquery:
     return Subquery(rows)
 
 
+class TimestampsMixin:
+    """created_at and updated_at in Mission Control's one time format (Django's differs)."""
+
+    @admin.display(description="created", ordering="created_at")
+    def created(self, obj) -> str:
+        return display_time(obj.created_at)
+
+    @admin.display(description="updated", ordering="updated_at")
+    def updated(self, obj) -> str:
+        return display_time(obj.updated_at)
+
+
 class StateFilter(admin.SimpleListFilter):
     """Enabled (delivering), paused, or disabled."""
 
@@ -75,15 +88,15 @@ class StateFilter(admin.SimpleListFilter):
 
 
 @admin.register(Trigger, site=site)
-class TriggerAdmin(CheckedParamsMixin, admin.ModelAdmin):
+class TriggerAdmin(TimestampsMixin, CheckedParamsMixin, admin.ModelAdmin):
     """Define webhooks and what fires them; operate them with actions."""
 
     form = TriggerForm
     change_form_template = "mission_control/trigger/change_form.html"
     list_display = (
-        "name",
-        "type",
-        "source",
+        "trigger_name",
+        "type_name",
+        "source_name",
         "url_template",
         "state",
         "processed_24h",
@@ -93,7 +106,7 @@ class TriggerAdmin(CheckedParamsMixin, admin.ModelAdmin):
     )
     list_filter = ("type", StateFilter)
     search_fields = ("name", "type", "source", "url", "description")
-    readonly_fields = ("signing_secret_display", "capture", "created_at", "updated_at")
+    readonly_fields = ("signing_secret_display", "capture", "created", "updated")
     actions = (
         "enable",
         "disable",
@@ -133,7 +146,7 @@ class TriggerAdmin(CheckedParamsMixin, admin.ModelAdmin):
                 "fields": ("retries", "backoff_base_s", "backoff_max_s", "delay_s"),
             },
         ),
-        ("State", {"fields": ("enabled", "paused", "paused_reason", "created_at", "updated_at")}),
+        ("State", {"fields": ("enabled", "paused", "paused_reason", "created", "updated")}),
     )
 
     # What users without change permission see: stored values, credentials (header values,
@@ -159,7 +172,7 @@ class TriggerAdmin(CheckedParamsMixin, admin.ModelAdmin):
             "Retries and timing",
             {"fields": ("retries", "backoff_base_s", "backoff_max_s", "delay_s")},
         ),
-        ("State", {"fields": ("state", "created_at", "updated_at")}),
+        ("State", {"fields": ("state", "created", "updated")}),
     )
 
     class Media:
@@ -202,6 +215,18 @@ class TriggerAdmin(CheckedParamsMixin, admin.ModelAdmin):
         """How DB events reach this trigger; a missing or stale trigger function says so."""
         return describe_capture(obj or Trigger(type=""))
 
+    @admin.display(description="name", ordering="name")
+    def trigger_name(self, obj: Trigger) -> str:
+        return breakable(obj.name)
+
+    @admin.display(description="type", ordering="type")
+    def type_name(self, obj: Trigger) -> str:
+        return breakable(obj.type)
+
+    @admin.display(description="source", ordering="source")
+    def source_name(self, obj: Trigger) -> str:
+        return breakable(obj.source) if obj.source else "—"
+
     @admin.display(description="URL", ordering="url")
     def url_template(self, obj: Trigger) -> str:
         """The URL as configured: {{ENV_VAR}} placeholders are shown, never resolved."""
@@ -234,8 +259,8 @@ class TriggerAdmin(CheckedParamsMixin, admin.ModelAdmin):
         return f"{100 * obj.processed_24h / done:.1f} %" if done else "—"
 
     @admin.display(description="last delivery", ordering="last_delivery_at")
-    def last_delivery(self, obj: Trigger):
-        return obj.last_delivery_at or "—"
+    def last_delivery(self, obj: Trigger) -> str:
+        return display_time(obj.last_delivery_at)
 
     @admin.display(description="signing secret")
     def signing_secret_display(self, obj: Trigger) -> str:
@@ -385,14 +410,14 @@ class TriggerAdmin(CheckedParamsMixin, admin.ModelAdmin):
 
 
 @admin.register(EventType, site=site)
-class EventTypeAdmin(CheckedParamsMixin, admin.ModelAdmin):
+class EventTypeAdmin(TimestampsMixin, CheckedParamsMixin, admin.ModelAdmin):
     """Custom event types: description, JSON Schema (checked on save) and queue rule."""
 
     form = EventTypeForm
-    list_display = ("name", "queue_rule", "has_schema", "description", "updated_at")
+    list_display = ("name", "queue_rule", "has_schema", "description", "updated")
     list_filter = ("queue_rule",)
     search_fields = ("name", "description")
-    readonly_fields = ("created_at", "updated_at")
+    readonly_fields = ("created", "updated")
 
     @admin.display(description="schema", boolean=True)
     def has_schema(self, obj: EventType) -> bool:
