@@ -117,6 +117,17 @@ STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", VAR_DIR / "static"))
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 MEDIA_URL = "/media/"
 MEDIA_ROOT = VAR_DIR / "media"
+# The default storage emits FILE_CREATE / FILE_DELETE: FILE triggers name the alias "default".
+STORAGES = {
+    "default": {
+        "BACKEND": "eventing.storage.EventingStorage",
+        "OPTIONS": {
+            "backend": "django.core.files.storage.FileSystemStorage",
+            "options": {"location": str(MEDIA_ROOT), "base_url": MEDIA_URL},
+        },
+    },
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
 LOGIN_URL = "admin:login"
 
 REST_FRAMEWORK = {
