@@ -62,11 +62,11 @@ class Command(BaseCommand):
     def handle(self, *args, username: str, expires: str, **options) -> None:
         expires_s = parse_expires(expires)
         user_model = get_user_model()
-        found = user_model._default_manager.filter(
-            **{user_model.USERNAME_FIELD: username}
-        ).first()
+        found = user_model._default_manager.filter(**{user_model.USERNAME_FIELD: username}).first()
         if found is None:
-            raise CommandError(f"No user {username!r}: create it first (manage.py createsuperuser).")
+            raise CommandError(
+                f"No user {username!r}: create it first (manage.py createsuperuser)."
+            )
         if not found.is_active:
             raise CommandError(f"User {username!r} is inactive: its token would act as nobody.")
         self.stdout.write(client_token(username, expires_s))
