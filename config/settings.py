@@ -217,7 +217,11 @@ LOG_FORMAT = os.environ.get("LOG_FORMAT", "plain")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"event_context": {"()": "eventing.ops.logs.EventContextFilter"}},
+    "filters": {
+        "event_context": {"()": "eventing.ops.logs.EventContextFilter"},
+        # Celery's received / succeeded / sending lines of the one-second sweep: DEBUG.
+        "quiet_sweeps": {"()": "eventing.ops.logs.QuietSweepsFilter"},
+    },
     "formatters": {
         "plain": {
             "()": "eventing.ops.logs.KeyValueFormatter",
@@ -229,7 +233,7 @@ LOGGING = {
         "console": {
             "class": "logging.StreamHandler",
             "formatter": "json" if LOG_FORMAT == "json" else "plain",
-            "filters": ["event_context"],
+            "filters": ["event_context", "quiet_sweeps"],
         }
     },
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},

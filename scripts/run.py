@@ -176,24 +176,24 @@ def banner(url: str, password: str, var_dir: Path) -> str:
 
 
 class Settling:
-    """Whether start-up has settled: /healthz answered 200, or the deadline passed."""
+    """Whether start-up has settled: `url` answered 200, or the deadline passed."""
 
-    def __init__(self, health_url: str, deadline: float) -> None:
-        self.health_url, self.deadline = health_url, deadline
+    def __init__(self, url: str, deadline: float) -> None:
+        self.url, self.deadline = url, deadline
         self.pending = True
         self.next_probe = 0.0
 
     def done(self, now: float) -> bool:
-        """Probe /healthz (at most once a second); True once, when start-up has settled."""
+        """Probe `url` (at most once a second); True once, when start-up has settled."""
         if now < self.next_probe:
             return False
         self.next_probe = now + 1.0
         try:
-            with urllib.request.urlopen(self.health_url, timeout=1) as reply:
-                healthy = reply.status == 200
-        except (OSError, ValueError):  # refused, 503 (HTTPError), timeout: not yet
-            healthy = False
-        if healthy or now >= self.deadline:
+            with urllib.request.urlopen(self.url, timeout=1) as reply:
+                answered = reply.status == 200
+        except (OSError, ValueError):  # refused, an error status (HTTPError), timeout: not yet
+            answered = False
+        if answered or now >= self.deadline:
             self.pending = False
             return True
         return False
@@ -257,9 +257,10 @@ def main() -> int:
     base = f"http://{args.host}:{args.port}"
     text = banner(f"{base}/mission-control/", password, var_dir)
     print(text, flush=True)
-    # The children's start-up lines bury the banner: say it again once /healthz answers 200
-    # (web, database, broker, a worker and a sweep all up), or after SETTLE_TIMEOUT_S anyway.
-    settle = Settling(f"{base}/healthz", time.monotonic() + SETTLE_TIMEOUT_S)
+    # The children's start-up lines bury the banner: say it again once the login page answers
+    # (worker and beat start beside web), or after SETTLE_TIMEOUT_S anyway. Not /healthz: each
+    # 503 before the first sweep would be an ERROR line of its own.
+    settle = Settling(f"{base}/mission-control/login/", time.monotonic() + SETTLE_TIMEOUT_S)
 
     stopping = False
 
