@@ -1,20 +1,36 @@
-# Eventing — `make run` serves Mission Control on the embedded stack; `make test` runs the suite.
+# Eventing — `make run` serves Mission Control on the embedded stack (runtime requirements only);
+# `make test` runs the suite (dev requirements).
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PORT ?= 8000
 
-.PHONY: run test install lint bench docs
+.PHONY: run test install install-runtime lint bench docs
 
+# The runtime set (requirements.txt) is all `make run` needs; a venv that already holds the
+# dev set (a superset) counts as having it.
+$(VENV)/.runtime: requirements.txt
+	@if [ -f $(VENV)/.installed ] && [ $(VENV)/.installed -nt requirements.txt ]; then \
+	  touch $@; \
+	else \
+	  $(PYTHON) -m venv $(VENV) && \
+	  $(PY) -m pip install -q --upgrade pip && \
+	  $(PY) -m pip install -q -r requirements.txt && \
+	  touch $@; \
+	fi
+
+# The dev set (requirements-dev.txt: the runtime set, tests and tooling) for `make test` and CI.
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements-dev.txt
-	touch $@
+	touch $@ $(VENV)/.runtime
 
 install: $(VENV)/.installed
 
-run: install
+install-runtime: $(VENV)/.runtime
+
+run: install-runtime
 	$(PY) scripts/run.py --port $(PORT)
 
 # Both stages always run (a red first stage must not hide the second); the summary names the
