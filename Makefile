@@ -7,16 +7,16 @@ PORT ?= 8000
 
 .PHONY: run test install install-runtime lint bench docs
 
-# The runtime set (requirements.txt) is all `make run` needs; a venv that already holds the
-# dev set (a superset) counts as having it.
-$(VENV)/.runtime: requirements.txt
-	@if [ -f $(VENV)/.installed ] && [ $(VENV)/.installed -nt requirements.txt ]; then \
-	  touch $@; \
+# The runtime set (requirements.txt) is all `make run` needs. Nothing is written when the venv
+# is current: a venv holding the dev set (a superset) needs no runtime install.
+install-runtime:
+	@if [ -f $(VENV)/.installed ] && [ ! requirements.txt -nt $(VENV)/.installed ]; then :; \
+	elif [ -f $(VENV)/.runtime ] && [ ! requirements.txt -nt $(VENV)/.runtime ]; then :; \
 	else \
 	  $(PYTHON) -m venv $(VENV) && \
 	  $(PY) -m pip install -q --upgrade pip && \
 	  $(PY) -m pip install -q -r requirements.txt && \
-	  touch $@; \
+	  touch $(VENV)/.runtime; \
 	fi
 
 # The dev set (requirements-dev.txt: the runtime set, tests and tooling) for `make test` and CI.
@@ -24,11 +24,9 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements-dev.txt
-	touch $@ $(VENV)/.runtime
+	touch $@
 
 install: $(VENV)/.installed
-
-install-runtime: $(VENV)/.runtime
 
 run: install-runtime
 	$(PY) scripts/run.py --port $(PORT)
