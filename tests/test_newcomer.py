@@ -134,7 +134,8 @@ def test_a_newcomer_queues_a_custom_event_and_saves_a_file(fresh_clone, tmp_path
             message="a sweep (healthz 200)",
         )
         quiet = server.output()
-        assert "eventing.sweep" not in quiet
+        assert "Task eventing.sweep[" not in quiet  # received / succeeded
+        assert "Sending due task eventing-sweep" not in quiet
         assert "No hostname was supplied" not in quiet
     finally:
         server.stop()
