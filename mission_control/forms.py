@@ -15,7 +15,12 @@ from eventing.recording import payload_rules
 from triggers import types
 from triggers.masking import MASK, mask_headers, unmask_headers
 from triggers.models import EventType, Trigger
-from triggers.validation import INTERNAL_APPS, json_depth, model_field_names, storage_aliases
+from triggers.validation import (
+    INTERNAL_APPS,
+    file_storage_aliases,
+    json_depth,
+    model_field_names,
+)
 
 CUSTOM = "custom"
 KIND_CHOICES = [
@@ -110,7 +115,8 @@ class TriggerForm(forms.ModelForm):
     source_storage = forms.ChoiceField(
         label="Storage",
         required=False,
-        help_text="The storage alias (settings.STORAGES) whose files fire the trigger.",
+        help_text="The storage alias whose files fire the trigger (settings.STORAGES entries "
+        "configured as EventingStorage).",
     )
     watch_fields = forms.MultipleChoiceField(
         required=False,
@@ -157,7 +163,7 @@ class TriggerForm(forms.ModelForm):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        aliases = storage_aliases()
+        aliases = file_storage_aliases()
         self.fields["source_storage"].choices = [("", "---------")] + [(a, a) for a in aliases]
         trigger = self.instance
         if trigger.pk:

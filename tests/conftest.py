@@ -2,14 +2,32 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 from unittest import mock
 
 import pytest
 
 from eventing import runtime
 from tests.hostile import RawServer
-from tests.processes import CeleryProcess, purge_broker
+from tests.processes import ROOT, CeleryProcess, purge_broker
 from tests.receiver import Receiver
+
+
+@pytest.fixture
+def fresh_clone(tmp_path):
+    """A clone of this repository's committed HEAD, for `make run` with this virtualenv.
+
+    Its requirements files are dated back: the clone's fresh timestamps would make `make`
+    reinstall them into the shared virtualenv (VENV=…), which already holds them.
+    """
+    if not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+    target = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(ROOT), str(target)], check=True)
+    for name in ("requirements.txt", "requirements-dev.txt"):
+        os.utime(target / name, (0, 0))
+    return target
 
 
 @pytest.fixture

@@ -73,3 +73,58 @@ def test_the_rabbitmq_stage_runs_the_e2e_tests(tmp_path):
     make_test(tmp_path, "")
     [call] = [c for c in (tmp_path / "calls").read_text().splitlines() if "stack rabbitmq" in c]
     assert call.split(" -- ", 1)[1].endswith("-m pytest tests -m e2e")
+
+
+# Stands in for `python3` and the venv's Python: records each call; `-m venv DIR` puts a copy
+# of itself at DIR/bin/python, so the recipe's next steps call it too.
+FAKE_INTERPRETER = """#!/bin/sh
+echo "$*" >> "$CALLS"
+if [ "$1 $2" = "-m venv" ]; then mkdir -p "$3/bin" && cp "$0" "$3/bin/python"; fi
+exit 0
+"""
+
+
+def make_in_fresh_venv(tmp_path, target: str, *marks: str) -> list[str]:
+    """`make <target>` with a fake interpreter and a venv folder holding only `marks`; the
+    interpreter's calls."""
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    fake = tmp_path / "python3"
+    fake.write_text(FAKE_INTERPRETER)
+    fake.chmod(0o755)
+    venv = tmp_path / "venv"
+    venv.mkdir()
+    if marks:  # a venv made earlier: its interpreter is there
+        (venv / "bin").mkdir()
+        shutil.copy(fake, venv / "bin" / "python")
+    for mark in marks:
+        (venv / mark).touch()  # newer than the requirements files
+    calls = tmp_path / "calls"
+    calls.touch()
+    subprocess.run(
+        ["make", "-s", target, f"VENV={venv}", f"PYTHON={fake}", "PORT=1"],
+        cwd=ROOT,
+        env={**os.environ, "CALLS": str(calls)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return calls.read_text().splitlines()
+
+
+def test_make_run_installs_the_runtime_requirements_only(tmp_path):
+    calls = make_in_fresh_venv(tmp_path, "run")
+    assert "-m pip install -q -r requirements.txt" in calls
+    assert not [call for call in calls if "requirements-dev.txt" in call]
+    assert calls[-1] == "scripts/run.py --port 1"
+
+
+def test_make_install_installs_the_dev_requirements(tmp_path):
+    calls = make_in_fresh_venv(tmp_path, "install")
+    assert "-m pip install -q -r requirements-dev.txt" in calls
+
+
+def test_make_run_in_a_venv_with_the_dev_set_installs_nothing(tmp_path):
+    calls = make_in_fresh_venv(tmp_path, "run", ".installed")
+    assert calls == ["scripts/run.py --port 1"]

@@ -13,6 +13,7 @@ from urllib.parse import unquote, urlsplit
 from django.apps import apps
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.utils.module_loading import import_string
 
 from . import defaults, types
 
@@ -61,6 +62,51 @@ def model_field_names(model) -> list[str]:
 def storage_aliases() -> list[str]:
     """Aliases configured in settings.STORAGES."""
     return list(getattr(settings, "STORAGES", {}) or {})
+
+
+def emits_file_events(alias: str) -> bool:
+    """Whether STORAGES[alias] is an EventingStorage, the only storage whose saves and deletes
+    emit file events (it marks itself with `emits_file_events`; triggers never import it)."""
+    conf = (getattr(settings, "STORAGES", {}) or {}).get(alias) or {}
+    try:
+        backend = import_string(conf.get("BACKEND", ""))
+    except ImportError:
+        return False
+    return getattr(backend, "emits_file_events", False) is True
+
+
+def file_storage_aliases() -> list[str]:
+    """Aliases a FILE trigger may name: those configured as an EventingStorage."""
+    return [alias for alias in storage_aliases() if emits_file_events(alias)]
+
+
+def validate_file_source(alias: str) -> None:
+    """Refuse, on `source`, a storage alias whose files would never fire a FILE trigger."""
+    evented = file_storage_aliases()
+    choose = f"choose one of {', '.join(evented)}" if evented else "none is configured"
+    if alias not in storage_aliases():
+        raise ValidationError(
+            {"source": f"{alias!r} is not a storage alias; {choose} (EventingStorage aliases)."}
+        )
+    if alias in evented:
+        return
+    wrappers = [
+        other
+        for other in evented
+        if (settings.STORAGES[other].get("OPTIONS") or {}).get("wraps") == alias
+    ]
+    hint = (
+        f"use {wrappers[0]!r}, which wraps it"
+        if wrappers
+        else f"configure STORAGES[{alias!r}] with BACKEND 'eventing.storage.EventingStorage' "
+        "(docs/storage.md)"
+    )
+    raise ValidationError(
+        {
+            "source": f"Storage {alias!r} is not wrapped in EventingStorage, so its saves and "
+            f"deletes emit no file events: {hint}."
+        }
+    )
 
 
 def validate_url(url: str) -> None:
@@ -230,14 +276,7 @@ def validate_trigger(trigger) -> None:
         for check in DB_SOURCE_CHECKS:
             check(trigger, model)
     elif types.is_file_type(event_type):
-        aliases = storage_aliases()
-        if trigger.source not in aliases:
-            raise ValidationError(
-                {
-                    "source": f"{trigger.source!r} is not a storage alias; choose one of "
-                    f"{', '.join(aliases) or '(none configured)'}."
-                }
-            )
+        validate_file_source(trigger.source)
     elif trigger.source:
         raise ValidationError({"source": "Custom event triggers have no source; leave it blank."})
 

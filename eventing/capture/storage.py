@@ -36,6 +36,10 @@ class EventingStorage(Storage):
     recorded unless an enabled trigger listens to the alias.
     """
 
+    # FILE triggers may name only aliases configured with a storage that says this
+    # (triggers.validation reads it without importing eventing).
+    emits_file_events = True
+
     def __init__(
         self,
         backend: str | None = None,

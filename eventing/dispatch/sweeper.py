@@ -31,6 +31,15 @@ def sweep(now: dt.datetime | None = None) -> dict[str, int]:
         "intents": resolve_intents(now),
     }
     record_heartbeat(SWEEP_HEARTBEAT, now, report)
+    if any(report.values()):
+        # Idle sweeps stay silent (Celery's own lines about them are DEBUG with
+        # eventing.ops.logs.QuietSweepsFilter): a line means the sweep changed something.
+        logger.info(
+            "sweep released=%d enqueued=%d intents=%d",
+            report["released"],
+            report["enqueued"],
+            report["intents"],
+        )
     return report
 
 

@@ -75,11 +75,18 @@ def test_watch_fields_only_for_db_update():
     assert "watch_fields" in f.errors
 
 
-def test_file_type_offers_storage_aliases():
-    f = form(kind="FILE_CREATE", source_storage="default")
-    assert ("default", "default") in f.fields["source_storage"].choices
+def test_file_type_offers_eventing_storage_aliases_only():
+    f = form(kind="FILE_CREATE", source_storage="evented_files")
+    offered = [alias for alias, _ in f.fields["source_storage"].choices if alias]
+    assert offered == ["evented_files", "evented_memory"]
     assert f.is_valid(), f.errors
-    assert f.save().source == "default"
+    assert f.save().source == "evented_files"
+
+
+def test_file_type_refuses_a_storage_that_is_not_wrapped():
+    f = form(kind="FILE_CREATE", source_storage="default")
+    assert not f.is_valid()
+    assert "source_storage" in f.errors
 
 
 def test_bad_url_is_reported_on_url():

@@ -56,6 +56,7 @@ def test_create_read_update_delete(staff):
         ({"backoff_base_s": 10, "backoff_max_s": 1}, "backoff_max_s", "at least"),
         ({"signing_secret": "plain"}, "signing_secret", "whsec_"),
         ({"type": "FILE_CREATE", "source": "nowhere"}, "source", "storage alias"),
+        ({"type": "FILE_CREATE", "source": "default"}, "source", "not wrapped in EventingStorage"),
         ({"type": "db_thing"}, "type", "reserved"),
     ],
 )
