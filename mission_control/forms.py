@@ -133,6 +133,7 @@ class TriggerForm(forms.ModelForm):
             "path_pattern",
             "filter",
             "headers",
+            "send_authorization",
             "retries",
             "timeout_ms",
             "backoff_base_s",

@@ -357,6 +357,7 @@ class TriggerSerializer(ModelCleanMixin, serializers.ModelSerializer):
             "filter",
             "path_pattern",
             "headers",
+            "send_authorization",
             "signing_secret",
             "description",
             "created_at",
