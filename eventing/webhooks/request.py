@@ -98,14 +98,15 @@ def nests_deeper_than(value: Any, limit: int) -> bool:
 
 def cloudevent(event: EventLog) -> dict[str, Any]:
     """The CloudEvents 1.0 envelope of an event; `time` is when it was due (Space Cloud's)."""
+    # Space Cloud's `time` is the event's timestamp plus its delay: when it was due. A retry's
+    # row is due later, so its `time` is that retry's due time.
+    due = event.deliver_at or event.created_at  # an unsaved row (a test) may have neither set
     return {
         "specversion": "1.0",
         "id": str(event.id),
         "type": event.type,
         "source": settings.INSTANCE_ID,
-        # Space Cloud's `time` is the event's timestamp plus its delay: when it was due. A
-        # retry's row is due later, so its `time` is that retry's due time.
-        "time": event.deliver_at.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        "time": due.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
         "datacontenttype": "application/json",
         "data": event.payload,
     }
