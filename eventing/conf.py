@@ -17,8 +17,17 @@ DEFAULTS: dict[str, Any] = {
     # HS256/384/512 secrets that verify API bearer tokens (`Authorization: Bearer <jwt>`).
     # Never the same as SECRETS: a webhook receiver could then act as any user.
     "CLIENT_SECRETS": [],
-    # Public keys (PEM strings) verifying RS256/ES256/EdDSA API bearer tokens, or a JWKS URL.
+    # Public keys (PEM strings) verifying RS256/ES256/EdDSA API bearer tokens; an http(s) URL
+    # here is read as one more CLIENT_JWKS_URLS entry.
     "CLIENT_PUBLIC_KEYS": [],
+    # JWKS URLs whose keys (matched by `kid` and `alg`) verify RS256/ES256/EdDSA API bearer
+    # tokens; fetched through the webhooks' SSRF guard (ALLOWED_NETWORKS opts private hosts in).
+    "CLIENT_JWKS_URLS": [],
+    # How long a fetched JWKS is used before it is fetched again (seconds): a new key is
+    # accepted at most this long after its issuer publishes it.
+    "CLIENT_JWKS_LIFESPAN_S": 300,
+    # Deadline for fetching a JWKS, connect to last byte (seconds); a slower one fails the token.
+    "CLIENT_JWKS_TIMEOUT_S": 5,
     # Optional private key (PEM) that signs X-SC-Token with RS256/ES256/EdDSA instead of HS256,
     # so receivers hold only the public key. Empty: HS256 with the first of SECRETS.
     "SIGNING_KEY": "",

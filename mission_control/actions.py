@@ -139,6 +139,9 @@ def sample_payload(trigger: Trigger) -> dict[str, Any]:
             "size": 0,
             "content_type": "text/plain",
             "url": None,
+            "meta": {},
+            "path": "/eventing-test.txt",
+            "type": "file",
             "test": True,
         }
     return {"test": True, "trigger": trigger.name, "sent_at": now}

@@ -148,6 +148,7 @@ class TriggerForm(forms.ModelForm):
             "path_pattern",
             "filter",
             "headers",
+            "send_authorization",
             "retries",
             "timeout_ms",
             "backoff_base_s",

@@ -110,6 +110,12 @@ class Trigger(models.Model):
         help_text='Extra request headers: [{"name": "X-Key", "value": "…"} or '
         '{"name": "Authorization", "value_from_env": "HOOK_TOKEN"}].',
     )
+    send_authorization = models.BooleanField(
+        default=False,
+        verbose_name="send Authorization",
+        help_text="Also send 'Authorization: Bearer <token>' with the X-SC-Token's signed claims, "
+        "as Space Cloud sends its trigger token (for receivers that read that header).",
+    )
     signing_secret = models.CharField(
         max_length=200,
         default=defaults.new_signing_secret,

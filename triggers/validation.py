@@ -293,6 +293,12 @@ def validate_trigger(trigger) -> None:
     validate_filter(trigger.filter)
     validate_storable(trigger.filter, "filter")
     validate_headers(trigger.headers)
+    if trigger.send_authorization and any(
+        header["name"].lower() == "authorization" for header in trigger.headers
+    ):
+        raise ValidationError(
+            {"headers": "Authorization is sent by 'send Authorization'; remove one of them."}
+        )
     if trigger.backoff_max_s < trigger.backoff_base_s:
         raise ValidationError({"backoff_max_s": "Must be at least the backoff base."})
     validate_signing_secret(trigger.signing_secret)

@@ -123,10 +123,12 @@ class SpaceCloudQueueSerializer(serializers.Serializer):
         required=False,
         allow_null=True,
         min_value=0,
-        help_text="Deliver this many milliseconds from now.",
+        help_text="Milliseconds added to `timestamp` (or to now without one).",
     )
     timestamp = SpaceCloudTimestampField(
-        required=False, allow_null=True, help_text="Deliver at this time (RFC 3339)."
+        required=False,
+        allow_null=True,
+        help_text="Deliver at this time (RFC 3339), plus `delay`. Missing or empty: now.",
     )
     options = serializers.JSONField(
         required=False, allow_null=True, help_text="Accepted for compatibility; unused."
@@ -138,22 +140,44 @@ class SpaceCloudQueueSerializer(serializers.Serializer):
     )
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        """Resolve the due time (a delay of 0 is no delay); a null payload is {}."""
-        delay_ms = attrs.pop("delay", None) or None
-        ahead_ms = float(settings.MAX_SCHEDULE_AHEAD_S) * 1000
-        if delay_ms is not None and delay_ms > ahead_ms:
-            raise serializers.ValidationError(
-                {"delay": f"At most {ahead_ms:.0f} ms ahead (EVENTING['MAX_SCHEDULE_AHEAD_S'])."}
-            )
-        try:
-            attrs["due"] = due_time(
-                attrs.pop("timestamp", None), delay_ms / 1000 if delay_ms else None
-            )
-        except serializers.ValidationError as exc:
-            raise serializers.ValidationError(rename_fields(exc.detail)) from None
+        """Resolve the due time as Space Cloud does: `timestamp` (default now) plus `delay`."""
+        attrs["due"] = space_cloud_due(attrs.pop("timestamp", None), attrs.pop("delay", None))
         if attrs.get("payload") is None:
             attrs["payload"] = {}
         return attrs
+
+
+class SpaceCloudAdminQueueSerializer(serializers.Serializer):
+    """The body of `POST /v1/api/<project>/eventing/admin-queue`: a batch of queue bodies."""
+
+    events = serializers.ListField(
+        child=serializers.DictField(),
+        allow_empty=False,
+        help_text="Each as the body of the queue endpoint; queued asynchronously, in one batch.",
+    )
+
+
+def space_cloud_due(timestamp: dt.datetime | None, delay_ms: int | None) -> dt.datetime:
+    """`timestamp` (or now) plus `delay_ms`: Space Cloud's clients send both on every event."""
+    ahead_ms = float(settings.MAX_SCHEDULE_AHEAD_S) * 1000
+    if delay_ms and delay_ms > ahead_ms:
+        # Checked before any arithmetic: a huge delay would overflow a timedelta.
+        raise serializers.ValidationError(
+            {"delay": f"At most {ahead_ms:.0f} ms ahead (EVENTING['MAX_SCHEDULE_AHEAD_S'])."}
+        )
+    if not delay_ms:
+        deliver_at, delay_s = timestamp, None
+    elif timestamp is None:
+        deliver_at, delay_s = None, delay_ms / 1000
+    else:
+        try:
+            deliver_at, delay_s = timestamp + dt.timedelta(milliseconds=delay_ms), None
+        except OverflowError:
+            raise serializers.ValidationError({"timestamp": "Out of range."}) from None
+    try:
+        return due_time(deliver_at, delay_s)
+    except serializers.ValidationError as exc:
+        raise serializers.ValidationError(rename_fields(exc.detail)) from None
 
 
 def rename_fields(detail: Any) -> Any:
@@ -242,7 +266,18 @@ class SpaceCloudQueuedSerializer(serializers.Serializer):
     result = serializers.JSONField(
         required=False,
         allow_null=True,
-        help_text="Synchronous mode: the reply body of the first trigger that accepted it.",
+        help_text=(
+            "Synchronous mode: the `response` member of the reply of the first trigger that "
+            "accepted it; the whole reply when it has no `response` member."
+        ),
+    )
+
+
+class SpaceCloudBatchQueuedSerializer(serializers.Serializer):
+    """Answer of the admin queue endpoint: the ids of every event recorded."""
+
+    event_ids = serializers.ListField(
+        child=serializers.UUIDField(), help_text="One event per matching trigger and event."
     )
 
 
@@ -322,6 +357,7 @@ class TriggerSerializer(ModelCleanMixin, serializers.ModelSerializer):
             "filter",
             "path_pattern",
             "headers",
+            "send_authorization",
             "signing_secret",
             "description",
             "created_at",

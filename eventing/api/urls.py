@@ -26,4 +26,13 @@ urlpatterns = [
     ),
     # Space Cloud clients post without a trailing slash; accept one too (not in the schema).
     path("v1/api/<str:project>/eventing/queue/", views.SpaceCloudQueueView.as_view(schema=None)),
+    path(
+        "v1/api/<str:project>/eventing/admin-queue",
+        views.SpaceCloudAdminQueueView.as_view(),
+        name="eventing-space-cloud-admin-queue",
+    ),
+    path(
+        "v1/api/<str:project>/eventing/admin-queue/",
+        views.SpaceCloudAdminQueueView.as_view(schema=None),
+    ),
 ]

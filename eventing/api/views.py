@@ -28,7 +28,7 @@ from eventing.api import queueing, serializers
 from eventing.api.auth import EventingJWTAuthentication, QueueAuthenticationMixin
 from eventing.api.errors import BadGateway, Conflict, exception_handler
 from eventing.api.parsers import BoundedJSONParser, check_body_headers
-from eventing.api.permissions import ModelPermissions
+from eventing.api.permissions import ModelPermissions, QueueEveryTypePermission
 from eventing.api.throttles import EventingThrottle, QueueThrottle
 from eventing.conf import settings
 from eventing.delivery import synchronous
@@ -96,6 +96,16 @@ def queued_results(items: list[BatchItem]) -> list[dict[str, Any]]:
     return results
 
 
+def check_project(project: str) -> None:
+    """404 unless `project` is the one the Space Cloud endpoints serve."""
+    expected = settings.QUEUE_PATH_PROJECT
+    if project != expected:
+        raise exceptions.NotFound(
+            f"Unknown project {project!r}; this endpoint serves {expected!r} "
+            "(EVENTING['QUEUE_PATH_PROJECT'])."
+        )
+
+
 SPACE_CLOUD_EXAMPLE = OpenApiExample(
     "Space Cloud client",
     value={
@@ -126,19 +136,13 @@ class SpaceCloudQueueView(QueueAuthenticationMixin, EventingAPIMixin, APIView):
         ],
         responses={
             200: serializers.SpaceCloudQueuedSerializer,
-            202: serializers.SpaceCloudQueuedSerializer,
             502: OpenApiResponse(description="Synchronous: no webhook accepted the event."),
             **ERRORS,
         },
     )
     def post(self, request: Request, project: str) -> Response:
         """Queue one event; with isSynchronous, deliver it now and answer the webhook's reply."""
-        expected = settings.QUEUE_PATH_PROJECT
-        if project != expected:
-            raise exceptions.NotFound(
-                f"Unknown project {project!r}; this endpoint serves {expected!r} "
-                "(EVENTING['QUEUE_PATH_PROJECT'])."
-            )
+        check_project(project)
         if not isinstance(request.data, dict):
             raise exceptions.ValidationError({"non_field_errors": ["Send a JSON object."]})
         body = serializers.SpaceCloudQueueSerializer(data=request.data)
@@ -152,25 +156,58 @@ class SpaceCloudQueueView(QueueAuthenticationMixin, EventingAPIMixin, APIView):
             "batch_id": str(item.rows[0].batch_id) if item.rows else None,
         }
         if not synchronous:
-            code = status.HTTP_202_ACCEPTED if item.created else status.HTTP_200_OK
-            return Response(answer, status=code)
+            return Response(answer)  # 200 as Space Cloud answers, not 202: its clients check it
         return self.synchronous_answer(item, answer)
 
     def synchronous_answer(self, item: BatchItem, answer: dict[str, Any]) -> Response:
         """Deliver now; the first accepting trigger's reply is the result (502 if none)."""
         if not item.created:
             # An idempotent repeat: answer what the first request's delivery got back.
-            return Response({**answer, "result": queueing.earlier_reply(item.rows)})
+            reply = queueing.earlier_reply(item.rows)
+            return Response({**answer, "result": queueing.space_cloud_result(reply)})
         results = synchronous.deliver_now(item.rows)
         failures = []
         for row, result in zip(item.rows, results, strict=True):
             if synchronous.delivered(result):
-                return Response({**answer, "result": queueing.reply_of(result)})
+                reply = queueing.reply_of(result)
+                return Response({**answer, "result": queueing.space_cloud_result(reply)})
             failures.append(f"{row.trigger_name}: {synchronous.why_not_delivered(result)}")
         if not item.rows:
             # Nothing matched: there is no reply to give.
             return Response({**answer, "result": None})
         raise BadGateway("No webhook accepted the event: " + "; ".join(failures))
+
+
+class SpaceCloudAdminQueueView(EventingAPIMixin, APIView):
+    """`POST /v1/api/<project>/eventing/admin-queue`: Space Cloud's batch queue for admins."""
+
+    permission_classes = [QueueEveryTypePermission]
+    throttle_classes = [QueueThrottle]
+
+    @extend_schema(
+        operation_id="space_cloud_admin_queue_events",
+        summary="Queue a batch of custom events (Space Cloud compatible, needs queue_event)",
+        request=serializers.SpaceCloudAdminQueueSerializer,
+        responses={200: serializers.SpaceCloudBatchQueuedSerializer, **ERRORS},
+    )
+    def post(self, request: Request, project: str) -> Response:
+        """Queue every event of `events` in one transaction, asynchronously; 200 with the ids."""
+        check_project(project)
+        if not isinstance(request.data, dict):
+            raise exceptions.ValidationError({"non_field_errors": ["Send a JSON object."]})
+        body = serializers.SpaceCloudAdminQueueSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        events = body.validated_data["events"]
+        limit = int(settings.MAX_BATCH_SIZE)
+        if len(events) > limit:
+            raise exceptions.ValidationError(
+                {"events": [f"{len(events)} events; at most {limit} (EVENTING['MAX_BATCH_SIZE'])."]}
+            )
+        each = serializers.SpaceCloudQueueSerializer(data=events, many=True)
+        if not each.is_valid():
+            raise exceptions.ValidationError({"events": each.errors})
+        items = queueing.record(queueing.authorize(request.user, each.validated_data, batch=True))
+        return Response({"event_ids": [str(row.id) for item in items for row in item.rows]})
 
 
 class EventCursorPagination(CursorPagination):

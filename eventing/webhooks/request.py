@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import codecs
+import datetime as dt
 import json
 import os
 import re
@@ -96,13 +97,16 @@ def nests_deeper_than(value: Any, limit: int) -> bool:
 
 
 def cloudevent(event: EventLog) -> dict[str, Any]:
-    """The CloudEvents 1.0 envelope of an event."""
+    """The CloudEvents 1.0 envelope of an event; `time` is when it was due (Space Cloud's)."""
+    # Space Cloud's `time` is the event's timestamp plus its delay: when it was due. A retry's
+    # row is due later, so its `time` is that retry's due time.
+    due = event.deliver_at or event.created_at  # an unsaved row (a test) may have neither set
     return {
         "specversion": "1.0",
         "id": str(event.id),
         "type": event.type,
         "source": settings.INSTANCE_ID,
-        "time": event.created_at.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        "time": due.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
         "datacontenttype": "application/json",
         "data": event.payload,
     }
@@ -130,10 +134,11 @@ def build_request(event: EventLog, trigger, attempt: int) -> WebhookRequest:
     body = encode_body(cloudevent(event))
     timestamp = int(time.time())
     msg_id = str(event.id)
+    token = f"Bearer {signing.sc_token(timestamp)}"
     headers = {
         "Content-Type": "application/json",
         "User-Agent": settings.USER_AGENT,
-        "X-SC-Token": f"Bearer {signing.sc_token(timestamp)}",
+        "X-SC-Token": token,
         "webhook-id": msg_id,
         "webhook-timestamp": str(timestamp),
         "webhook-signature": signing.webhook_signature(
@@ -142,8 +147,12 @@ def build_request(event: EventLog, trigger, attempt: int) -> WebhookRequest:
         "X-Eventing-Attempt": str(attempt),
         "X-Eventing-Trigger": trigger.name,
     }
+    if trigger.send_authorization:
+        # Space Cloud sends its trigger token as Authorization too; receivers ported from it
+        # may read that header. The same signed claims as X-SC-Token.
+        headers["Authorization"] = token
     redacted = {
-        name: REDACTED if name in ("X-SC-Token", "webhook-signature") else value
+        name: REDACTED if name in ("X-SC-Token", "Authorization", "webhook-signature") else value
         for name, value in headers.items()
     }
     for header in trigger.headers or []:

@@ -137,7 +137,13 @@ class TriggerAdmin(TimestampsMixin, CheckedParamsMixin, admin.ModelAdmin):
         (
             "Webhook",
             {
-                "fields": ("url", "headers", "timeout_ms", "signing_secret_display"),
+                "fields": (
+                    "url",
+                    "headers",
+                    "send_authorization",
+                    "timeout_ms",
+                    "signing_secret_display",
+                ),
             },
         ),
         (
@@ -167,7 +173,18 @@ class TriggerAdmin(TimestampsMixin, CheckedParamsMixin, admin.ModelAdmin):
                 )
             },
         ),
-        ("Webhook", {"fields": ("url", "masked_headers", "timeout_ms", "masked_signing_secret")}),
+        (
+            "Webhook",
+            {
+                "fields": (
+                    "url",
+                    "masked_headers",
+                    "send_authorization",
+                    "timeout_ms",
+                    "masked_signing_secret",
+                )
+            },
+        ),
         (
             "Retries and timing",
             {"fields": ("retries", "backoff_base_s", "backoff_max_s", "delay_s")},

@@ -30,6 +30,7 @@ def defined():
         type="order_placed",
         url="https://h.example.com/{{T}}",
         headers=[{"name": "X-Key", "value_from_env": "HOOK_KEY"}],
+        send_authorization=True,
     )
     TriggerFactory(
         name="paid_orders",
@@ -58,6 +59,8 @@ def test_export_import_round_trip_is_idempotent(defined, tmp_path):
     assert restored.watch_fields == ["status"]
     assert restored.filter == {"new.status": "paid"}
     assert Trigger.objects.get(name="orders_hook").signing_secret != secret  # a fresh one
+    assert Trigger.objects.get(name="orders_hook").send_authorization is True
+    assert restored.send_authorization is False
 
     again = run("import", str(path))
     assert "triggers: 0 created, 0 updated, 2 unchanged" in again

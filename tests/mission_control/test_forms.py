@@ -41,6 +41,15 @@ def test_custom_trigger_is_valid():
     assert (trigger.type, trigger.source) == ("order_placed", "")
 
 
+def test_send_authorization_is_editable():
+    f = form(send_authorization="on")
+    assert f.is_valid(), f.errors
+    assert f.save().send_authorization is True
+    clash = form(send_authorization="on", headers='[{"name": "Authorization", "value": "x"}]')
+    assert not clash.is_valid()
+    assert "send Authorization" in str(clash.errors["headers"])
+
+
 def test_reserved_custom_name_is_refused_on_its_field():
     f = form(custom_type="DB_THING")
     assert not f.is_valid()

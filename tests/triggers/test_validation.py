@@ -58,6 +58,11 @@ def test_valid_custom_trigger_passes():
         ({"headers": [{"name": "X-SC-Token", "value": "x"}]}, "headers", "set by Eventing"),
         ({"headers": [{"name": "X-A"}]}, "headers", "exactly one"),
         ({"headers": "nope"}, "headers", "list"),
+        (
+            {"send_authorization": True, "headers": [{"name": "authorization", "value": "x"}]},
+            "headers",
+            "send Authorization",
+        ),
         ({"filter": ["x"]}, "filter", "object"),
         ({"filter": {"new.status": {"like": "x"}}}, "filter", "operators"),
         ({"backoff_base_s": 10, "backoff_max_s": 1}, "backoff_max_s", "at least"),

@@ -39,6 +39,7 @@ TRIGGER_FIELDS = (
     "filter",
     "path_pattern",
     "headers",
+    "send_authorization",
     "description",
 )
 EVENT_TYPE_FIELDS = ("name", "description", "schema", "queue_rule")
