@@ -41,7 +41,8 @@ UNMAPPED_TRIGGER_FIELDS = {
     "requestTemplate": "request templates are not supported; the body is a CloudEvents envelope",
     "outputFormat": "request templates are not supported; the body is a CloudEvents envelope",
     # Space Cloud signs an `Authorization` token per call from this template.
-    "claims": "tokens are not templated here; give the trigger a fixed Authorization header",
+    "claims": "tokens are not templated here; the Authorization token carries Space Cloud's "
+    "fixed claims (id, role: SpaceCloud)",
     "filter": "Space Cloud's rule filters do not translate; set the trigger's filter by hand",
 }
 
@@ -221,6 +222,8 @@ def map_trigger(
         "url": spec.get("url"),
         "retries": spec.get("retries") or SC_DEFAULT_RETRIES,
         "timeout_ms": spec.get("timeout") or SC_DEFAULT_TIMEOUT_MS,
+        # Space Cloud sends its signed token as `Authorization: Bearer` on every webhook call.
+        "send_authorization": True,
     }
     options = spec.get("options") or {}
     if not isinstance(options, dict):

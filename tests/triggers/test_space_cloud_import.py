@@ -31,6 +31,10 @@ IMPORTED = [
 ]
 
 
+# The sample's FILE triggers go to a storage wrapped in EventingStorage (tests/settings.py).
+FROM_EXPORT = ("--from-space-cloud", str(EXPORT), "--file-storage", "evented_files")
+
+
 def run(*args: str) -> str:
     out = StringIO()
     call_command("eventing_triggers", "import", *args, stdout=out, stderr=StringIO())
@@ -54,7 +58,7 @@ def trigger_doc(trigger_id: str, **spec) -> dict:
 
 
 def test_every_mapped_field_lands_in_its_row():
-    report = run("--from-space-cloud", str(EXPORT))
+    report = run(*FROM_EXPORT)
     assert sorted(Trigger.objects.values_list("name", flat=True)) == IMPORTED
     rows = {t.name: t for t in Trigger.objects.all()}
 
@@ -64,13 +68,14 @@ def test_every_mapped_field_lands_in_its_row():
     assert (created.retries, created.timeout_ms) == (3, 5000)  # 0 is Space Cloud's default
     assert created.enabled
     assert created.signing_secret.startswith("whsec_")
+    assert created.send_authorization  # Space Cloud sends its token as Authorization too
     updated = rows["customer_updated"]
     assert (updated.type, updated.source) == ("DB_UPDATE", "testapp.Customer")
     assert (updated.retries, updated.timeout_ms) == (5, 3000)
     assert (rows["order_deleted"].type, rows["order_deleted"].timeout_ms) == ("DB_DELETE", 10000)
     assert (rows["avatar_uploaded"].type, rows["avatar_uploaded"].source) == (
         "FILE_CREATE",
-        "default",
+        "evented_files",
     )
     assert rows["file_removed"].type == "FILE_DELETE"
     custom = rows["order_placed_hook"]
@@ -101,7 +106,7 @@ def test_every_mapped_field_lands_in_its_row():
 
 
 def test_every_unmapped_field_is_reported():
-    report = run("--from-space-cloud", str(EXPORT))
+    report = run(*FROM_EXPORT)
     unmapped = [line for line in report.splitlines() if line.startswith("not mapped: ")]
     expected = [
         "rule refund_requested: rule: 'match' (with eval, f1, f2, type)",
@@ -123,7 +128,7 @@ def test_every_unmapped_field_is_reported():
 
 
 def test_dry_run_creates_nothing():
-    report = run("--from-space-cloud", str(EXPORT), "--dry-run")
+    report = run(*FROM_EXPORT, "--dry-run")
     assert "Would have created trigger order_created" in report
     assert "Would have created event type order_placed" in report
     assert "not mapped: trigger legacy_sync" in report
@@ -133,15 +138,15 @@ def test_dry_run_creates_nothing():
 
 
 def test_reimport_is_idempotent_and_restores_what_the_file_says():
-    run("--from-space-cloud", str(EXPORT))
+    run(*FROM_EXPORT)
     secrets = dict(Trigger.objects.values_list("name", "signing_secret"))
-    again = run("--from-space-cloud", str(EXPORT))
+    again = run(*FROM_EXPORT)
     assert "triggers: 0 created, 0 updated, 6 unchanged" in again
     assert "event types: 0 created, 0 updated, 5 unchanged" in again
     assert dict(Trigger.objects.values_list("name", "signing_secret")) == secrets
 
     Trigger.objects.filter(name="customer_updated").update(retries=9, description="kept")
-    third = run("--from-space-cloud", str(EXPORT))
+    third = run(*FROM_EXPORT)
     assert "updated trigger customer_updated" in third
     assert "triggers: 0 created, 1 updated, 5 unchanged" in third
     row = Trigger.objects.get(name="customer_updated")
@@ -150,7 +155,7 @@ def test_reimport_is_idempotent_and_restores_what_the_file_says():
 
 def test_strict_imports_nothing_and_fails_when_something_is_unmapped(tmp_path):
     with pytest.raises(CommandError, match=r"10 Space Cloud field\(s\) could not be mapped"):
-        run("--from-space-cloud", str(EXPORT), "--strict")
+        run(*FROM_EXPORT, "--strict")
     assert not Trigger.objects.exists()
     assert not EventType.objects.exists()
 
