@@ -323,11 +323,17 @@ class TriggerSerializer(ModelCleanMixin, serializers.ModelSerializer):
             "path_pattern",
             "headers",
             "signing_secret",
+            "send_actor",
+            "cron_expression",
+            "cron_timezone",
+            "cron_payload",
+            "cron_skip_missed",
+            "cron_last_tick",
             "description",
             "created_at",
             "updated_at",
         )
-        read_only_fields = ("created_at", "updated_at")
+        read_only_fields = ("created_at", "updated_at", "cron_last_tick")
         extra_kwargs = {"signing_secret": {"required": False}}
 
     def to_representation(self, instance: Trigger) -> dict[str, Any]:

@@ -34,6 +34,11 @@ TRIGGER_FIELDS = (
     "filter",
     "path_pattern",
     "headers",
+    "send_actor",
+    "cron_expression",
+    "cron_timezone",
+    "cron_payload",
+    "cron_skip_missed",
     "description",
 )
 EVENT_TYPE_FIELDS = ("name", "description", "schema", "queue_rule")
