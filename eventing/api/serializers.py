@@ -182,6 +182,28 @@ class InvocationSerializer(serializers.ModelSerializer):
         )
 
 
+class InvocationListSerializer(InvocationSerializer):
+    """One delivery attempt in the list across events: with its event and trigger."""
+
+    event = serializers.UUIDField(source="event_id", read_only=True)
+    trigger = serializers.CharField(source="event.trigger_name", read_only=True)
+    type = serializers.CharField(source="event.type", read_only=True)
+
+    class Meta(InvocationSerializer.Meta):
+        fields = ("id", "event", "trigger", "type", *InvocationSerializer.Meta.fields)
+        read_only_fields = fields
+
+
+class InvocationFilterSerializer(serializers.Serializer):
+    """Query parameters of the invocation list."""
+
+    trigger = serializers.RegexField(types.NAME_RE.pattern, required=False, max_length=100)
+    status_code = serializers.IntegerField(required=False, min_value=100, max_value=599)
+    succeeded = serializers.BooleanField(required=False, allow_null=True, default=None)
+    invoked_after = serializers.DateTimeField(required=False)
+    invoked_before = serializers.DateTimeField(required=False)
+
+
 class EventSerializer(serializers.ModelSerializer):
     """An event row (one event for one trigger)."""
 
