@@ -119,7 +119,11 @@ def test_the_invocation_list_filters_by_trigger_status_code_and_time(admin_clien
         assert reply.status_code == 200, reply.content
         return [row["id"] for row in reply.json()["results"]]
 
-    assert listed(trigger="ok_hook") == [attempts["ok_200"], attempts["ok_500"], attempts["ok_none"]]
+    assert listed(trigger="ok_hook") == [
+        attempts["ok_200"],
+        attempts["ok_500"],
+        attempts["ok_none"],
+    ]
     assert listed(status_code=500) == [attempts["other_500"], attempts["ok_500"]]
     assert listed(trigger="ok_hook", succeeded="false") == [attempts["ok_500"], attempts["ok_none"]]
     after = (now - dt.timedelta(minutes=60)).isoformat()
