@@ -14,7 +14,7 @@ from django.db import transaction
 
 from .database import events_database
 from .models import Trigger
-from .types import DB_TYPES
+from .types import CRON, DB_TYPES
 
 
 @dataclass(frozen=True)
@@ -61,6 +61,8 @@ def load_index() -> TriggerIndex:
         rows = list(
             Trigger.objects.using(db)
             .filter(enabled=True)
+            # CRON triggers are fired by the clock (eventing.capture.cron), never matched.
+            .exclude(type=CRON)
             .values_list(
                 "id",
                 "name",

@@ -10,6 +10,7 @@ from django.core.exceptions import ValidationError
 from django.db import connection
 from django.utils import timezone
 
+from eventing import emit
 from eventing.capture import cron
 from eventing.models import EventLog
 from tests.factories import TriggerFactory
@@ -121,6 +122,12 @@ def test_a_late_tick_is_dropped_only_by_a_trigger_that_skips_missed_ticks(settin
     assert late.skipped == 1
     skipping.refresh_from_db()
     assert skipping.cron_last_tick == minute(base, 60 * 3)
+
+
+@pytest.mark.django_db
+def test_emitting_the_type_cron_from_code_reaches_no_cron_trigger():
+    cron_trigger()
+    assert emit("CRON", {"x": 1}) == []
 
 
 @pytest.mark.django_db
