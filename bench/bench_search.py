@@ -146,6 +146,50 @@ def create_index() -> None:
         )
 
 
+def insert_cost(rows: int = 20_000, rounds: int = 5, singles: int = 2000) -> dict:
+    """What the payload index costs writers, into two copies of event_logs (all its indexes)
+    with and without the GIN index, alternating: `rows` events in one statement, and `singles`
+    one-event statements (as emit() writes); medians in milliseconds."""
+    from django.db import connection
+
+    times: dict[str, list[float]] = {"with_gin": [], "without_gin": []}
+    single: dict[str, list[float]] = {"with_gin": [], "without_gin": []}
+    with connection.cursor() as cursor:
+        for name in times:
+            cursor.execute(f"DROP TABLE IF EXISTS bench_{name}")
+            cursor.execute(f"CREATE TABLE bench_{name} (LIKE event_logs INCLUDING ALL)")
+        cursor.execute(
+            "SELECT indexname FROM pg_indexes WHERE tablename = 'bench_without_gin' "
+            "AND indexdef LIKE '%%USING gin%%'"
+        )
+        for (index,) in cursor.fetchall():
+            cursor.execute(f"DROP INDEX {index}")
+        insert = LOAD_SQL.replace("INSERT INTO event_logs", "INSERT INTO bench_{table}")
+        for _ in range(rounds):
+            for name in times:
+                started = time.perf_counter()
+                cursor.execute(
+                    insert.replace("{table}", name) % {"rows": rows, "customers": CUSTOMERS}
+                )
+                times[name].append(time.perf_counter() - started)
+            for name in times:
+                one = insert.replace("{table}", name) % {"rows": 1, "customers": CUSTOMERS}
+                started = time.perf_counter()
+                for _ in range(singles // rounds):
+                    cursor.execute(one)
+                single[name].append(time.perf_counter() - started)
+        for name in times:
+            cursor.execute(f"DROP TABLE bench_{name}")
+    return {
+        "rows_per_insert": rows,
+        **{f"{name}_ms": round(statistics.median(t) * 1000, 1) for name, t in times.items()},
+        "single_row_inserts": singles // rounds,
+        **{
+            f"single_{name}_ms": round(statistics.median(t) * 1000, 1) for name, t in single.items()
+        },
+    }
+
+
 def time_query(client, url: str, repeat: int) -> dict:
     """Median and spread of `repeat` answers (after one warm-up), and the rows on the page."""
     response = client.get(url)
@@ -196,6 +240,8 @@ def main(argv: list[str] | None = None) -> int:
         if "payload__" in url
     }
     create_index()
+    writes = insert_cost()
+    print(f"insert of {writes['rows_per_insert']} events: {writes}")
     for name, figures in indexed.items():
         without = unindexed.get(name)
         print(
@@ -213,6 +259,7 @@ def main(argv: list[str] | None = None) -> int:
         "queries": QUERIES,
         "indexed": indexed,
         "without_payload_index": unindexed,
+        "insert_cost": writes,
         "all_indexed_under_target": all(q["median_s"] < TARGET_S for q in indexed.values()),
         "note": "Medians of several answers through Django's test client (authentication, "
         "serialisation and the query), after one warm-up answer; the same run then drops the "
