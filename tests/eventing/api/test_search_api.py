@@ -147,3 +147,30 @@ def test_the_invocation_list_needs_the_view_permission(client, django_user_model
     user = django_user_model.objects.create_user("viewer", password="pw")
     client.force_login(user)
     assert client.get(INVOCATIONS).status_code == 403
+
+
+def test_cron_and_actor_fields_over_the_trigger_api(admin_client):
+    body = {
+        "name": "nightly",
+        "type": "CRON",
+        "url": "https://example.com/hook",
+        "cron_expression": "0 3 * * *",
+        "cron_timezone": "Asia/Tokyo",
+        "cron_payload": {"job": "cleanup"},
+    }
+    reply = admin_client.post("/api/eventing/triggers/", body, content_type="application/json")
+    assert reply.status_code == 201, reply.content
+    data = reply.json()
+    assert (data["cron_expression"], data["cron_skip_missed"], data["send_actor"]) == (
+        "0 3 * * *",
+        False,
+        True,
+    )
+    assert data["cron_last_tick"] is None
+    bad = admin_client.post(
+        "/api/eventing/triggers/",
+        {**body, "name": "bad", "cron_expression": "0 3 * *"},
+        content_type="application/json",
+    )
+    assert bad.status_code == 400
+    assert "cron_expression" in bad.content.decode()
