@@ -578,6 +578,12 @@ def function_body(
         )
     column = {f.attname: ident(f.column) for f in EventLog._meta.concrete_fields}
     trigger = {f.attname: ident(f.column) for f in Trigger._meta.concrete_fields}
+    # While migrations run the column may not exist yet: read it by name from the row's JSON.
+    send_actor = (
+        f"COALESCE((to_jsonb(t) -> {literal('send_actor')})::boolean, true)"
+        if robust
+        else f"t.{trigger['send_actor']}"
+    )
     values = {
         "id": "gen_random_uuid()",
         "batch_id": "batch_",
@@ -586,7 +592,7 @@ def function_body(
         "trigger_name": f"t.{trigger['name']}",
         "source": literal(model._meta.label),
         # Who made the change (eventing.capture.actor sets it), unless the trigger leaves it out.
-        "payload": f"e.payload || CASE WHEN actor_ IS NOT NULL AND t.{trigger['send_actor']} "
+        "payload": f"e.payload || CASE WHEN actor_ IS NULL THEN '{{}}'::jsonb WHEN {send_actor} "
         "THEN jsonb_build_object('actor', actor_) ELSE '{}'::jsonb END",
         "status": literal(EventStatus.STAGED),
         "attempts": "0",

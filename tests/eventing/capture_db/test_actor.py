@@ -6,6 +6,7 @@ import pytest
 from django.db import connection, transaction
 
 import eventing
+from eventing.capture import database as capture_db
 from eventing.models import EventLog
 from tests.eventing.capture_db.helpers import POSTGRES_ONLY
 from tests.factories import TriggerFactory
@@ -64,3 +65,17 @@ def test_an_autocommit_write_carries_the_actor_and_does_not_leak_it_to_the_next(
     with connection.cursor() as cursor:
         cursor.execute("SELECT current_setting('eventing.actor', true)")
         assert cursor.fetchone()[0] in ("", None)
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("database_mode")
+def test_the_functions_installed_while_migrating_pass_the_actor_too():
+    TriggerFactory(name="with_actor", type="DB_INSERT", source="testapp.Order")
+    TriggerFactory(name="without", type="DB_INSERT", source="testapp.Order", send_actor=False)
+    capture_db.sync(robust=True)  # what runs before migrations: columns read by name
+    with eventing.actor("migration-job"):
+        Order.objects.create(status="new")
+
+    by_trigger = {e.trigger_name: e.payload for e in EventLog.objects.all()}
+    assert by_trigger["with_actor"]["actor"] == "migration-job"
+    assert "actor" not in by_trigger["without"]
