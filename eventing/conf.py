@@ -134,6 +134,9 @@ DEFAULTS: dict[str, Any] = {
     # /healthz reports the sweeper stale (503) when its last pass is older than this (seconds);
     # None means 10 sweep intervals, at least 10 s.
     "HEALTH_SWEEP_STALE_S": None,
+    # A CRON trigger's tick first seen more than this long after its time was missed (beat was
+    # down): it fires once late, or not at all if the trigger skips missed ticks (seconds).
+    "CRON_MISSED_AFTER_S": 60,
 }
 
 

@@ -30,6 +30,7 @@ KIND_CHOICES = [
     (types.FILE_CREATE, "FILE_CREATE — a file is saved"),
     (types.FILE_DELETE, "FILE_DELETE — a file is deleted"),
     (CUSTOM, "Custom event type"),
+    (types.CRON, "CRON — on a schedule"),
 ]
 # Shown instead of a saved header value; sending it back keeps the stored value.
 # Errors validate_trigger reports on model fields the form shows under other names.
@@ -158,9 +159,14 @@ class TriggerForm(forms.ModelForm):
             "paused",
             "paused_reason",
             "description",
+            "send_actor",
+            "cron_expression",
+            "cron_timezone",
+            "cron_payload",
+            "cron_skip_missed",
         )
         widgets = {"url": forms.TextInput(attrs={"size": 80})}
-        field_classes = {"filter": StorableJSONField}
+        field_classes = {"filter": StorableJSONField, "cron_payload": StorableJSONField}
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -168,7 +174,7 @@ class TriggerForm(forms.ModelForm):
         self.fields["source_storage"].choices = [("", "---------")] + [(a, a) for a in aliases]
         trigger = self.instance
         if trigger.pk:
-            if trigger.type in types.BUILTIN_TYPES:
+            if trigger.type in types.BUILTIN_TYPES or trigger.type == types.CRON:
                 self.initial["kind"] = trigger.type
             else:
                 self.initial.update(kind=CUSTOM, custom_type=trigger.type)
@@ -191,6 +197,10 @@ class TriggerForm(forms.ModelForm):
 
     def clean_filter(self) -> Any:
         value = self.cleaned_data.get("filter")
+        return {} if value is None else value
+
+    def clean_cron_payload(self) -> Any:
+        value = self.cleaned_data.get("cron_payload")
         return {} if value is None else value
 
     def clean_headers(self) -> Any:
@@ -228,6 +238,8 @@ class TriggerForm(forms.ModelForm):
             if not alias:
                 self.add_error("source_storage", "Choose the storage alias.")
             trigger.type, trigger.source = kind, alias
+        elif kind == types.CRON:
+            trigger.type, trigger.source = kind, ""
         source = trigger.source if kind in types.DB_TYPES else ""
         data["watch_fields"] = self._fields_of_model("watch_fields", source)
         data["payload_fields"] = self._fields_of_model("payload_fields", source)

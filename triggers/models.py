@@ -121,6 +121,40 @@ class Trigger(models.Model):
         default=defaults.new_signing_secret,
         help_text="Standard Webhooks secret (whsec_…) that signs every call.",
     )
+    send_actor = models.BooleanField(
+        default=True,
+        help_text="DB types: add who made the change to the event data as `actor` (the "
+        "request's user, the management command, or eventing.actor()) when it is known.",
+    )
+    cron_expression = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text='CRON only: when to fire, five cron fields, e.g. "*/5 * * * *" or "0 9 * * 1-5".',
+    )
+    cron_timezone = models.CharField(
+        max_length=64,
+        default="UTC",
+        blank=True,
+        help_text="CRON only: the IANA timezone the expression is read in, e.g. Europe/Paris.",
+    )
+    cron_payload = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="CRON only: what every tick sends as data.payload, next to the trigger's name "
+        "and the tick's scheduled_time.",
+    )
+    cron_skip_missed = models.BooleanField(
+        default=False,
+        help_text="CRON only: when on, a tick missed while beat was down is dropped; when off, "
+        "the latest missed tick fires once when beat is back.",
+    )
+    cron_last_tick = models.DateTimeField(
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="CRON only: the last tick handled (fired or skipped); ticks up to it never "
+        "fire again.",
+    )
     description = models.TextField(blank=True, help_text="What this trigger is for.")
     created_at = models.DateTimeField(auto_now_add=True, help_text="When it was created.")
     updated_at = models.DateTimeField(auto_now=True, help_text="When it was last changed.")

@@ -7,6 +7,8 @@ DB_UPDATE = "DB_UPDATE"
 DB_DELETE = "DB_DELETE"
 FILE_CREATE = "FILE_CREATE"
 FILE_DELETE = "FILE_DELETE"
+# Fired by the clock: one event per tick of the trigger's cron expression.
+CRON = "CRON"
 
 DB_TYPES = (DB_INSERT, DB_UPDATE, DB_DELETE)
 FILE_TYPES = (FILE_CREATE, FILE_DELETE)
@@ -28,8 +30,12 @@ def is_file_type(event_type: str) -> bool:
 
 
 def is_custom_type(event_type: str) -> bool:
-    """Whether `event_type` is a valid custom type name (not reserved)."""
-    return bool(NAME_RE.match(event_type)) and not event_type.upper().startswith(RESERVED_PREFIXES)
+    """Whether `event_type` is a valid custom type name (not reserved, not CRON)."""
+    return (
+        bool(NAME_RE.match(event_type))
+        and not event_type.upper().startswith(RESERVED_PREFIXES)
+        and event_type != CRON
+    )
 
 
 def dlq_type(trigger_name: str) -> str:

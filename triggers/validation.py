@@ -6,10 +6,12 @@ import base64
 import binascii
 import json
 import re
+import zoneinfo
 from functools import lru_cache
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from croniter import croniter
 from django.apps import apps
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -252,7 +254,7 @@ def validate_filter(value) -> None:
 def validate_trigger(trigger) -> None:
     """Raise ValidationError naming the field for anything a trigger cannot work with."""
     event_type = trigger.type or ""
-    if event_type in types.BUILTIN_TYPES:
+    if event_type in types.BUILTIN_TYPES or event_type == types.CRON:
         pass
     elif event_type.upper().startswith(types.RESERVED_PREFIXES):
         raise ValidationError(
@@ -279,6 +281,7 @@ def validate_trigger(trigger) -> None:
         validate_file_source(trigger.source)
     elif trigger.source:
         raise ValidationError({"source": "Custom event triggers have no source; leave it blank."})
+    validate_cron(trigger)
 
     validate_url(trigger.url)
     fields = model_field_names(model) if model else None
@@ -302,6 +305,30 @@ def validate_trigger(trigger) -> None:
     if trigger.backoff_max_s < trigger.backoff_base_s:
         raise ValidationError({"backoff_max_s": "Must be at least the backoff base."})
     validate_signing_secret(trigger.signing_secret)
+
+
+def validate_cron(trigger) -> None:
+    """A CRON trigger needs a five-field expression and a known timezone; others neither."""
+    if trigger.type != types.CRON:
+        if trigger.cron_expression:
+            raise ValidationError({"cron_expression": "A cron expression only applies to CRON."})
+        return
+    expression = (trigger.cron_expression or "").strip()
+    if len(expression.split()) != 5 or not croniter.is_valid(expression):
+        raise ValidationError(
+            {
+                "cron_expression": 'Give five cron fields, e.g. "*/5 * * * *" (minute hour day '
+                "month weekday)."
+            }
+        )
+    trigger.cron_expression = expression
+    try:
+        zoneinfo.ZoneInfo(trigger.cron_timezone or "UTC")
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ValidationError(
+            {"cron_timezone": f"{trigger.cron_timezone!r} is not an IANA timezone name."}
+        ) from None
+    validate_storable(trigger.cron_payload, "cron_payload")
 
 
 # Keywords whose subschemas apply to the same instance ("in place"): a cycle through these

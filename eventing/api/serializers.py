@@ -206,6 +206,28 @@ class InvocationSerializer(serializers.ModelSerializer):
         )
 
 
+class InvocationListSerializer(InvocationSerializer):
+    """One delivery attempt in the list across events: with its event and trigger."""
+
+    event = serializers.UUIDField(source="event_id", read_only=True)
+    trigger = serializers.CharField(source="event.trigger_name", read_only=True)
+    type = serializers.CharField(source="event.type", read_only=True)
+
+    class Meta(InvocationSerializer.Meta):
+        fields = ("id", "event", "trigger", "type", *InvocationSerializer.Meta.fields)
+        read_only_fields = fields
+
+
+class InvocationFilterSerializer(serializers.Serializer):
+    """Query parameters of the invocation list."""
+
+    trigger = serializers.RegexField(types.NAME_RE.pattern, required=False, max_length=100)
+    status_code = serializers.IntegerField(required=False, min_value=100, max_value=599)
+    succeeded = serializers.BooleanField(required=False, allow_null=True, default=None)
+    invoked_after = serializers.DateTimeField(required=False)
+    invoked_before = serializers.DateTimeField(required=False)
+
+
 class EventSerializer(serializers.ModelSerializer):
     """An event row (one event for one trigger)."""
 
@@ -359,11 +381,17 @@ class TriggerSerializer(ModelCleanMixin, serializers.ModelSerializer):
             "headers",
             "send_authorization",
             "signing_secret",
+            "send_actor",
+            "cron_expression",
+            "cron_timezone",
+            "cron_payload",
+            "cron_skip_missed",
+            "cron_last_tick",
             "description",
             "created_at",
             "updated_at",
         )
-        read_only_fields = ("created_at", "updated_at")
+        read_only_fields = ("created_at", "updated_at", "cron_last_tick")
         extra_kwargs = {"signing_secret": {"required": False}}
 
     def to_representation(self, instance: Trigger) -> dict[str, Any]:

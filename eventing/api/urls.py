@@ -8,6 +8,7 @@ from eventing.api import views
 
 router = SimpleRouter()
 router.register("events", views.EventViewSet, basename="eventing-event")
+router.register("invocations", views.InvocationViewSet, basename="eventing-invocation")
 router.register("triggers", views.TriggerViewSet, basename="eventing-trigger")
 router.register("event-types", views.EventTypeViewSet, basename="eventing-event-type")
 

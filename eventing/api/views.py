@@ -34,6 +34,8 @@ from eventing.conf import settings
 from eventing.delivery import synchronous
 from eventing.dispatch.operations import cancel_events, redeliver_events, reschedule_event
 from eventing.models import EventLog, EventStatus, InvocationLog
+from eventing.ops import search
+from eventing.ops.search import filter_by_payload, filter_invocations, parse_payload_filters
 from eventing.recording.emit import BatchItem, record_test_event
 from triggers import types
 from triggers.models import EventType, Trigger
@@ -244,6 +246,14 @@ EVENT_CREATE_RESPONSE = PolymorphicProxySerializer(
             OpenApiParameter("trigger", str, description="Trigger name."),
             OpenApiParameter("created_after", OpenApiTypes.DATETIME),
             OpenApiParameter("created_before", OpenApiTypes.DATETIME),
+            OpenApiParameter(
+                "payload__<key>[__<key>…]",
+                str,
+                description="Payload value at a key path, e.g. payload__customer_id=42 or "
+                "payload__new__status=paid (a number, true, false or null also matches as "
+                f"JSON). At most {search.MAX_FILTERS} filters, {search.MAX_DEPTH} keys deep, "
+                f"{search.MAX_VALUE_LENGTH} characters.",
+            ),
         ],
         responses={200: serializers.EventSerializer(many=True), **ERRORS},
     ),
@@ -324,7 +334,8 @@ class EventViewSet(
             "created_after": "created_at__gte",
             "created_before": "created_at__lt",
         }
-        return queryset.filter(**{lookups[name]: value for name, value in filters.items()})
+        queryset = queryset.filter(**{lookups[name]: value for name, value in filters.items()})
+        return filter_by_payload(queryset, parse_payload_filters(self.request.query_params.items()))
 
     def get_object(self) -> EventLog:
         """404 (not 400) for an id that is not a UUID."""
@@ -414,6 +425,45 @@ class EventViewSet(
             )
         event.refresh_from_db()
         return Response(serializers.EventSerializer(event).data)
+
+
+class InvocationCursorPagination(CursorPagination):
+    """Newest attempt first; stable under inserts."""
+
+    ordering = "-invoked_at"
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 500
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="List delivery attempts across events, newest first",
+        parameters=[
+            OpenApiParameter("trigger", str, description="Trigger name."),
+            OpenApiParameter("status_code", int, description="HTTP status of the reply."),
+            OpenApiParameter("succeeded", bool),
+            OpenApiParameter("invoked_after", OpenApiTypes.DATETIME),
+            OpenApiParameter("invoked_before", OpenApiTypes.DATETIME),
+        ],
+        responses={200: serializers.InvocationListSerializer(many=True), **ERRORS},
+    ),
+)
+class InvocationViewSet(EventingAPIMixin, mixins.ListModelMixin, viewsets.GenericViewSet):
+    """Every delivery attempt, of one trigger or all (Hasura's invocation logs)."""
+
+    queryset = InvocationLog.objects.all()
+    serializer_class = serializers.InvocationListSerializer
+    pagination_class = InvocationCursorPagination
+
+    def get_queryset(self):
+        """Filtered by the query parameters, each with its event (one query)."""
+        params = serializers.InvocationFilterSerializer(data=self.request.query_params)
+        params.is_valid(raise_exception=True)
+        return filter_invocations(
+            InvocationLog.objects.select_related("event").defer("event__payload"),
+            **params.validated_data,
+        )
 
 
 class NamedModelViewSet(EventingAPIMixin, viewsets.ModelViewSet):

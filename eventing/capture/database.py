@@ -30,6 +30,7 @@ from django.db import DatabaseError, connections, models, router, transaction
 from django.db.models.signals import post_delete, post_migrate, post_save, pre_migrate
 from django.dispatch import receiver
 
+from eventing.capture.actor import SETTING as ACTOR_SETTING
 from eventing.capture.model_data import MAX_SAFE_INT, sensitive_fields
 from eventing.conf import get_settings, settings
 from eventing.models import EventLog, EventStatus
@@ -577,6 +578,12 @@ def function_body(
         )
     column = {f.attname: ident(f.column) for f in EventLog._meta.concrete_fields}
     trigger = {f.attname: ident(f.column) for f in Trigger._meta.concrete_fields}
+    # While migrations run the column may not exist yet: read it by name from the row's JSON.
+    send_actor = (
+        f"COALESCE((to_jsonb(t) -> {literal('send_actor')})::boolean, true)"
+        if robust
+        else f"t.{trigger['send_actor']}"
+    )
     values = {
         "id": "gen_random_uuid()",
         "batch_id": "batch_",
@@ -584,7 +591,9 @@ def function_body(
         "trigger_id": f"t.{trigger['id']}",
         "trigger_name": f"t.{trigger['name']}",
         "source": literal(model._meta.label),
-        "payload": "e.payload",
+        # Who made the change (eventing.capture.actor sets it), unless the trigger leaves it out.
+        "payload": f"e.payload || CASE WHEN actor_ IS NULL THEN '{{}}'::jsonb WHEN {send_actor} "
+        "THEN jsonb_build_object('actor', actor_) ELSE '{}'::jsonb END",
         "status": literal(EventStatus.STAGED),
         "attempts": "0",
         "deliver_at": f"at_ + t.{trigger['delay_s']} * interval '1 second'",
@@ -608,6 +617,7 @@ DECLARE
   at_ timestamptz := clock_timestamp();
   batch_ uuid := gen_random_uuid();
   written_ bigint;
+  actor_ text := nullif(current_setting({literal(ACTOR_SETTING)}, true), '');
 BEGIN
   WITH r AS ({rows_sql(event_type, model, robust=robust)})
   INSERT INTO {events_table} ({", ".join(column[name] for name in values)})

@@ -106,11 +106,13 @@ def record_events(
     status: str = EventStatus.STAGED,
     using: str | None = None,
     publish: bool = True,
+    idempotency_key: str | None = None,
 ) -> list[EventLog]:
     """Insert one row per (trigger, payload); staged rows go to the broker on commit.
 
     With `publish=False` they do not: the caller delivers them now (eventing.delivery.
-    synchronous), and the sweeper sends them if it never does.
+    synchronous), and the sweeper sends them if it never does. An `idempotency_key` already
+    used for this type and trigger raises IntegrityError (the unique constraint).
     """
     items = list(items)
     if not items:
@@ -121,7 +123,7 @@ def record_events(
         items,
         source=source,
         due=due,
-        idempotency_key=None,
+        idempotency_key=idempotency_key,
         status=status,
         now=timezone.now(),
     )

@@ -13,12 +13,14 @@ from django.db.models.functions import Coalesce
 from django.http import Http404, HttpRequest, HttpResponseNotAllowed, HttpResponseRedirect
 from django.urls import path, reverse
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 from django.utils.translation import ngettext
 
+from eventing.capture.cron import next_ticks
 from eventing.capture.database import describe_capture
 from eventing.models import EventLog, EventStatus
+from triggers import types
 from triggers.masking import MASK, mask_headers
 from triggers.models import EventType, Trigger
 
@@ -103,10 +105,17 @@ class TriggerAdmin(TimestampsMixin, CheckedParamsMixin, admin.ModelAdmin):
         "failed_24h",
         "success_rate",
         "last_delivery",
+        "next_run",
     )
     list_filter = ("type", StateFilter)
     search_fields = ("name", "type", "source", "url", "description")
-    readonly_fields = ("signing_secret_display", "capture", "created", "updated")
+    readonly_fields = (
+        "signing_secret_display",
+        "capture",
+        "next_runs",
+        "created",
+        "updated",
+    )
     actions = (
         "enable",
         "disable",
@@ -130,7 +139,20 @@ class TriggerAdmin(TimestampsMixin, CheckedParamsMixin, admin.ModelAdmin):
                     "payload_fields",
                     "path_pattern",
                     "filter",
+                    "send_actor",
                     "capture",
+                ),
+            },
+        ),
+        (
+            "Schedule (CRON)",
+            {
+                "fields": (
+                    "cron_expression",
+                    "cron_timezone",
+                    "cron_payload",
+                    "cron_skip_missed",
+                    "next_runs",
                 ),
             },
         ),
@@ -169,7 +191,20 @@ class TriggerAdmin(TimestampsMixin, CheckedParamsMixin, admin.ModelAdmin):
                     "payload_fields",
                     "path_pattern",
                     "filter",
+                    "send_actor",
                     "capture",
+                )
+            },
+        ),
+        (
+            "Schedule (CRON)",
+            {
+                "fields": (
+                    "cron_expression",
+                    "cron_timezone",
+                    "cron_payload",
+                    "cron_skip_missed",
+                    "next_runs",
                 )
             },
         ),
@@ -243,6 +278,27 @@ class TriggerAdmin(TimestampsMixin, CheckedParamsMixin, admin.ModelAdmin):
     @admin.display(description="source", ordering="source")
     def source_name(self, obj: Trigger) -> str:
         return breakable(obj.source) if obj.source else "—"
+
+    @admin.display(description="next runs")
+    def next_runs(self, obj: Trigger | None) -> str:
+        """A CRON trigger's next five ticks in its timezone, and the last one handled."""
+        if obj is None or obj.type != types.CRON:
+            return "—"
+        ticks = next_ticks(obj, 5)
+        if not ticks:
+            return "—"
+        last = obj.cron_last_tick.isoformat(sep=" ") if obj.cron_last_tick else "none yet"
+        return format_html(
+            '<ul class="mc-next-runs">{}</ul><div class="mc-reason">last tick: {}</div>',
+            format_html_join("", "<li>{}</li>", ((t.isoformat(sep=" "),) for t in ticks)),
+            last,
+        )
+
+    @admin.display(description="next run")
+    def next_run(self, obj: Trigger) -> str:
+        """A CRON trigger's next tick; nothing for other types."""
+        ticks = next_ticks(obj, 1)
+        return ticks[0].isoformat(sep=" ") if ticks else "—"
 
     @admin.display(description="URL", ordering="url")
     def url_template(self, obj: Trigger) -> str:

@@ -40,6 +40,11 @@ TRIGGER_FIELDS = (
     "path_pattern",
     "headers",
     "send_authorization",
+    "send_actor",
+    "cron_expression",
+    "cron_timezone",
+    "cron_payload",
+    "cron_skip_missed",
     "description",
 )
 EVENT_TYPE_FIELDS = ("name", "description", "schema", "queue_rule")
