@@ -13,14 +13,15 @@ import datetime as dt
 import logging
 from dataclasses import dataclass
 
+from django.db import connections
 from django.db.models import DateTimeField, F, Q, Value
-from django.db.models.functions import Coalesce, Greatest
+from django.db.models.functions import Greatest
 
 from eventing.conf import settings
 from eventing.delivery.outcome import Outcome
 from eventing.models import CircuitState, EventLog, EventStatus, TriggerCircuit
 from eventing.recording.emit import matching_triggers, record_events
-from eventing.recording.trigger_cache import invalidate
+from eventing.recording.trigger_cache import current, invalidate
 from triggers.models import Trigger
 
 logger = logging.getLogger(__name__)
@@ -60,11 +61,7 @@ def admit(trigger: Trigger, now: dt.datetime, *, force: bool = False) -> Gate:
         return OPEN_GATE
     if force:
         return Gate(tracked=True)
-    row = (
-        TriggerCircuit.objects.filter(trigger_id=trigger.pk)
-        .values("state", "consecutive_failures", "next_probe_at", "probe_interval_s")
-        .first()
-    )
+    row = read(trigger.pk)
     if row is None:
         return OPEN_GATE
     tracked = row["consecutive_failures"] > 0 or row["state"] == CircuitState.OPEN
@@ -72,16 +69,38 @@ def admit(trigger: Trigger, now: dt.datetime, *, force: bool = False) -> Gate:
         return Gate(tracked=tracked)
     if row["next_probe_at"] <= now:
         after = now + dt.timedelta(seconds=row["probe_interval_s"])
-        if take_probe(trigger.pk, now, after, row["probe_interval_s"]):
+        won = take_probe(trigger.pk, now, after, row["probe_interval_s"])
+        forget(trigger.pk)
+        if won:
             return Gate(probe=True, until=after, tracked=True)
-        after = (
-            TriggerCircuit.objects.filter(trigger_id=trigger.pk)
-            .values_list("next_probe_at", flat=True)
-            .first()
-            or after
-        )
-        return Gate(holds=True, until=after, tracked=True)
+        row = read(trigger.pk) or row
+        if row["state"] == CircuitState.CLOSED:  # the winner's probe already closed it
+            return Gate(tracked=True)
+        return Gate(holds=True, until=max(row["next_probe_at"], now), tracked=True)
     return Gate(holds=True, until=row["next_probe_at"], tracked=True)
+
+
+def read(trigger_id: int) -> dict | None:
+    """The trigger's circuit row as this process last read it: kept in the trigger cache's
+    snapshot, so a healthy trigger's deliveries read it once per TRIGGER_CACHE_TTL_S rather
+    than once per attempt (another worker's transition shows within that time)."""
+    circuits = current().circuits
+    try:
+        return circuits[trigger_id]
+    except KeyError:
+        pass
+    row = (
+        TriggerCircuit.objects.filter(trigger_id=trigger_id)
+        .values("state", "consecutive_failures", "next_probe_at", "probe_interval_s")
+        .first()
+    )
+    circuits[trigger_id] = row
+    return row
+
+
+def forget(trigger_id: int) -> None:
+    """This process changed the circuit: read it again next time."""
+    current().circuits.pop(trigger_id, None)
 
 
 def take_probe(trigger_id: int, now: dt.datetime, after: dt.datetime, interval_s: float) -> bool:
@@ -138,6 +157,7 @@ def succeeded(trigger: Trigger, now: dt.datetime) -> None:
     circuits.filter(consecutive_failures__gt=0).update(
         consecutive_failures=0, failing_since=None, updated_at=now
     )
+    forget(trigger.pk)
     if closed:
         released = release_held(trigger.pk, now)
         announce(
@@ -155,27 +175,58 @@ def succeeded(trigger: Trigger, now: dt.datetime) -> None:
 def failed(trigger: Trigger, count: int, error: str, now: dt.datetime) -> None:
     """`count` failed attempts: counted; enough of them open the circuit, and failures spanning
     DISABLE_AFTER_S pause the trigger."""
-    circuits = TriggerCircuit.objects.filter(trigger_id=trigger.pk)
-    changes = {
-        "consecutive_failures": F("consecutive_failures") + count,
-        "failing_since": Coalesce(F("failing_since"), Value(now, output_field=DateTimeField())),
-        "last_error": error[:1000],
-        "updated_at": now,
-    }
-    if not circuits.update(**changes):
-        TriggerCircuit.objects.bulk_create(
-            [TriggerCircuit(trigger_id=trigger.pk, updated_at=now)], ignore_conflicts=True
-        )
-        circuits.update(**changes)
-    row = circuits.values("state", "consecutive_failures", "failing_since").first()
-    if row is None:  # the trigger was deleted meanwhile
-        return
+    row = count_failures(trigger.pk, count, error, now)
+    forget(trigger.pk)
     failures, since = row["consecutive_failures"], row["failing_since"]
     if row["state"] == CircuitState.CLOSED and failures >= trigger.circuit_failures:
         open_circuit(trigger, failures, since, error, now)
     limit = settings.DISABLE_AFTER_S
     if limit is not None and since is not None and now - since >= dt.timedelta(seconds=limit):
         pause(trigger, failures, since, error, now)
+
+
+def count_failures(trigger_id: int, count: int, error: str, now: dt.datetime) -> dict:
+    """Add `count` failures to the trigger's circuit (created closed if new) in one statement;
+    its state, failures in a row and first failure's time after the change."""
+    db = settings.DATABASE
+    connection = connections[db]
+    qn = connection.ops.quote_name
+    table = qn(TriggerCircuit._meta.db_table)
+    values = {
+        "trigger": trigger_id,
+        "state": CircuitState.CLOSED,
+        "consecutive_failures": count,
+        "failing_since": now,
+        "last_error": error[:1000],
+        "probe_interval_s": 0.0,
+        "updated_at": now,
+    }
+    fields = [TriggerCircuit._meta.get_field(name) for name in values]
+    params = [
+        f.get_db_prep_save(v, connection) for f, v in zip(fields, values.values(), strict=True)
+    ]
+    failures, since, last, updated = (
+        qn(c) for c in ("consecutive_failures", "failing_since", "last_error", "updated_at")
+    )
+    sql = (
+        f"INSERT INTO {table} ({', '.join(qn(f.column) for f in fields)}) "
+        f"VALUES ({', '.join(['%s'] * len(fields))}) "
+        f"ON CONFLICT ({qn('trigger_id')}) DO UPDATE SET "
+        f"{failures} = {table}.{failures} + EXCLUDED.{failures}, "
+        f"{since} = COALESCE({table}.{since}, EXCLUDED.{since}), "
+        f"{last} = EXCLUDED.{last}, {updated} = EXCLUDED.{updated} "
+        f"RETURNING {qn('state')}, {failures}, {since}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        state, total, first = cursor.fetchone()
+    since_field = TriggerCircuit._meta.get_field("failing_since")
+    column = since_field.get_col(TriggerCircuit._meta.db_table)
+    for convert in connection.ops.get_db_converters(column) + since_field.get_db_converters(
+        connection
+    ):
+        first = convert(first, column, connection)
+    return {"state": state, "consecutive_failures": total, "failing_since": first}
 
 
 def open_circuit(
@@ -192,6 +243,7 @@ def open_circuit(
         probe_interval_s=min(first * 2, float(settings.CIRCUIT_PROBE_MAX_S)),
         updated_at=now,
     )
+    forget(trigger.pk)
     if opened:
         logger.warning("Trigger %s: circuit opened after %s failures", trigger.name, failures)
         announce(
@@ -221,7 +273,6 @@ def pause(
     )
     if not paused:
         return
-    invalidate()
     TriggerCircuit.objects.filter(trigger_id=trigger.pk).update(
         state=CircuitState.CLOSED,
         consecutive_failures=0,
@@ -230,6 +281,7 @@ def pause(
         probe_interval_s=0.0,
         updated_at=now,
     )
+    invalidate()  # the pause, and the circuit with it
     release_held(trigger.pk, now)  # due at once: the pause holds them, a resume sends them
     logger.warning("Trigger %s: %s", trigger.name, reason)
     announce(
