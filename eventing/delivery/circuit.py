@@ -176,7 +176,8 @@ def failed(trigger: Trigger, count: int, error: str, now: dt.datetime) -> None:
     """`count` failed attempts: counted; enough of them open the circuit, and failures spanning
     DISABLE_AFTER_S pause the trigger."""
     row = count_failures(trigger.pk, count, error, now)
-    forget(trigger.pk)
+    # What the statement returned is the row as it now is: the next delivery need not read it.
+    current().circuits[trigger.pk] = row
     failures, since = row["consecutive_failures"], row["failing_since"]
     if row["state"] == CircuitState.CLOSED and failures >= trigger.circuit_failures:
         open_circuit(trigger, failures, since, error, now)
@@ -215,18 +216,28 @@ def count_failures(trigger_id: int, count: int, error: str, now: dt.datetime) ->
         f"{failures} = {table}.{failures} + EXCLUDED.{failures}, "
         f"{since} = COALESCE({table}.{since}, EXCLUDED.{since}), "
         f"{last} = EXCLUDED.{last}, {updated} = EXCLUDED.{updated} "
-        f"RETURNING {qn('state')}, {failures}, {since}"
+        f"RETURNING {qn('state')}, {failures}, {since}, {qn('next_probe_at')}, "
+        f"{qn('probe_interval_s')}"
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        state, total, first = cursor.fetchone()
-    since_field = TriggerCircuit._meta.get_field("failing_since")
-    column = since_field.get_col(TriggerCircuit._meta.db_table)
-    for convert in connection.ops.get_db_converters(column) + since_field.get_db_converters(
-        connection
-    ):
-        first = convert(first, column, connection)
-    return {"state": state, "consecutive_failures": total, "failing_since": first}
+        state, total, first, probe_at, interval = cursor.fetchone()
+    return {
+        "state": state,
+        "consecutive_failures": total,
+        "failing_since": as_datetime(first, connection),
+        "next_probe_at": as_datetime(probe_at, connection),
+        "probe_interval_s": interval,
+    }
+
+
+def as_datetime(value, connection) -> dt.datetime | None:
+    """A datetime column's value as fetched by a raw cursor, converted as the ORM would."""
+    field = TriggerCircuit._meta.get_field("failing_since")
+    column = field.get_col(TriggerCircuit._meta.db_table)
+    for convert in connection.ops.get_db_converters(column) + field.get_db_converters(connection):
+        value = convert(value, column, connection)
+    return value
 
 
 def open_circuit(

@@ -400,7 +400,7 @@ class EventLogAdmin(CheckedParamsMixin, admin.ModelAdmin):
         if not self.has_redeliver_permission(request):
             raise PermissionDenied
         form = ReplayForm(request.POST or None, initial=dict(request.GET.items()))
-        preview = None
+        preview, window = None, None
         if request.method == "POST" and form.is_valid():
             window = actions.replay_window(form.cleaned_data)
             if form.cleaned_data["confirm"]:
@@ -412,14 +412,15 @@ class EventLogAdmin(CheckedParamsMixin, admin.ModelAdmin):
                 )
                 return HttpResponseRedirect(reverse("mission_control:eventing_eventlog_changelist"))
             preview = window.count_by_trigger()
-            form = ReplayForm(initial={**request.POST.dict(), "confirm": True}, data=None)
-            form.fields["statuses"].initial = request.POST.getlist("statuses")
+            form = ReplayForm(initial={**request.POST.dict(), "confirm": True})
+            form.initial["statuses"] = request.POST.getlist("statuses")
         context = {
             **self.admin_site.each_context(request),
             "title": "Replay events",
             "form": form,
             "preview": preview,
             "total": sum(preview.values()) if preview is not None else None,
+            "trigger_name": ", ".join(window.triggers) if window else "",
             "opts": self.opts,
         }
         return TemplateResponse(request, "mission_control/eventlog/replay.html", context)
