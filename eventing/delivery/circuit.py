@@ -64,9 +64,15 @@ def admit(trigger: Trigger, now: dt.datetime, *, force: bool = False) -> Gate:
     row = read(trigger.pk)
     if row is None:
         return OPEN_GATE
-    tracked = row["consecutive_failures"] > 0 or row["state"] == CircuitState.OPEN
+    if row["state"] == CircuitState.OPEN:
+        # Events are held on an open circuit's word: take it fresh, not from this process's
+        # copy (another worker may have closed it; holding then would delay them a probe).
+        forget(trigger.pk)
+        row = read(trigger.pk)
+        if row is None:
+            return OPEN_GATE
     if row["state"] == CircuitState.CLOSED:
-        return Gate(tracked=tracked)
+        return Gate(tracked=row["consecutive_failures"] > 0)
     if row["next_probe_at"] <= now:
         after = now + dt.timedelta(seconds=row["probe_interval_s"])
         won = take_probe(trigger.pk, now, after, row["probe_interval_s"])
