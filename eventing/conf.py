@@ -86,6 +86,14 @@ DEFAULTS: dict[str, Any] = {
     "BACKOFF_BASE_S": 5,
     # Longest retry delay of a new trigger, also the cap on Retry-After (seconds).
     "BACKOFF_MAX_S": 3600,
+    # A trigger's open circuit tries its first probe event this long after opening; the wait
+    # doubles after each failed probe (seconds).
+    "CIRCUIT_PROBE_FIRST_S": 30,
+    # Longest wait between two probes of an open circuit (seconds).
+    "CIRCUIT_PROBE_MAX_S": 1800,
+    # A trigger whose circuit counts failures without a success for this long is paused, with
+    # the reason (seconds; 3 days). None never pauses.
+    "DISABLE_AFTER_S": 3 * 24 * 3600,
     # CIDRs webhooks may reach although private or loopback, e.g. ["127.0.0.0/8"]. Keep empty
     # in production.
     "ALLOWED_NETWORKS": [],

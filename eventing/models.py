@@ -196,3 +196,56 @@ class Heartbeat(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} at {self.at:%Y-%m-%d %H:%M:%S}"
+
+
+class CircuitState(models.TextChoices):
+    """A trigger's circuit: closed (delivering) or open (holding events, probing)."""
+
+    CLOSED = "closed", "Closed"
+    OPEN = "open", "Open"
+
+
+class TriggerCircuit(models.Model):
+    """A trigger's circuit breaker, shared by every worker: moved on by conditional UPDATEs."""
+
+    trigger = models.OneToOneField(
+        "triggers.Trigger",
+        primary_key=True,
+        on_delete=models.CASCADE,
+        related_name="circuit",
+        db_constraint=False,
+        help_text="The trigger whose deliveries this circuit guards.",
+    )
+    state = models.CharField(
+        max_length=10,
+        choices=CircuitState.choices,
+        default=CircuitState.CLOSED,
+        help_text="closed: delivering; open: events wait while one probe is tried now and then.",
+    )
+    consecutive_failures = models.PositiveIntegerField(
+        default=0, help_text="Failed attempts since the last success."
+    )
+    failing_since = models.DateTimeField(
+        null=True, blank=True, help_text="First failed attempt since the last success."
+    )
+    last_error = models.TextField(blank=True, help_text="Why the last failed attempt failed.")
+    opened_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the circuit last opened."
+    )
+    next_probe_at = models.DateTimeField(
+        null=True, blank=True, help_text="Open: when the next probe event may be tried."
+    )
+    probe_interval_s = models.FloatField(
+        default=0.0, help_text="Open: wait between probes (doubles after each failed one)."
+    )
+    updated_at = models.DateTimeField(auto_now=True, help_text="When it last changed.")
+
+    objects = EventsDatabaseManager()
+
+    class Meta:
+        db_table = "event_trigger_circuits"
+        verbose_name = "trigger circuit"
+        verbose_name_plural = "trigger circuits"
+
+    def __str__(self) -> str:
+        return f"circuit of trigger {self.trigger_id}: {self.state}"

@@ -184,6 +184,18 @@ def failed_event_ids(trigger_id: int, since: dt.datetime) -> list:
     )
 
 
+def replay_window(data: dict[str, Any]) -> operations.Replay:
+    """The window a replay form describes (its cleaned data)."""
+    trigger = data.get("trigger")
+    return operations.Replay(
+        since=data["since"],
+        until=data["until"],
+        statuses=tuple(data["statuses"]),
+        triggers=(trigger.name,) if trigger else (),
+        types=(data["type"],) if data.get("type") else (),
+    )
+
+
 def redeliver_failed_since(trigger_id: int, since: dt.datetime) -> int:
     """Redeliver every failed event of a trigger created since `since`; returns how many."""
     ids = failed_event_ids(trigger_id, since)

@@ -154,6 +154,9 @@ class TriggerForm(forms.ModelForm):
             "timeout_ms",
             "backoff_base_s",
             "backoff_max_s",
+            "retry_policy",
+            "retry_statuses",
+            "circuit_failures",
             "delay_s",
             "enabled",
             "paused",
@@ -376,3 +379,54 @@ class RedeliverFailedForm(forms.Form):
         if "since" not in self.initial:
             yesterday = timezone.localtime() - dt.timedelta(days=1)
             self.initial["since"] = yesterday.strftime("%Y-%m-%dT%H:%M")
+
+
+DATETIME_FORMATS = ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M"]
+
+
+class ReplayForm(forms.Form):
+    """A window of finished events to deliver again: a trigger or a type, a time range and
+    statuses. The page counts them first; `confirm` then replays the same window."""
+
+    trigger = forms.ModelChoiceField(
+        queryset=Trigger.objects.all(), required=False, help_text="Whose events to redeliver."
+    )
+    type = forms.RegexField(
+        types.NAME_RE,
+        required=False,
+        max_length=100,
+        help_text="Or: every trigger's events of this type.",
+    )
+    since = forms.DateTimeField(
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
+        input_formats=DATETIME_FORMATS,
+        help_text="Events created at or after this time (server time zone).",
+    )
+    until = forms.DateTimeField(
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
+        input_formats=DATETIME_FORMATS,
+        help_text="Events created before this time.",
+    )
+    statuses = forms.MultipleChoiceField(
+        choices=[("failed", "failed"), ("processed", "processed"), ("cancelled", "cancelled")],
+        initial=["failed"],
+        widget=forms.CheckboxSelectMultiple,
+        help_text="Which finished events to redeliver.",
+    )
+    confirm = forms.BooleanField(required=False, widget=forms.HiddenInput)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        now = timezone.localtime()
+        self.initial.setdefault("since", (now - dt.timedelta(days=1)).strftime("%Y-%m-%dT%H:%M"))
+        self.initial.setdefault("until", now.strftime("%Y-%m-%dT%H:%M"))
+
+    def clean(self) -> dict[str, Any]:
+        """A trigger or a type, and a window that ends after it starts."""
+        data = super().clean()
+        if not data.get("trigger") and not data.get("type"):
+            raise ValidationError("Choose a trigger or give a type.")
+        since, until = data.get("since"), data.get("until")
+        if since and until and since >= until:
+            self.add_error("until", "The window must end after it starts.")
+        return data

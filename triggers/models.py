@@ -16,6 +16,18 @@ name_validator = RegexValidator(
 )
 
 
+class RetryPolicy(models.TextChoices):
+    """Which failed attempts are retried; the others fail the event at once."""
+
+    TRANSIENT = "transient", "Transient failures: 408, 425, 429, 5xx, timeouts, connection errors"
+    ALL = "all", "Every failure"
+    LISTED = "listed", "Listed statuses, timeouts and connection errors"
+
+
+# Failures a retry may cure under the default policy; any other 4xx will be refused again.
+TRANSIENT_4XX = (408, 425, 429)
+
+
 class Trigger(models.Model):
     """A webhook called for every event of one type (and source) that passes its filter."""
 
@@ -76,6 +88,26 @@ class Trigger(models.Model):
         default=defaults.default_backoff_max_s,
         validators=[MinValueValidator(0.0), MaxValueValidator(MAX_DELAY_S)],
         help_text="Longest delay between attempts, also the cap on Retry-After (seconds).",
+    )
+    retry_policy = models.CharField(
+        max_length=20,
+        choices=RetryPolicy.choices,
+        default=RetryPolicy.TRANSIENT,
+        help_text="Which failed attempts are retried. Under the default, a 4xx other than 408, "
+        "425 and 429 fails the event at once (a 410 also pauses the trigger).",
+    )
+    retry_statuses = models.JSONField(
+        default=list,
+        blank=True,
+        help_text='With "Listed statuses": the HTTP statuses retried, e.g. [409, 500, 503]. '
+        "Timeouts and connection errors are always retried.",
+    )
+    circuit_failures = models.PositiveIntegerField(
+        "circuit opens after",
+        default=10,
+        validators=[MaxValueValidator(100_000)],
+        help_text="Consecutive failed attempts after which delivery stops and one probe event "
+        "is tried on a growing interval until one succeeds; 0 turns the circuit breaker off.",
     )
     delay_s = models.FloatField(
         "delay (s)",

@@ -304,6 +304,7 @@ def validate_trigger(trigger) -> None:
         )
     if trigger.backoff_max_s < trigger.backoff_base_s:
         raise ValidationError({"backoff_max_s": "Must be at least the backoff base."})
+    validate_retry_statuses(trigger.retry_statuses, trigger.retry_policy)
     validate_signing_secret(trigger.signing_secret)
 
 
@@ -329,6 +330,20 @@ def validate_cron(trigger) -> None:
             {"cron_timezone": f"{trigger.cron_timezone!r} is not an IANA timezone name."}
         ) from None
     validate_storable(trigger.cron_payload, "cron_payload")
+
+
+def validate_retry_statuses(statuses: Any, policy: str) -> None:
+    """A list of HTTP statuses (100-599), required by the "listed" retry policy."""
+    if not isinstance(statuses, list) or not all(
+        type(code) is int and 100 <= code <= 599 for code in statuses
+    ):
+        raise ValidationError(
+            {"retry_statuses": "Give a list of HTTP statuses (100 to 599), e.g. [409, 503]."}
+        )
+    if policy == "listed" and not statuses:
+        raise ValidationError(
+            {"retry_statuses": 'The "listed statuses" retry policy needs at least one status.'}
+        )
 
 
 # Keywords whose subschemas apply to the same instance ("in place"): a cycle through these

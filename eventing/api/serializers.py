@@ -6,11 +6,12 @@ import datetime as dt
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from eventing.api.errors import django_validation_detail
 from eventing.conf import settings
-from eventing.models import EventLog, EventStatus, InvocationLog
+from eventing.models import FINAL_STATUSES, EventLog, EventStatus, InvocationLog, TriggerCircuit
 from eventing.recording.emit import resolve_due
 from triggers import types
 from triggers.masking import MASK, mask_headers, unmask_headers
@@ -323,6 +324,44 @@ class EventFilterSerializer(serializers.Serializer):
     created_before = serializers.DateTimeField(required=False)
 
 
+class ReplaySerializer(serializers.Serializer):
+    """Body of a replay: the window of finished events to deliver again."""
+
+    trigger = serializers.RegexField(
+        types.NAME_RE.pattern, required=False, max_length=100, help_text="Only this trigger's."
+    )
+    type = serializers.RegexField(
+        types.NAME_RE.pattern, required=False, max_length=100, help_text="Only this type's."
+    )
+    since = serializers.DateTimeField(help_text="Events created at or after this time.")
+    until = serializers.DateTimeField(help_text="Events created before this time.")
+    status = serializers.ListField(
+        child=serializers.ChoiceField(choices=[str(s) for s in FINAL_STATUSES]),
+        default=[EventStatus.FAILED.value],
+        allow_empty=False,
+        help_text="Statuses to redeliver (default: failed).",
+    )
+    dry_run = serializers.BooleanField(
+        default=False, help_text="Only count the events per trigger; change nothing."
+    )
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        """A trigger or a type, and a window that ends after it starts."""
+        if not attrs.get("trigger") and not attrs.get("type"):
+            raise serializers.ValidationError({"trigger": "Name a trigger or a type."})
+        if attrs["since"] >= attrs["until"]:
+            raise serializers.ValidationError({"until": "The window must end after it starts."})
+        return attrs
+
+
+class ReplayResultSerializer(serializers.Serializer):
+    """What a replay did (or, in a dry run, would do)."""
+
+    dry_run = serializers.BooleanField()
+    count = serializers.IntegerField(help_text="Events staged again (dry run: that would be).")
+    by_trigger = serializers.DictField(child=serializers.IntegerField())
+
+
 class TestTriggerSerializer(serializers.Serializer):
     """Body of a trigger test: the payload to send (default {"test": true})."""
 
@@ -356,6 +395,22 @@ class ModelCleanMixin:
         return {name: getattr(instance, name) for name in attrs}
 
 
+class CircuitSerializer(serializers.ModelSerializer):
+    """A trigger's circuit breaker: closed or open, failures, when it probes next."""
+
+    class Meta:
+        model = TriggerCircuit
+        fields = (
+            "state",
+            "consecutive_failures",
+            "failing_since",
+            "opened_at",
+            "next_probe_at",
+            "last_error",
+        )
+        read_only_fields = fields
+
+
 class TriggerSerializer(ModelCleanMixin, serializers.ModelSerializer):
     """A trigger, validated exactly as the admin validates it."""
 
@@ -373,6 +428,10 @@ class TriggerSerializer(ModelCleanMixin, serializers.ModelSerializer):
             "timeout_ms",
             "backoff_base_s",
             "backoff_max_s",
+            "retry_policy",
+            "retry_statuses",
+            "circuit_failures",
+            "circuit",
             "delay_s",
             "watch_fields",
             "payload_fields",
@@ -393,6 +452,16 @@ class TriggerSerializer(ModelCleanMixin, serializers.ModelSerializer):
         )
         read_only_fields = ("created_at", "updated_at", "cron_last_tick")
         extra_kwargs = {"signing_secret": {"required": False}}
+
+    circuit = serializers.SerializerMethodField(
+        help_text="The circuit breaker's state (null: no failure counted yet)."
+    )
+
+    @extend_schema_field(CircuitSerializer(allow_null=True))
+    def get_circuit(self, instance: Trigger) -> dict[str, Any] | None:
+        """The trigger's circuit row, if it has one."""
+        row = getattr(instance, "circuit", None)
+        return CircuitSerializer(row).data if row is not None else None
 
     def to_representation(self, instance: Trigger) -> dict[str, Any]:
         """Credentials stay out of responses: header values and the signing secret are masked,

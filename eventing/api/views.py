@@ -32,7 +32,13 @@ from eventing.api.permissions import ModelPermissions, QueueEveryTypePermission
 from eventing.api.throttles import EventingThrottle, QueueThrottle
 from eventing.conf import settings
 from eventing.delivery import synchronous
-from eventing.dispatch.operations import cancel_events, redeliver_events, reschedule_event
+from eventing.dispatch.operations import (
+    Replay,
+    cancel_events,
+    redeliver_events,
+    replay,
+    reschedule_event,
+)
 from eventing.models import EventLog, EventStatus, InvocationLog
 from eventing.ops import search
 from eventing.ops.search import filter_by_payload, filter_invocations, parse_payload_filters
@@ -291,6 +297,7 @@ class EventViewSet(
     action_permissions = {
         "cancel": ["eventing.cancel_eventlog"],
         "redeliver": ["eventing.redeliver_eventlog"],
+        "replay": ["eventing.redeliver_eventlog"],
     }
 
     def queues_events(self) -> bool:
@@ -426,6 +433,33 @@ class EventViewSet(
         event.refresh_from_db()
         return Response(serializers.EventSerializer(event).data)
 
+    @extend_schema(
+        summary="Redeliver a trigger's or a type's finished events created in a time window",
+        description="Count first with `dry_run: true`; the same window then stages exactly "
+        "those events again, a batch per transaction (fresh retry budget, earlier invocations "
+        "kept, as `…/<id>/redeliver/`).",
+        request=serializers.ReplaySerializer,
+        responses={200: serializers.ReplayResultSerializer, **ERRORS},
+    )
+    @action(detail=False, methods=["post"])
+    def replay(self, request: Request) -> Response:
+        """Redeliver (or, in a dry run, count) the finished events of a window."""
+        body = serializers.ReplaySerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        if data.get("trigger") and not Trigger.objects.filter(name=data["trigger"]).exists():
+            raise exceptions.ValidationError({"trigger": "No trigger with this name."})
+        window = Replay(
+            since=data["since"],
+            until=data["until"],
+            statuses=tuple(data["status"]),
+            triggers=(data["trigger"],) if data.get("trigger") else (),
+            types=(data["type"],) if data.get("type") else (),
+        )
+        by_trigger = window.count_by_trigger()
+        count = sum(by_trigger.values()) if data["dry_run"] else replay(window)
+        return Response({"dry_run": data["dry_run"], "count": count, "by_trigger": by_trigger})
+
 
 class InvocationCursorPagination(CursorPagination):
     """Newest attempt first; stable under inserts."""
@@ -493,7 +527,7 @@ class NamedModelViewSet(EventingAPIMixin, viewsets.ModelViewSet):
 class TriggerViewSet(NamedModelViewSet):
     """Triggers, validated like the admin validates them."""
 
-    queryset = Trigger.objects.all()
+    queryset = Trigger.objects.select_related("circuit")
     serializer_class = serializers.TriggerSerializer
     action_permissions = {"test": ["triggers.change_trigger"]}
 

@@ -12,7 +12,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from eventing.conf import settings
-from eventing.delivery import rows
+from eventing.delivery import circuit, rows
 from eventing.delivery.dead_letters import emit_dead_letter
 from eventing.delivery.follow_ups import emit_follow_ups
 from eventing.delivery.outcome import Outcome, decide
@@ -60,6 +60,9 @@ def deliver_event(
     trigger = load_trigger(event_id, trigger_id)
     if not may_deliver(trigger):
         return not_deliverable(event_id, trigger)
+    gate = circuit.admit(trigger, now, force=force)
+    if gate.holds:
+        return held([event_id], gate, now)[event_id]
     event = rows.claim(
         event_id, lease_until=now + lease(trigger), now=now, force=force, trigger_id=trigger.pk
     )
@@ -70,6 +73,7 @@ def deliver_event(
     outcome = judge(event, trigger, response)
     result = DeliveryResult(attempt=event.attempts, response=response, outcome=outcome, event=event)
     finish(result, trigger, started=now)
+    circuit.record(trigger, gate, [outcome], timezone.now())
     observe_delivery(event, trigger, now, response, outcome)
     return result
 
@@ -85,6 +89,10 @@ def deliver_events(event_ids: list, trigger_id: int | None) -> dict:
         trigger = get_trigger(trigger_id)
         if not may_deliver(trigger):
             results.update({pk: not_deliverable(pk, trigger) for pk in ids})
+            break
+        gate, ids, waiting = through_circuit(trigger, ids)
+        results.update(waiting)
+        if not ids:
             break
         # Claim no more rows than there are free sender threads: each is sent at once, so
         # its lease holds.
@@ -103,6 +111,7 @@ def deliver_events(event_ids: list, trigger_id: int | None) -> dict:
             note_claim(claimed[0], now)
         done = senders.run(functools.partial(attempt, trigger=trigger), claimed)
         finish_batch(done, trigger, started=now)
+        circuit.record(trigger, gate, [result.outcome for result in done], timezone.now())
         for result in done:
             observe_delivery(result.event, trigger, now, result.response, result.outcome)
             results[result.event.id] = result
@@ -178,6 +187,24 @@ def cancel_orphan(event: EventLog, now: dt.datetime) -> None:
         processed_at=now,
         remark=f"Trigger {event.trigger_name} was deleted",
     )
+
+
+def through_circuit(trigger: Trigger, ids: list) -> tuple[circuit.Gate, list, dict]:
+    """What the trigger's circuit lets through of these ids: its gate, the ids to attempt (all,
+    one probe, or none) and a DeliveryResult for each id held."""
+    now = timezone.now()
+    gate = circuit.admit(trigger, now)
+    if not gate.holds and gate.limit is None:
+        return gate, ids, {}
+    go = ids[: gate.limit or 0]
+    return gate, go, held(ids[len(go) :], gate, now)
+
+
+def held(event_ids: list, gate: circuit.Gate, now: dt.datetime) -> dict:
+    """Leave these events staged until the circuit's next probe; a DeliveryResult per id."""
+    if event_ids:
+        circuit.hold(event_ids, gate, now)
+    return {pk: DeliveryResult(skipped="circuit open") for pk in event_ids}
 
 
 def why_not_claimed(event_ids: list, now: dt.datetime) -> dict:

@@ -19,6 +19,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import ngettext
 
+from eventing.dispatch import operations
 from eventing.models import EventLog, EventStatus
 from eventing.ops.search import filter_by_payload, is_payload_parameter, parse_payload_filters
 from eventing.webhooks.request import REDACTED, SENSITIVE_HEADER_RE
@@ -28,7 +29,7 @@ from triggers.models import EventType, Trigger
 from .. import actions
 from ..counting import EstimatedCountPaginator
 from ..display import breakable, display_time
-from ..forms import RedeliverFailedForm
+from ..forms import RedeliverFailedForm, ReplayForm
 from ..sites import site
 from .params import PK_RE, CheckedFilter, CheckedParamsMixin
 
@@ -438,6 +439,11 @@ class EventLogAdmin(CheckedParamsMixin, admin.ModelAdmin):
                 name="eventing_eventlog_redeliver_failed",
             ),
             path(
+                "replay/",
+                self.admin_site.admin_view(self.replay_view),
+                name="eventing_eventlog_replay",
+            ),
+            path(
                 "<path:object_id>/operate/<str:operation>/",
                 self.admin_site.admin_view(self.operate_view),
                 name="eventing_eventlog_operate",
@@ -473,6 +479,37 @@ class EventLogAdmin(CheckedParamsMixin, admin.ModelAdmin):
             "opts": self.opts,
         }
         return TemplateResponse(request, "mission_control/eventlog/redeliver_failed.html", context)
+
+    def replay_view(self, request: HttpRequest):
+        """Replay a time window: the first POST counts the events, the confirmed one stages
+        exactly that window again."""
+        if not self.has_redeliver_permission(request):
+            raise PermissionDenied
+        form = ReplayForm(request.POST or None, initial=dict(request.GET.items()))
+        preview, window = None, None
+        if request.method == "POST" and form.is_valid():
+            window = actions.replay_window(form.cleaned_data)
+            if form.cleaned_data["confirm"]:
+                count = operations.replay(window)
+                self.message_user(
+                    request,
+                    ngettext("%d event redelivered.", "%d events redelivered.", count) % count,
+                    messages.SUCCESS if count else messages.WARNING,
+                )
+                return HttpResponseRedirect(reverse("mission_control:eventing_eventlog_changelist"))
+            preview = window.count_by_trigger()
+            form = ReplayForm(initial={**request.POST.dict(), "confirm": True})
+            form.initial["statuses"] = request.POST.getlist("statuses")
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Replay events",
+            "form": form,
+            "preview": preview,
+            "total": sum(preview.values()) if preview is not None else None,
+            "trigger_name": ", ".join(window.triggers) if window else "",
+            "opts": self.opts,
+        }
+        return TemplateResponse(request, "mission_control/eventlog/replay.html", context)
 
     def operate_view(self, request: HttpRequest, object_id: str, operation: str):
         """Buttons of the detail page: redeliver (POST), or cancel (GET asks, POST cancels)."""

@@ -19,7 +19,7 @@ from django.utils.translation import ngettext
 
 from eventing.capture.cron import next_ticks
 from eventing.capture.database import describe_capture
-from eventing.models import EventLog, EventStatus
+from eventing.models import CircuitState, EventLog, EventStatus, TriggerCircuit
 from triggers import types
 from triggers.masking import MASK, mask_headers
 from triggers.models import EventType, Trigger
@@ -69,6 +69,11 @@ class TimestampsMixin:
         return display_time(obj.updated_at)
 
 
+def circuit_of(trigger: Trigger) -> TriggerCircuit | None:
+    """The trigger's circuit row (select_related by the admin's queryset), if any."""
+    return getattr(trigger, "circuit", None)
+
+
 class StateFilter(admin.SimpleListFilter):
     """Enabled (delivering), paused, or disabled."""
 
@@ -113,6 +118,7 @@ class TriggerAdmin(TimestampsMixin, CheckedParamsMixin, admin.ModelAdmin):
         "signing_secret_display",
         "capture",
         "next_runs",
+        "circuit_breaker",
         "created",
         "updated",
     )
@@ -124,6 +130,7 @@ class TriggerAdmin(TimestampsMixin, CheckedParamsMixin, admin.ModelAdmin):
         "send_test_event",
         "duplicate",
         "rotate_secret",
+        "replay_events",
     )
     fieldsets = (
         (None, {"fields": ("name", "description")}),
@@ -171,10 +178,30 @@ class TriggerAdmin(TimestampsMixin, CheckedParamsMixin, admin.ModelAdmin):
         (
             "Retries and timing",
             {
-                "fields": ("retries", "backoff_base_s", "backoff_max_s", "delay_s"),
+                "fields": (
+                    "retries",
+                    "backoff_base_s",
+                    "backoff_max_s",
+                    "retry_policy",
+                    "retry_statuses",
+                    "circuit_failures",
+                    "delay_s",
+                ),
             },
         ),
-        ("State", {"fields": ("enabled", "paused", "paused_reason", "created", "updated")}),
+        (
+            "State",
+            {
+                "fields": (
+                    "enabled",
+                    "paused",
+                    "paused_reason",
+                    "circuit_breaker",
+                    "created",
+                    "updated",
+                )
+            },
+        ),
     )
 
     # What users without change permission see: stored values, credentials (header values,
@@ -222,9 +249,19 @@ class TriggerAdmin(TimestampsMixin, CheckedParamsMixin, admin.ModelAdmin):
         ),
         (
             "Retries and timing",
-            {"fields": ("retries", "backoff_base_s", "backoff_max_s", "delay_s")},
+            {
+                "fields": (
+                    "retries",
+                    "backoff_base_s",
+                    "backoff_max_s",
+                    "retry_policy",
+                    "retry_statuses",
+                    "circuit_failures",
+                    "delay_s",
+                )
+            },
         ),
-        ("State", {"fields": ("state", "created", "updated")}),
+        ("State", {"fields": ("state", "circuit_breaker", "created", "updated")}),
     )
 
     class Media:
@@ -255,6 +292,7 @@ class TriggerAdmin(TimestampsMixin, CheckedParamsMixin, admin.ModelAdmin):
         return (
             super()
             .get_queryset(request)
+            .select_related("circuit")
             .annotate(
                 processed_24h=count_since(EventStatus.PROCESSED, since),
                 failed_24h=count_since(EventStatus.FAILED, since),
@@ -316,7 +354,31 @@ class TriggerAdmin(TimestampsMixin, CheckedParamsMixin, admin.ModelAdmin):
                 obj.paused_reason,
                 obj.paused_reason or "paused by an operator",
             )
+        if circuit_of(obj) and circuit_of(obj).state == CircuitState.OPEN:
+            return mark_safe('<span class="mc-state mc-state-paused">circuit open</span>')
         return mark_safe('<span class="mc-state mc-state-enabled">enabled</span>')
+
+    @admin.display(description="circuit breaker")
+    def circuit_breaker(self, obj: Trigger | None) -> str:
+        """Closed or open, failures counted, when the next probe goes."""
+        row = circuit_of(obj) if obj and obj.pk else None
+        if row is None or (row.state == CircuitState.CLOSED and not row.consecutive_failures):
+            return "closed (no failure counted)"
+        if row.state == CircuitState.CLOSED:
+            return format_html(
+                "closed · {} failed attempt(s) in a row since {}; the last: {}",
+                row.consecutive_failures,
+                row.failing_since,
+                row.last_error,
+            )
+        return format_html(
+            '<span class="mc-state mc-state-paused">open</span> since {} after {} failed '
+            "attempt(s); next probe at {}; the last error: {}",
+            row.opened_at,
+            row.consecutive_failures,
+            row.next_probe_at,
+            row.last_error,
+        )
 
     @admin.display(description="processed 24 h", ordering="processed_24h")
     def processed_24h(self, obj: Trigger) -> int:
@@ -434,6 +496,13 @@ class TriggerAdmin(TimestampsMixin, CheckedParamsMixin, admin.ModelAdmin):
             % count,
             messages.WARNING,
         )
+
+    @admin.action(description="Replay events in a time window…", permissions=["change"])
+    def replay_events(self, request, queryset):
+        """To the replay page (count first, then confirm), for the first selected trigger."""
+        trigger = queryset.order_by("name").first()
+        url = reverse("mission_control:eventing_eventlog_replay")
+        return HttpResponseRedirect(f"{url}?trigger={trigger.pk}" if trigger else url)
 
     # The same operations as buttons on one trigger's page.
 
