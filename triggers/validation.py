@@ -14,7 +14,7 @@ from django.apps import apps
 from django.conf import settings
 from django.core.exceptions import ValidationError
 
-from . import defaults, types
+from . import defaults, templating, types
 
 ENV_PLACEHOLDER_RE = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 # RFC 9110 token; \Z, not $, which would let "Host\n" through.
@@ -257,6 +257,48 @@ def validate_trigger(trigger) -> None:
     if trigger.backoff_max_s < trigger.backoff_base_s:
         raise ValidationError({"backoff_max_s": "Must be at least the backoff base."})
     validate_signing_secret(trigger.signing_secret)
+    validate_transform(trigger)
+
+
+def validate_template(source: Any, field: str, where: str = "") -> None:
+    """A template that compiles in the sandbox; a syntax error is refused naming the field."""
+    if not isinstance(source, str):
+        raise ValidationError({field: f"{where}a template is text."})
+    try:
+        templating.compile_template(source)
+    except templating.TransformError as exc:
+        raise ValidationError({field: f"{where}{exc}"}) from None
+
+
+def validate_template_map(value: Any, field: str, *, headers: bool) -> None:
+    """An object of name to template: query parameters, or header templates."""
+    if not isinstance(value, dict):
+        raise ValidationError({field: 'Give an object of name to template: {"a": "{{ id }}"}.'})
+    for name, source in value.items():
+        if not name:
+            raise ValidationError({field: "Names may not be empty."})
+        if headers and not HEADER_NAME_RE.match(name):
+            raise ValidationError({field: f"{name!r} is not a valid header name."})
+        # Content-Type may follow the body template; the rest is set by Eventing itself.
+        if headers and name.lower() in RESERVED_HEADERS - {"content-type"}:
+            raise ValidationError({field: f"{name} is set by Eventing itself."})
+        validate_template(source, field, f"{name}: ")
+
+
+def validate_transform(trigger) -> None:
+    """The request transform: a known method and templates that compile (triggers.templating)."""
+    if trigger.transform_method not in trigger.REQUEST_METHODS:
+        raise ValidationError(
+            {"transform_method": f"Choose one of {', '.join(trigger.REQUEST_METHODS)}."}
+        )
+    validate_template(trigger.transform_url or "", "transform_url")
+    validate_template(trigger.transform_body or "", "transform_body")
+    validate_template_map(trigger.transform_query, "transform_query", headers=False)
+    validate_template_map(trigger.transform_headers, "transform_headers", headers=True)
+    validate_storable(trigger.transform_url, "transform_url")
+    validate_storable(trigger.transform_body, "transform_body")
+    validate_storable(trigger.transform_query, "transform_query")
+    validate_storable(trigger.transform_headers, "transform_headers")
 
 
 # Keywords whose subschemas apply to the same instance ("in place"): a cycle through these

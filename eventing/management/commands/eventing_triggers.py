@@ -39,6 +39,11 @@ TRIGGER_FIELDS = (
     "filter",
     "path_pattern",
     "headers",
+    "transform_method",
+    "transform_url",
+    "transform_query",
+    "transform_headers",
+    "transform_body",
     "description",
 )
 EVENT_TYPE_FIELDS = ("name", "description", "schema", "queue_rule")
