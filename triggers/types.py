@@ -7,6 +7,9 @@ DB_UPDATE = "DB_UPDATE"
 DB_DELETE = "DB_DELETE"
 FILE_CREATE = "FILE_CREATE"
 FILE_DELETE = "FILE_DELETE"
+# Rows sent to a DB trigger by hand or by a backfill (eventing.capture.backfill): the type of
+# their events, never a trigger's.
+MANUAL = "MANUAL"
 
 DB_TYPES = (DB_INSERT, DB_UPDATE, DB_DELETE)
 FILE_TYPES = (FILE_CREATE, FILE_DELETE)
@@ -29,7 +32,11 @@ def is_file_type(event_type: str) -> bool:
 
 def is_custom_type(event_type: str) -> bool:
     """Whether `event_type` is a valid custom type name (not reserved)."""
-    return bool(NAME_RE.match(event_type)) and not event_type.upper().startswith(RESERVED_PREFIXES)
+    return (
+        bool(NAME_RE.match(event_type))
+        and not event_type.upper().startswith(RESERVED_PREFIXES)
+        and event_type.upper() != MANUAL
+    )
 
 
 def dlq_type(trigger_name: str) -> str:

@@ -208,6 +208,10 @@ def validate_trigger(trigger) -> None:
     event_type = trigger.type or ""
     if event_type in types.BUILTIN_TYPES:
         pass
+    elif event_type.upper() == types.MANUAL:
+        raise ValidationError(
+            {"type": "MANUAL is the type of rows sent by hand or by a backfill; pick another."}
+        )
     elif event_type.upper().startswith(types.RESERVED_PREFIXES):
         raise ValidationError(
             {"type": f"{event_type!r}: the DB_ and FILE_ prefixes are reserved for built-in types."}
