@@ -133,6 +133,11 @@ class TriggerForm(forms.ModelForm):
             "path_pattern",
             "filter",
             "headers",
+            "transform_method",
+            "transform_url",
+            "transform_query",
+            "transform_headers",
+            "transform_body",
             "retries",
             "timeout_ms",
             "backoff_base_s",
@@ -143,8 +148,18 @@ class TriggerForm(forms.ModelForm):
             "paused_reason",
             "description",
         )
-        widgets = {"url": forms.TextInput(attrs={"size": 80})}
-        field_classes = {"filter": StorableJSONField}
+        widgets = {
+            "url": forms.TextInput(attrs={"size": 80}),
+            "transform_url": forms.TextInput(attrs={"size": 80}),
+            "transform_query": forms.Textarea(attrs={"rows": 3, "cols": 80}),
+            "transform_headers": forms.Textarea(attrs={"rows": 3, "cols": 80}),
+            "transform_body": forms.Textarea(attrs={"rows": 6, "cols": 80, "spellcheck": "false"}),
+        }
+        field_classes = {
+            "filter": StorableJSONField,
+            "transform_query": StorableJSONField,
+            "transform_headers": StorableJSONField,
+        }
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -175,6 +190,14 @@ class TriggerForm(forms.ModelForm):
 
     def clean_filter(self) -> Any:
         value = self.cleaned_data.get("filter")
+        return {} if value is None else value
+
+    def clean_transform_query(self) -> Any:
+        value = self.cleaned_data.get("transform_query")
+        return {} if value is None else value
+
+    def clean_transform_headers(self) -> Any:
+        value = self.cleaned_data.get("transform_headers")
         return {} if value is None else value
 
     def clean_headers(self) -> Any:

@@ -10,7 +10,13 @@ from django.contrib.admin.utils import flatten_fieldsets
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, IntegerField, OuterRef, Subquery, Value
 from django.db.models.functions import Coalesce
-from django.http import Http404, HttpRequest, HttpResponseNotAllowed, HttpResponseRedirect
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponseNotAllowed,
+    HttpResponseRedirect,
+    JsonResponse,
+)
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
@@ -25,6 +31,7 @@ from triggers.models import EventType, Trigger
 from .. import actions
 from ..forms import EventTypeForm, TriggerForm
 from ..sites import site
+from ..transforms import preview_request
 from .params import CheckedParamsMixin
 
 # The test action delivers synchronously inside the request; a few triggers at most.
@@ -93,7 +100,13 @@ class TriggerAdmin(CheckedParamsMixin, admin.ModelAdmin):
     )
     list_filter = ("type", StateFilter)
     search_fields = ("name", "type", "source", "url", "description")
-    readonly_fields = ("signing_secret_display", "capture", "created_at", "updated_at")
+    readonly_fields = (
+        "signing_secret_display",
+        "capture",
+        "transform_preview",
+        "created_at",
+        "updated_at",
+    )
     actions = (
         "enable",
         "disable",
@@ -128,6 +141,22 @@ class TriggerAdmin(CheckedParamsMixin, admin.ModelAdmin):
             },
         ),
         (
+            "Request transform",
+            {
+                "classes": ("mc-transform",),
+                "description": "Optional: shape the request with templates over the event "
+                "(docs/transforms.md). Empty fields keep the CloudEvents POST.",
+                "fields": (
+                    "transform_method",
+                    "transform_url",
+                    "transform_query",
+                    "transform_headers",
+                    "transform_body",
+                    "transform_preview",
+                ),
+            },
+        ),
+        (
             "Retries and timing",
             {
                 "fields": ("retries", "backoff_base_s", "backoff_max_s", "delay_s"),
@@ -156,6 +185,18 @@ class TriggerAdmin(CheckedParamsMixin, admin.ModelAdmin):
         ),
         ("Webhook", {"fields": ("url", "masked_headers", "timeout_ms", "masked_signing_secret")}),
         (
+            "Request transform",
+            {
+                "fields": (
+                    "transform_method",
+                    "transform_url",
+                    "transform_query",
+                    "transform_headers",
+                    "transform_body",
+                )
+            },
+        ),
+        (
             "Retries and timing",
             {"fields": ("retries", "backoff_base_s", "backoff_max_s", "delay_s")},
         ),
@@ -164,7 +205,7 @@ class TriggerAdmin(CheckedParamsMixin, admin.ModelAdmin):
 
     class Media:
         css = {"all": ("mission_control/admin.css",)}
-        js = ("mission_control/trigger_form.js",)
+        js = ("mission_control/trigger_form.js", "mission_control/transform_preview.js")
 
     def _view_only(self, request: HttpRequest, obj) -> bool:
         return obj is not None and not self.has_change_permission(request, obj)
@@ -236,6 +277,40 @@ class TriggerAdmin(CheckedParamsMixin, admin.ModelAdmin):
     @admin.display(description="last delivery", ordering="last_delivery_at")
     def last_delivery(self, obj: Trigger):
         return obj.last_delivery_at or "—"
+
+    @admin.display(description="preview")
+    def transform_preview(self, obj: Trigger | None) -> str:
+        """The request the transform makes, rendered live as the form changes (never sent)."""
+        url = reverse("mission_control:triggers_trigger_preview")
+        return format_html(
+            '<div id="mc-preview" data-url="{}" data-trigger="{}">'
+            '<label for="mc-preview-data">Sample payload (JSON; empty: the latest event)</label>'
+            '<textarea id="mc-preview-data" rows="3" cols="80"></textarea> '
+            '<button type="button" class="button" id="mc-preview-run">Preview</button>'
+            '<div id="mc-preview-source" class="mc-reason"></div>'
+            '<pre id="mc-preview-error" class="mc-preview-error" hidden></pre>'
+            '<pre id="mc-preview-request" class="mc-json"></pre></div>',
+            url,
+            obj.pk if obj and obj.pk else "",
+        )
+
+    def preview_view(self, request: HttpRequest):
+        """POST the form's transform (JSON): the request it makes over an event, as JSON."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if not (self.has_change_permission(request) or self.has_add_permission(request)):
+            raise PermissionDenied
+        try:
+            data = json.loads(request.body or b"{}")
+            sample_text = (data.get("sample") or "").strip()
+            sample = json.loads(sample_text) if sample_text else None
+        except (ValueError, AttributeError) as exc:
+            return JsonResponse({"error": f"Not JSON: {exc}"})
+        stored = None
+        if data.get("trigger"):
+            stored = self.get_object(request, str(data["trigger"]))
+        fields = data.get("fields") if isinstance(data.get("fields"), dict) else {}
+        return JsonResponse(preview_request(fields, stored, sample))
 
     @admin.display(description="signing secret")
     def signing_secret_display(self, obj: Trigger) -> str:
@@ -342,6 +417,11 @@ class TriggerAdmin(CheckedParamsMixin, admin.ModelAdmin):
     def get_urls(self):
         urls = super().get_urls()
         extra = [
+            path(
+                "preview/",
+                self.admin_site.admin_view(self.preview_view),
+                name="triggers_trigger_preview",
+            ),
             path(
                 "<path:object_id>/operate/<str:operation>/",
                 self.admin_site.admin_view(self.operate_view),
