@@ -26,10 +26,8 @@ PREVIEW_FIELDS = (
 
 
 def preview_trigger(submitted: dict[str, Any], stored: Trigger | None) -> Trigger:
-    """An unsaved trigger: the stored one (or a new one) with the form's transform on top."""
-    trigger = Trigger(name="new_trigger", type="preview")
-    if stored is not None:
-        trigger = Trigger.objects.get(pk=stored.pk)
+    """The stored trigger (or a new one) with the form's transform on top, never saved."""
+    trigger = stored if stored is not None else Trigger(name="new_trigger", type="preview")
     for name in PREVIEW_FIELDS:
         if name in submitted:
             value = submitted[name]
