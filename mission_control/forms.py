@@ -184,6 +184,7 @@ class TriggerForm(forms.ModelForm):
             self.initial["headers"] = mask_headers(trigger.headers)
         else:
             self.initial.setdefault("headers", [])
+        self.fields["transform_method"].required = False
 
     def clean_custom_type(self) -> str:
         return (self.cleaned_data.get("custom_type") or "").strip()
@@ -191,6 +192,10 @@ class TriggerForm(forms.ModelForm):
     def clean_filter(self) -> Any:
         value = self.cleaned_data.get("filter")
         return {} if value is None else value
+
+    def clean_transform_method(self) -> str:
+        # Optional on the form (posted forms of before transforms leave it out): POST.
+        return self.cleaned_data.get("transform_method") or "POST"
 
     def clean_transform_query(self) -> Any:
         value = self.cleaned_data.get("transform_query")
