@@ -184,7 +184,8 @@ class TriggerForm(forms.ModelForm):
             self.initial["headers"] = mask_headers(trigger.headers)
         else:
             self.initial.setdefault("headers", [])
-        self.fields["transform_method"].required = False
+        if "transform_method" in self.fields:  # read-only views leave it out
+            self.fields["transform_method"].required = False
 
     def clean_custom_type(self) -> str:
         return (self.cleaned_data.get("custom_type") or "").strip()
