@@ -111,6 +111,9 @@ DEFAULTS: dict[str, Any] = {
     "INTENT_GRACE_S": 60,
     # User-Agent of webhook calls.
     "USER_AGENT": "Eventing/1.0 (+webhooks)",
+    # Longest time one request transform may take to render, in milliseconds (a template
+    # that runs over fails its attempt).
+    "TRANSFORM_RENDER_MS": 250,
     # Publish broker messages from a per-process background thread after commit, so a save()
     # never waits on the broker. False publishes inline in the on_commit callback.
     "PUBLISH_IN_BACKGROUND": True,

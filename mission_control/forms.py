@@ -150,6 +150,11 @@ class TriggerForm(forms.ModelForm):
             "filter",
             "headers",
             "send_authorization",
+            "transform_method",
+            "transform_url",
+            "transform_query",
+            "transform_headers",
+            "transform_body",
             "retries",
             "timeout_ms",
             "backoff_base_s",
@@ -168,8 +173,19 @@ class TriggerForm(forms.ModelForm):
             "cron_payload",
             "cron_skip_missed",
         )
-        widgets = {"url": forms.TextInput(attrs={"size": 80})}
-        field_classes = {"filter": StorableJSONField, "cron_payload": StorableJSONField}
+        widgets = {
+            "url": forms.TextInput(attrs={"size": 80}),
+            "transform_url": forms.TextInput(attrs={"size": 80}),
+            "transform_query": forms.Textarea(attrs={"rows": 3, "cols": 80}),
+            "transform_headers": forms.Textarea(attrs={"rows": 3, "cols": 80}),
+            "transform_body": forms.Textarea(attrs={"rows": 6, "cols": 80, "spellcheck": "false"}),
+        }
+        field_classes = {
+            "filter": StorableJSONField,
+            "cron_payload": StorableJSONField,
+            "transform_query": StorableJSONField,
+            "transform_headers": StorableJSONField,
+        }
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -194,12 +210,26 @@ class TriggerForm(forms.ModelForm):
             self.initial["headers"] = mask_headers(trigger.headers)
         else:
             self.initial.setdefault("headers", [])
+        if "transform_method" in self.fields:  # read-only views leave it out
+            self.fields["transform_method"].required = False
 
     def clean_custom_type(self) -> str:
         return (self.cleaned_data.get("custom_type") or "").strip()
 
     def clean_filter(self) -> Any:
         value = self.cleaned_data.get("filter")
+        return {} if value is None else value
+
+    def clean_transform_method(self) -> str:
+        # Optional on the form (posted forms of before transforms leave it out): POST.
+        return self.cleaned_data.get("transform_method") or "POST"
+
+    def clean_transform_query(self) -> Any:
+        value = self.cleaned_data.get("transform_query")
+        return {} if value is None else value
+
+    def clean_transform_headers(self) -> Any:
+        value = self.cleaned_data.get("transform_headers")
         return {} if value is None else value
 
     def clean_cron_payload(self) -> Any:

@@ -18,10 +18,14 @@ class MissionControlSite(admin.AdminSite):
     enable_nav_sidebar = False
 
     def get_urls(self):
+        from .backfill import backfill_view, batch_view, count_view
         from .views import dashboard_health_view, queue_event_view
 
         extra = [
             path("queue-event/", self.admin_view(queue_event_view), name="queue_event"),
+            path("backfill/", self.admin_view(backfill_view), name="backfill"),
+            path("backfill/count/", self.admin_view(count_view), name="backfill_count"),
+            path("backfill/batch/", self.admin_view(batch_view), name="backfill_batch"),
             path("health/", self.admin_view(dashboard_health_view), name="health"),
         ]
         return extra + super().get_urls()

@@ -293,7 +293,13 @@ def test_integration_page_works_in_a_fresh_startproject(tmp_path):
     )
     tasks, recorded = check.strip().splitlines()[-2:]
     assert tasks == str(
-        ["eventing.cleanup", "eventing.deliver", "eventing.deliver_batch", "eventing.sweep"]
+        [
+            "eventing.cleanup",
+            "eventing.cron",
+            "eventing.deliver",
+            "eventing.deliver_batch",
+            "eventing.sweep",
+        ]
     )
     assert recorded == "1"  # step 8's User.objects.create recorded the event
 

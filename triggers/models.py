@@ -7,6 +7,9 @@ from . import defaults
 from .database import EventsDatabaseManager
 from .types import NAME_RE
 
+# Methods a request transform may use.
+REQUEST_METHODS = ("POST", "PUT", "PATCH", "DELETE", "GET")
+
 # Longest delay or backoff a trigger may ask for: beyond a year is a typo, and far beyond it
 # overflows date arithmetic.
 MAX_DELAY_S = 366 * 24 * 3600
@@ -30,6 +33,8 @@ TRANSIENT_4XX = (408, 425, 429)
 
 class Trigger(models.Model):
     """A webhook called for every event of one type (and source) that passes its filter."""
+
+    REQUEST_METHODS = REQUEST_METHODS
 
     name = models.CharField(
         max_length=100,
@@ -148,6 +153,43 @@ class Trigger(models.Model):
         help_text="Also send 'Authorization: Bearer <token>' with the X-SC-Token's signed claims, "
         "as Space Cloud sends its trigger token (for receivers that read that header).",
     )
+    # Request transform (Space Cloud's request templates, Hasura's Kriti): empty fields keep
+    # today's request. Templates are Jinja2, sandboxed and bounded (triggers.templating).
+    transform_method = models.CharField(
+        "method",
+        max_length=10,
+        choices=[(m, m) for m in REQUEST_METHODS],
+        default="POST",
+        help_text="HTTP method of the webhook call.",
+    )
+    transform_url = models.TextField(
+        "URL template",
+        blank=True,
+        help_text="Template of the URL, e.g. {{ base_url }}/orders/{{ data.new.id }}. Empty: the "
+        "URL above. Variables: data, type, id, time, trigger, base_url, event.",
+    )
+    transform_query = models.JSONField(
+        "query parameters",
+        default=dict,
+        blank=True,
+        help_text='Query parameters added to the URL, name to template: {"order": '
+        '"{{ data.new.id }}"}.',
+    )
+    transform_headers = models.JSONField(
+        "header templates",
+        default=dict,
+        blank=True,
+        help_text='Headers, name to template: {"X-Order": "{{ data.new.id }}"}; may set '
+        "Content-Type. An empty result leaves the header out. Keep credentials in Headers "
+        "(value_from_env).",
+    )
+    transform_body = models.TextField(
+        "body template",
+        blank=True,
+        help_text='Template of the body, e.g. {"id": {{ data.new.id }}, "name": '
+        "{{ data.new.name | tojson }}}. Must give valid JSON when the content type is JSON. "
+        "Empty: the CloudEvents envelope.",
+    )
     signing_secret = models.CharField(
         max_length=200,
         default=defaults.new_signing_secret,
@@ -202,6 +244,17 @@ class Trigger(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def transformed(self) -> bool:
+        """Whether any part of the request is shaped by the transform."""
+        return bool(
+            self.transform_method != "POST"
+            or self.transform_url
+            or self.transform_query
+            or self.transform_headers
+            or self.transform_body
+        )
 
     def clean(self) -> None:
         from .validation import validate_trigger

@@ -35,11 +35,16 @@ PROJECT_KEYS = {
     "eventingRules": "rule",
     "eventingSchemas": "schema",
 }
+# Space Cloud's request templates are Go templates; ours are Jinja2 (docs/transforms.md).
+TEMPLATE_NOTE = (
+    "Space Cloud's Go templates are not converted; rewrite them as the trigger's request "
+    "transform (Jinja2, docs/transforms.md)"
+)
 # Trigger fields no trigger here can hold, and why (the report says so).
 UNMAPPED_TRIGGER_FIELDS = {
-    "template": "request templates are not supported; the body is a CloudEvents envelope",
-    "requestTemplate": "request templates are not supported; the body is a CloudEvents envelope",
-    "outputFormat": "request templates are not supported; the body is a CloudEvents envelope",
+    "template": TEMPLATE_NOTE,
+    "requestTemplate": TEMPLATE_NOTE,
+    "outputFormat": TEMPLATE_NOTE,
     # Space Cloud signs an `Authorization` token per call from this template.
     "claims": "tokens are not templated here; the Authorization token carries Space Cloud's "
     "fixed claims (id, role: SpaceCloud)",

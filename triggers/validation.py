@@ -17,7 +17,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.utils.module_loading import import_string
 
-from . import defaults, types
+from . import defaults, templating, types
 
 ENV_PLACEHOLDER_RE = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 # RFC 9110 token; \Z, not $, which would let "Host\n" through.
@@ -256,6 +256,10 @@ def validate_trigger(trigger) -> None:
     event_type = trigger.type or ""
     if event_type in types.BUILTIN_TYPES or event_type == types.CRON:
         pass
+    elif event_type.upper() == types.MANUAL:
+        raise ValidationError(
+            {"type": "MANUAL is the type of rows sent by hand or by a backfill; pick another."}
+        )
     elif event_type.upper().startswith(types.RESERVED_PREFIXES):
         raise ValidationError(
             {"type": f"{event_type!r}: the DB_ and FILE_ prefixes are reserved for built-in types."}
@@ -306,6 +310,48 @@ def validate_trigger(trigger) -> None:
         raise ValidationError({"backoff_max_s": "Must be at least the backoff base."})
     validate_retry_statuses(trigger.retry_statuses, trigger.retry_policy)
     validate_signing_secret(trigger.signing_secret)
+    validate_transform(trigger)
+
+
+def validate_template(source: Any, field: str, where: str = "") -> None:
+    """A template that compiles in the sandbox; a syntax error is refused naming the field."""
+    if not isinstance(source, str):
+        raise ValidationError({field: f"{where}a template is text."})
+    try:
+        templating.compile_template(source)
+    except templating.TransformError as exc:
+        raise ValidationError({field: f"{where}{exc}"}) from None
+
+
+def validate_template_map(value: Any, field: str, *, headers: bool) -> None:
+    """An object of name to template: query parameters, or header templates."""
+    if not isinstance(value, dict):
+        raise ValidationError({field: 'Give an object of name to template: {"a": "{{ id }}"}.'})
+    for name, source in value.items():
+        if not name:
+            raise ValidationError({field: "Names may not be empty."})
+        if headers and not HEADER_NAME_RE.match(name):
+            raise ValidationError({field: f"{name!r} is not a valid header name."})
+        # Content-Type may follow the body template; the rest is set by Eventing itself.
+        if headers and name.lower() in RESERVED_HEADERS - {"content-type"}:
+            raise ValidationError({field: f"{name} is set by Eventing itself."})
+        validate_template(source, field, f"{name}: ")
+
+
+def validate_transform(trigger) -> None:
+    """The request transform: a known method and templates that compile (triggers.templating)."""
+    if trigger.transform_method not in trigger.REQUEST_METHODS:
+        raise ValidationError(
+            {"transform_method": f"Choose one of {', '.join(trigger.REQUEST_METHODS)}."}
+        )
+    validate_template(trigger.transform_url or "", "transform_url")
+    validate_template(trigger.transform_body or "", "transform_body")
+    validate_template_map(trigger.transform_query, "transform_query", headers=False)
+    validate_template_map(trigger.transform_headers, "transform_headers", headers=True)
+    validate_storable(trigger.transform_url, "transform_url")
+    validate_storable(trigger.transform_body, "transform_body")
+    validate_storable(trigger.transform_query, "transform_query")
+    validate_storable(trigger.transform_headers, "transform_headers")
 
 
 def validate_cron(trigger) -> None:

@@ -22,7 +22,13 @@ from eventing.dispatch.publish import publish, within_horizon
 from eventing.models import EventLog, EventStatus
 from eventing.ops.metrics import observe_delivery
 from eventing.recording.trigger_cache import get_trigger, invalidate
-from eventing.webhooks.request import WebhookConfigError, WebhookResponse, build_request, send
+from eventing.webhooks.request import (
+    TemplateFailed,
+    WebhookConfigError,
+    WebhookResponse,
+    build_request,
+    send,
+)
 from triggers.models import Trigger
 
 logger = logging.getLogger(__name__)
@@ -264,13 +270,17 @@ def post(event: EventLog, trigger: Trigger) -> WebhookResponse:
         request = build_request(event, trigger, event.attempts)
     except (WebhookConfigError, ValueError) as exc:
         # ValueError: a stored payload JSON cannot carry (NaN, lone surrogates).
-        return not_sent(trigger, f"Not sent: {exc}")
+        response = not_sent(trigger, f"Not sent: {exc}")
+        response.unbuildable = isinstance(exc, TemplateFailed)
+        return response
     response = send(request, trigger.timeout_ms / 1000)
     response.request = {
         "url": request.logged_url,
         "headers": request.redacted_headers,
         "body": event_body_for_log(request.body),
     }
+    if request.method != "POST":
+        response.request["method"] = request.method
     return response
 
 
@@ -289,9 +299,14 @@ def judge(event: EventLog, trigger: Trigger, response: WebhookResponse) -> Outco
     (like call_webhook, it must not raise on a sender thread)."""
     now = timezone.now()
     try:
-        # A refused address (SSRF guard) will be refused again: fail now, no retry.
+        # A refused address (SSRF guard) will be refused again, a failing request template fail
+        # again: fail now, no retry.
         return decide(
-            response, attempt=event.attempts, trigger=trigger, now=now, permanent=response.blocked
+            response,
+            attempt=event.attempts,
+            trigger=trigger,
+            now=now,
+            permanent=response.blocked or response.unbuildable,
         )
     except Exception as exc:  # noqa: BLE001 - recorded as this row's failed attempt instead
         logger.exception("Event %s: the reply could not be judged", event.id)

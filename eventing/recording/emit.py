@@ -107,12 +107,15 @@ def record_events(
     using: str | None = None,
     publish: bool = True,
     idempotency_key: str | None = None,
+    idempotency_keys: Sequence[str] | None = None,
 ) -> list[EventLog]:
     """Insert one row per (trigger, payload); staged rows go to the broker on commit.
 
     With `publish=False` they do not: the caller delivers them now (eventing.delivery.
     synchronous), and the sweeper sends them if it never does. An `idempotency_key` already
-    used for this type and trigger raises IntegrityError (the unique constraint).
+    used for this type and trigger raises IntegrityError (the unique constraint);
+    `idempotency_keys`, one per item, key each row on its own (a backfill keys rows by backfill
+    id and primary key).
     """
     items = list(items)
     if not items:
@@ -127,6 +130,8 @@ def record_events(
         status=status,
         now=timezone.now(),
     )
+    for row, key in zip(rows, idempotency_keys or (), strict=False):
+        row.idempotency_key = key
     insert_events(rows, using=db)
     if status == EventStatus.STAGED and publish:
         enqueue_on_commit(rows, using=db, count=True)

@@ -10,7 +10,13 @@ from django.contrib.admin.utils import flatten_fieldsets
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, IntegerField, OuterRef, Subquery, Value
 from django.db.models.functions import Coalesce
-from django.http import Http404, HttpRequest, HttpResponseNotAllowed, HttpResponseRedirect
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponseNotAllowed,
+    HttpResponseRedirect,
+    JsonResponse,
+)
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
@@ -28,6 +34,7 @@ from .. import actions
 from ..display import breakable, display_time
 from ..forms import EventTypeForm, TriggerForm
 from ..sites import site
+from ..transforms import preview_request
 from .params import CheckedParamsMixin
 
 # The test action delivers synchronously inside the request; a few triggers at most.
@@ -119,6 +126,7 @@ class TriggerAdmin(TimestampsMixin, CheckedParamsMixin, admin.ModelAdmin):
         "capture",
         "next_runs",
         "circuit_breaker",
+        "transform_preview",
         "created",
         "updated",
     )
@@ -172,6 +180,22 @@ class TriggerAdmin(TimestampsMixin, CheckedParamsMixin, admin.ModelAdmin):
                     "send_authorization",
                     "timeout_ms",
                     "signing_secret_display",
+                ),
+            },
+        ),
+        (
+            "Request transform",
+            {
+                "classes": ("mc-transform",),
+                "description": "Optional: shape the request with templates over the event "
+                "(docs/transforms.md). Empty fields keep the CloudEvents POST.",
+                "fields": (
+                    "transform_method",
+                    "transform_url",
+                    "transform_query",
+                    "transform_headers",
+                    "transform_body",
+                    "transform_preview",
                 ),
             },
         ),
@@ -248,6 +272,18 @@ class TriggerAdmin(TimestampsMixin, CheckedParamsMixin, admin.ModelAdmin):
             },
         ),
         (
+            "Request transform",
+            {
+                "fields": (
+                    "transform_method",
+                    "transform_url",
+                    "transform_query",
+                    "transform_headers",
+                    "transform_body",
+                )
+            },
+        ),
+        (
             "Retries and timing",
             {
                 "fields": (
@@ -266,7 +302,7 @@ class TriggerAdmin(TimestampsMixin, CheckedParamsMixin, admin.ModelAdmin):
 
     class Media:
         css = {"all": ("mission_control/admin.css",)}
-        js = ("mission_control/trigger_form.js",)
+        js = ("mission_control/trigger_form.js", "mission_control/transform_preview.js")
 
     def _view_only(self, request: HttpRequest, obj) -> bool:
         return obj is not None and not self.has_change_permission(request, obj)
@@ -397,6 +433,40 @@ class TriggerAdmin(TimestampsMixin, CheckedParamsMixin, admin.ModelAdmin):
     def last_delivery(self, obj: Trigger) -> str:
         return display_time(obj.last_delivery_at)
 
+    @admin.display(description="preview")
+    def transform_preview(self, obj: Trigger | None) -> str:
+        """The request the transform makes, rendered live as the form changes (never sent)."""
+        url = reverse("mission_control:triggers_trigger_preview")
+        return format_html(
+            '<div id="mc-preview" data-url="{}" data-trigger="{}">'
+            '<label for="mc-preview-data">Sample payload (JSON; empty: the latest event)</label>'
+            '<textarea id="mc-preview-data" rows="3" cols="80"></textarea> '
+            '<button type="button" class="button" id="mc-preview-run">Preview</button>'
+            '<div id="mc-preview-source" class="mc-reason"></div>'
+            '<pre id="mc-preview-error" class="mc-preview-error" hidden></pre>'
+            '<pre id="mc-preview-request" class="mc-json"></pre></div>',
+            url,
+            obj.pk if obj and obj.pk else "",
+        )
+
+    def preview_view(self, request: HttpRequest):
+        """POST the form's transform (JSON): the request it makes over an event, as JSON."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if not (self.has_change_permission(request) or self.has_add_permission(request)):
+            raise PermissionDenied
+        try:
+            data = json.loads(request.body or b"{}")
+            sample_text = (data.get("sample") or "").strip()
+            sample = json.loads(sample_text) if sample_text else None
+        except (ValueError, AttributeError) as exc:
+            return JsonResponse({"error": f"Not JSON: {exc}"})
+        stored = None
+        if data.get("trigger"):
+            stored = self.get_object(request, str(data["trigger"]))
+        fields = data.get("fields") if isinstance(data.get("fields"), dict) else {}
+        return JsonResponse(preview_request(fields, stored, sample))
+
     @admin.display(description="signing secret")
     def signing_secret_display(self, obj: Trigger) -> str:
         """The whsec_ secret receivers verify with; on the page of users who may change it."""
@@ -509,6 +579,11 @@ class TriggerAdmin(TimestampsMixin, CheckedParamsMixin, admin.ModelAdmin):
     def get_urls(self):
         urls = super().get_urls()
         extra = [
+            path(
+                "preview/",
+                self.admin_site.admin_view(self.preview_view),
+                name="triggers_trigger_preview",
+            ),
             path(
                 "<path:object_id>/operate/<str:operation>/",
                 self.admin_site.admin_view(self.operate_view),

@@ -186,3 +186,17 @@ def test_queue_form_refuses_bad_json_and_both_times():
     assert not f.is_valid()
     assert "payload" in f.errors
     assert "deliver_at" in f.errors
+
+
+def test_transform_is_saved_and_a_syntax_error_is_shown_on_its_field():
+    f = form(
+        transform_method="PUT",
+        transform_query='{"id": "{{ id }}"}',
+        transform_body='{"id": {{ data.id }}}',
+    )
+    assert f.is_valid(), f.errors
+    trigger = f.save()
+    assert (trigger.transform_method, trigger.transform_query) == ("PUT", {"id": "{{ id }}"})
+    broken = form(name="other", transform_body='{"id": {{ data.id }')
+    assert not broken.is_valid()
+    assert "line 1" in broken.errors["transform_body"][0]

@@ -48,6 +48,11 @@ TRIGGER_FIELDS = (
     "cron_timezone",
     "cron_payload",
     "cron_skip_missed",
+    "transform_method",
+    "transform_url",
+    "transform_query",
+    "transform_headers",
+    "transform_body",
     "description",
 )
 EVENT_TYPE_FIELDS = ("name", "description", "schema", "queue_rule")
