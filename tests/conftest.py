@@ -7,11 +7,41 @@ import subprocess
 from unittest import mock
 
 import pytest
+from django.core.management import CommandError
+from django.db import OperationalError
+from django.test import TransactionTestCase
 
 from eventing import runtime
 from tests.hostile import RawServer
 from tests.processes import ROOT, CeleryProcess, purge_broker
 from tests.receiver import Receiver
+
+
+def flush_retrying_deadlocks(flush):
+    """TransactionTestCase's flush, tried again when PostgreSQL picks it as a deadlock victim.
+
+    The session's worker processes keep running between tests: a sweep or a delivery holding a
+    lock on one table while it reads another deadlocks with TRUNCATE taking them in turn (seen
+    in CI), and PostgreSQL aborts one of the two. Once the worker's transaction is done the
+    flush goes through.
+    """
+
+    def teardown(self):
+        for attempt in range(5):
+            try:
+                return flush(self)
+            except CommandError as exc:  # flush wraps the database's error
+                cause = exc.__cause__
+                deadlock = isinstance(cause, OperationalError) and "deadlock" in str(cause)
+                if not deadlock or attempt == 4:
+                    raise
+
+    return teardown
+
+
+TransactionTestCase._fixture_teardown = flush_retrying_deadlocks(
+    TransactionTestCase._fixture_teardown
+)
 
 
 @pytest.fixture
