@@ -30,6 +30,8 @@ class TriggerSpec:
     payload_fields: tuple[str, ...]
     path_pattern: str
     delay_s: float
+    # Payload path whose value orders this trigger's events; empty: unordered.
+    ordering_key: str = ""
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,7 @@ def load_index() -> TriggerIndex:
                 "payload_fields",
                 "path_pattern",
                 "delay_s",
+                "ordering_key",
             )
         )
     for row in rows:
@@ -82,6 +85,7 @@ def load_index() -> TriggerIndex:
             payload_fields=tuple(row[6] or ()),
             path_pattern=row[7] or "",
             delay_s=row[8] or 0.0,
+            ordering_key=row[9] or "",
         )
         by_key[(spec.type, spec.source)].append(spec)
         if spec.type in DB_TYPES:

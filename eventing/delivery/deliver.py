@@ -15,9 +15,11 @@ from eventing.conf import settings
 from eventing.delivery import rows
 from eventing.delivery.dead_letters import emit_dead_letter
 from eventing.delivery.follow_ups import emit_follow_ups
+from eventing.delivery.ordering import BLOCKED, release_after
 from eventing.delivery.outcome import Outcome, decide
 from eventing.delivery.senders import pool as sender_pool
 from eventing.dispatch.lag import note_claim
+from eventing.dispatch.ordering import park
 from eventing.dispatch.publish import publish, within_horizon
 from eventing.models import EventLog, EventStatus
 from eventing.ops.metrics import observe_delivery
@@ -26,6 +28,8 @@ from eventing.webhooks.request import WebhookConfigError, WebhookResponse, build
 from triggers.models import Trigger
 
 logger = logging.getLogger(__name__)
+
+CLAIMED_ELSEWHERE = "claimed by another worker"
 
 
 @dataclass
@@ -69,7 +73,8 @@ def deliver_event(
     response = call_webhook(event, trigger)
     outcome = judge(event, trigger, response)
     result = DeliveryResult(attempt=event.attempts, response=response, outcome=outcome, event=event)
-    finish(result, trigger, started=now)
+    if finish(result, trigger, started=now):
+        release_after([result])
     observe_delivery(event, trigger, now, response, outcome)
     return result
 
@@ -102,7 +107,8 @@ def deliver_events(event_ids: list, trigger_id: int | None) -> dict:
         if claimed:
             note_claim(claimed[0], now)
         done = senders.run(functools.partial(attempt, trigger=trigger), claimed)
-        finish_batch(done, trigger, started=now)
+        applied = finish_batch(done, trigger, started=now)
+        release_after(result for result in done if result.event.id in applied)
         for result in done:
             observe_delivery(result.event, trigger, now, result.response, result.outcome)
             results[result.event.id] = result
@@ -189,7 +195,14 @@ def why_not_claimed(event_ids: list, now: dt.datetime) -> dict:
         row["id"]: row
         for row in EventLog.objects.filter(id__in=event_ids).values("id", "status", "deliver_at")
     }
-    return {pk: explain(found.get(EventLog._meta.pk.to_python(pk)), now) for pk in event_ids}
+    results = {pk: explain(found.get(EventLog._meta.pk.to_python(pk)), now) for pk in event_ids}
+    # Staged, due and yet not claimed: behind an earlier event of its key, if it has one.
+    unclaimed = [pk for pk, result in results.items() if result.skipped == CLAIMED_ELSEWHERE]
+    parked = park(unclaimed, now)
+    for pk in unclaimed:
+        if EventLog._meta.pk.to_python(pk) in parked:
+            results[pk] = DeliveryResult(skipped=BLOCKED)
+    return results
 
 
 def explain(row: dict | None, now: dt.datetime) -> DeliveryResult:
@@ -205,7 +218,7 @@ def explain(row: dict | None, now: dt.datetime) -> DeliveryResult:
         return DeliveryResult(
             skipped="not due yet", early_until=due, next_message_at=message_eta(due, now)
         )
-    return DeliveryResult(skipped="claimed by another worker")
+    return DeliveryResult(skipped=CLAIMED_ELSEWHERE)
 
 
 # Send and decide

@@ -10,6 +10,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from eventing.conf import settings
+from eventing.dispatch.ordering import release_next
 from eventing.dispatch.publish import enqueue_on_commit, within_horizon
 from eventing.models import FINAL_STATUSES, EventLog, EventStatus
 
@@ -17,13 +18,21 @@ CANCELLABLE = (EventStatus.STAGED, EventStatus.INTENT)
 
 
 def cancel_events(event_ids: Iterable, *, reason: str = "Cancelled by a user") -> int:
-    """Cancel the staged (or intent) events among `event_ids`; returns how many."""
-    return EventLog.objects.filter(id__in=list(event_ids), status__in=CANCELLABLE).update(
+    """Cancel the staged (or intent) events among `event_ids`; returns how many. The next
+    event of a cancelled ordered head is sent once this commits."""
+    cancellable = EventLog.objects.filter(id__in=list(event_ids), status__in=CANCELLABLE)
+    keys = set(
+        cancellable.filter(ordering_key__isnull=False).values_list("trigger_id", "ordering_key")
+    )
+    cancelled = cancellable.update(
         status=EventStatus.CANCELLED,
         processed_at=timezone.now(),
         remark=reason,
         enqueued_at=None,
     )
+    if keys:
+        transaction.on_commit(lambda: release_next(keys), using=settings.DATABASE)
+    return cancelled
 
 
 def redeliver_events(event_ids: Iterable) -> int:
