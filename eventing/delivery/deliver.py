@@ -18,6 +18,7 @@ from eventing.delivery.follow_ups import emit_follow_ups
 from eventing.delivery.ordering import BLOCKED, release_after
 from eventing.delivery.outcome import Outcome, decide
 from eventing.delivery.senders import pool as sender_pool
+from eventing.delivery.throttle import claim_within_limits
 from eventing.dispatch.lag import note_claim
 from eventing.dispatch.ordering import park
 from eventing.dispatch.publish import publish, within_horizon
@@ -64,11 +65,12 @@ def deliver_event(
     trigger = load_trigger(event_id, trigger_id)
     if not may_deliver(trigger):
         return not_deliverable(event_id, trigger)
-    event = rows.claim(
-        event_id, lease_until=now + lease(trigger), now=now, force=force, trigger_id=trigger.pk
-    )
-    if event is None:
+    claimed, held = claim_rows([event_id], trigger, now, force=force)
+    if held:  # over the trigger's rate limit or in-flight cap: tried again a little later
+        return next(iter(held.values()))
+    if not claimed:
         return why_not_claimed([event_id], now)[event_id]
+    event = claimed[0]
     note_claim(event, now)  # tells the sweeper how long messages wait in the queue
     response = call_webhook(event, trigger)
     outcome = judge(event, trigger, response)
@@ -97,12 +99,11 @@ def deliver_events(event_ids: list, trigger_id: int | None) -> dict:
         chunk, ids = ids[:slots], ids[slots:]
         now = timezone.now()
         try:
-            claimed = rows.claim_many(
-                chunk, lease_until=now + lease(trigger), now=now, trigger_id=trigger.pk
-            )
+            claimed, held = claim_rows(chunk, trigger, now)
         except BaseException:
             senders.release(slots)
             raise
+        results.update(held)
         senders.release(slots - len(claimed))
         if claimed:
             note_claim(claimed[0], now)
@@ -148,6 +149,22 @@ def load_trigger(event_id, trigger_id: int | None) -> Trigger | None:
             EventLog.objects.filter(id=event_id).values_list("trigger_id", flat=True).first()
         )
     return get_trigger(trigger_id)
+
+
+def claim_rows(
+    event_ids: list, trigger: Trigger, now: dt.datetime, *, force: bool = False
+) -> tuple[list[EventLog], dict]:
+    """Claim the rows (see rows.claim_many) within the trigger's rate limit and in-flight cap;
+    the claimed rows, and a DeliveryResult per row held back (with its next message's time)."""
+    lease_until = now + lease(trigger)
+    claim = functools.partial(
+        rows.claim_many, lease_until=lease_until, now=now, force=force, trigger_id=trigger.pk
+    )
+    claimed, held = claim_within_limits(claim, event_ids, trigger, now)
+    return claimed, {
+        h.event_id: DeliveryResult(skipped=f"held back: {h.reason}", next_message_at=h.due)
+        for h in held
+    }
 
 
 def may_deliver(trigger: Trigger | None) -> bool:

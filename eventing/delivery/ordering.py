@@ -4,15 +4,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
 
 from django.db import DatabaseError
 
 from eventing.dispatch.ordering import release_next
 from eventing.models import FINAL_STATUSES
-
-if TYPE_CHECKING:
-    from eventing.delivery.deliver import DeliveryResult
 
 logger = logging.getLogger(__name__)
 
@@ -20,8 +16,9 @@ logger = logging.getLogger(__name__)
 BLOCKED = "waiting behind an earlier event of its ordering key"
 
 
-def release_after(done: Iterable[DeliveryResult]) -> int:
-    """Send the next row of every key whose head these (applied) attempts finished.
+def release_after(done: Iterable) -> int:
+    """Send the next row of every key whose head these attempts (DeliveryResults whose outcome
+    was applied) finished.
 
     Never fails the delivery that already happened: on a database error the sweeper sends the
     next rows within a sweep.
