@@ -18,7 +18,7 @@ from eventing.delivery.follow_ups import emit_follow_ups
 from eventing.delivery.ordering import BLOCKED, release_after
 from eventing.delivery.outcome import Outcome, decide
 from eventing.delivery.senders import pool as sender_pool
-from eventing.delivery.throttle import claim_within_limits
+from eventing.delivery.throttle import claim_within_limits, extra_lease, wait_turn
 from eventing.dispatch.lag import note_claim
 from eventing.dispatch.ordering import park
 from eventing.dispatch.publish import publish, within_horizon
@@ -72,6 +72,7 @@ def deliver_event(
         return why_not_claimed([event_id], now)[event_id]
     event = claimed[0]
     note_claim(event, now)  # tells the sweeper how long messages wait in the queue
+    wait_turn(event)  # a row that took its rate-limit token ahead waits for it
     response = call_webhook(event, trigger)
     outcome = judge(event, trigger, response)
     result = DeliveryResult(attempt=event.attempts, response=response, outcome=outcome, event=event)
@@ -156,7 +157,7 @@ def claim_rows(
 ) -> tuple[list[EventLog], dict]:
     """Claim the rows (see rows.claim_many) within the trigger's rate limit and in-flight cap;
     the claimed rows, and a DeliveryResult per row held back (with its next message's time)."""
-    lease_until = now + lease(trigger)
+    lease_until = now + lease(trigger) + extra_lease(trigger)
     claim = functools.partial(
         rows.claim_many, lease_until=lease_until, now=now, force=force, trigger_id=trigger.pk
     )
@@ -243,6 +244,7 @@ def explain(row: dict | None, now: dt.datetime) -> DeliveryResult:
 
 def attempt(event: EventLog, trigger: Trigger) -> DeliveryResult:
     """Send a claimed row and decide what the reply means (a batch runs this per sender)."""
+    wait_turn(event)
     response = call_webhook(event, trigger)
     outcome = judge(event, trigger, response)
     return DeliveryResult(attempt=event.attempts, response=response, outcome=outcome, event=event)

@@ -5,13 +5,18 @@ attempt they were given taken back) with a due time a little later and a message
 waiting never uses up attempts. `max_in_flight` counts the trigger's processing rows under a
 lock on its `eventing_rate_buckets` row, so concurrent claims in other processes wait their
 turn. `rate_limit` is a token bucket holding one second's worth of events: in Redis when the
-broker is Redis (one atomic script), else in that same database row.
+broker is Redis (one atomic script), else in that same database row. The bucket may run up to
+RESERVE_S of debt: a claimed row that gets a token in debt is sent at its turn (its sender
+waits), so the rate holds however late messages come back, and no token goes unused while rows
+wait.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import math
 import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -29,20 +34,23 @@ from triggers.models import Trigger
 # Redis keys of the buckets; a bucket idle this long is dropped (it refills to full anyway).
 REDIS_KEY = "eventing:rate:{trigger_id}"
 REDIS_IDLE_S = 3600
-# Take up to ARGV[3] tokens from a bucket refilled at ARGV[1]/s up to ARGV[2], by Redis' clock;
-# returns how many were taken.
+# How far ahead a row may take a token (seconds of debt); its sender waits for its turn.
+RESERVE_S = 0.5
+# Take up to ARGV[3] tokens from a bucket refilled at ARGV[1]/s up to ARGV[2], going at most
+# ARGV[4] tokens into debt, by Redis' clock; returns how many were taken and the tokens before.
 TAKE_SCRIPT = """
 local now = redis.call('TIME')
 local t = tonumber(now[1]) + tonumber(now[2]) / 1000000
-local rate, capacity, wanted = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local rate, capacity = tonumber(ARGV[1]), tonumber(ARGV[2])
+local wanted, debt = tonumber(ARGV[3]), tonumber(ARGV[4])
 local state = redis.call('HMGET', KEYS[1], 'tokens', 'at')
 local tokens = tonumber(state[1]) or capacity
 local at = tonumber(state[2]) or t
 tokens = math.min(capacity, tokens + math.max(0, t - at) * rate)
-local taken = math.min(wanted, math.floor(tokens))
+local taken = math.max(0, math.min(wanted, math.floor(tokens + debt)))
 redis.call('HSET', KEYS[1], 'tokens', tostring(tokens - taken), 'at', tostring(t))
-redis.call('EXPIRE', KEYS[1], ARGV[4])
-return taken
+redis.call('EXPIRE', KEYS[1], ARGV[5])
+return {taken, tostring(tokens)}
 """
 
 
@@ -71,10 +79,28 @@ def claim_within_limits(
     else:
         claimed, held = claim(event_ids), []
     if trigger.rate_limit and claimed:
-        granted = take_tokens(trigger, len(claimed), now)
+        granted, had = take_tokens(trigger, len(claimed), now)
         claimed, over = claimed[:granted], claimed[granted:]
-        held += hand_back(over, rate_dues(trigger.rate_limit, len(over), now), "rate_limit reached")
+        for n, row in enumerate(claimed):
+            # Token n of those taken is there when the bucket has refilled to it.
+            row.send_at = now + dt.timedelta(seconds=max(0.0, (n + 1 - had) / trigger.rate_limit))
+        dues = rate_dues(trigger.rate_limit, len(over), now)
+        held += hand_back(over, dues, "rate_limit reached")
     return claimed, held
+
+
+def extra_lease(trigger: Trigger) -> dt.timedelta:
+    """What a row of this trigger may wait for its token, added to its lease."""
+    return dt.timedelta(seconds=RESERVE_S if trigger.rate_limit else 0.0)
+
+
+def wait_turn(event: EventLog) -> None:
+    """Wait until the row's token is there (rows that took one in debt); at once otherwise."""
+    send_at = getattr(event, "send_at", None)
+    if send_at is not None:
+        wait = (send_at - timezone.now()).total_seconds()
+        if wait > 0:
+            time.sleep(wait)
 
 
 def in_flight(trigger_id: int, now: dt.datetime) -> int:
@@ -104,8 +130,9 @@ def in_flight_due(now: dt.datetime) -> list[dt.datetime]:
 
 
 def rate_dues(rate: float, count: int, now: dt.datetime) -> list[dt.datetime]:
-    """When `count` rows over the rate look again: one every 1/rate s, as the bucket refills."""
-    return [now + dt.timedelta(seconds=(n + 1) / rate) for n in range(count)]
+    """When `count` rows over the rate look again: past the debt this worker may run, one every
+    1/rate s, as the bucket refills."""
+    return [now + dt.timedelta(seconds=RESERVE_S + (n + 1) / rate) for n in range(count)]
 
 
 def hand_back(rows: list[EventLog], dues: list[dt.datetime], reason: str) -> list[Held]:
@@ -133,22 +160,25 @@ def hand_back(rows: list[EventLog], dues: list[dt.datetime], reason: str) -> lis
     return held
 
 
-def take_tokens(trigger: Trigger, wanted: int, now: dt.datetime) -> int:
-    """Take up to `wanted` tokens from the trigger's bucket; how many were taken."""
-    capacity = max(1.0, trigger.rate_limit)
+def take_tokens(trigger: Trigger, wanted: int, now: dt.datetime) -> tuple[int, float]:
+    """Take up to `wanted` tokens from the trigger's bucket, going at most RESERVE_S into debt;
+    how many were taken, and the tokens there were before."""
+    rate = trigger.rate_limit
+    capacity, debt = max(1.0, rate), rate * RESERVE_S
     script = redis_script()
     if script is not None:
         key = REDIS_KEY.format(trigger_id=trigger.pk)
-        return int(script(keys=[key], args=[trigger.rate_limit, capacity, wanted, REDIS_IDLE_S]))
+        taken, had = script(keys=[key], args=[rate, capacity, wanted, debt, REDIS_IDLE_S])
+        return int(taken), float(had)
     with transaction.atomic(using=settings.DATABASE):
         bucket = lock_bucket(trigger.pk, now, full=capacity)
         elapsed = max(0.0, (now - bucket.refilled_at).total_seconds())
-        tokens = min(capacity, bucket.tokens + elapsed * trigger.rate_limit)
-        taken = min(wanted, int(tokens))
+        tokens = min(capacity, bucket.tokens + elapsed * rate)
+        taken = max(0, min(wanted, math.floor(tokens + debt)))
         RateBucket.objects.using(settings.DATABASE).filter(trigger_id=trigger.pk).update(
             tokens=tokens - taken, refilled_at=max(now, bucket.refilled_at)
         )
-    return taken
+    return taken, tokens
 
 
 class RedisBuckets:

@@ -14,7 +14,7 @@ from eventing import emit
 from eventing.dispatch.operations import cancel_events
 from eventing.models import EventLog, EventStatus
 from tests.factories import TriggerFactory
-from tests.processes import CeleryProcess, workers_parked
+from tests.processes import CeleryProcess
 from tests.receiver import Receiver
 from tests.waiting import wait_until
 
@@ -22,20 +22,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 KEYS = 20
 PER_KEY = 50
-
-
-@pytest.fixture
-def two_workers(transactional_db):
-    """Two worker processes (the first runs beat, so the sweeper) and nobody else's."""
-    with workers_parked():
-        started: list[CeleryProcess] = []
-        try:
-            for name, beat in (("ow1", True), ("ow2", False)):
-                started.append(CeleryProcess(name=name, beat=beat, concurrency=4).start())
-            yield started
-        finally:
-            for process in started:
-                process.stop()
 
 
 class HeadFails(Receiver):
