@@ -27,6 +27,8 @@ from ..forms import EventTypeForm, TriggerForm
 from ..sites import site
 from .params import CheckedParamsMixin
 
+# Ordered delivery per key and endpoint protection (rate and concurrency caps).
+DELIVERY_CONTROL_FIELDS = ("ordering_key", "rate_limit", "max_in_flight")
 # The test action delivers synchronously inside the request; a few triggers at most.
 MAX_TEST_TRIGGERS = 5
 
@@ -133,6 +135,7 @@ class TriggerAdmin(CheckedParamsMixin, admin.ModelAdmin):
                 "fields": ("retries", "backoff_base_s", "backoff_max_s", "delay_s"),
             },
         ),
+        ("Order and endpoint protection", {"fields": DELIVERY_CONTROL_FIELDS}),
         ("State", {"fields": ("enabled", "paused", "paused_reason", "created_at", "updated_at")}),
     )
 
@@ -159,6 +162,7 @@ class TriggerAdmin(CheckedParamsMixin, admin.ModelAdmin):
             "Retries and timing",
             {"fields": ("retries", "backoff_base_s", "backoff_max_s", "delay_s")},
         ),
+        ("Order and endpoint protection", {"fields": DELIVERY_CONTROL_FIELDS}),
         ("State", {"fields": ("state", "created_at", "updated_at")}),
     )
 

@@ -33,6 +33,9 @@ TRIGGER_FIELDS = (
     "payload_fields",
     "filter",
     "path_pattern",
+    "ordering_key",
+    "rate_limit",
+    "max_in_flight",
     "headers",
     "description",
 )
