@@ -14,6 +14,7 @@ from eventing.delivery.deliver import deliver_event, deliver_events
 from eventing.delivery.ordering import BLOCKED
 from eventing.dispatch.operations import cancel_events
 from eventing.dispatch.ordering import head_of_key
+from eventing.dispatch.publish import publish_rows
 from eventing.dispatch.sweeper import sweep
 from eventing.models import EventLog, EventStatus
 from tests.factories import TriggerFactory
@@ -152,3 +153,23 @@ def test_unordered_rows_of_one_trigger_are_claimed_together(receiver, message_pe
         events = [emit("order_changed", {"order": {"id": 1}, "n": n})[0] for n in range(5)]
     results = deliver_events([str(e.id) for e in events], events[0].trigger_id)
     assert {r.outcome.status for r in results.values()} == {EventStatus.PROCESSED}
+
+
+def test_commits_published_together_send_only_the_first_row_of_each_key(
+    receiver, message_per_event
+):
+    ordered_trigger(receiver)
+    with transaction.atomic():
+        events = [emit("order_changed", {"order": {"id": n % 2}, "n": n})[0] for n in range(6)]
+        [unordered] = emit("order_changed", {"n": "no key"})
+    message_per_event.reset_mock()
+
+    # What the publisher thread does with every commit handed over in one round.
+    publish_rows([*reversed(events), unordered], using="default")
+
+    # The others wait behind these two anyway; each finishing head sends its next.
+    assert sorted(sent_ids(message_per_event)) == sorted(
+        str(e.id) for e in (events[0], events[1], unordered)
+    )
+    deliver_event(str(events[0].id))
+    assert sent_ids(message_per_event)[-1] == str(events[2].id)
