@@ -4,7 +4,8 @@ against a baseline checkout's (the code before ordering), and ordered throughput
     python -m tests.stack postgres -- python -m bench.bench_ordering --baseline /tmp/main
 
 Targets: unordered ≈ baseline (ordering costs unordered triggers nothing); ordered over 100
-keys ≥ 0.5 × unordered. Each repeat runs every scenario once, in turn; medians are reported.
+keys ≥ 0.5 × unordered. Each repeat runs every scenario once, starting with another each
+time (the machine's load drifts); medians are reported.
 The baseline's workers run the baseline's code on this tree's schema (its added columns are
 nullable or unused there); the events are recorded by this tree's code in every scenario.
 """
@@ -84,9 +85,12 @@ def main() -> dict:
         scenarios = {"baseline_unordered": (0, args.baseline.resolve()), **scenarios}
     runs: list[dict] = []
     try:
-        for _ in range(args.repeats):
+        names = list(scenarios)
+        for repeat in range(args.repeats):
             measured = {}
-            for name, (keys, tree) in scenarios.items():
+            turn = repeat % len(names)
+            for name in names[turn:] + names[:turn]:
+                keys, tree = scenarios[name]
                 measured[name] = run(
                     port,
                     args.events,
@@ -96,7 +100,7 @@ def main() -> dict:
                     tree=tree,
                 )
             runs.append(measured)
-            print("  ".join(f"{k} {v:.0f}/s" for k, v in measured.items()), flush=True)
+            print("  ".join(f"{k} {measured[k]:.0f}/s" for k in names), flush=True)
     finally:
         receiver.terminate()
     medians = {name: common.median([r[name] for r in runs]) for name in scenarios}
@@ -109,9 +113,16 @@ def main() -> dict:
         "runs": runs,
         "medians_per_s": medians,
         "ordered_vs_unordered": ordered / medians["unordered"],
+        # Ratios within each repeat, whose scenarios ran minutes apart at most.
+        "median_ratio_ordered_vs_unordered": common.median(
+            [r[f"ordered_{args.keys}_keys"] / r["unordered"] for r in runs]
+        ),
     }
     if args.baseline:
         result["unordered_vs_baseline"] = medians["unordered"] / medians["baseline_unordered"]
+        result["median_ratio_unordered_vs_baseline"] = common.median(
+            [r["unordered"] / r["baseline_unordered"] for r in runs]
+        )
     common.write_result("ordering", result)
     return result
 

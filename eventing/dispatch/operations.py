@@ -31,7 +31,8 @@ def cancel_events(event_ids: Iterable, *, reason: str = "Cancelled by a user") -
         enqueued_at=None,
     )
     if keys:
-        transaction.on_commit(lambda: release_next(keys), using=settings.DATABASE)
+        # Robust: the cancel stands if this fails; the sweeper sends the next rows instead.
+        transaction.on_commit(lambda: release_next(keys), using=settings.DATABASE, robust=True)
     return cancelled
 
 
