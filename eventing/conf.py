@@ -129,6 +129,9 @@ DEFAULTS: dict[str, Any] = {
     # commits, so they share batch messages; an isolated commit is published at once. 0 never
     # waits (milliseconds).
     "PUBLISH_LINGER_MS": 5,
+    # How soon an event held back by its trigger's max_in_flight is tried again, without using
+    # an attempt (seconds, ±50 % jitter).
+    "THROTTLE_RECHECK_S": 0.25,
     # How long a process keeps its trigger index before reloading it (seconds).
     "TRIGGER_CACHE_TTL_S": 1.0,
     # Most events one API request may queue (a batch POST to /api/eventing/events/).

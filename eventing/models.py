@@ -20,6 +20,8 @@ class EventStatus(models.TextChoices):
 
 
 FINAL_STATUSES = (EventStatus.PROCESSED, EventStatus.FAILED, EventStatus.CANCELLED)
+# Rows an ordered event waits behind: everything not yet final.
+UNFINISHED_STATUSES = ("intent", "staged", "processing")
 
 
 class EventLog(models.Model):
@@ -89,6 +91,14 @@ class EventLog(models.Model):
         blank=True,
         help_text="Caller-given key; a repeat with the same key and type creates nothing.",
     )
+    ordering_key = models.CharField(
+        max_length=200,
+        null=True,
+        blank=True,
+        help_text="The value of the trigger's ordering key in the payload: events of one "
+        "trigger with the same value are delivered one at a time, in the order recorded. "
+        "Empty: unordered.",
+    )
 
     objects = EventsDatabaseManager()
 
@@ -119,6 +129,13 @@ class EventLog(models.Model):
             models.Index(fields=["status", "created_at"], name="event_logs_status_created"),
             models.Index(fields=["type", "created_at"], name="event_logs_type_created"),
             models.Index(fields=["created_at"], name="event_logs_created"),
+            # Ordered delivery: the unfinished rows of one (trigger, key), oldest first. Rows
+            # of unordered triggers (no key) stay out of it and pay nothing.
+            models.Index(
+                fields=["trigger", "ordering_key", "created_at", "id"],
+                name="event_logs_ordering_queue",
+                condition=Q(ordering_key__isnull=False, status__in=UNFINISHED_STATUSES),
+            ),
         ]
         constraints = [
             # One emit with a key makes one row per trigger; a repeat finds them instead.
@@ -249,3 +266,22 @@ class TriggerCircuit(models.Model):
 
     def __str__(self) -> str:
         return f"circuit of trigger {self.trigger_id}: {self.state}"
+
+
+class RateBucket(models.Model):
+    """A trigger's token bucket for `rate_limit` when the broker is not Redis; its row is also
+    the lock that makes `max_in_flight` hold across workers."""
+
+    trigger_id = models.BigIntegerField(primary_key=True, help_text="The trigger it limits.")
+    tokens = models.FloatField(default=0.0, help_text="Requests that may start now.")
+    refilled_at = models.DateTimeField(help_text="When tokens were last added.")
+
+    objects = EventsDatabaseManager()
+
+    class Meta:
+        db_table = "eventing_rate_buckets"
+        verbose_name = "rate bucket"
+        verbose_name_plural = "rate buckets"
+
+    def __str__(self) -> str:
+        return f"trigger {self.trigger_id}: {self.tokens:.1f} tokens"

@@ -13,7 +13,7 @@ from django.test import TransactionTestCase
 
 from eventing import runtime
 from tests.hostile import RawServer
-from tests.processes import ROOT, CeleryProcess, purge_broker
+from tests.processes import ROOT, CeleryProcess, purge_broker, workers_parked
 from tests.receiver import Receiver
 
 
@@ -84,6 +84,21 @@ def worker(celery_worker, transactional_db):
     if celery_worker.proc.poll() is not None:
         pytest.fail(f"The Celery worker died:\n{celery_worker.tail()}")
     return celery_worker
+
+
+@pytest.fixture
+def two_workers(transactional_db):
+    """Two worker processes of their own (the first runs beat, so the sweeper); the session's
+    worker is parked meanwhile so that only these two take the test's messages."""
+    with workers_parked():
+        started: list[CeleryProcess] = []
+        try:
+            for name, beat in (("tw1", True), ("tw2", False)):
+                started.append(CeleryProcess(name=name, beat=beat, concurrency=4).start())
+            yield started
+        finally:
+            for process in started:
+                process.stop()
 
 
 @pytest.fixture

@@ -229,6 +229,28 @@ class Trigger(models.Model):
         help_text="CRON only: the last tick handled (fired or skipped); ticks up to it never "
         "fire again.",
     )
+    ordering_key = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text="Payload path (e.g. pk or new.customer_id): events with the same value are "
+        "delivered strictly in the order they were recorded, one at a time. Empty: unordered.",
+    )
+    rate_limit = models.FloatField(
+        "rate limit (events/s)",
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0.01), MaxValueValidator(100_000)],
+        help_text="Most events sent per second, across all workers; the rest wait as staged "
+        "without using attempts. Empty: no limit.",
+    )
+    max_in_flight = models.PositiveIntegerField(
+        "max in flight",
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(100_000)],
+        help_text="Most requests to this webhook at once, across all workers; the rest wait as "
+        "staged without using attempts. Empty: no limit.",
+    )
     description = models.TextField(blank=True, help_text="What this trigger is for.")
     created_at = models.DateTimeField(auto_now_add=True, help_text="When it was created.")
     updated_at = models.DateTimeField(auto_now=True, help_text="When it was last changed.")
@@ -255,6 +277,11 @@ class Trigger(models.Model):
             or self.transform_headers
             or self.transform_body
         )
+
+    @property
+    def throttled(self) -> bool:
+        """Whether deliveries of this trigger pass the rate limit or the in-flight cap."""
+        return bool(self.rate_limit or self.max_in_flight)
 
     def clean(self) -> None:
         from .validation import validate_trigger

@@ -32,6 +32,8 @@ class TriggerSpec:
     delay_s: float
     # DB types: whether the event data says who made the change.
     send_actor: bool = True
+    # Payload path whose value orders this trigger's events; empty: unordered.
+    ordering_key: str = ""
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,7 @@ def load_index() -> TriggerIndex:
                 "path_pattern",
                 "delay_s",
                 "send_actor",
+                "ordering_key",
             )
         )
     for row in rows:
@@ -88,6 +91,7 @@ def load_index() -> TriggerIndex:
             path_pattern=row[7] or "",
             delay_s=row[8] or 0.0,
             send_actor=row[9],
+            ordering_key=row[10] or "",
         )
         by_key[(spec.type, spec.source)].append(spec)
         if spec.type in DB_TYPES:

@@ -23,6 +23,8 @@ ENV_PLACEHOLDER_RE = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 # RFC 9110 token; \Z, not $, which would let "Host\n" through.
 HEADER_NAME_RE = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
 ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
+# A payload path: dot-separated keys of letters, digits, `_` and `-` (e.g. new.customer_id).
+ORDERING_KEY_RE = re.compile(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*\Z")
 # Standard Webhooks secrets: whsec_ + base64 of 24 to 64 random bytes.
 SECRET_BYTES = (24, 64)
 # Headers we set ourselves; a trigger may not override them.
@@ -236,6 +238,17 @@ def validate_field_list(value, field: str, allowed: list[str] | None) -> None:
             )
 
 
+def validate_ordering_key(path: str) -> None:
+    """An ordering key is empty or a dotted payload path such as `pk` or `new.customer_id`."""
+    if path and not ORDERING_KEY_RE.match(path):
+        raise ValidationError(
+            {
+                "ordering_key": f"{path!r} is not a payload path: give dot-separated keys of "
+                "letters, digits, _ and - (e.g. pk or new.customer_id)."
+            }
+        )
+
+
 def validate_filter(value) -> None:
     """The filter is a flat object of dotted paths to a value, a list, or an operator object."""
     if not isinstance(value, dict):
@@ -299,6 +312,7 @@ def validate_trigger(trigger) -> None:
         raise ValidationError({"path_pattern": "A path pattern only applies to FILE types."})
     validate_filter(trigger.filter)
     validate_storable(trigger.filter, "filter")
+    validate_ordering_key(trigger.ordering_key)
     validate_headers(trigger.headers)
     if trigger.send_authorization and any(
         header["name"].lower() == "authorization" for header in trigger.headers

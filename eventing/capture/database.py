@@ -35,6 +35,7 @@ from eventing.capture.model_data import MAX_SAFE_INT, sensitive_fields
 from eventing.conf import get_settings, settings
 from eventing.models import EventLog, EventStatus
 from triggers import types
+from triggers.matching import MAX_KEY_CHARS
 from triggers.models import Trigger
 from triggers.validation import DB_SOURCE_CHECKS, INTERNAL_APPS, resolve_model
 
@@ -605,6 +606,9 @@ def function_body(
         "last_status_code": "NULL",
         "remark": "''",
         "idempotency_key": "NULL",
+        # As triggers.matching.ordering_value: the text at the trigger's path, long ones hashed.
+        "ordering_key": f"CASE WHEN length(k.v) > {MAX_KEY_CHARS} THEN '#' || md5(k.v) "
+        "ELSE k.v END",
     }
     unknown = sorted(set(column) - set(values))
     if unknown:
@@ -625,7 +629,11 @@ BEGIN
   FROM (
 {union}
   ) AS e
-  JOIN {triggers_table} AS t ON t.{trigger["id"]} = e.trigger_id AND t.{trigger["enabled"]};
+  JOIN {triggers_table} AS t ON t.{trigger["id"]} = e.trigger_id AND t.{trigger["enabled"]}
+  CROSS JOIN LATERAL (
+    SELECT CASE WHEN t.{trigger["ordering_key"]} = '' THEN NULL
+      ELSE e.payload #>> string_to_array(t.{trigger["ordering_key"]}, '.') END AS v
+  ) AS k;
   GET DIAGNOSTICS written_ = ROW_COUNT;
   IF written_ > 0 THEN
     PERFORM pg_notify({literal(CHANNEL)}, batch_::text);

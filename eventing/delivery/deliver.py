@@ -15,9 +15,12 @@ from eventing.conf import settings
 from eventing.delivery import circuit, rows
 from eventing.delivery.dead_letters import emit_dead_letter
 from eventing.delivery.follow_ups import emit_follow_ups
+from eventing.delivery.ordering import BLOCKED, release_after
 from eventing.delivery.outcome import Outcome, decide
 from eventing.delivery.senders import pool as sender_pool
+from eventing.delivery.throttle import claim_within_limits, extra_lease, wait_turn
 from eventing.dispatch.lag import note_claim
+from eventing.dispatch.ordering import park
 from eventing.dispatch.publish import publish, within_horizon
 from eventing.models import EventLog, EventStatus
 from eventing.ops.metrics import observe_delivery
@@ -32,6 +35,8 @@ from eventing.webhooks.request import (
 from triggers.models import Trigger
 
 logger = logging.getLogger(__name__)
+
+CLAIMED_ELSEWHERE = "claimed by another worker"
 
 
 @dataclass
@@ -69,16 +74,19 @@ def deliver_event(
     gate = circuit.admit(trigger, now, force=force)
     if gate.holds:
         return held([event_id], gate, now)[event_id]
-    event = rows.claim(
-        event_id, lease_until=now + lease(trigger), now=now, force=force, trigger_id=trigger.pk
-    )
-    if event is None:
+    claimed, limited = claim_rows([event_id], trigger, now, force=force)
+    if limited:  # over the trigger's rate limit or in-flight cap: tried again a little later
+        return next(iter(limited.values()))
+    if not claimed:
         return why_not_claimed([event_id], now)[event_id]
+    event = claimed[0]
     note_claim(event, now)  # tells the sweeper how long messages wait in the queue
+    wait_turn(event)  # a row that took its rate-limit token ahead waits for it
     response = call_webhook(event, trigger)
     outcome = judge(event, trigger, response)
     result = DeliveryResult(attempt=event.attempts, response=response, outcome=outcome, event=event)
-    finish(result, trigger, started=now)
+    if finish(result, trigger, started=now):
+        release_after([result])
     circuit.record(trigger, gate, [outcome], timezone.now())
     observe_delivery(event, trigger, now, response, outcome)
     return result
@@ -106,17 +114,17 @@ def deliver_events(event_ids: list, trigger_id: int | None) -> dict:
         chunk, ids = ids[:slots], ids[slots:]
         now = timezone.now()
         try:
-            claimed = rows.claim_many(
-                chunk, lease_until=now + lease(trigger), now=now, trigger_id=trigger.pk
-            )
+            claimed, limited = claim_rows(chunk, trigger, now)
         except BaseException:
             senders.release(slots)
             raise
+        results.update(limited)
         senders.release(slots - len(claimed))
         if claimed:
             note_claim(claimed[0], now)
         done = senders.run(functools.partial(attempt, trigger=trigger), claimed)
-        finish_batch(done, trigger, started=now)
+        applied = finish_batch(done, trigger, started=now)
+        release_after(result for result in done if result.event.id in applied)
         circuit.record(trigger, gate, [result.outcome for result in done], timezone.now())
         for result in done:
             observe_delivery(result.event, trigger, now, result.response, result.outcome)
@@ -157,6 +165,22 @@ def load_trigger(event_id, trigger_id: int | None) -> Trigger | None:
             EventLog.objects.filter(id=event_id).values_list("trigger_id", flat=True).first()
         )
     return get_trigger(trigger_id)
+
+
+def claim_rows(
+    event_ids: list, trigger: Trigger, now: dt.datetime, *, force: bool = False
+) -> tuple[list[EventLog], dict]:
+    """Claim the rows (see rows.claim_many) within the trigger's rate limit and in-flight cap;
+    the claimed rows, and a DeliveryResult per row held back (with its next message's time)."""
+    lease_until = now + lease(trigger) + extra_lease(trigger)
+    claim = functools.partial(
+        rows.claim_many, lease_until=lease_until, now=now, force=force, trigger_id=trigger.pk
+    )
+    claimed, held = claim_within_limits(claim, event_ids, trigger, now)
+    return claimed, {
+        h.event_id: DeliveryResult(skipped=f"held back: {h.reason}", next_message_at=h.due)
+        for h in held
+    }
 
 
 def may_deliver(trigger: Trigger | None) -> bool:
@@ -222,7 +246,14 @@ def why_not_claimed(event_ids: list, now: dt.datetime) -> dict:
         row["id"]: row
         for row in EventLog.objects.filter(id__in=event_ids).values("id", "status", "deliver_at")
     }
-    return {pk: explain(found.get(EventLog._meta.pk.to_python(pk)), now) for pk in event_ids}
+    results = {pk: explain(found.get(EventLog._meta.pk.to_python(pk)), now) for pk in event_ids}
+    # Staged, due and yet not claimed: behind an earlier event of its key, if it has one.
+    unclaimed = [pk for pk, result in results.items() if result.skipped == CLAIMED_ELSEWHERE]
+    parked = park(unclaimed, now)
+    for pk in unclaimed:
+        if EventLog._meta.pk.to_python(pk) in parked:
+            results[pk] = DeliveryResult(skipped=BLOCKED)
+    return results
 
 
 def explain(row: dict | None, now: dt.datetime) -> DeliveryResult:
@@ -238,7 +269,7 @@ def explain(row: dict | None, now: dt.datetime) -> DeliveryResult:
         return DeliveryResult(
             skipped="not due yet", early_until=due, next_message_at=message_eta(due, now)
         )
-    return DeliveryResult(skipped="claimed by another worker")
+    return DeliveryResult(skipped=CLAIMED_ELSEWHERE)
 
 
 # Send and decide
@@ -246,6 +277,7 @@ def explain(row: dict | None, now: dt.datetime) -> DeliveryResult:
 
 def attempt(event: EventLog, trigger: Trigger) -> DeliveryResult:
     """Send a claimed row and decide what the reply means (a batch runs this per sender)."""
+    wait_turn(event)
     response = call_webhook(event, trigger)
     outcome = judge(event, trigger, response)
     return DeliveryResult(attempt=event.attempts, response=response, outcome=outcome, event=event)

@@ -13,6 +13,7 @@ from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
 from eventing.conf import settings
+from eventing.dispatch.ordering import release_next
 from eventing.dispatch.publish import enqueue_on_commit, within_horizon
 from eventing.models import FINAL_STATUSES, EventLog, EventStatus
 
@@ -23,13 +24,22 @@ REPLAY_BATCH_SIZE = 500
 
 
 def cancel_events(event_ids: Iterable, *, reason: str = "Cancelled by a user") -> int:
-    """Cancel the staged (or intent) events among `event_ids`; returns how many."""
-    return EventLog.objects.filter(id__in=list(event_ids), status__in=CANCELLABLE).update(
+    """Cancel the staged (or intent) events among `event_ids`; returns how many. The next
+    event of a cancelled ordered head is sent once this commits."""
+    cancellable = EventLog.objects.filter(id__in=list(event_ids), status__in=CANCELLABLE)
+    keys = set(
+        cancellable.filter(ordering_key__isnull=False).values_list("trigger_id", "ordering_key")
+    )
+    cancelled = cancellable.update(
         status=EventStatus.CANCELLED,
         processed_at=timezone.now(),
         remark=reason,
         enqueued_at=None,
     )
+    if keys:
+        # Robust: the cancel stands if this fails; the sweeper sends the next rows instead.
+        transaction.on_commit(lambda: release_next(keys), using=settings.DATABASE, robust=True)
+    return cancelled
 
 
 def redeliver_events(event_ids: Iterable) -> int:

@@ -21,7 +21,7 @@ from eventing.ops.metrics import count_emitted
 from eventing.recording.payload_rules import check_payload, same_json
 from eventing.recording.trigger_cache import current_index
 from triggers import types
-from triggers.matching import matches_filter, matches_path
+from triggers.matching import matches_filter, matches_path, ordering_value
 from triggers.models import Trigger
 from triggers.registry import TriggerSpec
 
@@ -170,12 +170,16 @@ def build_rows(
     idempotency_key: str | None,
     status: str,
     now: dt.datetime,
+    position_from: int = 0,
 ) -> list[EventLog]:
-    """Unsaved rows of one emit (one batch id), each due after its trigger's own delay."""
+    """Unsaved rows of one emit (one batch id), each due after its trigger's own delay.
+
+    `position_from`: how many rows of the same transaction's batch came before (ordering)."""
     batch_id = uuid.uuid4()
     rows = []
-    for trigger, payload in items:
+    for position, (trigger, payload) in enumerate(items, start=position_from):
         deliver_at = due + dt.timedelta(seconds=trigger.delay_s) if trigger.delay_s else due
+        key = ordering_value(trigger.ordering_key, payload)
         rows.append(
             EventLog(
                 batch_id=batch_id,
@@ -189,8 +193,11 @@ def build_rows(
                 # Set now, sent on commit: if the process dies in between, the sweeper sees a
                 # due row whose message never came and sends it again.
                 enqueued_at=now if within_horizon(deliver_at, now) else None,
-                created_at=now,
+                # Ordered rows of one batch get distinct times in batch order: created_at is
+                # the order their key is delivered in.
+                created_at=now + dt.timedelta(microseconds=position) if key is not None else now,
                 idempotency_key=idempotency_key,
+                ordering_key=key,
             )
         )
     return rows
@@ -285,6 +292,7 @@ def record_batch(requests: Sequence[EventRequest], *, publish: bool, db: str) ->
             idempotency_key=request.idempotency_key,
             status=EventStatus.STAGED,
             now=now,
+            position_from=len(new_rows),
         )
         if request.idempotency_key and rows:
             earlier[key] = rows

@@ -20,6 +20,7 @@ from django.utils.html import format_html
 from django.utils.translation import ngettext
 
 from eventing.dispatch import operations
+from eventing.dispatch.ordering import head_of_key
 from eventing.models import EventLog, EventStatus
 from eventing.ops.search import filter_by_payload, is_payload_parameter, parse_payload_filters
 from eventing.webhooks.request import REDACTED, SENSITIVE_HEADER_RE
@@ -214,6 +215,8 @@ class EventLogAdmin(CheckedParamsMixin, admin.ModelAdmin):
                     "lease_until",
                     FINISHED_FIELD,
                     "last_status_code",
+                    "ordering_key",
+                    "blocked_behind",
                 )
             },
         ),
@@ -237,6 +240,8 @@ class EventLogAdmin(CheckedParamsMixin, admin.ModelAdmin):
         "failed_at",
         "cancelled_at",
         "last_status_code",
+        "ordering_key",
+        "blocked_behind",
         "batch_id",
         "idempotency_key",
         "payload_pretty",
@@ -367,6 +372,22 @@ class EventLogAdmin(CheckedParamsMixin, admin.ModelAdmin):
             return f"{obj.trigger_name} (deleted)"
         url = reverse("mission_control:triggers_trigger_change", args=[obj.trigger_id])
         return format_html('<a href="{}">{}</a>', url, obj.trigger_name)
+
+    @admin.display(description="blocked behind")
+    def blocked_behind(self, obj: EventLog) -> str:
+        """The earlier event of the same key this one waits for (cancel or redeliver it there)."""
+        head = head_of_key(obj) if obj.status in (EventStatus.STAGED, EventStatus.INTENT) else None
+        if head is None:
+            return "-"
+        url = reverse("mission_control:eventing_eventlog_change", args=[head.pk])
+        return format_html(
+            '<a href="{}" class="mc-blocked-behind">{}</a> ({}, {} attempt(s)) {}',
+            url,
+            head.pk,
+            head.get_status_display(),
+            head.attempts,
+            head.remark,
+        )
 
     @admin.display(description="payload")
     def payload_pretty(self, obj: EventLog) -> str:

@@ -37,6 +37,8 @@ from ..sites import site
 from ..transforms import preview_request
 from .params import CheckedParamsMixin
 
+# Ordered delivery per key and endpoint protection (rate and concurrency caps).
+DELIVERY_CONTROL_FIELDS = ("ordering_key", "rate_limit", "max_in_flight")
 # The test action delivers synchronously inside the request; a few triggers at most.
 MAX_TEST_TRIGGERS = 5
 
@@ -213,6 +215,7 @@ class TriggerAdmin(TimestampsMixin, CheckedParamsMixin, admin.ModelAdmin):
                 ),
             },
         ),
+        ("Order and endpoint protection", {"fields": DELIVERY_CONTROL_FIELDS}),
         (
             "State",
             {
@@ -297,6 +300,7 @@ class TriggerAdmin(TimestampsMixin, CheckedParamsMixin, admin.ModelAdmin):
                 )
             },
         ),
+        ("Order and endpoint protection", {"fields": DELIVERY_CONTROL_FIELDS}),
         ("State", {"fields": ("state", "circuit_breaker", "created", "updated")}),
     )
 
