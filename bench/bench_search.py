@@ -17,9 +17,10 @@ import os
 import platform
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
+
+from bench import common
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "search.json"
@@ -71,37 +72,9 @@ FROM event_logs AS e
 """
 
 
-def fresh_database() -> None:
-    """Point DATABASE_URL at a new database of its own on the same server (dropped first)."""
-    from urllib.parse import urlsplit, urlunsplit
-
-    import psycopg2
-
-    url = os.environ.get("DATABASE_URL", "")
-    parts = urlsplit(url)
-    if parts.scheme not in ("postgres", "postgresql"):
-        raise SystemExit("Set DATABASE_URL to a PostgreSQL server (see `python -m tests.stack`).")
-    admin = psycopg2.connect(urlunsplit(parts._replace(path="/postgres")))
-    admin.autocommit = True
-    with admin.cursor() as cursor:
-        cursor.execute(f"DROP DATABASE IF EXISTS {BENCH_DB}")
-        cursor.execute(f"CREATE DATABASE {BENCH_DB}")
-    admin.close()
-    os.environ["DATABASE_URL"] = urlunsplit(parts._replace(path=f"/{BENCH_DB}"))
-
-
 def setup_django() -> None:
     """Configure Django on a fresh benchmark database, in a throwaway var folder."""
-    fresh_database()
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-    os.environ.setdefault("EVENTING_VAR_DIR", tempfile.mkdtemp(prefix="bench-search-"))
-    sys.path.insert(0, str(ROOT))
-    import django
-
-    django.setup()
-    from django.test.utils import setup_test_environment
-
-    setup_test_environment()
+    common.setup_django_on_fresh_database(BENCH_DB)
 
 
 def load(rows: int) -> dict:
