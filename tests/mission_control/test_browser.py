@@ -70,8 +70,8 @@ def start_chromium():
     return driver
 
 
-class MissionControlBrowserTests(StaticLiveServerTestCase):
-    """Operator journeys: create a trigger, watch events, redeliver, queue, read the dashboard."""
+class BrowserTestCase(StaticLiveServerTestCase):
+    """A live server and one headless Chromium for the class; screenshots in SCREENSHOTS."""
 
     @classmethod
     def setUpClass(cls):
@@ -83,6 +83,10 @@ class MissionControlBrowserTests(StaticLiveServerTestCase):
     def tearDownClass(cls):
         cls.selenium.quit()
         super().tearDownClass()
+
+
+class MissionControlBrowserTests(BrowserTestCase):
+    """Operator journeys: create a trigger, watch events, redeliver, queue, read the dashboard."""
 
     @pytest.fixture(autouse=True)
     def _services(self, celery_worker):

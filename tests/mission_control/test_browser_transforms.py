@@ -7,11 +7,10 @@ import json
 
 import pytest
 from django.contrib.auth.models import User
-from django.contrib.staticfiles.testing import StaticLiveServerTestCase
 
 from eventing.models import EventLog, EventStatus
 from tests.factories import TriggerFactory
-from tests.mission_control.test_browser import SCREENSHOTS, start_chromium
+from tests.mission_control.test_browser import SCREENSHOTS, BrowserTestCase
 from tests.receiver import Receiver
 from tests.testapp.models import Order
 from tests.waiting import wait_until
@@ -19,19 +18,8 @@ from tests.waiting import wait_until
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
-class TransformAndBackfillBrowserTests(StaticLiveServerTestCase):
+class TransformAndBackfillBrowserTests(BrowserTestCase):
     """An operator edits a transform and watches the preview; backfills rows with progress."""
-
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        cls.selenium = start_chromium()
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.selenium.quit()
-        super().tearDownClass()
 
     @pytest.fixture(autouse=True)
     def _services(self, celery_worker):
