@@ -23,18 +23,17 @@ SIGNALS, DATABASE = "signals", "database"
 def set_mode(mode: str, *, enabled: bool = True) -> None:
     """Switch this process's capture mode and the trigger on, or everything off; sync."""
     from django.conf import settings
-    from eventing.recording.index import current_index
 
     from eventing.capture import database as capture_db
     from eventing.conf import get_settings
-    from triggers import registry
+    from eventing.recording import trigger_cache
     from triggers.models import Trigger
 
     settings.EVENTING["CAPTURE"] = mode
     get_settings.cache_clear()
     Trigger.objects.filter(type__startswith="DB_").update(enabled=enabled)
-    registry.invalidate()
-    current_index()
+    trigger_cache.invalidate()
+    trigger_cache.current_index()
     capture_db.sync()
 
 
