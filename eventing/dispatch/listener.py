@@ -1,12 +1,13 @@
 """The LISTEN side of database capture: rows written by trigger functions reach the broker at once.
 
-Trigger functions leave their rows `staged` with `enqueued_at` empty and `pg_notify` the batch id,
-which PostgreSQL delivers when the writing transaction commits. A listener thread (started in
-Celery workers and beat when `EVENTING["CAPTURE"] = "database"`) marks those rows sent and
-publishes them, as `emit()`'s on-commit hook does for signal-captured rows. One listener per
-database is active at a time (a session advisory lock); the others stand by and take over when
-its connection closes. A lost notification or a dead listener only delays events until the next
-sweep: the sweeper sends every due row without a message.
+Trigger functions store each statement's rows in `event_captures` and `pg_notify`, which
+PostgreSQL delivers when the writing transaction commits. A listener thread (started in Celery
+workers and beat when `EVENTING["CAPTURE"] = "database"`) expands the captures into `staged`
+event rows and then marks those rows sent and publishes them, as `emit()`'s on-commit hook does
+for signal-captured rows. One listener per database is active at a time (a session advisory
+lock); the others stand by and take over when its connection closes. A lost notification or a
+dead listener only delays events until the next sweep: the sweeper expands what is left and
+sends every due row without a message.
 """
 
 from __future__ import annotations
@@ -23,7 +24,13 @@ from celery.signals import beat_init, worker_ready, worker_shutdown
 from django.db import close_old_connections, connections
 from django.utils import timezone
 
-from eventing.capture.database import CHANNEL, database_capture, ident
+from eventing.capture.database import (
+    CAPTURES_PER_PASS,
+    CHANNEL,
+    database_capture,
+    expand_captures,
+    ident,
+)
 from eventing.conf import settings
 from eventing.dispatch.sweeper import deliverable, send_rows
 from eventing.models import EventLog, EventStatus
@@ -65,6 +72,18 @@ def publish_batches(batch_ids: Iterable[str], now: dt.datetime | None = None) ->
         deliver_at__lte=horizon,
     )
     return send_rows(rows, now)
+
+
+def publish_captures() -> int:
+    """Expand every capture there is into event rows, publishing each pass's; how many sent."""
+    sent = 0
+    while True:
+        done = expand_captures(limit=CAPTURES_PER_PASS)
+        ids = sorted(done.batch_ids)
+        for start in range(0, len(ids), BATCHES_PER_QUERY):
+            sent += publish_batches(ids[start : start + BATCHES_PER_QUERY])
+        if done.captures < CAPTURES_PER_PASS:
+            return sent
 
 
 class Listener:
@@ -112,6 +131,7 @@ class Listener:
                 cursor.execute(f"LISTEN {ident(CHANNEL)}")
             self.active.set()
             logger.info("Capture listener active on %s", settings.DATABASE)
+            publish_captures()  # written while no listener was active
             self.serve(conn)
         finally:
             conn.close()
@@ -128,11 +148,8 @@ class Listener:
                     probed = time.monotonic()
                 continue
             conn.poll()
-            batches = {note.payload for note in conn.notifies}
-            conn.notifies.clear()
-            ids = sorted(batches)
-            for start in range(0, len(ids), BATCHES_PER_QUERY):
-                publish_batches(ids[start : start + BATCHES_PER_QUERY])
+            conn.notifies.clear()  # each says "captures were committed"; which is in the table
+            publish_captures()
 
 
 listener = PerProcess(Listener)

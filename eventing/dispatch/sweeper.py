@@ -9,6 +9,7 @@ from django.db import connections, transaction
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
+from eventing.capture.database import expand_all
 from eventing.capture.intents import resolve_intents
 from eventing.conf import settings
 from eventing.delivery.dead_letters import emit_dead_letter
@@ -23,10 +24,12 @@ SWEEP_HEARTBEAT = "sweep"
 
 
 def sweep(now: dt.datetime | None = None) -> dict[str, int]:
-    """One pass: release expired leases, send due and lost rows, resolve old file intents."""
+    """One pass: release expired leases, expand captures the listener left (database capture),
+    send due and lost rows, resolve old file intents."""
     now = now or timezone.now()
     report = {
         "released": release_expired_leases(now),
+        "expanded": expand_all().captures,
         "enqueued": enqueue_due(now),
         "intents": resolve_intents(now),
     }
