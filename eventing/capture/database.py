@@ -1095,7 +1095,7 @@ def sync(using: str | None = None, *, robust: bool = False) -> list[str]:
             if (
                 stored is None
                 or plan.digest != stored.get("hash")
-                or expands.get("hash") != (plan.digest)
+                or expands.get("hash") != plan.digest
             ):
                 # The expander first: the trigger function names it.
                 cursor.execute(plan.expander_definition)

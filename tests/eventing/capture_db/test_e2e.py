@@ -47,7 +47,9 @@ def test_writes_from_psql_reach_the_webhook_and_trigger_edits_apply(cluster, rec
     # Paused by another program: recorded, and held.
     psql(f"UPDATE event_triggers SET paused = true WHERE id = {trigger.pk}")
     psql(insert_sql("wanted"))
-    held = EventLog.objects.get(status=EventStatus.STAGED)
+    staged = EventLog.objects.filter(status=EventStatus.STAGED)
+    wait_until(staged.exists, timeout_s=10, message="the listener expands the capture")
+    held = staged.get()
     assert held.trigger_id == trigger.pk
     assert held.enqueued_at is None
 
@@ -82,6 +84,10 @@ def test_a_killed_listener_loses_nothing(cluster, receiver):
     second = cluster.worker("cw2", beat=True, **DATABASE_MODE)
     writer.join(120)
     assert done.is_set()
+    # The new listener (or the sweeper) expands what the killed one left captured.
+    wait_until(
+        lambda: EventLog.objects.count() >= total, timeout_s=60, message=f"{total} event rows"
+    )
     ids = {str(pk) for pk in EventLog.objects.values_list("id", flat=True)}
     assert len(ids) == total
 
