@@ -1186,7 +1186,7 @@ def expand_captures(using: str | None = None, *, limit: int = CAPTURES_PER_PASS)
     Captures are locked with SKIP LOCKED, so the listener, sweepers and syncs running at once
     each take different ones; event rows and the deletion commit together, so a capture is
     expanded exactly once even if the process dies at any point. A capture whose expander
-    fails (its table altered since; run `eventing_capture sync`) is kept and logged.
+    fails (its table altered since; run `eventing_capture sync`) or is gone is kept.
     """
     db = using or settings.DATABASE
     connection = connections[db]
@@ -1195,10 +1195,14 @@ def expand_captures(using: str | None = None, *, limit: int = CAPTURES_PER_PASS)
         return done
     captures = ident(EventCapture._meta.db_table)
     with transaction.atomic(using=db), connection.cursor() as cursor:
+        # A capture whose expander is gone (its triggers deleted, its table renamed, or capture
+        # switched off while it was being written) waits, not blocking the others, until a sync
+        # installs the expander again.
         cursor.execute(
-            f"SELECT id, schema, expander FROM {captures} ORDER BY id LIMIT %s "
-            "FOR UPDATE SKIP LOCKED",
-            [limit],
+            f"SELECT id, schema, expander FROM {captures} "
+            "WHERE to_regproc(quote_ident(schema) || '.' || quote_ident(expander)) IS NOT NULL "
+            "AND left(expander, %s) = %s ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED",
+            [len(PREFIX + EXPAND), PREFIX + EXPAND, limit],
         )
         groups: dict[tuple[str, str], list[int]] = {}
         for pk, schema, expander in cursor.fetchall():
@@ -1206,12 +1210,6 @@ def expand_captures(using: str | None = None, *, limit: int = CAPTURES_PER_PASS)
         finished: list[int] = []
         for (schema, expander), ids in groups.items():
             function = f"{ident(schema)}.{ident(expander)}"
-            cursor.execute("SELECT to_regproc(%s) IS NOT NULL", [function])
-            if not cursor.fetchone()[0] or not expander.startswith(PREFIX + EXPAND):
-                # Its triggers were all deleted (or the table renamed) while it was written.
-                logger.warning("Captures %s dropped: no function %s", ids, function)
-                finished += ids
-                continue
             try:
                 with transaction.atomic(using=db):
                     cursor.execute(
