@@ -44,7 +44,8 @@ logger = logging.getLogger(__name__)
 
 SIGNALS, DATABASE = "signals", "database"
 MODES = (SIGNALS, DATABASE)
-# The listener LISTENs here; each notification's payload is one batch id (one statement's).
+# The listener LISTENs here. Payloads are empty: PostgreSQL folds a transaction's identical
+# notifications into one, so a 100-statement transaction wakes the listener once.
 CHANNEL = "eventing_capture"
 # Names of our triggers and functions start with this (how the catalog finds them).
 PREFIX = "eventing_capture_"
@@ -200,7 +201,7 @@ def float_json(x: str) -> str:
 
 
 def value_sql(model_field: models.Field, row: str) -> str:
-    """SQL for one field of `row` (a jsonb row from to_jsonb) as JSON-safe jsonb.
+    """SQL for one field of `row` (a captured row as jsonb) as JSON-safe jsonb.
 
     Mirrors `model_data.json_safe`: big integers and decimals as strings, datetimes as
     isoformat writes them (UTC, "+00:00"), durations as seconds, bytes as base64, files as their
@@ -1265,8 +1266,8 @@ def sync_after_trigger_change(
 
 
 def sync_before_migrate(sender, using: str | None = None, **kwargs) -> None:
-    """Before migrations run: functions that read rows through to_jsonb, so a column the
-    migrations drop or rename cannot fail a write made meanwhile (a data migration's)."""
+    """Before migrations run: expanders that read each value from the captured JSON, so a
+    column the migrations drop, rename or retype cannot fail an expansion meanwhile."""
     sync_for_migrate(using, robust=True)
 
 

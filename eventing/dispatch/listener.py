@@ -87,7 +87,7 @@ def publish_captures() -> int:
 
 
 class Listener:
-    """A daemon thread: take the lock, LISTEN, publish each notified batch; reconnect on error."""
+    """A daemon thread: take the lock, LISTEN, expand and publish; reconnect on error."""
 
     def __init__(self) -> None:
         self.stopping = threading.Event()
@@ -116,7 +116,7 @@ class Listener:
         self.thread.join(timeout_s)
 
     def listen(self) -> None:
-        """One connection's life: stand by for the lock, then publish notified batches."""
+        """One connection's life: stand by for the lock, then expand and publish captures."""
         wrapper = connections[settings.DATABASE]
         conn = wrapper.get_new_connection(wrapper.get_connection_params())
         try:
@@ -137,7 +137,7 @@ class Listener:
             conn.close()
 
     def serve(self, conn) -> None:
-        """Wait for notifications and publish their batches until asked to stop."""
+        """Wait for notifications and expand and publish captures until asked to stop."""
         probed = time.monotonic()
         while not self.stopping.is_set():
             ready, _, _ = select.select([conn], [], [], WAIT_S)
