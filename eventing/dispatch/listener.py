@@ -21,7 +21,8 @@ import time
 from collections.abc import Iterable
 
 from celery.signals import beat_init, worker_ready, worker_shutdown
-from django.db import close_old_connections, connections
+from django.db import close_old_connections, connections, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from eventing.capture.database import (
@@ -32,7 +33,7 @@ from eventing.capture.database import (
     ident,
 )
 from eventing.conf import settings
-from eventing.dispatch.sweeper import deliverable, send_rows
+from eventing.dispatch.sweeper import deliverable, mark_sent, publish_marked, send_rows
 from eventing.models import EventLog, EventStatus
 from eventing.runtime import PerProcess
 
@@ -48,8 +49,6 @@ RECONNECT_S = 1.0
 WAIT_S = 1.0
 # An idle connection is probed this often, so a dead server is noticed (seconds).
 PROBE_EVERY_S = 30.0
-# Batch ids per publishing statement.
-BATCHES_PER_QUERY = 500
 
 
 def publish_batches(batch_ids: Iterable[str], now: dt.datetime | None = None) -> int:
@@ -59,29 +58,34 @@ def publish_batches(batch_ids: Iterable[str], now: dt.datetime | None = None) ->
     sweeper, as it would treat them. Rows are locked with SKIP LOCKED, so a sweep running at
     the same moment takes the others: no row is sent twice by the two.
     """
-    ids = sorted(set(batch_ids))
-    if not ids:
-        return 0
     now = now or timezone.now()
+    return send_rows(unsent(batch_ids, now), now)
+
+
+def unsent(batch_ids: Iterable[str], now: dt.datetime) -> QuerySet[EventLog]:
+    """The rows of these batches the listener sends: staged, no message yet, due soon."""
     horizon = now + dt.timedelta(seconds=settings.ETA_HORIZON_S)
-    rows = EventLog.objects.using(settings.DATABASE).filter(
+    return EventLog.objects.using(settings.DATABASE).filter(
         deliverable(),
-        batch_id__in=ids,
+        batch_id__in=sorted(set(batch_ids)),
         status=EventStatus.STAGED,
         enqueued_at__isnull=True,
         deliver_at__lte=horizon,
     )
-    return send_rows(rows, now)
 
 
 def publish_captures() -> int:
-    """Expand every capture there is into event rows, publishing each pass's; how many sent."""
+    """Expand every capture there is into event rows and send them; how many sent.
+
+    Each pass expands and marks its rows sent in one transaction, then publishes them.
+    """
     sent = 0
     while True:
-        done = expand_captures(limit=CAPTURES_PER_PASS)
-        ids = sorted(done.batch_ids)
-        for start in range(0, len(ids), BATCHES_PER_QUERY):
-            sent += publish_batches(ids[start : start + BATCHES_PER_QUERY])
+        now = timezone.now()
+        with transaction.atomic(using=settings.DATABASE):
+            done = expand_captures(limit=CAPTURES_PER_PASS)
+            due = mark_sent(unsent(done.batch_ids, now), now) if done.batch_ids else []
+        sent += publish_marked(due, now)
         if done.captures < CAPTURES_PER_PASS:
             return sent
 

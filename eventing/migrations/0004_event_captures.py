@@ -3,13 +3,64 @@
 from django.db import migrations, models
 
 
-def store_rows_uncompressed(apps, schema_editor):
-    """A 10,000-row statement's rows are megabytes: compressing them would cost the writer."""
+# Expands up to `max_captures` captures in one statement (one round trip for the listener):
+# each table's generated expander writes the event rows, then the captures are deleted. A group
+# whose expander fails is kept (its error is returned); one whose expander is gone is skipped.
+EXPAND_FUNCTION = """
+CREATE OR REPLACE FUNCTION event_captures_expand(
+  max_captures integer, OUT expanded integer, OUT batch_ids uuid[], OUT failures text[]
+) LANGUAGE plpgsql AS $eventing$
+DECLARE
+  g record;
+  found_ uuid[];
+  done_ bigint[] := '{}';
+BEGIN
+  batch_ids := '{}';
+  failures := '{}';
+  FOR g IN
+    SELECT p.schema, p.expander, array_agg(p.id ORDER BY p.id) AS ids FROM (
+      SELECT c.id, c.schema, c.expander FROM event_captures AS c
+      WHERE left(c.expander, 24) = 'eventing_capture_expand_'
+        AND to_regproc(quote_ident(c.schema) || '.' || quote_ident(c.expander)) IS NOT NULL
+      ORDER BY c.id LIMIT max_captures FOR UPDATE SKIP LOCKED
+    ) AS p GROUP BY p.schema, p.expander ORDER BY min(p.id)
+  LOOP
+    BEGIN
+      EXECUTE format(
+        'SELECT array_agg(b) FROM (SELECT %I.%I(c) AS b FROM event_captures AS c '
+        'WHERE c.id = ANY($1) ORDER BY c.id) AS x WHERE b IS NOT NULL',
+        g.schema, g.expander
+      ) INTO found_ USING g.ids;
+      batch_ids := batch_ids || coalesce(found_, '{}');
+      done_ := done_ || g.ids;
+    EXCEPTION WHEN OTHERS THEN
+      failures := failures || format('%s.%s %s: %s', g.schema, g.expander, g.ids, SQLERRM);
+    END;
+  END LOOP;
+  DELETE FROM event_captures WHERE id = ANY(done_);
+  expanded := cardinality(done_);
+END
+$eventing$
+"""
+
+
+def install(apps, schema_editor):
+    """Rows stored uncompressed (a 10,000-row statement's are megabytes: compressing them would
+    cost the writer), and the function the listener expands captures with."""
     if schema_editor.connection.vendor == "postgresql":
         schema_editor.execute(
             "ALTER TABLE event_captures ALTER old_rows SET STORAGE EXTERNAL, "
             "ALTER new_rows SET STORAGE EXTERNAL"
         )
+        # Without parameters, so the % of format() reach PostgreSQL as written.
+        with schema_editor.connection.cursor() as cursor:
+            cursor.execute(EXPAND_FUNCTION)
+
+
+def uninstall(apps, schema_editor):
+    """Drop the expanding function before its table goes."""
+    if schema_editor.connection.vendor == "postgresql":
+        schema_editor.execute("DROP FUNCTION IF EXISTS event_captures_expand(integer)")
 
 
 class Migration(migrations.Migration):
@@ -78,5 +129,5 @@ class Migration(migrations.Migration):
                 "db_table": "event_captures",
             },
         ),
-        migrations.RunPython(store_rows_uncompressed, migrations.RunPython.noop),
+        migrations.RunPython(install, uninstall),
     ]
