@@ -24,14 +24,15 @@ SWEEP_HEARTBEAT = "sweep"
 
 
 def sweep(now: dt.datetime | None = None) -> dict[str, int]:
-    """One pass: release expired leases, expand captures the listener left (database capture),
-    send due and lost rows, resolve old file intents."""
+    """One pass: release lost leases, expand captures, send due and lost rows, resolve intents."""
     now = now or timezone.now()
+    released = release_expired_leases(now)
+    expanded = expand_all().captures  # first: the rows they become are sent in this pass
     report = {
-        "released": release_expired_leases(now),
-        "expanded": expand_all().captures,
+        "released": released,
         "enqueued": enqueue_due(now),
         "intents": resolve_intents(now),
+        "expanded": expanded,
     }
     record_heartbeat(SWEEP_HEARTBEAT, now, report)
     return report
