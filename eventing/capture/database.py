@@ -11,9 +11,10 @@ them), applies each trigger's watch list, filter and payload fields in SQL, inse
 the same transaction; then the rows are published.
 
 The trigger configuration is baked into the generated functions, regenerated whenever a Trigger
-changes (same transaction, after expanding the captures the old ones wrote); a hash in `COMMENT
-ON FUNCTION` tells a stale function from a current one. Expanders read the rows back as typed
-columns; while `migrate` runs they read each value from the JSON instead.
+changes (same transaction; the captures written before are expanded first, before the change is
+written); a hash in `COMMENT ON FUNCTION` tells a stale function from a current one. Expanders
+read the rows back as typed columns; while `migrate` runs they read each value from the JSON
+instead.
 """
 
 from __future__ import annotations
@@ -30,7 +31,14 @@ from django.conf import settings as django_settings
 from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.core.signals import setting_changed
 from django.db import DatabaseError, connections, models, router, transaction
-from django.db.models.signals import post_delete, post_migrate, post_save, pre_migrate
+from django.db.models.signals import (
+    post_delete,
+    post_migrate,
+    post_save,
+    pre_delete,
+    pre_migrate,
+    pre_save,
+)
 from django.dispatch import receiver
 
 from eventing.capture.model_data import MAX_SAFE_INT, sensitive_fields
@@ -594,18 +602,15 @@ def capture_body(
     schema: str,
     expander: str,
     captures_table: str,
-    triggers_table: str,
 ) -> str:
     """The trigger function's body: store the statement's rows as one capture, then notify.
 
-    No per-row work but turning rows into JSON (json_agg, one pass): filters, payloads and
-    the event rows are the expander's, after commit. Which triggers are enabled is read here,
-    so a trigger disabled behind the ORM's back records nothing from that moment on.
+    No per-row work but turning rows into JSON (json_agg, one pass), and no lookup: which
+    triggers are enabled, their filters and payloads, and the event rows are the expander's,
+    after commit.
     """
     kind = KINDS[event_type]
-    trigger = {f.attname: ident(f.column) for f in Trigger._meta.concrete_fields}
     column = {f.attname: ident(f.column) for f in EventCapture._meta.concrete_fields}
-    ids = ", ".join(str(t.id) for t in triggers)
     old = "(SELECT json_agg(o)::text FROM old_rows AS o)" if kind != "insert" else "NULL"
     new = "(SELECT json_agg(n)::text FROM new_rows AS n)" if kind != "delete" else "NULL"
     written = "old_rows" if kind == "delete" else "new_rows"
@@ -614,7 +619,7 @@ def capture_body(
         "table": literal(model._meta.db_table),
         "kind": literal(kind),
         "expander": literal(expander),
-        "trigger_ids": "ids_",
+        "trigger_ids": jsonb_literal(sorted(t.id for t in triggers)),
         "created_at": "clock_timestamp()",
         "old_rows": old,
         "new_rows": new,
@@ -625,12 +630,8 @@ def capture_body(
             f"event_captures has columns database capture does not fill: {', '.join(unknown)}"
         )
     return f"""
-DECLARE
-  ids_ jsonb;
 BEGIN
-  SELECT jsonb_agg(t.{trigger["id"]} ORDER BY t.{trigger["id"]}) INTO ids_
-  FROM {triggers_table} AS t WHERE t.{trigger["id"]} IN ({ids}) AND t.{trigger["enabled"]};
-  IF ids_ IS NULL OR NOT EXISTS (SELECT FROM {written}) THEN
+  IF NOT EXISTS (SELECT FROM {written}) THEN
     RETURN NULL;
   END IF;
   INSERT INTO {captures_table} ({", ".join(column[name] for name in values)})
@@ -707,7 +708,7 @@ BEGIN
   FROM (
 {union}
   ) AS e
-  JOIN {triggers_table} AS t ON t.{trigger["id"]} = e.trigger_id;
+  JOIN {triggers_table} AS t ON t.{trigger["id"]} = e.trigger_id AND t.{trigger["enabled"]};
   GET DIAGNOSTICS written_ = ROW_COUNT;
   RETURN CASE WHEN written_ > 0 THEN batch_ END;
 END
@@ -747,7 +748,6 @@ def plan_for(
         schema=schema,
         expander=expander,
         captures_table=captures_table,
-        triggers_table=triggers_table,
     )
     definition = (
         f"CREATE OR REPLACE FUNCTION {ident(schema)}.{ident(name)}() RETURNS trigger "
@@ -1235,6 +1235,12 @@ def pending_captures(using: str | None = None) -> tuple[int, float | None]:
 # --- keeping functions in step ----------------------------------------------------------------
 
 
+def expand_before_trigger_change(sender, instance: Trigger, **kwargs) -> None:
+    """A Trigger is about to be saved or deleted: expand what was captured under it as it is."""
+    if database_capture():
+        expand_all(settings.DATABASE)
+
+
 def sync_after_trigger_change(
     sender, instance: Trigger, using: str | None = None, **kwargs
 ) -> None:
@@ -1269,6 +1275,14 @@ def sync_for_migrate(using: str | None, *, robust: bool) -> None:
 
 def capture_connect(app_config: AppConfig) -> None:
     """Connect the receivers that keep trigger functions in step; called from ready()."""
+    pre_save.connect(
+        expand_before_trigger_change, sender=Trigger, dispatch_uid="eventing.capture.expand_saving"
+    )
+    pre_delete.connect(
+        expand_before_trigger_change,
+        sender=Trigger,
+        dispatch_uid="eventing.capture.expand_deleting",
+    )
     post_save.connect(
         sync_after_trigger_change, sender=Trigger, dispatch_uid="eventing.capture.sync_saved"
     )
