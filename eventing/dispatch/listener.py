@@ -1,4 +1,4 @@
-"""The LISTEN side of database capture: rows written by trigger functions reach the broker at once.
+"""The LISTEN side of database capture: what trigger functions capture reaches the broker at once.
 
 Trigger functions store each statement's rows in `event_captures` and `pg_notify`, which
 PostgreSQL delivers when the writing transaction commits. A listener thread (started in Celery
