@@ -19,6 +19,7 @@ instead.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import logging
@@ -1179,15 +1180,25 @@ class Expanded:
 
     captures: int = 0
     batch_ids: list[str] = field(default_factory=list)
+    # (id, deliver_at, trigger_id) of the rows marked sent, to publish after commit.
+    sent: list[tuple] = field(default_factory=list)
 
 
-def expand_captures(using: str | None = None, *, limit: int = CAPTURES_PER_PASS) -> Expanded:
+def expand_captures(
+    using: str | None = None,
+    *,
+    limit: int = CAPTURES_PER_PASS,
+    sent_at: dt.datetime | None = None,
+    sent_until: dt.datetime | None = None,
+) -> Expanded:
     """Turn up to `limit` captures into event rows and delete them, in one transaction.
 
     Captures are locked with SKIP LOCKED, so the listener, sweepers and syncs running at once
     each take different ones; event rows and the deletion commit together, so a capture is
     expanded exactly once even if the process dies at any point. A capture whose expander
-    fails (its table altered since; run `eventing_capture sync`) or is gone is kept.
+    fails (its table altered since; run `eventing_capture sync`) or is gone is kept. Given
+    `sent_at`, the new rows due by `sent_until` whose trigger may deliver are marked sent in
+    the same statement (the listener publishes them after commit).
     """
     db = using or settings.DATABASE
     connection = connections[db]
@@ -1198,10 +1209,13 @@ def expand_captures(using: str | None = None, *, limit: int = CAPTURES_PER_PASS)
         # One statement (see the migration that creates event_captures): the listener pays one
         # round trip per pass, however many tables its captures come from.
         cursor.execute(
-            "SELECT expanded, batch_ids, failures FROM event_captures_expand(%s)", [limit]
+            "SELECT expanded, batch_ids, failures, sent_ids, sent_due, sent_triggers "
+            "FROM event_captures_expand(%s, %s, %s)",
+            [limit, sent_at, sent_until],
         )
-        done.captures, batch_ids, failures = cursor.fetchone()
+        done.captures, batch_ids, failures, ids, due, trigger_ids = cursor.fetchone()
     done.batch_ids = [str(batch) for batch in batch_ids]
+    done.sent = list(zip(ids or (), due or (), trigger_ids or (), strict=True))
     for failure in failures:
         logger.error("Captures not expanded (kept; run `eventing_capture sync`): %s", failure)
     return done

@@ -21,7 +21,7 @@ import time
 from collections.abc import Iterable
 
 from celery.signals import beat_init, worker_ready, worker_shutdown
-from django.db import close_old_connections, connections, transaction
+from django.db import close_old_connections, connections
 from django.db.models import QuerySet
 from django.utils import timezone
 
@@ -33,7 +33,7 @@ from eventing.capture.database import (
     ident,
 )
 from eventing.conf import settings
-from eventing.dispatch.sweeper import deliverable, mark_sent, publish_marked, send_rows
+from eventing.dispatch.sweeper import deliverable, publish_marked, send_rows
 from eventing.models import EventLog, EventStatus
 from eventing.runtime import PerProcess
 
@@ -77,15 +77,15 @@ def unsent(batch_ids: Iterable[str], now: dt.datetime) -> QuerySet[EventLog]:
 def publish_captures() -> int:
     """Expand every capture there is into event rows and send them; how many sent.
 
-    Each pass expands and marks its rows sent in one transaction, then publishes them.
+    Each pass expands and marks its rows sent in one statement (the rows `unsent` would pick),
+    then publishes them.
     """
     sent = 0
     while True:
         now = timezone.now()
-        with transaction.atomic(using=settings.DATABASE):
-            done = expand_captures(limit=CAPTURES_PER_PASS)
-            due = mark_sent(unsent(done.batch_ids, now), now) if done.batch_ids else []
-        sent += publish_marked(due, now)
+        horizon = now + dt.timedelta(seconds=settings.ETA_HORIZON_S)
+        done = expand_captures(limit=CAPTURES_PER_PASS, sent_at=now, sent_until=horizon)
+        sent += publish_marked(done.sent, now)
         if done.captures < CAPTURES_PER_PASS:
             return sent
 

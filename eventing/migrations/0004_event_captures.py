@@ -6,9 +6,14 @@ from django.db import migrations, models
 # Expands up to `max_captures` captures in one statement (one round trip for the listener):
 # each table's generated expander writes the event rows, then the captures are deleted. A group
 # whose expander fails is kept (its error is returned); one whose expander is gone is skipped.
+# Given `sent_at`, the new rows the listener sends are marked sent in the same statement (as
+# eventing.dispatch.sweeper.mark_sent would: staged, deliverable, due by `sent_until`) and
+# returned for it to publish after commit.
 EXPAND_FUNCTION = """
 CREATE OR REPLACE FUNCTION event_captures_expand(
-  max_captures integer, OUT expanded integer, OUT batch_ids uuid[], OUT failures text[]
+  max_captures integer, sent_at timestamptz, sent_until timestamptz,
+  OUT expanded integer, OUT batch_ids uuid[], OUT failures text[],
+  OUT sent_ids uuid[], OUT sent_due timestamptz[], OUT sent_triggers bigint[]
 ) LANGUAGE plpgsql AS $eventing$
 DECLARE
   g record;
@@ -39,6 +44,19 @@ BEGIN
   END LOOP;
   DELETE FROM event_captures WHERE id = ANY(done_);
   expanded := cardinality(done_);
+  IF sent_at IS NOT NULL AND cardinality(batch_ids) > 0 THEN
+    -- Rows this transaction wrote: no one else can lock them.
+    WITH marked AS (
+      UPDATE event_logs AS e SET enqueued_at = sent_at
+      FROM event_triggers AS t
+      WHERE e.batch_id = ANY(batch_ids) AND e.status = 'staged' AND e.enqueued_at IS NULL
+        AND e.deliver_at <= sent_until AND t.id = e.trigger_id AND t.enabled AND NOT t.paused
+      RETURNING e.id, e.deliver_at, e.trigger_id
+    )
+    SELECT array_agg(m.id ORDER BY m.deliver_at), array_agg(m.deliver_at ORDER BY m.deliver_at),
+      array_agg(m.trigger_id ORDER BY m.deliver_at)
+    INTO sent_ids, sent_due, sent_triggers FROM marked AS m;
+  END IF;
 END
 $eventing$
 """
@@ -60,7 +78,9 @@ def install(apps, schema_editor):
 def uninstall(apps, schema_editor):
     """Drop the expanding function before its table goes."""
     if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute("DROP FUNCTION IF EXISTS event_captures_expand(integer)")
+        schema_editor.execute(
+            "DROP FUNCTION IF EXISTS event_captures_expand(integer, timestamptz, timestamptz)"
+        )
 
 
 class Migration(migrations.Migration):
