@@ -104,3 +104,17 @@ def test_rows_of_a_paused_trigger_wait_for_resume(message_per_event):
     assert publish_batches([str(event.batch_id)]) == 1
     assert publish_batches([str(event.batch_id)]) == 0  # sent once
     assert sent_ids(message_per_event) == {str(event.id)}
+
+
+def test_the_listener_expands_but_holds_rows_of_a_paused_trigger(listener, message_per_event):
+    trigger = TriggerFactory(type="DB_INSERT", source="testapp.Order")
+    actions.pause_triggers([trigger.pk])
+    Order.objects.create()
+    wait_until(EventLog.objects.exists, timeout_s=10, message="the listener expands the capture")
+    (event,) = EventLog.objects.all()
+    # Expanded and marked in one statement: what the listener did not mark, it does not send.
+    assert event.enqueued_at is None
+    assert not sent_ids(message_per_event)
+    actions.resume_triggers([trigger.pk])
+    assert sweep()["enqueued"] == 1
+    assert sent_ids(message_per_event) == {str(event.id)}
