@@ -1,11 +1,25 @@
-# Eventing — `make run` serves Mission Control on the embedded stack; `make test` runs the suite.
+# Eventing — `make run` serves Mission Control on the embedded stack (runtime requirements only);
+# `make test` runs the suite (dev requirements).
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PORT ?= 8000
 
-.PHONY: run test install lint bench docs
+.PHONY: run test install install-runtime lint bench docs screenshots
 
+# The runtime set (requirements.txt) is all `make run` needs. Nothing is written when the venv
+# is current: a venv holding the dev set (a superset) needs no runtime install.
+install-runtime:
+	@if [ -f $(VENV)/.installed ] && [ ! requirements.txt -nt $(VENV)/.installed ]; then :; \
+	elif [ -f $(VENV)/.runtime ] && [ ! requirements.txt -nt $(VENV)/.runtime ]; then :; \
+	else \
+	  $(PYTHON) -m venv $(VENV) && \
+	  $(PY) -m pip install -q --upgrade pip && \
+	  $(PY) -m pip install -q -r requirements.txt && \
+	  touch $(VENV)/.runtime; \
+	fi
+
+# The dev set (requirements-dev.txt: the runtime set, tests and tooling) for `make test` and CI.
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
@@ -14,19 +28,21 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 
 install: $(VENV)/.installed
 
-run: install
+run: install-runtime
 	$(PY) scripts/run.py --port $(PORT)
 
-# Both stages always run (a red first stage must not hide the second); the summary names the
-# stages that failed and the exit status is non-zero if any did.
+# Every stage always runs (a red stage must not hide the next); the summary names the stages
+# that failed and the exit status is non-zero if any did.
 test: install
 	@failed=""; \
-	echo "== make test: stage postgres (PostgreSQL + Redis, whole suite)"; \
-	$(PY) -m tests.stack postgres -- $(PY) -m pytest tests $(PYTEST_ARGS) || failed="$$failed postgres"; \
-	echo "== make test: stage sqlite (SQLite + embedded broker, e2e tests)"; \
-	$(PY) -m tests.stack sqlite -- $(PY) -m pytest tests -m "e2e" $(PYTEST_ARGS) || failed="$$failed sqlite"; \
+	echo "== make test: stage postgres (PostgreSQL + Redis, whole suite but the newcomer run)"; \
+	$(PY) -m tests.stack postgres -- $(PY) -m pytest tests -m "not newcomer" $(PYTEST_ARGS) || failed="$$failed postgres"; \
+	echo "== make test: stage sqlite (SQLite + embedded broker, e2e tests and the newcomer run)"; \
+	$(PY) -m tests.stack sqlite -- $(PY) -m pytest tests -m "e2e or newcomer" $(PYTEST_ARGS) || failed="$$failed sqlite"; \
+	echo "== make test: stage rabbitmq (PostgreSQL + RabbitMQ, e2e tests)"; \
+	$(PY) -m tests.stack rabbitmq -- $(PY) -m pytest tests -m "e2e" $(PYTEST_ARGS) || failed="$$failed rabbitmq"; \
 	if [ -n "$$failed" ]; then echo "== make test: FAILED stage(s):$$failed" >&2; exit 1; fi; \
-	echo "== make test: both stages passed"
+	echo "== make test: all three stages passed"
 
 lint: install
 	$(VENV)/bin/ruff check .
@@ -38,3 +54,9 @@ bench: install
 # Regenerate the EVENTING settings table of docs/configuration.md from eventing/conf.py.
 docs: install
 	$(PY) scripts/config_docs.py
+
+# Refresh docs/screenshots/ (linked from README): the browser tests take them, scripts/screenshots.py
+# keeps README's pages and makes them small.
+screenshots: install
+	$(PY) -m tests.stack sqlite -- $(PY) -m pytest tests/mission_control/test_browser.py -m browser $(PYTEST_ARGS)
+	$(PY) scripts/screenshots.py

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
+
+from bench import common
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "admin.json"
@@ -72,37 +72,9 @@ WHERE e.created_at >= now() - interval '24 hours' AND e.status IN ('processed', 
 BENCH_DB = "bench_admin"
 
 
-def fresh_database() -> None:
-    """Point DATABASE_URL at a new database of its own on the same server (dropped first)."""
-    from urllib.parse import urlsplit, urlunsplit
-
-    import psycopg2
-
-    url = os.environ.get("DATABASE_URL", "")
-    parts = urlsplit(url)
-    if parts.scheme not in ("postgres", "postgresql"):
-        raise SystemExit("Set DATABASE_URL to a PostgreSQL server (see `python -m tests.stack`).")
-    admin = psycopg2.connect(urlunsplit(parts._replace(path="/postgres")))
-    admin.autocommit = True
-    with admin.cursor() as cursor:
-        cursor.execute(f"DROP DATABASE IF EXISTS {BENCH_DB}")
-        cursor.execute(f"CREATE DATABASE {BENCH_DB}")
-    admin.close()
-    os.environ["DATABASE_URL"] = urlunsplit(parts._replace(path=f"/{BENCH_DB}"))
-
-
 def setup_django() -> None:
     """Configure Django on a fresh benchmark database, in a throwaway var folder."""
-    fresh_database()
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-    os.environ.setdefault("EVENTING_VAR_DIR", tempfile.mkdtemp(prefix="bench-admin-"))
-    sys.path.insert(0, str(ROOT))
-    import django
-
-    django.setup()
-    from django.test.utils import setup_test_environment
-
-    setup_test_environment()
+    common.setup_django_on_fresh_database(BENCH_DB)
 
 
 def load(rows: int, spread_hours: float) -> float:

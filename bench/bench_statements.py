@@ -79,15 +79,13 @@ def delivery_of(trigger) -> tuple[int, int]:
 
 def measure_saves() -> dict:
     """Statements of save() without triggers, and whether an insert reads an old row."""
-    from eventing.recording.index import current_index
-
+    from eventing.recording.trigger_cache import current_index, invalidate
     from tests.testapp.models import Document, Untracked
-    from triggers import registry
     from triggers.models import Trigger
 
     Trigger.objects.create(name="bench_doc_update", type="DB_UPDATE", source="testapp.Document")
     Trigger.objects.create(name="bench_doc_insert", type="DB_INSERT", source="testapp.Document")
-    registry.invalidate()
+    invalidate()
     current_index()  # warm the trigger index
     untracked = statements(lambda: Untracked.objects.create(value=1))
     insert = statements(lambda: Document.objects.create(title=uuid.uuid4().hex))

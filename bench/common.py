@@ -27,6 +27,32 @@ def setup_django() -> None:
     call_command("migrate", verbosity=0)
 
 
+def setup_django_on_fresh_database(name: str) -> None:
+    """Configure Django (config.settings) on a new database `name` of DATABASE_URL's server
+    (dropped first), in a throwaway var folder; for benchmarks that build their own data."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    import psycopg2
+
+    parts = urlsplit(os.environ.get("DATABASE_URL", ""))
+    if parts.scheme not in ("postgres", "postgresql"):
+        raise SystemExit("Set DATABASE_URL to a PostgreSQL server (see `python -m tests.stack`).")
+    admin = psycopg2.connect(urlunsplit(parts._replace(path="/postgres")))
+    admin.autocommit = True
+    with admin.cursor() as cursor:
+        cursor.execute(f"DROP DATABASE IF EXISTS {name}")
+        cursor.execute(f"CREATE DATABASE {name}")
+    admin.close()
+    os.environ["DATABASE_URL"] = urlunsplit(parts._replace(path=f"/{name}"))
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    os.environ.setdefault("EVENTING_VAR_DIR", tempfile.mkdtemp(prefix=f"{name}-"))
+    sys.path.insert(0, str(ROOT))
+    django.setup()
+    from django.test.utils import setup_test_environment
+
+    setup_test_environment()
+
+
 def start_receiver(delay_ms: float = 0) -> tuple[subprocess.Popen, int]:
     """Start bench.receiver in its own process; returns (process, port)."""
     port_file = Path(tempfile.mktemp(prefix="bench-port-"))

@@ -26,6 +26,8 @@ SUITE = {
     "admin": ["bench.bench_admin"],
     "statements": ["bench.bench_statements"],
     "capture": ["bench.bench_capture"],
+    # Add `--baseline <checkout>` by hand to compare unordered throughput with older code.
+    "ordering": ["bench.bench_ordering"],
 }
 
 
@@ -52,6 +54,18 @@ def table() -> str:
             f"| vs bare requests loop ({t['processes']} processes) | "
             f"{t['median_ratio']:.2f}× ({t['median_bare_per_s']:.0f}/s bare) | ≥ 0.5× |"
         )
+    if o := load("ordering"):
+        medians = o["medians_per_s"]
+        keyed = f"ordered_{o['keys']}_keys"
+        rows.append(
+            f"| ordered over {o['keys']} keys vs unordered ({o['events']} events) | "
+            f"{o['ordered_vs_unordered']:.2f}× ({medians[keyed]:.0f}/s) | ≥ 0.5× |"
+        )
+        if "unordered_vs_baseline" in o:
+            rows.append(
+                f"| unordered with ordering vs before it | {o['unordered_vs_baseline']:.2f}× "
+                f"({medians['unordered']:.0f} vs {medians['baseline_unordered']:.0f}/s) | ≈ 1× |"
+            )
     if s := load("slow_receivers"):
         run = s["runs"][0]
         seconds = s.get("median_seconds", run["seconds"])

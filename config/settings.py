@@ -54,6 +54,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # DB events carry the request's user as `actor`.
+    "eventing.middleware.ActorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -117,6 +119,17 @@ STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", VAR_DIR / "static"))
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 MEDIA_URL = "/media/"
 MEDIA_ROOT = VAR_DIR / "media"
+# The default storage emits FILE_CREATE / FILE_DELETE: FILE triggers name the alias "default".
+STORAGES = {
+    "default": {
+        "BACKEND": "eventing.storage.EventingStorage",
+        "OPTIONS": {
+            "backend": "django.core.files.storage.FileSystemStorage",
+            "options": {"location": str(MEDIA_ROOT), "base_url": MEDIA_URL},
+        },
+    },
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
 LOGIN_URL = "admin:login"
 
 REST_FRAMEWORK = {
@@ -206,7 +219,11 @@ LOG_FORMAT = os.environ.get("LOG_FORMAT", "plain")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"event_context": {"()": "eventing.ops.logs.EventContextFilter"}},
+    "filters": {
+        "event_context": {"()": "eventing.ops.logs.EventContextFilter"},
+        # Celery's received / succeeded / sending lines of the one-second sweep: DEBUG.
+        "quiet_sweeps": {"()": "eventing.ops.logs.QuietSweepsFilter"},
+    },
     "formatters": {
         "plain": {
             "()": "eventing.ops.logs.KeyValueFormatter",
@@ -218,7 +235,7 @@ LOGGING = {
         "console": {
             "class": "logging.StreamHandler",
             "formatter": "json" if LOG_FORMAT == "json" else "plain",
-            "filters": ["event_context"],
+            "filters": ["event_context", "quiet_sweeps"],
         }
     },
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},

@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from eventing.capture.actor import actor
     from eventing.recording.emit import emit
 
-__all__ = ("emit",)
+__all__ = ("actor", "emit")
 
 
 def __getattr__(name: str):
@@ -17,4 +18,8 @@ def __getattr__(name: str):
         from eventing.recording.emit import emit
 
         return emit
+    if name == "actor":
+        from eventing.capture.actor import actor
+
+        return actor
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -12,6 +12,7 @@ class EventingConfig(AppConfig):
 
     def ready(self) -> None:
         from eventing import checks  # noqa: F401 - registers the system checks
+        from eventing.capture.actor import actor_connect
         from eventing.capture.database import capture_connect
         from eventing.capture.signals import signals_connect
         from eventing.dispatch.listener import listener_connect
@@ -20,6 +21,7 @@ class EventingConfig(AppConfig):
         from eventing.runtime import connect_lifecycle
 
         signals_connect()
+        actor_connect()
         capture_connect(self)
         listener_connect()
         connect_worker_exporter()

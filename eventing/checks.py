@@ -12,6 +12,7 @@ from django.core.checks import Error, Tags, Warning, register
 from django.core.exceptions import ImproperlyConfigured
 from django.db import DatabaseError, connections, router
 
+from eventing.api import jwks
 from eventing.capture import database as capture_db
 from eventing.capture.storage import configuration_errors
 from eventing.conf import get_settings
@@ -127,21 +128,40 @@ def check_keys(app_configs=None, **kwargs):
             Error('EVENTING["CLIENT_PUBLIC_KEYS"] must be a list of PEM keys.', id="eventing.E006")
         )
         keys = []
+    urls = conf.CLIENT_JWKS_URLS
+    if not isinstance(urls, (list, tuple)):
+        problems.append(
+            Error('EVENTING["CLIENT_JWKS_URLS"] must be a list of URLs.', id="eventing.E006")
+        )
+        urls = []
+    jwks_urls = [(f'EVENTING["CLIENT_JWKS_URLS"][{index}]', url) for index, url in enumerate(urls)]
     for index, pem in enumerate(keys):
         where = f'EVENTING["CLIENT_PUBLIC_KEYS"][{index}]'
-        if not isinstance(pem, str) or pem.strip().lower().startswith(("http://", "https://")):
-            problems.append(
-                Error(
-                    f"{where} must be a PEM public key (JWKS URLs are not supported).",
-                    hint="Paste the PEM of each key the token issuer uses.",
-                    id="eventing.E006",
-                )
-            )
+        if isinstance(pem, str) and pem.strip().lower().startswith(("http://", "https://")):
+            jwks_urls.append((where, pem.strip()))  # a JWKS URL, as in CLIENT_JWKS_URLS
+            continue
+        if not isinstance(pem, str):
+            problems.append(Error(f"{where} must be a PEM public key.", id="eventing.E006"))
             continue
         try:
             public_key(pem)
         except ImproperlyConfigured as exc:
             problems.append(Error(f"{where}: {exc}", id="eventing.E006"))
+    for where, url in jwks_urls:
+        problem = jwks.url_problem(url)
+        if problem:
+            problems.append(
+                Error(
+                    f"{where} {problem}.",
+                    hint="The URL of the token issuer's JWKS, e.g. "
+                    "https://issuer.example.com/.well-known/jwks.json.",
+                    id="eventing.E006",
+                )
+            )
+            continue
+        warning = url_warning(url)
+        if warning:
+            problems.append(Warning(f"{where}: {warning}", id="eventing.W007"))
     return problems
 
 

@@ -17,8 +17,17 @@ DEFAULTS: dict[str, Any] = {
     # HS256/384/512 secrets that verify API bearer tokens (`Authorization: Bearer <jwt>`).
     # Never the same as SECRETS: a webhook receiver could then act as any user.
     "CLIENT_SECRETS": [],
-    # Public keys (PEM strings) verifying RS256/ES256/EdDSA API bearer tokens, or a JWKS URL.
+    # Public keys (PEM strings) verifying RS256/ES256/EdDSA API bearer tokens; an http(s) URL
+    # here is read as one more CLIENT_JWKS_URLS entry.
     "CLIENT_PUBLIC_KEYS": [],
+    # JWKS URLs whose keys (matched by `kid` and `alg`) verify RS256/ES256/EdDSA API bearer
+    # tokens; fetched through the webhooks' SSRF guard (ALLOWED_NETWORKS opts private hosts in).
+    "CLIENT_JWKS_URLS": [],
+    # How long a fetched JWKS is used before it is fetched again (seconds): a new key is
+    # accepted at most this long after its issuer publishes it.
+    "CLIENT_JWKS_LIFESPAN_S": 300,
+    # Deadline for fetching a JWKS, connect to last byte (seconds); a slower one fails the token.
+    "CLIENT_JWKS_TIMEOUT_S": 5,
     # Optional private key (PEM) that signs X-SC-Token with RS256/ES256/EdDSA instead of HS256,
     # so receivers hold only the public key. Empty: HS256 with the first of SECRETS.
     "SIGNING_KEY": "",
@@ -77,6 +86,14 @@ DEFAULTS: dict[str, Any] = {
     "BACKOFF_BASE_S": 5,
     # Longest retry delay of a new trigger, also the cap on Retry-After (seconds).
     "BACKOFF_MAX_S": 3600,
+    # A trigger's open circuit tries its first probe event this long after opening; the wait
+    # doubles after each failed probe (seconds).
+    "CIRCUIT_PROBE_FIRST_S": 30,
+    # Longest wait between two probes of an open circuit (seconds).
+    "CIRCUIT_PROBE_MAX_S": 1800,
+    # A trigger whose circuit counts failures without a success for this long is paused, with
+    # the reason (seconds; 3 days). None never pauses.
+    "DISABLE_AFTER_S": 3 * 24 * 3600,
     # CIDRs webhooks may reach although private or loopback, e.g. ["127.0.0.0/8"]. Keep empty
     # in production.
     "ALLOWED_NETWORKS": [],
@@ -94,6 +111,9 @@ DEFAULTS: dict[str, Any] = {
     "INTENT_GRACE_S": 60,
     # User-Agent of webhook calls.
     "USER_AGENT": "Eventing/1.0 (+webhooks)",
+    # Longest time one request transform may take to render, in milliseconds (a template
+    # that runs over fails its attempt).
+    "TRANSFORM_RENDER_MS": 250,
     # Publish broker messages from a per-process background thread after commit, so a save()
     # never waits on the broker. False publishes inline in the on_commit callback.
     "PUBLISH_IN_BACKGROUND": True,
@@ -109,6 +129,9 @@ DEFAULTS: dict[str, Any] = {
     # commits, so they share batch messages; an isolated commit is published at once. 0 never
     # waits (milliseconds).
     "PUBLISH_LINGER_MS": 5,
+    # How soon an event held back by its trigger's max_in_flight is tried again, without using
+    # an attempt (seconds, ±50 % jitter).
+    "THROTTLE_RECHECK_S": 0.25,
     # How long a process keeps its trigger index before reloading it (seconds).
     "TRIGGER_CACHE_TTL_S": 1.0,
     # Most events one API request may queue (a batch POST to /api/eventing/events/).
@@ -125,6 +148,9 @@ DEFAULTS: dict[str, Any] = {
     # /healthz reports the sweeper stale (503) when its last pass is older than this (seconds);
     # None means 10 sweep intervals, at least 10 s.
     "HEALTH_SWEEP_STALE_S": None,
+    # A CRON trigger's tick first seen more than this long after its time was missed (beat was
+    # down): it fires once late, or not at all if the trigger skips missed ticks (seconds).
+    "CRON_MISSED_AFTER_S": 60,
 }
 
 

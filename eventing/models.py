@@ -21,6 +21,8 @@ class EventStatus(models.TextChoices):
 
 
 FINAL_STATUSES = (EventStatus.PROCESSED, EventStatus.FAILED, EventStatus.CANCELLED)
+# Rows an ordered event waits behind: everything not yet final.
+UNFINISHED_STATUSES = ("intent", "staged", "processing")
 
 
 class EventLog(models.Model):
@@ -90,6 +92,14 @@ class EventLog(models.Model):
         blank=True,
         help_text="Caller-given key; a repeat with the same key and type creates nothing.",
     )
+    ordering_key = models.CharField(
+        max_length=200,
+        null=True,
+        blank=True,
+        help_text="The value of the trigger's ordering key in the payload: events of one "
+        "trigger with the same value are delivered one at a time, in the order recorded. "
+        "Empty: unordered.",
+    )
 
     objects = EventsDatabaseManager()
 
@@ -120,6 +130,13 @@ class EventLog(models.Model):
             models.Index(fields=["status", "created_at"], name="event_logs_status_created"),
             models.Index(fields=["type", "created_at"], name="event_logs_type_created"),
             models.Index(fields=["created_at"], name="event_logs_created"),
+            # Ordered delivery: the unfinished rows of one (trigger, key), oldest first. Rows
+            # of unordered triggers (no key) stay out of it and pay nothing.
+            models.Index(
+                fields=["trigger", "ordering_key", "created_at", "id"],
+                name="event_logs_ordering_queue",
+                condition=Q(ordering_key__isnull=False, status__in=UNFINISHED_STATUSES),
+            ),
         ]
         constraints = [
             # One emit with a key makes one row per trigger; a repeat finds them instead.
@@ -235,3 +252,75 @@ class EventCapture(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} on {self.table} ({self.id})"
+
+
+class CircuitState(models.TextChoices):
+    """A trigger's circuit: closed (delivering) or open (holding events, probing)."""
+
+    CLOSED = "closed", "Closed"
+    OPEN = "open", "Open"
+
+
+class TriggerCircuit(models.Model):
+    """A trigger's circuit breaker, shared by every worker: moved on by conditional UPDATEs."""
+
+    trigger = models.OneToOneField(
+        "triggers.Trigger",
+        primary_key=True,
+        on_delete=models.CASCADE,
+        related_name="circuit",
+        db_constraint=False,
+        help_text="The trigger whose deliveries this circuit guards.",
+    )
+    state = models.CharField(
+        max_length=10,
+        choices=CircuitState.choices,
+        default=CircuitState.CLOSED,
+        help_text="closed: delivering; open: events wait while one probe is tried now and then.",
+    )
+    consecutive_failures = models.PositiveIntegerField(
+        default=0, help_text="Failed attempts since the last success."
+    )
+    failing_since = models.DateTimeField(
+        null=True, blank=True, help_text="First failed attempt since the last success."
+    )
+    last_error = models.TextField(blank=True, help_text="Why the last failed attempt failed.")
+    opened_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the circuit last opened."
+    )
+    next_probe_at = models.DateTimeField(
+        null=True, blank=True, help_text="Open: when the next probe event may be tried."
+    )
+    probe_interval_s = models.FloatField(
+        default=0.0, help_text="Open: wait between probes (doubles after each failed one)."
+    )
+    updated_at = models.DateTimeField(auto_now=True, help_text="When it last changed.")
+
+    objects = EventsDatabaseManager()
+
+    class Meta:
+        db_table = "event_trigger_circuits"
+        verbose_name = "trigger circuit"
+        verbose_name_plural = "trigger circuits"
+
+    def __str__(self) -> str:
+        return f"circuit of trigger {self.trigger_id}: {self.state}"
+
+
+class RateBucket(models.Model):
+    """A trigger's token bucket for `rate_limit` when the broker is not Redis; its row is also
+    the lock that makes `max_in_flight` hold across workers."""
+
+    trigger_id = models.BigIntegerField(primary_key=True, help_text="The trigger it limits.")
+    tokens = models.FloatField(default=0.0, help_text="Requests that may start now.")
+    refilled_at = models.DateTimeField(help_text="When tokens were last added.")
+
+    objects = EventsDatabaseManager()
+
+    class Meta:
+        db_table = "eventing_rate_buckets"
+        verbose_name = "rate bucket"
+        verbose_name_plural = "rate buckets"
+
+    def __str__(self) -> str:
+        return f"trigger {self.trigger_id}: {self.tokens:.1f} tokens"

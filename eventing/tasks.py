@@ -7,6 +7,7 @@ from collections import Counter
 from celery import Task, shared_task
 from django.db import InterfaceError, OperationalError, close_old_connections
 
+from eventing.capture.cron import fire_due_ticks
 from eventing.delivery.deliver import (
     DeliveryResult,
     deliver_event,
@@ -78,3 +79,9 @@ def sweep() -> dict:
 def cleanup() -> dict:
     """Delete finished rows past their retention (beat runs this daily)."""
     return delete_expired()
+
+
+@shared_task(name="eventing.cron", ignore_result=True)
+def cron() -> dict:
+    """Record the due ticks of CRON triggers (beat runs this every few seconds)."""
+    return vars(fire_due_ticks())

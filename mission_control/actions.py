@@ -139,6 +139,9 @@ def sample_payload(trigger: Trigger) -> dict[str, Any]:
             "size": 0,
             "content_type": "text/plain",
             "url": None,
+            "meta": {},
+            "path": "/eventing-test.txt",
+            "type": "file",
             "test": True,
         }
     return {"test": True, "trigger": trigger.name, "sent_at": now}
@@ -178,6 +181,18 @@ def failed_event_ids(trigger_id: int, since: dt.datetime) -> list:
         EventLog.objects.filter(
             trigger_id=trigger_id, status=EventStatus.FAILED, created_at__gte=since
         ).values_list("id", flat=True)
+    )
+
+
+def replay_window(data: dict[str, Any]) -> operations.Replay:
+    """The window a replay form describes (its cleaned data)."""
+    trigger = data.get("trigger")
+    return operations.Replay(
+        since=data["since"],
+        until=data["until"],
+        statuses=tuple(data["statuses"]),
+        triggers=(trigger.name,) if trigger else (),
+        types=(data["type"],) if data.get("type") else (),
     )
 
 

@@ -16,7 +16,7 @@ from django.db.models import Count, Min
 from django.db.models.functions import TruncMinute
 from django.utils import timezone
 
-from eventing.models import EventLog, EventStatus, InvocationLog
+from eventing.models import CircuitState, EventLog, EventStatus, InvocationLog, TriggerCircuit
 from eventing.ops import health as health_checks
 
 from .counting import estimated_count
@@ -47,6 +47,7 @@ class Dashboard:
     failing_triggers: list[dict[str, Any]]
     total_estimate: int
     health: dict[str, Any] = field(default_factory=dict)
+    open_circuits: list[dict[str, Any]] = field(default_factory=list)
 
 
 def build(now: dt.datetime | None = None, *, with_health: bool = True) -> Dashboard:
@@ -71,6 +72,7 @@ def build(now: dt.datetime | None = None, *, with_health: bool = True) -> Dashbo
         oldest_due_age_s=(now - oldest).total_seconds() if oldest else None,
         failing_triggers=most_failing_triggers(now - DAY),
         total_estimate=estimated_count(EventLog.objects.all()),
+        open_circuits=open_circuits(),
         # /healthz's report; the page never waits for the broker (its check runs behind).
         health=health_checks.health(wait=False) if with_health else {},
     )
@@ -177,6 +179,16 @@ def due_backlog(now: dt.datetime) -> tuple[int, dt.datetime | None]:
 def scheduled_count(now: dt.datetime) -> int:
     """Staged events due later (scheduled or waiting for a retry)."""
     return EventLog.objects.filter(status=EventStatus.STAGED, deliver_at__gt=now).count()
+
+
+def open_circuits(limit: int = 20) -> list[dict[str, Any]]:
+    """Triggers whose circuit is open: id, name, since when, failures, next probe."""
+    rows = (
+        TriggerCircuit.objects.filter(state=CircuitState.OPEN)
+        .order_by("opened_at")
+        .values("trigger_id", "trigger__name", "opened_at", "consecutive_failures", "next_probe_at")
+    )
+    return [{**row, "trigger_name": row.pop("trigger__name")} for row in rows[:limit]]
 
 
 def most_failing_triggers(since: dt.datetime, limit: int = 5) -> list[dict[str, Any]]:

@@ -15,7 +15,12 @@ from eventing.recording import payload_rules
 from triggers import types
 from triggers.masking import MASK, mask_headers, unmask_headers
 from triggers.models import EventType, Trigger
-from triggers.validation import INTERNAL_APPS, json_depth, model_field_names, storage_aliases
+from triggers.validation import (
+    INTERNAL_APPS,
+    file_storage_aliases,
+    json_depth,
+    model_field_names,
+)
 
 CUSTOM = "custom"
 KIND_CHOICES = [
@@ -25,6 +30,7 @@ KIND_CHOICES = [
     (types.FILE_CREATE, "FILE_CREATE — a file is saved"),
     (types.FILE_DELETE, "FILE_DELETE — a file is deleted"),
     (CUSTOM, "Custom event type"),
+    (types.CRON, "CRON — on a schedule"),
 ]
 # Shown instead of a saved header value; sending it back keeps the stored value.
 # Errors validate_trigger reports on model fields the form shows under other names.
@@ -53,7 +59,16 @@ class StorableJSONField(forms.JSONField):
             return InvalidJSONInput(data)
         if json_depth(value) > payload_rules.MAX_DEPTH:
             return InvalidJSONInput(data)
+        if value is None and data:
+            # A typed `null` is shown as typed: prepare_value would blank it.
+            return InvalidJSONInput(data)
         return value
+
+    def prepare_value(self, value: Any) -> Any:
+        # No value is an empty box, not the text `null` to delete before typing.
+        if value is None:
+            return ""
+        return super().prepare_value(value)
 
 
 def trackable_models() -> list:
@@ -101,7 +116,8 @@ class TriggerForm(forms.ModelForm):
     source_storage = forms.ChoiceField(
         label="Storage",
         required=False,
-        help_text="The storage alias (settings.STORAGES) whose files fire the trigger.",
+        help_text="The storage alias whose files fire the trigger (settings.STORAGES entries "
+        "configured as EventingStorage).",
     )
     watch_fields = forms.MultipleChoiceField(
         required=False,
@@ -133,26 +149,54 @@ class TriggerForm(forms.ModelForm):
             "path_pattern",
             "filter",
             "headers",
+            "send_authorization",
+            "transform_method",
+            "transform_url",
+            "transform_query",
+            "transform_headers",
+            "transform_body",
             "retries",
             "timeout_ms",
             "backoff_base_s",
             "backoff_max_s",
+            "retry_policy",
+            "retry_statuses",
+            "circuit_failures",
             "delay_s",
+            "ordering_key",
+            "rate_limit",
+            "max_in_flight",
             "enabled",
             "paused",
             "paused_reason",
             "description",
+            "send_actor",
+            "cron_expression",
+            "cron_timezone",
+            "cron_payload",
+            "cron_skip_missed",
         )
-        widgets = {"url": forms.TextInput(attrs={"size": 80})}
-        field_classes = {"filter": StorableJSONField}
+        widgets = {
+            "url": forms.TextInput(attrs={"size": 80}),
+            "transform_url": forms.TextInput(attrs={"size": 80}),
+            "transform_query": forms.Textarea(attrs={"rows": 3, "cols": 80}),
+            "transform_headers": forms.Textarea(attrs={"rows": 3, "cols": 80}),
+            "transform_body": forms.Textarea(attrs={"rows": 6, "cols": 80, "spellcheck": "false"}),
+        }
+        field_classes = {
+            "filter": StorableJSONField,
+            "cron_payload": StorableJSONField,
+            "transform_query": StorableJSONField,
+            "transform_headers": StorableJSONField,
+        }
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        aliases = storage_aliases()
+        aliases = file_storage_aliases()
         self.fields["source_storage"].choices = [("", "---------")] + [(a, a) for a in aliases]
         trigger = self.instance
         if trigger.pk:
-            if trigger.type in types.BUILTIN_TYPES:
+            if trigger.type in types.BUILTIN_TYPES or trigger.type == types.CRON:
                 self.initial["kind"] = trigger.type
             else:
                 self.initial.update(kind=CUSTOM, custom_type=trigger.type)
@@ -169,12 +213,30 @@ class TriggerForm(forms.ModelForm):
             self.initial["headers"] = mask_headers(trigger.headers)
         else:
             self.initial.setdefault("headers", [])
+        if "transform_method" in self.fields:  # read-only views leave it out
+            self.fields["transform_method"].required = False
 
     def clean_custom_type(self) -> str:
         return (self.cleaned_data.get("custom_type") or "").strip()
 
     def clean_filter(self) -> Any:
         value = self.cleaned_data.get("filter")
+        return {} if value is None else value
+
+    def clean_transform_method(self) -> str:
+        # Optional on the form (posted forms of before transforms leave it out): POST.
+        return self.cleaned_data.get("transform_method") or "POST"
+
+    def clean_transform_query(self) -> Any:
+        value = self.cleaned_data.get("transform_query")
+        return {} if value is None else value
+
+    def clean_transform_headers(self) -> Any:
+        value = self.cleaned_data.get("transform_headers")
+        return {} if value is None else value
+
+    def clean_cron_payload(self) -> Any:
+        value = self.cleaned_data.get("cron_payload")
         return {} if value is None else value
 
     def clean_headers(self) -> Any:
@@ -212,6 +274,8 @@ class TriggerForm(forms.ModelForm):
             if not alias:
                 self.add_error("source_storage", "Choose the storage alias.")
             trigger.type, trigger.source = kind, alias
+        elif kind == types.CRON:
+            trigger.type, trigger.source = kind, ""
         source = trigger.source if kind in types.DB_TYPES else ""
         data["watch_fields"] = self._fields_of_model("watch_fields", source)
         data["payload_fields"] = self._fields_of_model("payload_fields", source)
@@ -348,3 +412,54 @@ class RedeliverFailedForm(forms.Form):
         if "since" not in self.initial:
             yesterday = timezone.localtime() - dt.timedelta(days=1)
             self.initial["since"] = yesterday.strftime("%Y-%m-%dT%H:%M")
+
+
+DATETIME_FORMATS = ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M"]
+
+
+class ReplayForm(forms.Form):
+    """A window of finished events to deliver again: a trigger or a type, a time range and
+    statuses. The page counts them first; `confirm` then replays the same window."""
+
+    trigger = forms.ModelChoiceField(
+        queryset=Trigger.objects.all(), required=False, help_text="Whose events to redeliver."
+    )
+    type = forms.RegexField(
+        types.NAME_RE,
+        required=False,
+        max_length=100,
+        help_text="Or: every trigger's events of this type.",
+    )
+    since = forms.DateTimeField(
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
+        input_formats=DATETIME_FORMATS,
+        help_text="Events created at or after this time (server time zone).",
+    )
+    until = forms.DateTimeField(
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
+        input_formats=DATETIME_FORMATS,
+        help_text="Events created before this time.",
+    )
+    statuses = forms.MultipleChoiceField(
+        choices=[("failed", "failed"), ("processed", "processed"), ("cancelled", "cancelled")],
+        initial=["failed"],
+        widget=forms.CheckboxSelectMultiple,
+        help_text="Which finished events to redeliver.",
+    )
+    confirm = forms.BooleanField(required=False, widget=forms.HiddenInput)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        now = timezone.localtime()
+        self.initial.setdefault("since", (now - dt.timedelta(days=1)).strftime("%Y-%m-%dT%H:%M"))
+        self.initial.setdefault("until", now.strftime("%Y-%m-%dT%H:%M"))
+
+    def clean(self) -> dict[str, Any]:
+        """A trigger or a type, and a window that ends after it starts."""
+        data = super().clean()
+        if not data.get("trigger") and not data.get("type"):
+            raise ValidationError("Choose a trigger or give a type.")
+        since, until = data.get("since"), data.get("until")
+        if since and until and since >= until:
+            self.add_error("until", "The window must end after it starts.")
+        return data

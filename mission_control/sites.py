@@ -13,12 +13,19 @@ class MissionControlSite(admin.AdminSite):
     site_title = "Mission Control"
     index_title = "Eventing"
     index_template = "mission_control/index.html"
+    # The side menu repeats the home page's three models and took 300 px from every list,
+    # which then scrolled sideways at 1280 px; breadcrumbs and the home page link them.
+    enable_nav_sidebar = False
 
     def get_urls(self):
+        from .backfill import backfill_view, batch_view, count_view
         from .views import dashboard_health_view, queue_event_view
 
         extra = [
             path("queue-event/", self.admin_view(queue_event_view), name="queue_event"),
+            path("backfill/", self.admin_view(backfill_view), name="backfill"),
+            path("backfill/count/", self.admin_view(count_view), name="backfill_count"),
+            path("backfill/batch/", self.admin_view(batch_view), name="backfill_batch"),
             path("health/", self.admin_view(dashboard_health_view), name="health"),
         ]
         return extra + super().get_urls()

@@ -18,6 +18,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -28,6 +29,8 @@ WORKER_CONCURRENCY = os.environ.get("EVENTING_WORKER_CONCURRENCY", "32")
 RESTART_BACKOFF_S = (1, 2, 4, 8, 16, 30)
 # A process that ran this long before exiting counts as healthy: its next delay is the first.
 STABLE_AFTER_S = 60.0
+# How long start-up may take before the banner is printed again anyway.
+SETTLE_TIMEOUT_S = 90.0
 
 
 def log(line: str) -> None:
@@ -121,14 +124,79 @@ def ensure_local_secrets(var_dir: Path) -> None:
                 handle.write(secrets.token_urlsafe(48))
 
 
-def ensure_admin(password: str, env: dict[str, str]) -> None:
-    """Create the superuser `admin` if no user has that name yet (keeps a changed password)."""
+def ensure_development_data(password: str, env: dict[str, str]) -> None:
+    """Create the superuser `admin` if no user has that name yet (keeps a changed password),
+    and the `default` event type with the `authenticated` queue rule if there is none (keeps a
+    changed rule), so the quickstart's custom event can be queued over HTTP with a token."""
     code = (
         "from django.contrib.auth import get_user_model as g;U=g();"
         "U.objects.filter(username='admin').exists() or "
-        f"U.objects.create_superuser('admin', 'admin@localhost', {password!r})"
+        f"U.objects.create_superuser('admin', 'admin@localhost', {password!r});"
+        "from triggers.models import EventType as E;"
+        "E.objects.get_or_create(name='default', defaults={'queue_rule': 'authenticated', "
+        "'description': 'Created by make run: any authenticated caller may queue any type.'})"
     )
     manage("shell", "-c", code, env=env)
+
+
+def var_path(var_dir: Path, name: str) -> str:
+    """How the banner names a file of var/ (relative to the project folder when inside)."""
+    path = var_dir / name
+    try:
+        return str(path.relative_to(ROOT))
+    except ValueError:
+        return str(path)
+
+
+def banner(url: str, password: str, var_dir: Path) -> str:
+    """What `make run` prints: where to log in, where the secrets are, what to try first."""
+    if os.environ.get("EVENTING_ADMIN_PASSWORD"):
+        kept = "from EVENTING_ADMIN_PASSWORD"
+    else:
+        kept = f"kept in {var_path(var_dir, 'admin-password.txt')}"
+    signing = (
+        "EVENTING_SECRETS"
+        if os.environ.get("EVENTING_SECRETS")
+        else var_path(var_dir, "signing-secret.txt")
+    )
+    client = (
+        "EVENTING_CLIENT_SECRETS"
+        if os.environ.get("EVENTING_CLIENT_SECRETS")
+        else var_path(var_dir, "client-secret.txt")
+    )
+    python = python_cmd()
+    return (
+        f"\nMission Control: {url}\n  login: admin / {password}  ({kept})\n"
+        f"  secrets: {signing} signs webhooks, {client} verifies API bearer tokens;\n"
+        f"    an API token for admin: `{python} manage.py eventing_token admin`\n"
+        f"  try a receiver: in another terminal run `{python} manage.py eventing_listen "
+        "--port 9000`,\n  then add a trigger with URL http://127.0.0.1:9000/ and save a row.\n"
+        "  Ctrl-C stops web, worker and beat.\n"
+    )
+
+
+class Settling:
+    """Whether start-up has settled: `url` answered 200, or the deadline passed."""
+
+    def __init__(self, url: str, deadline: float) -> None:
+        self.url, self.deadline = url, deadline
+        self.pending = True
+        self.next_probe = 0.0
+
+    def done(self, now: float) -> bool:
+        """Probe `url` (at most once a second); True once, when start-up has settled."""
+        if now < self.next_probe:
+            return False
+        self.next_probe = now + 1.0
+        try:
+            with urllib.request.urlopen(self.url, timeout=1) as reply:
+                answered = reply.status == 200
+        except (OSError, ValueError):  # refused, an error status (HTTPError), timeout: not yet
+            answered = False
+        if answered or now >= self.deadline:
+            self.pending = False
+            return True
+        return False
 
 
 def python_cmd() -> str:
@@ -157,7 +225,7 @@ def main() -> int:
     ensure_local_secrets(var_dir)
     manage("migrate", "--no-input", "-v", "0", env=env)
     password = admin_password(var_dir)
-    ensure_admin(password, env)
+    ensure_development_data(password, env)
 
     celery = [sys.executable, "-m", "celery", "-A", "config"]
     commands = {
@@ -186,14 +254,13 @@ def main() -> int:
     children = [Supervised(name, cmd, env, restart=name != "web") for name, cmd in commands.items()]
     for child in children:
         child.start()
-    url = f"http://{args.host}:{args.port}/mission-control/"
-    print(
-        f"\nMission Control: {url}\n  login: admin / {password}\n"
-        f"  try a receiver: in another terminal run `{python_cmd()} manage.py eventing_listen "
-        "--port 9000`,\n  then add a trigger with URL http://127.0.0.1:9000/ and save a row.\n"
-        "  Ctrl-C stops web, worker and beat.\n",
-        flush=True,
-    )
+    base = f"http://{args.host}:{args.port}"
+    text = banner(f"{base}/mission-control/", password, var_dir)
+    print(text, flush=True)
+    # The children's start-up lines bury the banner: say it again once the login page answers
+    # (worker and beat start beside web), or after SETTLE_TIMEOUT_S anyway. Not /healthz: each
+    # 503 before the first sweep would be an ERROR line of its own.
+    settle = Settling(f"{base}/mission-control/login/", time.monotonic() + SETTLE_TIMEOUT_S)
 
     stopping = False
 
@@ -211,6 +278,8 @@ def main() -> int:
             running = [child.check(time.monotonic()) for child in children]
             if not all(running):
                 break
+            if settle.pending and settle.done(time.monotonic()):
+                print(f"[make run] ready.{text}", flush=True)
             time.sleep(0.5)  # the supervisor's polling period, not synchronisation
     finally:
         stop()

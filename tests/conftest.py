@@ -2,14 +2,62 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 from unittest import mock
 
 import pytest
+from django.core.management import CommandError
+from django.db import OperationalError
+from django.test import TransactionTestCase
 
 from eventing import runtime
 from tests.hostile import RawServer
-from tests.processes import CeleryProcess, purge_broker
+from tests.processes import ROOT, CeleryProcess, purge_broker, workers_parked
 from tests.receiver import Receiver
+
+
+def flush_retrying_deadlocks(flush):
+    """TransactionTestCase's flush, tried again when PostgreSQL picks it as a deadlock victim.
+
+    The session's worker processes keep running between tests: a sweep or a delivery holding a
+    lock on one table while it reads another deadlocks with TRUNCATE taking them in turn (seen
+    in CI), and PostgreSQL aborts one of the two. Once the worker's transaction is done the
+    flush goes through.
+    """
+
+    def teardown(self):
+        for attempt in range(5):
+            try:
+                return flush(self)
+            except CommandError as exc:  # flush wraps the database's error
+                cause = exc.__cause__
+                deadlock = isinstance(cause, OperationalError) and "deadlock" in str(cause)
+                if not deadlock or attempt == 4:
+                    raise
+
+    return teardown
+
+
+TransactionTestCase._fixture_teardown = flush_retrying_deadlocks(
+    TransactionTestCase._fixture_teardown
+)
+
+
+@pytest.fixture
+def fresh_clone(tmp_path):
+    """A clone of this repository's committed HEAD, for `make run` with this virtualenv.
+
+    Its requirements files are dated back: the clone's fresh timestamps would make `make`
+    reinstall them into the shared virtualenv (VENV=…), which already holds them.
+    """
+    if not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+    target = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(ROOT), str(target)], check=True)
+    for name in ("requirements.txt", "requirements-dev.txt"):
+        os.utime(target / name, (0, 0))
+    return target
 
 
 @pytest.fixture
@@ -36,6 +84,21 @@ def worker(celery_worker, transactional_db):
     if celery_worker.proc.poll() is not None:
         pytest.fail(f"The Celery worker died:\n{celery_worker.tail()}")
     return celery_worker
+
+
+@pytest.fixture
+def two_workers(transactional_db):
+    """Two worker processes of their own (the first runs beat, so the sweeper); the session's
+    worker is parked meanwhile so that only these two take the test's messages."""
+    with workers_parked():
+        started: list[CeleryProcess] = []
+        try:
+            for name, beat in (("tw1", True), ("tw2", False)):
+                started.append(CeleryProcess(name=name, beat=beat, concurrency=4).start())
+            yield started
+        finally:
+            for process in started:
+                process.stop()
 
 
 @pytest.fixture

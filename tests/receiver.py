@@ -26,6 +26,7 @@ class Received:
     headers: dict[str, str]
     body: bytes
     at: float  # time.time() on arrival
+    method: str = "POST"
 
     def json(self):
         return json.loads(self.body)
@@ -65,6 +66,9 @@ class Receiver:
                 body = self.rfile.read(length)
                 receiver.handle(self, body)
 
+            # A request transform may choose another method; the path answers the same.
+            do_PUT = do_PATCH = do_DELETE = do_GET = do_POST
+
         # A fixed `port` lets a test bring a receiver "back up" where the old one was.
         self.server = BurstServer(("127.0.0.1", port), Handler)
         self.server.daemon_threads = True
@@ -84,7 +88,7 @@ class Receiver:
             count = self.calls[path]
         status, headers, reply = 200, {}, b'{"ok": true}'
         # Recorded on arrival, before any pause: tests see a request while it is in flight.
-        self.record(Received(path, dict(handler.headers), body, time.time()))
+        self.record(Received(path, dict(handler.headers), body, time.time(), handler.command))
         if parts[0] == "status":
             status = int(parts[1])
         elif parts[0] == "retry-after":

@@ -23,6 +23,9 @@ EVENTING.update(
         "LEASE_GRACE_S": 3,
         "SWEEP_INTERVAL_S": 0.5,
         "TRIGGER_CACHE_TTL_S": 0.2,
+        # An open circuit probes within the tests' patience (workers read these too).
+        "CIRCUIT_PROBE_FIRST_S": 0.5,
+        "CIRCUIT_PROBE_MAX_S": 2,
         "ETA_HORIZON_S": float(os.environ.get("EVENTING_TEST_ETA_HORIZON_S", "300")),
     }
 )

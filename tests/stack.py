@@ -1,6 +1,7 @@
 """Run a command against throwaway PostgreSQL and Redis servers (or the embedded stack).
 
     python -m tests.stack postgres -- pytest …   # PostgreSQL + Redis, started here
+    python -m tests.stack rabbitmq -- pytest …   # PostgreSQL + RabbitMQ, started here
     python -m tests.stack sqlite -- pytest …     # SQLite file + kombu filesystem broker
 
 Servers listen on 127.0.0.1 on free ports, live in a temporary folder and are stopped when the
@@ -18,7 +19,13 @@ import tempfile
 import time
 from pathlib import Path
 
+import amqp
+
 PG_BIN_DIRS = ["/usr/lib/postgresql/15/bin", "/usr/lib/postgresql/16/bin"]
+# Debian's /usr/sbin/rabbitmq-* wrappers switch to the rabbitmq user and its /var/lib home;
+# the programs behind them run as any user with the folders we give them.
+RABBITMQ_BIN_DIR = "/usr/lib/rabbitmq/bin"
+RABBITMQ_START_TIMEOUT_S = 60.0
 
 
 def free_port() -> int:
@@ -247,6 +254,98 @@ class RedisServer:
         shutdown_redis(self.port)
 
 
+def find_rabbitmq_program(name: str) -> str | None:
+    """Path of a RabbitMQ program (rabbitmq-server, rabbitmqctl), or None."""
+    candidate = Path(RABBITMQ_BIN_DIR) / name
+    return str(candidate) if candidate.exists() else shutil.which(name)
+
+
+def amqp_ready(port: int) -> bool:
+    """Whether the broker on `port` completes an AMQP handshake as guest (it may listen sooner)."""
+    try:
+        with amqp.Connection(f"127.0.0.1:{port}", connect_timeout=2) as connection:
+            connection.connect()
+            return True
+    except (OSError, amqp.exceptions.AMQPError):
+        return False
+
+
+class RabbitMQServer:
+    """A throwaway RabbitMQ node: its own name, ports, epmd, cookie and folders under `root`."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root / "rabbitmq"
+        self.port = free_port()
+        self.dist_port = free_port()
+        # Its own epmd, so stopping it never touches another node's name registry.
+        self.epmd_port = free_port()
+        self.program = find_rabbitmq_program("rabbitmq-server")
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def available(self) -> bool:
+        return bool(self.program and find_rabbitmq_program("rabbitmqctl"))
+
+    def environment(self) -> dict[str, str]:
+        """The variables that keep this node out of /etc/rabbitmq and /var/lib/rabbitmq."""
+        return {
+            **os.environ,
+            "HOME": str(self.root / "home"),
+            "RABBITMQ_NODENAME": f"eventing-{self.port}@localhost",
+            "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1",
+            "RABBITMQ_NODE_PORT": str(self.port),
+            "RABBITMQ_DIST_PORT": str(self.dist_port),
+            "ERL_EPMD_PORT": str(self.epmd_port),
+            "RABBITMQ_MNESIA_BASE": str(self.root / "mnesia"),
+            "RABBITMQ_LOG_BASE": str(self.root / "log"),
+            "RABBITMQ_PID_FILE": str(self.root / "pid"),
+            "RABBITMQ_CONF_ENV_FILE": str(self.root / "rabbitmq-env.conf"),
+            "RABBITMQ_CONFIG_FILE": str(self.root / "rabbitmq"),
+            "RABBITMQ_ENABLED_PLUGINS_FILE": str(self.root / "enabled_plugins"),
+        }
+
+    def start(self) -> str:
+        home = self.root / "home"
+        home.mkdir(parents=True)
+        cookie = home / ".erlang.cookie"
+        cookie.write_text(os.urandom(16).hex())
+        cookie.chmod(0o400)
+        (self.root / "enabled_plugins").write_text("[].\n")
+        log = (self.root / "server.log").open("wb")
+        self.proc = subprocess.Popen(
+            [self.program], env=self.environment(), stdout=log, stderr=subprocess.STDOUT
+        )
+        deadline = time.monotonic() + RABBITMQ_START_TIMEOUT_S
+        while not amqp_ready(self.port):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                tail = (self.root / "server.log").read_text(errors="replace")[-2000:]
+                raise RuntimeError(f"RabbitMQ did not start on port {self.port}:\n{tail}")
+            time.sleep(0.2)
+        return f"amqp://guest:guest@127.0.0.1:{self.port}//"
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            subprocess.run(
+                [find_rabbitmq_program("rabbitmqctl"), "-q", "stop"],
+                env=self.environment(),
+                check=False,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                timeout=30,
+            )
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        subprocess.run(
+            [shutil.which("epmd") or "epmd", "-port", str(self.epmd_port), "-kill"],
+            check=False,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+
 def main(argv: list[str]) -> int:
     if len(argv) < 3 or argv[1] != "--":
         print(__doc__, file=sys.stderr)
@@ -283,12 +382,35 @@ def main(argv: list[str]) -> int:
             env["EVENTING_REDIS_PORT"] = str(redis.port)
             env["EVENTING_PG_DIR"] = str(pg.root)
             env["EVENTING_PG_PORT"] = str(pg.port)
+        elif kind == "rabbitmq":
+            pg, rabbit = PostgresServer(root), RabbitMQServer(root)
+            if not (pg.available and rabbit.available):
+                missing = "PostgreSQL" if not pg.available else "rabbitmq-server"
+                if env.get("EVENTING_REQUIRE_SERVICES") == "1":
+                    print(
+                        f"error: {missing} is not installed and EVENTING_REQUIRE_SERVICES=1",
+                        file=sys.stderr,
+                    )
+                    return 1
+                print(
+                    f"skip: {missing} is not installed; PostgreSQL/RabbitMQ run skipped",
+                    file=sys.stderr,
+                )
+                return 0
+            env["DATABASE_URL"] = pg.start()
+            servers.append(pg)
+            env["EVENTING_TEST_EVENTS_DATABASE_URL"] = pg.create_database("eventing_events")
+            servers.append(rabbit)  # stopped even if it fails half-way through starting
+            env["CELERY_BROKER_URL"] = rabbit.start()
+            env["EVENTING_STACK"] = "rabbitmq"
+            env["EVENTING_PG_DIR"] = str(pg.root)
+            env["EVENTING_PG_PORT"] = str(pg.port)
         elif kind == "sqlite":
             env.pop("DATABASE_URL", None)
             env.pop("CELERY_BROKER_URL", None)
             env["EVENTING_STACK"] = "sqlite"
         else:
-            print(f"unknown stack {kind!r}: use postgres or sqlite", file=sys.stderr)
+            print(f"unknown stack {kind!r}: use postgres, rabbitmq or sqlite", file=sys.stderr)
             return 2
         env["EVENTING_VAR_DIR"] = str(root / "var")
         return subprocess.call(command, env=env)

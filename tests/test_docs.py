@@ -1,14 +1,20 @@
-"""docs/: the configuration reference matches eventing/conf.py and config/settings.py, and every
-page the index links to exists (or is written by its owner)."""
+"""docs/: the configuration reference matches eventing/conf.py and config/settings.py, every
+page the index links to exists (or is written by its owner), and the blocks of README.md,
+docs/quickstart.md and docs/integration.md run as written."""
 
 from __future__ import annotations
 
 import importlib.util
+import os
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
 from eventing.conf import DEFAULTS
+from tests.docblocks import ACTIONS, PAGES, blocks, every_block
 from tests.envvars import ROOT, settings_env_vars
 
 DOCS = ROOT / "docs"
@@ -114,9 +120,6 @@ def receiver_example() -> str:
 
 @pytest.mark.django_db
 def test_plain_python_receiver_example_verifies_real_deliveries(tmp_path):
-    import subprocess
-    import sys
-
     import jwt
     import requests
     from django.utils import timezone
@@ -185,3 +188,131 @@ def test_plain_python_receiver_example_verifies_real_deliveries(tmp_path):
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+# Every shell and Python block of README.md, docs/quickstart.md and docs/integration.md runs:
+# the standalone pages' in this checkout on a fresh var/ (as after `make run`), the integration
+# page's in a fresh `django-admin startproject` with the checkout on sys.path. Markers
+# (tests/docblocks.py) name the few that need a server or cannot run here, with the reason.
+
+
+def test_every_block_is_run_or_marked_with_a_reason():
+    found = every_block()
+    assert {block.page for block in found} == set(PAGES)
+    for block in found:
+        assert block.action in ("", *ACTIONS), f"{block}: unknown docs-test marker"
+        if block.action:
+            assert block.arg, f"{block}: a docs-test marker needs its reason or path"
+        if block.action in ("append", "write"):
+            assert block.lang == "python", f"{block}: only Python blocks go into files"
+    skipped = [b for b in found if b.action in ("needs-server", "skip")]
+    assert len(skipped) < len(found) / 2, "most blocks must run"
+
+
+def docs_env(**extra: str) -> dict[str, str]:
+    """This environment without what points Django, Celery or Eventing at the test settings."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("DJANGO_", "CELERY_", "EVENTING_", "DATABASE_URL", "PYTHON"))
+    }
+    # `python`, `django-admin` and `celery` are this virtualenv's.
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env.update(extra)
+    return env
+
+
+def run_block(block, *, cwd: Path, env: dict[str, str]) -> str:
+    """Run an unmarked block as a reader would; fail naming the block with its output."""
+    if block.lang == "bash":
+        # `.venv/bin/python` is the interpreter running the tests (CI's .venv, or another).
+        code = block.code.replace(".venv/bin/python", sys.executable)
+        cmd = ["bash", "-euo", "pipefail", "-c", code]
+    else:
+        cmd = [sys.executable, "manage.py", "shell", "-c", block.code]
+    result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, f"{block} failed:\n{block.code}\n{result.stdout}{result.stderr}"
+    return result.stdout + result.stderr
+
+
+@pytest.fixture(scope="module")
+def standalone_env(tmp_path_factory) -> dict[str, str]:
+    """The standalone project as `make run` leaves it (secrets, migrated, admin, `default`
+    event type), on a var/ of its own."""
+    var = tmp_path_factory.mktemp("var")
+    env = docs_env(
+        EVENTING_VAR_DIR=str(var),
+        DJANGO_SETTINGS_MODULE="config.settings",
+        EVENTING_ALLOWED_NETWORKS="127.0.0.0/8",
+    )
+    spec = importlib.util.spec_from_file_location("make_run_script", ROOT / "scripts" / "run.py")
+    make_run = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(make_run)
+    make_run.ensure_local_secrets(var)
+    make_run.manage("migrate", "--no-input", "-v", "0", env=env)
+    make_run.ensure_development_data("docs-test-password", env)
+    return env
+
+
+@pytest.mark.parametrize("page", ["README.md", "docs/quickstart.md"])
+def test_standalone_pages_blocks_run(page, standalone_env):
+    ran = [b for b in blocks(page) if not b.action]
+    assert ran, f"{page} has no block that runs"
+    for block in ran:
+        output = run_block(block, cwd=ROOT, env=standalone_env)
+        assert "Traceback" not in output, f"{block}:\n{output}"
+        assert "WARNING" not in output, f"{block} warns:\n{output}"
+
+
+def test_integration_page_works_in_a_fresh_startproject(tmp_path):
+    env = docs_env(PYTHONPATH=str(ROOT), EVENTING_SECRET="docs-test-" + "x" * 40)
+    subprocess.run(
+        [sys.executable, "-m", "django", "startproject", "yourproject"],
+        cwd=tmp_path,
+        env=env,
+        check=True,
+    )
+    project = tmp_path / "yourproject"
+    for block in blocks("docs/integration.md"):
+        if block.action == "append":
+            with (project / block.arg).open("a") as target:
+                target.write("\n" + block.code)
+        elif block.action == "write":
+            (project / block.arg).write_text(block.code)
+        elif not block.action:
+            run_block(block, cwd=project, env=env)
+
+    check = run_block_code(
+        "from django.core.management import call_command; call_command('check');"
+        "from yourproject.celery import app; app.loader.import_default_modules();"
+        "from eventing.models import EventLog;"
+        "print(sorted(t for t in app.tasks if t.startswith('eventing.')));"
+        "print(EventLog.objects.filter(trigger_name='new_users', type='DB_INSERT').count())",
+        cwd=project,
+        env=env,
+    )
+    tasks, recorded = check.strip().splitlines()[-2:]
+    assert tasks == str(
+        [
+            "eventing.cleanup",
+            "eventing.cron",
+            "eventing.deliver",
+            "eventing.deliver_batch",
+            "eventing.sweep",
+        ]
+    )
+    assert recorded == "1"  # step 8's User.objects.create recorded the event
+
+
+def run_block_code(code: str, *, cwd: Path, env: dict[str, str]) -> str:
+    """Run Python in the project's `manage.py shell`; its output."""
+    result = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", code],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout

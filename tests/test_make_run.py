@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.processes import ROOT
 from tests.stack import free_port
 from tests.waiting import wait_until
 
@@ -25,16 +24,6 @@ from django.contrib.auth.models import User
 Trigger.objects.create(name="new_users", type="DB_INSERT", source="auth.User", url={url!r})
 User.objects.create(username="ada")
 """
-
-
-@pytest.fixture
-def fresh_clone(tmp_path):
-    """A clone of this repository's committed HEAD."""
-    if not (ROOT / ".git").exists():
-        pytest.skip("not a git checkout")
-    target = tmp_path / "clone"
-    subprocess.run(["git", "clone", "-q", str(ROOT), str(target)], check=True)
-    return target
 
 
 def test_make_run_serves_mission_control_and_delivers(fresh_clone, tmp_path, receiver):

@@ -1,4 +1,4 @@
-"""`make test` runs both stages whatever the first one did, and fails if either failed."""
+"""`make test` runs every stage whatever the others did, and fails if any failed."""
 
 from __future__ import annotations
 
@@ -43,19 +43,88 @@ def make_test(tmp_path, fail: str) -> tuple[subprocess.CompletedProcess, list[st
     return result, ran
 
 
+STAGES = ["postgres", "sqlite", "rabbitmq"]
+
+
 @pytest.mark.parametrize(
     ("fail", "named"),
-    [("postgres", "postgres"), ("sqlite", "sqlite"), ("postgres sqlite", "postgres sqlite")],
+    [
+        ("postgres", "postgres"),
+        ("sqlite", "sqlite"),
+        ("rabbitmq", "rabbitmq"),
+        ("postgres rabbitmq", "postgres rabbitmq"),
+    ],
 )
-def test_a_failed_stage_does_not_skip_the_other_and_is_named(tmp_path, fail, named):
+def test_a_failed_stage_does_not_skip_the_others_and_is_named(tmp_path, fail, named):
     result, ran = make_test(tmp_path, fail)
-    assert ran == ["postgres", "sqlite"]
+    assert ran == STAGES
     assert result.returncode != 0
     assert f"FAILED stage(s): {named}" in result.stderr
 
 
-def test_both_stages_green_is_success(tmp_path):
+def test_every_stage_green_is_success(tmp_path):
     result, ran = make_test(tmp_path, "")
-    assert ran == ["postgres", "sqlite"]
+    assert ran == STAGES
     assert result.returncode == 0, result.stderr
-    assert "both stages passed" in result.stdout
+    assert "all three stages passed" in result.stdout
+
+
+def test_the_rabbitmq_stage_runs_the_e2e_tests(tmp_path):
+    make_test(tmp_path, "")
+    [call] = [c for c in (tmp_path / "calls").read_text().splitlines() if "stack rabbitmq" in c]
+    assert call.split(" -- ", 1)[1].endswith("-m pytest tests -m e2e")
+
+
+# Stands in for `python3` and the venv's Python: records each call; `-m venv DIR` puts a copy
+# of itself at DIR/bin/python, so the recipe's next steps call it too.
+FAKE_INTERPRETER = """#!/bin/sh
+echo "$*" >> "$CALLS"
+if [ "$1 $2" = "-m venv" ]; then mkdir -p "$3/bin" && cp "$0" "$3/bin/python"; fi
+exit 0
+"""
+
+
+def make_in_fresh_venv(tmp_path, target: str, *marks: str) -> list[str]:
+    """`make <target>` with a fake interpreter and a venv folder holding only `marks`; the
+    interpreter's calls."""
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    fake = tmp_path / "python3"
+    fake.write_text(FAKE_INTERPRETER)
+    fake.chmod(0o755)
+    venv = tmp_path / "venv"
+    venv.mkdir()
+    if marks:  # a venv made earlier: its interpreter is there
+        (venv / "bin").mkdir()
+        shutil.copy(fake, venv / "bin" / "python")
+    for mark in marks:
+        (venv / mark).touch()  # newer than the requirements files
+    calls = tmp_path / "calls"
+    calls.touch()
+    subprocess.run(
+        ["make", "-s", target, f"VENV={venv}", f"PYTHON={fake}", "PORT=1"],
+        cwd=ROOT,
+        env={**os.environ, "CALLS": str(calls)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return calls.read_text().splitlines()
+
+
+def test_make_run_installs_the_runtime_requirements_only(tmp_path):
+    calls = make_in_fresh_venv(tmp_path, "run")
+    assert "-m pip install -q -r requirements.txt" in calls
+    assert not [call for call in calls if "requirements-dev.txt" in call]
+    assert calls[-1] == "scripts/run.py --port 1"
+
+
+def test_make_install_installs_the_dev_requirements(tmp_path):
+    calls = make_in_fresh_venv(tmp_path, "install")
+    assert "-m pip install -q -r requirements-dev.txt" in calls
+
+
+def test_make_run_in_a_venv_with_the_dev_set_installs_nothing(tmp_path):
+    calls = make_in_fresh_venv(tmp_path, "run", ".installed")
+    assert calls == ["scripts/run.py --port 1"]

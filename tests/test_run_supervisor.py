@@ -41,7 +41,8 @@ def supervise(run, tmp_path):
         counter = tmp_path / f"{name}-runs"
         cmd = [sys.executable, "-c", CRASH_THEN_RUN, str(counter), str(crashes)]
         supervised = run.Supervised(name, cmd, dict(process_env()), restart=restart)
-        supervised.runs = lambda: int(counter.read_text()) if counter.exists() else 0
+        # The child rewrites the file: read mid-write, it is empty (count that as not yet).
+        supervised.runs = lambda: int(counter.read_text() or 0) if counter.exists() else 0
         made.append(supervised)
         supervised.start()
         return supervised

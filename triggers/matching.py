@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import fnmatch
+import hashlib
+import json
 from typing import Any
 
 _MISSING = object()
+# Longest key value stored as it is; a longer one is stored as "#" + its MD5 (event_logs'
+# column holds 200 characters). Database capture computes the same in SQL.
+MAX_KEY_CHARS = 160
 
 
 def lookup(data: Any, path: str) -> Any:
@@ -51,3 +56,22 @@ def matches_path(pattern: str, name: str) -> bool:
 def watched_change(watch_fields: tuple[str, ...], changed: list[str]) -> bool:
     """True when no fields are watched or one of the watched fields changed."""
     return not watch_fields or any(field in changed for field in watch_fields)
+
+
+def ordering_value(path: str, data: Any) -> str | None:
+    """The ordering key of an event: the text of the value at `path` (as PostgreSQL's `#>>`
+    writes it), or None when the trigger has no key or the payload lacks it (unordered)."""
+    if not path:
+        return None
+    value = lookup(data, path)
+    if value is _MISSING or value is None:
+        return None
+    if isinstance(value, str):
+        text = value
+    elif isinstance(value, bool):
+        text = "true" if value else "false"
+    else:
+        text = json.dumps(value, separators=(",", ":"), sort_keys=True)
+    if len(text) > MAX_KEY_CHARS:
+        return "#" + hashlib.md5(text.encode(), usedforsecurity=False).hexdigest()
+    return text

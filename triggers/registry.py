@@ -14,7 +14,7 @@ from django.db import transaction
 
 from .database import events_database
 from .models import Trigger
-from .types import DB_TYPES
+from .types import CRON, DB_TYPES
 
 
 @dataclass(frozen=True)
@@ -30,6 +30,10 @@ class TriggerSpec:
     payload_fields: tuple[str, ...]
     path_pattern: str
     delay_s: float
+    # DB types: whether the event data says who made the change.
+    send_actor: bool = True
+    # Payload path whose value orders this trigger's events; empty: unordered.
+    ordering_key: str = ""
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,8 @@ def load_index() -> TriggerIndex:
         rows = list(
             Trigger.objects.using(db)
             .filter(enabled=True)
+            # CRON triggers are fired by the clock (eventing.capture.cron), never matched.
+            .exclude(type=CRON)
             .values_list(
                 "id",
                 "name",
@@ -69,6 +75,8 @@ def load_index() -> TriggerIndex:
                 "payload_fields",
                 "path_pattern",
                 "delay_s",
+                "send_actor",
+                "ordering_key",
             )
         )
     for row in rows:
@@ -82,6 +90,8 @@ def load_index() -> TriggerIndex:
             payload_fields=tuple(row[6] or ()),
             path_pattern=row[7] or "",
             delay_s=row[8] or 0.0,
+            send_actor=row[9],
+            ordering_key=row[10] or "",
         )
         by_key[(spec.type, spec.source)].append(spec)
         if spec.type in DB_TYPES:

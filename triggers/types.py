@@ -7,6 +7,11 @@ DB_UPDATE = "DB_UPDATE"
 DB_DELETE = "DB_DELETE"
 FILE_CREATE = "FILE_CREATE"
 FILE_DELETE = "FILE_DELETE"
+# Fired by the clock: one event per tick of the trigger's cron expression.
+CRON = "CRON"
+# Rows sent to a DB trigger by hand or by a backfill (eventing.capture.backfill): the type of
+# their events, never a trigger's.
+MANUAL = "MANUAL"
 
 DB_TYPES = (DB_INSERT, DB_UPDATE, DB_DELETE)
 FILE_TYPES = (FILE_CREATE, FILE_DELETE)
@@ -28,8 +33,12 @@ def is_file_type(event_type: str) -> bool:
 
 
 def is_custom_type(event_type: str) -> bool:
-    """Whether `event_type` is a valid custom type name (not reserved)."""
-    return bool(NAME_RE.match(event_type)) and not event_type.upper().startswith(RESERVED_PREFIXES)
+    """Whether `event_type` is a valid custom type name (not reserved, not CRON or MANUAL)."""
+    return (
+        bool(NAME_RE.match(event_type))
+        and not event_type.upper().startswith(RESERVED_PREFIXES)
+        and event_type.upper() not in (CRON, MANUAL)
+    )
 
 
 def dlq_type(trigger_name: str) -> str:

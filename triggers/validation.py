@@ -6,20 +6,25 @@ import base64
 import binascii
 import json
 import re
+import zoneinfo
 from functools import lru_cache
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from croniter import croniter
 from django.apps import apps
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.utils.module_loading import import_string
 
-from . import defaults, types
+from . import defaults, templating, types
 
 ENV_PLACEHOLDER_RE = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 # RFC 9110 token; \Z, not $, which would let "Host\n" through.
 HEADER_NAME_RE = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
 ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
+# A payload path: dot-separated keys of letters, digits, `_` and `-` (e.g. new.customer_id).
+ORDERING_KEY_RE = re.compile(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*\Z")
 # Standard Webhooks secrets: whsec_ + base64 of 24 to 64 random bytes.
 SECRET_BYTES = (24, 64)
 # Headers we set ourselves; a trigger may not override them.
@@ -61,6 +66,51 @@ def model_field_names(model) -> list[str]:
 def storage_aliases() -> list[str]:
     """Aliases configured in settings.STORAGES."""
     return list(getattr(settings, "STORAGES", {}) or {})
+
+
+def emits_file_events(alias: str) -> bool:
+    """Whether STORAGES[alias] is an EventingStorage, the only storage whose saves and deletes
+    emit file events (it marks itself with `emits_file_events`; triggers never import it)."""
+    conf = (getattr(settings, "STORAGES", {}) or {}).get(alias) or {}
+    try:
+        backend = import_string(conf.get("BACKEND", ""))
+    except ImportError:
+        return False
+    return getattr(backend, "emits_file_events", False) is True
+
+
+def file_storage_aliases() -> list[str]:
+    """Aliases a FILE trigger may name: those configured as an EventingStorage."""
+    return [alias for alias in storage_aliases() if emits_file_events(alias)]
+
+
+def validate_file_source(alias: str) -> None:
+    """Refuse, on `source`, a storage alias whose files would never fire a FILE trigger."""
+    evented = file_storage_aliases()
+    choose = f"choose one of {', '.join(evented)}" if evented else "none is configured"
+    if alias not in storage_aliases():
+        raise ValidationError(
+            {"source": f"{alias!r} is not a storage alias; {choose} (EventingStorage aliases)."}
+        )
+    if alias in evented:
+        return
+    wrappers = [
+        other
+        for other in evented
+        if (settings.STORAGES[other].get("OPTIONS") or {}).get("wraps") == alias
+    ]
+    hint = (
+        f"use {wrappers[0]!r}, which wraps it"
+        if wrappers
+        else f"configure STORAGES[{alias!r}] with BACKEND 'eventing.storage.EventingStorage' "
+        "(docs/storage.md)"
+    )
+    raise ValidationError(
+        {
+            "source": f"Storage {alias!r} is not wrapped in EventingStorage, so its saves and "
+            f"deletes emit no file events: {hint}."
+        }
+    )
 
 
 def validate_url(url: str) -> None:
@@ -188,6 +238,17 @@ def validate_field_list(value, field: str, allowed: list[str] | None) -> None:
             )
 
 
+def validate_ordering_key(path: str) -> None:
+    """An ordering key is empty or a dotted payload path such as `pk` or `new.customer_id`."""
+    if path and not ORDERING_KEY_RE.match(path):
+        raise ValidationError(
+            {
+                "ordering_key": f"{path!r} is not a payload path: give dot-separated keys of "
+                "letters, digits, _ and - (e.g. pk or new.customer_id)."
+            }
+        )
+
+
 def validate_filter(value) -> None:
     """The filter is a flat object of dotted paths to a value, a list, or an operator object."""
     if not isinstance(value, dict):
@@ -206,8 +267,12 @@ def validate_filter(value) -> None:
 def validate_trigger(trigger) -> None:
     """Raise ValidationError naming the field for anything a trigger cannot work with."""
     event_type = trigger.type or ""
-    if event_type in types.BUILTIN_TYPES:
+    if event_type in types.BUILTIN_TYPES or event_type == types.CRON:
         pass
+    elif event_type.upper() == types.MANUAL:
+        raise ValidationError(
+            {"type": "MANUAL is the type of rows sent by hand or by a backfill; pick another."}
+        )
     elif event_type.upper().startswith(types.RESERVED_PREFIXES):
         raise ValidationError(
             {"type": f"{event_type!r}: the DB_ and FILE_ prefixes are reserved for built-in types."}
@@ -230,16 +295,10 @@ def validate_trigger(trigger) -> None:
         for check in DB_SOURCE_CHECKS:
             check(trigger, model)
     elif types.is_file_type(event_type):
-        aliases = storage_aliases()
-        if trigger.source not in aliases:
-            raise ValidationError(
-                {
-                    "source": f"{trigger.source!r} is not a storage alias; choose one of "
-                    f"{', '.join(aliases) or '(none configured)'}."
-                }
-            )
+        validate_file_source(trigger.source)
     elif trigger.source:
         raise ValidationError({"source": "Custom event triggers have no source; leave it blank."})
+    validate_cron(trigger)
 
     validate_url(trigger.url)
     fields = model_field_names(model) if model else None
@@ -253,10 +312,98 @@ def validate_trigger(trigger) -> None:
         raise ValidationError({"path_pattern": "A path pattern only applies to FILE types."})
     validate_filter(trigger.filter)
     validate_storable(trigger.filter, "filter")
+    validate_ordering_key(trigger.ordering_key)
     validate_headers(trigger.headers)
+    if trigger.send_authorization and any(
+        header["name"].lower() == "authorization" for header in trigger.headers
+    ):
+        raise ValidationError(
+            {"headers": "Authorization is sent by 'send Authorization'; remove one of them."}
+        )
     if trigger.backoff_max_s < trigger.backoff_base_s:
         raise ValidationError({"backoff_max_s": "Must be at least the backoff base."})
+    validate_retry_statuses(trigger.retry_statuses, trigger.retry_policy)
     validate_signing_secret(trigger.signing_secret)
+    validate_transform(trigger)
+
+
+def validate_template(source: Any, field: str, where: str = "") -> None:
+    """A template that compiles in the sandbox; a syntax error is refused naming the field."""
+    if not isinstance(source, str):
+        raise ValidationError({field: f"{where}a template is text."})
+    try:
+        templating.compile_template(source)
+    except templating.TransformError as exc:
+        raise ValidationError({field: f"{where}{exc}"}) from None
+
+
+def validate_template_map(value: Any, field: str, *, headers: bool) -> None:
+    """An object of name to template: query parameters, or header templates."""
+    if not isinstance(value, dict):
+        raise ValidationError({field: 'Give an object of name to template: {"a": "{{ id }}"}.'})
+    for name, source in value.items():
+        if not name:
+            raise ValidationError({field: "Names may not be empty."})
+        if headers and not HEADER_NAME_RE.match(name):
+            raise ValidationError({field: f"{name!r} is not a valid header name."})
+        # Content-Type may follow the body template; the rest is set by Eventing itself.
+        if headers and name.lower() in RESERVED_HEADERS - {"content-type"}:
+            raise ValidationError({field: f"{name} is set by Eventing itself."})
+        validate_template(source, field, f"{name}: ")
+
+
+def validate_transform(trigger) -> None:
+    """The request transform: a known method and templates that compile (triggers.templating)."""
+    if trigger.transform_method not in trigger.REQUEST_METHODS:
+        raise ValidationError(
+            {"transform_method": f"Choose one of {', '.join(trigger.REQUEST_METHODS)}."}
+        )
+    validate_template(trigger.transform_url or "", "transform_url")
+    validate_template(trigger.transform_body or "", "transform_body")
+    validate_template_map(trigger.transform_query, "transform_query", headers=False)
+    validate_template_map(trigger.transform_headers, "transform_headers", headers=True)
+    validate_storable(trigger.transform_url, "transform_url")
+    validate_storable(trigger.transform_body, "transform_body")
+    validate_storable(trigger.transform_query, "transform_query")
+    validate_storable(trigger.transform_headers, "transform_headers")
+
+
+def validate_cron(trigger) -> None:
+    """A CRON trigger needs a five-field expression and a known timezone; others neither."""
+    if trigger.type != types.CRON:
+        if trigger.cron_expression:
+            raise ValidationError({"cron_expression": "A cron expression only applies to CRON."})
+        return
+    expression = (trigger.cron_expression or "").strip()
+    if len(expression.split()) != 5 or not croniter.is_valid(expression):
+        raise ValidationError(
+            {
+                "cron_expression": 'Give five cron fields, e.g. "*/5 * * * *" (minute hour day '
+                "month weekday)."
+            }
+        )
+    trigger.cron_expression = expression
+    try:
+        zoneinfo.ZoneInfo(trigger.cron_timezone or "UTC")
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ValidationError(
+            {"cron_timezone": f"{trigger.cron_timezone!r} is not an IANA timezone name."}
+        ) from None
+    validate_storable(trigger.cron_payload, "cron_payload")
+
+
+def validate_retry_statuses(statuses: Any, policy: str) -> None:
+    """A list of HTTP statuses (100-599), required by the "listed" retry policy."""
+    if not isinstance(statuses, list) or not all(
+        type(code) is int and 100 <= code <= 599 for code in statuses
+    ):
+        raise ValidationError(
+            {"retry_statuses": "Give a list of HTTP statuses (100 to 599), e.g. [409, 503]."}
+        )
+    if policy == "listed" and not statuses:
+        raise ValidationError(
+            {"retry_statuses": 'The "listed statuses" retry policy needs at least one status.'}
+        )
 
 
 # Keywords whose subschemas apply to the same instance ("in place"): a cycle through these

@@ -1,8 +1,9 @@
 """API authentication: `Authorization: Bearer <JWT>` verified with the *client* keys.
 
-Client tokens are verified with EVENTING["CLIENT_SECRETS"] (HS256/384/512) or
-EVENTING["CLIENT_PUBLIC_KEYS"] (PEM keys, RS256/ES256/ES384/ES512/EdDSA; no JWKS URL), never with
-EVENTING["SECRETS"]: those sign webhooks and every receiver holds them.
+Client tokens are verified with EVENTING["CLIENT_SECRETS"] (HS256/384/512),
+EVENTING["CLIENT_PUBLIC_KEYS"] (PEM keys, RS256/ES256/ES384/ES512/EdDSA) or the keys published at
+EVENTING["CLIENT_JWKS_URLS"] (eventing.api.jwks), never with EVENTING["SECRETS"]: those sign
+webhooks and every receiver holds them.
 
 A verified token acts as its `sub`:
 
@@ -28,6 +29,7 @@ from django.core.exceptions import ImproperlyConfigured
 from rest_framework import authentication, exceptions
 from rest_framework.request import Request
 
+from eventing.api import jwks
 from eventing.conf import settings
 from eventing.webhooks.signing import LEGACY_TOKEN_ROLE, TOKEN_ROLE, public_key
 
@@ -90,6 +92,8 @@ def client_keys(algorithm: str) -> list[Any]:
         return []
     keys = []
     for pem in settings.CLIENT_PUBLIC_KEYS or []:
+        if pem in jwks.jwks_urls():
+            continue  # a JWKS URL, fetched by jwks.signing_keys
         try:
             key, key_algorithm = public_key(pem)
         except ImproperlyConfigured:
@@ -114,22 +118,32 @@ def signed_with_webhook_secret(token: str) -> bool:
 
 def decode_api_token(token: str) -> dict[str, Any]:
     """The claims of a bearer token verified with a client key; 401 naming why otherwise."""
-    if not (settings.CLIENT_SECRETS or settings.CLIENT_PUBLIC_KEYS):
+    if not (settings.CLIENT_SECRETS or settings.CLIENT_PUBLIC_KEYS or settings.CLIENT_JWKS_URLS):
         raise exceptions.AuthenticationFailed(
-            "Bearer JWTs are not accepted here: EVENTING['CLIENT_SECRETS'] and "
-            "EVENTING['CLIENT_PUBLIC_KEYS'] are empty. Use a DRF token or a session, or "
-            "configure client keys."
+            "Bearer JWTs are not accepted here: EVENTING['CLIENT_SECRETS'], "
+            "EVENTING['CLIENT_PUBLIC_KEYS'] and EVENTING['CLIENT_JWKS_URLS'] are empty. Use a "
+            "DRF token or a session, or configure client keys."
         )
     try:
         algorithm = jwt.get_unverified_header(token).get("alg")
     except jwt.PyJWTError as exc:
         raise exceptions.AuthenticationFailed(f"Invalid bearer token: {exc}") from None
     keys = client_keys(algorithm)
+    if algorithm in ASYMMETRIC_ALGORITHMS:
+        try:
+            keys += jwks.signing_keys(token, algorithm)
+        except jwks.JWKSUnavailable:
+            if not keys:
+                raise exceptions.AuthenticationFailed(
+                    "The client keys could not be fetched from EVENTING['CLIENT_JWKS_URLS'] "
+                    "(the server log says why); try again later."
+                ) from None
     if not keys:
         raise exceptions.AuthenticationFailed(
-            f"The bearer token's algorithm {algorithm!r} matches no configured client key "
-            "(EVENTING['CLIENT_SECRETS'] for HS256/384/512, EVENTING['CLIENT_PUBLIC_KEYS'] "
-            "for RS256/ES256/EdDSA)."
+            f"The bearer token's algorithm {algorithm!r} (kid "
+            f"{jwt.get_unverified_header(token).get('kid')!r}) matches no configured client "
+            "key (EVENTING['CLIENT_SECRETS'] for HS256/384/512, EVENTING['CLIENT_PUBLIC_KEYS'] "
+            "or a key at EVENTING['CLIENT_JWKS_URLS'] for RS256/ES256/EdDSA)."
         )
     for key in keys:
         try:
@@ -147,7 +161,7 @@ def decode_api_token(token: str) -> dict[str, Any]:
         )
     raise exceptions.AuthenticationFailed(
         "The bearer token's signature matches none of the client keys "
-        "(EVENTING['CLIENT_SECRETS'] / EVENTING['CLIENT_PUBLIC_KEYS'])."
+        "(EVENTING['CLIENT_SECRETS'] / ['CLIENT_PUBLIC_KEYS'] / ['CLIENT_JWKS_URLS'])."
     )
 
 
@@ -171,7 +185,7 @@ def principal_for(claims: dict[str, Any]):
 
 class EventingJWTAuthentication(authentication.BaseAuthentication):
     """`Authorization: Bearer <jwt>` verified with EVENTING["CLIENT_SECRETS"] /
-    ["CLIENT_PUBLIC_KEYS"]."""
+    ["CLIENT_PUBLIC_KEYS"] / ["CLIENT_JWKS_URLS"]."""
 
     keyword = "Bearer"
 

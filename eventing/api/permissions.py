@@ -35,3 +35,17 @@ class ModelPermissions(permissions.DjangoModelPermissions):
         if action_perms is not None:
             return user.has_perms(action_perms)
         return super().has_permission(request, view)
+
+
+class QueueEveryTypePermission(permissions.BasePermission):
+    """Holds `eventing.queue_event`, which every queue rule but `deny` accepts (the admin queue).
+
+    A superuser holds it; staff status alone does not. `deny` types stay refused per event.
+    """
+
+    message = f"The admin queue needs the permission {QUEUE_PERMISSION}."
+
+    def has_permission(self, request: Request, view) -> bool:
+        """Authenticated and holding the queue permission."""
+        user = request.user
+        return bool(user and user.is_authenticated and user.has_perm(QUEUE_PERMISSION))

@@ -94,6 +94,14 @@ def reply_of(result: DeliveryResult) -> Any:
     return result.response.body or None
 
 
+def space_cloud_result(reply: Any) -> Any:
+    """What a Space Cloud client gets as `result`: the reply's `response` member (Space Cloud
+    receivers answer `{"response": X}`), else the whole reply (a plain receiver's answer)."""
+    if isinstance(reply, dict) and "response" in reply:
+        return reply["response"]
+    return reply
+
+
 def earlier_reply(rows: list[EventLog]) -> Any:
     """The reply of the first accepted delivery among `rows` (by trigger name), else None."""
     invocation = (

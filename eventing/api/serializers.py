@@ -6,11 +6,12 @@ import datetime as dt
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from eventing.api.errors import django_validation_detail
 from eventing.conf import settings
-from eventing.models import EventLog, EventStatus, InvocationLog
+from eventing.models import FINAL_STATUSES, EventLog, EventStatus, InvocationLog, TriggerCircuit
 from eventing.recording.emit import resolve_due
 from triggers import types
 from triggers.masking import MASK, mask_headers, unmask_headers
@@ -123,10 +124,12 @@ class SpaceCloudQueueSerializer(serializers.Serializer):
         required=False,
         allow_null=True,
         min_value=0,
-        help_text="Deliver this many milliseconds from now.",
+        help_text="Milliseconds added to `timestamp` (or to now without one).",
     )
     timestamp = SpaceCloudTimestampField(
-        required=False, allow_null=True, help_text="Deliver at this time (RFC 3339)."
+        required=False,
+        allow_null=True,
+        help_text="Deliver at this time (RFC 3339), plus `delay`. Missing or empty: now.",
     )
     options = serializers.JSONField(
         required=False, allow_null=True, help_text="Accepted for compatibility; unused."
@@ -138,22 +141,44 @@ class SpaceCloudQueueSerializer(serializers.Serializer):
     )
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        """Resolve the due time (a delay of 0 is no delay); a null payload is {}."""
-        delay_ms = attrs.pop("delay", None) or None
-        ahead_ms = float(settings.MAX_SCHEDULE_AHEAD_S) * 1000
-        if delay_ms is not None and delay_ms > ahead_ms:
-            raise serializers.ValidationError(
-                {"delay": f"At most {ahead_ms:.0f} ms ahead (EVENTING['MAX_SCHEDULE_AHEAD_S'])."}
-            )
-        try:
-            attrs["due"] = due_time(
-                attrs.pop("timestamp", None), delay_ms / 1000 if delay_ms else None
-            )
-        except serializers.ValidationError as exc:
-            raise serializers.ValidationError(rename_fields(exc.detail)) from None
+        """Resolve the due time as Space Cloud does: `timestamp` (default now) plus `delay`."""
+        attrs["due"] = space_cloud_due(attrs.pop("timestamp", None), attrs.pop("delay", None))
         if attrs.get("payload") is None:
             attrs["payload"] = {}
         return attrs
+
+
+class SpaceCloudAdminQueueSerializer(serializers.Serializer):
+    """The body of `POST /v1/api/<project>/eventing/admin-queue`: a batch of queue bodies."""
+
+    events = serializers.ListField(
+        child=serializers.DictField(),
+        allow_empty=False,
+        help_text="Each as the body of the queue endpoint; queued asynchronously, in one batch.",
+    )
+
+
+def space_cloud_due(timestamp: dt.datetime | None, delay_ms: int | None) -> dt.datetime:
+    """`timestamp` (or now) plus `delay_ms`: Space Cloud's clients send both on every event."""
+    ahead_ms = float(settings.MAX_SCHEDULE_AHEAD_S) * 1000
+    if delay_ms and delay_ms > ahead_ms:
+        # Checked before any arithmetic: a huge delay would overflow a timedelta.
+        raise serializers.ValidationError(
+            {"delay": f"At most {ahead_ms:.0f} ms ahead (EVENTING['MAX_SCHEDULE_AHEAD_S'])."}
+        )
+    if not delay_ms:
+        deliver_at, delay_s = timestamp, None
+    elif timestamp is None:
+        deliver_at, delay_s = None, delay_ms / 1000
+    else:
+        try:
+            deliver_at, delay_s = timestamp + dt.timedelta(milliseconds=delay_ms), None
+        except OverflowError:
+            raise serializers.ValidationError({"timestamp": "Out of range."}) from None
+    try:
+        return due_time(deliver_at, delay_s)
+    except serializers.ValidationError as exc:
+        raise serializers.ValidationError(rename_fields(exc.detail)) from None
 
 
 def rename_fields(detail: Any) -> Any:
@@ -180,6 +205,28 @@ class InvocationSerializer(serializers.ModelSerializer):
             "error_msg",
             "succeeded",
         )
+
+
+class InvocationListSerializer(InvocationSerializer):
+    """One delivery attempt in the list across events: with its event and trigger."""
+
+    event = serializers.UUIDField(source="event_id", read_only=True)
+    trigger = serializers.CharField(source="event.trigger_name", read_only=True)
+    type = serializers.CharField(source="event.type", read_only=True)
+
+    class Meta(InvocationSerializer.Meta):
+        fields = ("id", "event", "trigger", "type", *InvocationSerializer.Meta.fields)
+        read_only_fields = fields
+
+
+class InvocationFilterSerializer(serializers.Serializer):
+    """Query parameters of the invocation list."""
+
+    trigger = serializers.RegexField(types.NAME_RE.pattern, required=False, max_length=100)
+    status_code = serializers.IntegerField(required=False, min_value=100, max_value=599)
+    succeeded = serializers.BooleanField(required=False, allow_null=True, default=None)
+    invoked_after = serializers.DateTimeField(required=False)
+    invoked_before = serializers.DateTimeField(required=False)
 
 
 class EventSerializer(serializers.ModelSerializer):
@@ -242,7 +289,18 @@ class SpaceCloudQueuedSerializer(serializers.Serializer):
     result = serializers.JSONField(
         required=False,
         allow_null=True,
-        help_text="Synchronous mode: the reply body of the first trigger that accepted it.",
+        help_text=(
+            "Synchronous mode: the `response` member of the reply of the first trigger that "
+            "accepted it; the whole reply when it has no `response` member."
+        ),
+    )
+
+
+class SpaceCloudBatchQueuedSerializer(serializers.Serializer):
+    """Answer of the admin queue endpoint: the ids of every event recorded."""
+
+    event_ids = serializers.ListField(
+        child=serializers.UUIDField(), help_text="One event per matching trigger and event."
     )
 
 
@@ -264,6 +322,44 @@ class EventFilterSerializer(serializers.Serializer):
     trigger = serializers.RegexField(types.NAME_RE.pattern, required=False, max_length=100)
     created_after = serializers.DateTimeField(required=False)
     created_before = serializers.DateTimeField(required=False)
+
+
+class ReplaySerializer(serializers.Serializer):
+    """Body of a replay: the window of finished events to deliver again."""
+
+    trigger = serializers.RegexField(
+        types.NAME_RE.pattern, required=False, max_length=100, help_text="Only this trigger's."
+    )
+    type = serializers.RegexField(
+        types.NAME_RE.pattern, required=False, max_length=100, help_text="Only this type's."
+    )
+    since = serializers.DateTimeField(help_text="Events created at or after this time.")
+    until = serializers.DateTimeField(help_text="Events created before this time.")
+    status = serializers.ListField(
+        child=serializers.ChoiceField(choices=[str(s) for s in FINAL_STATUSES]),
+        default=[EventStatus.FAILED.value],
+        allow_empty=False,
+        help_text="Statuses to redeliver (default: failed).",
+    )
+    dry_run = serializers.BooleanField(
+        default=False, help_text="Only count the events per trigger; change nothing."
+    )
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        """A trigger or a type, and a window that ends after it starts."""
+        if not attrs.get("trigger") and not attrs.get("type"):
+            raise serializers.ValidationError({"trigger": "Name a trigger or a type."})
+        if attrs["since"] >= attrs["until"]:
+            raise serializers.ValidationError({"until": "The window must end after it starts."})
+        return attrs
+
+
+class ReplayResultSerializer(serializers.Serializer):
+    """What a replay did (or, in a dry run, would do)."""
+
+    dry_run = serializers.BooleanField()
+    count = serializers.IntegerField(help_text="Events staged again (dry run: that would be).")
+    by_trigger = serializers.DictField(child=serializers.IntegerField())
 
 
 class TestTriggerSerializer(serializers.Serializer):
@@ -299,6 +395,22 @@ class ModelCleanMixin:
         return {name: getattr(instance, name) for name in attrs}
 
 
+class CircuitSerializer(serializers.ModelSerializer):
+    """A trigger's circuit breaker: closed or open, failures, when it probes next."""
+
+    class Meta:
+        model = TriggerCircuit
+        fields = (
+            "state",
+            "consecutive_failures",
+            "failing_since",
+            "opened_at",
+            "next_probe_at",
+            "last_error",
+        )
+        read_only_fields = fields
+
+
 class TriggerSerializer(ModelCleanMixin, serializers.ModelSerializer):
     """A trigger, validated exactly as the admin validates it."""
 
@@ -316,19 +428,48 @@ class TriggerSerializer(ModelCleanMixin, serializers.ModelSerializer):
             "timeout_ms",
             "backoff_base_s",
             "backoff_max_s",
+            "retry_policy",
+            "retry_statuses",
+            "circuit_failures",
+            "circuit",
             "delay_s",
             "watch_fields",
             "payload_fields",
             "filter",
             "path_pattern",
+            "ordering_key",
+            "rate_limit",
+            "max_in_flight",
             "headers",
+            "send_authorization",
+            "transform_method",
+            "transform_url",
+            "transform_query",
+            "transform_headers",
+            "transform_body",
             "signing_secret",
+            "send_actor",
+            "cron_expression",
+            "cron_timezone",
+            "cron_payload",
+            "cron_skip_missed",
+            "cron_last_tick",
             "description",
             "created_at",
             "updated_at",
         )
-        read_only_fields = ("created_at", "updated_at")
+        read_only_fields = ("created_at", "updated_at", "cron_last_tick")
         extra_kwargs = {"signing_secret": {"required": False}}
+
+    circuit = serializers.SerializerMethodField(
+        help_text="The circuit breaker's state (null: no failure counted yet)."
+    )
+
+    @extend_schema_field(CircuitSerializer(allow_null=True))
+    def get_circuit(self, instance: Trigger) -> dict[str, Any] | None:
+        """The trigger's circuit row, if it has one."""
+        row = getattr(instance, "circuit", None)
+        return CircuitSerializer(row).data if row is not None else None
 
     def to_representation(self, instance: Trigger) -> dict[str, Any]:
         """Credentials stay out of responses: header values and the signing secret are masked,

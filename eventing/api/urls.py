@@ -8,6 +8,7 @@ from eventing.api import views
 
 router = SimpleRouter()
 router.register("events", views.EventViewSet, basename="eventing-event")
+router.register("invocations", views.InvocationViewSet, basename="eventing-invocation")
 router.register("triggers", views.TriggerViewSet, basename="eventing-trigger")
 router.register("event-types", views.EventTypeViewSet, basename="eventing-event-type")
 
@@ -26,4 +27,13 @@ urlpatterns = [
     ),
     # Space Cloud clients post without a trailing slash; accept one too (not in the schema).
     path("v1/api/<str:project>/eventing/queue/", views.SpaceCloudQueueView.as_view(schema=None)),
+    path(
+        "v1/api/<str:project>/eventing/admin-queue",
+        views.SpaceCloudAdminQueueView.as_view(),
+        name="eventing-space-cloud-admin-queue",
+    ),
+    path(
+        "v1/api/<str:project>/eventing/admin-queue/",
+        views.SpaceCloudAdminQueueView.as_view(schema=None),
+    ),
 ]

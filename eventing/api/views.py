@@ -28,12 +28,20 @@ from eventing.api import queueing, serializers
 from eventing.api.auth import EventingJWTAuthentication, QueueAuthenticationMixin
 from eventing.api.errors import BadGateway, Conflict, exception_handler
 from eventing.api.parsers import BoundedJSONParser, check_body_headers
-from eventing.api.permissions import ModelPermissions
+from eventing.api.permissions import ModelPermissions, QueueEveryTypePermission
 from eventing.api.throttles import EventingThrottle, QueueThrottle
 from eventing.conf import settings
 from eventing.delivery import synchronous
-from eventing.dispatch.operations import cancel_events, redeliver_events, reschedule_event
+from eventing.dispatch.operations import (
+    Replay,
+    cancel_events,
+    redeliver_events,
+    replay,
+    reschedule_event,
+)
 from eventing.models import EventLog, EventStatus, InvocationLog
+from eventing.ops import search
+from eventing.ops.search import filter_by_payload, filter_invocations, parse_payload_filters
 from eventing.recording.emit import BatchItem, record_test_event
 from triggers import types
 from triggers.models import EventType, Trigger
@@ -96,6 +104,16 @@ def queued_results(items: list[BatchItem]) -> list[dict[str, Any]]:
     return results
 
 
+def check_project(project: str) -> None:
+    """404 unless `project` is the one the Space Cloud endpoints serve."""
+    expected = settings.QUEUE_PATH_PROJECT
+    if project != expected:
+        raise exceptions.NotFound(
+            f"Unknown project {project!r}; this endpoint serves {expected!r} "
+            "(EVENTING['QUEUE_PATH_PROJECT'])."
+        )
+
+
 SPACE_CLOUD_EXAMPLE = OpenApiExample(
     "Space Cloud client",
     value={
@@ -126,19 +144,13 @@ class SpaceCloudQueueView(QueueAuthenticationMixin, EventingAPIMixin, APIView):
         ],
         responses={
             200: serializers.SpaceCloudQueuedSerializer,
-            202: serializers.SpaceCloudQueuedSerializer,
             502: OpenApiResponse(description="Synchronous: no webhook accepted the event."),
             **ERRORS,
         },
     )
     def post(self, request: Request, project: str) -> Response:
         """Queue one event; with isSynchronous, deliver it now and answer the webhook's reply."""
-        expected = settings.QUEUE_PATH_PROJECT
-        if project != expected:
-            raise exceptions.NotFound(
-                f"Unknown project {project!r}; this endpoint serves {expected!r} "
-                "(EVENTING['QUEUE_PATH_PROJECT'])."
-            )
+        check_project(project)
         if not isinstance(request.data, dict):
             raise exceptions.ValidationError({"non_field_errors": ["Send a JSON object."]})
         body = serializers.SpaceCloudQueueSerializer(data=request.data)
@@ -152,25 +164,58 @@ class SpaceCloudQueueView(QueueAuthenticationMixin, EventingAPIMixin, APIView):
             "batch_id": str(item.rows[0].batch_id) if item.rows else None,
         }
         if not synchronous:
-            code = status.HTTP_202_ACCEPTED if item.created else status.HTTP_200_OK
-            return Response(answer, status=code)
+            return Response(answer)  # 200 as Space Cloud answers, not 202: its clients check it
         return self.synchronous_answer(item, answer)
 
     def synchronous_answer(self, item: BatchItem, answer: dict[str, Any]) -> Response:
         """Deliver now; the first accepting trigger's reply is the result (502 if none)."""
         if not item.created:
             # An idempotent repeat: answer what the first request's delivery got back.
-            return Response({**answer, "result": queueing.earlier_reply(item.rows)})
+            reply = queueing.earlier_reply(item.rows)
+            return Response({**answer, "result": queueing.space_cloud_result(reply)})
         results = synchronous.deliver_now(item.rows)
         failures = []
         for row, result in zip(item.rows, results, strict=True):
             if synchronous.delivered(result):
-                return Response({**answer, "result": queueing.reply_of(result)})
+                reply = queueing.reply_of(result)
+                return Response({**answer, "result": queueing.space_cloud_result(reply)})
             failures.append(f"{row.trigger_name}: {synchronous.why_not_delivered(result)}")
         if not item.rows:
             # Nothing matched: there is no reply to give.
             return Response({**answer, "result": None})
         raise BadGateway("No webhook accepted the event: " + "; ".join(failures))
+
+
+class SpaceCloudAdminQueueView(EventingAPIMixin, APIView):
+    """`POST /v1/api/<project>/eventing/admin-queue`: Space Cloud's batch queue for admins."""
+
+    permission_classes = [QueueEveryTypePermission]
+    throttle_classes = [QueueThrottle]
+
+    @extend_schema(
+        operation_id="space_cloud_admin_queue_events",
+        summary="Queue a batch of custom events (Space Cloud compatible, needs queue_event)",
+        request=serializers.SpaceCloudAdminQueueSerializer,
+        responses={200: serializers.SpaceCloudBatchQueuedSerializer, **ERRORS},
+    )
+    def post(self, request: Request, project: str) -> Response:
+        """Queue every event of `events` in one transaction, asynchronously; 200 with the ids."""
+        check_project(project)
+        if not isinstance(request.data, dict):
+            raise exceptions.ValidationError({"non_field_errors": ["Send a JSON object."]})
+        body = serializers.SpaceCloudAdminQueueSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        events = body.validated_data["events"]
+        limit = int(settings.MAX_BATCH_SIZE)
+        if len(events) > limit:
+            raise exceptions.ValidationError(
+                {"events": [f"{len(events)} events; at most {limit} (EVENTING['MAX_BATCH_SIZE'])."]}
+            )
+        each = serializers.SpaceCloudQueueSerializer(data=events, many=True)
+        if not each.is_valid():
+            raise exceptions.ValidationError({"events": each.errors})
+        items = queueing.record(queueing.authorize(request.user, each.validated_data, batch=True))
+        return Response({"event_ids": [str(row.id) for item in items for row in item.rows]})
 
 
 class EventCursorPagination(CursorPagination):
@@ -207,6 +252,14 @@ EVENT_CREATE_RESPONSE = PolymorphicProxySerializer(
             OpenApiParameter("trigger", str, description="Trigger name."),
             OpenApiParameter("created_after", OpenApiTypes.DATETIME),
             OpenApiParameter("created_before", OpenApiTypes.DATETIME),
+            OpenApiParameter(
+                "payload__<key>[__<key>…]",
+                str,
+                description="Payload value at a key path, e.g. payload__customer_id=42 or "
+                "payload__new__status=paid (a number, true, false or null also matches as "
+                f"JSON). At most {search.MAX_FILTERS} filters, {search.MAX_DEPTH} keys deep, "
+                f"{search.MAX_VALUE_LENGTH} characters.",
+            ),
         ],
         responses={200: serializers.EventSerializer(many=True), **ERRORS},
     ),
@@ -244,6 +297,7 @@ class EventViewSet(
     action_permissions = {
         "cancel": ["eventing.cancel_eventlog"],
         "redeliver": ["eventing.redeliver_eventlog"],
+        "replay": ["eventing.redeliver_eventlog"],
     }
 
     def queues_events(self) -> bool:
@@ -287,7 +341,8 @@ class EventViewSet(
             "created_after": "created_at__gte",
             "created_before": "created_at__lt",
         }
-        return queryset.filter(**{lookups[name]: value for name, value in filters.items()})
+        queryset = queryset.filter(**{lookups[name]: value for name, value in filters.items()})
+        return filter_by_payload(queryset, parse_payload_filters(self.request.query_params.items()))
 
     def get_object(self) -> EventLog:
         """404 (not 400) for an id that is not a UUID."""
@@ -378,6 +433,72 @@ class EventViewSet(
         event.refresh_from_db()
         return Response(serializers.EventSerializer(event).data)
 
+    @extend_schema(
+        summary="Redeliver a trigger's or a type's finished events created in a time window",
+        description="Count first with `dry_run: true`; the same window then stages exactly "
+        "those events again, a batch per transaction (fresh retry budget, earlier invocations "
+        "kept, as `…/<id>/redeliver/`).",
+        request=serializers.ReplaySerializer,
+        responses={200: serializers.ReplayResultSerializer, **ERRORS},
+    )
+    @action(detail=False, methods=["post"])
+    def replay(self, request: Request) -> Response:
+        """Redeliver (or, in a dry run, count) the finished events of a window."""
+        body = serializers.ReplaySerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        if data.get("trigger") and not Trigger.objects.filter(name=data["trigger"]).exists():
+            raise exceptions.ValidationError({"trigger": "No trigger with this name."})
+        window = Replay(
+            since=data["since"],
+            until=data["until"],
+            statuses=tuple(data["status"]),
+            triggers=(data["trigger"],) if data.get("trigger") else (),
+            types=(data["type"],) if data.get("type") else (),
+        )
+        by_trigger = window.count_by_trigger()
+        count = sum(by_trigger.values()) if data["dry_run"] else replay(window)
+        return Response({"dry_run": data["dry_run"], "count": count, "by_trigger": by_trigger})
+
+
+class InvocationCursorPagination(CursorPagination):
+    """Newest attempt first; stable under inserts."""
+
+    ordering = "-invoked_at"
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 500
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="List delivery attempts across events, newest first",
+        parameters=[
+            OpenApiParameter("trigger", str, description="Trigger name."),
+            OpenApiParameter("status_code", int, description="HTTP status of the reply."),
+            OpenApiParameter("succeeded", bool),
+            OpenApiParameter("invoked_after", OpenApiTypes.DATETIME),
+            OpenApiParameter("invoked_before", OpenApiTypes.DATETIME),
+        ],
+        responses={200: serializers.InvocationListSerializer(many=True), **ERRORS},
+    ),
+)
+class InvocationViewSet(EventingAPIMixin, mixins.ListModelMixin, viewsets.GenericViewSet):
+    """Every delivery attempt, of one trigger or all (Hasura's invocation logs)."""
+
+    queryset = InvocationLog.objects.all()
+    serializer_class = serializers.InvocationListSerializer
+    pagination_class = InvocationCursorPagination
+
+    def get_queryset(self):
+        """Filtered by the query parameters, each with its event (one query)."""
+        params = serializers.InvocationFilterSerializer(data=self.request.query_params)
+        params.is_valid(raise_exception=True)
+        return filter_invocations(
+            InvocationLog.objects.select_related("event").defer("event__payload"),
+            **params.validated_data,
+        )
+
 
 class NamedModelViewSet(EventingAPIMixin, viewsets.ModelViewSet):
     """CRUD by name; PUT is not offered (PATCH changes some fields)."""
@@ -406,7 +527,7 @@ class NamedModelViewSet(EventingAPIMixin, viewsets.ModelViewSet):
 class TriggerViewSet(NamedModelViewSet):
     """Triggers, validated like the admin validates them."""
 
-    queryset = Trigger.objects.all()
+    queryset = Trigger.objects.select_related("circuit")
     serializer_class = serializers.TriggerSerializer
     action_permissions = {"test": ["triggers.change_trigger"]}
 

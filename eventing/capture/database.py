@@ -42,10 +42,12 @@ from django.db.models.signals import (
 )
 from django.dispatch import receiver
 
+from eventing.capture.actor import SETTING as ACTOR_SETTING
 from eventing.capture.model_data import MAX_SAFE_INT, sensitive_fields
 from eventing.conf import get_settings, settings
 from eventing.models import EventCapture, EventLog, EventStatus
 from triggers import types
+from triggers.matching import MAX_KEY_CHARS
 from triggers.models import Trigger
 from triggers.validation import DB_SOURCE_CHECKS, INTERNAL_APPS, resolve_model
 
@@ -671,6 +673,12 @@ def expander_body(
         )
     column = {f.attname: ident(f.column) for f in EventLog._meta.concrete_fields}
     trigger = {f.attname: ident(f.column) for f in Trigger._meta.concrete_fields}
+    # While migrations run the column may not exist yet: read it by name from the row's JSON.
+    send_actor = (
+        f"COALESCE((to_jsonb(t) -> {literal('send_actor')})::boolean, true)"
+        if robust
+        else f"t.{trigger['send_actor']}"
+    )
     values = {
         "id": "gen_random_uuid()",
         "batch_id": "batch_",
@@ -678,7 +686,9 @@ def expander_body(
         "trigger_id": f"t.{trigger['id']}",
         "trigger_name": f"t.{trigger['name']}",
         "source": literal(model._meta.label),
-        "payload": "e.payload",
+        # Who made the change (eventing.capture.actor sets it), unless the trigger leaves it out.
+        "payload": f"e.payload || CASE WHEN actor_ IS NULL THEN '{{}}'::jsonb WHEN {send_actor} "
+        "THEN jsonb_build_object('actor', actor_) ELSE '{}'::jsonb END",
         "status": literal(EventStatus.STAGED),
         "attempts": "0",
         "deliver_at": f"c.created_at + t.{trigger['delay_s']} * interval '1 second'",
@@ -690,6 +700,9 @@ def expander_body(
         "last_status_code": "NULL",
         "remark": "''",
         "idempotency_key": "NULL",
+        # As triggers.matching.ordering_value: the text at the trigger's path, long ones hashed.
+        "ordering_key": f"CASE WHEN length(k.v) > {MAX_KEY_CHARS} THEN '#' || md5(k.v) "
+        "ELSE k.v END",
     }
     unknown = sorted(set(column) - set(values))
     if unknown:
@@ -702,6 +715,7 @@ def expander_body(
 DECLARE
   batch_ uuid := gen_random_uuid();
   written_ bigint;
+  actor_ text := nullif(current_setting({literal(ACTOR_SETTING)}, true), '');
 BEGIN
   WITH r AS ({rows})
   INSERT INTO {events_table} ({", ".join(column[name] for name in values)})
@@ -709,7 +723,11 @@ BEGIN
   FROM (
 {union}
   ) AS e
-  JOIN {triggers_table} AS t ON t.{trigger["id"]} = e.trigger_id AND t.{trigger["enabled"]};
+  JOIN {triggers_table} AS t ON t.{trigger["id"]} = e.trigger_id AND t.{trigger["enabled"]}
+  CROSS JOIN LATERAL (
+    SELECT CASE WHEN t.{trigger["ordering_key"]} = '' THEN NULL
+      ELSE e.payload #>> string_to_array(t.{trigger["ordering_key"]}, '.') END AS v
+  ) AS k;
   GET DIAGNOSTICS written_ = ROW_COUNT;
   RETURN CASE WHEN written_ > 0 THEN batch_ END;
 END

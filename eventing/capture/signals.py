@@ -13,6 +13,7 @@ from django.db import close_old_connections
 from django.db.models.signals import post_delete, post_save, pre_delete, pre_save
 
 from eventing.capture import model_data as payloads
+from eventing.capture.actor import current_actor
 from eventing.capture.database import served_by_database
 from eventing.recording.emit import record_events, resolve_due
 from eventing.recording.trigger_cache import current_index, invalidate, refresh
@@ -146,6 +147,7 @@ def emit_db(event_type, instance, using, *, old, new, changed) -> None:
     label = instance._meta.label
     sensitive = payloads.sensitive_fields(type(instance))
     items = []
+    who = current_actor()
     for trigger in current_index().find(event_type, label):
         if changed is not None and not watched_change(trigger.watch_fields, changed):
             continue
@@ -164,6 +166,8 @@ def emit_db(event_type, instance, using, *, old, new, changed) -> None:
             fields = trigger.payload_fields
             full["old"] = _project(full["old"], fields)
             full["new"] = _project(full["new"], fields)
+        if who is not None and trigger.send_actor:
+            full["actor"] = who
         items.append((trigger, full))
     if items:
         record_events(event_type, items, source=label, due=resolve_due())

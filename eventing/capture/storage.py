@@ -36,6 +36,10 @@ class EventingStorage(Storage):
     recorded unless an enabled trigger listens to the alias.
     """
 
+    # FILE triggers may name only aliases configured with a storage that says this
+    # (triggers.validation reads it without importing eventing).
+    emits_file_events = True
+
     def __init__(
         self,
         backend: str | None = None,
@@ -91,8 +95,18 @@ class EventingStorage(Storage):
 
     # Operations that emit events.
 
-    def save(self, name: str | None, content, max_length: int | None = None) -> str:
-        """Save through the wrapped storage; FILE_CREATE with the final name once it is saved."""
+    def save(
+        self,
+        name: str | None,
+        content,
+        max_length: int | None = None,
+        *,
+        meta: dict[str, Any] | None = None,
+    ) -> str:
+        """Save through the wrapped storage; FILE_CREATE with the final name once it is saved.
+
+        `meta` is passed on as the event's Space Cloud `meta` (`{}` without it).
+        """
         if not has_triggers(types.FILE_CREATE, self.alias):
             return self._wrapped.save(name, content, max_length=max_length)
         if name is None:
@@ -118,7 +132,7 @@ class EventingStorage(Storage):
                 return wrapped.save(name, content, max_length=max_length)
 
         size = content_size(content)
-        intent = FileIntent.open(types.FILE_CREATE, self.alias, self.describe(target, size))
+        intent = FileIntent.open(types.FILE_CREATE, self.alias, self.describe(target, size, meta))
         if intent is None:
             final = operation()
         else:
@@ -129,18 +143,21 @@ class EventingStorage(Storage):
                 raise
             if size is None:
                 size = self.size_or_none(final)
-            intent.succeeded(self.describe(final, size))
+            intent.succeeded(self.describe(final, size, meta))
         if own_steps:
             # Storage.save's last step; the file is written, so the event above stands.
             validate_file_name(final, allow_relative_path=True)
         return final
 
-    def delete(self, name: str) -> None:
-        """Delete through the wrapped storage; FILE_DELETE if the file existed and is gone."""
+    def delete(self, name: str, *, meta: dict[str, Any] | None = None) -> None:
+        """Delete through the wrapped storage; FILE_DELETE if the file existed and is gone.
+
+        `meta` is passed on as the event's Space Cloud `meta` (`{}` without it).
+        """
         wrapped = self._wrapped
         if not name or not has_triggers(types.FILE_DELETE, self.alias) or not wrapped.exists(name):
             return wrapped.delete(name)
-        payload = self.describe(name, self.size_or_none(name))
+        payload = self.describe(name, self.size_or_none(name), meta)
         intent = FileIntent.open(types.FILE_DELETE, self.alias, payload)
         if intent is None:
             return wrapped.delete(name)
@@ -152,14 +169,17 @@ class EventingStorage(Storage):
         intent.succeeded(payload)
         return result
 
-    def describe(self, name: str, size: int | None) -> dict[str, Any]:
-        """The `data` of a file event, as the wire format fixes it."""
+    def describe(
+        self, name: str, size: int | None, meta: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """The `data` of a file event, as the wire format fixes it: ours, then Space Cloud's."""
         return {
             "storage": self.alias,
             "name": name,
             "size": size,
             "content_type": mimetypes.guess_type(name)[0],
             "url": self.url_or_none(name),
+            **space_cloud_file_fields(name, meta),
         }
 
     def url_or_none(self, name: str) -> str | None:
@@ -236,6 +256,12 @@ class EventingStorage(Storage):
     def get_modified_time(self, name):
         """Passed through."""
         return self._wrapped.get_modified_time(name)
+
+
+def space_cloud_file_fields(name: str, meta: dict[str, Any] | None) -> dict[str, Any]:
+    """Space Cloud's FileEventData: `meta` as passed, the absolute `path`, `type` "file"."""
+    # Space Cloud's paths start at its store's root ("/avatars/a.png"); storage names don't.
+    return {"meta": dict(meta or {}), "path": "/" + name.lstrip("/"), "type": "file"}
 
 
 def content_size(content) -> int | None:

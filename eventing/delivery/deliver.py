@@ -12,20 +12,31 @@ from django.db import transaction
 from django.utils import timezone
 
 from eventing.conf import settings
-from eventing.delivery import rows
+from eventing.delivery import circuit, rows
 from eventing.delivery.dead_letters import emit_dead_letter
 from eventing.delivery.follow_ups import emit_follow_ups
+from eventing.delivery.ordering import BLOCKED, release_after
 from eventing.delivery.outcome import Outcome, decide
 from eventing.delivery.senders import pool as sender_pool
+from eventing.delivery.throttle import claim_within_limits, extra_lease, wait_turn
 from eventing.dispatch.lag import note_claim
+from eventing.dispatch.ordering import park
 from eventing.dispatch.publish import publish, within_horizon
 from eventing.models import EventLog, EventStatus
 from eventing.ops.metrics import observe_delivery
 from eventing.recording.trigger_cache import get_trigger, invalidate
-from eventing.webhooks.request import WebhookConfigError, WebhookResponse, build_request, send
+from eventing.webhooks.request import (
+    TemplateFailed,
+    WebhookConfigError,
+    WebhookResponse,
+    build_request,
+    send,
+)
 from triggers.models import Trigger
 
 logger = logging.getLogger(__name__)
+
+CLAIMED_ELSEWHERE = "claimed by another worker"
 
 
 @dataclass
@@ -60,16 +71,23 @@ def deliver_event(
     trigger = load_trigger(event_id, trigger_id)
     if not may_deliver(trigger):
         return not_deliverable(event_id, trigger)
-    event = rows.claim(
-        event_id, lease_until=now + lease(trigger), now=now, force=force, trigger_id=trigger.pk
-    )
-    if event is None:
+    gate = circuit.admit(trigger, now, force=force)
+    if gate.holds:
+        return held([event_id], gate, now)[event_id]
+    claimed, limited = claim_rows([event_id], trigger, now, force=force)
+    if limited:  # over the trigger's rate limit or in-flight cap: tried again a little later
+        return next(iter(limited.values()))
+    if not claimed:
         return why_not_claimed([event_id], now)[event_id]
+    event = claimed[0]
     note_claim(event, now)  # tells the sweeper how long messages wait in the queue
+    wait_turn(event)  # a row that took its rate-limit token ahead waits for it
     response = call_webhook(event, trigger)
     outcome = judge(event, trigger, response)
     result = DeliveryResult(attempt=event.attempts, response=response, outcome=outcome, event=event)
-    finish(result, trigger, started=now)
+    if finish(result, trigger, started=now):
+        release_after([result])
+    circuit.record(trigger, gate, [outcome], timezone.now())
     observe_delivery(event, trigger, now, response, outcome)
     return result
 
@@ -86,23 +104,28 @@ def deliver_events(event_ids: list, trigger_id: int | None) -> dict:
         if not may_deliver(trigger):
             results.update({pk: not_deliverable(pk, trigger) for pk in ids})
             break
+        gate, ids, waiting = through_circuit(trigger, ids)
+        results.update(waiting)
+        if not ids:
+            break
         # Claim no more rows than there are free sender threads: each is sent at once, so
         # its lease holds.
         slots = senders.reserve(len(ids))
         chunk, ids = ids[:slots], ids[slots:]
         now = timezone.now()
         try:
-            claimed = rows.claim_many(
-                chunk, lease_until=now + lease(trigger), now=now, trigger_id=trigger.pk
-            )
+            claimed, limited = claim_rows(chunk, trigger, now)
         except BaseException:
             senders.release(slots)
             raise
+        results.update(limited)
         senders.release(slots - len(claimed))
         if claimed:
             note_claim(claimed[0], now)
         done = senders.run(functools.partial(attempt, trigger=trigger), claimed)
-        finish_batch(done, trigger, started=now)
+        applied = finish_batch(done, trigger, started=now)
+        release_after(result for result in done if result.event.id in applied)
+        circuit.record(trigger, gate, [result.outcome for result in done], timezone.now())
         for result in done:
             observe_delivery(result.event, trigger, now, result.response, result.outcome)
             results[result.event.id] = result
@@ -144,6 +167,22 @@ def load_trigger(event_id, trigger_id: int | None) -> Trigger | None:
     return get_trigger(trigger_id)
 
 
+def claim_rows(
+    event_ids: list, trigger: Trigger, now: dt.datetime, *, force: bool = False
+) -> tuple[list[EventLog], dict]:
+    """Claim the rows (see rows.claim_many) within the trigger's rate limit and in-flight cap;
+    the claimed rows, and a DeliveryResult per row held back (with its next message's time)."""
+    lease_until = now + lease(trigger) + extra_lease(trigger)
+    claim = functools.partial(
+        rows.claim_many, lease_until=lease_until, now=now, force=force, trigger_id=trigger.pk
+    )
+    claimed, held = claim_within_limits(claim, event_ids, trigger, now)
+    return claimed, {
+        h.event_id: DeliveryResult(skipped=f"held back: {h.reason}", next_message_at=h.due)
+        for h in held
+    }
+
+
 def may_deliver(trigger: Trigger | None) -> bool:
     """Whether the trigger exists, is enabled and is not paused."""
     return trigger is not None and trigger.enabled and not trigger.paused
@@ -180,6 +219,24 @@ def cancel_orphan(event: EventLog, now: dt.datetime) -> None:
     )
 
 
+def through_circuit(trigger: Trigger, ids: list) -> tuple[circuit.Gate, list, dict]:
+    """What the trigger's circuit lets through of these ids: its gate, the ids to attempt (all,
+    one probe, or none) and a DeliveryResult for each id held."""
+    now = timezone.now()
+    gate = circuit.admit(trigger, now)
+    if not gate.holds and gate.limit is None:
+        return gate, ids, {}
+    go = ids[: gate.limit or 0]
+    return gate, go, held(ids[len(go) :], gate, now)
+
+
+def held(event_ids: list, gate: circuit.Gate, now: dt.datetime) -> dict:
+    """Leave these events staged until the circuit's next probe; a DeliveryResult per id."""
+    if event_ids:
+        circuit.hold(event_ids, gate, now)
+    return {pk: DeliveryResult(skipped="circuit open") for pk in event_ids}
+
+
 def why_not_claimed(event_ids: list, now: dt.datetime) -> dict:
     """Why each of these rows was not claimed (gone, no longer staged, not due yet), in one
     query; a DeliveryResult per id."""
@@ -189,7 +246,14 @@ def why_not_claimed(event_ids: list, now: dt.datetime) -> dict:
         row["id"]: row
         for row in EventLog.objects.filter(id__in=event_ids).values("id", "status", "deliver_at")
     }
-    return {pk: explain(found.get(EventLog._meta.pk.to_python(pk)), now) for pk in event_ids}
+    results = {pk: explain(found.get(EventLog._meta.pk.to_python(pk)), now) for pk in event_ids}
+    # Staged, due and yet not claimed: behind an earlier event of its key, if it has one.
+    unclaimed = [pk for pk, result in results.items() if result.skipped == CLAIMED_ELSEWHERE]
+    parked = park(unclaimed, now)
+    for pk in unclaimed:
+        if EventLog._meta.pk.to_python(pk) in parked:
+            results[pk] = DeliveryResult(skipped=BLOCKED)
+    return results
 
 
 def explain(row: dict | None, now: dt.datetime) -> DeliveryResult:
@@ -205,7 +269,7 @@ def explain(row: dict | None, now: dt.datetime) -> DeliveryResult:
         return DeliveryResult(
             skipped="not due yet", early_until=due, next_message_at=message_eta(due, now)
         )
-    return DeliveryResult(skipped="claimed by another worker")
+    return DeliveryResult(skipped=CLAIMED_ELSEWHERE)
 
 
 # Send and decide
@@ -213,6 +277,7 @@ def explain(row: dict | None, now: dt.datetime) -> DeliveryResult:
 
 def attempt(event: EventLog, trigger: Trigger) -> DeliveryResult:
     """Send a claimed row and decide what the reply means (a batch runs this per sender)."""
+    wait_turn(event)
     response = call_webhook(event, trigger)
     outcome = judge(event, trigger, response)
     return DeliveryResult(attempt=event.attempts, response=response, outcome=outcome, event=event)
@@ -237,13 +302,17 @@ def post(event: EventLog, trigger: Trigger) -> WebhookResponse:
         request = build_request(event, trigger, event.attempts)
     except (WebhookConfigError, ValueError) as exc:
         # ValueError: a stored payload JSON cannot carry (NaN, lone surrogates).
-        return not_sent(trigger, f"Not sent: {exc}")
+        response = not_sent(trigger, f"Not sent: {exc}")
+        response.unbuildable = isinstance(exc, TemplateFailed)
+        return response
     response = send(request, trigger.timeout_ms / 1000)
     response.request = {
         "url": request.logged_url,
         "headers": request.redacted_headers,
         "body": event_body_for_log(request.body),
     }
+    if request.method != "POST":
+        response.request["method"] = request.method
     return response
 
 
@@ -262,9 +331,14 @@ def judge(event: EventLog, trigger: Trigger, response: WebhookResponse) -> Outco
     (like call_webhook, it must not raise on a sender thread)."""
     now = timezone.now()
     try:
-        # A refused address (SSRF guard) will be refused again: fail now, no retry.
+        # A refused address (SSRF guard) will be refused again, a failing request template fail
+        # again: fail now, no retry.
         return decide(
-            response, attempt=event.attempts, trigger=trigger, now=now, permanent=response.blocked
+            response,
+            attempt=event.attempts,
+            trigger=trigger,
+            now=now,
+            permanent=response.blocked or response.unbuildable,
         )
     except Exception as exc:  # noqa: BLE001 - recorded as this row's failed attempt instead
         logger.exception("Event %s: the reply could not be judged", event.id)

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from eventing.delivery.backoff import next_delay, parse_retry_after
 from eventing.models import EventStatus
 from eventing.webhooks.request import WebhookResponse
+from triggers.models import TRANSIENT_4XX, RetryPolicy
 
 GONE = 410
 RETRY_AFTER_STATUSES = (429, 503)
@@ -63,6 +64,23 @@ def describe(response: WebhookResponse) -> str:
     return f"HTTP {code}"
 
 
+def retried_by_policy(response: WebhookResponse, trigger) -> bool:
+    """Whether the trigger's retry policy retries this failed attempt.
+
+    Without a status (timeout, connection error, not sent) it always is; so is a 2xx whose
+    body carries an `error` and, except under "listed", a 3xx.
+    """
+    code = response.status_code
+    if code is None or response.error:
+        return True
+    policy = trigger.retry_policy
+    if policy == RetryPolicy.ALL:
+        return True
+    if policy == RetryPolicy.LISTED:
+        return code in trigger.retry_statuses or 200 <= code < 300
+    return not 400 <= code < 500 or code in TRANSIENT_4XX
+
+
 def decide(
     response: WebhookResponse,
     *,
@@ -82,6 +100,13 @@ def decide(
             remark=reason,
             gave_up=True,
             pause_reason=f"Paused: the webhook answered 410 Gone at {now:%Y-%m-%d %H:%M:%S} UTC.",
+        )
+    if not permanent and not retried_by_policy(response, trigger):
+        code = response.status_code
+        return Outcome(
+            EventStatus.FAILED,
+            remark=f"{reason}: {code} is not retried under the trigger's retry policy",
+            gave_up=True,
         )
     if permanent or attempt >= trigger.retries + 1:
         suffix = "" if permanent else f" (attempt {attempt} of {trigger.retries + 1})"

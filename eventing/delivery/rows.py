@@ -14,6 +14,7 @@ from typing import Any
 from django.db import connections
 
 from eventing.conf import settings
+from eventing.dispatch.ordering import claimable_sql
 from eventing.models import EventLog, EventStatus, InvocationLog
 
 _EVENT_FIELDS = EventLog._meta.concrete_fields
@@ -48,7 +49,8 @@ def claim_many(
     force: bool = False,
     trigger_id: int | None = None,
 ) -> list[EventLog]:
-    """Claim every row of `event_ids` that is staged and due, in one statement; those rows."""
+    """Claim every row of `event_ids` that is staged, due and first of its ordering key (if it
+    has one), in one statement; those rows."""
     db = settings.DATABASE
     connection = connections[db]
     qn = connection.ops.quote_name
@@ -61,6 +63,10 @@ def claim_many(
         # The lease was sized from this trigger; a row of another trigger is not ours.
         conditions.append(f"{qn('trigger_id')} = %s")
         condition_params.append(trigger_id)
+    # Ordered rows: only the first unfinished row of its key (a row without a key passes).
+    first_of_key, key_params = claimable_sql(qn(EventLog._meta.db_table), qn)
+    conditions.append(first_of_key)
+    condition_params += key_params
     sql = (
         f"UPDATE {qn(EventLog._meta.db_table)} SET {qn('status')} = %s, "
         f"{qn('attempts')} = {qn('attempts')} + 1, {qn('locked_until')} = %s "

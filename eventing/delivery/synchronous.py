@@ -45,6 +45,8 @@ def deliver_and_schedule(event_id) -> DeliveryResult:
     result = deliver_event(event_id, force=True)
     if result.event is not None:
         send_next_attempt(event_id, result, result.event.trigger_id)
+    elif result.next_message_at is not None:  # held back by the trigger's rate or in-flight cap
+        send_next_attempt(event_id, result, None)
     return result
 
 

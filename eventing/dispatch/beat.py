@@ -14,6 +14,8 @@ from typing import Any
 from eventing.conf import settings
 
 SWEEP_ENTRY_KEYS = ("task", "schedule", "options")
+# How often beat looks for due CRON ticks: a tick fires at most this late (seconds).
+CRON_CHECK_EVERY_S = 5
 
 
 def sweep_entry(interval_s: float) -> dict[str, Any]:
@@ -43,7 +45,7 @@ class SweepEntry(Mapping):
 
 
 def beat_schedule(sweep_interval_s: float | None = None) -> dict[str, Mapping[str, Any]]:
-    """Return the beat entries for the sweeper and the daily retention cleanup.
+    """Return the beat entries for the sweeper, CRON triggers and the daily retention cleanup.
 
     The sweeper follows EVENTING["SWEEP_INTERVAL_S"]. `sweep_interval_s` (kept for projects
     that pass it) fixes another interval, which /healthz and the dashboard do not know about.
@@ -51,6 +53,12 @@ def beat_schedule(sweep_interval_s: float | None = None) -> dict[str, Mapping[st
     sweep = SweepEntry() if sweep_interval_s is None else sweep_entry(sweep_interval_s)
     return {
         "eventing-sweep": sweep,
+        "eventing-cron": {
+            "task": "eventing.cron",
+            "schedule": timedelta(seconds=CRON_CHECK_EVERY_S),
+            # A late check is superseded by the next one, which finds the same ticks.
+            "options": {"expires": CRON_CHECK_EVERY_S * 2},
+        },
         "eventing-cleanup": {
             "task": "eventing.cleanup",
             "schedule": timedelta(days=1),

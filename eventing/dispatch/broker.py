@@ -100,3 +100,6 @@ class FilesystemTransport(filesystem.Transport):
     """The filesystem transport with FilesystemChannel above."""
 
     Channel = FilesystemChannel
+    # A folder has no host. kombu's default ("localhost") made every connection to
+    # `filesystem://` warn "No hostname was supplied" (on each publish of `manage.py shell`).
+    default_connection_params: dict = {}

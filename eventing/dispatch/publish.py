@@ -120,9 +120,17 @@ def publish_due(items: Iterable[tuple], now: dt.datetime) -> list:
 
 
 def publish_rows(rows: Iterable[EventLog], *, using: str) -> int:
-    """Publish the rows that are within the horizon; unmark the ones that failed."""
+    """Publish the rows that are within the horizon; unmark the ones that failed.
+
+    Of several rows of one ordering key only the first recorded gets a message: the others
+    wait behind it anyway, and it sends the next when it finishes (see dispatch/ordering.py;
+    if that is lost, the sweeper sends them as lost messages)."""
     failed = publish_due(
-        ((row.id, row.deliver_at, row.trigger_id) for row in rows if row.enqueued_at is not None),
+        (
+            (row.id, row.deliver_at, row.trigger_id)
+            for row in first_of_each_key(rows)
+            if row.enqueued_at is not None
+        ),
         timezone.now(),
     )
     if failed:
@@ -131,6 +139,24 @@ def publish_rows(rows: Iterable[EventLog], *, using: str) -> int:
             enqueued_at=None
         )
     return len(failed)
+
+
+def first_of_each_key(rows: Iterable[EventLog]) -> list[EventLog]:
+    """The rows without an ordering key, and the first recorded of each (trigger, key)."""
+    rows = list(rows)
+    first: dict[tuple, EventLog] = {}
+    for row in rows:
+        if row.ordering_key is not None:
+            key = (row.trigger_id, row.ordering_key)
+            if key not in first or (row.created_at, row.id) < (
+                first[key].created_at,
+                first[key].id,
+            ):
+                first[key] = row
+    if not first:
+        return rows
+    firsts = {row.id for row in first.values()}
+    return [row for row in rows if row.ordering_key is None or row.id in firsts]
 
 
 class Publisher:

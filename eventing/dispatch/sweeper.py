@@ -14,6 +14,7 @@ from eventing.capture.intents import resolve_intents
 from eventing.conf import settings
 from eventing.delivery.dead_letters import emit_dead_letter
 from eventing.dispatch.lag import recent_lag_s
+from eventing.dispatch.ordering import not_blocked
 from eventing.dispatch.publish import publish_due
 from eventing.models import EventLog, EventStatus, Heartbeat
 
@@ -35,6 +36,15 @@ def sweep(now: dt.datetime | None = None) -> dict[str, int]:
         "expanded": expanded,
     }
     record_heartbeat(SWEEP_HEARTBEAT, now, report)
+    if any(report.values()):
+        # Idle sweeps stay silent (Celery's own lines about them are DEBUG with
+        # eventing.ops.logs.QuietSweepsFilter): a line means the sweep changed something.
+        logger.info(
+            "sweep released=%d enqueued=%d intents=%d",
+            report["released"],
+            report["enqueued"],
+            report["intents"],
+        )
     return report
 
 
@@ -78,10 +88,11 @@ def message_lost(now: dt.datetime) -> Q:
 
 
 def to_send(now: dt.datetime) -> QuerySet[EventLog]:
-    """Staged rows the sweep sends at `now`: due soon without a message, or with a lost one."""
+    """Staged rows the sweep sends at `now`: due soon without a message, or with a lost one;
+    an ordered row only once no earlier row of its key is unfinished."""
     never_sent = Q(enqueued_at__isnull=True) & sent_soon(now)
     return EventLog.objects.using(settings.DATABASE).filter(
-        deliverable(), never_sent | message_lost(now), status=EventStatus.STAGED
+        deliverable(), never_sent | message_lost(now), not_blocked(), status=EventStatus.STAGED
     )
 
 

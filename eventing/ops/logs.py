@@ -4,7 +4,8 @@ Use in `LOGGING`: the filter `eventing.ops.logs.EventContextFilter` gives every 
 fields (`-` when absent, so format strings may name them); the formatters are
 `eventing.ops.logs.KeyValueFormatter` (text, `key=value` suffix) and
 `eventing.ops.logs.JsonFormatter`
-(one JSON object per line, for log pipelines).
+(one JSON object per line, for log pipelines). `eventing.ops.logs.QuietSweepsFilter` on a
+handler turns Celery's three lines per sweep into DEBUG lines.
 """
 
 from __future__ import annotations
@@ -25,6 +26,35 @@ class EventContextFilter(logging.Filter):
             if not hasattr(record, field):
                 setattr(record, field, MISSING)
         return True
+
+
+# Celery's own lines about every run of a task: received (worker), succeeded (trace), sent
+# (beat). For the sweeper, that is three INFO lines a second.
+ROUTINE_TASK_LOGGERS = ("celery.worker.strategy", "celery.app.trace", "celery.beat")
+SWEEP_TASK = "eventing.sweep"
+
+
+class QuietSweepsFilter(logging.Filter):
+    """Demote Celery's per-run INFO lines of the sweep task to DEBUG (the sweeper logs a line
+    itself when a sweep did something), leaving every other task's lines alone."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno != logging.INFO or record.name not in ROUTINE_TASK_LOGGERS:
+            return True
+        if task_name_of(record) != SWEEP_TASK:
+            return True
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+
+
+def task_name_of(record: logging.LogRecord) -> str | None:
+    """The task a Celery worker or beat record is about (None for other records)."""
+    data = getattr(record, "data", None)  # the worker's and the trace's `extra`
+    if isinstance(data, dict):
+        return data.get("name")
+    if record.name == "celery.beat" and isinstance(record.args, tuple) and len(record.args) == 2:
+        return str(record.args[1])  # "Scheduler: Sending due task %s (%s)": entry, task
+    return None
 
 
 def context_of(record: logging.LogRecord) -> dict[str, str]:

@@ -21,7 +21,7 @@ from eventing.ops.metrics import count_emitted
 from eventing.recording.payload_rules import check_payload, same_json
 from eventing.recording.trigger_cache import current_index
 from triggers import types
-from triggers.matching import matches_filter, matches_path
+from triggers.matching import matches_filter, matches_path, ordering_value
 from triggers.models import Trigger
 from triggers.registry import TriggerSpec
 
@@ -106,11 +106,16 @@ def record_events(
     status: str = EventStatus.STAGED,
     using: str | None = None,
     publish: bool = True,
+    idempotency_key: str | None = None,
+    idempotency_keys: Sequence[str] | None = None,
 ) -> list[EventLog]:
     """Insert one row per (trigger, payload); staged rows go to the broker on commit.
 
     With `publish=False` they do not: the caller delivers them now (eventing.delivery.
-    synchronous), and the sweeper sends them if it never does.
+    synchronous), and the sweeper sends them if it never does. An `idempotency_key` already
+    used for this type and trigger raises IntegrityError (the unique constraint);
+    `idempotency_keys`, one per item, key each row on its own (a backfill keys rows by backfill
+    id and primary key).
     """
     items = list(items)
     if not items:
@@ -121,10 +126,12 @@ def record_events(
         items,
         source=source,
         due=due,
-        idempotency_key=None,
+        idempotency_key=idempotency_key,
         status=status,
         now=timezone.now(),
     )
+    for row, key in zip(rows, idempotency_keys or (), strict=False):
+        row.idempotency_key = key
     insert_events(rows, using=db)
     if status == EventStatus.STAGED and publish:
         enqueue_on_commit(rows, using=db, count=True)
@@ -163,12 +170,16 @@ def build_rows(
     idempotency_key: str | None,
     status: str,
     now: dt.datetime,
+    position_from: int = 0,
 ) -> list[EventLog]:
-    """Unsaved rows of one emit (one batch id), each due after its trigger's own delay."""
+    """Unsaved rows of one emit (one batch id), each due after its trigger's own delay.
+
+    `position_from`: how many rows of the same transaction's batch came before (ordering)."""
     batch_id = uuid.uuid4()
     rows = []
-    for trigger, payload in items:
+    for position, (trigger, payload) in enumerate(items, start=position_from):
         deliver_at = due + dt.timedelta(seconds=trigger.delay_s) if trigger.delay_s else due
+        key = ordering_value(trigger.ordering_key, payload)
         rows.append(
             EventLog(
                 batch_id=batch_id,
@@ -182,8 +193,11 @@ def build_rows(
                 # Set now, sent on commit: if the process dies in between, the sweeper sees a
                 # due row whose message never came and sends it again.
                 enqueued_at=now if within_horizon(deliver_at, now) else None,
-                created_at=now,
+                # Ordered rows of one batch get distinct times in batch order: created_at is
+                # the order their key is delivered in.
+                created_at=now + dt.timedelta(microseconds=position) if key is not None else now,
                 idempotency_key=idempotency_key,
+                ordering_key=key,
             )
         )
     return rows
@@ -278,6 +292,7 @@ def record_batch(requests: Sequence[EventRequest], *, publish: bool, db: str) ->
             idempotency_key=request.idempotency_key,
             status=EventStatus.STAGED,
             now=now,
+            position_from=len(new_rows),
         )
         if request.idempotency_key and rows:
             earlier[key] = rows

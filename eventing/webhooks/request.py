@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import codecs
+import datetime as dt
 import json
 import os
 import re
@@ -17,10 +18,11 @@ from urllib3.exceptions import ConnectTimeoutError, NewConnectionError, ReadTime
 from eventing.conf import settings
 from eventing.models import EventLog
 from eventing.recording.payload_rules import MAX_DEPTH
-from eventing.webhooks import signing
+from eventing.webhooks import signing, transform
 from eventing.webhooks.client import Watchdog, pool_manager, scrubbed_logs
 from eventing.webhooks.scrubbing import REDACTED, margin, redact, secret_values
 from eventing.webhooks.ssrf import BlockedAddressError
+from eventing.webhooks.transform import Shaped, TransformError
 from triggers.validation import ENV_PLACEHOLDER_RE
 
 # Header names whose values are credentials wherever they come from.
@@ -31,6 +33,10 @@ _local = threading.local()
 
 class WebhookConfigError(Exception):
     """The trigger cannot be called as configured (e.g. a missing environment variable)."""
+
+
+class TemplateFailed(WebhookConfigError):
+    """The trigger's request transform failed over this event: the same would fail again."""
 
 
 @dataclass
@@ -45,6 +51,8 @@ class WebhookRequest:
     # Values that must never be stored or logged, in every form they may be echoed in:
     # scrubbed from errors, echoed responses and urllib3's log lines (see scrubbing.redact()).
     secrets: tuple[str, ...] = ()
+    # POST unless the trigger's request transform says otherwise.
+    method: str = "POST"
 
 
 @dataclass
@@ -58,6 +66,9 @@ class WebhookResponse:
     error: str = ""
     # The SSRF guard refused the address: a permanent failure, never retried.
     blocked: bool = False
+    # The request could not be built (a request template failed): permanent too, as the same
+    # template over the same event fails again.
+    unbuildable: bool = False
     duration_ms: int = 0
     # The request as stored in the invocation log (secrets redacted).
     request: dict[str, Any] = field(default_factory=dict)
@@ -96,13 +107,16 @@ def nests_deeper_than(value: Any, limit: int) -> bool:
 
 
 def cloudevent(event: EventLog) -> dict[str, Any]:
-    """The CloudEvents 1.0 envelope of an event."""
+    """The CloudEvents 1.0 envelope of an event; `time` is when it was due (Space Cloud's)."""
+    # Space Cloud's `time` is the event's timestamp plus its delay: when it was due. A retry's
+    # row is due later, so its `time` is that retry's due time.
+    due = event.deliver_at or event.created_at  # an unsaved row (a test) may have neither set
     return {
         "specversion": "1.0",
         "id": str(event.id),
         "type": event.type,
         "source": settings.INSTANCE_ID,
-        "time": event.created_at.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        "time": due.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
         "datacontenttype": "application/json",
         "data": event.payload,
     }
@@ -126,14 +140,29 @@ def resolve_env(template: str, what: str) -> str:
 
 
 def build_request(event: EventLog, trigger, attempt: int) -> WebhookRequest:
-    """Everything a webhook call sends, for attempt number `attempt`."""
-    body = encode_body(cloudevent(event))
+    """Everything a webhook call sends, for attempt number `attempt`.
+
+    A trigger's request transform (eventing.webhooks.transform) may set the method, URL, query,
+    some headers and the body; the signature is always over the body that is sent. Raises
+    WebhookConfigError (TemplateFailed when a template fails).
+    """
+    envelope = cloudevent(event)
+    url = resolve_env(trigger.url, "url")
+    shaped = Shaped()
+    if trigger.transformed:
+        try:
+            shaped = transform.shape(trigger, transform.variables(event, envelope, trigger, url))
+        except TransformError as exc:
+            raise TemplateFailed(f"Request transform failed: {exc}") from None
+    body = shaped.body if shaped.body is not None else encode_body(envelope)
     timestamp = int(time.time())
     msg_id = str(event.id)
+    token = f"Bearer {signing.sc_token(timestamp)}"
     headers = {
-        "Content-Type": "application/json",
+        **shaped.headers,
+        "Content-Type": shaped.content_type,
         "User-Agent": settings.USER_AGENT,
-        "X-SC-Token": f"Bearer {signing.sc_token(timestamp)}",
+        "X-SC-Token": token,
         "webhook-id": msg_id,
         "webhook-timestamp": str(timestamp),
         "webhook-signature": signing.webhook_signature(
@@ -142,10 +171,13 @@ def build_request(event: EventLog, trigger, attempt: int) -> WebhookRequest:
         "X-Eventing-Attempt": str(attempt),
         "X-Eventing-Trigger": trigger.name,
     }
-    redacted = {
-        name: REDACTED if name in ("X-SC-Token", "webhook-signature") else value
-        for name, value in headers.items()
-    }
+    if trigger.send_authorization:
+        # Space Cloud sends its trigger token as Authorization too; receivers ported from it
+        # may read that header. The same signed claims as X-SC-Token.
+        headers["Authorization"] = token
+    sensitive = {"X-SC-Token", "Authorization", "webhook-signature"}
+    sensitive.update(name for name in shaped.headers if SENSITIVE_HEADER_RE.search(name))
+    redacted = {name: REDACTED if name in sensitive else value for name, value in headers.items()}
     for header in trigger.headers or []:
         name = header["name"]
         if header.get("value_from_env"):
@@ -157,19 +189,22 @@ def build_request(event: EventLog, trigger, attempt: int) -> WebhookRequest:
         else:
             headers[name] = header.get("value", "")
             redacted[name] = REDACTED if SENSITIVE_HEADER_RE.search(name) else headers[name]
-    url = resolve_env(trigger.url, "url")
     secrets = [headers[name] for name, shown in redacted.items() if shown == REDACTED] + [
         os.environ[name] for name in ENV_PLACEHOLDER_RE.findall(trigger.url)
     ]
     secrets += [trigger.signing_secret or "", *(settings.SECRETS or [])]
-    # The stored URL keeps the placeholders: resolved values may be credentials.
+    secrets = secret_values(secrets)
+    # The stored URL keeps the placeholders: resolved values may be credentials. A templated
+    # URL has none left, so what it may echo of them is redacted instead.
+    logged_url = trigger.url if shaped.url is None else redact(shaped.url, secrets)
     return WebhookRequest(
-        url=url,
+        url=shaped.url or url,
         headers=headers,
         body=body,
         redacted_headers=redacted,
-        logged_url=trigger.url,
-        secrets=secret_values(secrets),
+        logged_url=logged_url,
+        secrets=secrets,
+        method=shaped.method,
     )
 
 
@@ -185,7 +220,8 @@ def http() -> PoolManager:
 
 
 def send(request: WebhookRequest, timeout_s: float) -> WebhookResponse:
-    """POST the request; never raises. Redirects are not followed; the body is bounded.
+    """Send the request (POST unless transformed); never raises. Redirects are not followed;
+    the body is bounded.
 
     `timeout_s` is a hard deadline for the whole call (connect, headers and body): a watchdog
     shuts the socket down when it passes, however slowly the receiver dribbles bytes.
@@ -197,7 +233,7 @@ def send(request: WebhookRequest, timeout_s: float) -> WebhookResponse:
     try:
         with watchdog, scrubbed_logs(request.secrets):
             response = http().urlopen(
-                "POST",
+                request.method,
                 request.url,
                 body=request.body,
                 headers=request.headers,

@@ -10,7 +10,7 @@ import uuid
 from django.contrib import admin, messages
 from django.contrib.admin import ShowFacets
 from django.contrib.admin.views.main import ChangeList
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpRequest, HttpResponseNotAllowed, HttpResponseRedirect
 from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
@@ -19,14 +19,18 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import ngettext
 
+from eventing.dispatch import operations
+from eventing.dispatch.ordering import head_of_key
 from eventing.models import EventLog, EventStatus
+from eventing.ops.search import filter_by_payload, is_payload_parameter, parse_payload_filters
 from eventing.webhooks.request import REDACTED, SENSITIVE_HEADER_RE
 from triggers import types
 from triggers.models import EventType, Trigger
 
 from .. import actions
 from ..counting import EstimatedCountPaginator
-from ..forms import RedeliverFailedForm
+from ..display import breakable, display_time
+from ..forms import RedeliverFailedForm, ReplayForm
 from ..sites import site
 from .params import PK_RE, CheckedFilter, CheckedParamsMixin
 
@@ -91,11 +95,19 @@ class CreatedFilter(admin.SimpleListFilter):
         return queryset.filter(created_at__gte=now - window)
 
 
-def exact_time(value) -> str:
-    """A timestamp to the millisecond in the current time zone; operators compare these."""
-    if value is None:
-        return "—"
-    return timezone.localtime(value).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+def delivery_numbers(attempts: list[int]) -> list[int]:
+    """The delivery each invocation belongs to, given their attempt numbers in call order.
+
+    Redelivery restarts the attempt count, so an attempt number that does not grow starts the
+    next delivery: attempts 1, 2, 1 are deliveries 1, 1, 2.
+    """
+    numbers, delivery, previous = [], 0, 0
+    for attempt in attempts:
+        if delivery == 0 or attempt <= previous:
+            delivery += 1
+        numbers.append(delivery)
+        previous = attempt
+    return numbers
 
 
 def redact_headers(headers: dict | None) -> dict:
@@ -123,6 +135,15 @@ def pretty_json(value) -> str:
             return "(nested too deeply to show)"
 
 
+# The detail page names the time an event finished after how it finished; other states have none.
+FINISHED_FIELD = "finished"
+FINISHED_FIELDS = {
+    EventStatus.PROCESSED: "processed",
+    EventStatus.FAILED: "failed_at",
+    EventStatus.CANCELLED: "cancelled_at",
+}
+
+
 class RecentFirstChangeList(ChangeList):
     """The change list ordered by created_at alone, so PostgreSQL reads it off an index.
 
@@ -135,6 +156,20 @@ class RecentFirstChangeList(ChangeList):
         return ordering
 
 
+class PayloadSearchChangeList(RecentFirstChangeList):
+    """The event change list, also filtered by `payload__…` parameters (eventing.ops.search)."""
+
+    def get_filters_params(self, params=None):
+        """Payload filters are not field lookups: get_queryset applies them (bounded)."""
+        lookups = super().get_filters_params(params)
+        return {k: v for k, v in lookups.items() if not is_payload_parameter(k)}
+
+    def get_queryset(self, request, exclude_parameters=None):
+        queryset = super().get_queryset(request, exclude_parameters)
+        # Bounds were checked by CheckedParamsMixin before the change list was built.
+        return filter_by_payload(queryset, parse_payload_filters(request.GET.items()))
+
+
 @admin.register(EventLog, site=site)
 class EventLogAdmin(CheckedParamsMixin, admin.ModelAdmin):
     """Events and their deliveries. Rows are read-only; actions go through the pipeline."""
@@ -143,8 +178,8 @@ class EventLogAdmin(CheckedParamsMixin, admin.ModelAdmin):
     change_form_template = "mission_control/eventlog/change_form.html"
     list_display = (
         "short_id",
-        "type",
-        "trigger_name",
+        "type_name",
+        "trigger_column",
         "status_badge",
         "attempts",
         "created",
@@ -155,7 +190,10 @@ class EventLogAdmin(CheckedParamsMixin, admin.ModelAdmin):
     list_display_links = ("short_id",)
     list_filter = ("status", TypeFilter, TriggerFilter, CreatedFilter)
     search_fields = ("id", "batch_id", "idempotency_key")  # see get_search_results
-    search_help_text = "An event id, a batch id or an idempotency key (exact)."
+    search_help_text = (
+        "An event id, a batch id or an idempotency key (exact). Payload values: add "
+        "payload__customer_id=42 or payload__new__status=paid to the address."
+    )
     ordering = ("-created_at",)
     # Only orderings an index serves; sorting a million rows by anything else takes seconds.
     sortable_by = ("created",)
@@ -170,13 +208,15 @@ class EventLogAdmin(CheckedParamsMixin, admin.ModelAdmin):
             "Delivery",
             {
                 "fields": (
-                    "attempts",
+                    "attempts_summary",
                     "created",
                     "due",
                     "enqueued",
                     "lease_until",
-                    "processed",
+                    FINISHED_FIELD,
                     "last_status_code",
+                    "ordering_key",
+                    "blocked_behind",
                 )
             },
         ),
@@ -191,13 +231,17 @@ class EventLogAdmin(CheckedParamsMixin, admin.ModelAdmin):
         "trigger_link",
         "source",
         "remark",
-        "attempts",
+        "attempts_summary",
         "created",
         "due",
         "enqueued",
         "lease_until",
         "processed",
+        "failed_at",
+        "cancelled_at",
         "last_status_code",
+        "ordering_key",
+        "blocked_behind",
         "batch_id",
         "idempotency_key",
         "payload_pretty",
@@ -210,7 +254,7 @@ class EventLogAdmin(CheckedParamsMixin, admin.ModelAdmin):
     # Read-only rows: no add, change or delete; retention deletes old rows.
 
     def get_changelist(self, request, **kwargs):
-        return RecentFirstChangeList
+        return PayloadSearchChangeList
 
     def has_add_permission(self, request):
         return False
@@ -233,6 +277,23 @@ class EventLogAdmin(CheckedParamsMixin, admin.ModelAdmin):
             "eventing.change_eventlog"
         )
 
+    def get_fieldsets(self, request, obj=None):
+        finished = FINISHED_FIELDS.get(obj.status) if obj is not None else None
+        return [
+            (name, {**options, "fields": _finished_as(options["fields"], finished)})
+            for name, options in self.fieldsets
+        ]
+
+    def param_problems(self, request: HttpRequest) -> dict[str, str]:
+        """Also payload filters out of bounds (eventing.ops.search), by parameter."""
+        problems = super().param_problems(request)
+        try:
+            parse_payload_filters(request.GET.items())
+        except ValidationError as exc:
+            for name, messages_ in exc.message_dict.items():
+                problems.setdefault(name, " ".join(messages_).rstrip("."))
+        return problems
+
     def get_search_results(self, request, queryset, search_term):
         """Exact matches on indexed columns: a UUID is an event or batch id, else a key."""
         term = search_term.strip()
@@ -251,25 +312,53 @@ class EventLogAdmin(CheckedParamsMixin, admin.ModelAdmin):
     def short_id(self, obj: EventLog) -> str:
         return str(obj.id)[:8]
 
+    @admin.display(description="type")
+    def type_name(self, obj: EventLog) -> str:
+        return breakable(obj.type)
+
+    @admin.display(description="trigger")
+    def trigger_column(self, obj: EventLog) -> str:
+        return breakable(obj.trigger_name)
+
     @admin.display(description="created", ordering="created_at")
     def created(self, obj: EventLog) -> str:
-        return exact_time(obj.created_at)
+        return display_time(obj.created_at)
 
     @admin.display(description="due")
     def due(self, obj: EventLog) -> str:
-        return exact_time(obj.deliver_at)
+        return display_time(obj.deliver_at)
 
     @admin.display(description="processed")
     def processed(self, obj: EventLog) -> str:
-        return exact_time(obj.processed_at)
+        """When it was delivered; cancelled and failed rows keep a time that is not that."""
+        if obj.status != EventStatus.PROCESSED:
+            return display_time(None)
+        return display_time(obj.processed_at)
+
+    @admin.display(description="failed at")
+    def failed_at(self, obj: EventLog) -> str:
+        return display_time(obj.processed_at)
+
+    @admin.display(description="cancelled at")
+    def cancelled_at(self, obj: EventLog) -> str:
+        return display_time(obj.processed_at)
+
+    @admin.display(description="attempts")
+    def attempts_summary(self, obj: EventLog) -> str:
+        """Attempts of the current delivery, and of all deliveries when it was redelivered."""
+        calls = list(obj.invocations.order_by("invoked_at", "pk").values_list("attempt", flat=True))
+        deliveries = max(delivery_numbers(calls), default=1)
+        if deliveries == 1:
+            return str(obj.attempts)
+        return f"{obj.attempts} in delivery {deliveries} · {len(calls)} in all"
 
     @admin.display(description="enqueued")
     def enqueued(self, obj: EventLog) -> str:
-        return exact_time(obj.enqueued_at)
+        return display_time(obj.enqueued_at)
 
     @admin.display(description="lease until")
     def lease_until(self, obj: EventLog) -> str:
-        return exact_time(obj.locked_until)
+        return display_time(obj.locked_until)
 
     @admin.display(description="status")
     def status_badge(self, obj: EventLog) -> str:
@@ -284,16 +373,35 @@ class EventLogAdmin(CheckedParamsMixin, admin.ModelAdmin):
         url = reverse("mission_control:triggers_trigger_change", args=[obj.trigger_id])
         return format_html('<a href="{}">{}</a>', url, obj.trigger_name)
 
+    @admin.display(description="blocked behind")
+    def blocked_behind(self, obj: EventLog) -> str:
+        """The earlier event of the same key this one waits for (cancel or redeliver it there)."""
+        head = head_of_key(obj) if obj.status in (EventStatus.STAGED, EventStatus.INTENT) else None
+        if head is None:
+            return "-"
+        url = reverse("mission_control:eventing_eventlog_change", args=[head.pk])
+        return format_html(
+            '<a href="{}" class="mc-blocked-behind">{}</a> ({}, {} attempt(s)) {}',
+            url,
+            head.pk,
+            head.get_status_display(),
+            head.attempts,
+            head.remark,
+        )
+
     @admin.display(description="payload")
     def payload_pretty(self, obj: EventLog) -> str:
         return format_html('<pre class="mc-json">{}</pre>', pretty_json(obj.payload))
 
     @admin.display(description="invocations")
     def invocations_table(self, obj: EventLog) -> str:
+        rows = list(obj.invocations.order_by("invoked_at", "pk"))
+        deliveries = delivery_numbers([inv.attempt for inv in rows])
         invocations = [
             {
+                "delivery": delivery,
                 "attempt": inv.attempt,
-                "invoked_at": exact_time(inv.invoked_at),
+                "invoked_at": display_time(inv.invoked_at),
                 "duration_ms": inv.duration_ms,
                 "url": (inv.request or {}).get("url", ""),
                 "request_headers": redact_headers((inv.request or {}).get("headers")),
@@ -304,7 +412,7 @@ class EventLogAdmin(CheckedParamsMixin, admin.ModelAdmin):
                 "response_body": pretty_json(inv.response_body or ""),
                 "error": inv.error_msg,
             }
-            for inv in obj.invocations.order_by("invoked_at", "pk")
+            for inv, delivery in zip(rows, deliveries, strict=True)
         ]
         return render_to_string(
             "mission_control/eventlog/invocations.html", {"invocations": invocations}
@@ -352,6 +460,11 @@ class EventLogAdmin(CheckedParamsMixin, admin.ModelAdmin):
                 name="eventing_eventlog_redeliver_failed",
             ),
             path(
+                "replay/",
+                self.admin_site.admin_view(self.replay_view),
+                name="eventing_eventlog_replay",
+            ),
+            path(
                 "<path:object_id>/operate/<str:operation>/",
                 self.admin_site.admin_view(self.operate_view),
                 name="eventing_eventlog_operate",
@@ -388,13 +501,47 @@ class EventLogAdmin(CheckedParamsMixin, admin.ModelAdmin):
         }
         return TemplateResponse(request, "mission_control/eventlog/redeliver_failed.html", context)
 
+    def replay_view(self, request: HttpRequest):
+        """Replay a time window: the first POST counts the events, the confirmed one stages
+        exactly that window again."""
+        if not self.has_redeliver_permission(request):
+            raise PermissionDenied
+        form = ReplayForm(request.POST or None, initial=dict(request.GET.items()))
+        preview, window = None, None
+        if request.method == "POST" and form.is_valid():
+            window = actions.replay_window(form.cleaned_data)
+            if form.cleaned_data["confirm"]:
+                count = operations.replay(window)
+                self.message_user(
+                    request,
+                    ngettext("%d event redelivered.", "%d events redelivered.", count) % count,
+                    messages.SUCCESS if count else messages.WARNING,
+                )
+                return HttpResponseRedirect(reverse("mission_control:eventing_eventlog_changelist"))
+            preview = window.count_by_trigger()
+            form = ReplayForm(initial={**request.POST.dict(), "confirm": True})
+            form.initial["statuses"] = request.POST.getlist("statuses")
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Replay events",
+            "form": form,
+            "preview": preview,
+            "total": sum(preview.values()) if preview is not None else None,
+            "trigger_name": ", ".join(window.triggers) if window else "",
+            "opts": self.opts,
+        }
+        return TemplateResponse(request, "mission_control/eventlog/replay.html", context)
+
     def operate_view(self, request: HttpRequest, object_id: str, operation: str):
-        """POST-only buttons of the detail page: redeliver or cancel this event."""
-        if request.method != "POST":
+        """Buttons of the detail page: redeliver (POST), or cancel (GET asks, POST cancels)."""
+        asks = request.method == "GET" and operation == "cancel"
+        if request.method != "POST" and not asks:
             return HttpResponseNotAllowed(["POST"])
         event = self.get_object(request, object_id)
         if event is None:  # not a UUID, or no such event
             raise Http404("No such event.")
+        if asks and self.has_cancel_permission(request):
+            return self.cancel_confirmation(request, event)
         if operation == "redeliver" and self.has_redeliver_permission(request):
             done = actions.redeliver([event.pk])
             why = f"it is {event.status}; only finished events can be redelivered"
@@ -412,6 +559,20 @@ class EventLogAdmin(CheckedParamsMixin, admin.ModelAdmin):
             reverse("mission_control:eventing_eventlog_change", args=[event.pk])
         )
 
+    def cancel_confirmation(self, request: HttpRequest, event: EventLog) -> TemplateResponse:
+        """The page that asks before cancelling: cancelling cannot be undone by a click."""
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Cancel this event?",
+            "event": event,
+            "cancellable": event.status in (EventStatus.STAGED, EventStatus.INTENT),
+            "due": display_time(event.deliver_at),
+            "opts": self.opts,
+        }
+        return TemplateResponse(
+            request, "mission_control/eventlog/cancel_confirmation.html", context
+        )
+
     def render_change_form(self, request, context, *args, **kwargs):
         context["can_redeliver"] = self.has_redeliver_permission(request)
         context["can_cancel"] = self.has_cancel_permission(request)
@@ -419,3 +580,10 @@ class EventLogAdmin(CheckedParamsMixin, admin.ModelAdmin):
             s.value for s in (EventStatus.PROCESSED, EventStatus.FAILED, EventStatus.CANCELLED)
         ]
         return super().render_change_form(request, context, *args, **kwargs)
+
+
+def _finished_as(fields: tuple[str, ...], finished: str | None) -> tuple[str, ...]:
+    """The fieldset's fields with the finish time under its status' name, or without it."""
+    if finished is None:
+        return tuple(field for field in fields if field != FINISHED_FIELD)
+    return tuple(finished if field == FINISHED_FIELD else field for field in fields)

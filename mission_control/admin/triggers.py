@@ -10,23 +10,35 @@ from django.contrib.admin.utils import flatten_fieldsets
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, IntegerField, OuterRef, Subquery, Value
 from django.db.models.functions import Coalesce
-from django.http import Http404, HttpRequest, HttpResponseNotAllowed, HttpResponseRedirect
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponseNotAllowed,
+    HttpResponseRedirect,
+    JsonResponse,
+)
 from django.urls import path, reverse
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 from django.utils.translation import ngettext
 
+from eventing.capture.cron import next_ticks
 from eventing.capture.database import describe_capture
-from eventing.models import EventLog, EventStatus
+from eventing.models import CircuitState, EventLog, EventStatus, TriggerCircuit
+from triggers import types
 from triggers.masking import MASK, mask_headers
 from triggers.models import EventType, Trigger
 
 from .. import actions
+from ..display import breakable, display_time
 from ..forms import EventTypeForm, TriggerForm
 from ..sites import site
+from ..transforms import preview_request
 from .params import CheckedParamsMixin
 
+# Ordered delivery per key and endpoint protection (rate and concurrency caps).
+DELIVERY_CONTROL_FIELDS = ("ordering_key", "rate_limit", "max_in_flight")
 # The test action delivers synchronously inside the request; a few triggers at most.
 MAX_TEST_TRIGGERS = 5
 
@@ -54,6 +66,23 @@ def last_delivery() -> Subquery:
     return Subquery(rows)
 
 
+class TimestampsMixin:
+    """created_at and updated_at in Mission Control's one time format (Django's differs)."""
+
+    @admin.display(description="created", ordering="created_at")
+    def created(self, obj) -> str:
+        return display_time(obj.created_at)
+
+    @admin.display(description="updated", ordering="updated_at")
+    def updated(self, obj) -> str:
+        return display_time(obj.updated_at)
+
+
+def circuit_of(trigger: Trigger) -> TriggerCircuit | None:
+    """The trigger's circuit row (select_related by the admin's queryset), if any."""
+    return getattr(trigger, "circuit", None)
+
+
 class StateFilter(admin.SimpleListFilter):
     """Enabled (delivering), paused, or disabled."""
 
@@ -75,25 +104,34 @@ class StateFilter(admin.SimpleListFilter):
 
 
 @admin.register(Trigger, site=site)
-class TriggerAdmin(CheckedParamsMixin, admin.ModelAdmin):
+class TriggerAdmin(TimestampsMixin, CheckedParamsMixin, admin.ModelAdmin):
     """Define webhooks and what fires them; operate them with actions."""
 
     form = TriggerForm
     change_form_template = "mission_control/trigger/change_form.html"
     list_display = (
-        "name",
-        "type",
-        "source",
+        "trigger_name",
+        "type_name",
+        "source_name",
         "url_template",
         "state",
         "processed_24h",
         "failed_24h",
         "success_rate",
         "last_delivery",
+        "next_run",
     )
     list_filter = ("type", StateFilter)
     search_fields = ("name", "type", "source", "url", "description")
-    readonly_fields = ("signing_secret_display", "capture", "created_at", "updated_at")
+    readonly_fields = (
+        "signing_secret_display",
+        "capture",
+        "next_runs",
+        "circuit_breaker",
+        "transform_preview",
+        "created",
+        "updated",
+    )
     actions = (
         "enable",
         "disable",
@@ -102,6 +140,7 @@ class TriggerAdmin(CheckedParamsMixin, admin.ModelAdmin):
         "send_test_event",
         "duplicate",
         "rotate_secret",
+        "replay_events",
     )
     fieldsets = (
         (None, {"fields": ("name", "description")}),
@@ -117,23 +156,79 @@ class TriggerAdmin(CheckedParamsMixin, admin.ModelAdmin):
                     "payload_fields",
                     "path_pattern",
                     "filter",
+                    "send_actor",
                     "capture",
+                ),
+            },
+        ),
+        (
+            "Schedule (CRON)",
+            {
+                "fields": (
+                    "cron_expression",
+                    "cron_timezone",
+                    "cron_payload",
+                    "cron_skip_missed",
+                    "next_runs",
                 ),
             },
         ),
         (
             "Webhook",
             {
-                "fields": ("url", "headers", "timeout_ms", "signing_secret_display"),
+                "fields": (
+                    "url",
+                    "headers",
+                    "send_authorization",
+                    "timeout_ms",
+                    "signing_secret_display",
+                ),
+            },
+        ),
+        (
+            "Request transform",
+            {
+                "classes": ("mc-transform",),
+                "description": "Optional: shape the request with templates over the event "
+                "(docs/transforms.md). Empty fields keep the CloudEvents POST.",
+                "fields": (
+                    "transform_method",
+                    "transform_url",
+                    "transform_query",
+                    "transform_headers",
+                    "transform_body",
+                    "transform_preview",
+                ),
             },
         ),
         (
             "Retries and timing",
             {
-                "fields": ("retries", "backoff_base_s", "backoff_max_s", "delay_s"),
+                "fields": (
+                    "retries",
+                    "backoff_base_s",
+                    "backoff_max_s",
+                    "retry_policy",
+                    "retry_statuses",
+                    "circuit_failures",
+                    "delay_s",
+                ),
             },
         ),
-        ("State", {"fields": ("enabled", "paused", "paused_reason", "created_at", "updated_at")}),
+        ("Order and endpoint protection", {"fields": DELIVERY_CONTROL_FIELDS}),
+        (
+            "State",
+            {
+                "fields": (
+                    "enabled",
+                    "paused",
+                    "paused_reason",
+                    "circuit_breaker",
+                    "created",
+                    "updated",
+                )
+            },
+        ),
     )
 
     # What users without change permission see: stored values, credentials (header values,
@@ -150,21 +245,68 @@ class TriggerAdmin(CheckedParamsMixin, admin.ModelAdmin):
                     "payload_fields",
                     "path_pattern",
                     "filter",
+                    "send_actor",
                     "capture",
                 )
             },
         ),
-        ("Webhook", {"fields": ("url", "masked_headers", "timeout_ms", "masked_signing_secret")}),
+        (
+            "Schedule (CRON)",
+            {
+                "fields": (
+                    "cron_expression",
+                    "cron_timezone",
+                    "cron_payload",
+                    "cron_skip_missed",
+                    "next_runs",
+                )
+            },
+        ),
+        (
+            "Webhook",
+            {
+                "fields": (
+                    "url",
+                    "masked_headers",
+                    "send_authorization",
+                    "timeout_ms",
+                    "masked_signing_secret",
+                )
+            },
+        ),
+        (
+            "Request transform",
+            {
+                "fields": (
+                    "transform_method",
+                    "transform_url",
+                    "transform_query",
+                    "transform_headers",
+                    "transform_body",
+                )
+            },
+        ),
         (
             "Retries and timing",
-            {"fields": ("retries", "backoff_base_s", "backoff_max_s", "delay_s")},
+            {
+                "fields": (
+                    "retries",
+                    "backoff_base_s",
+                    "backoff_max_s",
+                    "retry_policy",
+                    "retry_statuses",
+                    "circuit_failures",
+                    "delay_s",
+                )
+            },
         ),
-        ("State", {"fields": ("state", "created_at", "updated_at")}),
+        ("Order and endpoint protection", {"fields": DELIVERY_CONTROL_FIELDS}),
+        ("State", {"fields": ("state", "circuit_breaker", "created", "updated")}),
     )
 
     class Media:
         css = {"all": ("mission_control/admin.css",)}
-        js = ("mission_control/trigger_form.js",)
+        js = ("mission_control/trigger_form.js", "mission_control/transform_preview.js")
 
     def _view_only(self, request: HttpRequest, obj) -> bool:
         return obj is not None and not self.has_change_permission(request, obj)
@@ -190,6 +332,7 @@ class TriggerAdmin(CheckedParamsMixin, admin.ModelAdmin):
         return (
             super()
             .get_queryset(request)
+            .select_related("circuit")
             .annotate(
                 processed_24h=count_since(EventStatus.PROCESSED, since),
                 failed_24h=count_since(EventStatus.FAILED, since),
@@ -201,6 +344,39 @@ class TriggerAdmin(CheckedParamsMixin, admin.ModelAdmin):
     def capture(self, obj: Trigger | None) -> str:
         """How DB events reach this trigger; a missing or stale trigger function says so."""
         return describe_capture(obj or Trigger(type=""))
+
+    @admin.display(description="name", ordering="name")
+    def trigger_name(self, obj: Trigger) -> str:
+        return breakable(obj.name)
+
+    @admin.display(description="type", ordering="type")
+    def type_name(self, obj: Trigger) -> str:
+        return breakable(obj.type)
+
+    @admin.display(description="source", ordering="source")
+    def source_name(self, obj: Trigger) -> str:
+        return breakable(obj.source) if obj.source else "—"
+
+    @admin.display(description="next runs")
+    def next_runs(self, obj: Trigger | None) -> str:
+        """A CRON trigger's next five ticks in its timezone, and the last one handled."""
+        if obj is None or obj.type != types.CRON:
+            return "—"
+        ticks = next_ticks(obj, 5)
+        if not ticks:
+            return "—"
+        last = obj.cron_last_tick.isoformat(sep=" ") if obj.cron_last_tick else "none yet"
+        return format_html(
+            '<ul class="mc-next-runs">{}</ul><div class="mc-reason">last tick: {}</div>',
+            format_html_join("", "<li>{}</li>", ((t.isoformat(sep=" "),) for t in ticks)),
+            last,
+        )
+
+    @admin.display(description="next run")
+    def next_run(self, obj: Trigger) -> str:
+        """A CRON trigger's next tick; nothing for other types."""
+        ticks = next_ticks(obj, 1)
+        return ticks[0].isoformat(sep=" ") if ticks else "—"
 
     @admin.display(description="URL", ordering="url")
     def url_template(self, obj: Trigger) -> str:
@@ -218,7 +394,31 @@ class TriggerAdmin(CheckedParamsMixin, admin.ModelAdmin):
                 obj.paused_reason,
                 obj.paused_reason or "paused by an operator",
             )
+        if circuit_of(obj) and circuit_of(obj).state == CircuitState.OPEN:
+            return mark_safe('<span class="mc-state mc-state-paused">circuit open</span>')
         return mark_safe('<span class="mc-state mc-state-enabled">enabled</span>')
+
+    @admin.display(description="circuit breaker")
+    def circuit_breaker(self, obj: Trigger | None) -> str:
+        """Closed or open, failures counted, when the next probe goes."""
+        row = circuit_of(obj) if obj and obj.pk else None
+        if row is None or (row.state == CircuitState.CLOSED and not row.consecutive_failures):
+            return "closed (no failure counted)"
+        if row.state == CircuitState.CLOSED:
+            return format_html(
+                "closed · {} failed attempt(s) in a row since {}; the last: {}",
+                row.consecutive_failures,
+                row.failing_since,
+                row.last_error,
+            )
+        return format_html(
+            '<span class="mc-state mc-state-paused">open</span> since {} after {} failed '
+            "attempt(s); next probe at {}; the last error: {}",
+            row.opened_at,
+            row.consecutive_failures,
+            row.next_probe_at,
+            row.last_error,
+        )
 
     @admin.display(description="processed 24 h", ordering="processed_24h")
     def processed_24h(self, obj: Trigger) -> int:
@@ -234,8 +434,42 @@ class TriggerAdmin(CheckedParamsMixin, admin.ModelAdmin):
         return f"{100 * obj.processed_24h / done:.1f} %" if done else "—"
 
     @admin.display(description="last delivery", ordering="last_delivery_at")
-    def last_delivery(self, obj: Trigger):
-        return obj.last_delivery_at or "—"
+    def last_delivery(self, obj: Trigger) -> str:
+        return display_time(obj.last_delivery_at)
+
+    @admin.display(description="preview")
+    def transform_preview(self, obj: Trigger | None) -> str:
+        """The request the transform makes, rendered live as the form changes (never sent)."""
+        url = reverse("mission_control:triggers_trigger_preview")
+        return format_html(
+            '<div id="mc-preview" data-url="{}" data-trigger="{}">'
+            '<label for="mc-preview-data">Sample payload (JSON; empty: the latest event)</label>'
+            '<textarea id="mc-preview-data" rows="3" cols="80"></textarea> '
+            '<button type="button" class="button" id="mc-preview-run">Preview</button>'
+            '<div id="mc-preview-source" class="mc-reason"></div>'
+            '<pre id="mc-preview-error" class="mc-preview-error" hidden></pre>'
+            '<pre id="mc-preview-request" class="mc-json"></pre></div>',
+            url,
+            obj.pk if obj and obj.pk else "",
+        )
+
+    def preview_view(self, request: HttpRequest):
+        """POST the form's transform (JSON): the request it makes over an event, as JSON."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if not (self.has_change_permission(request) or self.has_add_permission(request)):
+            raise PermissionDenied
+        try:
+            data = json.loads(request.body or b"{}")
+            sample_text = (data.get("sample") or "").strip()
+            sample = json.loads(sample_text) if sample_text else None
+        except (ValueError, AttributeError) as exc:
+            return JsonResponse({"error": f"Not JSON: {exc}"})
+        stored = None
+        if data.get("trigger"):
+            stored = self.get_object(request, str(data["trigger"]))
+        fields = data.get("fields") if isinstance(data.get("fields"), dict) else {}
+        return JsonResponse(preview_request(fields, stored, sample))
 
     @admin.display(description="signing secret")
     def signing_secret_display(self, obj: Trigger) -> str:
@@ -337,11 +571,23 @@ class TriggerAdmin(CheckedParamsMixin, admin.ModelAdmin):
             messages.WARNING,
         )
 
+    @admin.action(description="Replay events in a time window…", permissions=["change"])
+    def replay_events(self, request, queryset):
+        """To the replay page (count first, then confirm), for the first selected trigger."""
+        trigger = queryset.order_by("name").first()
+        url = reverse("mission_control:eventing_eventlog_replay")
+        return HttpResponseRedirect(f"{url}?trigger={trigger.pk}" if trigger else url)
+
     # The same operations as buttons on one trigger's page.
 
     def get_urls(self):
         urls = super().get_urls()
         extra = [
+            path(
+                "preview/",
+                self.admin_site.admin_view(self.preview_view),
+                name="triggers_trigger_preview",
+            ),
             path(
                 "<path:object_id>/operate/<str:operation>/",
                 self.admin_site.admin_view(self.operate_view),
@@ -385,14 +631,14 @@ class TriggerAdmin(CheckedParamsMixin, admin.ModelAdmin):
 
 
 @admin.register(EventType, site=site)
-class EventTypeAdmin(CheckedParamsMixin, admin.ModelAdmin):
+class EventTypeAdmin(TimestampsMixin, CheckedParamsMixin, admin.ModelAdmin):
     """Custom event types: description, JSON Schema (checked on save) and queue rule."""
 
     form = EventTypeForm
-    list_display = ("name", "queue_rule", "has_schema", "description", "updated_at")
+    list_display = ("name", "queue_rule", "has_schema", "description", "updated")
     list_filter = ("queue_rule",)
     search_fields = ("name", "description")
-    readonly_fields = ("created_at", "updated_at")
+    readonly_fields = ("created", "updated")
 
     @admin.display(description="schema", boolean=True)
     def has_schema(self, obj: EventType) -> bool:

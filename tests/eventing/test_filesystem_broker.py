@@ -80,3 +80,11 @@ def test_the_standalone_project_uses_it_for_the_filesystem_broker(settings):
     if not settings.CELERY_BROKER_URL.startswith("filesystem://"):
         pytest.skip("the stack runs another broker")
     assert settings.CELERY_BROKER_TRANSPORT == "eventing.dispatch.broker:FilesystemTransport"
+
+
+def test_a_connection_to_the_folder_broker_does_not_warn_about_a_hostname(folders, caplog):
+    conn, ch = channel(folders)
+    ch._put("q", {"body": "x"})  # what a publish from `manage.py shell` does
+    assert conn.info()["hostname"] is None
+    assert not [r for r in caplog.records if r.name == "kombu.connection"]
+    conn.release()

@@ -80,15 +80,25 @@ def test_bad_key_material_is_an_error(settings):
         "CLIENT_PUBLIC_KEYS": [
             ed25519_pem(public=True),
             "garbage",
-            "https://issuer.example/.well-known/jwks.json",
+            "https://issuer.example/.well-known/jwks.json",  # a JWKS URL: accepted
         ],
+        "CLIENT_JWKS_URLS": ["https://issuer.example/jwks", "ftp://issuer.example/jwks.json"],
     }
     problems = check_keys()
     assert ids(problems) == ["eventing.E006"] * 3
     assert "SIGNING_KEY" in problems[0].msg
     assert 'CLIENT_PUBLIC_KEYS"][1]' in problems[1].msg
-    assert "JWKS" in problems[2].msg
+    assert 'CLIENT_JWKS_URLS"][1] must be an absolute http:// or https:// URL' in problems[2].msg
     settings.EVENTING = {"SECRETS": [GOOD], "CLIENT_PUBLIC_KEYS": ed25519_pem(public=True)}
+    assert ids(check_keys()) == ["eventing.E006"]
+
+
+def test_jwks_url_resolving_to_an_internal_address_is_a_warning(settings):
+    settings.EVENTING = {"SECRETS": [GOOD], "CLIENT_JWKS_URLS": ["http://127.0.0.1:9/jwks"]}
+    [problem] = check_keys()
+    assert problem.id == "eventing.W007"
+    assert "a loopback address" in problem.msg
+    settings.EVENTING = {"SECRETS": [GOOD], "CLIENT_JWKS_URLS": "https://issuer.example/jwks"}
     assert ids(check_keys()) == ["eventing.E006"]
 
 

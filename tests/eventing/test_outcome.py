@@ -14,12 +14,14 @@ from eventing.models import EventStatus
 from eventing.webhooks.request import WebhookResponse
 
 NOW = dt.datetime(2026, 11, 27, 10, 0, tzinfo=dt.UTC)
-TRIGGER = SimpleNamespace(retries=3, backoff_base_s=5.0, backoff_max_s=3600.0)
+TRIGGER = SimpleNamespace(
+    retries=3, backoff_base_s=5.0, backoff_max_s=3600.0, retry_policy="transient", retry_statuses=[]
+)
 
 
-def outcome(status=None, error="", attempt=1, headers=None):
+def outcome(status=None, error="", attempt=1, headers=None, trigger=TRIGGER):
     response = WebhookResponse(status_code=status, error=error, headers=headers or {})
-    return decide(response, attempt=attempt, trigger=TRIGGER, now=NOW, rng=random.Random(1))
+    return decide(response, attempt=attempt, trigger=trigger, now=NOW, rng=random.Random(1))
 
 
 @pytest.mark.parametrize("code", [200, 201, 204, 299])
@@ -27,12 +29,37 @@ def test_any_2xx_succeeds(code):
     assert outcome(code).status == EventStatus.PROCESSED
 
 
-@pytest.mark.parametrize("code", [301, 302, 400, 404, 429, 500, 503])
-def test_other_codes_retry(code):
+@pytest.mark.parametrize("code", [301, 302, 408, 425, 429, 500, 503, 599])
+def test_transient_failures_retry_under_the_default_policy(code):
     result = outcome(code)
     assert result.status == EventStatus.STAGED
     assert result.retry_in_s is not None
     assert f"HTTP {code}" in result.remark
+
+
+@pytest.mark.parametrize("code", [400, 401, 403, 404, 409, 422, 451])
+def test_other_4xx_fail_at_once_under_the_default_policy(code):
+    result = outcome(code)
+    assert result.status == EventStatus.FAILED
+    assert result.gave_up
+    assert result.retry_in_s is None
+    assert f"{code} is not retried under the trigger's retry policy" in result.remark
+
+
+@pytest.mark.parametrize("code", [301, 400, 404, 422, 500])
+def test_retry_everything_retries_every_code(code):
+    everything = SimpleNamespace(**{**vars(TRIGGER), "retry_policy": "all"})
+    result = outcome(code, trigger=everything)
+    assert result.status == EventStatus.STAGED
+    assert result.retry_in_s is not None
+
+
+def test_listed_policy_retries_only_its_statuses_and_transport_errors():
+    listed = SimpleNamespace(**{**vars(TRIGGER), "retry_policy": "listed", "retry_statuses": [409]})
+    assert outcome(409, trigger=listed).status == EventStatus.STAGED
+    assert outcome(error="Timed out after 2 s", trigger=listed).status == EventStatus.STAGED
+    assert outcome(500, trigger=listed).status == EventStatus.FAILED
+    assert "500 is not retried" in outcome(500, trigger=listed).remark
 
 
 def test_redirect_is_not_followed_and_says_so():

@@ -72,6 +72,9 @@ def test_create_overwrite_and_delete(worker, receiver, alias, prefix):
         "size": 8,
         "content_type": "image/png",
         "url": storage.url(first),
+        "meta": {},
+        "path": "/" + first,
+        "type": "file",
     }
     assert by_name[second]["data"]["size"] == 5
     assert deleted["type"] == "FILE_DELETE"
@@ -208,6 +211,9 @@ def test_model_filefield_on_default_storage(worker, receiver, settings, tmp_path
         "size": 8,
         "content_type": "application/pdf",
         "url": "/media/" + order.attachment.name,
+        "meta": {},
+        "path": "/" + order.attachment.name,
+        "type": "file",
     }
     assert order.attachment.name.startswith("orders/invoice")
     assert (tmp_path / order.attachment.name).read_bytes() == b"%PDF-1.7"

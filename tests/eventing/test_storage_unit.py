@@ -208,9 +208,24 @@ def test_save_records_intent_then_stages_with_final_name(alias, prefix, publishe
         "size": 7,
         "content_type": "application/pdf",
         "url": storage.wrapped.url(name),
+        "meta": {},
+        "path": "/" + name,
+        "type": "file",
     }
     assert name != f"{prefix}/report.pdf"
     assert published_ids == [row.id for row in rows()]
+
+
+@pytest.mark.parametrize("alias", ALIASES)
+def test_meta_passed_to_save_and_delete_is_space_clouds_meta(alias, prefix, published_ids):
+    file_trigger(alias, "FILE_CREATE")
+    file_trigger(alias, "FILE_DELETE")
+    storage = storages[alias]
+    name = storage.save(f"{prefix}/m.txt", ContentFile(b"x"), meta={"uploader": "ada"})
+    storage.delete(name, meta={"reason": "gdpr"})
+    [created], [deleted] = rows("FILE_CREATE"), rows("FILE_DELETE")
+    assert (created.payload["meta"], created.payload["path"]) == ({"uploader": "ada"}, "/" + name)
+    assert (deleted.payload["meta"], deleted.payload["type"]) == ({"reason": "gdpr"}, "file")
 
 
 @pytest.mark.parametrize("alias", ALIASES)

@@ -1,6 +1,7 @@
 """The sweeper: expired leases, never-sent and lost rows, paused triggers."""
 
 import datetime as dt
+import logging
 
 import pytest
 from django.utils import timezone
@@ -97,3 +98,15 @@ def test_sweep_records_a_heartbeat(message_per_event):
     beat = Heartbeat.objects.get(name="sweep")
     assert timezone.now() - beat.at < dt.timedelta(seconds=5)
     assert set(beat.detail) >= {"released", "enqueued"}
+
+
+def test_only_a_sweep_that_did_something_logs_a_line(message_per_event, caplog):
+    TriggerFactory(type="order")
+    now = timezone.now()
+    emit("order", {}, deliver_at=now + dt.timedelta(hours=2))
+    with caplog.at_level(logging.INFO, logger="eventing.dispatch.sweeper"):
+        sweep(now)  # nothing due yet
+        assert [r for r in caplog.records if r.name == "eventing.dispatch.sweeper"] == []
+        sweep(now + dt.timedelta(hours=2))
+    [line] = [r.getMessage() for r in caplog.records if r.name == "eventing.dispatch.sweeper"]
+    assert line == "sweep released=0 enqueued=1 intents=0"

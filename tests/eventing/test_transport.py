@@ -1,6 +1,7 @@
 """The webhook request: wire format, headers, signing and redaction (real receiver)."""
 
 import base64
+import datetime as dt
 import json
 
 import jwt
@@ -60,7 +61,7 @@ def test_request_body_and_headers(event):
         "id": str(row.id),
         "type": "order",
         "source": "eventing",
-        "time": row.created_at.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        "time": row.deliver_at.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
         "datacontenttype": "application/json",
         "data": {"n": 1, "text": "é"},
     }
@@ -76,6 +77,41 @@ def test_request_body_and_headers(event):
     claims = jwt.decode(token, settings.EVENTING["SECRETS"][0], algorithms=["HS256"])
     assert claims["role"] == "SpaceCloud"
     Webhook(trigger.signing_secret).verify(request.body, headers)
+
+
+def test_cloudevents_time_is_the_due_time(event):
+    row, trigger = event
+    row.deliver_at = dt.datetime(
+        2031, 5, 6, 7, 8, 9, 123456, tzinfo=dt.timezone(dt.timedelta(hours=2))
+    )
+    body = json.loads(build_request(row, trigger, attempt=1).body)
+    assert body["time"] == "2031-05-06T05:08:09.123456Z"
+
+
+def test_send_authorization_sends_the_sc_token_as_authorization(live, receiver):
+    row, use = live
+    trigger = use("/ok")
+    trigger.headers = [{"name": "X-Plain", "value": "visible"}]
+    trigger.send_authorization = True
+    trigger.save()
+    assert deliver_event(row.id).outcome.status == EventStatus.PROCESSED
+    [got] = receiver.on("/ok")
+    assert got.headers["Authorization"] == got.headers["X-SC-Token"]
+    token = got.headers["Authorization"].removeprefix("Bearer ")
+    claims = jwt.decode(token, settings.EVENTING["SECRETS"][0], algorithms=["HS256"])
+    assert claims["role"] == "SpaceCloud"
+    assert row.invocations.get().request["headers"]["Authorization"] == REDACTED
+
+
+def test_without_send_authorization_no_authorization_is_sent(live, receiver):
+    row, use = live
+    trigger = use("/ok")
+    trigger.headers = []
+    trigger.save()
+    assert deliver_event(row.id).outcome.status == EventStatus.PROCESSED
+    [got] = receiver.on("/ok")
+    assert "Authorization" not in got.headers
+    assert got.headers["X-SC-Token"].startswith("Bearer ")
 
 
 def test_stored_request_redacts_secrets(event):

@@ -30,6 +30,7 @@ def defined():
         type="order_placed",
         url="https://h.example.com/{{T}}",
         headers=[{"name": "X-Key", "value_from_env": "HOOK_KEY"}],
+        send_authorization=True,
     )
     TriggerFactory(
         name="paid_orders",
@@ -58,6 +59,8 @@ def test_export_import_round_trip_is_idempotent(defined, tmp_path):
     assert restored.watch_fields == ["status"]
     assert restored.filter == {"new.status": "paid"}
     assert Trigger.objects.get(name="orders_hook").signing_secret != secret  # a fresh one
+    assert Trigger.objects.get(name="orders_hook").send_authorization is True
+    assert restored.send_authorization is False
 
     again = run("import", str(path))
     assert "triggers: 0 created, 0 updated, 2 unchanged" in again
@@ -164,3 +167,29 @@ def test_a_masked_export_imports_back_keeping_the_stored_values(with_literal_hea
     with pytest.raises(CommandError, match=r"triggers\[0\] \(literal_hook\): headers\[0\]: enter"):
         run("import", str(path))
     assert not Trigger.objects.filter(name="literal_hook").exists()
+
+
+def test_cron_and_actor_fields_round_trip(tmp_path):
+    TriggerFactory(
+        name="nightly",
+        type="CRON",
+        cron_expression="0 3 * * *",
+        cron_timezone="Asia/Tokyo",
+        cron_payload={"job": "cleanup"},
+        cron_skip_missed=True,
+    )
+    TriggerFactory(name="quiet", type="DB_INSERT", source="testapp.Order", send_actor=False)
+    path = tmp_path / "triggers.json"
+    run("export", "-o", str(path))
+    Trigger.objects.all().delete()
+    run("import", str(path))
+
+    nightly = Trigger.objects.get(name="nightly")
+    assert (nightly.type, nightly.cron_expression, nightly.cron_timezone) == (
+        "CRON",
+        "0 3 * * *",
+        "Asia/Tokyo",
+    )
+    assert nightly.cron_payload == {"job": "cleanup"}
+    assert nightly.cron_skip_missed is True
+    assert Trigger.objects.get(name="quiet").send_actor is False

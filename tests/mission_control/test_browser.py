@@ -6,6 +6,8 @@ Like Django's own admin Selenium tests (StaticLiveServerTestCase); the worker is
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import os
 import re
 import shutil
@@ -15,15 +17,22 @@ import pytest
 from django.contrib.auth.models import User
 from django.contrib.staticfiles.testing import StaticLiveServerTestCase
 from django.core.cache import cache
+from django.utils import timezone
 
-from eventing.models import EventLog, EventStatus
+from eventing.models import EventLog, EventStatus, InvocationLog
+from mission_control import actions
 from tests.factories import EventTypeFactory, TriggerFactory
+from tests.mission_control.helpers import make_event
 from tests.receiver import Receiver
 from tests.testapp.models import Customer, Order
 from tests.waiting import wait_until
 from triggers.models import Trigger
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+# The widths the pages must fit without sideways scrolling: a laptop and a desktop screen.
+WIDTHS = (1280, 1920)
+WINDOW_HEIGHT = 1000
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -61,8 +70,8 @@ def start_chromium():
     return driver
 
 
-class MissionControlBrowserTests(StaticLiveServerTestCase):
-    """Operator journeys: create a trigger, watch events, redeliver, queue, read the dashboard."""
+class BrowserTestCase(StaticLiveServerTestCase):
+    """A live server and one headless Chromium for the class; screenshots in SCREENSHOTS."""
 
     @classmethod
     def setUpClass(cls):
@@ -74,6 +83,10 @@ class MissionControlBrowserTests(StaticLiveServerTestCase):
     def tearDownClass(cls):
         cls.selenium.quit()
         super().tearDownClass()
+
+
+class MissionControlBrowserTests(BrowserTestCase):
+    """Operator journeys: create a trigger, watch events, redeliver, queue, read the dashboard."""
 
     @pytest.fixture(autouse=True)
     def _services(self, celery_worker):
@@ -156,6 +169,24 @@ class MissionControlBrowserTests(StaticLiveServerTestCase):
             self.selenium.set_window_size(1400, 1100)
         assert path.stat().st_size > 1000
         return path
+
+    def overflow(self, css: str) -> list[str]:
+        """Elements matching `css` whose content is wider than their box (they scroll sideways)."""
+        return self.selenium.execute_script(
+            """
+            return Array.from(document.querySelectorAll(arguments[0]))
+              .filter(e => e.scrollWidth > e.clientWidth)
+              .map(e => `${e.tagName}#${e.id}.${e.className}: ${e.scrollWidth} > ${e.clientWidth}`);
+            """,
+            css,
+        )
+
+    def assert_fits(self, name: str) -> None:
+        """No sideways scroll: not the page, not a list's results box, not a dashboard table."""
+        assert self.overflow("html") == [], name
+        # Django's #changelist-form sticks out by its own margins; the .results box is what
+        # scrolled the list's last columns out of sight.
+        assert self.overflow(".results, .mc-dashboard table") == [], name
 
     def open_event(self, event: EventLog) -> None:
         self.selenium.get(self.url(f"eventing/eventlog/{event.pk}/change/"))
@@ -295,3 +326,104 @@ class MissionControlBrowserTests(StaticLiveServerTestCase):
             lambda: EventLog.objects.get(id=event_id).status == EventStatus.PROCESSED,
             message="queued event processed",
         )
+
+    def test_pages_fit_laptop_and_desktop_widths(self):
+        seed_a_busy_day(self.receiver.url("/ok"))
+        redelivered = EventLog.objects.get(idempotency_key="redelivered")
+        self.login()
+        pages = {
+            "dashboard": ("", "#mc-dashboard"),
+            "event-list": ("eventing/eventlog/", "#result_list"),
+            "trigger-list": ("triggers/trigger/", "#result_list"),
+            "event-page": (f"eventing/eventlog/{redelivered.pk}/change/", "#mc-invocation-2"),
+        }
+        for width in WIDTHS:
+            self.selenium.set_window_size(width, WINDOW_HEIGHT)
+            for name, (path, ready) in pages.items():
+                self.selenium.get(self.url(path))
+                self.find(ready)
+                self.assert_fits(f"{name} at {width} px")
+                self.screenshot(f"{name}-{width}")
+            # The dashboard's table headers each keep to one line (they wrapped letter by letter).
+            self.selenium.get(self.url(""))
+            lines = self.selenium.execute_script(
+                """
+                return Array.from(document.querySelectorAll('#mc-failing th')).map(th => {
+                  const range = document.createRange();
+                  range.selectNodeContents(th);
+                  return [th.textContent, new Set(Array.from(range.getClientRects())
+                    .map(r => Math.round(r.top))).size];
+                });
+                """
+            )
+            assert lines == [["trigger", 1], ["failed", 1]], lines
+        self.selenium.set_window_size(1400, 1100)
+
+
+LONG_URL = "https://hooks.payments.example.com:8443/v1/tenants/acme-production/webhooks/orders"
+
+
+def seed_a_busy_day(ok_url: str) -> None:
+    """Triggers with long names and URLs, a day of events in every state, and an event that
+    failed and was redelivered: what an operator's screens look like after a while."""
+    triggers = [
+        TriggerFactory(name="orders_created", type="DB_INSERT", source="testapp.Order", url=ok_url),
+        TriggerFactory(
+            name="customer_invoice_reminders_nightly_batch",
+            type="invoice_reminder",
+            url=f"{LONG_URL}/invoices/reminders?format=cloudevents&version=2026-11",
+        ),
+        TriggerFactory(
+            name="warehouse_stock_levels_changed",
+            type="DB_UPDATE",
+            source="testapp.Order",
+            url="https://{{WAREHOUSE_HOST}}/api/v2/stock-level-notifications/receive",
+        ),
+        TriggerFactory(
+            name="avatars_uploaded",
+            type="FILE_CREATE",
+            source="default",
+            url=f"{LONG_URL}/media",
+            paused=True,
+            paused_reason="The receiver answered 410 Gone: paused until an operator resumes it",
+        ),
+    ]
+    statuses = [EventStatus.PROCESSED] * 6 + [EventStatus.FAILED, EventStatus.STAGED]
+    for n in range(40):
+        trigger = triggers[n % len(triggers)]
+        make_event(
+            trigger,
+            statuses[n % len(statuses)],
+            created_ago_s=60 + 170 * n,
+            last_status_code=200 if statuses[n % len(statuses)] == EventStatus.PROCESSED else 503,
+            remark="" if n % 8 else "HTTP 503 from the receiver: Service Unavailable",
+        )
+    event = make_event(
+        triggers[0], EventStatus.FAILED, created_ago_s=30, idempotency_key="redelivered"
+    )
+    add_invocation(event, attempt=1, status_code=500, ago_s=29)
+    actions.redeliver([event.pk])
+    add_invocation(event, attempt=1, status_code=200, ago_s=5)
+    EventLog.objects.filter(pk=event.pk).update(
+        status=EventStatus.PROCESSED, attempts=1, processed_at=timezone.now()
+    )
+
+
+def add_invocation(event: EventLog, *, attempt: int, status_code: int, ago_s: float) -> None:
+    """An invocation row as a worker writes it."""
+    InvocationLog.objects.create(
+        event=event,
+        attempt=attempt,
+        invoked_at=timezone.now() - dt.timedelta(seconds=ago_s),
+        duration_ms=42,
+        request={
+            "url": event.trigger.url,
+            "headers": {"Content-Type": "application/json", "X-SC-Token": "[redacted]"},
+            "body": json.dumps({"id": str(event.pk), "data": event.payload}),
+        },
+        response_status_code=status_code,
+        response_headers={"Content-Type": "application/json"},
+        response_body='{"ok": true}' if status_code == 200 else '{"error": "database busy"}',
+        error_msg="" if status_code == 200 else f"HTTP {status_code}",
+        succeeded=status_code == 200,
+    )

@@ -24,6 +24,9 @@ BASE = {
     "retries": 3,
     "backoff_base_s": 5,
     "backoff_max_s": 3600,
+    "retry_policy": "transient",
+    "retry_statuses": "[]",
+    "circuit_failures": 10,
     "delay_s": 0,
     "enabled": "on",
     "paused_reason": "",
@@ -39,6 +42,15 @@ def test_custom_trigger_is_valid():
     assert f.is_valid(), f.errors
     trigger = f.save()
     assert (trigger.type, trigger.source) == ("order_placed", "")
+
+
+def test_send_authorization_is_editable():
+    f = form(send_authorization="on")
+    assert f.is_valid(), f.errors
+    assert f.save().send_authorization is True
+    clash = form(send_authorization="on", headers='[{"name": "Authorization", "value": "x"}]')
+    assert not clash.is_valid()
+    assert "send Authorization" in str(clash.errors["headers"])
 
 
 def test_reserved_custom_name_is_refused_on_its_field():
@@ -75,11 +87,18 @@ def test_watch_fields_only_for_db_update():
     assert "watch_fields" in f.errors
 
 
-def test_file_type_offers_storage_aliases():
-    f = form(kind="FILE_CREATE", source_storage="default")
-    assert ("default", "default") in f.fields["source_storage"].choices
+def test_file_type_offers_eventing_storage_aliases_only():
+    f = form(kind="FILE_CREATE", source_storage="evented_files")
+    offered = [alias for alias, _ in f.fields["source_storage"].choices if alias]
+    assert offered == ["evented_files", "evented_memory"]
     assert f.is_valid(), f.errors
-    assert f.save().source == "default"
+    assert f.save().source == "evented_files"
+
+
+def test_file_type_refuses_a_storage_that_is_not_wrapped():
+    f = form(kind="FILE_CREATE", source_storage="default")
+    assert not f.is_valid()
+    assert "source_storage" in f.errors
 
 
 def test_bad_url_is_reported_on_url():
@@ -167,3 +186,17 @@ def test_queue_form_refuses_bad_json_and_both_times():
     assert not f.is_valid()
     assert "payload" in f.errors
     assert "deliver_at" in f.errors
+
+
+def test_transform_is_saved_and_a_syntax_error_is_shown_on_its_field():
+    f = form(
+        transform_method="PUT",
+        transform_query='{"id": "{{ id }}"}',
+        transform_body='{"id": {{ data.id }}}',
+    )
+    assert f.is_valid(), f.errors
+    trigger = f.save()
+    assert (trigger.transform_method, trigger.transform_query) == ("PUT", {"id": "{{ id }}"})
+    broken = form(name="other", transform_body='{"id": {{ data.id }')
+    assert not broken.is_valid()
+    assert "line 1" in broken.errors["transform_body"][0]

@@ -58,6 +58,11 @@ def test_valid_custom_trigger_passes():
         ({"headers": [{"name": "X-SC-Token", "value": "x"}]}, "headers", "set by Eventing"),
         ({"headers": [{"name": "X-A"}]}, "headers", "exactly one"),
         ({"headers": "nope"}, "headers", "list"),
+        (
+            {"send_authorization": True, "headers": [{"name": "authorization", "value": "x"}]},
+            "headers",
+            "send Authorization",
+        ),
         ({"filter": ["x"]}, "filter", "object"),
         ({"filter": {"new.status": {"like": "x"}}}, "filter", "operators"),
         ({"backoff_base_s": 10, "backoff_max_s": 1}, "backoff_max_s", "at least"),
@@ -81,8 +86,27 @@ def test_url_may_hold_env_placeholders():
     make(url="https://{{HOOK_HOST}}/path?key={{ HOOK_KEY }}").full_clean()
 
 
-def test_file_trigger_takes_a_storage_alias():
-    make(type="FILE_CREATE", source="default", path_pattern="avatars/*.png").full_clean()
+def test_file_trigger_takes_an_eventing_storage_alias():
+    make(type="FILE_CREATE", source="evented_files", path_pattern="avatars/*.png").full_clean()
+    make(type="FILE_DELETE", source="evented_memory").full_clean()
+
+
+@pytest.mark.parametrize("kind", ["FILE_CREATE", "FILE_DELETE"])
+def test_file_trigger_on_a_storage_that_is_not_wrapped_is_refused_on_source(kind):
+    errors = error_fields(make(type=kind, source="default"))
+    assert list(errors) == ["source"]
+    assert "'default' is not wrapped in EventingStorage" in errors["source"][0]
+    assert "eventing.storage.EventingStorage" in errors["source"][0]
+
+
+def test_file_trigger_on_a_wrapped_storage_names_its_wrapper():
+    errors = error_fields(make(type="FILE_CREATE", source="plain_files"))
+    assert "use 'evented_files', which wraps it" in errors["source"][0]
+
+
+def test_file_trigger_on_an_unknown_alias_lists_the_eventing_storages():
+    errors = error_fields(make(type="FILE_CREATE", source="nowhere"))
+    assert "choose one of evented_files, evented_memory" in errors["source"][0]
 
 
 def test_new_trigger_gets_a_whsec_secret_and_defaults():

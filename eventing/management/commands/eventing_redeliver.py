@@ -6,15 +6,14 @@ import datetime as dt
 import re
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.db.models import Count, Q
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
-from eventing.dispatch.operations import redeliver_events
-from eventing.models import FINAL_STATUSES, EventLog
+from eventing.dispatch.operations import REPLAY_BATCH_SIZE, Replay, replay
+from eventing.models import FINAL_STATUSES
 from triggers.models import Trigger
 
-BATCH_SIZE = 500
+BATCH_SIZE = REPLAY_BATCH_SIZE
 DURATION_RE = re.compile(r"^(?P<amount>\d+(?:\.\d+)?)\s*(?P<unit>[smhdw])$")
 UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
@@ -54,25 +53,6 @@ def parse_statuses(value: str) -> list[str]:
             f"from {', '.join(allowed)} (staged and processing events are still on their way)."
         )
     return statuses
-
-
-def batches(events, size: int):
-    """Ids of `events` in (created_at, id) order, `size` at a time, each row at most once.
-
-    Keyset paging: a redelivered event that fails again while the command runs is not
-    picked up a second time.
-    """
-    ordered = events.order_by("created_at", "id")
-    after: tuple | None = None
-    while True:
-        page = ordered
-        if after is not None:
-            page = page.filter(Q(created_at__gt=after[0]) | Q(created_at=after[0], id__gt=after[1]))
-        rows = list(page.values_list("created_at", "id")[:size])
-        if not rows:
-            return
-        yield [pk for _, pk in rows]
-        after = rows[-1]
 
 
 class Command(BaseCommand):
@@ -138,40 +118,37 @@ class Command(BaseCommand):
         if batch_size < 1:
             raise CommandError("--batch-size must be at least 1.")
         now = timezone.now()
-        events = EventLog.objects.filter(status__in=parse_statuses(status))
         if trigger:
             known = set(Trigger.objects.filter(name__in=trigger).values_list("name", flat=True))
             unknown = sorted(set(trigger) - known)
             if unknown:
                 raise CommandError(f"--trigger: no trigger named {', '.join(unknown)}.")
-            events = events.filter(trigger__name__in=trigger)
-        if type:
-            events = events.filter(type__in=type)
-        if since:
-            events = events.filter(created_at__gte=parse_since(since, now))
-        if until:
-            events = events.filter(created_at__lt=parse_since(until, now))
-        # Events whose trigger was deleted cannot be delivered again.
-        events = events.filter(trigger__isnull=False)
-        total = events.count()
+        window = Replay(
+            since=parse_since(since, now) if since else None,
+            until=parse_since(until, now) if until else None,
+            statuses=tuple(parse_statuses(status)),
+            triggers=tuple(trigger),
+            types=tuple(type),
+        )
         if dry_run:
-            self.report_dry_run(events, total)
+            self.report_dry_run(window)
             return
+        total = window.events().count()
         if not total:
             self.stdout.write("No events match; nothing redelivered.")
             return
         self.stdout.write(f"Redelivering {total} event(s)…")
-        done = 0
-        for ids in batches(events, batch_size):
-            done += redeliver_events(ids)
-            self.stdout.write(f"  {done}/{total}")
+        done = replay(
+            window,
+            batch_size=batch_size,
+            progress=lambda done: self.stdout.write(f"  {done}/{total}"),
+        )
         self.stdout.write(self.style.SUCCESS(f"Redelivered {done} event(s)."))
 
-    def report_dry_run(self, events, total: int) -> None:
+    def report_dry_run(self, window: Replay) -> None:
         """Print how many events each trigger would get again."""
-        per_trigger = (
-            events.values_list("trigger_name").annotate(n=Count("id")).order_by("trigger_name")
-        )
-        for name, count in per_trigger:
+        per_trigger = window.count_by_trigger()
+        for name, count in per_trigger.items():
             self.stdout.write(f"  {name}: {count}")
+        total = sum(per_trigger.values())
         self.stdout.write(f"Would redeliver {total} event(s) (dry run; nothing changed).")

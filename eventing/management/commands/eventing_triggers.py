@@ -1,4 +1,8 @@
-"""`eventing_triggers export|import`: triggers and event types as a file in version control."""
+"""`eventing_triggers export|import`: triggers and event types as a file in version control.
+
+`import --from-space-cloud` reads a Space Cloud project's eventing configuration instead
+(triggers/space_cloud.py maps it) and applies it through the same validation.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
 from eventing.conf import settings
+from triggers import space_cloud
 from triggers.masking import mask_headers, unmask_headers
 from triggers.models import EventType, Trigger
 
@@ -28,12 +33,29 @@ TRIGGER_FIELDS = (
     "timeout_ms",
     "backoff_base_s",
     "backoff_max_s",
+    "retry_policy",
+    "retry_statuses",
+    "circuit_failures",
     "delay_s",
     "watch_fields",
     "payload_fields",
     "filter",
     "path_pattern",
+    "ordering_key",
+    "rate_limit",
+    "max_in_flight",
     "headers",
+    "send_authorization",
+    "send_actor",
+    "cron_expression",
+    "cron_timezone",
+    "cron_payload",
+    "cron_skip_missed",
+    "transform_method",
+    "transform_url",
+    "transform_query",
+    "transform_headers",
+    "transform_body",
     "description",
 )
 EVENT_TYPE_FIELDS = ("name", "description", "schema", "queue_rule")
@@ -151,6 +173,25 @@ class Command(BaseCommand):
         imp.add_argument(
             "--dry-run", action="store_true", help="Report what would change and change nothing."
         )
+        imp.add_argument(
+            "--from-space-cloud",
+            action="store_true",
+            help="The file is a Space Cloud project's eventing configuration as space-cli "
+            "prints it (YAML stream or JSON), or a gateway config; every field that cannot be "
+            "mapped is reported.",
+        )
+        imp.add_argument(
+            "--strict",
+            action="store_true",
+            help="With --from-space-cloud: if any field cannot be mapped, import nothing and "
+            "exit non-zero.",
+        )
+        imp.add_argument(
+            "--file-storage",
+            default="default",
+            help="With --from-space-cloud: the storage alias of FILE_* triggers (default: "
+            "default).",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         if options["action"] == "export":
@@ -175,18 +216,28 @@ class Command(BaseCommand):
                 f"{len(data['triggers'])} trigger(s) to {options['output']}."
             )
 
-    def read(self, path: str, fmt: str) -> dict[str, Any]:
-        """The parsed file, checked for its two lists."""
+    def parse(self, path: str, fmt: str, *, stream: bool = False) -> Any:
+        """The file's contents as data; with `stream`, every YAML document (a JSON list's items)."""
         try:
             text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
         except OSError as exc:
             raise CommandError(f"Cannot read {path}: {exc}") from None
         try:
-            data = yaml_module().safe_load(text) if fmt == "yaml" else json.loads(text)
+            if fmt == "yaml":
+                yaml = yaml_module()
+                return list(yaml.safe_load_all(text)) if stream else yaml.safe_load(text)
+            data = json.loads(text)
         except ValueError as exc:
             raise CommandError(f"{path} is not valid {fmt}: {exc}") from None
         except Exception as exc:  # noqa: BLE001 - yaml.YAMLError without importing yaml here
             raise CommandError(f"{path} is not valid {fmt}: {exc}") from None
+        if stream:
+            return data if isinstance(data, list) else [data]
+        return data
+
+    def read(self, path: str, fmt: str) -> dict[str, Any]:
+        """The parsed file, checked for its two lists."""
+        data = self.parse(path, fmt)
         if not isinstance(data, dict):
             raise CommandError(f"{path}: expected an object with event_types and triggers.")
         for key in ("event_types", "triggers"):
@@ -194,10 +245,29 @@ class Command(BaseCommand):
                 raise CommandError(f"{path}: {key} must be a list.")
         return data
 
+    def read_space_cloud(self, path: str, options: dict[str, Any]) -> space_cloud.Converted:
+        """A Space Cloud export mapped to this project's import data."""
+        documents = self.parse(path, file_format(path, options["format"]), stream=True)
+        try:
+            return space_cloud.convert(documents, file_storage=options["file_storage"])
+        except ValueError as exc:
+            raise CommandError(f"{path}: {exc}") from None
+
     def import_(self, options: dict[str, Any]) -> None:
         """Apply the file in one transaction; report per object and in total."""
         path = options["file"]
-        data = self.read(path, file_format(path, options["format"]))
+        converted = None
+        if options["from_space_cloud"]:
+            converted = self.read_space_cloud(path, options)
+            data = {"event_types": converted.event_types, "triggers": converted.triggers}
+            for line in converted.notes:
+                self.stdout.write(f"note: {line}")
+            for line in converted.unmapped:
+                self.stdout.write(f"not mapped: {line}")
+        else:
+            data = self.read(path, file_format(path, options["format"]))
+        refused = bool(options["strict"] and converted and converted.unmapped)
+        keep = not (options["dry_run"] or refused)
         report: dict[str, dict[str, list[str]]] = {"event types": {}, "triggers": {}}
         sections = (
             ("event types", "event_types", EventType, EVENT_TYPE_FIELDS),
@@ -209,11 +279,11 @@ class Command(BaseCommand):
                     for index, item in enumerate(data.get(key, [])):
                         result = apply_item(model, fields, item, f"{key}[{index}]")
                         report[label].setdefault(result, []).append(item["name"])
-                if options["dry_run"]:
+                if not keep:
                     raise DryRun
         except DryRun:
             pass
-        prefix = "Would have " if options["dry_run"] else ""
+        prefix = "Would have " if not keep else ""
         for label, results in report.items():
             for result in ("created", "updated"):
                 for name in results.get(result, []):
@@ -223,5 +293,12 @@ class Command(BaseCommand):
                 for result in ("created", "updated", "unchanged")
             )
             self.stdout.write(f"{label}: {counts}")
+        if converted is not None:
+            self.stdout.write(f"Space Cloud: {len(converted.unmapped)} field(s) not mapped.")
+        if refused:
+            raise CommandError(
+                f"{len(converted.unmapped)} Space Cloud field(s) could not be mapped (listed "
+                "above); --strict: nothing was changed."
+            )
         if options["dry_run"]:
             self.stdout.write("Dry run: nothing was changed.")

@@ -35,6 +35,10 @@
     show("watch_fields", kind === "DB_UPDATE");
     show("payload_fields", isDb);
     show("path_pattern", isFile);
+    show("send_actor", isDb);
+    for (const name of ["cron_expression", "cron_timezone", "cron_payload", "cron_skip_missed", "next_runs"]) {
+      show(name, kind === "CRON");
+    }
     const model = (document.getElementById("id_source_model") || {}).value || "";
     filterFields("id_watch_fields", model);
     filterFields("id_payload_fields", model);

@@ -35,12 +35,12 @@ def trigger(open_type, receiver):
 
 @pytest.mark.django_db
 class TestAsynchronous:
-    def test_space_cloud_body_is_queued_with_202_and_ids(
+    def test_space_cloud_body_is_queued_with_200_and_ids(
         self, anon, trigger, django_capture_on_commit_callbacks
     ):
         with django_capture_on_commit_callbacks() as callbacks:
             response = post_raw(anon, SC_ASYNC_BODY)
-        assert response.status_code == 202, response.json()
+        assert response.status_code == 200, response.json()
         ids = response.json()["event_ids"]
         event = EventLog.objects.get(id=ids[0])
         assert event.type == "order_placed"
@@ -66,8 +66,14 @@ class TestAsynchronous:
         )
         response = post_raw(anon, body)
         assert EventLog.objects.get(id=response.json()["event_ids"][0]).deliver_at == at
+        # Space Cloud adds the delay to the timestamp (its JS client always sends both).
         both = json.dumps({"type": "order_placed", "delay": 5000, "timestamp": at.isoformat()})
-        refused = post_raw(anon, both)
+        response = post_raw(anon, both)
+        assert response.status_code == 200, response.json()
+        due = EventLog.objects.get(id=response.json()["event_ids"][0]).deliver_at
+        assert due == at + dt.timedelta(seconds=5)
+        too_far = json.dumps({"type": "order_placed", "delay": 10**15, "timestamp": ""})
+        refused = post_raw(anon, too_far)
         assert refused.status_code == 400
         assert refused.json()["detail"].startswith("delay:")
         bad_time = post_raw(anon, '{"type":"order_placed","timestamp":"tomorrow"}')
@@ -75,12 +81,12 @@ class TestAsynchronous:
         assert bad_time.json()["detail"].startswith("timestamp:")
 
     def test_trailing_slash_and_other_projects(self, anon, trigger):
-        assert post_raw(anon, SC_ASYNC_BODY, QUEUE_URL + "/").status_code == 202
+        assert post_raw(anon, SC_ASYNC_BODY, QUEUE_URL + "/").status_code == 200
         other = post_raw(anon, SC_ASYNC_BODY, "/v1/api/elsewhere/eventing/queue")
         assert other.status_code == 404
         assert "QUEUE_PATH_PROJECT" in other.json()["detail"]
         with override_settings(EVENTING={"SECRETS": ["s" * 32], "QUEUE_PATH_PROJECT": "shop"}):
-            assert post_raw(anon, SC_ASYNC_BODY, "/v1/api/shop/eventing/queue").status_code == 202
+            assert post_raw(anon, SC_ASYNC_BODY, "/v1/api/shop/eventing/queue").status_code == 200
 
     def test_db_and_file_types_are_refused(self, anon, trigger):
         for kind in ("DB_INSERT", "DB_UPDATE", "FILE_CREATE", "FILE_DELETE"):
@@ -92,7 +98,7 @@ class TestAsynchronous:
     def test_idempotency_key_header(self, anon, trigger):
         first = post_raw(anon, SC_ASYNC_BODY, HTTP_IDEMPOTENCY_KEY="sc-1")
         again = post_raw(anon, SC_ASYNC_BODY, HTTP_IDEMPOTENCY_KEY="sc-1")
-        assert (first.status_code, again.status_code) == (202, 200)
+        assert (first.status_code, again.status_code) == (200, 200)
         assert first.json()["event_ids"] == again.json()["event_ids"]
         assert EventLog.objects.count() == 1
 
@@ -115,15 +121,15 @@ class TestQueueRules:
         return post_raw(client, json.dumps({"type": event_type, "payload": {}}))
 
     def test_each_rule(self, hooks, anon, plain, plain_user, staff):
-        assert self.queue(anon, "t_allow").status_code == 202
+        assert self.queue(anon, "t_allow").status_code == 200
         assert self.queue(anon, "t_auth").status_code == 401
-        assert self.queue(plain, "t_auth").status_code == 202
+        assert self.queue(plain, "t_auth").status_code == 200
         assert self.queue(anon, "t_perm").status_code == 401
         denied = self.queue(plain, "t_perm")
         assert denied.status_code == 403
         assert "eventing.queue_event" in denied.json()["detail"]
         grant(plain_user, "eventing.queue_event")
-        assert self.queue(plain, "t_perm").status_code == 202
+        assert self.queue(plain, "t_perm").status_code == 200
         for client in (anon, plain, staff):
             response = self.queue(client, "t_deny")
             assert response.status_code == 403
@@ -137,8 +143,8 @@ class TestQueueRules:
         response = self.queue(anon, "t_fallback")
         assert response.status_code == 401
         assert "(the default rule)" in response.json()["detail"]
-        assert self.queue(plain, "t_fallback").status_code == 202
-        assert self.queue(anon, "t_allow").status_code == 202  # its own rule wins
+        assert self.queue(plain, "t_fallback").status_code == 200
+        assert self.queue(anon, "t_allow").status_code == 200  # its own rule wins
 
     def test_token_without_a_user_is_authenticated_but_holds_no_permission(self, hooks, anon):
         # Space Cloud apps' end-user tokens: `id` names no Django user; `role`/`perms` claims
@@ -147,22 +153,22 @@ class TestQueueRules:
             anon,
             make_token({"id": "billing", "role": "admin", "perms": ["eventing.queue_event"]}),
         )
-        assert self.queue(service, "t_auth").status_code == 202
+        assert self.queue(service, "t_auth").status_code == 200
         assert self.queue(service, "t_perm").status_code == 403
         stranger = bearer(type(anon)(), make_token({"sub": "no-such-user"}))
-        assert self.queue(stranger, "t_auth").status_code == 202
+        assert self.queue(stranger, "t_auth").status_code == 200
         assert self.queue(stranger, "t_perm").status_code == 403
 
     def test_allow_never_looks_at_the_token(self, hooks):
         for header in ("Bearer ", "Bearer not.a.jwt", "Bearer a b", "Token nope"):
             client = APIClient()
             client.credentials(HTTP_AUTHORIZATION=header)
-            assert self.queue(client, "t_allow").status_code == 202, header
+            assert self.queue(client, "t_allow").status_code == 200, header
             refused = self.queue(client, "t_auth")
             assert refused.status_code == 401, header
             assert "authenticated callers only" in refused.json()["detail"]
         webhook_signed = bearer(APIClient(), make_token({"sub": "x"}, key=webhook_secret()))
-        assert self.queue(webhook_signed, "t_allow").status_code == 202
+        assert self.queue(webhook_signed, "t_allow").status_code == 200
         refused = self.queue(webhook_signed, "t_auth")
         assert refused.status_code == 401
         assert "webhook signing secret" in refused.json()["detail"]
@@ -198,6 +204,17 @@ class TestSynchronous:
         )
         assert again.json()["event_ids"] == first.json()["event_ids"]
         assert len(receiver.on("/reply/sync")) == 2
+
+    def test_result_is_the_response_member_of_a_space_cloud_reply(self, anon, open_type, receiver):
+        receiver.replies["/reply/sc"] = {"response": {"greeting": "hi"}, "event": None}
+        TriggerFactory(name="sc_hook", type="order_placed", url=receiver.url("/reply/sc"))
+        body = '{"type":"order_placed","payload":{},"isSynchronous":true}'
+        first = post_raw(anon, body, HTTP_IDEMPOTENCY_KEY="sc-sync")
+        assert first.status_code == 200, first.json()
+        assert first.json()["result"] == {"greeting": "hi"}
+        again = post_raw(anon, body, HTTP_IDEMPOTENCY_KEY="sc-sync")
+        assert again.json()["result"] == {"greeting": "hi"}
+        assert len(receiver.on("/reply/sc")) == 1
 
     def test_failure_is_a_502_naming_the_trigger_and_retried_later(self, anon, open_type, receiver):
         TriggerFactory(name="broken_hook", type="order_placed", url=receiver.url("/status/500"))
@@ -257,3 +274,58 @@ def test_dead_letter_types_cannot_be_queued_over_http(anon, open_type, forged):
     assert response.status_code == 400
     assert "dead-letter types are emitted only by Eventing" in json.dumps(response.json())
     assert not EventLog.objects.filter(type=forged).exists()
+
+
+ADMIN_QUEUE_URL = "/v1/api/default/eventing/admin-queue"
+
+
+@pytest.mark.django_db
+class TestAdminQueue:
+    @pytest.fixture
+    def hooks(self, receiver):
+        for name, rule in (
+            ("t_perm", "permission"),
+            ("t_auth", "authenticated"),
+            ("t_deny", "deny"),
+        ):
+            EventTypeFactory(name=name, queue_rule=rule)
+            TriggerFactory(name=f"hook_{name}", type=name, url=receiver.url("/ok"))
+
+    @pytest.fixture
+    def queuer(self, plain_user):
+        grant(plain_user, "eventing.queue_event")
+        return bearer(APIClient(), make_token({"sub": plain_user.username}))
+
+    def test_a_batch_is_queued_for_a_caller_with_the_queue_permission(self, hooks, queuer):
+        at = (timezone.now() + dt.timedelta(hours=1)).replace(microsecond=0)
+        events = [
+            {"type": "t_perm", "payload": {"n": 1}, "delay": 0, "options": {}},
+            {"type": "t_auth", "payload": {"n": 2}, "timestamp": at.isoformat(), "delay": 2000},
+        ]
+        response = queuer.post(ADMIN_QUEUE_URL, {"events": events}, format="json")
+        assert response.status_code == 200, response.json()
+        rows = EventLog.objects.filter(id__in=response.json()["event_ids"]).order_by("type")
+        assert [(row.type, row.payload) for row in rows] == [
+            ("t_auth", {"n": 2}),
+            ("t_perm", {"n": 1}),
+        ]
+        assert rows[0].deliver_at == at + dt.timedelta(seconds=2)
+
+    def test_callers_without_the_queue_permission_are_refused(self, hooks, anon, plain):
+        body = {"events": [{"type": "t_auth", "payload": {}}]}
+        assert anon.post(ADMIN_QUEUE_URL, body, format="json").status_code == 401
+        refused = plain.post(ADMIN_QUEUE_URL, body, format="json")
+        assert refused.status_code == 403
+        assert "eventing.queue_event" in refused.json()["detail"]
+        assert not EventLog.objects.exists()
+
+    def test_deny_types_and_bad_events_refuse_the_whole_batch(self, hooks, queuer):
+        good = {"type": "t_perm", "payload": {}}
+        denied = queuer.post(ADMIN_QUEUE_URL, {"events": [good, {"type": "t_deny"}]}, format="json")
+        assert denied.status_code == 403
+        assert denied.json()["detail"].startswith("[1]")
+        bad = queuer.post(ADMIN_QUEUE_URL, {"events": [good, {"type": "DB_INSERT"}]}, format="json")
+        assert bad.status_code == 400
+        assert "events[1]" in bad.json()["detail"]
+        assert queuer.post(ADMIN_QUEUE_URL, {"events": []}, format="json").status_code == 400
+        assert not EventLog.objects.exists()

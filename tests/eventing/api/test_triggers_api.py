@@ -30,12 +30,16 @@ def test_create_read_update_delete(staff):
     assert body["retries"] == 3
     assert staff.get(f"{TRIGGERS_URL}orders_paid/").json()["url"] == HOOK["url"]
     assert [t["name"] for t in staff.get(TRIGGERS_URL).json()] == ["orders_paid"]
+    assert body["send_authorization"] is False
     patched = staff.patch(
-        f"{TRIGGERS_URL}orders_paid/", {"paused": True, "retries": 5}, format="json"
+        f"{TRIGGERS_URL}orders_paid/",
+        {"paused": True, "retries": 5, "send_authorization": True},
+        format="json",
     )
     assert patched.status_code == 200
+    assert patched.json()["send_authorization"] is True
     trigger = Trigger.objects.get(name="orders_paid")
-    assert (trigger.paused, trigger.retries) == (True, 5)
+    assert (trigger.paused, trigger.retries, trigger.send_authorization) == (True, 5, True)
     assert staff.delete(f"{TRIGGERS_URL}orders_paid/").status_code == 204
     assert not Trigger.objects.exists()
     assert staff.get(f"{TRIGGERS_URL}orders_paid/").status_code == 404
@@ -56,6 +60,7 @@ def test_create_read_update_delete(staff):
         ({"backoff_base_s": 10, "backoff_max_s": 1}, "backoff_max_s", "at least"),
         ({"signing_secret": "plain"}, "signing_secret", "whsec_"),
         ({"type": "FILE_CREATE", "source": "nowhere"}, "source", "storage alias"),
+        ({"type": "FILE_CREATE", "source": "default"}, "source", "not wrapped in EventingStorage"),
         ({"type": "db_thing"}, "type", "reserved"),
     ],
 )

@@ -295,3 +295,36 @@ def test_filters_select_the_same_triggers_in_both_modes(both_modes):
         "true_is_one",
         "several",
     }
+
+
+@pytest.mark.parametrize(
+    ("path", "value"),
+    [
+        ("new.char", "k" * 10),
+        ("new.text", "long " * 50),  # stored hashed
+        ("new.integer", 42),
+        ("new.flag", True),
+        ("new.maybe", None),  # no value: unordered
+        ("new.absent", None),
+        ("pk", None),
+    ],
+)
+def test_both_modes_record_the_same_ordering_key(both_modes, path, value):
+    TriggerFactory(name="keyed", type="DB_INSERT", source="testapp.Specimen", ordering_key=path)
+    both_modes()
+    owner, document = related()
+    values = typical(owner, document)
+    field = path.removeprefix("new.")
+    if field in values:
+        values[field] = value
+    Specimen.objects.create(**values)
+
+    keys = {
+        "signals" if row.enqueued_at else "database": row.ordering_key
+        for row in EventLog.objects.all()
+    }
+    assert keys["database"] == keys["signals"]
+    if path != "pk" and value is None:
+        assert keys["signals"] is None
+    else:
+        assert keys["signals"] is not None

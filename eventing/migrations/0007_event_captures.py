@@ -85,7 +85,7 @@ def uninstall(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("eventing", "0003_invocation_succeeded"),
+        ("eventing", "0006_ordering_throttle"),
     ]
 
     operations = [
