@@ -236,6 +236,11 @@ class EventCapture(models.Model):
         help_text="Triggers enabled when the statement ran: only these get an event."
     )
     created_at = models.DateTimeField(help_text="When the statement ran (the events' created_at).")
+    actor = models.TextField(
+        null=True,
+        blank=True,
+        help_text="Who made the change (the writing session's eventing.actor), if known.",
+    )
     old_rows = models.TextField(
         null=True, blank=True, help_text="The rows before the statement, as a JSON array."
     )

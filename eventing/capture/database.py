@@ -624,6 +624,8 @@ def capture_body(
         "expander": literal(expander),
         "trigger_ids": jsonb_literal(sorted(t.id for t in triggers)),
         "created_at": "clock_timestamp()",
+        # Only the writing session has it (eventing.capture.actor sets it before each write).
+        "actor": f"nullif(current_setting({literal(ACTOR_SETTING)}, true), '')",
         "old_rows": old,
         "new_rows": new,
     }
@@ -686,9 +688,7 @@ def expander_body(
         "trigger_id": f"t.{trigger['id']}",
         "trigger_name": f"t.{trigger['name']}",
         "source": literal(model._meta.label),
-        # Who made the change (eventing.capture.actor sets it), unless the trigger leaves it out.
-        "payload": f"e.payload || CASE WHEN actor_ IS NULL THEN '{{}}'::jsonb WHEN {send_actor} "
-        "THEN jsonb_build_object('actor', actor_) ELSE '{}'::jsonb END",
+        "payload": "p.payload",
         "status": literal(EventStatus.STAGED),
         "attempts": "0",
         "deliver_at": f"c.created_at + t.{trigger['delay_s']} * interval '1 second'",
@@ -715,7 +715,6 @@ def expander_body(
 DECLARE
   batch_ uuid := gen_random_uuid();
   written_ bigint;
-  actor_ text := nullif(current_setting({literal(ACTOR_SETTING)}, true), '');
 BEGIN
   WITH r AS ({rows})
   INSERT INTO {events_table} ({", ".join(column[name] for name in values)})
@@ -724,9 +723,15 @@ BEGIN
 {union}
   ) AS e
   JOIN {triggers_table} AS t ON t.{trigger["id"]} = e.trigger_id AND t.{trigger["enabled"]}
+  -- Who made the change (the writer stored it), unless the trigger leaves it out.
+  CROSS JOIN LATERAL (
+    SELECT CASE WHEN c.actor IS NOT NULL AND {send_actor}
+      THEN e.payload || jsonb_build_object('actor', c.actor) ELSE e.payload END AS payload
+  ) AS p
+  -- The key is read from the payload as sent (actor included), as signal mode reads it.
   CROSS JOIN LATERAL (
     SELECT CASE WHEN t.{trigger["ordering_key"]} = '' THEN NULL
-      ELSE e.payload #>> string_to_array(t.{trigger["ordering_key"]}, '.') END AS v
+      ELSE p.payload #>> string_to_array(t.{trigger["ordering_key"]}, '.') END AS v
   ) AS k;
   GET DIAGNOSTICS written_ = ROW_COUNT;
   RETURN CASE WHEN written_ > 0 THEN batch_ END;

@@ -127,6 +127,17 @@ class Migration(migrations.Migration):
                     ),
                 ),
                 (
+                    "actor",
+                    models.TextField(
+                        blank=True,
+                        help_text=(
+                            "Who made the change (the writing session's eventing.actor), "
+                            "if known."
+                        ),
+                        null=True,
+                    ),
+                ),
+                (
                     "old_rows",
                     models.TextField(
                         blank=True,
