@@ -33,6 +33,7 @@ from eventing.capture.database import (
     ident,
 )
 from eventing.conf import settings
+from eventing.dispatch.ordering import not_blocked
 from eventing.dispatch.sweeper import deliverable, publish_marked, send_rows
 from eventing.models import EventLog, EventStatus
 from eventing.runtime import PerProcess
@@ -63,10 +64,12 @@ def publish_batches(batch_ids: Iterable[str], now: dt.datetime | None = None) ->
 
 
 def unsent(batch_ids: Iterable[str], now: dt.datetime) -> QuerySet[EventLog]:
-    """The rows of these batches the listener sends: staged, no message yet, due soon."""
+    """The rows of these batches the listener sends: staged, no message yet, due soon, and not
+    behind an unfinished row of their ordering key (event_captures_expand's rule too)."""
     horizon = now + dt.timedelta(seconds=settings.ETA_HORIZON_S)
     return EventLog.objects.using(settings.DATABASE).filter(
         deliverable(),
+        not_blocked(),
         batch_id__in=sorted(set(batch_ids)),
         status=EventStatus.STAGED,
         enqueued_at__isnull=True,

@@ -7,8 +7,9 @@ from django.db import migrations, models
 # each table's generated expander writes the event rows, then the captures are deleted. A group
 # whose expander fails is kept (its error is returned); one whose expander is gone is skipped.
 # Given `sent_at`, the new rows the listener sends are marked sent in the same statement (as
-# eventing.dispatch.sweeper.mark_sent would: staged, deliverable, due by `sent_until`) and
-# returned for it to publish after commit.
+# eventing.dispatch.sweeper.mark_sent would: staged, deliverable, due by `sent_until`, and an
+# ordered row only when no earlier row of its trigger and key is unfinished, as
+# eventing.dispatch.ordering.not_blocked says) and returned for it to publish after commit.
 EXPAND_FUNCTION = """
 CREATE OR REPLACE FUNCTION event_captures_expand(
   max_captures integer, sent_at timestamptz, sent_until timestamptz,
@@ -51,6 +52,14 @@ BEGIN
       FROM event_triggers AS t
       WHERE e.batch_id = ANY(batch_ids) AND e.status = 'staged' AND e.enqueued_at IS NULL
         AND e.deliver_at <= sent_until AND t.id = e.trigger_id AND t.enabled AND NOT t.paused
+        -- Behind an unfinished row of its key (an older one, or an earlier one of this pass):
+        -- no message; the head sends it when it finishes, or the sweeper once unblocked.
+        AND (e.ordering_key IS NULL OR NOT EXISTS (
+          SELECT 1 FROM event_logs AS a
+          WHERE a.trigger_id = e.trigger_id AND a.ordering_key = e.ordering_key
+            AND a.status IN ('intent', 'staged', 'processing')
+            AND (a.created_at < e.created_at OR (a.created_at = e.created_at AND a.id < e.id))
+        ))
       RETURNING e.id, e.deliver_at, e.trigger_id
     )
     SELECT array_agg(m.id ORDER BY m.deliver_at), array_agg(m.deliver_at ORDER BY m.deliver_at),

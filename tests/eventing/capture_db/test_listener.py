@@ -106,6 +106,36 @@ def test_rows_of_a_paused_trigger_wait_for_resume(message_per_event):
     assert sent_ids(message_per_event) == {str(event.id)}
 
 
+def test_the_listener_sends_only_the_first_row_of_each_ordering_key(listener, message_per_event):
+    TriggerFactory(type="DB_INSERT", source="testapp.Order", ordering_key="new.status")
+    with transaction.atomic():
+        for status in ("a", "a", "b"):
+            Order.objects.create(status=status)
+    wait_until(lambda: len(sent_ids(message_per_event)) == 2, timeout_s=10, message="2 sent")
+    rows = list(EventLog.objects.order_by("created_at", "id"))
+    assert [row.ordering_key for row in rows] == ["a", "a", "b"]
+    first_a, second_a, b = rows
+    assert sent_ids(message_per_event) == {str(first_a.id), str(b.id)}
+    # No message behind an unfinished head: the head sends it when it finishes.
+    assert second_a.enqueued_at is None
+    assert sweep()["enqueued"] == 0  # the sweeper holds it too while its head is unfinished
+
+
+def test_the_listener_holds_a_row_behind_an_earlier_unfinished_one(listener, message_per_event):
+    TriggerFactory(type="DB_INSERT", source="testapp.Order", ordering_key="new.status")
+    Order.objects.create(status="a")
+    wait_until(lambda: sent_ids(message_per_event), timeout_s=10, message="the head sent")
+    with transaction.atomic():  # expanded in a later pass than the head's, both in one
+        Order.objects.create(status="a")
+        Order.objects.create(status="b")
+    wait_until(lambda: len(sent_ids(message_per_event)) == 2, timeout_s=10, message="b sent")
+    head, behind = EventLog.objects.filter(ordering_key="a").order_by("created_at", "id")
+    (b,) = EventLog.objects.filter(ordering_key="b")
+    assert sent_ids(message_per_event) == {str(head.id), str(b.id)}
+    assert behind.enqueued_at is None
+    assert not EventCapture.objects.exists()
+
+
 def test_the_listener_expands_but_holds_rows_of_a_paused_trigger(listener, message_per_event):
     trigger = TriggerFactory(type="DB_INSERT", source="testapp.Order")
     actions.pause_triggers([trigger.pk])
