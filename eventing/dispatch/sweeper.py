@@ -40,10 +40,11 @@ def sweep(now: dt.datetime | None = None) -> dict[str, int]:
         # Idle sweeps stay silent (Celery's own lines about them are DEBUG with
         # eventing.ops.logs.QuietSweepsFilter): a line means the sweep changed something.
         logger.info(
-            "sweep released=%d enqueued=%d intents=%d",
+            "sweep released=%d enqueued=%d intents=%d expanded=%d",
             report["released"],
             report["enqueued"],
             report["intents"],
+            report["expanded"],
         )
     return report
 
