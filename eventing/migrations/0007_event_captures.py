@@ -46,21 +46,33 @@ BEGIN
   DELETE FROM event_captures WHERE id = ANY(done_);
   expanded := cardinality(done_);
   IF sent_at IS NOT NULL AND cardinality(batch_ids) > 0 THEN
-    -- Rows this transaction wrote: no one else can lock them.
-    WITH marked AS (
+    -- Rows this transaction wrote: no one else can lock them. Unordered and ordered rows are
+    -- marked by two statements, so unordered rows never reach the NOT EXISTS (PostgreSQL does
+    -- not promise to short-circuit an OR), which can be an anti-join on the ordering index.
+    WITH unordered AS (
       UPDATE event_logs AS e SET enqueued_at = sent_at
       FROM event_triggers AS t
       WHERE e.batch_id = ANY(batch_ids) AND e.status = 'staged' AND e.enqueued_at IS NULL
         AND e.deliver_at <= sent_until AND t.id = e.trigger_id AND t.enabled AND NOT t.paused
+        AND e.ordering_key IS NULL
+      RETURNING e.id, e.deliver_at, e.trigger_id
+    ), ordered AS (
+      UPDATE event_logs AS e SET enqueued_at = sent_at
+      FROM event_triggers AS t
+      WHERE e.batch_id = ANY(batch_ids) AND e.status = 'staged' AND e.enqueued_at IS NULL
+        AND e.deliver_at <= sent_until AND t.id = e.trigger_id AND t.enabled AND NOT t.paused
+        AND e.ordering_key IS NOT NULL
         -- Behind an unfinished row of its key (an older one, or an earlier one of this pass):
         -- no message; the head sends it when it finishes, or the sweeper once unblocked.
-        AND (e.ordering_key IS NULL OR NOT EXISTS (
+        AND NOT EXISTS (
           SELECT 1 FROM event_logs AS a
           WHERE a.trigger_id = e.trigger_id AND a.ordering_key = e.ordering_key
             AND a.status IN ('intent', 'staged', 'processing')
             AND (a.created_at < e.created_at OR (a.created_at = e.created_at AND a.id < e.id))
-        ))
+        )
       RETURNING e.id, e.deliver_at, e.trigger_id
+    ), marked AS (
+      SELECT * FROM unordered UNION ALL SELECT * FROM ordered
     )
     SELECT array_agg(m.id ORDER BY m.deliver_at), array_agg(m.deliver_at ORDER BY m.deliver_at),
       array_agg(m.trigger_id ORDER BY m.deliver_at)
