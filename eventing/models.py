@@ -1,4 +1,5 @@
-"""EventLog and InvocationLog: every event, and every attempt to deliver it."""
+"""EventLog and InvocationLog: every event, and every attempt to deliver it (EventCapture: writes
+captured by trigger functions, not yet turned into events)."""
 
 import uuid
 
@@ -213,6 +214,49 @@ class Heartbeat(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} at {self.at:%Y-%m-%d %H:%M:%S}"
+
+
+class EventCapture(models.Model):
+    """One statement's written rows, captured by a trigger function (database capture).
+
+    Append-only and narrow (only the primary key is indexed) so the writing statement pays
+    little; the listener, or the sweeper, turns it into event rows and deletes it in one
+    transaction.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    schema = models.CharField(max_length=63, help_text="Schema of the table and its functions.")
+    table = models.CharField(max_length=63, help_text="The table the statement wrote.")
+    kind = models.CharField(max_length=6, help_text="insert, update or delete.")
+    expander = models.CharField(
+        max_length=63,
+        help_text="The function that turns this capture into event rows (eventing_capture_x…).",
+    )
+    trigger_ids = models.JSONField(
+        help_text="Triggers enabled when the statement ran: only these get an event."
+    )
+    created_at = models.DateTimeField(help_text="When the statement ran (the events' created_at).")
+    actor = models.TextField(
+        null=True,
+        blank=True,
+        help_text="Who made the change (the writing session's eventing.actor), if known.",
+    )
+    old_rows = models.TextField(
+        null=True, blank=True, help_text="The rows before the statement, as a JSON array."
+    )
+    new_rows = models.TextField(
+        null=True, blank=True, help_text="The rows after the statement, as a JSON array."
+    )
+
+    objects = EventsDatabaseManager()
+
+    class Meta:
+        db_table = "event_captures"
+        verbose_name = "event capture"
+        verbose_name_plural = "event captures"
+
+    def __str__(self) -> str:
+        return f"{self.kind} on {self.table} ({self.id})"
 
 
 class CircuitState(models.TextChoices):

@@ -1,20 +1,25 @@
-"""Database capture: PostgreSQL trigger functions write DB events in the writing statement.
+"""Database capture: PostgreSQL trigger functions capture DB events in the writing statement.
 
 With `EVENTING["CAPTURE"] = "database"` every table with DB triggers gets one statement-level
-AFTER trigger per event kind. Its function reads the statement's transition table, builds the
-same `data` the signal receivers build (values rendered as `model_data.json_safe` renders them),
-applies each trigger's watch list, filter and payload fields in SQL, and inserts one
-`event_logs` row per (row, trigger) with a single `INSERT … SELECT`, then `pg_notify`s the batch
-id (delivered at commit) so the listener publishes the rows; the sweeper remains the fallback.
+AFTER trigger per event kind. Its function stores the statement's rows (the transition table as
+one JSON array, built in one pass) as a single row of the narrow, append-only `event_captures`
+table and `pg_notify`s at commit; that is all a write pays. After commit the listener (the
+sweeper when no listener runs) calls the table's generated *expander* on each capture: it builds
+the same `data` the signal receivers build (values rendered as `model_data.json_safe` renders
+them), applies each trigger's watch list, filter and payload fields in SQL, inserts one
+`event_logs` row per (row, trigger) with a single `INSERT … SELECT` and deletes the capture in
+the same transaction; then the rows are published.
 
-The trigger configuration is baked into the generated function, regenerated whenever a Trigger
-changes (same transaction); a hash in `COMMENT ON FUNCTION` tells a stale function from a current
-one. Functions read typed columns; while `migrate` runs they read rows through `to_jsonb(row)`
-instead, so a column a migration drops or renames never fails a write made meanwhile.
+The trigger configuration is baked into the generated functions, regenerated whenever a Trigger
+changes (same transaction; the captures written before are expanded first, before the change is
+written); a hash in `COMMENT ON FUNCTION` tells a stale function from a current one. Expanders
+read the rows back as typed columns; while `migrate` runs they read each value from the JSON
+instead.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import logging
@@ -27,13 +32,20 @@ from django.conf import settings as django_settings
 from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.core.signals import setting_changed
 from django.db import DatabaseError, connections, models, router, transaction
-from django.db.models.signals import post_delete, post_migrate, post_save, pre_migrate
+from django.db.models.signals import (
+    post_delete,
+    post_migrate,
+    post_save,
+    pre_delete,
+    pre_migrate,
+    pre_save,
+)
 from django.dispatch import receiver
 
 from eventing.capture.actor import SETTING as ACTOR_SETTING
 from eventing.capture.model_data import MAX_SAFE_INT, sensitive_fields
 from eventing.conf import get_settings, settings
-from eventing.models import EventLog, EventStatus
+from eventing.models import EventCapture, EventLog, EventStatus
 from triggers import types
 from triggers.matching import MAX_KEY_CHARS
 from triggers.models import Trigger
@@ -43,15 +55,20 @@ logger = logging.getLogger(__name__)
 
 SIGNALS, DATABASE = "signals", "database"
 MODES = (SIGNALS, DATABASE)
-# The listener LISTENs here; each notification's payload is one batch id (one statement's).
+# The listener LISTENs here. Payloads are empty: PostgreSQL folds a transaction's identical
+# notifications into one, so a 100-statement transaction wakes the listener once.
 CHANNEL = "eventing_capture"
 # Names of our triggers and functions start with this (how the catalog finds them).
 PREFIX = "eventing_capture_"
+# …and an expander's name continues with this.
+EXPAND = "expand_"
 KINDS = {types.DB_INSERT: "insert", types.DB_UPDATE: "update", types.DB_DELETE: "delete"}
 # Serialises syncs (two trigger edits at once would otherwise race on CREATE OR REPLACE).
 SYNC_LOCK_KEY = int.from_bytes(hashlib.sha256(b"eventing.capture.sync").digest()[:8], "big") >> 1
 # jsonb_build_object takes at most 100 arguments: build wide rows in parts of this many fields.
 FIELDS_PER_OBJECT = 50
+# Captures one expansion pass takes (one transaction).
+CAPTURES_PER_PASS = 500
 # Python writes integral floats below this as "1.0"; PostgreSQL's float output drops the ".0".
 FLOAT_REPR_EXPONENT_AT = "1e16"
 
@@ -195,7 +212,7 @@ def float_json(x: str) -> str:
 
 
 def value_sql(model_field: models.Field, row: str) -> str:
-    """SQL for one field of `row` (a jsonb row from to_jsonb) as JSON-safe jsonb.
+    """SQL for one field of `row` (a captured row as jsonb) as JSON-safe jsonb.
 
     Mirrors `model_data.json_safe`: big integers and decimals as strings, datetimes as
     isoformat writes them (UTC, "+00:00"), durations as seconds, bytes as base64, files as their
@@ -394,7 +411,11 @@ class TriggerConfig:
 
 @dataclass
 class Plan:
-    """The function and trigger one table needs for one event type."""
+    """The two functions and the trigger one table needs for one event type.
+
+    `function` is the trigger function: it stores the statement's rows in event_captures.
+    `expander` turns such a capture into event rows; the listener (or the sweeper) calls it.
+    """
 
     schema: str
     table: str
@@ -403,6 +424,8 @@ class Plan:
     triggers: list[str]
     function: str
     definition: str
+    expander: str
+    expander_definition: str
     digest: str
     robust: bool = False
 
@@ -413,6 +436,10 @@ class Plan:
     @property
     def trigger_name(self) -> str:
         return PREFIX + self.kind
+
+    @property
+    def functions(self) -> tuple[str, str]:
+        return (self.function, self.expander)
 
     def comment(self) -> str:
         """What COMMENT ON FUNCTION stores: enough for `status` to explain the function."""
@@ -436,6 +463,11 @@ def function_name(table: str, kind: str) -> str:
     if len(name) <= 63:
         return name
     return f"{name[:54]}_{hashlib.sha256(table.encode()).hexdigest()[:8]}"
+
+
+def expander_name(table: str, kind: str) -> str:
+    """eventing_capture_expand_<kind>_<table>: the function that turns captures into events."""
+    return function_name(table, f"{EXPAND}{kind}")
 
 
 def payload_sql(
@@ -497,21 +529,30 @@ def conditions_sql(
     return " AND ".join(conditions) if conditions else "TRUE"
 
 
-def rows_sql(event_type: str, model: type[models.Model], *, robust: bool = False) -> str:
+def rows_sql(
+    event_type: str,
+    model: type[models.Model],
+    *,
+    column_types: dict[str, str],
+    robust: bool = False,
+) -> str:
     """The CTE `r`: one row per written row with pk, old_full, new_full (and changed).
 
-    Columns are read by name (`robust=False`, the fast form installed normally) or through
-    `to_jsonb(row)` (`robust=True`, installed while migrations run): a column a migration drops
-    or renames then reads as null instead of failing the writing statement.
+    The rows come from the capture `c` (JSON arrays, one object per row, keys the column
+    names). The fast form reads them back into typed columns (`json_to_recordset`, with the
+    table's column types) and renders each from its type; the robust form (installed while
+    migrations run) reads each value from the JSON. Either way a key missing from the capture
+    (a column dropped since) reads as null.
     """
     fields = list(model._meta.concrete_fields)
     pk = model._meta.pk
+    definition = ", ".join(f"{ident(f.column)} {column_types[f.column]}" for f in fields)
 
     def read(alias: str) -> str:
-        table = "new_rows" if alias == "n" else "old_rows"
+        rows = "c.new_rows" if alias == "n" else "c.old_rows"
         if robust:
-            return f"(SELECT to_jsonb({alias}) AS j FROM {table} AS {alias}) AS {alias}"
-        return f"{table} AS {alias}"
+            return f"(SELECT value::jsonb AS j FROM json_array_elements({rows}::json)) AS {alias}"
+        return f"json_to_recordset({rows}::json) AS {alias}({definition})"
 
     def value(model_field: models.Field, alias: str) -> str:
         if robust:
@@ -556,17 +597,71 @@ def rows_sql(event_type: str, model: type[models.Model], *, robust: bool = False
     )
 
 
-def function_body(
+def capture_body(
+    event_type: str,
+    model: type[models.Model],
+    triggers: list[TriggerConfig],
+    *,
+    schema: str,
+    expander: str,
+    captures_table: str,
+) -> str:
+    """The trigger function's body: store the statement's rows as one capture, then notify.
+
+    No per-row work but turning rows into JSON (json_agg, one pass), and no lookup: which
+    triggers are enabled, their filters and payloads, and the event rows are the expander's,
+    after commit.
+    """
+    kind = KINDS[event_type]
+    column = {f.attname: ident(f.column) for f in EventCapture._meta.concrete_fields}
+    old = "(SELECT json_agg(o)::text FROM old_rows AS o)" if kind != "insert" else "NULL"
+    new = "(SELECT json_agg(n)::text FROM new_rows AS n)" if kind != "delete" else "NULL"
+    written = "old_rows" if kind == "delete" else "new_rows"
+    values = {
+        "schema": literal(schema),
+        "table": literal(model._meta.db_table),
+        "kind": literal(kind),
+        "expander": literal(expander),
+        "trigger_ids": jsonb_literal(sorted(t.id for t in triggers)),
+        "created_at": "clock_timestamp()",
+        # Only the writing session has it (eventing.capture.actor sets it before each write).
+        "actor": f"nullif(current_setting({literal(ACTOR_SETTING)}, true), '')",
+        "old_rows": old,
+        "new_rows": new,
+    }
+    unknown = sorted(set(column) - set(values) - {"id"})
+    if unknown:
+        raise ImproperlyConfigured(
+            f"event_captures has columns database capture does not fill: {', '.join(unknown)}"
+        )
+    return f"""
+BEGIN
+  IF NOT EXISTS (SELECT FROM {written}) THEN
+    RETURN NULL;
+  END IF;
+  INSERT INTO {captures_table} ({", ".join(column[name] for name in values)})
+  VALUES ({", ".join(values.values())});
+  PERFORM pg_notify({literal(CHANNEL)}, '');
+  RETURN NULL;
+END
+"""
+
+
+def expander_body(
     event_type: str,
     model: type[models.Model],
     alias: str,
     triggers: list[TriggerConfig],
     *,
+    column_types: dict[str, str],
     events_table: str,
     triggers_table: str,
     robust: bool = False,
 ) -> str:
-    """The PL/pgSQL body: one INSERT … SELECT for every row and trigger, then pg_notify."""
+    """The expander's body: one INSERT … SELECT of every (row, trigger) event of capture `c`.
+
+    Returns the batch id of the rows written (NULL when no trigger wanted any).
+    """
     hidden_base = sensitive_fields(model)
     names = [f.name for f in model._meta.concrete_fields]
     arms = []
@@ -575,7 +670,8 @@ def function_body(
         arms.append(
             f"    SELECT {trigger.id}::bigint AS trigger_id, "
             f"{payload_sql(event_type, model, alias, trigger, hidden, names)} AS payload\n"
-            f"    FROM r WHERE {conditions_sql(event_type, model, alias, trigger, hidden)}"
+            f"    FROM r WHERE c.trigger_ids @> '{trigger.id}'::jsonb "
+            f"AND {conditions_sql(event_type, model, alias, trigger, hidden)}"
         )
     column = {f.attname: ident(f.column) for f in EventLog._meta.concrete_fields}
     trigger = {f.attname: ident(f.column) for f in Trigger._meta.concrete_fields}
@@ -592,16 +688,14 @@ def function_body(
         "trigger_id": f"t.{trigger['id']}",
         "trigger_name": f"t.{trigger['name']}",
         "source": literal(model._meta.label),
-        # Who made the change (eventing.capture.actor sets it), unless the trigger leaves it out.
-        "payload": f"e.payload || CASE WHEN actor_ IS NULL THEN '{{}}'::jsonb WHEN {send_actor} "
-        "THEN jsonb_build_object('actor', actor_) ELSE '{}'::jsonb END",
+        "payload": "p.payload",
         "status": literal(EventStatus.STAGED),
         "attempts": "0",
-        "deliver_at": f"at_ + t.{trigger['delay_s']} * interval '1 second'",
+        "deliver_at": f"c.created_at + t.{trigger['delay_s']} * interval '1 second'",
         # NULL: the listener publishes the row (the sweeper if the listener is away).
         "enqueued_at": "NULL",
         "locked_until": "NULL",
-        "created_at": "at_",
+        "created_at": "c.created_at",
         "processed_at": "NULL",
         "last_status_code": "NULL",
         "remark": "''",
@@ -616,29 +710,31 @@ def function_body(
             f"event_logs has columns database capture does not fill: {', '.join(unknown)}"
         )
     union = "\n    UNION ALL\n".join(arms)
+    rows = rows_sql(event_type, model, column_types=column_types, robust=robust)
     return f"""
 DECLARE
-  at_ timestamptz := clock_timestamp();
   batch_ uuid := gen_random_uuid();
   written_ bigint;
-  actor_ text := nullif(current_setting({literal(ACTOR_SETTING)}, true), '');
 BEGIN
-  WITH r AS ({rows_sql(event_type, model, robust=robust)})
+  WITH r AS ({rows})
   INSERT INTO {events_table} ({", ".join(column[name] for name in values)})
   SELECT {", ".join(values.values())}
   FROM (
 {union}
   ) AS e
   JOIN {triggers_table} AS t ON t.{trigger["id"]} = e.trigger_id AND t.{trigger["enabled"]}
+  -- Who made the change (the writer stored it), unless the trigger leaves it out.
+  CROSS JOIN LATERAL (
+    SELECT CASE WHEN c.actor IS NOT NULL AND {send_actor}
+      THEN e.payload || jsonb_build_object('actor', c.actor) ELSE e.payload END AS payload
+  ) AS p
+  -- The key is read from the payload as sent (actor included), as signal mode reads it.
   CROSS JOIN LATERAL (
     SELECT CASE WHEN t.{trigger["ordering_key"]} = '' THEN NULL
-      ELSE e.payload #>> string_to_array(t.{trigger["ordering_key"]}, '.') END AS v
+      ELSE p.payload #>> string_to_array(t.{trigger["ordering_key"]}, '.') END AS v
   ) AS k;
   GET DIAGNOSTICS written_ = ROW_COUNT;
-  IF written_ > 0 THEN
-    PERFORM pg_notify({literal(CHANNEL)}, batch_::text);
-  END IF;
-  RETURN NULL;
+  RETURN CASE WHEN written_ > 0 THEN batch_ END;
 END
 """
 
@@ -658,27 +754,44 @@ def plan_for(
     triggers: list[TriggerConfig],
     *,
     schema: str,
+    column_types: dict[str, str],
     events_table: str,
+    captures_table: str,
     triggers_table: str,
     robust: bool = False,
 ) -> Plan:
-    """The function one table needs for one event type, with its digest."""
+    """The functions one table needs for one event type, with their digest."""
     table = model._meta.db_table
     alias = router.db_for_write(model)
-    name = function_name(table, KINDS[event_type])
-    body = function_body(
+    kind = KINDS[event_type]
+    name, expander = function_name(table, kind), expander_name(table, kind)
+    body = capture_body(
         event_type,
         model,
-        alias,
         triggers,
-        events_table=events_table,
-        triggers_table=triggers_table,
-        robust=robust,
+        schema=schema,
+        expander=expander,
+        captures_table=captures_table,
     )
     definition = (
         f"CREATE OR REPLACE FUNCTION {ident(schema)}.{ident(name)}() RETURNS trigger "
         f"LANGUAGE plpgsql AS {dollar_quoted(body)}"
     )
+    body = expander_body(
+        event_type,
+        model,
+        alias,
+        triggers,
+        column_types=column_types,
+        events_table=events_table,
+        triggers_table=triggers_table,
+        robust=robust,
+    )
+    expander_definition = (
+        f"CREATE OR REPLACE FUNCTION {ident(schema)}.{ident(expander)}(c {captures_table}) "
+        f"RETURNS uuid LANGUAGE plpgsql AS {dollar_quoted(body)}"
+    )
+    digest = hashlib.sha256((definition + expander_definition).encode()).hexdigest()[:16]
     return Plan(
         schema=schema,
         table=table,
@@ -687,7 +800,9 @@ def plan_for(
         triggers=[t.name for t in triggers],
         function=name,
         definition=definition,
-        digest=hashlib.sha256(definition.encode()).hexdigest()[:16],
+        expander=expander,
+        expander_definition=expander_definition,
+        digest=digest,
         robust=robust,
     )
 
@@ -748,6 +863,7 @@ def wanted_functions(using: str, *, robust: bool = False) -> Wanted:
     if not grouped:
         return wanted
     events_table = qualified(connection, EventLog._meta.db_table)
+    captures_table = qualified(connection, EventCapture._meta.db_table)
     triggers_table = qualified(connection, Trigger._meta.db_table)
     for (label, event_type), configs in grouped.items():
         model = models_by_label[label]
@@ -757,12 +873,20 @@ def wanted_functions(using: str, *, robust: bool = False) -> Wanted:
                 (c.name, label, f"table {model._meta.db_table} does not exist") for c in configs
             )
             continue
+        present = table_columns(connection, schema, model._meta.db_table)
+        # A column the table lacks (a migration pending) reads as null, typed as the model says.
+        column_types = {
+            f.column: present.get(f.column) or f.db_type(connections[using]) or "text"
+            for f in model._meta.concrete_fields
+        }
         plan = plan_for(
             event_type,
             model,
             configs,
             schema=schema,
+            column_types=column_types,
             events_table=events_table,
+            captures_table=captures_table,
             triggers_table=triggers_table,
             robust=robust,
         )
@@ -790,6 +914,8 @@ class Catalog:
 
     attached: dict[tuple[str, str, str], Attached]
     functions: dict[tuple[str, str], dict]
+    # (schema, name) → the function's signature as DROP FUNCTION takes it.
+    signatures: dict[tuple[str, str], str] = field(default_factory=dict)
 
 
 def parse_comment(text: str | None) -> dict:
@@ -805,6 +931,7 @@ def read_catalog(connection) -> Catalog:
     """Every eventing_capture_* trigger and function in the database."""
     attached = {}
     functions = {}
+    signatures = {}
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT n.nspname, c.relname, t.tgname, pn.nspname, p.proname, "
@@ -823,24 +950,31 @@ def read_catalog(connection) -> Catalog:
                 schema, table, kind, trigger, fschema, function, parse_comment(comment), enabled
             )
         cursor.execute(
-            "SELECT n.nspname, p.proname, obj_description(p.oid, 'pg_proc') FROM pg_proc p "
+            "SELECT n.nspname, p.proname, obj_description(p.oid, 'pg_proc'), "
+            "p.oid::regprocedure::text FROM pg_proc p "
             "JOIN pg_namespace n ON n.oid = p.pronamespace WHERE left(p.proname, %s) = %s",
             [len(PREFIX), PREFIX],
         )
-        for schema, name, comment in cursor.fetchall():
+        for schema, name, comment, signature in cursor.fetchall():
             functions[(schema, name)] = parse_comment(comment)
-    return Catalog(attached, functions)
+            signatures[(schema, name)] = signature
+    return Catalog(attached, functions, signatures)
+
+
+def table_columns(connection, schema: str, table: str) -> dict[str, str]:
+    """The table's columns and their SQL types (format_type), as the catalog has them."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute "
+            "WHERE attrelid = to_regclass(%s) AND attnum > 0 AND NOT attisdropped",
+            [f"{ident(schema)}.{ident(table)}"],
+        )
+        return dict(cursor.fetchall())
 
 
 def missing_columns(connection, plan: Plan, model: type[models.Model]) -> list[str]:
     """Columns the model has that the table lacks (a migration not applied, or out-of-band DDL)."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(%s) "
-            "AND attnum > 0 AND NOT attisdropped",
-            [f"{ident(plan.schema)}.{ident(plan.table)}"],
-        )
-        present = {row[0] for row in cursor.fetchall()}
+    present = table_columns(connection, plan.schema, plan.table)
     return [f.column for f in model._meta.concrete_fields if f.column not in present]
 
 
@@ -890,10 +1024,13 @@ def capture_status(using: str | None = None) -> list[TableStatus]:
     for key, plan in sorted(wanted.plans.items()):
         current = catalog.attached.get(key)
         stored = catalog.functions.get((plan.schema, plan.function), {})
+        expander = catalog.functions.get((plan.schema, plan.expander), {})
         state, detail = OK, ""
         if current is None:
             state, detail = MISSING, "no trigger on the table"
-        elif current.function != plan.function or stored.get("hash") != plan.digest:
+        elif current.function != plan.function or {stored.get("hash"), expander.get("hash")} != {
+            plan.digest
+        }:
             state = STALE
             was = current.comment.get("table")
             detail = (
@@ -958,9 +1095,10 @@ def sync(using: str | None = None, *, robust: bool = False) -> list[str]:
     """Install, replace or drop functions and triggers until they match the triggers.
 
     Runs in one transaction (a savepoint inside the caller's): a Trigger saved in a
-    transaction has its function in the same one. In signal mode everything is dropped.
-    `robust` installs the form that reads rows through to_jsonb (while migrations run).
-    Returns what was done, one line each.
+    transaction has its function in the same one. Captures already written are expanded first,
+    by the functions that wrote them. In signal mode everything is dropped. `robust` installs
+    the expanders that read each value from the captured JSON (while migrations run).
+    Returns what was done, one line each (a trigger function stands for its expander).
     """
     db = using or settings.DATABASE
     connection = connections[db]
@@ -969,13 +1107,24 @@ def sync(using: str | None = None, *, robust: bool = False) -> list[str]:
     actions = []
     with transaction.atomic(using=db), connection.cursor() as cursor:
         cursor.execute("SELECT pg_advisory_xact_lock(%s)", [SYNC_LOCK_KEY])
+        expand_all(db)
         wanted = wanted_functions(db, robust=robust) if database_capture() else Wanted()
         catalog = read_catalog(connection)
+        captures_table = qualified(connection, EventCapture._meta.db_table)
         for key, plan in wanted.plans.items():
             target = f"{ident(plan.schema)}.{ident(plan.table)}"
             function = f"{ident(plan.schema)}.{ident(plan.function)}"
+            expander = f"{ident(plan.schema)}.{ident(plan.expander)}({captures_table})"
             stored = catalog.functions.get((plan.schema, plan.function))
-            if stored is None or stored.get("hash") != plan.digest:
+            expands = catalog.functions.get((plan.schema, plan.expander), {})
+            if (
+                stored is None
+                or plan.digest != stored.get("hash")
+                or expands.get("hash") != plan.digest
+            ):
+                # The expander first: the trigger function names it.
+                cursor.execute(plan.expander_definition)
+                cursor.execute(f"COMMENT ON FUNCTION {expander} IS {literal(plan.comment())}")
                 cursor.execute(plan.definition)
                 cursor.execute(f"COMMENT ON FUNCTION {function}() IS {literal(plan.comment())}")
                 verb = "installed" if stored is None else "replaced"
@@ -994,11 +1143,19 @@ def sync(using: str | None = None, *, robust: bool = False) -> list[str]:
                 target = f"{ident(current.schema)}.{ident(current.table)}"
                 cursor.execute(f"DROP TRIGGER IF EXISTS {ident(current.trigger)} ON {target}")
                 actions.append(f"dropped trigger {current.trigger} on {current.table}")
-        needed = {(p.schema, p.function) for p in wanted.plans.values()}
-        for schema, name in catalog.functions:
-            if (schema, name) not in needed:
-                cursor.execute(f"DROP FUNCTION IF EXISTS {ident(schema)}.{ident(name)}()")
-                actions.append(f"dropped {name}")
+        needed = {(p.schema, name) for p in wanted.plans.values() for name in p.functions}
+        actions += drop_functions(cursor, catalog, keep=needed)
+    return actions
+
+
+def drop_functions(cursor, catalog: Catalog, keep: set[tuple[str, str]]) -> list[str]:
+    """Drop our functions but those in `keep`; one line per trigger function dropped."""
+    actions = []
+    for key, signature in catalog.signatures.items():
+        if key not in keep:
+            cursor.execute(f"DROP FUNCTION IF EXISTS {signature}")
+            if not key[1].startswith(PREFIX + EXPAND):
+                actions.append(f"dropped {key[1]}")
     return actions
 
 
@@ -1016,7 +1173,10 @@ def create_trigger_sql(plan: Plan, target: str, function: str) -> str:
 
 
 def drop(using: str | None = None) -> list[str]:
-    """Drop every capture trigger and function (whatever the mode); what was dropped."""
+    """Drop every capture trigger and function (whatever the mode); what was dropped.
+
+    Captures already written are expanded first, so switching back to signals loses nothing.
+    """
     db = using or settings.DATABASE
     connection = connections[db]
     if connection.vendor != "postgresql":
@@ -1024,18 +1184,98 @@ def drop(using: str | None = None) -> list[str]:
     actions = []
     with transaction.atomic(using=db), connection.cursor() as cursor:
         cursor.execute("SELECT pg_advisory_xact_lock(%s)", [SYNC_LOCK_KEY])
+        expand_all(db)
         catalog = read_catalog(connection)
         for current in catalog.attached.values():
             target = f"{ident(current.schema)}.{ident(current.table)}"
             cursor.execute(f"DROP TRIGGER IF EXISTS {ident(current.trigger)} ON {target}")
             actions.append(f"dropped trigger {current.trigger} on {current.table}")
-        for schema, name in catalog.functions:
-            cursor.execute(f"DROP FUNCTION IF EXISTS {ident(schema)}.{ident(name)}()")
-            actions.append(f"dropped {name}")
+        actions += drop_functions(cursor, catalog, keep=set())
     return actions
 
 
+# --- captures into events ---------------------------------------------------------------------
+
+
+@dataclass
+class Expanded:
+    """What one expansion pass did."""
+
+    captures: int = 0
+    batch_ids: list[str] = field(default_factory=list)
+    # (id, deliver_at, trigger_id) of the rows marked sent, to publish after commit.
+    sent: list[tuple] = field(default_factory=list)
+
+
+def expand_captures(
+    using: str | None = None,
+    *,
+    limit: int = CAPTURES_PER_PASS,
+    sent_at: dt.datetime | None = None,
+    sent_until: dt.datetime | None = None,
+) -> Expanded:
+    """Turn up to `limit` captures into event rows and delete them, in one transaction.
+
+    Captures are locked with SKIP LOCKED, so the listener, sweepers and syncs running at once
+    each take different ones; event rows and the deletion commit together, so a capture is
+    expanded exactly once even if the process dies at any point. A capture whose expander
+    fails (its table altered since; run `eventing_capture sync`) or is gone is kept. Given
+    `sent_at`, the new rows due by `sent_until` whose trigger may deliver are marked sent in
+    the same statement (the listener publishes them after commit).
+    """
+    db = using or settings.DATABASE
+    connection = connections[db]
+    done = Expanded()
+    if connection.vendor != "postgresql":
+        return done
+    with transaction.atomic(using=db, savepoint=False), connection.cursor() as cursor:
+        # One statement (see the migration that creates event_captures): the listener pays one
+        # round trip per pass, however many tables its captures come from.
+        cursor.execute(
+            "SELECT expanded, batch_ids, failures, sent_ids, sent_due, sent_triggers "
+            "FROM event_captures_expand(%s, %s, %s)",
+            [limit, sent_at, sent_until],
+        )
+        done.captures, batch_ids, failures, ids, due, trigger_ids = cursor.fetchone()
+    done.batch_ids = [str(batch) for batch in batch_ids]
+    done.sent = list(zip(ids or (), due or (), trigger_ids or (), strict=True))
+    for failure in failures:
+        logger.error("Captures not expanded (kept; run `eventing_capture sync`): %s", failure)
+    return done
+
+
+def expand_all(using: str | None = None) -> Expanded:
+    """Expand captures until none is left that this transaction can take."""
+    total = Expanded()
+    while True:
+        done = expand_captures(using)
+        total.captures += done.captures
+        total.batch_ids += done.batch_ids
+        if done.captures < CAPTURES_PER_PASS:
+            return total
+
+
+def pending_captures(using: str | None = None) -> tuple[int, float | None]:
+    """Captures not expanded yet, and the age in seconds of the oldest (None if none)."""
+    db = using or settings.DATABASE
+    if connections[db].vendor != "postgresql":
+        return 0, None
+    with connections[db].cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*), extract(epoch FROM clock_timestamp() - min(created_at)) "
+            f"FROM {ident(EventCapture._meta.db_table)}"
+        )
+        count, age = cursor.fetchone()
+    return count, None if age is None else float(age)
+
+
 # --- keeping functions in step ----------------------------------------------------------------
+
+
+def expand_before_trigger_change(sender, instance: Trigger, **kwargs) -> None:
+    """A Trigger is about to be saved or deleted: expand what was captured under it as it is."""
+    if database_capture():
+        expand_all(settings.DATABASE)
 
 
 def sync_after_trigger_change(
@@ -1047,8 +1287,8 @@ def sync_after_trigger_change(
 
 
 def sync_before_migrate(sender, using: str | None = None, **kwargs) -> None:
-    """Before migrations run: functions that read rows through to_jsonb, so a column the
-    migrations drop or rename cannot fail a write made meanwhile (a data migration's)."""
+    """Before migrations run: expanders that read each value from the captured JSON, so a
+    column the migrations drop, rename or retype cannot fail an expansion meanwhile."""
     sync_for_migrate(using, robust=True)
 
 
@@ -1072,6 +1312,14 @@ def sync_for_migrate(using: str | None, *, robust: bool) -> None:
 
 def capture_connect(app_config: AppConfig) -> None:
     """Connect the receivers that keep trigger functions in step; called from ready()."""
+    pre_save.connect(
+        expand_before_trigger_change, sender=Trigger, dispatch_uid="eventing.capture.expand_saving"
+    )
+    pre_delete.connect(
+        expand_before_trigger_change,
+        sender=Trigger,
+        dispatch_uid="eventing.capture.expand_deleting",
+    )
     post_save.connect(
         sync_after_trigger_change, sender=Trigger, dispatch_uid="eventing.capture.sync_saved"
     )

@@ -1,12 +1,13 @@
-"""The LISTEN side of database capture: rows written by trigger functions reach the broker at once.
+"""The LISTEN side of database capture: what trigger functions capture reaches the broker at once.
 
-Trigger functions leave their rows `staged` with `enqueued_at` empty and `pg_notify` the batch id,
-which PostgreSQL delivers when the writing transaction commits. A listener thread (started in
-Celery workers and beat when `EVENTING["CAPTURE"] = "database"`) marks those rows sent and
-publishes them, as `emit()`'s on-commit hook does for signal-captured rows. One listener per
-database is active at a time (a session advisory lock); the others stand by and take over when
-its connection closes. A lost notification or a dead listener only delays events until the next
-sweep: the sweeper sends every due row without a message.
+Trigger functions store each statement's rows in `event_captures` and `pg_notify`, which
+PostgreSQL delivers when the writing transaction commits. A listener thread (started in Celery
+workers and beat when `EVENTING["CAPTURE"] = "database"`) expands the captures into `staged`
+event rows and then marks those rows sent and publishes them, as `emit()`'s on-commit hook does
+for signal-captured rows. One listener per database is active at a time (a session advisory
+lock); the others stand by and take over when its connection closes. A lost notification or a
+dead listener only delays events until the next sweep: the sweeper expands what is left and
+sends every due row without a message.
 """
 
 from __future__ import annotations
@@ -21,11 +22,19 @@ from collections.abc import Iterable
 
 from celery.signals import beat_init, worker_ready, worker_shutdown
 from django.db import close_old_connections, connections
+from django.db.models import QuerySet
 from django.utils import timezone
 
-from eventing.capture.database import CHANNEL, database_capture, ident
+from eventing.capture.database import (
+    CAPTURES_PER_PASS,
+    CHANNEL,
+    database_capture,
+    expand_captures,
+    ident,
+)
 from eventing.conf import settings
-from eventing.dispatch.sweeper import deliverable, send_rows
+from eventing.dispatch.ordering import not_blocked
+from eventing.dispatch.sweeper import deliverable, publish_marked, send_rows
 from eventing.models import EventLog, EventStatus
 from eventing.runtime import PerProcess
 
@@ -41,8 +50,6 @@ RECONNECT_S = 1.0
 WAIT_S = 1.0
 # An idle connection is probed this often, so a dead server is noticed (seconds).
 PROBE_EVERY_S = 30.0
-# Batch ids per publishing statement.
-BATCHES_PER_QUERY = 500
 
 
 def publish_batches(batch_ids: Iterable[str], now: dt.datetime | None = None) -> int:
@@ -52,23 +59,42 @@ def publish_batches(batch_ids: Iterable[str], now: dt.datetime | None = None) ->
     sweeper, as it would treat them. Rows are locked with SKIP LOCKED, so a sweep running at
     the same moment takes the others: no row is sent twice by the two.
     """
-    ids = sorted(set(batch_ids))
-    if not ids:
-        return 0
     now = now or timezone.now()
+    return send_rows(unsent(batch_ids, now), now)
+
+
+def unsent(batch_ids: Iterable[str], now: dt.datetime) -> QuerySet[EventLog]:
+    """The rows of these batches the listener sends: staged, no message yet, due soon, and not
+    behind an unfinished row of their ordering key (event_captures_expand's rule too)."""
     horizon = now + dt.timedelta(seconds=settings.ETA_HORIZON_S)
-    rows = EventLog.objects.using(settings.DATABASE).filter(
+    return EventLog.objects.using(settings.DATABASE).filter(
         deliverable(),
-        batch_id__in=ids,
+        not_blocked(),
+        batch_id__in=sorted(set(batch_ids)),
         status=EventStatus.STAGED,
         enqueued_at__isnull=True,
         deliver_at__lte=horizon,
     )
-    return send_rows(rows, now)
+
+
+def publish_captures() -> int:
+    """Expand every capture there is into event rows and send them; how many sent.
+
+    Each pass expands and marks its rows sent in one statement (the rows `unsent` would pick),
+    then publishes them.
+    """
+    sent = 0
+    while True:
+        now = timezone.now()
+        horizon = now + dt.timedelta(seconds=settings.ETA_HORIZON_S)
+        done = expand_captures(limit=CAPTURES_PER_PASS, sent_at=now, sent_until=horizon)
+        sent += publish_marked(done.sent, now)
+        if done.captures < CAPTURES_PER_PASS:
+            return sent
 
 
 class Listener:
-    """A daemon thread: take the lock, LISTEN, publish each notified batch; reconnect on error."""
+    """A daemon thread: take the lock, LISTEN, expand and publish; reconnect on error."""
 
     def __init__(self) -> None:
         self.stopping = threading.Event()
@@ -97,7 +123,7 @@ class Listener:
         self.thread.join(timeout_s)
 
     def listen(self) -> None:
-        """One connection's life: stand by for the lock, then publish notified batches."""
+        """One connection's life: stand by for the lock, then expand and publish captures."""
         wrapper = connections[settings.DATABASE]
         conn = wrapper.get_new_connection(wrapper.get_connection_params())
         try:
@@ -112,12 +138,13 @@ class Listener:
                 cursor.execute(f"LISTEN {ident(CHANNEL)}")
             self.active.set()
             logger.info("Capture listener active on %s", settings.DATABASE)
+            publish_captures()  # written while no listener was active
             self.serve(conn)
         finally:
             conn.close()
 
     def serve(self, conn) -> None:
-        """Wait for notifications and publish their batches until asked to stop."""
+        """Wait for notifications and expand and publish captures until asked to stop."""
         probed = time.monotonic()
         while not self.stopping.is_set():
             ready, _, _ = select.select([conn], [], [], WAIT_S)
@@ -128,11 +155,8 @@ class Listener:
                     probed = time.monotonic()
                 continue
             conn.poll()
-            batches = {note.payload for note in conn.notifies}
-            conn.notifies.clear()
-            ids = sorted(batches)
-            for start in range(0, len(ids), BATCHES_PER_QUERY):
-                publish_batches(ids[start : start + BATCHES_PER_QUERY])
+            conn.notifies.clear()  # each says "captures were committed"; which is in the table
+            publish_captures()
 
 
 listener = PerProcess(Listener)

@@ -9,6 +9,7 @@ from django.db import connections, transaction
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
+from eventing.capture.database import expand_all
 from eventing.capture.intents import resolve_intents
 from eventing.conf import settings
 from eventing.delivery.dead_letters import emit_dead_letter
@@ -24,22 +25,26 @@ SWEEP_HEARTBEAT = "sweep"
 
 
 def sweep(now: dt.datetime | None = None) -> dict[str, int]:
-    """One pass: release expired leases, send due and lost rows, resolve old file intents."""
+    """One pass: release lost leases, expand captures, send due and lost rows, resolve intents."""
     now = now or timezone.now()
+    released = release_expired_leases(now)
+    expanded = expand_all().captures  # first: the rows they become are sent in this pass
     report = {
-        "released": release_expired_leases(now),
+        "released": released,
         "enqueued": enqueue_due(now),
         "intents": resolve_intents(now),
+        "expanded": expanded,
     }
     record_heartbeat(SWEEP_HEARTBEAT, now, report)
     if any(report.values()):
         # Idle sweeps stay silent (Celery's own lines about them are DEBUG with
         # eventing.ops.logs.QuietSweepsFilter): a line means the sweep changed something.
         logger.info(
-            "sweep released=%d enqueued=%d intents=%d",
+            "sweep released=%d enqueued=%d intents=%d expanded=%d",
             report["released"],
             report["enqueued"],
             report["intents"],
+            report["expanded"],
         )
     return report
 
@@ -152,8 +157,19 @@ def send_rows(rows: QuerySet[EventLog], now: dt.datetime, limit: int | None = No
     sweepers, or a sweeper and the capture listener) each take different rows. A row whose
     publish fails is unmarked, so the next pass sends it.
     """
+    due = mark_sent(rows, now, limit)
+    # Published after commit: a crash here leaves rows marked sent, found again as lost.
+    return publish_marked(due, now)
+
+
+def mark_sent(rows: QuerySet[EventLog], now: dt.datetime, limit: int | None = None) -> list[tuple]:
+    """Lock `rows` (SKIP LOCKED) and mark them sent; (id, deliver_at, trigger_id) of each.
+
+    Publish them with `publish_marked` once the transaction this runs in has committed.
+    """
     db = settings.DATABASE
-    with transaction.atomic(using=db):
+    # No savepoint inside the listener's transaction: it only adds round trips.
+    with transaction.atomic(using=db, savepoint=False):
         rows = rows.order_by("deliver_at")
         if connections[db].features.has_select_for_update_skip_locked:
             rows = rows.select_for_update(skip_locked=True, of=("self",))
@@ -163,10 +179,14 @@ def send_rows(rows: QuerySet[EventLog], now: dt.datetime, limit: int | None = No
             EventLog.objects.using(db).filter(id__in=[pk for pk, _, _ in due]).update(
                 enqueued_at=now
             )
-    # Published after commit: a crash here leaves rows marked sent, found again as lost.
+    return due
+
+
+def publish_marked(due: list[tuple], now: dt.datetime) -> int:
+    """Publish rows `mark_sent` marked (after commit); unmark those that failed; how many sent."""
     failed = publish_due(due, now)
     if failed:
-        EventLog.objects.using(db).filter(id__in=failed).update(enqueued_at=None)
+        EventLog.objects.using(settings.DATABASE).filter(id__in=failed).update(enqueued_at=None)
     return len(due) - len(failed)
 
 

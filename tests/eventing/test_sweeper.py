@@ -109,4 +109,4 @@ def test_only_a_sweep_that_did_something_logs_a_line(message_per_event, caplog):
         assert [r for r in caplog.records if r.name == "eventing.dispatch.sweeper"] == []
         sweep(now + dt.timedelta(hours=2))
     [line] = [r.getMessage() for r in caplog.records if r.name == "eventing.dispatch.sweeper"]
-    assert line == "sweep released=0 enqueued=1 intents=0"
+    assert line == "sweep released=0 enqueued=1 intents=0 expanded=0"

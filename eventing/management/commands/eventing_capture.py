@@ -46,7 +46,7 @@ class Command(BaseCommand):
         self.stdout.write(f"{len(actions)} change(s); mode: {capture_db.capture_mode()}.")
 
     def status(self, db: str) -> None:
-        """One line per table and event kind; exit status 1 unless every line is ok."""
+        """A line per table and event kind, then the captures waiting; exit 1 unless all are ok."""
         lines = capture_db.capture_status(db)
         self.stdout.write(f"mode: {capture_db.capture_mode()}")
         if not lines:
@@ -60,5 +60,10 @@ class Command(BaseCommand):
             if line.detail:
                 text += f"  ({line.detail})"
             self.stdout.write(text)
+        count, age = capture_db.pending_captures(db)
+        waiting = f"captures waiting to become events: {count}"
+        if count:
+            waiting += f" (oldest {age:.1f} s; the listener, or the sweeper, expands them)"
+        self.stdout.write(waiting)
         if any(not line.ok for line in lines):
             raise CommandError("Some capture functions do not match; run `eventing_capture sync`.")

@@ -2,11 +2,44 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
+from django.db import connections
 
 from eventing.capture import database as capture_db
 from tests.faults.helpers import Cluster
 from tests.processes import workers_parked
+
+READS_EVENTS = re.compile(r'\bFROM "event_logs"', re.IGNORECASE)
+
+
+@pytest.fixture(autouse=True)
+def expanded_before_reading(request):
+    """In a test rolled back at its end, captures are expanded before each read of event_logs.
+
+    After commit the listener expands what trigger functions captured; a test whose writes never
+    commit has no listener that could see them, so its reads of event_logs expand them first, in
+    the test's transaction, as the listener would have. Tests whose writes commit
+    (`transactional_db`) rely on the listener and the sweeper themselves.
+    """
+    if "transactional_db" in request.fixturenames or "django_db_setup" not in request.fixturenames:
+        yield
+        return
+    connection = connections["default"]
+    expanding = []
+
+    def wrapper(execute, sql, params, many, context):
+        if not expanding and connection.vendor == "postgresql" and READS_EVENTS.search(sql):
+            expanding.append(True)
+            try:
+                capture_db.expand_all()
+            finally:
+                expanding.clear()
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(wrapper):
+        yield
 
 
 @pytest.fixture

@@ -60,6 +60,7 @@ def test_an_autocommit_write_carries_the_actor_and_does_not_leak_it_to_the_next(
     Order.objects.create(status="second")
     with transaction.atomic():
         Order.objects.create(status="third")
+    capture_db.expand_all()  # as the listener does after commit, in a session with no actor
 
     assert actors("DB_INSERT") == ["billing-job", None, None]
     with connection.cursor() as cursor:

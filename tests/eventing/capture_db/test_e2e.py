@@ -47,7 +47,9 @@ def test_writes_from_psql_reach_the_webhook_and_trigger_edits_apply(cluster, rec
     # Paused by another program: recorded, and held.
     psql(f"UPDATE event_triggers SET paused = true WHERE id = {trigger.pk}")
     psql(insert_sql("wanted"))
-    held = EventLog.objects.get(status=EventStatus.STAGED)
+    staged = EventLog.objects.filter(status=EventStatus.STAGED)
+    wait_until(staged.exists, timeout_s=10, message="the listener expands the capture")
+    held = staged.get()
     assert held.trigger_id == trigger.pk
     assert held.enqueued_at is None
 
@@ -56,14 +58,17 @@ def test_writes_from_psql_reach_the_webhook_and_trigger_edits_apply(cluster, rec
     assert EventLog.objects.filter(payload__new__status="wanted").count() == 2  # none new
 
 
-def write_orders(count: int, done: threading.Event) -> None:
-    """Insert `count` orders one by one (autocommit), from this thread's own connection."""
+def write_orders(stop: threading.Event, written: list[int]) -> None:
+    """Insert orders one by one (autocommit), from this thread's own connection, until `stop`;
+    how many goes to `written`."""
+    n = 0
     try:
-        for n in range(count):
+        while not stop.is_set():
             Order.objects.create(status=f"n{n}")
+            n += 1
     finally:
         connections.close_all()
-        done.set()
+        written.append(n)
 
 
 def test_a_killed_listener_loses_nothing(cluster, receiver):
@@ -71,17 +76,28 @@ def test_a_killed_listener_loses_nothing(cluster, receiver):
     first = cluster.worker("cw1", beat=False, **DATABASE_MODE)
     wait_until(lambda: LISTENING in first.log(), timeout_s=30, message="the first listener")
 
-    total = 600
-    done = threading.Event()
-    writer = threading.Thread(target=write_orders, args=(total, done), daemon=True)
+    # The writer runs until told to stop, so the kill lands mid-run however fast it writes.
+    stop, written = threading.Event(), []
+    writer = threading.Thread(target=write_orders, args=(stop, written), daemon=True)
     writer.start()
-    receiver.wait_for("/orders", count=50, timeout_s=60)
-    first.kill()  # listener, publisher and deliverer gone mid-run
-    assert not done.is_set(), "the writes ended before the kill: nothing was tested"
-
-    second = cluster.worker("cw2", beat=True, **DATABASE_MODE)
-    writer.join(120)
-    assert done.is_set()
+    try:
+        receiver.wait_for("/orders", count=50, timeout_s=60)
+        first.kill()  # listener, publisher and deliverer gone mid-run
+        at_kill = Order.objects.count()
+        second = cluster.worker("cw2", beat=True, **DATABASE_MODE)
+        wait_until(
+            lambda: Order.objects.count() >= at_kill + 200,
+            timeout_s=60,
+            message="writes after the kill",
+        )
+    finally:
+        stop.set()
+        writer.join(60)
+    (total,) = written
+    # The new listener (or the sweeper) expands what the killed one left captured.
+    wait_until(
+        lambda: EventLog.objects.count() >= total, timeout_s=60, message=f"{total} event rows"
+    )
     ids = {str(pk) for pk in EventLog.objects.values_list("id", flat=True)}
     assert len(ids) == total
 

@@ -195,3 +195,14 @@ def test_trigger_page_shows_the_capture_status(database_mode, admin_client):
     page = admin_client.get(url).content.decode()
     assert "missing (no trigger on the table)" in page
     assert "eventing_capture sync" in page
+
+
+def test_status_counts_the_captures_waiting(database_mode):
+    TriggerFactory(type="DB_INSERT", source="testapp.Order")
+    Order.objects.create()
+    text, ok = status_output()
+    assert ok
+    assert "captures waiting to become events: 1 (oldest" in text
+    capture_db.expand_all()
+    text, ok = status_output()
+    assert "captures waiting to become events: 0" in text
