@@ -70,6 +70,22 @@ def start_chromium():
     return driver
 
 
+def replaced(element) -> bool:
+    """Whether `element` left the document (selenium's staleness_of, which misses Chromium's
+    other answer for a node of a replaced page: "does not belong to the document", seen in CI)."""
+    from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
+
+    try:
+        element.is_enabled()
+    except StaleElementReferenceException:
+        return True
+    except WebDriverException as exc:
+        if "does not belong to the document" in str(exc):
+            return True
+        raise
+    return False
+
+
 class BrowserTestCase(StaticLiveServerTestCase):
     """A live server and one headless Chromium for the class; screenshots in SCREENSHOTS."""
 
@@ -83,23 +99,6 @@ class BrowserTestCase(StaticLiveServerTestCase):
     def tearDownClass(cls):
         cls.selenium.quit()
         super().tearDownClass()
-
-
-class MissionControlBrowserTests(BrowserTestCase):
-    """Operator journeys: create a trigger, watch events, redeliver, queue, read the dashboard."""
-
-    @pytest.fixture(autouse=True)
-    def _services(self, celery_worker):
-        """The session's Celery worker and a fresh webhook receiver for each test."""
-        if celery_worker.proc.poll() is not None:
-            pytest.fail(f"The Celery worker died:\n{celery_worker.tail()}")
-        self.worker = celery_worker
-        self.receiver = Receiver()
-        cache.clear()
-        yield
-        self.receiver.close()
-
-    # Helpers
 
     def url(self, path: str) -> str:
         return f"{self.live_server_url}/mission-control/{path}"
@@ -125,12 +124,11 @@ class MissionControlBrowserTests(BrowserTestCase):
 
     def submit(self, css: str) -> None:
         """Click a submit button and wait until the next page replaced this one."""
-        from selenium.webdriver.support import expected_conditions as ec
         from selenium.webdriver.support.ui import WebDriverWait
 
         page = self.find("html")
         self.find(css).click()
-        WebDriverWait(self.selenium, 30).until(ec.staleness_of(page))
+        WebDriverWait(self.selenium, 30).until(lambda driver: replaced(page))
 
     def select_value(self, css: str, value: str) -> None:
         from selenium.webdriver.support.ui import Select
@@ -149,6 +147,23 @@ class MissionControlBrowserTests(BrowserTestCase):
         self.fill("id_password", "pw-operator-1")
         self.submit("input[type=submit]")
         self.find("#mc-dashboard")
+
+
+class MissionControlBrowserTests(BrowserTestCase):
+    """Operator journeys: create a trigger, watch events, redeliver, queue, read the dashboard."""
+
+    @pytest.fixture(autouse=True)
+    def _services(self, celery_worker):
+        """The session's Celery worker and a fresh webhook receiver for each test."""
+        if celery_worker.proc.poll() is not None:
+            pytest.fail(f"The Celery worker died:\n{celery_worker.tail()}")
+        self.worker = celery_worker
+        self.receiver = Receiver()
+        cache.clear()
+        yield
+        self.receiver.close()
+
+    # Helpers
 
     def page_text(self) -> str:
         return self.find("body").text

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 
 import pytest
-from django.contrib.auth.models import User
 
 from eventing.models import EventLog, EventStatus
 from tests.factories import TriggerFactory
@@ -29,41 +28,12 @@ class TransformAndBackfillBrowserTests(BrowserTestCase):
         yield
         self.receiver.close()
 
-    def url(self, path: str) -> str:
-        return f"{self.live_server_url}/mission-control/{path}"
-
-    def find(self, css: str):
-        from selenium.webdriver.common.by import By
-        from selenium.webdriver.support import expected_conditions as ec
-        from selenium.webdriver.support.ui import WebDriverWait
-
-        return WebDriverWait(self.selenium, 15).until(
-            ec.presence_of_element_located((By.CSS_SELECTOR, css))
-        )
-
     def wait_text(self, css: str, text: str, timeout_s: float = 30) -> str:
         """The element's text once it contains `text`."""
         from selenium.webdriver.support.ui import WebDriverWait
 
         WebDriverWait(self.selenium, timeout_s).until(lambda d: text in self.find(css).text)
         return self.find(css).text
-
-    def fill(self, element_id: str, text: str) -> None:
-        element = self.find(f"#{element_id}")
-        element.clear()
-        element.send_keys(text)
-
-    def login(self) -> None:
-        from selenium.webdriver.support import expected_conditions as ec
-        from selenium.webdriver.support.ui import WebDriverWait
-
-        User.objects.create_superuser("operator", "op@example.com", "pw-operator-1")
-        self.selenium.get(self.url("login/"))
-        self.fill("id_username", "operator")
-        self.fill("id_password", "pw-operator-1")
-        page = self.find("html")
-        self.find("input[type=submit]").click()
-        WebDriverWait(self.selenium, 30).until(ec.staleness_of(page))
 
     def screenshot(self, name: str, css: str) -> None:
         self.selenium.execute_script(
