@@ -6,6 +6,7 @@ PY := $(VENV)/bin/python
 PORT ?= 8000
 
 .PHONY: run test install install-runtime lint bench docs screenshots
+NODE_CLIENT := tests/space_cloud/node_modules/.package-lock.json
 
 # The runtime set (requirements.txt) is all `make run` needs. Nothing is written when the venv
 # is current: a venv holding the dev set (a superset) needs no runtime install.
@@ -26,7 +27,16 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PY) -m pip install -q -r requirements-dev.txt
 	touch $@
 
-install: $(VENV)/.installed
+# Space Cloud's JS client (npm space-api, pinned by package-lock.json) for its queue-endpoint
+# test. Without npm the test skips locally (and fails in CI), so a missing npm is only a note.
+$(NODE_CLIENT): tests/space_cloud/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+	  cd tests/space_cloud && npm ci --no-audit --no-fund --loglevel=error; \
+	else \
+	  echo "npm not found: Space Cloud's JS client test will skip (install Node.js and npm)" >&2; \
+	fi
+
+install: $(VENV)/.installed $(NODE_CLIENT)
 
 run: install-runtime
 	$(PY) scripts/run.py --port $(PORT)

@@ -30,9 +30,11 @@ def make_test(tmp_path, fail: str) -> tuple[subprocess.CompletedProcess, list[st
     fake.write_text(FAKE_PYTHON)
     fake.chmod(0o755)
     (venv / ".installed").touch()  # newer than the requirements: `install` has nothing to do
+    node_client = tmp_path / "node-client-installed"
+    node_client.touch()  # likewise for Space Cloud's JS client
     calls = tmp_path / "calls"
     result = subprocess.run(
-        ["make", "-s", "test", f"VENV={venv}"],
+        ["make", "-s", "test", f"VENV={venv}", f"NODE_CLIENT={node_client}"],
         cwd=ROOT,
         env={**os.environ, "CALLS": str(calls), "FAIL_STAGES": fail},
         capture_output=True,
@@ -128,3 +130,25 @@ def test_make_install_installs_the_dev_requirements(tmp_path):
 def test_make_run_in_a_venv_with_the_dev_set_installs_nothing(tmp_path):
     calls = make_in_fresh_venv(tmp_path, "run", ".installed")
     assert calls == ["scripts/run.py --port 1"]
+
+
+def test_install_runs_npm_ci_for_the_js_client_when_it_is_missing(tmp_path):
+    """A fresh clone's `make test` installs Space Cloud's JS client, not only .ci/run."""
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    venv = tmp_path / "venv"
+    venv.mkdir()
+    (venv / ".installed").touch()
+    missing = tmp_path / "node_modules" / ".package-lock.json"
+    result = subprocess.run(
+        ["make", "-n", "test", f"VENV={venv}", f"NODE_CLIENT={missing}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    planned = result.stdout
+    assert "npm ci" in planned
+    assert planned.index("npm ci") < planned.index("tests.stack postgres")
+    assert "npm ci" not in (ROOT / ".ci" / "run").read_text()

@@ -1,7 +1,7 @@
 """Space Cloud's own JS client (npm `space-api` 0.19.3) drives the queue endpoint end to end.
 
-The client lives in tests/space_cloud/node_modules (`npm ci` there; .ci/run does it). Without it
-the test skips locally, and fails in CI (`CI=true` or EVENTING_REQUIRE_SERVICES=1, as .ci/run
+The client lives in tests/space_cloud/node_modules (`npm ci` there; `make test` does it). Without
+it the test skips locally, and fails in CI (`CI=true` or EVENTING_REQUIRE_SERVICES=1, as .ci/run
 sets), where skipping would hide a regression.
 """
 
