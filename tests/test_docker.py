@@ -107,6 +107,19 @@ def test_services_health_checks_and_volumes(resolved):
         assert env["EVENTING_SECRETS"] == env_example()["EVENTING_SECRETS"]
 
 
+def test_database_capture_can_be_turned_on_from_the_env_file(tmp_path):
+    env_file = tmp_path / ".env"
+    env_file.write_text(
+        ENV_EXAMPLE.read_text().replace("EVENTING_CAPTURE=signals", "EVENTING_CAPTURE=database")
+    )
+    result = compose("config", env_file=env_file)
+    assert result.returncode == 0, result.stderr
+    services = yaml.safe_load(result.stdout)["services"]
+    for name in APP_SERVICES:  # web records, worker and beat expand: all must agree
+        assert services[name]["environment"]["EVENTING_CAPTURE"] == "database", name
+    assert env_example()["EVENTING_CAPTURE"] == "signals"
+
+
 def test_worker_and_beat_are_restarted_when_they_exit(resolved):
     # A worker can exit on its own (an unrecoverable error): compose is its supervisor.
     for name in ("worker", "beat", "web"):

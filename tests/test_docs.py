@@ -5,6 +5,7 @@ docs/quickstart.md and docs/integration.md run as written."""
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import re
 import subprocess
@@ -265,7 +266,11 @@ def test_standalone_pages_blocks_run(page, standalone_env):
 
 
 def test_integration_page_works_in_a_fresh_startproject(tmp_path):
-    env = docs_env(PYTHONPATH=str(ROOT), EVENTING_SECRET="docs-test-" + "x" * 40)
+    env = docs_env(
+        PYTHONPATH=str(ROOT),
+        EVENTING_SECRET="docs-test-" + "x" * 40,
+        EVENTING_CLIENT_SECRET="docs-test-client-" + "y" * 40,
+    )
     subprocess.run(
         [sys.executable, "-m", "django", "startproject", "yourproject"],
         cwd=tmp_path,
@@ -302,6 +307,63 @@ def test_integration_page_works_in_a_fresh_startproject(tmp_path):
         ]
     )
     assert recorded == "1"  # step 8's User.objects.create recorded the event
+
+    # The page names every table its migrate created (those of no model of Django's or DRF's).
+    created = json.loads(run_block_code(CREATED_TABLES, cwd=project, env=env).splitlines()[-1])
+    migrate_text = (ROOT / "docs" / "integration.md").read_text().split("## 6. Migrate")[1]
+    listed = set(re.findall(r"`([a-z_]+)`", migrate_text.split("## 7.")[0]))
+    assert set(created) <= listed, f"not listed in step 6: {sorted(set(created) - listed)}"
+
+    # API tokens verify: the client secret is set, apart from the signing secret.
+    client_check = run_block_code(
+        "from eventing.conf import get_settings; s = get_settings();"
+        "print(bool(s.CLIENT_SECRETS) and not set(s.CLIENT_SECRETS) & set(s.SECRETS))",
+        cwd=project,
+        env=env,
+    )
+    assert client_check.strip().splitlines()[-1] == "True"
+
+    # Eventing adds no warning of its own API schema to the host's deploy checks.
+    deploy = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy"],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert "drf_spectacular" not in deploy.stdout + deploy.stderr, deploy.stderr
+
+    # The broker block gives each kind of URL its own transport, and only its own.
+    for url, transport in BROKER_TRANSPORTS.items():
+        chosen = run_block_code(
+            "from yourproject.celery import app; t = type(app.connection().transport);"
+            "print(t.__module__ + ':' + t.__name__)",
+            cwd=project,
+            env={**env, "CELERY_BROKER_URL": url},
+        )
+        assert chosen.strip().splitlines()[-1] == transport, url
+
+
+CREATED_TABLES = """
+import json
+from django.apps import apps
+from django.db import connection
+ours = ("triggers", "eventing", "mission_control")
+others = {
+    model._meta.db_table
+    for config in apps.get_app_configs() if config.label not in ours
+    for model in config.get_models(include_auto_created=True)
+}
+others |= {"django_migrations", "sqlite_sequence"}
+print(json.dumps(sorted(set(connection.introspection.table_names()) - others)))
+"""
+
+BROKER_TRANSPORTS = {
+    "redis://localhost:6379/0": "eventing.dispatch.broker:RedisTransport",
+    "amqp://guest:guest@localhost:5672//": "kombu.transport.pyamqp:Transport",
+    "filesystem://": "eventing.dispatch.broker:FilesystemTransport",
+}
 
 
 def run_block_code(code: str, *, cwd: Path, env: dict[str, str]) -> str:

@@ -92,6 +92,23 @@ def test_replay_refuses_an_inverted_window_and_needs_a_trigger_or_type(staff):
 
 
 @pytest.mark.django_db
+def test_replay_refuses_an_unfinished_status_naming_the_field(staff):
+    answer = staff.post(
+        "/api/eventing/events/replay/",
+        {
+            "type": "order_placed",
+            "since": START.isoformat(),
+            "until": (START + dt.timedelta(hours=1)).isoformat(),
+            "status": ["failed", "staged"],
+        },
+        format="json",
+    )
+    assert answer.status_code == 400
+    assert "status" in answer.json()["detail"]
+    assert "staged: only finished events" in answer.json()["detail"]
+
+
+@pytest.mark.django_db
 def test_replay_needs_the_redeliver_permission(plain):
     answer = plain.post(
         "/api/eventing/events/replay/",
