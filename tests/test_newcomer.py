@@ -105,6 +105,19 @@ def test_a_newcomer_queues_a_custom_event_and_saves_a_file(fresh_clone, tmp_path
                 "source": "default",
                 "url": receiver.url("/ok/uploads"),
             },
+            # CRON triggers make beat check for due ticks every 5 s: the console stays quiet.
+            {
+                "name": "every_minute",
+                "type": "CRON",
+                "cron_expression": "* * * * *",
+                "url": receiver.url("/ok/every-minute"),
+            },
+            {
+                "name": "new_year",
+                "type": "CRON",
+                "cron_expression": "0 0 1 1 *",
+                "url": receiver.url("/ok/new-year"),
+            },
         ):
             created = api.post(f"{base}/api/eventing/triggers/", json=trigger, timeout=30)
             assert created.status_code == 201, created.text
@@ -137,5 +150,17 @@ def test_a_newcomer_queues_a_custom_event_and_saves_a_file(fresh_clone, tmp_path
         assert "Task eventing.sweep[" not in quiet  # received / succeeded
         assert "Sending due task eventing-sweep" not in quiet
         assert "No hostname was supplied" not in quiet
+
+        # Once running, with CRON triggers, under 10 lines a minute: counted from one tick of
+        # every_minute to the next (a minute apart; each prints its own delivery's lines).
+        ticks = len(receiver.on("/ok/every-minute"))
+        receiver.wait_for("/ok/every-minute", count=ticks + 1, timeout_s=90)
+        start = len(server.output().splitlines())
+        receiver.wait_for("/ok/every-minute", count=ticks + 2, timeout_s=90)
+        minute = server.output().splitlines()[start:]
+        assert len(minute) < 10, "a minute of make run's console:\n" + "\n".join(minute)
+        assert "Sending due task eventing-cron" not in server.output()
+        assert "Task eventing.cron[" not in server.output()
+        assert not receiver.on("/ok/new-year")
     finally:
         server.stop()

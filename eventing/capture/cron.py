@@ -10,6 +10,7 @@ for the same (trigger, tick) even if the mark were ever moved back.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import zoneinfo
 from dataclasses import dataclass
 
@@ -24,6 +25,8 @@ from eventing.recording.emit import record_events
 from triggers import types
 from triggers.models import Trigger
 from triggers.registry import TriggerSpec
+
+logger = logging.getLogger(__name__)
 
 # The `source` of cron events.
 SOURCE = "cron"
@@ -100,6 +103,10 @@ def fire_due_ticks(now: dt.datetime | None = None) -> TickResult:
                 result.fired += 1
             else:
                 result.taken += 1
+    if result.fired or result.skipped:
+        # Checks that found nothing stay silent (Celery's own lines about them are DEBUG with
+        # eventing.ops.logs.QuietSweepsFilter): a line means a tick fired or was skipped.
+        logger.info("cron fired=%d skipped=%d", result.fired, result.skipped)
     return result
 
 

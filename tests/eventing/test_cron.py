@@ -91,6 +91,18 @@ def test_a_restarted_beat_does_not_fire_a_tick_again():
 
 
 @pytest.mark.django_db
+def test_a_check_logs_a_line_only_when_a_tick_fired(caplog):
+    cron_trigger()
+    base = timezone.now() + dt.timedelta(days=1)
+    with caplog.at_level("INFO", logger="eventing.capture.cron"):
+        fired = cron.fire_due_ticks(minute(base, 0, seconds=1))
+        idle = cron.fire_due_ticks(minute(base, 0, seconds=6))  # the next check, 5 s later
+    lines = [r.getMessage() for r in caplog.records if r.name == "eventing.capture.cron"]
+    assert (fired.fired, idle.fired) == (1, 0)
+    assert lines == ["cron fired=1 skipped=0"]
+
+
+@pytest.mark.django_db
 def test_ticks_missed_during_downtime_fire_once_or_are_skipped():
     catching_up = cron_trigger(name="catching_up")
     skipping = cron_trigger(name="skipping", cron_skip_missed=True)

@@ -1,4 +1,5 @@
-"""QuietSweepsFilter: Celery's received / succeeded / sending lines of the sweep are DEBUG."""
+"""QuietSweepsFilter: Celery's received / succeeded / sending lines of the sweep and of the CRON
+check are DEBUG."""
 
 from __future__ import annotations
 
@@ -29,6 +30,9 @@ def beat_record(task: str) -> logging.LogRecord:
         worker_record("celery.worker.strategy", "eventing.sweep"),
         worker_record("celery.app.trace", "eventing.sweep"),
         beat_record("eventing.sweep"),
+        worker_record("celery.worker.strategy", "eventing.cron"),
+        worker_record("celery.app.trace", "eventing.cron"),
+        beat_record("eventing.cron"),
     ],
 )
 def test_the_sweeps_lines_are_dropped_at_info_and_kept_at_debug(record):
