@@ -12,7 +12,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.processes import ROOT
+
 PROJECT = ("eventing", "triggers", "mission_control")
 # (module, function) pairs whose function-level project imports are deliberate.
 LAZY_ALLOWED = {

@@ -23,6 +23,7 @@ from eventing.models import EventLog, EventStatus, InvocationLog
 from mission_control import actions
 from tests.factories import EventTypeFactory, TriggerFactory
 from tests.mission_control.helpers import make_event
+from tests.processes import ROOT
 from tests.receiver import Receiver
 from tests.testapp.models import Customer, Order
 from tests.waiting import wait_until
@@ -36,7 +37,7 @@ WINDOW_HEIGHT = 1000
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
+SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
 CHROMIUM_ARGS = (
     "--headless=new",
     "--no-sandbox",

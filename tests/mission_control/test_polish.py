@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from pathlib import Path
 
 import pytest
 from django.test import Client
@@ -17,6 +16,7 @@ from mission_control import actions
 from mission_control.views import queue_event
 from tests.factories import EventTypeFactory, TriggerFactory
 from tests.mission_control.helpers import make_event
+from tests.processes import ROOT
 
 pytestmark = pytest.mark.django_db
 
@@ -195,7 +195,7 @@ def test_finish_time_is_named_after_how_the_event_finished(admin_client):
 
 def test_readme_screenshots_are_committed_images():
     """A fresh clone shows them: they live in docs/screenshots/, not in git-ignored artifacts."""
-    root = Path(__file__).resolve().parents[2]
+    root = ROOT
     links = re.findall(r"\]\((docs/screenshots/[^)]+\.png)\)", (root / "README.md").read_text())
     assert len(links) >= 4
     for link in links:

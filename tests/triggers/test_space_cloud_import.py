@@ -12,12 +12,13 @@ import yaml
 from django.core.management import CommandError, call_command
 from rest_framework.test import APIClient
 
+from tests.processes import ROOT
 from triggers.models import EventType, Trigger
 from triggers.sdl import sdl_to_json_schema
 
 pytestmark = pytest.mark.django_db
 
-SAMPLES = Path(__file__).resolve().parent.parent / "space_cloud"
+SAMPLES = ROOT / "tests" / "space_cloud"
 EXPORT = SAMPLES / "eventing.yaml"  # what `space-cli get all` prints
 GATEWAY_CONFIG = SAMPLES / "config.json"  # a gateway config file with one project
 QUEUE_URL = "/v1/api/default/eventing/queue"

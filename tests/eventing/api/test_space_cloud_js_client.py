@@ -12,7 +12,6 @@ import json
 import os
 import shutil
 import subprocess
-from pathlib import Path
 from typing import Any
 
 import jwt
@@ -23,8 +22,9 @@ from eventing.conf import settings as eventing_settings
 from eventing.models import EventLog
 from tests.eventing.api.conftest import make_token
 from tests.factories import EventTypeFactory, TriggerFactory
+from tests.processes import ROOT
 
-CLIENT_DIR = Path(__file__).resolve().parents[2] / "space_cloud"
+CLIENT_DIR = ROOT / "tests" / "space_cloud"
 SCRIPT = CLIENT_DIR / "queue_events.js"
 CLIENT_PACKAGE = CLIENT_DIR / "node_modules" / "space-api" / "package.json"
 
