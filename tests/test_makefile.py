@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 
@@ -10,25 +11,35 @@ import pytest
 
 from tests.processes import ROOT
 
-# Stands in for the venv's Python: records each call, fails the stages named in FAIL_STAGES.
-FAKE_PYTHON = """#!/bin/sh
-echo "$*" >> "$CALLS"
+# Stands in for the venv's Python and ruff: records each call, fails the stages named in
+# FAIL_STAGES (a stage is known by what it runs: STAGE_CALLS).
+FAKE_PROGRAM = """#!/bin/sh
+echo "$(basename "$0") $*" >> "$CALLS"
 for stage in $FAIL_STAGES; do
-  case " $* " in *" -m tests.stack $stage "*) exit 3 ;; esac
+  case "$stage" in
+    lint) pattern="ruff *" ;;
+    unit) pattern="python -m tests.stack sqlite -- * tests/unit*" ;;
+    postgres) pattern="python -m tests.stack postgres *" ;;
+    sqlite) pattern="python -m tests.stack sqlite -- * tests/e2e *" ;;
+    rabbitmq) pattern="python -m tests.stack rabbitmq *" ;;
+  esac
+  case "$(basename "$0") $*" in $pattern) exit 3 ;; esac
 done
 exit 0
 """
+STAGE_RE = re.compile(r"^== make test: stage (\w+)", re.MULTILINE)
 
 
 def make_test(tmp_path, fail: str) -> tuple[subprocess.CompletedProcess, list[str]]:
-    """`make test` with a fake interpreter; the result and the stages it ran."""
+    """`make test` with a fake interpreter and ruff; the result and the stages it ran."""
     if shutil.which("make") is None:
         pytest.skip("make is not installed")
     venv = tmp_path / "venv"
     (venv / "bin").mkdir(parents=True)
-    fake = venv / "bin" / "python"
-    fake.write_text(FAKE_PYTHON)
-    fake.chmod(0o755)
+    for program in ("python", "ruff"):
+        fake = venv / "bin" / program
+        fake.write_text(FAKE_PROGRAM)
+        fake.chmod(0o755)
     (venv / ".installed").touch()  # newer than the requirements: `install` has nothing to do
     node_client = tmp_path / "node-client-installed"
     node_client.touch()  # likewise for Space Cloud's JS client
@@ -41,20 +52,21 @@ def make_test(tmp_path, fail: str) -> tuple[subprocess.CompletedProcess, list[st
         text=True,
         timeout=60,
     )
-    ran = [line.split()[2] for line in calls.read_text().splitlines()]
-    return result, ran
+    return result, STAGE_RE.findall(result.stdout)
 
 
-STAGES = ["postgres", "sqlite", "rabbitmq"]
+STAGES = ["lint", "unit", "postgres", "sqlite", "rabbitmq"]
 
 
 @pytest.mark.parametrize(
     ("fail", "named"),
     [
+        ("lint", "lint"),
+        ("unit", "unit"),
         ("postgres", "postgres"),
         ("sqlite", "sqlite"),
         ("rabbitmq", "rabbitmq"),
-        ("postgres rabbitmq", "postgres rabbitmq"),
+        ("lint postgres rabbitmq", "lint postgres rabbitmq"),
     ],
 )
 def test_a_failed_stage_does_not_skip_the_others_and_is_named(tmp_path, fail, named):
@@ -68,13 +80,48 @@ def test_every_stage_green_is_success(tmp_path):
     result, ran = make_test(tmp_path, "")
     assert ran == STAGES
     assert result.returncode == 0, result.stderr
-    assert "all three stages passed" in result.stdout
+    assert "all five stages passed" in result.stdout
 
 
-def test_the_rabbitmq_stage_runs_the_e2e_tests(tmp_path):
+def test_the_stages_select_the_tiers_by_directory(tmp_path):
     make_test(tmp_path, "")
-    [call] = [c for c in (tmp_path / "calls").read_text().splitlines() if "stack rabbitmq" in c]
-    assert call.split(" -- ", 1)[1].endswith("-m pytest tests -m e2e")
+    calls = (tmp_path / "calls").read_text().splitlines()
+    # In stage order: the stack each pytest run gets, and what pytest is asked to run.
+    runs = [
+        (call.split()[3], call.split(" -m pytest ", 1)[1].strip())
+        for call in calls
+        if " -m pytest " in call
+    ]
+    assert runs == [
+        ("sqlite", "tests/unit"),
+        ("postgres", "tests/integration tests/e2e -m not newcomer"),
+        ("sqlite", "tests/e2e -m stacks or newcomer"),
+        ("rabbitmq", "tests/e2e -m stacks"),
+    ]
+    assert calls[:2] == ["ruff check .", "ruff format --check ."]
+
+
+def test_make_check_lints_and_runs_the_unit_tier(tmp_path):
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    (venv / ".installed").touch()
+    node_client = tmp_path / "node-client-installed"
+    node_client.touch()
+    planned = subprocess.run(
+        ["make", "-n", "check", f"VENV={venv}", f"NODE_CLIENT={node_client}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout.splitlines()
+    assert planned == [
+        f"{venv}/bin/ruff check .",
+        f"{venv}/bin/ruff format --check .",
+        f"{venv}/bin/python -m tests.stack sqlite -- {venv}/bin/python -m pytest tests/unit -q ",
+    ]
+    for tier in ("unit", "integration", "e2e"):
+        assert (ROOT / "tests" / tier).is_dir(), f"tests/{tier}/ is missing"
 
 
 # Stands in for `python3` and the venv's Python: records each call; `-m venv DIR` puts a copy
