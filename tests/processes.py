@@ -183,3 +183,33 @@ def workers_parked(before_restart: Callable[[], None] | None = None) -> Iterator
         purge_broker()
         for process in parked:
             process.start()
+
+
+def host_worker(celery: list[str], host: Path, env: dict[str, str], log: Path) -> subprocess.Popen:
+    """The host project's worker with embedded beat (`celery` is how to run Celery there), its
+    output in `log`; stop it with os.killpg(worker.pid, SIGTERM)."""
+    with log.open("wb") as output:  # the worker holds its own copy of the file
+        return subprocess.Popen(
+            [
+                *celery,
+                "-A",
+                "hostsite",
+                "worker",
+                "-B",
+                "-P",
+                "threads",
+                "-c",
+                "4",
+                "-l",
+                "info",
+                "-s",
+                str(log.with_name("beat-schedule")),
+                "--without-mingle",
+                "--without-gossip",
+            ],
+            cwd=host,
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )

@@ -16,7 +16,7 @@ import jwt
 import pytest
 from standardwebhooks import Webhook
 
-from tests.processes import ROOT
+from tests.processes import ROOT, host_worker
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.slow
@@ -159,31 +159,7 @@ def test_host_project_gets_webhooks_for_its_own_model(wheel, tmp_path, receiver)
         ).splitlines()[-1]
     )["secret"]
 
-    log = (tmp_path / "worker.log").open("wb")
-    worker = subprocess.Popen(
-        [
-            str(venv / "bin" / "celery"),
-            "-A",
-            "hostsite",
-            "worker",
-            "-B",
-            "-P",
-            "threads",
-            "-c",
-            "4",
-            "-l",
-            "info",
-            "-s",
-            str(tmp_path / "beat-schedule"),
-            "--without-mingle",
-            "--without-gossip",
-        ],
-        cwd=host,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    worker = host_worker([str(venv / "bin" / "celery")], host, env, tmp_path / "worker.log")
     try:
         wait_until(
             lambda: (
@@ -203,7 +179,6 @@ def test_host_project_gets_webhooks_for_its_own_model(wheel, tmp_path, receiver)
     finally:
         os.killpg(worker.pid, 15)
         worker.wait(30)
-        log.close()
 
     body = got.json()
     assert body["type"] == "DB_INSERT"

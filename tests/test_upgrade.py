@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.processes import ROOT
+from tests.processes import ROOT, host_worker
 from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -220,47 +220,21 @@ def test_upgrade_from_the_previous_release_delivers_what_was_pending_once(
     checked = host.manage(new, "check")
     assert "System check identified no issues" in checked.stdout, checked.stdout + checked.stderr
     log_path = tmp_path / "worker.log"
-    with log_path.open("wb") as log:
-        worker = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "hostsite",
-                "worker",
-                "-B",
-                "-P",
-                "threads",
-                "-c",
-                "4",
-                "-l",
-                "info",
-                "-s",
-                str(tmp_path / "beat-schedule"),
-                "--without-mingle",
-                "--without-gossip",
-            ],
-            cwd=host.host,
-            env=host.env(new),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+    worker = host_worker([sys.executable, "-m", "celery"], host.host, host.env(new), log_path)
+    try:
+        wait_until(
+            lambda: b"ready." in log_path.read_bytes() or worker.poll() is not None,
+            timeout_s=60,
+            message="the upgraded worker",
         )
-        try:
-            wait_until(
-                lambda: b"ready." in log_path.read_bytes() or worker.poll() is not None,
-                timeout_s=60,
-                message="the upgraded worker",
-            )
-            assert worker.poll() is None, log_path.read_text()
-            for path in ("/ok/pending", "/ok/scheduled"):
-                receiver.wait_for(path, timeout_s=SCHEDULED_DELAY_S + 60)
-            receiver.wait_for("/flaky/1", count=2, timeout_s=60)
-            after = host.shell(new, SETTLED)
-        finally:
-            os.killpg(worker.pid, 15)
-            worker.wait(30)
+        assert worker.poll() is None, log_path.read_text()
+        for path in ("/ok/pending", "/ok/scheduled"):
+            receiver.wait_for(path, timeout_s=SCHEDULED_DELAY_S + 60)
+        receiver.wait_for("/flaky/1", count=2, timeout_s=60)
+        after = host.shell(new, SETTLED)
+    finally:
+        os.killpg(worker.pid, 15)
+        worker.wait(30)
 
     # Every event that was not finished is delivered once; the finished ones are as they were.
     assert {path: len(receiver.on(path)) for path in PATHS.values()} == {
