@@ -42,24 +42,34 @@ BOOTSTRAP = (
 )
 
 
+class RendererUnavailable(RuntimeError):
+    """No child could render (it would not start, or died before reading the template): not
+    the template's fault, so the attempt may be tried again."""
+
+
 class RenderChild:
     """One child process and the pipe to it."""
 
     def __init__(self, memory_mb: int) -> None:
         self.memory_mb = memory_mb
-        self.process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-            [sys.executable, "-I", "-c", BOOTSTRAP, ROOT, str(memory_mb)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            env={},
-            close_fds=True,
-        )
+        try:
+            self.process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+                [sys.executable, "-I", "-c", BOOTSTRAP, ROOT, str(memory_mb)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                env={},
+                close_fds=True,
+            )
+        except OSError as exc:
+            raise RendererUnavailable(f"the template renderer did not start: {exc}") from None
         self.buffer = b""
         self.killed = False
         if self.read_line(time.monotonic() + START_TIMEOUT_S) != b"ready":
             self.kill()
-            raise TransformError("the template renderer did not start")
+            raise RendererUnavailable(
+                f"the template renderer did not start (within {memory_mb} MB, TRANSFORM_MEMORY_MB)"
+            )
 
     def render(self, request: dict[str, Any], timeout_s: float) -> str:
         """Send one render; its text, or TransformError (the child's, or a killed child's)."""
@@ -69,7 +79,7 @@ class RenderChild:
             self.process.stdin.flush()
         except OSError:
             self.kill()
-            raise TransformError("the template renderer stopped") from None
+            raise RendererUnavailable("the template renderer had stopped") from None
         line = self.read_line(deadline)
         if line is None:
             self.kill()
@@ -139,13 +149,20 @@ class RenderPool:
         killed does not wait for a process to start.
         """
         with self.slots:
-            child = self.take(memory_mb)
-            self.keep_spare(memory_mb)
             try:
-                return child.render(request, timeout_s)
-            finally:
-                if child.alive:
-                    self.give_back(child)
+                return self.render_on_one(request, timeout_s, memory_mb)
+            except RendererUnavailable:
+                # An idle child that died meanwhile (killed from outside): once more, fresh.
+                return self.render_on_one(request, timeout_s, memory_mb)
+
+    def render_on_one(self, request: dict[str, Any], timeout_s: float, memory_mb: int) -> str:
+        child = self.take(memory_mb)
+        self.keep_spare(memory_mb)
+        try:
+            return child.render(request, timeout_s)
+        finally:
+            if child.alive:
+                self.give_back(child)
 
     def keep_spare(self, memory_mb: int) -> None:
         """Start one child in the background when none is idle nor already starting."""
@@ -164,6 +181,14 @@ class RenderPool:
                 child.kill()
         return RenderChild(memory_mb)
 
+    def warm(self, memory_mb: int) -> None:
+        """Have an idle child running (started here if none is), so the next render does not
+        wait for one to start: a process start is not counted against a render's deadline."""
+        with self.lock:
+            if any(child.alive and child.memory_mb == memory_mb for child in self.idle):
+                return
+        self.give_back(RenderChild(memory_mb))
+
     def give_back(self, child: RenderChild) -> None:
         with self.lock:
             if len(self.idle) < MAX_CHILDREN:
@@ -174,7 +199,7 @@ class RenderPool:
     def replace(self, memory_mb: int) -> None:
         try:
             child = RenderChild(memory_mb)
-        except TransformError:
+        except RendererUnavailable:
             return  # the next render starts one itself, and reports why it cannot
         finally:
             with self.lock:
@@ -207,7 +232,7 @@ def render_isolated(
 ) -> str:
     """triggers.templating.render in a child process: ends within `time_s` + KILL_GRACE_S
     and `memory_mb` of address space, whatever the template does. `variables` must be JSON.
-    Raises TransformError naming the bound hit."""
+    Raises TransformError naming the bound hit, RendererUnavailable when no child could run."""
     request = {
         "source": source,
         "variables": variables,

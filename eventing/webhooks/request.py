@@ -167,6 +167,9 @@ def build_request(
             shaped = transform.shape(trigger, transform.variables(event, envelope, trigger, url))
         except TransformError as exc:
             raise TemplateFailed(f"Request transform failed: {exc}") from None
+        except transform.RendererUnavailable as exc:
+            # Not the template's fault: a failed attempt like any other, retried.
+            raise WebhookConfigError(f"Request transform not rendered: {exc}") from None
     body = shaped.body if shaped.body is not None else encode_body(envelope)
     timestamp = int(time.time())
     msg_id = str(event.id)

@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from eventing.conf import settings
-from triggers.render_process import render_isolated
+from triggers.render_process import RendererUnavailable, render_isolated
 from triggers.templating import TransformError
 from triggers.validation import first_unprintable
 
@@ -27,7 +27,7 @@ MAX_URL_CHARS = 8 * 1024
 MAX_HEADER_CHARS = 8 * 1024
 JSON_CONTENT_TYPE_RE = re.compile(r"^\s*application/([\w.+-]+\+)?json\s*(;|$)", re.I)
 
-__all__ = ["Shaped", "TransformError", "shape", "variables"]
+__all__ = ["RendererUnavailable", "Shaped", "TransformError", "shape", "variables"]
 
 
 @dataclass
