@@ -113,7 +113,7 @@ def selection(request: HttpRequest, data: dict[str, Any]) -> tuple[Trigger, Any]
     if trigger is None:
         raise ValidationError({"trigger": "Choose a DB trigger."})
     if not may_view_rows(request, trigger):
-        raise PermissionDenied
+        raise PermissionDenied(f"Sending {trigger.source} rows needs the view permission of it.")
     lines = [line.strip() for line in (filters or "").splitlines()]
     return trigger, backfill.rows_for(trigger, backfill.parse_filters(filter(None, lines)))
 
@@ -122,6 +122,8 @@ def answer(step) -> JsonResponse:
     """Run one step of the dialog; a refused selection answers 400 naming the field."""
     try:
         return JsonResponse(step())
+    except PermissionDenied as exc:
+        return JsonResponse({"error": str(exc) or "Permission denied."}, status=403)
     except ValidationError as exc:
         if hasattr(exc, "error_dict"):
             text = "; ".join(f"{k}: {' '.join(v)}" for k, v in exc.message_dict.items())
