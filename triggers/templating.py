@@ -208,7 +208,7 @@ def bounded_range(*args: int) -> range:
     """range(), refused beyond MAX_RANGE items."""
     items = range(*args)
     if len(items) > MAX_RANGE:
-        raise TransformError(f"range() is limited to {MAX_RANGE} items")
+        raise TransformError(f"range() is limited to {MAX_RANGE} items (MAX_RANGE)")
     return items
 
 
@@ -249,7 +249,7 @@ def url_quote(value: Any, safe: str = "") -> str:
 def bounded_sum(environment, iterable: Iterable, attribute: Any = None, start: Any = 0) -> Any:
     """The sum filter, for numbers only: adding lists one by one is quadratic in time."""
     if not isinstance(start, (int, float)) or isinstance(start, bool):
-        raise TransformError("sum adds numbers only")
+        raise TransformError("sum adds numbers only (lists would take quadratic time)")
     return FILTERS["sum"](environment, iterable, attribute, start)
 
 
@@ -308,14 +308,14 @@ class TransformEnvironment(SandboxedEnvironment):
             raise TransformError("use ~ or filters instead of % formatting")
         both_ints = isinstance(left, int) and isinstance(right, int)
         if operator == "**" and both_ints and abs(left).bit_length() * right > MAX_INT_BITS:
-            raise TransformError(f"numbers are limited to {MAX_INT_BITS} bits")
+            raise TransformError(f"numbers are limited to {MAX_INT_BITS} bits (MAX_INT_BITS)")
         if operator == "*":
             for seq, times in ((left, right), (right, left)):
                 if isinstance(seq, (str, list, tuple)) and isinstance(times, int):
                     # By what the copies weigh, not how many there are: `[s] * 10**6`.
                     current.size(size_of(seq) * max(times, 0))
             if both_ints and left.bit_length() + right.bit_length() > MAX_INT_BITS:
-                raise TransformError(f"numbers are limited to {MAX_INT_BITS} bits")
+                raise TransformError(f"numbers are limited to {MAX_INT_BITS} bits (MAX_INT_BITS)")
         if operator == "+":
             current.size(size_of(left) + size_of(right))
         return super().call_binop(context, operator, left, right)
@@ -371,7 +371,9 @@ def compile_template(source: str):
     """The compiled template, or TransformError naming the line of a syntax error (cached:
     workers render the same few templates over and over)."""
     if len(source) > MAX_TEMPLATE_CHARS:
-        raise TransformError(f"a template is limited to {MAX_TEMPLATE_CHARS} characters")
+        raise TransformError(
+            f"a template is limited to {MAX_TEMPLATE_CHARS} characters (MAX_TEMPLATE_CHARS)"
+        )
     try:
         tree = BoundLoops().visit(_env.parse(source))
         code = _env.compile(tree)

@@ -222,3 +222,21 @@ def test_a_renderer_that_cannot_start_is_no_template_failure(monkeypatch):
     with pytest.raises(WebhookConfigError) as caught:
         build_request(event, trigger, attempt=1)
     assert not isinstance(caught.value, TemplateFailed)
+
+
+@pytest.mark.parametrize(
+    ("source", "bound"),
+    [
+        ("{% for i in range(10**9) %}x{% endfor %}", "MAX_RANGE"),
+        (
+            "{% for i in range(10000) %}{% for j in range(10000) %}{% endfor %}{% endfor %}",
+            "MAX_STEPS",
+        ),
+        ("{{ 7 ** 100000 }}", "MAX_INT_BITS"),
+        ("{{ (data['items'] * 1000000) | length }}", "MAX_PAYLOAD_BYTES"),
+    ],
+)
+def test_every_bound_is_named_in_the_error(source, bound):
+    _, error, _ = timed(isolated, source)
+
+    assert bound in error
