@@ -33,7 +33,7 @@ MAX_CHILDREN = 4
 START_TIMEOUT_S = 10.0
 # Past the render's own deadline, how long the parent waits for the child's answer before it
 # kills it (seconds): the child's checks answer first whenever they get the chance.
-KILL_GRACE_S = 0.02
+KILL_GRACE_S = 0.005
 # The package root the child imports `triggers` from.
 ROOT = str(Path(__file__).resolve().parent.parent)
 BOOTSTRAP = (
