@@ -114,6 +114,9 @@ DEFAULTS: dict[str, Any] = {
     # Longest time one request transform may take to render, in milliseconds (a template
     # that runs over fails its attempt).
     "TRANSFORM_RENDER_MS": 250,
+    # Address space of the child process that renders request transforms (MiB); a template
+    # that needs more fails its attempt, and the child is replaced.
+    "TRANSFORM_MEMORY_MB": 256,
     # Publish broker messages from a per-process background thread after commit, so a save()
     # never waits on the broker. False publishes inline in the on_commit callback.
     "PUBLISH_IN_BACKGROUND": True,

@@ -325,6 +325,47 @@ def validate_trigger(trigger) -> None:
     validate_retry_statuses(trigger.retry_statuses, trigger.retry_policy)
     validate_signing_secret(trigger.signing_secret)
     validate_transform(trigger)
+    refuse_framing_headers(trigger)
+
+
+# Headers that belong to the connection or the message's framing, not to the request: a
+# trigger setting them could desynchronise the receiver (`Transfer-Encoding: identity`) or
+# speak for another client (`Cookie`, `Host`). Compared case-insensitively.
+FRAMING_HEADERS = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "proxy-authorization",
+        "proxy-authenticate",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "expect",
+        "cookie",
+        "host",
+        "content-length",
+        "content-encoding",
+    }
+)
+
+
+def refuse_framing_headers(trigger) -> None:
+    """Literal headers and header templates may not set hop-by-hop or framing headers, nor
+    Authorization (in any case) when the trigger sends its own; the error names the field."""
+    named = [("headers", h.get("name", "")) for h in trigger.headers or [] if isinstance(h, dict)]
+    named += [("transform_headers", name) for name in trigger.transform_headers or {}]
+    for field, name in named:
+        lowered = str(name).lower()
+        if lowered in FRAMING_HEADERS:
+            raise ValidationError(
+                {field: f"{name}: a connection or framing header; HTTP sets it, not a trigger."}
+            )
+        if lowered == "authorization" and trigger.send_authorization:
+            raise ValidationError(
+                {field: f"{name}: sent by 'send Authorization'; remove one of them."}
+            )
 
 
 def validate_template(source: Any, field: str, where: str = "") -> None:

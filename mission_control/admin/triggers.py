@@ -34,7 +34,7 @@ from .. import actions
 from ..display import breakable, display_time
 from ..forms import EventTypeForm, TriggerForm
 from ..sites import site
-from ..transforms import preview_request
+from ..transforms import PreviewInputError, parse_sample, preview_request
 from .params import CheckedParamsMixin
 
 # Ordered delivery per key and endpoint protection (rate and concurrency caps).
@@ -454,22 +454,44 @@ class TriggerAdmin(TimestampsMixin, CheckedParamsMixin, admin.ModelAdmin):
         )
 
     def preview_view(self, request: HttpRequest):
-        """POST the form's transform (JSON): the request it makes over an event, as JSON."""
+        """POST the form's transform (JSON): the request it makes over an event, as JSON.
+
+        Malformed input is a 400 naming the field; a stored trigger is previewed only for
+        users who may view it, and its latest event only for users who may view event logs.
+        """
         if request.method != "POST":
             return HttpResponseNotAllowed(["POST"])
         if not (self.has_change_permission(request) or self.has_add_permission(request)):
             raise PermissionDenied
         try:
             data = json.loads(request.body or b"{}")
-            sample_text = (data.get("sample") or "").strip()
-            sample = json.loads(sample_text) if sample_text else None
-        except (ValueError, AttributeError) as exc:
-            return JsonResponse({"error": f"Not JSON: {exc}"})
+        except (ValueError, RecursionError) as exc:
+            return JsonResponse({"error": f"Not JSON: {str(exc)[:200]}"}, status=400)
+        if not isinstance(data, dict):
+            return JsonResponse({"error": "the body must be a JSON object"}, status=400)
+        fields = data.get("fields") if data.get("fields") is not None else {}
+        if not isinstance(fields, dict):
+            return JsonResponse({"error": "fields: expected a JSON object"}, status=400)
         stored = None
         if data.get("trigger"):
+            if not isinstance(data["trigger"], (str, int)) or isinstance(data["trigger"], bool):
+                return JsonResponse({"error": "trigger: expected a trigger id"}, status=400)
             stored = self.get_object(request, str(data["trigger"]))
-        fields = data.get("fields") if isinstance(data.get("fields"), dict) else {}
-        return JsonResponse(preview_request(fields, stored, sample))
+            if stored is None:
+                raise Http404("No such trigger.")
+            if not self.has_view_or_change_permission(request, stored):
+                raise PermissionDenied
+        try:
+            sample = parse_sample(data.get("sample"))
+            reply = preview_request(
+                fields,
+                stored,
+                sample,
+                may_read_events=request.user.has_perm("eventing.view_eventlog"),
+            )
+        except PreviewInputError as exc:
+            return JsonResponse({"error": str(exc)}, status=400)
+        return JsonResponse(reply)
 
     @admin.display(description="signing secret")
     def signing_secret_display(self, obj: Trigger) -> str:
