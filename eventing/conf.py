@@ -52,6 +52,9 @@ DEFAULTS: dict[str, Any] = {
     "FOLLOW_UP_MAX_DEPTH": 5,
     # Most follow-up events one webhook reply may queue; the rest are dropped with a remark.
     "FOLLOW_UP_MAX_PER_REPLY": 10,
+    # Most follow-up events the whole chain started by one event may record, across every
+    # reply, retry and redelivery in it; the rest are dropped with a remark.
+    "FOLLOW_UP_MAX_TOTAL": 100,
     # Largest JSON Schema an event type may hold (bytes of JSON).
     "MAX_SCHEMA_BYTES": 64 * 1024,
     # Time budget for validating one payload against its type's JSON Schema (milliseconds);
