@@ -28,6 +28,9 @@ DEFAULTS: dict[str, Any] = {
     "CLIENT_JWKS_LIFESPAN_S": 300,
     # Deadline for fetching a JWKS, connect to last byte (seconds); a slower one fails the token.
     "CLIENT_JWKS_TIMEOUT_S": 5,
+    # How long past its lifespan a JWKS is still used while it cannot be fetched again (seconds);
+    # requests never wait for a refresh meanwhile.
+    "CLIENT_JWKS_STALE_S": 3600,
     # Optional private key (PEM) that signs X-SC-Token with RS256/ES256/EdDSA instead of HS256,
     # so receivers hold only the public key. Empty: HS256 with the first of SECRETS.
     "SIGNING_KEY": "",
