@@ -146,6 +146,9 @@ DEFAULTS: dict[str, Any] = {
     # or a missing scope: no limit. Scopes: eventing_queue (queueing events), eventing (the
     # rest of the API).
     "THROTTLE_RATES": {"eventing_queue": None, "eventing": None},
+    # The Django cache alias the throttles count in. It must be shared by every web process
+    # (Redis or the database cache): a process-local one is warned by eventing.W008.
+    "THROTTLE_CACHE": "default",
     # Port on which each Celery worker serves its own Prometheus metrics (all interfaces);
     # None serves nothing. Web processes serve theirs at /metrics (eventing.urls).
     "WORKER_METRICS_PORT": None,
