@@ -110,31 +110,22 @@ def test_the_throttle_cache_check(caches_setting, rates, warned):
         assert bool(checks.check_throttle_cache()) == warned
 
 
-def test_the_standalone_project_uses_the_database_cache_without_redis():
-    """Without Redis the standalone project's cache is the database (createcachetable)."""
-    env = {**os.environ, "CELERY_BROKER_URL": "filesystem://", "DJANGO_SETTINGS_MODULE": ""}
+def project_cache(broker_url: str) -> dict:
+    """The standalone project's default cache, read in a fresh process with this broker URL."""
+    env = {**os.environ, "CELERY_BROKER_URL": broker_url, "DJANGO_SETTINGS_MODULE": ""}
     env.pop("CACHE_URL", None)
     code = "import json; import config.settings as s; print(json.dumps(s.CACHES['default']))"
-    out = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    assert json.loads(out.strip().splitlines()[-1]) == {
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True
+    )
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_the_standalone_project_uses_the_database_cache_without_redis():
+    """Without Redis the standalone project's cache is the database (createcachetable)."""
+    assert project_cache("filesystem://") == {
         "BACKEND": "django.core.cache.backends.db.DatabaseCache",
         "LOCATION": "eventing_cache",
     }
-    env["CELERY_BROKER_URL"] = "redis://127.0.0.1:6390/0"
-    out = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
     # The broker's server, not its database: clearing the cache never drops queued messages.
-    assert json.loads(out.strip().splitlines()[-1])["LOCATION"] == "redis://127.0.0.1:6390/1"
+    assert project_cache("redis://127.0.0.1:6390/0")["LOCATION"] == "redis://127.0.0.1:6390/1"
