@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
+from io import StringIO
 
 import pytest
+from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from eventing.capture import cron
 from eventing.models import EventLog
 from tests.eventing.api.conftest import TRIGGERS_URL
 from tests.factories import TriggerFactory
+from tests.mission_control.test_forms import form
 from triggers.models import Trigger
 
 # February never has a 31st, April never a 31st, and a Monday the 29th of February is only
@@ -39,6 +43,25 @@ def test_an_expression_with_no_run_in_five_years_is_refused_by_the_api(staff, ex
     [message] = response.json()["fields"]["cron_expression"]
     assert "no run in the next 5 years" in message
     assert not Trigger.objects.filter(name="nightly").exists()
+
+
+@pytest.mark.django_db
+def test_mission_control_refuses_it_on_its_field():
+    """The same attack through the admin's trigger form."""
+    f = form(kind="CRON", custom_type="", cron_expression="0 0 31 2 *")
+    assert not f.is_valid()
+    assert "no run in the next 5 years" in str(f.errors["cron_expression"])
+    assert not Trigger.objects.exists()
+
+
+@pytest.mark.django_db
+def test_an_import_refuses_it_naming_the_trigger_and_field(tmp_path):
+    """The same attack through `eventing_triggers import`: nothing is imported."""
+    path = tmp_path / "triggers.json"
+    path.write_text(json.dumps({"version": 1, "triggers": [cron_body("0 0 31 2 *")]}))
+    with pytest.raises(CommandError, match=r"nightly.*cron_expression.*no run in the next 5"):
+        call_command("eventing_triggers", "import", str(path), stdout=StringIO(), stderr=StringIO())
+    assert not Trigger.objects.exists()
 
 
 @pytest.mark.django_db
