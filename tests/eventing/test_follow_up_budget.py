@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import uuid
+
 import pytest
+from django.utils import timezone
 
 from eventing import emit
 from eventing.delivery.deliver import deliver_event
 from eventing.delivery.follow_ups import depth_of, root_of
 from eventing.dispatch.operations import redeliver_events
 from eventing.models import EventLog, EventStatus, FollowUpBudget
+from eventing.tasks import cleanup
 from tests.factories import EventTypeFactory, TriggerFactory
 
 pytestmark = pytest.mark.django_db
@@ -106,3 +111,25 @@ def test_redelivering_an_event_of_the_chain_spends_the_same_budget(receiver, set
     assert EventLog.objects.filter(type="again").count() == 5
     assert FollowUpBudget.objects.get(root_id=root.id).used == 5
     assert "FOLLOW_UP_MAX_TOTAL" in EventLog.objects.get(id=child.id).remark
+
+
+def test_cleanup_deletes_the_budgets_of_old_chains_whose_root_is_gone():
+    """One budget row per root would otherwise grow forever; a live root keeps its budget."""
+    [kept_root] = emit_rows("kept")
+    old = timezone.now() - dt.timedelta(days=400)
+    gone = FollowUpBudget.objects.create(root_id=uuid.uuid4(), used=100)
+    recent = FollowUpBudget.objects.create(root_id=uuid.uuid4(), used=3)
+    kept = FollowUpBudget.objects.create(root_id=kept_root.id, used=7)
+    FollowUpBudget.objects.filter(pk__in=[gone.pk, kept.pk]).update(created_at=old)
+
+    cleanup()
+
+    assert set(FollowUpBudget.objects.values_list("root_id", flat=True)) == {
+        recent.root_id,
+        kept.root_id,
+    }
+
+
+def emit_rows(event_type: str) -> list[EventLog]:
+    TriggerFactory(type=event_type)
+    return emit(event_type, {})
