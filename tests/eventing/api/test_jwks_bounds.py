@@ -8,6 +8,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from django.db import connection
 from django.test import override_settings
 from rest_framework import exceptions
 from rest_framework.test import APIClient
@@ -179,24 +180,49 @@ def test_stale_keys_are_served_while_one_refresh_runs(server, issuer_key):
     assert server.requests == 2
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_an_allow_type_never_fetches_keys(server, issuer_key, receiver):
-    """Attack: anonymous requests to an `allow` type carrying an RS256 token; each waited for
-    the JWKS (5 s) although `allow` "never looks at the credentials".
+    """Attack: 12 anonymous requests to an `allow` type carrying RS256 tokens tied up all 8 web
+    threads, each waiting for the JWKS (5 s) although `allow` "never looks at the credentials".
 
-    Now such a request is answered without any fetch, while the endpoint hangs.
+    Now concurrent such requests are all answered while the JWKS endpoint hangs (for longer
+    than the test waits), and it is never asked.
     """
     EventTypeFactory(name="signup", queue_rule="allow")
     TriggerFactory(name="signups", type="signup", url=receiver.url("/ok"))
     server.held.set()
-    client = bearer(APIClient(), rs256(rsa_key(), "k1"))
-    with keys_at(server, CLIENT_JWKS_TIMEOUT_S=3):
-        one = client.post(QUEUE_URL, {"type": "signup", "payload": {}}, format="json")
-        batch = client.post(
-            "/api/eventing/events/",
-            json.dumps([{"type": "signup", "payload": {"n": n}} for n in range(3)]),
-            content_type="application/json",
-        )
-    assert (one.status_code, batch.status_code) == (200, 201), (one.json(), batch.json())
-    assert EventLog.objects.filter(type="signup").count() == 4
+    codes: list[int] = []
+    # Callers sign with a key the JWKS does not hold: whatever the token, `allow` ignores it.
+    token = rs256(rsa_key(), "k1")
+
+    def queue_one(n: int) -> None:
+        try:
+            client = bearer(APIClient(), token)
+            if n % 2:
+                body = json.dumps([{"type": "signup", "payload": {"n": n}}])
+                codes.append(
+                    client.post(
+                        "/api/eventing/events/", body, content_type="application/json"
+                    ).status_code
+                )
+            else:
+                codes.append(
+                    client.post(
+                        QUEUE_URL, {"type": "signup", "payload": {}}, format="json"
+                    ).status_code
+                )
+        finally:
+            connection.close()
+
+    with keys_at(server, CLIENT_JWKS_TIMEOUT_S=120):
+        threads = [threading.Thread(target=queue_one, args=(n,)) for n in range(CALLERS)]
+        for thread in threads:
+            thread.start()
+        # Far less than the JWKS deadline: a request that consulted keys would still wait.
+        wait_until(lambda: len(codes) == CALLERS, timeout_s=30, message="every request answered")
+    assert sorted(codes) == sorted([200, 201] * (CALLERS // 2))
+    assert EventLog.objects.filter(type="signup").count() == CALLERS
     assert server.requests == 0
+    server.release.set()
+    for thread in threads:
+        thread.join(timeout=60)
