@@ -6,7 +6,6 @@ import base64
 import binascii
 import json
 import re
-import zoneinfo
 from functools import lru_cache
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -15,9 +14,10 @@ from croniter import croniter
 from django.apps import apps
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.utils import timezone
 from django.utils.module_loading import import_string
 
-from . import defaults, templating, types
+from . import defaults, schedule, templating, types
 
 ENV_PLACEHOLDER_RE = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 # RFC 9110 token; \Z, not $, which would let "Host\n" through.
@@ -425,11 +425,13 @@ def validate_cron(trigger) -> None:
         )
     trigger.cron_expression = expression
     try:
-        zoneinfo.ZoneInfo(trigger.cron_timezone or "UTC")
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        raise ValidationError(
-            {"cron_timezone": f"{trigger.cron_timezone!r} is not an IANA timezone name."}
-        ) from None
+        schedule.zone(trigger.cron_timezone)
+    except schedule.ScheduleError as exc:
+        raise ValidationError({"cron_timezone": str(exc)}) from None
+    try:
+        schedule.runs_after(expression, trigger.cron_timezone, timezone.now(), 1)
+    except schedule.ScheduleError as exc:
+        raise ValidationError({"cron_expression": str(exc)}) from None
     validate_storable(trigger.cron_payload, "cron_payload")
 
 

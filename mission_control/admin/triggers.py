@@ -23,12 +23,13 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 from django.utils.translation import ngettext
 
-from eventing.capture.cron import next_ticks
+from eventing.capture.cron import upcoming
 from eventing.capture.database import describe_capture
 from eventing.models import CircuitState, EventLog, EventStatus, TriggerCircuit
 from triggers import types
 from triggers.masking import MASK, mask_headers
 from triggers.models import EventType, Trigger
+from triggers.schedule import ScheduleError
 
 from .. import actions
 from ..display import breakable, display_time
@@ -54,6 +55,15 @@ def count_since(status: str, since: dt.datetime) -> Coalesce:
         .values("n")[:1]
     )
     return Coalesce(Subquery(rows, output_field=IntegerField()), Value(0))
+
+
+def schedule_error(exc: ScheduleError) -> str:
+    """A stored schedule with no reachable run, shown on its row instead of breaking the page."""
+    return format_html(
+        '<span class="mc-state mc-state-error">schedule error</span>'
+        '<div class="mc-reason">{}</div>',
+        str(exc),
+    )
 
 
 def last_delivery() -> Subquery:
@@ -362,9 +372,10 @@ class TriggerAdmin(TimestampsMixin, CheckedParamsMixin, admin.ModelAdmin):
         """A CRON trigger's next five ticks in its timezone, and the last one handled."""
         if obj is None or obj.type != types.CRON:
             return "—"
-        ticks = next_ticks(obj, 5)
-        if not ticks:
-            return "—"
+        try:
+            ticks = upcoming(obj, 5)
+        except ScheduleError as exc:
+            return schedule_error(exc)
         last = obj.cron_last_tick.isoformat(sep=" ") if obj.cron_last_tick else "none yet"
         return format_html(
             '<ul class="mc-next-runs">{}</ul><div class="mc-reason">last tick: {}</div>',
@@ -375,7 +386,10 @@ class TriggerAdmin(TimestampsMixin, CheckedParamsMixin, admin.ModelAdmin):
     @admin.display(description="next run")
     def next_run(self, obj: Trigger) -> str:
         """A CRON trigger's next tick; nothing for other types."""
-        ticks = next_ticks(obj, 1)
+        try:
+            ticks = upcoming(obj, 1)
+        except ScheduleError as exc:
+            return schedule_error(exc)
         return ticks[0].isoformat(sep=" ") if ticks else "—"
 
     @admin.display(description="URL", ordering="url")
