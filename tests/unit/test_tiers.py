@@ -78,3 +78,14 @@ def test_no_file_needs_more_than_its_tier(tier):
 def test_the_tiers_hold_tests():
     for tier in TIERS:
         assert tier_files(tier), f"tests/{tier}/ holds no test file"
+
+
+def test_no_test_finds_the_repository_by_its_own_depth():
+    """A file moved to another tier or area must not point elsewhere: tests.processes.ROOT."""
+    by_depth = [
+        str(path.relative_to(ROOT))
+        for tier in TIERS
+        for path in tier_files(tier)
+        if re.search(r"Path\(__file__\)\.resolve\(\)\.parent", path.read_text())
+    ]
+    assert by_depth == []

@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from django.conf import settings as django_settings
@@ -16,8 +15,8 @@ from django.test import override_settings
 from rest_framework.test import APIClient
 
 from eventing import checks
+from tests.processes import ROOT
 
-ROOT = Path(__file__).resolve().parents[3]
 RATE = "3/min"
 # A project nobody serves: the throttle counts the request, then the view answers 404 without
 # touching the database, so a second process needs nothing but the settings and the cache.
