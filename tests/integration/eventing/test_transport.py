@@ -184,7 +184,7 @@ def test_follow_up_events_from_the_reply(live, receiver):
     deliver_event(row.id)
     follow = EventLog.objects.get(trigger_name="follow")
     assert follow.payload == {"n": 1}
-    assert follow.source == f"follow-up:{row.id}:depth=1"
+    assert follow.source == f"follow-up:{row.id}:depth=1:root={row.id}"
     assert not EventLog.objects.filter(type="DB_INSERT").exists()
 
 
