@@ -108,7 +108,15 @@ def test_make_check_lints_and_runs_the_unit_tier(tmp_path):
     node_client = tmp_path / "node-client-installed"
     node_client.touch()
     planned = subprocess.run(
-        ["make", "-n", "check", f"VENV={venv}", f"NODE_CLIENT={node_client}"],
+        # Under `make test` itself make would announce the directory: not part of the plan.
+        [
+            "make",
+            "--no-print-directory",
+            "-n",
+            "check",
+            f"VENV={venv}",
+            f"NODE_CLIENT={node_client}",
+        ],
         cwd=ROOT,
         capture_output=True,
         text=True,
