@@ -12,7 +12,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from eventing.conf import settings
-from eventing.delivery import circuit, rows
+from eventing.delivery import circuit
 from eventing.delivery.dead_letters import emit_dead_letter
 from eventing.delivery.follow_ups import emit_follow_ups
 from eventing.delivery.ordering import BLOCKED, release_after
@@ -20,11 +20,12 @@ from eventing.delivery.outcome import Outcome, decide
 from eventing.delivery.senders import pool as sender_pool
 from eventing.delivery.throttle import claim_within_limits, extra_lease, wait_turn
 from eventing.dispatch.lag import note_claim
-from eventing.dispatch.ordering import park
 from eventing.dispatch.publish import publish, within_horizon
 from eventing.models import EventLog, EventStatus
 from eventing.ops.metrics import observe_delivery
 from eventing.recording.trigger_cache import get_trigger, invalidate
+from eventing.store import rows
+from eventing.store.ordering import park
 from eventing.webhooks.request import (
     TemplateFailed,
     WebhookConfigError,

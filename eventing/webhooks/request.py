@@ -16,8 +16,7 @@ from urllib3 import BaseHTTPResponse, PoolManager, Timeout
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError, ReadTimeoutError
 
 from eventing.conf import settings
-from eventing.models import EventLog
-from eventing.recording.payload_rules import MAX_DEPTH
+from eventing.models import MAX_PAYLOAD_DEPTH, EventLog
 from eventing.webhooks import signing, transform
 from eventing.webhooks.client import Watchdog, pool_manager, scrubbed_logs
 from eventing.webhooks.scrubbing import REDACTED, margin, redact, secret_values
@@ -90,7 +89,7 @@ class WebhookResponse:
             return None
         # Parsed, but nested so deep that handing it on (rendering it in an API answer, walking
         # it) could still hit the recursion limit: treated as not JSON, like a payload would be.
-        return None if nests_deeper_than(parsed, MAX_DEPTH) else parsed
+        return None if nests_deeper_than(parsed, MAX_PAYLOAD_DEPTH) else parsed
 
 
 def nests_deeper_than(value: Any, limit: int) -> bool:

@@ -20,9 +20,9 @@ from django.utils.html import format_html
 from django.utils.translation import ngettext
 
 from eventing.dispatch import operations
-from eventing.dispatch.ordering import head_of_key
 from eventing.models import EventLog, EventStatus
 from eventing.ops.search import filter_by_payload, is_payload_parameter, parse_payload_filters
+from eventing.store.ordering import head_of_key
 from eventing.webhooks.request import REDACTED, SENSITIVE_HEADER_RE
 from triggers import types
 from triggers.models import EventType, Trigger
