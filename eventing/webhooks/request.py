@@ -68,6 +68,8 @@ class WebhookResponse:
     # The request could not be built (a request template failed): permanent too, as the same
     # template over the same event fails again.
     unbuildable: bool = False
+    # Nothing left for the receiver (our configuration or our bug): says nothing about it.
+    not_sent: bool = False
     duration_ms: int = 0
     # The request as stored in the invocation log (secrets redacted).
     request: dict[str, Any] = field(default_factory=dict)
