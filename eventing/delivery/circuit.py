@@ -16,17 +16,16 @@ import time
 from dataclasses import dataclass, field
 
 from django.db import connections
-from django.db.models import DateTimeField, F, Q, Value
-from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from eventing.conf import settings
 from eventing.delivery.outcome import Outcome
 from eventing.delivery.policy import DeliveryResult, Policy, Run
-from eventing.models import CircuitState, EventLog, EventStatus, TriggerCircuit
+from eventing.models import CircuitState, TriggerCircuit
 from eventing.recording.emit import matching_triggers, record_events
 from eventing.recording.trigger_cache import invalidate
 from eventing.runtime import PerProcess
+from eventing.store import transitions
 from eventing.webhooks.request import WebhookResponse
 from triggers.models import Trigger
 
@@ -186,13 +185,8 @@ def hold(event_ids: list, gate: Gate, now: dt.datetime) -> None:
     """Leave due staged events waiting, without an attempt, until the next probe; the sweeper
     sends them again then (or at once when the circuit closes)."""
     until = gate.until or now
-    EventLog.objects.filter(
-        id__in=event_ids, status=EventStatus.STAGED, deliver_at__lte=now
-    ).update(
-        deliver_at=Greatest(F("deliver_at"), Value(until, output_field=DateTimeField())),
-        enqueued_at=None,
-        remark=f"{HELD}; next probe at {until:%Y-%m-%d %H:%M:%S} UTC",
-    )
+    remark = f"{HELD}; next probe at {until:%Y-%m-%d %H:%M:%S} UTC"
+    transitions.hold_until(event_ids, until, remark, now)
 
 
 def record(trigger: Trigger, gate: Gate, outcomes: list[Outcome], now: dt.datetime) -> None:
@@ -374,12 +368,7 @@ def pause(
 
 def release_held(trigger_id: int, now: dt.datetime) -> int:
     """Events an open circuit held become due now; the sweeper sends them. How many."""
-    return EventLog.objects.filter(
-        Q(remark__startswith=HELD),
-        trigger_id=trigger_id,
-        status=EventStatus.STAGED,
-        deliver_at__gt=now,
-    ).update(deliver_at=now, enqueued_at=None)
+    return transitions.release_held(trigger_id, HELD, now)
 
 
 def announce(

@@ -22,7 +22,7 @@ from eventing.dispatch.publish import publish, within_horizon
 from eventing.models import EventLog, EventStatus
 from eventing.ops.metrics import observe_delivery
 from eventing.recording.trigger_cache import get_trigger, invalidate
-from eventing.store import rows
+from eventing.store import rows, transitions
 from eventing.webhooks.request import (
     TemplateFailed,
     WebhookConfigError,
@@ -112,7 +112,7 @@ def send_next_attempt(event_id, result: DeliveryResult, trigger_id: int | None) 
     if publish(event_id, result.next_message_at, trigger_id=trigger_id):
         return True
     # Unmarked, the next sweep sends it (as after a failed publish on commit).
-    EventLog.objects.filter(id=event_id, status=EventStatus.STAGED).update(enqueued_at=None)
+    transitions.unmark([event_id])
     return False
 
 
@@ -184,16 +184,12 @@ def not_deliverable(event_id, trigger: Trigger | None) -> DeliveryResult:
 
 def hold(event: EventLog) -> None:
     """Leave a paused trigger's event staged without a message; the sweeper sends it on resume."""
-    EventLog.objects.filter(id=event.id, status=EventStatus.STAGED).update(enqueued_at=None)
+    transitions.unmark([event.id])
 
 
 def cancel_orphan(event: EventLog, now: dt.datetime) -> None:
     """An event whose trigger was deleted cannot be delivered."""
-    EventLog.objects.filter(id=event.id, status=EventStatus.STAGED).update(
-        status=EventStatus.CANCELLED,
-        processed_at=now,
-        remark=f"Trigger {event.trigger_name} was deleted",
-    )
+    transitions.cancel([event.id], f"Trigger {event.trigger_name} was deleted", now)
 
 
 def why_not_claimed(run: Run, event_ids: list) -> dict:

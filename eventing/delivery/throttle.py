@@ -24,13 +24,13 @@ from dataclasses import dataclass
 import redis
 from celery import current_app
 from django.db import transaction
-from django.db.models import F
 from django.utils import timezone
 
 from eventing.conf import settings
 from eventing.delivery.policy import Claim, DeliveryResult, Policy, Run
 from eventing.models import EventLog, EventStatus, RateBucket
 from eventing.runtime import PerProcess
+from eventing.store import transitions
 from triggers.models import Trigger
 
 # Redis keys of the buckets; a bucket idle this long is dropped (it refills to full anyway).
@@ -207,16 +207,7 @@ def hand_back(rows: list[EventLog], dues: list[dt.datetime], reason: str) -> lis
         by_due.setdefault(due, []).append(row.id)
         held.append(Held(row.id, due, reason))
     for due, ids in by_due.items():
-        EventLog.objects.using(settings.DATABASE).filter(
-            id__in=ids, status=EventStatus.PROCESSING
-        ).update(
-            status=EventStatus.STAGED,
-            attempts=F("attempts") - 1,
-            locked_until=None,
-            deliver_at=due,
-            enqueued_at=timezone.now(),
-            remark=f"Waiting: {reason}",
-        )
+        transitions.hand_back(ids, due, f"Waiting: {reason}", timezone.now())
     return held
 
 

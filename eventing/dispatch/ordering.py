@@ -9,7 +9,8 @@ from collections.abc import Iterable
 from django.utils import timezone
 
 from eventing.dispatch.publish import publish_due
-from eventing.store.ordering import RELEASE_CHUNK, mark_next, unmark
+from eventing.store.ordering import RELEASE_CHUNK, mark_next
+from eventing.store.transitions import unmark
 
 
 def release_next(keys: Iterable[tuple[int, str]], now: dt.datetime | None = None) -> int:

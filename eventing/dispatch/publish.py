@@ -19,10 +19,11 @@ from django.db import close_old_connections, transaction
 from django.utils import timezone
 
 from eventing.conf import settings
-from eventing.models import EventLog, EventStatus
+from eventing.models import EventLog
 from eventing.ops.metrics import count_emitted
 from eventing.runtime import PerProcess
 from eventing.store.predicates import queue_position
+from eventing.store.transitions import unmark
 
 logger = logging.getLogger(__name__)
 
@@ -134,11 +135,8 @@ def publish_rows(rows: Iterable[EventLog], *, using: str) -> int:
         ),
         timezone.now(),
     )
-    if failed:
-        # Clearing enqueued_at lets the very next sweep send them, not one lease grace later.
-        EventLog.objects.using(using).filter(id__in=failed, status=EventStatus.STAGED).update(
-            enqueued_at=None
-        )
+    # Clearing enqueued_at lets the very next sweep send them, not one lease grace later.
+    unmark(failed)
     return len(failed)
 
 

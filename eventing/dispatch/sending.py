@@ -11,7 +11,8 @@ from django.db.models import Q, QuerySet
 from eventing.conf import settings
 from eventing.dispatch.publish import publish_due
 from eventing.models import EventLog
-from eventing.store.ordering import unmark
+from eventing.store.transitions import mark_sent as mark_rows_sent
+from eventing.store.transitions import unmark
 
 
 def deliverable() -> Q:
@@ -45,9 +46,7 @@ def mark_sent(rows: QuerySet[EventLog], now: dt.datetime, limit: int | None = No
         picked = rows.values_list("id", "deliver_at", "trigger_id")
         due = list(picked[:limit] if limit else picked)
         if due:
-            EventLog.objects.using(db).filter(id__in=[pk for pk, _, _ in due]).update(
-                enqueued_at=now
-            )
+            mark_rows_sent([pk for pk, _, _ in due], now)
     return due
 
 

@@ -16,6 +16,7 @@ from eventing.delivery.dead_letters import emit_dead_letter
 from eventing.dispatch.lag import recent_lag_s
 from eventing.dispatch.sending import deliverable, send_rows
 from eventing.models import EventLog, EventStatus, Heartbeat
+from eventing.store import transitions
 from eventing.store.predicates import lost_lease, not_blocked
 
 logger = logging.getLogger(__name__)
@@ -124,25 +125,17 @@ def release_expired_leases(now: dt.datetime) -> int:
     spent_rows = list(expired.filter(spent()).select_related("trigger"))
     for event in spent_rows:
         fail_lost_last_attempt(event, now)
-    return expired.update(
-        status=EventStatus.STAGED,
-        locked_until=None,
-        enqueued_at=None,
-        remark="The worker was lost mid-delivery (lease expired); delivering again.",
-    ) + len(spent_rows)
+    released = transitions.release_lost_leases(
+        now, "The worker was lost mid-delivery (lease expired); delivering again."
+    )
+    return released + len(spent_rows)
 
 
 def fail_lost_last_attempt(event: EventLog, now: dt.datetime) -> None:
     """The last attempt's worker died: the event fails like any spent event."""
     with transaction.atomic(using=settings.DATABASE):
-        failed = EventLog.objects.filter(
-            id=event.id, status=EventStatus.PROCESSING, attempts=event.attempts
-        ).update(
-            status=EventStatus.FAILED,
-            locked_until=None,
-            processed_at=now,
-            remark=f"The worker was lost during the last attempt ({event.attempts}).",
-        )
+        remark = f"The worker was lost during the last attempt ({event.attempts})."
+        failed = transitions.fail_lost(event.id, event.attempts, remark, now)
         if failed and event.trigger is not None:
             emit_dead_letter(event, event.trigger)
 

@@ -113,11 +113,3 @@ def mark_next(keys: list[tuple[int, str]], now: dt.datetime) -> list[tuple]:
             due = convert(due, column, connection)
         out.append((to_python(pk), due, trigger_id))
     return out
-
-
-def unmark(event_ids: list) -> None:
-    """Rows whose message was not sent after all: the next sweep sends them."""
-    if event_ids:
-        EventLog.objects.using(settings.DATABASE).filter(
-            id__in=event_ids, status=EventStatus.STAGED
-        ).update(enqueued_at=None)
