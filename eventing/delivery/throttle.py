@@ -5,9 +5,9 @@ attempt they were given taken back) with a due time a little later and a message
 waiting never uses up attempts. `max_in_flight` counts the trigger's processing rows under a
 lock on its `eventing_rate_buckets` row, so concurrent claims in other processes wait their
 turn. `rate_limit` is a smooth token bucket: in Redis when the broker is Redis (one atomic
-script), else in that same database row. It holds one token (BURST_TOKENS), so sends are spaced
-1/rate apart and no rolling second sees more than the limit (an idle trigger's first send
-included: limit + 1 at most over a closed second). The bucket may run up to RESERVE_S of debt:
+script), else in that same database row. It holds a tenth of a second's worth (BURST_SHARE, at
+least one token), and each process spaces its sends 1/rate apart (Pacer), so no rolling second
+sees more than the limit + 10 %. The bucket may run up to RESERVE_S of debt:
 a claimed row that gets a token in debt is sent at its turn (its sender waits), so the rate
 holds however late messages come back, and no token goes unused while rows wait.
 """
@@ -36,9 +36,10 @@ from triggers.models import Trigger
 # Redis keys of the buckets; a bucket idle this long is dropped (it refills to full anyway).
 REDIS_KEY = "eventing:rate:{trigger_id}"
 REDIS_IDLE_S = 3600
-# Tokens an idle bucket holds: one, so an idle trigger's backlog is sent smoothly, never as a
-# burst of a second's worth at once (which let a receiver see 1.5 × the limit in one second).
-BURST_TOKENS = 1.0
+# Tokens an idle bucket holds, as a share of the rate (at least one): what a rolling second may
+# see beyond the limit. A second's worth (as before) let a receiver see 1.5 × the limit in one
+# second; a tenth keeps it within limit + 10 % and still absorbs short gaps between claims.
+BURST_SHARE = 0.1
 # How far ahead a row may take a token (seconds of debt); its sender waits for its turn.
 RESERVE_S = 0.5
 # Take up to ARGV[3] tokens from a bucket refilled at ARGV[1]/s up to ARGV[2], going at most
@@ -215,7 +216,7 @@ def take_tokens(trigger: Trigger, wanted: int, now: dt.datetime) -> tuple[int, f
     """Take up to `wanted` tokens from the trigger's bucket, going at most RESERVE_S into debt;
     how many were taken, and the tokens there were before."""
     rate = trigger.rate_limit
-    capacity, debt = BURST_TOKENS, rate * RESERVE_S
+    capacity, debt = max(1.0, rate * BURST_SHARE), rate * RESERVE_S
     script = redis_script()
     if script is not None:
         key = REDIS_KEY.format(trigger_id=trigger.pk)
