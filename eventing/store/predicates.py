@@ -81,15 +81,17 @@ def holds(sql: Sql, ahead: str, row: str) -> str:
     )
 
 
-def blocked(sql: Sql, row: str, ahead: str = "ahead") -> str:
+def blocked(sql: Sql, row: str, ahead: str = "ahead", table: str | None = None) -> str:
     """SQL true when an unfinished row of its key holds `row` (walks event_logs_ordering_queue;
-    a row without a key never reaches the subquery)."""
-    return f"EXISTS (SELECT 1 FROM {sql.qn(TABLE)} AS {ahead} WHERE {holds(sql, ahead, row)})"
+    a row without a key never reaches the subquery). `table`: event_logs as the caller names
+    it (schema-qualified in PL/pgSQL)."""
+    table = table or sql.qn(TABLE)
+    return f"EXISTS (SELECT 1 FROM {table} AS {ahead} WHERE {holds(sql, ahead, row)})"
 
 
-def not_blocked_sql(sql: Sql, row: str, ahead: str = "ahead") -> str:
+def not_blocked_sql(sql: Sql, row: str, ahead: str = "ahead", table: str | None = None) -> str:
     """SQL true when `row` is unordered or first of its key."""
-    return f"({sql.col(row, 'ordering_key')} IS NULL OR NOT {blocked(sql, row, ahead)})"
+    return f"({sql.col(row, 'ordering_key')} IS NULL OR NOT {blocked(sql, row, ahead, table)})"
 
 
 def due_sql(sql: Sql, row: str, now: dt.datetime, connection) -> str:
@@ -108,10 +110,11 @@ def claimable_sql(sql: Sql, row: str, now: dt.datetime | None, connection) -> st
     return " AND ".join(parts)
 
 
-def not_blocked_plpgsql(row: str = "e", ahead: str = "a") -> str:
-    """The not-blocked rule as literal SQL for a PL/pgSQL body, over row alias `row` (database
-    capture's expander marks rows sent only when this holds)."""
-    return not_blocked_sql(Sql(qn=lambda name: name, literal=True), row, ahead)
+def not_blocked_plpgsql(row: str = "e", ahead: str = "a", table: str = "public.event_logs") -> str:
+    """The not-blocked rule as literal SQL for a PL/pgSQL body, over row alias `row`, reading
+    `table` (schema-qualified: the capture functions run with an empty search_path). Database
+    capture's expander marks rows sent only when this holds."""
+    return not_blocked_sql(Sql(qn=lambda name: name, literal=True), row, ahead, table)
 
 
 def not_blocked() -> Q:
