@@ -45,7 +45,7 @@ def deliver_event(
     `trigger_id` (sent along in the task message) spares reading the row before the claim;
     `force` skips the due-time check and the circuit (synchronous delivery).
     """
-    if trigger_id is None:
+    if trigger_id is None:  # the row is read only when the message did not name its trigger
         trigger_id = (
             EventLog.objects.filter(id=event_id).values_list("trigger_id", flat=True).first()
         )
@@ -123,15 +123,6 @@ def message_eta(due: dt.datetime, now: dt.datetime) -> dt.datetime | None:
 
 
 # Load and claim
-
-
-def load_trigger(event_id, trigger_id: int | None) -> Trigger | None:
-    """The event's trigger (cached); the row is read only when the message did not name it."""
-    if trigger_id is None:
-        trigger_id = (
-            EventLog.objects.filter(id=event_id).values_list("trigger_id", flat=True).first()
-        )
-    return get_trigger(trigger_id)
 
 
 def admit(run: Run, event_ids: list) -> list:
