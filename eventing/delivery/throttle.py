@@ -90,29 +90,32 @@ class ThrottlePolicy(Policy):
     def before_send(self, run: Run, event: EventLog) -> None:
         turn = run.state.get(self.name, {}).get(event.id)
         if run.trigger.rate_limit:
-            turn = _pacer().next_send(run.trigger.pk, run.trigger.rate_limit, turn)
-        wait_turn(turn)
+            _pacer().wait_for_slot(run.trigger.pk, run.trigger.rate_limit, turn)
+        else:
+            wait_turn(turn)
 
 
 class Pacer:
-    """This process's last send time per rate-limited trigger: a send whose claim ran late
-    (its turn passed while the claim's other rows were handed back) still keeps 1/rate from
-    the one before, so late rows never reach the receiver as a burst."""
+    """This process's last send per rate-limited trigger: a row goes at its turn and at least
+    1/rate after the one before, counted when each actually goes, so rows whose claim or
+    thread ran late never reach the receiver as a burst."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.last: dict[int, dt.datetime] = {}
 
-    def next_send(self, trigger_id: int, rate: float, turn: dt.datetime | None) -> dt.datetime:
-        """When a row of this trigger may go: its turn, and 1/rate after this process's last."""
-        now = timezone.now()
-        at = max(turn or now, now)
-        with self.lock:
-            last = self.last.get(trigger_id)
-            if last is not None:
-                at = max(at, last + dt.timedelta(seconds=1 / rate))
-            self.last[trigger_id] = at
-        return at
+    def wait_for_slot(self, trigger_id: int, rate: float, turn: dt.datetime | None) -> None:
+        """Wait until a row of this trigger may go: its turn, and 1/rate after the last."""
+        gap = dt.timedelta(seconds=1 / rate)
+        while True:
+            now = timezone.now()
+            with self.lock:
+                last = self.last.get(trigger_id)
+                at = max(turn or now, last + gap if last is not None else now)
+                if at <= now:
+                    self.last[trigger_id] = now
+                    return
+            time.sleep((at - now).total_seconds())
 
 
 _pacer = PerProcess(Pacer)
