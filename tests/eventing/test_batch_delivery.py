@@ -192,7 +192,7 @@ def test_follow_up_events_of_a_batch_are_queued_once_per_row(receiver):
     }
     follow_ups = EventLog.objects.filter(trigger_name="follow")
     assert sorted(f.source for f in follow_ups) == sorted(
-        f"follow-up:{e.id}:depth=1" for e in events
+        f"follow-up:{e.id}:depth=1:root={e.id}" for e in events
     )
     assert {f.payload["x"] for f in follow_ups} == {1}
 
