@@ -14,7 +14,7 @@ from eventing.delivery.deliver import (
     deliver_events,
     send_next_attempt,
 )
-from eventing.dispatch.sweeper import sweep as run_sweep
+from eventing.maintenance.sweeper import sweep as run_sweep
 from eventing.ops.retention import delete_expired
 
 # A delivery that hit a database error (restart, failover) is tried again after 1 s, then

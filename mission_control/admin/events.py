@@ -20,7 +20,6 @@ from django.utils.html import format_html
 from django.utils.translation import ngettext
 
 from eventing.dispatch import operations
-from eventing.dispatch.ordering import head_of_key
 from eventing.models import EventLog, EventStatus
 from eventing.ops.search import (
     filter_by_payload,
@@ -28,6 +27,7 @@ from eventing.ops.search import (
     parse_payload_filters,
     query_pairs,
 )
+from eventing.store.ordering import head_of_key
 from eventing.webhooks.request import REDACTED, SENSITIVE_HEADER_RE
 from triggers import types
 from triggers.models import EventType, Trigger
