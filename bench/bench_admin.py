@@ -49,8 +49,9 @@ SELECT gen_random_uuid(), gen_random_uuid(), 'type_' || (i %% %(triggers)s), t.i
          THEN c.created + (random() * interval '2 seconds') END,
     CASE s.status WHEN 'processed' THEN 200 WHEN 'failed' THEN 500 END,
     '', CASE WHEN i %% 10 = 0 THEN 'key-' || i END
-FROM generate_series(1, %(rows)s) AS i
-CROSS JOIN LATERAL (SELECT now() - random() * interval '%(spread_hours)s hours' AS created) AS c
+FROM generate_series(%(first)s, %(first)s + %(rows)s - 1) AS i
+CROSS JOIN LATERAL (SELECT now() - interval '%(offset_hours)s hours'
+    - random() * interval '%(spread_hours)s hours' AS created) AS c
 CROSS JOIN LATERAL (SELECT CASE
         WHEN i %% 100 < 94 THEN 'processed'
         WHEN i %% 100 < 97 THEN 'failed'
@@ -80,6 +81,12 @@ def setup_django() -> None:
 def load(rows: int, spread_hours: float) -> float:
     """Migrate, create the triggers and insert `rows` events created over the last
     `spread_hours`; returns the seconds it took."""
+    return load_events([(rows, 0, spread_hours)])
+
+
+def load_events(batches: list[tuple[int, float, float]]) -> float:
+    """Migrate, create the triggers and insert each batch of (rows, offset hours, spread hours):
+    events created `offset` to `offset + spread` hours ago; returns the seconds it took."""
     from django.core.management import call_command
     from django.db import connection
 
@@ -92,9 +99,12 @@ def load(rows: int, spread_hours: float) -> float:
         for n in range(TRIGGERS)
     )
     with connection.cursor() as cursor:
-        cursor.execute(
-            LOAD_SQL % {"rows": rows, "triggers": TRIGGERS, "spread_hours": spread_hours}
-        )
+        first = 1  # row numbers run on across batches: idempotency keys stay unique
+        for rows, offset_hours, spread_hours in batches:
+            params = {"rows": rows, "first": first, "triggers": TRIGGERS}
+            params.update(offset_hours=offset_hours, spread_hours=spread_hours)
+            cursor.execute(LOAD_SQL % params)
+            first += rows
         cursor.execute(INVOCATIONS_SQL)
     with connection.cursor() as cursor:
         cursor.execute("VACUUM ANALYZE event_logs")
