@@ -50,9 +50,10 @@ def estimated_count(queryset: QuerySet) -> int:
     return estimate
 
 
-def bounded_count(queryset: QuerySet, cap: int = EXACT_BELOW) -> tuple[int, bool]:
-    """(count, estimated): exact when at most `cap` rows match (reading no more than cap + 1
-    of them), else PostgreSQL's planner estimate (at least cap + 1) — never a full count."""
+def bounded_count(queryset: QuerySet, cap: int | None = None) -> tuple[int, bool]:
+    """(count, estimated): exact when at most `cap` (EXACT_BELOW) rows match, reading no more
+    than cap + 1 of them, else PostgreSQL's planner estimate (at least cap + 1)."""
+    cap = EXACT_BELOW if cap is None else cap
     exact = queryset.order_by().values("pk")[: cap + 1].count()
     if exact <= cap:
         return exact, False
