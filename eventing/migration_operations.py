@@ -8,6 +8,8 @@ On other databases (SQLite) they do what the plain operation does.
 
 from __future__ import annotations
 
+import re
+
 from django.db import NotSupportedError, migrations
 from django.db.migrations.operations.base import Operation
 from django.db.models import Index
@@ -42,6 +44,48 @@ def drop_invalid_index(schema_editor, name: str) -> None:
         schema_editor.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {schema_editor.quote_name(name)}")
 
 
+def partitions_of(schema_editor, table: str) -> list[str] | None:
+    """The partitions of `table` when it is partitioned (eventing_partitions), else None."""
+    if schema_editor.collect_sql:
+        return None
+    with schema_editor.connection.cursor() as cursor:
+        cursor.execute("SELECT relkind FROM pg_class WHERE oid = to_regclass(%s)", [table])
+        row = cursor.fetchone()
+        if not row or row[0] != "p":
+            return None
+        cursor.execute(
+            "SELECT inhrelid::regclass::text FROM pg_inherits WHERE inhparent = to_regclass(%s)",
+            [table],
+        )
+        return [name for (name,) in cursor.fetchall()]
+
+
+def concurrently(sql: str) -> str:
+    """`sql` (CREATE [UNIQUE] INDEX …) with CONCURRENTLY."""
+    return re.sub(r"^CREATE (UNIQUE )?INDEX", r"CREATE \1INDEX CONCURRENTLY", sql, count=1)
+
+
+def create_index_concurrently(schema_editor, table: str, name: str, sql: str) -> None:
+    """Run `sql` (a CREATE INDEX naming `name` ON `table`, without CONCURRENTLY) concurrently.
+
+    PostgreSQL cannot build an index on a partitioned table concurrently: there the index is
+    made on the parent alone (instant), built concurrently on each partition, and attached.
+    """
+    qn = schema_editor.quote_name
+    parts = partitions_of(schema_editor, table)
+    if parts is None:
+        schema_editor.execute(concurrently(sql))
+        return
+    on_table = f" ON {qn(table)} "
+    schema_editor.execute(sql.replace(on_table, f" ON ONLY {qn(table)} ", 1))
+    for part in parts:
+        part_index = f"{part[:40]}_{name[:20]}"
+        drop_invalid_index(schema_editor, part_index)
+        part_sql = sql.replace(qn(name), qn(part_index), 1).replace(on_table, f" ON {qn(part)} ", 1)
+        schema_editor.execute(concurrently(part_sql))
+        schema_editor.execute(f"ALTER INDEX {qn(name)} ATTACH PARTITION {qn(part_index)}")
+
+
 class AddIndexConcurrently(migrations.AddIndex):
     """AddIndex built with CREATE INDEX CONCURRENTLY on PostgreSQL; a plain AddIndex elsewhere."""
 
@@ -57,7 +101,8 @@ class AddIndexConcurrently(migrations.AddIndex):
         model = to_state.apps.get_model(app_label, self.model_name)
         if self.allow_migrate_model(schema_editor.connection.alias, model):
             drop_invalid_index(schema_editor, self.index.name)
-            schema_editor.add_index(model, self.index, concurrently=True)
+            sql = str(self.index.create_sql(model, schema_editor))
+            create_index_concurrently(schema_editor, model._meta.db_table, self.index.name, sql)
 
     def database_backwards(self, app_label, schema_editor, from_state, to_state):
         if not is_postgresql(schema_editor):
@@ -104,10 +149,16 @@ class CreatePostgresIndexConcurrently(Operation):
         ensure_outside_transaction(schema_editor, self)
         model = to_state.apps.get_model(app_label, self.model_name)
         drop_invalid_index(schema_editor, self.name)
-        schema_editor.execute(
-            f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {schema_editor.quote_name(self.name)} "
-            f"ON {schema_editor.quote_name(model._meta.db_table)} {self.definition}"
-        )
+        table = model._meta.db_table
+        qn = schema_editor.quote_name
+        if partitions_of(schema_editor, table) is None:
+            schema_editor.execute(
+                f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {qn(self.name)} "
+                f"ON {qn(table)} {self.definition}"
+            )
+            return
+        sql = f"CREATE INDEX {qn(self.name)} ON {qn(table)} {self.definition}"
+        create_index_concurrently(schema_editor, table, self.name, sql)
 
     def database_backwards(self, app_label, schema_editor, from_state, to_state):
         if not self.allowed(app_label, schema_editor, from_state):

@@ -10,10 +10,12 @@ from io import StringIO
 
 import pytest
 from django.core.management import call_command
-from django.db import connection
+from django.db import connection, models
+from django.db.migrations.loader import MigrationLoader
 from django.utils import timezone
 
 from eventing import emit
+from eventing.migration_operations import AddIndexConcurrently
 from eventing.models import EventLog, EventStatus, InvocationLog
 from eventing.ops import partitions
 from eventing.ops.retention import delete_expired
@@ -103,6 +105,29 @@ def test_cleanup_drops_old_partitions_and_keeps_other_rows(partitioned, settings
     assert expired_partition not in names
     assert partition_of(waiting) in names
     assert InvocationLog.objects.filter(event=fresh).count() == 1
+
+
+def test_a_later_index_migration_builds_on_every_partition(partitioned):
+    index = models.Index(fields=["source", "created_at"], name="event_logs_source_test")
+    operation = AddIndexConcurrently(model_name="eventlog", index=index)
+    state = MigrationLoader(connection).project_state()
+    after = state.clone()
+    operation.state_forwards("eventing", after)
+    with connection.schema_editor(atomic=False) as editor:
+        operation.database_forwards("eventing", editor, state, after)
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*), bool_and(x.indisvalid) FROM pg_inherits AS i "
+                "JOIN pg_index AS x ON x.indexrelid = i.inhrelid "
+                "WHERE i.inhparent = to_regclass('event_logs_source_test')"
+            )
+            attached, valid = cursor.fetchone()
+        assert attached == len(partitions.partitions("event_logs"))
+        assert valid
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("DROP INDEX event_logs_source_test")
 
 
 def test_commands_report_partitions(partitioned):
