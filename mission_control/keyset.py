@@ -67,10 +67,24 @@ def rows_after(queryset: QuerySet, field: str, cursor: tuple[dt.datetime, str], 
     value, pk = cursor
     if newer:
         # field >= value narrows the index range; the exclude drops the cursor's own ties.
-        after = queryset.filter(**{f"{field}__gte": value}).exclude(**{field: value, "pk__lte": pk})
-        return after.order_by(field, "pk")
-    before = queryset.filter(**{f"{field}__lte": value}).exclude(**{field: value, "pk__gte": pk})
-    return before.order_by(f"-{field}", "-pk")
+        return queryset.filter(**{f"{field}__gte": value}).exclude(**{field: value, "pk__lte": pk})
+    return queryset.filter(**{f"{field}__lte": value}).exclude(**{field: value, "pk__gte": pk})
+
+
+def first_rows(queryset: QuerySet, field: str, count: int, newer: bool) -> list[Model]:
+    """The first `count` rows of `queryset` in (field, pk) order (descending unless `newer`).
+
+    PostgreSQL reads ORDER BY field alone off the field's index, but ORDER BY field, pk sorts
+    every matching row. So the rows come by field alone, and the rows sharing the last one's
+    time (one emit's batch) are fetched again, all of them in pk order, to make the cut exact.
+    """
+    sign = "" if newer else "-"
+    rows = list(queryset.order_by(f"{sign}{field}")[:count])
+    if not rows:
+        return rows
+    edge = getattr(rows[-1], field)
+    ties = queryset.filter(**{field: edge}).order_by(f"{sign}pk")[:count]
+    return [row for row in rows if getattr(row, field) != edge] + list(ties)[:count]
 
 
 class KeysetChangeList(ChangeList):
@@ -105,9 +119,9 @@ class KeysetChangeList(ChangeList):
         queryset = self.queryset
         if text is not None:
             queryset = rows_after(queryset, self.keyset_field, decode_cursor(text), newer)
-        else:
-            queryset = queryset.order_by(f"-{self.keyset_field}", "-pk")
-        rows = list(queryset[: self.list_per_page + 1])
+        rows = first_rows(queryset, self.keyset_field, self.list_per_page + 1, newer)[
+            : self.list_per_page + 1
+        ]
         more = len(rows) > self.list_per_page
         rows = rows[: self.list_per_page]
         if newer:
