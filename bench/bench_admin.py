@@ -50,8 +50,10 @@ SELECT gen_random_uuid(), gen_random_uuid(), 'type_' || (i %% %(triggers)s), t.i
     CASE s.status WHEN 'processed' THEN 200 WHEN 'failed' THEN 500 END,
     '', CASE WHEN i %% 10 = 0 THEN 'key-' || i END
 FROM generate_series(%(first)s, %(first)s + %(rows)s - 1) AS i
+-- `i * 0` makes the subquery refer to the row: without it PostgreSQL evaluates it once, and
+-- every row of a load got the same created_at.
 CROSS JOIN LATERAL (SELECT now() - interval '%(offset_hours)s hours'
-    - random() * interval '%(spread_hours)s hours' AS created) AS c
+    - (random() + i * 0) * interval '%(spread_hours)s hours' AS created) AS c
 CROSS JOIN LATERAL (SELECT CASE
         WHEN i %% 100 < 94 THEN 'processed'
         WHEN i %% 100 < 97 THEN 'failed'
