@@ -136,14 +136,16 @@ def events_per_minute(
         for at in starts
         if at + step <= closed_before
     }
-    counts = {at: n for at, key in keys.items() if (n := cache.get(key)) is not None}
+    # One round trip each way, whatever the cache backend (the database cache in some setups).
+    cached = cache.get_many(list(keys.values()))
+    counts = {at: cached[key] for at, key in keys.items() if key in cached}
     missing = [at for at in starts if at not in counts]
     if missing:
         counted = count_created_per_bucket(min(missing), max(missing) + step, start, step)
-        for at in missing:
-            counts[at] = counted.get(at, 0)
-            if at in keys:
-                cache.set(keys[at], counts[at], BUCKET_CACHE_S)
+        counts.update({at: counted.get(at, 0) for at in missing})
+        closed = {keys[at]: counts[at] for at in missing if at in keys}
+        if closed:
+            cache.set_many(closed, BUCKET_CACHE_S)
     return [
         (timezone.localtime(at).strftime("%H:%M"), counts[at] / bucket_minutes) for at in starts
     ]
