@@ -12,10 +12,11 @@ import pytest
 from django.utils import timezone
 
 from eventing import emit, runtime
-from eventing.delivery import rows, senders
+from eventing.delivery import senders
 from eventing.delivery.deliver import deliver_events
 from eventing.models import EventLog, EventStatus, InvocationLog
 from eventing.recording import trigger_cache
+from eventing.store import rows
 from tests.factories import EventTypeFactory, TriggerFactory
 from triggers.models import Trigger
 
