@@ -12,6 +12,7 @@ from django.forms.fields import InvalidJSONInput
 from django.utils import timezone
 
 from eventing.recording import payload_rules
+from triggers import fields as trigger_fields
 from triggers import types
 from triggers.masking import MASK, mask_headers, unmask_headers
 from triggers.models import EventType, Trigger
@@ -141,41 +142,7 @@ class TriggerForm(forms.ModelForm):
 
     class Meta:
         model = Trigger
-        fields = (
-            "name",
-            "url",
-            "watch_fields",
-            "payload_fields",
-            "path_pattern",
-            "filter",
-            "headers",
-            "send_authorization",
-            "transform_method",
-            "transform_url",
-            "transform_query",
-            "transform_headers",
-            "transform_body",
-            "retries",
-            "timeout_ms",
-            "backoff_base_s",
-            "backoff_max_s",
-            "retry_policy",
-            "retry_statuses",
-            "circuit_failures",
-            "delay_s",
-            "ordering_key",
-            "rate_limit",
-            "max_in_flight",
-            "enabled",
-            "paused",
-            "paused_reason",
-            "description",
-            "send_actor",
-            "cron_expression",
-            "cron_timezone",
-            "cron_payload",
-            "cron_skip_missed",
-        )
+        fields = trigger_fields.form_fields()
         widgets = {
             "url": forms.TextInput(attrs={"size": 80}),
             "transform_url": forms.TextInput(attrs={"size": 80}),

@@ -17,7 +17,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.utils.module_loading import import_string
 
-from . import defaults, templating, types
+from . import defaults, fields, templating, types
 
 ENV_PLACEHOLDER_RE = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 # RFC 9110 token; \Z, not $, which would let "Host\n" through.
@@ -161,29 +161,43 @@ def validate_headers(headers) -> None:
     if not isinstance(headers, list):
         raise ValidationError({"headers": "Headers must be a list of objects."})
     for index, header in enumerate(headers):
-        where = f"headers[{index}]"
-        if not isinstance(header, dict) or not isinstance(header.get("name"), str):
-            raise ValidationError({"headers": f"{where}: each header needs a string 'name'."})
-        name = header["name"]
-        if not HEADER_NAME_RE.match(name):
-            raise ValidationError({"headers": f"{where}: {name!r} is not a valid header name."})
-        if name.lower() in RESERVED_HEADERS:
-            raise ValidationError({"headers": f"{where}: {name} is set by Eventing itself."})
-        extra = set(header) - {"name", "value", "value_from_env"}
-        if extra:
-            raise ValidationError({"headers": f"{where}: unknown keys {sorted(extra)}."})
-        has_value = isinstance(header.get("value"), str)
-        has_env = isinstance(header.get("value_from_env"), str) and header["value_from_env"]
-        if has_value == bool(has_env):
-            raise ValidationError(
-                {"headers": f"{where}: give exactly one of 'value' or 'value_from_env'."}
-            )
-        if has_env and not ENV_NAME_RE.match(header["value_from_env"]):
-            raise ValidationError(
-                {"headers": f"{where}: value_from_env must name an environment variable."}
-            )
-        if has_value:
-            validate_header_value(header["value"], f"{where} ({name})")
+        validate_header(header, f"headers[{index}]")
+
+
+def validate_header(header: Any, where: str) -> None:
+    """One header: a valid name we do not set ourselves, and exactly one kind of value."""
+    if not isinstance(header, dict) or not isinstance(header.get("name"), str):
+        raise ValidationError({"headers": f"{where}: each header needs a string 'name'."})
+    name = header["name"]
+    validate_header_name(name, where)
+    extra = set(header) - {"name", "value", "value_from_env"}
+    if extra:
+        raise ValidationError({"headers": f"{where}: unknown keys {sorted(extra)}."})
+    validate_header_source(header, f"{where} ({name})", where)
+
+
+def validate_header_name(name: str, where: str) -> None:
+    """An RFC 9110 token that is not one of the headers Eventing sets itself."""
+    if not HEADER_NAME_RE.match(name):
+        raise ValidationError({"headers": f"{where}: {name!r} is not a valid header name."})
+    if name.lower() in RESERVED_HEADERS:
+        raise ValidationError({"headers": f"{where}: {name} is set by Eventing itself."})
+
+
+def validate_header_source(header: dict, named: str, where: str) -> None:
+    """Exactly one of a literal `value` or `value_from_env` naming an environment variable."""
+    has_value = isinstance(header.get("value"), str)
+    has_env = isinstance(header.get("value_from_env"), str) and header["value_from_env"]
+    if has_value == bool(has_env):
+        raise ValidationError(
+            {"headers": f"{where}: give exactly one of 'value' or 'value_from_env'."}
+        )
+    if has_env and not ENV_NAME_RE.match(header["value_from_env"]):
+        raise ValidationError(
+            {"headers": f"{where}: value_from_env must name an environment variable."}
+        )
+    if has_value:
+        validate_header_value(header["value"], named)
 
 
 def validate_header_value(value: str, where: str) -> None:
@@ -265,54 +279,87 @@ def validate_filter(value) -> None:
 
 
 def validate_trigger(trigger) -> None:
-    """Raise ValidationError naming the field for anything a trigger cannot work with."""
-    event_type = trigger.type or ""
+    """Raise ValidationError naming the field for anything a trigger cannot work with.
+
+    One validator per field group of triggers.fields, in the groups' order.
+    """
+    for group in fields.GROUPS:
+        GROUP_VALIDATORS[group.key](trigger)
+
+
+def validate_only_for(trigger, group_key: str) -> None:
+    """Refuse a value on a field of the group that the trigger's type does not use."""
+    for name in fields.group(group_key).fields:
+        kinds, message = fields.ONLY_FOR.get(name, (None, ""))
+        if kinds is not None and getattr(trigger, name) and trigger.type not in kinds:
+            raise ValidationError({name: message})
+
+
+def validate_type(event_type: str) -> None:
+    """A built-in type, CRON, or a custom name that is not reserved."""
     if event_type in types.BUILTIN_TYPES or event_type == types.CRON:
-        pass
-    elif event_type.upper() == types.MANUAL:
+        return
+    if event_type.upper() == types.MANUAL:
         raise ValidationError(
             {"type": "MANUAL is the type of rows sent by hand or by a backfill; pick another."}
         )
-    elif event_type.upper().startswith(types.RESERVED_PREFIXES):
+    if event_type.upper().startswith(types.RESERVED_PREFIXES):
         raise ValidationError(
             {"type": f"{event_type!r}: the DB_ and FILE_ prefixes are reserved for built-in types."}
         )
-    elif not types.NAME_RE.match(event_type):
+    if not types.NAME_RE.match(event_type):
         raise ValidationError({"type": "Use only letters, digits and underscores."})
 
-    model = None
-    if types.is_db_type(event_type):
-        model = resolve_model(trigger.source)
-        if model is None:
-            raise ValidationError(
-                {"source": f"{trigger.source!r} is not an installed model (app_label.ModelName)."}
-            )
-        if model._meta.app_label in INTERNAL_APPS:
-            raise ValidationError(
-                {"source": "Eventing's own tables cannot have DB triggers (they would loop)."}
-            )
-        trigger.source = model._meta.label
-        for check in DB_SOURCE_CHECKS:
-            check(trigger, model)
-    elif types.is_file_type(event_type):
+
+def validate_db_source(trigger):
+    """The model a DB trigger watches (its label normalised on the trigger); checks others add."""
+    model = resolve_model(trigger.source)
+    if model is None:
+        raise ValidationError(
+            {"source": f"{trigger.source!r} is not an installed model (app_label.ModelName)."}
+        )
+    if model._meta.app_label in INTERNAL_APPS:
+        raise ValidationError(
+            {"source": "Eventing's own tables cannot have DB triggers (they would loop)."}
+        )
+    trigger.source = model._meta.label
+    for check in DB_SOURCE_CHECKS:
+        check(trigger, model)
+    return model
+
+
+def validate_source(trigger):
+    """The source the type needs: a model (returned), an evented storage, or none."""
+    if types.is_db_type(trigger.type):
+        return validate_db_source(trigger)
+    if types.is_file_type(trigger.type):
         validate_file_source(trigger.source)
     elif trigger.source:
         raise ValidationError({"source": "Custom event triggers have no source; leave it blank."})
-    validate_cron(trigger)
+    return None
 
-    validate_url(trigger.url)
-    fields = model_field_names(model) if model else None
-    validate_field_list(trigger.watch_fields, "watch_fields", fields)
-    validate_field_list(trigger.payload_fields, "payload_fields", fields)
-    if trigger.watch_fields and event_type != types.DB_UPDATE:
-        raise ValidationError({"watch_fields": "Watched fields only apply to DB_UPDATE."})
-    if trigger.payload_fields and not types.is_db_type(event_type):
-        raise ValidationError({"payload_fields": "Payload fields only apply to DB types."})
-    if trigger.path_pattern and not types.is_file_type(event_type):
-        raise ValidationError({"path_pattern": "A path pattern only applies to FILE types."})
+
+def validate_matching(trigger) -> None:
+    """Type, source, the model's fields named, the filter."""
+    validate_type(trigger.type or "")
+    model = validate_source(trigger)
+    allowed = model_field_names(model) if model else None
+    validate_field_list(trigger.watch_fields, "watch_fields", allowed)
+    validate_field_list(trigger.payload_fields, "payload_fields", allowed)
+    validate_only_for(trigger, "matching")
     validate_filter(trigger.filter)
     validate_storable(trigger.filter, "filter")
-    validate_ordering_key(trigger.ordering_key)
+
+
+def validate_schedule(trigger) -> None:
+    """A cron expression only on CRON triggers, and a valid one there."""
+    validate_only_for(trigger, "schedule")
+    validate_cron(trigger)
+
+
+def validate_webhook(trigger) -> None:
+    """URL, headers (Authorization given once), signing secret."""
+    validate_url(trigger.url)
     validate_headers(trigger.headers)
     if trigger.send_authorization and any(
         header["name"].lower() == "authorization" for header in trigger.headers
@@ -320,11 +367,23 @@ def validate_trigger(trigger) -> None:
         raise ValidationError(
             {"headers": "Authorization is sent by 'send Authorization'; remove one of them."}
         )
+    validate_signing_secret(trigger.signing_secret)
+
+
+def validate_retries(trigger) -> None:
+    """Backoff bounds in order; retried statuses as the policy needs them."""
     if trigger.backoff_max_s < trigger.backoff_base_s:
         raise ValidationError({"backoff_max_s": "Must be at least the backoff base."})
     validate_retry_statuses(trigger.retry_statuses, trigger.retry_policy)
-    validate_signing_secret(trigger.signing_secret)
-    validate_transform(trigger)
+
+
+def validate_delivery_control(trigger) -> None:
+    """The ordering key is a payload path (the caps are bounded by their field validators)."""
+    validate_ordering_key(trigger.ordering_key)
+
+
+def field_validators_only(trigger) -> None:
+    """Groups whose fields need no check beyond their model field's validators."""
 
 
 def validate_template(source: Any, field: str, where: str = "") -> None:
@@ -369,10 +428,8 @@ def validate_transform(trigger) -> None:
 
 
 def validate_cron(trigger) -> None:
-    """A CRON trigger needs a five-field expression and a known timezone; others neither."""
+    """A CRON trigger needs a five-field expression and a known timezone."""
     if trigger.type != types.CRON:
-        if trigger.cron_expression:
-            raise ValidationError({"cron_expression": "A cron expression only applies to CRON."})
         return
     expression = (trigger.cron_expression or "").strip()
     if len(expression.split()) != 5 or not croniter.is_valid(expression):
@@ -404,6 +461,19 @@ def validate_retry_statuses(statuses: Any, policy: str) -> None:
         raise ValidationError(
             {"retry_statuses": 'The "listed statuses" retry policy needs at least one status.'}
         )
+
+
+# The validator of each field group of triggers.fields (a test holds the two in step).
+GROUP_VALIDATORS = {
+    "identity": field_validators_only,
+    "matching": validate_matching,
+    "schedule": validate_schedule,
+    "webhook": validate_webhook,
+    "transform": validate_transform,
+    "retries": validate_retries,
+    "delivery_control": validate_delivery_control,
+    "state": field_validators_only,
+}
 
 
 # Keywords whose subschemas apply to the same instance ("in place"): a cycle through these
