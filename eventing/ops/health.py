@@ -19,7 +19,6 @@ import time
 from typing import Any
 
 from celery import current_app
-from celery.signals import worker_ready
 from django.db import DatabaseError, connections
 from django.utils import timezone
 
@@ -223,17 +222,11 @@ class WorkerHeartbeat:
 worker_heartbeat = PerProcess(WorkerHeartbeat, stop=WorkerHeartbeat.stop)
 
 
-def start_worker_heartbeat(sender: Any = None, **kwargs: Any) -> None:
-    """Celery worker_ready: start this worker's heartbeat (once per process)."""
-    hostname = getattr(sender, "hostname", None) or f"pid{os.getpid()}"
-    worker_heartbeat(hostname).start()
-
-
-def connect_worker_heartbeat() -> None:
-    """Write a heartbeat from every Celery worker of this project (no-op without Celery)."""
-    worker_ready.connect(
-        start_worker_heartbeat, dispatch_uid="eventing.ops.health.worker_heartbeat", weak=False
-    )
+def start_worker_heartbeat(hostname: str | None = None) -> WorkerHeartbeat:
+    """Start this worker process's heartbeat (once per process; the worker's bootstep)."""
+    beat = worker_heartbeat(hostname or f"pid{os.getpid()}")
+    beat.start()
+    return beat
 
 
 def health(checks: tuple[str, ...] = CHECKS, *, wait: bool = True) -> dict[str, Any]:

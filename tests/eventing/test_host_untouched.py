@@ -1,0 +1,46 @@
+"""Nothing of the host process is patched: urllib3's loggers carry Eventing's filter only while
+this process sends webhooks, and `runtime.stop()` takes it off again."""
+
+from __future__ import annotations
+
+import logging
+
+from eventing import runtime
+from eventing.webhooks.client import URLLIB3_LOGGERS, ScrubSecrets, scrubbed_logs
+from eventing.webhooks.scrubbing import REDACTED
+
+
+def scrubbers() -> list[ScrubSecrets]:
+    """Eventing's filters on urllib3's loggers."""
+    return [
+        found
+        for name in URLLIB3_LOGGERS
+        for found in logging.getLogger(name).filters
+        if isinstance(found, ScrubSecrets)
+    ]
+
+
+def test_urllib3_loggers_carry_the_scrubber_only_from_a_call_until_stop(caplog):
+    caplog.set_level(logging.DEBUG, logger="urllib3")
+    runtime.stop()
+    assert scrubbers() == []  # importing eventing.webhooks.client added nothing
+
+    with scrubbed_logs(("s3cret-token",)):
+        logging.getLogger("urllib3.connectionpool").debug("GET /hook?token=%s", "s3cret-token")
+    assert "s3cret-token" not in caplog.text
+    assert f"GET /hook?token={REDACTED}" in caplog.text
+    assert len(scrubbers()) == len(URLLIB3_LOGGERS)
+
+    with scrubbed_logs(("other",)):  # a second call adds no second filter
+        pass
+    assert len(scrubbers()) == len(URLLIB3_LOGGERS)
+
+    assert runtime.stop()
+    assert scrubbers() == []
+
+
+def test_a_call_without_secrets_adds_no_filter():
+    runtime.stop()
+    with scrubbed_logs(()):
+        pass
+    assert scrubbers() == []
