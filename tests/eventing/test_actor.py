@@ -88,7 +88,9 @@ def test_a_management_command_is_the_actor_of_its_writes_where_the_project_opts_
         with eventing.actor("provisioning"):  # an actor already known is kept
             execute_from_command_line([*line, "--username", "root2"])
         # Not opted in (Django's own call_command): no actor, Django's execute untouched.
-        call_command("createsuperuser", "--noinput", "--username", "root3", "--email", "x@example.com")
+        call_command(
+            "createsuperuser", "--noinput", "--username", "root3", "--email", "x@example.com"
+        )
 
     actors = {d["new"]["username"]: d.get("actor") for d in data_of()}
     assert actors == {"root": "manage:createsuperuser", "root2": "provisioning", "root3": None}
