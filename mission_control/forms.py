@@ -12,6 +12,7 @@ from django.forms.fields import InvalidJSONInput
 from django.utils import timezone
 
 from eventing.recording import payload_rules
+from eventing.recording.rules import DEAD_LETTER_PREFIX
 from triggers import fields as trigger_fields
 from triggers import types
 from triggers.masking import MASK, mask_headers, unmask_headers
@@ -287,14 +288,19 @@ class EventTypeForm(forms.ModelForm):
 
 
 def custom_type_choices() -> list[tuple[str, str]]:
-    """Custom types an operator may queue: declared event types and custom trigger types."""
+    """Custom types an operator may queue: declared event types and custom trigger types, but
+    not dead-letter types, which only Eventing emits (the API refuses them too)."""
     declared = set(EventType.objects.exclude(name="default").values_list("name", flat=True))
     used = {
         t
         for t in Trigger.objects.values_list("type", flat=True).distinct()
         if types.is_custom_type(t)
     }
-    return [(name, name) for name in sorted(declared | used)]
+    return [
+        (name, name)
+        for name in sorted(declared | used)
+        if not name.lower().startswith(DEAD_LETTER_PREFIX)
+    ]
 
 
 class QueueEventForm(forms.Form):

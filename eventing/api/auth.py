@@ -231,15 +231,6 @@ class QueueAuthenticationMixin:
             request.auth = None
 
 
-def authentication_classes() -> list[type]:
-    """The API's authenticators: JWT first so a missing credential answers 401."""
-    return [
-        EventingJWTAuthentication,
-        authentication.TokenAuthentication,
-        authentication.SessionAuthentication,
-    ]
-
-
 try:
     from drf_spectacular.extensions import OpenApiAuthenticationExtension
 
