@@ -39,6 +39,10 @@ KIND_CHOICES = [
 SOURCE_FIELD = {"db": "source_model", "file": "source_storage"}
 
 
+# What a datetime-local input sends (with or without seconds), and what people type.
+DATETIME_FORMATS = ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M"]
+
+
 class StorableJSONField(forms.JSONField):
     """JSON that the database and the page can hold (payload_rules), else a form error."""
 
@@ -323,12 +327,7 @@ class QueueEventForm(forms.Form):
         label="Deliver at",
         required=False,
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
-        input_formats=[
-            "%Y-%m-%dT%H:%M",
-            "%Y-%m-%dT%H:%M:%S",
-            "%Y-%m-%d %H:%M:%S",
-            "%Y-%m-%d %H:%M",
-        ],
+        input_formats=DATETIME_FORMATS,
         help_text="Or deliver at this time (server time zone).",
     )
     synchronous = forms.BooleanField(
@@ -371,12 +370,7 @@ class RedeliverFailedForm(forms.Form):
     )
     since = forms.DateTimeField(
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
-        input_formats=[
-            "%Y-%m-%dT%H:%M",
-            "%Y-%m-%dT%H:%M:%S",
-            "%Y-%m-%d %H:%M:%S",
-            "%Y-%m-%d %H:%M",
-        ],
+        input_formats=DATETIME_FORMATS,
         help_text="Failed events created at or after this time (server time zone).",
     )
 
@@ -385,9 +379,6 @@ class RedeliverFailedForm(forms.Form):
         if "since" not in self.initial:
             yesterday = timezone.localtime() - dt.timedelta(days=1)
             self.initial["since"] = yesterday.strftime("%Y-%m-%dT%H:%M")
-
-
-DATETIME_FORMATS = ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M"]
 
 
 class ReplayForm(forms.Form):
