@@ -170,23 +170,16 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def _within(value: Any, low: float | None, high: float | None) -> bool:
+    return (low is None or value >= low) and (high is None or value <= high)
+
+
 def whole(low: int | None = None, high: int | None = None, *, none: bool = False) -> Rule:
     """A whole number (never a bool), within the bounds given; None too if `none`."""
-    if low is not None and high is not None:
-        words = f"a whole number between {low} and {high}"
-    else:
-        words = "a whole number" + (f" at least {low}" if low is not None else "")
+    bounds = f" between {low} and {high}" if high is not None else f" at least {low}"
     return Rule(
-        words + (", or None" if none else ""),
-        lambda v: (
-            (none and v is None)
-            or (
-                _is_number(v)
-                and isinstance(v, int)
-                and (low is None or v >= low)
-                and (high is None or v <= high)
-            )
-        ),
+        "a whole number" + (bounds if low is not None else "") + (", or None" if none else ""),
+        lambda v: (none and v is None) or (type(v) is int and _within(v, low, high)),
     )
 
 
