@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from typing import Any
 
 from django import forms
@@ -24,7 +25,7 @@ from triggers.validation import (
     model_field_names,
 )
 
-CUSTOM = "custom"
+CUSTOM = trigger_fields.CUSTOM
 KIND_CHOICES = [
     (types.DB_INSERT, "DB_INSERT — a row is inserted"),
     (types.DB_UPDATE, "DB_UPDATE — a row is updated"),
@@ -100,6 +101,9 @@ def field_choices() -> list[tuple[str, list[tuple[str, str]]]]:
 
 class TriggerForm(forms.ModelForm):
     """The trigger form: type first, then the source and fields that type needs."""
+
+    # Read-only rows shown with a field group (group key to names), hidden with it.
+    displays: dict[str, tuple[str, ...]] = {}
 
     kind = forms.ChoiceField(
         label="Type",
@@ -187,6 +191,10 @@ class TriggerForm(forms.ModelForm):
             self.initial.setdefault("headers", [])
         if "transform_method" in self.fields:  # read-only views leave it out
             self.fields["transform_method"].required = False
+        if "kind" in self.fields:
+            # Which rows the page shows for which kind (trigger_form.js), from the declaration.
+            visibility = trigger_fields.form_visibility(self.displays)
+            self.fields["kind"].widget.attrs["data-field-kinds"] = json.dumps(visibility)
 
     def clean_custom_type(self) -> str:
         return (self.cleaned_data.get("custom_type") or "").strip()

@@ -29,6 +29,8 @@ class FieldGroup:
     # Kinds of trigger (event types, or CUSTOM) that use the group.
     kinds: tuple[str, ...]
     help: str = ""
+    # Whether the trigger form hides the group's fields for the other kinds.
+    hidden_elsewhere: bool = False
 
     def used_by(self, event_type: str) -> bool:
         """Whether a trigger of `event_type` uses this group."""
@@ -58,6 +60,7 @@ GROUPS: tuple[FieldGroup, ...] = (
         ("cron_expression", "cron_timezone", "cron_payload", "cron_skip_missed", "cron_last_tick"),
         (types.CRON,),
         "When a CRON trigger fires and what each tick sends.",
+        hidden_elsewhere=True,
     ),
     FieldGroup(
         "webhook",
@@ -120,11 +123,20 @@ SECRETS = ("signing_secret",)
 # Chosen in the form through its kind, custom type, model or storage (mission_control.forms).
 CHOSEN_BY_KIND = ("type", "source")
 
+# Fields only some kinds of trigger use, within a group the others use too: the trigger form
+# shows them for these kinds only.
+FIELD_KINDS: dict[str, tuple[str, ...]] = {
+    "watch_fields": (types.DB_UPDATE,),
+    "payload_fields": types.DB_TYPES,
+    "path_pattern": types.FILE_TYPES,
+    "send_actor": types.DB_TYPES,
+}
+
 # A value set on a field that the trigger's type does not use is refused with these words.
 ONLY_FOR: dict[str, tuple[tuple[str, ...], str]] = {
-    "watch_fields": ((types.DB_UPDATE,), "Watched fields only apply to DB_UPDATE."),
-    "payload_fields": (types.DB_TYPES, "Payload fields only apply to DB types."),
-    "path_pattern": (types.FILE_TYPES, "A path pattern only applies to FILE types."),
+    "watch_fields": (FIELD_KINDS["watch_fields"], "Watched fields only apply to DB_UPDATE."),
+    "payload_fields": (FIELD_KINDS["payload_fields"], "Payload fields only apply to DB types."),
+    "path_pattern": (FIELD_KINDS["path_pattern"], "A path pattern only applies to FILE types."),
     "cron_expression": ((types.CRON,), "A cron expression only applies to CRON."),
 }
 
@@ -182,6 +194,19 @@ def serializer_fields() -> tuple[str, ...]:
 def export_fields() -> tuple[str, ...]:
     """Fields kept in an export file; the signing secret only with --include-secrets."""
     return _without(declared_fields(), READ_ONLY, RUNTIME, SECRETS)
+
+
+def form_visibility(extra: dict[str, tuple[str, ...]] | None = None) -> dict[str, list[str]]:
+    """The kinds each field is shown for, for the fields the trigger form hides for others.
+
+    `extra` maps a group key to more rows of it (read-only displays) that follow its fields.
+    """
+    shown = {name: list(kinds) for name, kinds in FIELD_KINDS.items()}
+    for candidate in GROUPS:
+        if candidate.hidden_elsewhere:
+            rows = candidate.fields + (extra or {}).get(candidate.key, ())
+            shown.update({name: list(candidate.kinds) for name in rows})
+    return shown
 
 
 def fieldsets(

@@ -101,11 +101,26 @@ class StateFilter(admin.SimpleListFilter):
         return queryset
 
 
+# Read-only displays of the change page, after their group's fields (triggers.fields).
+DISPLAYS = {
+    "matching": ("capture",),
+    "schedule": ("next_runs",),
+    "transform": ("transform_preview",),
+    "state": ("circuit_breaker",),
+}
+
+
+class TriggerAdminForm(TriggerForm):
+    """The trigger form, whose displays are shown and hidden with their group."""
+
+    displays = DISPLAYS
+
+
 @admin.register(Trigger, site=site)
 class TriggerAdmin(TimestampsMixin, CheckedParamsMixin, admin.ModelAdmin):
     """Define webhooks and what fires them; operate them with actions."""
 
-    form = TriggerForm
+    form = TriggerAdminForm
     change_form_template = "mission_control/trigger/change_form.html"
     list_display = (
         "trigger_name",
@@ -151,12 +166,7 @@ class TriggerAdmin(TimestampsMixin, CheckedParamsMixin, admin.ModelAdmin):
             "created_at": ("created",),
             "updated_at": ("updated",),
         },
-        extra={
-            "matching": ("capture",),
-            "schedule": ("next_runs",),
-            "transform": ("transform_preview",),
-            "state": ("circuit_breaker",),
-        },
+        extra=DISPLAYS,
         options={
             "transform": {
                 "classes": ("mc-transform",),

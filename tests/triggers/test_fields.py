@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import pytest
 from django.contrib.admin.utils import flatten_fieldsets
@@ -49,9 +50,7 @@ def test_the_form_serializer_export_and_admin_follow_the_declaration():
     assert set(TriggerForm._meta.fields) == set(fields.form_fields())
     assert set(TriggerSerializer.Meta.fields) == declared | {"circuit"}
     assert set(TriggerSerializer.Meta.read_only_fields) == set(fields.READ_ONLY)
-    assert set(TRIGGER_FIELDS) == declared - set(
-        fields.READ_ONLY + fields.RUNTIME + fields.SECRETS
-    )
+    assert set(TRIGGER_FIELDS) == declared - set(fields.READ_ONLY + fields.RUNTIME + fields.SECRETS)
     edit = set(flatten_fieldsets(TriggerAdmin.fieldsets))
     # Every field a user sets is on the page, as itself or through the kind pickers.
     assert set(fields.form_fields()) <= edit
@@ -111,3 +110,16 @@ def test_from_trigger_reads_what_the_index_reads():
     assert indexed.ordering_key == "new.customer_id"
     test_spec = TriggerSpec.from_trigger(trigger, delay_s=0.0, ordering_key="")
     assert (test_spec.delay_s, test_spec.ordering_key, test_spec.id) == (0.0, "", trigger.pk)
+
+
+def test_the_trigger_page_shows_rows_by_kind_as_declared():
+    from mission_control.admin.triggers import TriggerAdminForm
+
+    shown = json.loads(TriggerAdminForm().fields["kind"].widget.attrs["data-field-kinds"])
+    assert shown["watch_fields"] == ["DB_UPDATE"]
+    assert shown["send_actor"] == ["DB_INSERT", "DB_UPDATE", "DB_DELETE"]
+    assert shown["path_pattern"] == ["FILE_CREATE", "FILE_DELETE"]
+    schedule = fields.group("schedule")
+    for name in (*schedule.fields, "next_runs"):  # the group's fields and its display
+        assert shown[name] == ["CRON"], name
+    assert "url" not in shown  # every kind uses the webhook
