@@ -51,9 +51,18 @@ class BrokerAnswer:
         self.refreshing = threading.Lock()
         self.at = 0.0
         self.result: dict[str, Any] | None = None
+        # The background probe, if one was started: runtime.stop() waits for it.
+        self.probe: threading.Thread | None = None
+
+    def stop(self, timeout_s: float) -> bool:
+        """Wait for a background probe to end (it is bounded by the broker's timeouts)."""
+        if self.probe is not None:
+            self.probe.join(timeout_s)
+            return not self.probe.is_alive()
+        return True
 
 
-_broker_answer = PerProcess(BrokerAnswer)
+_broker_answer = PerProcess(BrokerAnswer, stop=BrokerAnswer.stop)
 
 
 def check_database() -> dict[str, Any]:
@@ -112,7 +121,7 @@ def refresh_broker_in_background() -> threading.Thread | None:
         finally:
             cache.refreshing.release()
 
-    thread = threading.Thread(target=probe, name="eventing-broker-check", daemon=True)
+    thread = cache.probe = threading.Thread(target=probe, name="eventing-broker-check", daemon=True)
     thread.start()
     return thread
 

@@ -1,11 +1,14 @@
 """Nothing of the host process is patched: urllib3's loggers carry Eventing's filter only while
-this process sends webhooks, and `runtime.stop()` takes it off again."""
+this process sends webhooks, and `runtime.stop()` takes it off again; stop() also waits for the
+threads Eventing started."""
 
 from __future__ import annotations
 
 import logging
+import threading
 
 from eventing import runtime
+from eventing.ops import health
 from eventing.webhooks.client import URLLIB3_LOGGERS, ScrubSecrets, scrubbed_logs
 from eventing.webhooks.scrubbing import REDACTED
 
@@ -44,3 +47,18 @@ def test_a_call_without_secrets_adds_no_filter():
     with scrubbed_logs(()):
         pass
     assert scrubbers() == []
+
+
+def test_runtime_stop_waits_for_a_background_broker_probe(monkeypatch):
+    release = threading.Event()
+    monkeypatch.setattr(health, "probe_broker", lambda now=None, cache=None: release.wait(10))
+    runtime.stop()
+    probe = health.refresh_broker_in_background()
+    try:
+        # Still probing: stop() reports that it could not finish within its bound.
+        assert runtime.stop(timeout_s=0.2) is False
+        assert probe.is_alive()
+    finally:
+        release.set()
+    probe.join(10)
+    assert not probe.is_alive()
