@@ -32,6 +32,9 @@ DEFAULTS: dict[str, Any] = {
     "CLIENT_JWKS_LIFESPAN_S": 300,
     # Deadline for fetching a JWKS, connect to last byte (seconds); a slower one fails the token.
     "CLIENT_JWKS_TIMEOUT_S": 5,
+    # How long past its lifespan a JWKS is still used while it cannot be fetched again (seconds);
+    # requests never wait for a refresh meanwhile.
+    "CLIENT_JWKS_STALE_S": 3600,
     # Optional private key (PEM) that signs X-SC-Token with RS256/ES256/EdDSA instead of HS256,
     # so receivers hold only the public key. Empty: HS256 with the first of SECRETS.
     "SIGNING_KEY": "",
@@ -56,6 +59,9 @@ DEFAULTS: dict[str, Any] = {
     "FOLLOW_UP_MAX_DEPTH": 5,
     # Most follow-up events one webhook reply may queue; the rest are dropped with a remark.
     "FOLLOW_UP_MAX_PER_REPLY": 10,
+    # Most follow-up events the whole chain started by one event may record, across every
+    # reply, retry and redelivery in it; the rest are dropped with a remark.
+    "FOLLOW_UP_MAX_TOTAL": 100,
     # Largest JSON Schema an event type may hold (bytes of JSON).
     "MAX_SCHEMA_BYTES": 64 * 1024,
     # Time budget for validating one payload against its type's JSON Schema (milliseconds);
@@ -118,6 +124,9 @@ DEFAULTS: dict[str, Any] = {
     # Longest time one request transform may take to render, in milliseconds (a template
     # that runs over fails its attempt).
     "TRANSFORM_RENDER_MS": 250,
+    # Address space of the child process that renders request transforms (MiB); a template
+    # that needs more fails its attempt, and the child is replaced.
+    "TRANSFORM_MEMORY_MB": 256,
     # Publish broker messages from a per-process background thread after commit, so a save()
     # never waits on the broker. False publishes inline in the on_commit callback.
     "PUBLISH_IN_BACKGROUND": True,
@@ -144,6 +153,9 @@ DEFAULTS: dict[str, Any] = {
     # or a missing scope: no limit. Scopes: eventing_queue (queueing events), eventing (the
     # rest of the API).
     "THROTTLE_RATES": {"eventing_queue": None, "eventing": None},
+    # The Django cache alias the throttles count in. It must be shared by every web process
+    # (Redis or the database cache): a process-local one is warned by eventing.W008.
+    "THROTTLE_CACHE": "default",
     # Port on which each Celery worker serves its own Prometheus metrics (all interfaces);
     # None serves nothing. Web processes serve theirs at /metrics (eventing.urls).
     "WORKER_METRICS_PORT": None,
@@ -254,11 +266,13 @@ RULES: dict[str, Rule] = {
     "CLIENT_JWKS_URLS": texts(),
     "CLIENT_JWKS_LIFESPAN_S": SECONDS,
     "CLIENT_JWKS_TIMEOUT_S": number(0, above=True),
+    "CLIENT_JWKS_STALE_S": SECONDS,
     "SIGNING_KEY": text(),
     "EXCLUDE_FIELDS": texts(),
     "NUM_PROXIES": whole(0),
     "FOLLOW_UP_MAX_DEPTH": whole(0),
     "FOLLOW_UP_MAX_PER_REPLY": whole(0),
+    "FOLLOW_UP_MAX_TOTAL": whole(0),
     "MAX_SCHEMA_BYTES": whole(1),
     "SCHEMA_VALIDATION_BUDGET_MS": number(0, above=True),
     "INSTANCE_ID": text(empty=False),
@@ -284,6 +298,7 @@ RULES: dict[str, Rule] = {
     "INTENT_GRACE_S": SECONDS,
     "USER_AGENT": text(empty=False),
     "TRANSFORM_RENDER_MS": number(0, above=True),
+    "TRANSFORM_MEMORY_MB": whole(1),
     "PUBLISH_IN_BACKGROUND": FLAG,
     # A batch's rows share one statement: 1,000 keeps it within SQLite's parameter limit.
     "DELIVERY_BATCH_SIZE": whole(1, 1000),
@@ -293,6 +308,7 @@ RULES: dict[str, Rule] = {
     "TRIGGER_CACHE_TTL_S": SECONDS,
     "MAX_BATCH_SIZE": whole(1),
     "THROTTLE_RATES": mapping(Rule("a rate such as '100/min', or None", _is_rate)),
+    "THROTTLE_CACHE": text(empty=False),
     "WORKER_METRICS_PORT": whole(1, 65535, none=True),
     "METRICS_TOKEN": text(),
     "HEALTH_SWEEP_STALE_S": number(0, above=True, none=True),
@@ -305,11 +321,13 @@ TUNING = frozenset(
     {
         "CLIENT_JWKS_LIFESPAN_S",
         "CLIENT_JWKS_TIMEOUT_S",
+        "CLIENT_JWKS_STALE_S",
         "SCHEMA_VALIDATION_BUDGET_MS",
         "CIRCUIT_PROBE_FIRST_S",
         "CIRCUIT_PROBE_MAX_S",
         "INTENT_GRACE_S",
         "TRANSFORM_RENDER_MS",
+        "TRANSFORM_MEMORY_MB",
         "PUBLISH_IN_BACKGROUND",
         "DELIVERY_BATCH_SIZE",
         "SENDER_THREADS",
