@@ -94,6 +94,7 @@ def test_celeryd_init_adds_the_bootstep_to_the_app_of_the_worker_being_built():
     assert EventingWorkerStep not in app.steps["worker"]
     celeryd_init.send(sender="w5@host", instance=SimpleNamespace(app=app), conf=app.conf)
     assert EventingWorkerStep in app.steps["worker"]
+
     # No heartbeat from a mere Celery signal any more: only a worker that runs the step beats.
     class Consumer:
         hostname = "w6@host"
