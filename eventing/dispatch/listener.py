@@ -33,10 +33,10 @@ from eventing.capture.database import (
     ident,
 )
 from eventing.conf import settings
-from eventing.dispatch.ordering import not_blocked
-from eventing.dispatch.sweeper import deliverable, publish_marked, send_rows
+from eventing.dispatch.sending import deliverable, publish_marked, send_rows
 from eventing.models import EventLog, EventStatus
 from eventing.runtime import PerProcess
+from eventing.store.predicates import not_blocked
 
 logger = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ from django.db import connection, transaction
 
 from eventing.capture.database import expand_all
 from eventing.dispatch.listener import LOCK_KEY, Listener, publish_batches
-from eventing.dispatch.sweeper import sweep
+from eventing.maintenance.sweeper import sweep
 from eventing.models import EventCapture, EventLog
 from mission_control import actions
 from tests.eventing.capture_db.helpers import POSTGRES_ONLY
