@@ -1,5 +1,8 @@
 """Who made a change: the actor DB events carry, from a request, a command or `eventing.actor()`.
 
+Commands are attributed only where a project opts in, by running `manage.py` through
+`eventing.management.execute_from_command_line`: nothing of Django's is replaced.
+
 The actor lives in a context variable, so each thread and each asyncio task sees its own (a new
 thread starts with none). A request's user is resolved only when an event needs it: most
 requests write nothing that has a trigger, and reading `request.user` costs a query.
@@ -15,7 +18,6 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
-from django.core.management.base import BaseCommand
 from django.db.backends.signals import connection_created
 
 from eventing.conf import settings
@@ -91,33 +93,6 @@ class ActorMiddleware:
             _actor.reset(token)
 
 
-def command_name(command: BaseCommand) -> str:
-    """A management command's name, from the module Django loaded it from."""
-    return type(command).__module__.rpartition(".")[2]
-
-
-def attribute_commands() -> None:
-    """Make `manage:<command>` the actor of what a management command writes.
-
-    Django has no signal for a command's start, so `BaseCommand.execute` is wrapped once. An
-    actor already set (a command called inside `eventing.actor()` or a request) is kept.
-    """
-    original = BaseCommand.execute
-    if getattr(original, "eventing_actor", False):
-        return
-
-    def execute(self, *args, **options):
-        if _actor.get() is not None:
-            return original(self, *args, **options)
-        with actor(f"manage:{command_name(self)}"):
-            return original(self, *args, **options)
-
-    execute.eventing_actor = True
-    execute.__wrapped__ = original
-    execute.__doc__ = original.__doc__
-    BaseCommand.execute = execute
-
-
 def pass_actor(execute, sql, params, many, context):
     """Execute wrapper: before a write, set `eventing.actor` for the trigger functions.
 
@@ -157,6 +132,5 @@ def install_actor_wrapper(sender, connection, **kwargs) -> None:
 
 
 def actor_connect() -> None:
-    """Wire the actor sources: management commands and database capture's setting."""
-    attribute_commands()
+    """Wire database capture's actor setting (commands opt in: eventing.management)."""
     connection_created.connect(install_actor_wrapper, dispatch_uid="eventing.actor_wrapper")
