@@ -25,7 +25,9 @@ from eventing.webhooks.signing import (
     public_key,
 )
 from eventing.webhooks.ssrf import url_warning
+from triggers.defaults import env_readable
 from triggers.models import Trigger
+from triggers.validation import ENV_PLACEHOLDER_RE
 
 MIN_SECRET_LENGTH = 32
 # The first SQLite with UPDATE … RETURNING, which claiming and finishing events needs.
@@ -282,6 +284,37 @@ def check_trigger_urls(app_configs=None, databases=None, **kwargs):
                     hint="Point it at a public address, or add its network to "
                     "EVENTING['ALLOWED_NETWORKS'] if it is meant to be internal.",
                     id="eventing.W003",
+                )
+            )
+    return problems
+
+
+@register(Tags.security, Tags.database)
+def check_trigger_env(app_configs=None, databases=None, **kwargs):
+    """Stored triggers reading environment variables outside TRIGGER_ENV (W009).
+
+    Triggers saved before EVENTING["TRIGGER_ENV"] existed may name any variable; their
+    deliveries now fail, so an upgrade should say which triggers to fix.
+    """
+    if not databases:
+        return []
+    try:
+        triggers = list(Trigger.objects.values_list("name", "url", "headers"))
+    except DatabaseError:
+        return []  # not migrated yet
+    problems = []
+    for name, url, headers in triggers:
+        names = ENV_PLACEHOLDER_RE.findall(url or "")
+        names += [h.get("value_from_env") for h in headers or [] if isinstance(h, dict)]
+        refused = sorted({env for env in names if env and not env_readable(env)})
+        if refused:
+            problems.append(
+                Warning(
+                    f"Trigger {name} reads environment variables outside "
+                    f"EVENTING['TRIGGER_ENV']: {', '.join(refused)}; its deliveries fail.",
+                    hint="Rename the variables to match TRIGGER_ENV (HOOK_* by default) or "
+                    "add a pattern for them to EVENTING['TRIGGER_ENV'].",
+                    id="eventing.W009",
                 )
             )
     return problems

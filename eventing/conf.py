@@ -62,6 +62,10 @@ DEFAULTS: dict[str, Any] = {
     # Most follow-up events the whole chain started by one event may record, across every
     # reply, retry and redelivery in it; the rest are dropped with a remark.
     "FOLLOW_UP_MAX_TOTAL": 100,
+    # Environment variables a trigger's URL placeholders ({{NAME}}) and header `value_from_env`
+    # may read: shell-style patterns, case-sensitive. Anyone who may change a trigger chooses
+    # its receiver, so variables outside these (SECRET_KEY, DATABASE_URL…) are never sent.
+    "TRIGGER_ENV": ["HOOK_*", "WEBHOOK_*"],
     # Largest JSON Schema an event type may hold (bytes of JSON).
     "MAX_SCHEMA_BYTES": 64 * 1024,
     # Time budget for validating one payload against its type's JSON Schema (milliseconds);
@@ -273,6 +277,7 @@ RULES: dict[str, Rule] = {
     "FOLLOW_UP_MAX_DEPTH": whole(0),
     "FOLLOW_UP_MAX_PER_REPLY": whole(0),
     "FOLLOW_UP_MAX_TOTAL": whole(0),
+    "TRIGGER_ENV": texts(),
     "MAX_SCHEMA_BYTES": whole(1),
     "SCHEMA_VALIDATION_BUDGET_MS": number(0, above=True),
     "INSTANCE_ID": text(empty=False),

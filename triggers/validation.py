@@ -129,6 +129,20 @@ def validate_url(url: str) -> None:
         )
     if " " in candidate:
         raise ValidationError({"url": "The URL may not contain spaces (encode them as %20)."})
+    for name in ENV_PLACEHOLDER_RE.findall(url or ""):
+        refuse_unreadable_env(name, "url", "The URL")
+
+
+def refuse_unreadable_env(name: str, field: str, where: str) -> None:
+    """Refuse an environment variable outside EVENTING["TRIGGER_ENV"], naming the field."""
+    if not defaults.env_readable(name):
+        allowed = ", ".join(defaults.trigger_env()) or "none"
+        raise ValidationError(
+            {
+                field: f"{where} may not read the environment variable {name}: triggers read "
+                f"only variables matching EVENTING['TRIGGER_ENV'] ({allowed})."
+            }
+        )
 
 
 def first_unprintable(text: str, *, allow_tab: bool = False) -> str | None:
@@ -198,6 +212,8 @@ def validate_header_source(header: dict, named: str, where: str) -> None:
         raise ValidationError(
             {"headers": f"{where}: value_from_env must name an environment variable."}
         )
+    if has_env:
+        refuse_unreadable_env(header["value_from_env"], "headers", where)
     if has_value:
         validate_header_value(header["value"], named)
 
