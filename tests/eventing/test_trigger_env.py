@@ -24,7 +24,9 @@ SECRET = "postgres://app:hunter2-not-for-receivers@db.internal/app"
 
 def new_trigger(**fields) -> Trigger:
     """An unsaved custom trigger with `fields`."""
-    return Trigger(**{"name": "env_probe", "type": "env_probe", "url": "https://h.example/", **fields})
+    return Trigger(
+        **{"name": "env_probe", "type": "env_probe", "url": "https://h.example/", **fields}
+    )
 
 
 def test_a_url_reading_a_variable_outside_trigger_env_is_refused_on_save():
