@@ -15,7 +15,7 @@ class EventingConfig(AppConfig):
         from eventing.capture.actor import actor_connect
         from eventing.capture.database import capture_connect
         from eventing.capture.signals import signals_connect
-        from eventing.dispatch.listener import listener_connect
+        from eventing.maintenance.listener import listener_connect
         from eventing.ops.health import connect_worker_heartbeat
         from eventing.ops.metrics import connect_worker_exporter
         from eventing.runtime import connect_lifecycle
