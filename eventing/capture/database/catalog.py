@@ -6,7 +6,7 @@ import json
 import logging
 from dataclasses import dataclass, field
 
-from django.db import DatabaseError, connections, models
+from django.db import DatabaseError, connections, models, transaction
 
 from eventing.capture.database.mode import PREFIX, unservable_reason
 from eventing.capture.database.plan import Plan, TriggerConfig, plan_for
@@ -173,14 +173,24 @@ def read_catalog(connection) -> Catalog:
 
 
 def table_columns(connection, schema: str, table: str) -> dict[str, str]:
-    """The table's columns and their SQL types (format_type), as the catalog has them."""
-    with connection.cursor() as cursor:
+    """The table's columns and their SQL types (format_type), as the catalog has them.
+
+    Read with only pg_catalog on the search path, so a type from another schema (an extension's,
+    an enum) comes schema-qualified, as the generated functions, pinned to pg_catalog, need it.
+    """
+    with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT current_setting('search_path'), set_config('search_path', 'pg_catalog', true)"
+        )
+        path = cursor.fetchone()[0]
         cursor.execute(
             "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute "
             "WHERE attrelid = to_regclass(%s) AND attnum > 0 AND NOT attisdropped",
             [f"{ident(schema)}.{ident(table)}"],
         )
-        return dict(cursor.fetchall())
+        columns = dict(cursor.fetchall())
+        cursor.execute("SELECT set_config('search_path', %s, true)", [path])
+    return columns
 
 
 def missing_columns(connection, plan: Plan, model: type[models.Model]) -> list[str]:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from django.db import connections, transaction
 
+from eventing.capture.database.expand_function import call_sql
 from eventing.capture.database.sql import ident
 from eventing.conf import settings
 from eventing.models import EventCapture
@@ -18,6 +19,14 @@ logger = logging.getLogger(__name__)
 CAPTURES_PER_PASS = 500
 
 # --- captures into events ---------------------------------------------------------------------
+
+
+def expand_call(connection) -> str:
+    """The statement of one pass, kept per connection (it names the function's schema)."""
+    statement = getattr(connection, "eventing_expand_call", None)
+    if statement is None:
+        statement = connection.eventing_expand_call = call_sql(connection)
+    return statement
 
 
 @dataclass
@@ -52,13 +61,9 @@ def expand_captures(
     if connection.vendor != "postgresql":
         return done
     with transaction.atomic(using=db, savepoint=False), connection.cursor() as cursor:
-        # One statement (see the migration that creates event_captures): the listener pays one
+        # One statement (expand_function.definition): the listener pays one
         # round trip per pass, however many tables its captures come from.
-        cursor.execute(
-            "SELECT expanded, batch_ids, failures, sent_ids, sent_due, sent_triggers "
-            "FROM event_captures_expand(%s, %s, %s)",
-            [limit, sent_at, sent_until],
-        )
+        cursor.execute(expand_call(connection), [limit, sent_at, sent_until])
         done.captures, batch_ids, failures, ids, due, trigger_ids = cursor.fetchone()
     done.batch_ids = [str(batch) for batch in batch_ids]
     done.sent = list(zip(ids or (), due or (), trigger_ids or (), strict=True))

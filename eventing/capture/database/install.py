@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from django.db import connections, transaction
 
+from eventing.capture.database import expand_function
 from eventing.capture.database.catalog import (
     Catalog,
     Wanted,
@@ -156,6 +157,8 @@ def sync(using: str | None = None, *, robust: bool = False) -> list[str]:
     actions = []
     with transaction.atomic(using=db), connection.cursor() as cursor:
         cursor.execute("SELECT pg_advisory_xact_lock(%s)", [SYNC_LOCK_KEY])
+        if expand_function.install(connection):
+            actions.append(f"installed {expand_function.NAME} version {expand_function.VERSION}")
         expand_all(db)
         wanted = wanted_functions(db, robust=robust) if database_capture() else Wanted()
         catalog = read_catalog(connection)
@@ -176,6 +179,11 @@ def sync(using: str | None = None, *, robust: bool = False) -> list[str]:
                 cursor.execute(f"COMMENT ON FUNCTION {expander} IS {literal(plan.comment())}")
                 cursor.execute(plan.definition)
                 cursor.execute(f"COMMENT ON FUNCTION {function}() IS {literal(plan.comment())}")
+                # EXECUTE goes to PUBLIC by default: the expander is the listener's alone (a
+                # row value of event_captures needs no privilege to build), and a trigger
+                # fires without the writer's EXECUTE.
+                cursor.execute(f"REVOKE ALL ON FUNCTION {expander} FROM PUBLIC")
+                cursor.execute(f"REVOKE ALL ON FUNCTION {function}() FROM PUBLIC")
                 verb = "installed" if stored is None else "replaced"
                 actions.append(f"{verb} {plan.function} ({', '.join(plan.triggers)})")
             current = catalog.attached.get(key)

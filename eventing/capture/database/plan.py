@@ -10,13 +10,13 @@ from dataclasses import dataclass
 from django.core.exceptions import ImproperlyConfigured
 from django.db import models, router
 
-from eventing.capture.actor import SETTING as ACTOR_SETTING
 from eventing.capture.database.conditions import TriggerConfig, conditions_sql
-from eventing.capture.database.mode import CHANNEL, EXPAND, KINDS, PREFIX
+from eventing.capture.database.mode import EXPAND, KINDS, PREFIX
 from eventing.capture.database.render import COMPARABLE, column_sql, minus, storage_field, value_sql
-from eventing.capture.database.sql import ident, jsonb_literal, literal
+from eventing.capture.database.sql import ident, literal
+from eventing.capture.database.writer import PINNED_SEARCH_PATH, capture_body
 from eventing.capture.model_data import sensitive_fields
-from eventing.models import EventCapture, EventLog, EventStatus
+from eventing.models import EventLog, EventStatus
 from triggers import types
 from triggers.matching import MAX_KEY_CHARS
 from triggers.models import Trigger
@@ -187,56 +187,6 @@ def rows_sql(
     )
 
 
-def capture_body(
-    event_type: str,
-    model: type[models.Model],
-    triggers: list[TriggerConfig],
-    *,
-    schema: str,
-    expander: str,
-    captures_table: str,
-) -> str:
-    """The trigger function's body: store the statement's rows as one capture, then notify.
-
-    No per-row work but turning rows into JSON (json_agg, one pass), and no lookup: which
-    triggers are enabled, their filters and payloads, and the event rows are the expander's,
-    after commit.
-    """
-    kind = KINDS[event_type]
-    column = {f.attname: ident(f.column) for f in EventCapture._meta.concrete_fields}
-    old = "(SELECT json_agg(o)::text FROM old_rows AS o)" if kind != "insert" else "NULL"
-    new = "(SELECT json_agg(n)::text FROM new_rows AS n)" if kind != "delete" else "NULL"
-    written = "old_rows" if kind == "delete" else "new_rows"
-    values = {
-        "schema": literal(schema),
-        "table": literal(model._meta.db_table),
-        "kind": literal(kind),
-        "expander": literal(expander),
-        "trigger_ids": jsonb_literal(sorted(t.id for t in triggers)),
-        "created_at": "clock_timestamp()",
-        # Only the writing session has it (eventing.capture.actor sets it before each write).
-        "actor": f"nullif(current_setting({literal(ACTOR_SETTING)}, true), '')",
-        "old_rows": old,
-        "new_rows": new,
-    }
-    unknown = sorted(set(column) - set(values) - {"id"})
-    if unknown:
-        raise ImproperlyConfigured(
-            f"event_captures has columns database capture does not fill: {', '.join(unknown)}"
-        )
-    return f"""
-BEGIN
-  IF NOT EXISTS (SELECT FROM {written}) THEN
-    RETURN NULL;
-  END IF;
-  INSERT INTO {captures_table} ({", ".join(column[name] for name in values)})
-  VALUES ({", ".join(values.values())});
-  PERFORM pg_notify({literal(CHANNEL)}, '');
-  RETURN NULL;
-END
-"""
-
-
 def expander_body(
     event_type: str,
     model: type[models.Model],
@@ -368,7 +318,7 @@ def plan_for(
     )
     definition = (
         f"CREATE OR REPLACE FUNCTION {ident(schema)}.{ident(name)}() RETURNS trigger "
-        f"LANGUAGE plpgsql AS {dollar_quoted(body)}"
+        f"LANGUAGE plpgsql SECURITY DEFINER {PINNED_SEARCH_PATH} AS {dollar_quoted(body)}"
     )
     body = expander_body(
         event_type,
@@ -382,7 +332,7 @@ def plan_for(
     )
     expander_definition = (
         f"CREATE OR REPLACE FUNCTION {ident(schema)}.{ident(expander)}(c {captures_table}) "
-        f"RETURNS uuid LANGUAGE plpgsql AS {dollar_quoted(body)}"
+        f"RETURNS uuid LANGUAGE plpgsql {PINNED_SEARCH_PATH} AS {dollar_quoted(body)}"
     )
     digest = hashlib.sha256((definition + expander_definition).encode()).hexdigest()[:16]
     return Plan(
