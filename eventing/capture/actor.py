@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand
 from django.core.signals import setting_changed
 from django.db import connections
@@ -178,8 +179,14 @@ def pass_actor(execute, sql, params, many, context):
 
 
 def wrapper_wanted() -> bool:
-    """Whether writes need `pass_actor`: only database capture reads the setting."""
-    return settings.CAPTURE == "database"
+    """Whether writes need `pass_actor`: only database capture reads the setting.
+
+    Invalid EVENTING settings (reported by the system checks) need none.
+    """
+    try:
+        return settings.CAPTURE == "database"
+    except ImproperlyConfigured:
+        return False
 
 
 def install_actor_wrapper(sender, connection, **kwargs) -> None:

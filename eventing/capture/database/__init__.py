@@ -23,6 +23,7 @@ from eventing.capture.database.expand import (
     pending_captures,
 )
 from eventing.capture.database.install import (
+    BROKEN,
     DISABLED,
     MISSING,
     OK,
@@ -30,6 +31,7 @@ from eventing.capture.database.install import (
     STALE,
     UNSERVED,
     TableStatus,
+    broken_lines,
     capture_status,
     describe_capture,
     drop,
@@ -50,6 +52,8 @@ from eventing.capture.database.mode import (
 from eventing.capture.database.service import capture_connect, triggers_changed
 
 __all__ = [
+    "BROKEN",
+    "broken_lines",
     "CHANNEL",
     "DATABASE",
     "DISABLED",

@@ -12,13 +12,14 @@ from eventing.capture.database.catalog import (
     Catalog,
     Wanted,
     missing_columns,
+    missing_trigger_fields,
     qualified,
     read_catalog,
     wanted_functions,
 )
 from eventing.capture.database.expand import expand_all
 from eventing.capture.database.mode import EXPAND, KINDS, PREFIX, SYNC_LOCK_KEY, database_capture
-from eventing.capture.database.plan import Plan
+from eventing.capture.database.plan import Plan, expander_name
 from eventing.capture.database.sql import ident, literal
 from eventing.conf import settings
 from eventing.models import EventCapture
@@ -31,13 +32,14 @@ logger = logging.getLogger(__name__)
 # --- status, sync, drop ----------------------------------------------------------------------
 
 
-OK, MISSING, STALE, DISABLED, ORPHAN, UNSERVED = (
+OK, MISSING, STALE, DISABLED, ORPHAN, UNSERVED, BROKEN = (
     "ok",
     "missing",
     "stale",
     "disabled",
     "orphan",
     "unserved",
+    "broken",
 )
 
 
@@ -119,7 +121,25 @@ def capture_status(using: str | None = None) -> list[TableStatus]:
         )
     for name, label, reason in wanted.unserved:
         lines.append(TableStatus(label, "", UNSERVED, "", [name], reason))
+    if database_capture():
+        lines += broken_lines(db)
     return lines
+
+
+def broken_lines(using: str) -> list[TableStatus]:
+    """A line per field a trigger names that its model lacks (see docs/operations.md)."""
+    return [
+        TableStatus(
+            label,
+            "",
+            BROKEN,
+            "",
+            [name],
+            f"trigger {name!r} names field {field!r} in {where}, which {label} does not have "
+            "(renamed?); it records nothing for it. Edit the trigger",
+        )
+        for name, label, field, where in missing_trigger_fields(using)
+    ]
 
 
 def describe_capture(trigger: Trigger) -> str:
@@ -195,14 +215,50 @@ def sync(using: str | None = None, *, robust: bool = False) -> list[str]:
                 cursor.execute(f"DROP TRIGGER IF EXISTS {ident(plan.trigger_name)} ON {target}")
                 cursor.execute(create_trigger_sql(plan, target, function))
                 actions.append(f"created trigger {plan.trigger_name} on {plan.table}")
-        for key, current in catalog.attached.items():
-            if key not in wanted.plans:
-                target = f"{ident(current.schema)}.{ident(current.table)}"
-                cursor.execute(f"DROP TRIGGER IF EXISTS {ident(current.trigger)} ON {target}")
-                actions.append(f"dropped trigger {current.trigger} on {current.table}")
         needed = {(p.schema, name) for p in wanted.plans.values() for name in p.functions}
+        foreign = not_ours_to_drop(db, wanted, catalog) if database_capture() else set()
+        for key, current in catalog.attached.items():
+            if key in wanted.plans:
+                continue
+            if key in foreign:
+                actions.append(
+                    f"kept trigger {current.trigger} on {current.table}: enabled triggers need "
+                    f"it but this process's models do not name table {current.table} (a newer "
+                    "deploy renamed it?); sync from a process with the current models"
+                )
+                continue
+            target = f"{ident(current.schema)}.{ident(current.table)}"
+            cursor.execute(f"DROP TRIGGER IF EXISTS {ident(current.trigger)} ON {target}")
+            actions.append(f"dropped trigger {current.trigger} on {current.table}")
+        for key in foreign:
+            kept = catalog.attached[key]
+            table = kept.comment.get("table", kept.table)
+            needed.add((kept.function_schema, kept.function))
+            needed.add((kept.function_schema, expander_name(table, kept.kind)))
         actions += drop_functions(cursor, catalog, keep=needed)
     return actions
+
+
+def not_ours_to_drop(db: str, wanted: Wanted, catalog: Catalog) -> set[tuple[str, str, str]]:
+    """Installed triggers this process must not drop though it plans nothing for their table.
+
+    The database says what is wanted: an enabled DB trigger on the model the function was
+    generated for, of its event type. When this process planned nothing for that model and
+    type, its models are older (or newer) than the table's (a rolling deploy with a renamed
+    table): the trigger is left to a process whose models match.
+    """
+    enabled = set(
+        Trigger.objects.using(db)
+        .filter(enabled=True, type__in=types.DB_TYPES)
+        .values_list("source", "type")
+    )
+    planned = {(plan.model_label, plan.event_type) for plan in wanted.plans.values()}
+    return {
+        key
+        for key, current in catalog.attached.items()
+        if key not in wanted.plans
+        and (current.comment.get("model"), current.comment.get("type")) in enabled - planned
+    }
 
 
 def drop_functions(cursor, catalog: Catalog, keep: set[tuple[str, str]]) -> list[str]:
