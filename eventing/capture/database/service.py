@@ -6,7 +6,9 @@ import logging
 
 from django.apps import AppConfig
 from django.core.exceptions import ValidationError
+from django.core.signals import setting_changed
 from django.db import DatabaseError, connections, models
+from django.db.backends.signals import connection_created
 from django.db.models.signals import (
     post_delete,
     post_migrate,
@@ -20,6 +22,7 @@ from eventing.capture.database.catalog import table_schema
 from eventing.capture.database.expand import expand_all
 from eventing.capture.database.install import sync
 from eventing.capture.database.mode import database_capture, same_database, unservable_reason
+from eventing.capture.database.switch import retell_sessions, tell_session
 from eventing.conf import settings
 from eventing.models import EventCapture
 from triggers.models import Trigger
@@ -85,6 +88,8 @@ def sync_for_migrate(using: str | None, *, robust: bool) -> None:
 
 def capture_connect(app_config: AppConfig) -> None:
     """Connect the receivers that keep trigger functions in step; called from ready()."""
+    connection_created.connect(tell_session, dispatch_uid="eventing.capture.tell_session")
+    setting_changed.connect(retell_sessions, dispatch_uid="eventing.capture.retell_sessions")
     pre_save.connect(
         expand_before_trigger_change, sender=Trigger, dispatch_uid="eventing.capture.expand_saving"
     )

@@ -14,12 +14,15 @@ from django.db import models
 
 from eventing.capture.actor import SETTING as ACTOR_SETTING
 from eventing.capture.database.conditions import TriggerConfig
-from eventing.capture.database.mode import CHANNEL, KINDS
+from eventing.capture.database.mode import CHANNEL, KINDS, SIGNALS
 from eventing.capture.database.sql import ident, jsonb_literal, literal
 from eventing.capture.model_data import sensitive_fields
 from eventing.models import EventCapture
 from triggers import types
 
+# The session setting of eventing.capture.database.switch: "signals" makes the functions stand
+# down (that process records its writes itself).
+SESSION_MODE = "eventing.capture"
 # What every generated function (and event_captures_expand) is pinned to.
 PINNED_SEARCH_PATH = "SET search_path = pg_catalog, pg_temp"
 # A capture row holds about this many bytes of JSON (old and new rows together) at most: a
@@ -159,6 +162,10 @@ def capture_body(
 DECLARE
   written_ bigint;
 BEGIN
+  -- A process in signal mode records its own writes (eventing.capture.database.switch).
+  IF pg_catalog.current_setting({literal(SESSION_MODE)}, true) = {literal(SIGNALS)} THEN
+    RETURN NULL;
+  END IF;
   SELECT pg_catalog.count(*) INTO written_ FROM (SELECT FROM {written} LIMIT 2) AS w;
   IF written_ = 0 THEN
     RETURN NULL;
