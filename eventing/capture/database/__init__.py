@@ -10,9 +10,11 @@ trigger's watch list, filter and payload fields in SQL, inserts one `event_logs`
 (row, trigger) with a single `INSERT … SELECT` and deletes the capture in the same transaction.
 
 Modules, each on those before it: `sql` (literals, identifiers), `mode` (which models are
-served), `render` (values as json_safe writes them), `conditions` (filters), `plan` (the
-generated functions), `catalog` (what the triggers want, what the database holds), `expand`
-(captures into events), `install` (status, sync, drop), `service` (triggers changed, migrate).
+served), `render` (values as json_safe writes them), `conditions` (filters), `writer` (the
+trigger function and its trust boundary), `plan` (the generated functions), `catalog` (what the
+triggers want, what the database holds), `expand_function` (the versioned
+event_captures_expand), `expand` (captures into events), `install` (status, sync, drop),
+`switch` (who records a write while modes change), `service` (triggers changed, migrate).
 """
 
 from eventing.capture.database.catalog import read_catalog, wanted_functions
