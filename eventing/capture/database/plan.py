@@ -14,7 +14,11 @@ from eventing.capture.database.conditions import TriggerConfig, conditions_sql
 from eventing.capture.database.mode import EXPAND, KINDS, PREFIX
 from eventing.capture.database.render import COMPARABLE, column_sql, minus, storage_field, value_sql
 from eventing.capture.database.sql import ident, literal
-from eventing.capture.database.writer import PINNED_SEARCH_PATH, capture_body
+from eventing.capture.database.writer import (
+    PINNED_SEARCH_PATH,
+    TRIGGER_FUNCTION_SETTINGS,
+    capture_body,
+)
 from eventing.capture.model_data import sensitive_fields
 from eventing.models import EventLog, EventStatus
 from triggers import types
@@ -318,7 +322,7 @@ def plan_for(
     )
     definition = (
         f"CREATE OR REPLACE FUNCTION {ident(schema)}.{ident(name)}() RETURNS trigger "
-        f"LANGUAGE plpgsql SECURITY DEFINER {PINNED_SEARCH_PATH} AS {dollar_quoted(body)}"
+        f"LANGUAGE plpgsql {TRIGGER_FUNCTION_SETTINGS} AS {dollar_quoted(body)}"
     )
     body = expander_body(
         event_type,

@@ -15,6 +15,7 @@ from django.db import models
 from eventing.capture.actor import SETTING as ACTOR_SETTING
 from eventing.capture.database.conditions import TriggerConfig
 from eventing.capture.database.mode import CHANNEL, KINDS, SIGNALS
+from eventing.capture.database.render import storage_field
 from eventing.capture.database.sql import ident, jsonb_literal, literal
 from eventing.capture.model_data import sensitive_fields
 from eventing.models import EventCapture
@@ -25,6 +26,8 @@ from triggers import types
 SESSION_MODE = "eventing.capture"
 # What every generated function (and event_captures_expand) is pinned to.
 PINNED_SEARCH_PATH = "SET search_path = pg_catalog, pg_temp"
+# The trigger function's own settings: see split_sql.
+TRIGGER_FUNCTION_SETTINGS = f"SECURITY DEFINER {PINNED_SEARCH_PATH} SET enable_hashagg = off"
 # A capture row holds about this many bytes of JSON (old and new rows together) at most: a
 # statement's further rows go to further captures. So no value nears PostgreSQL's 1 GB limit
 # whatever the statement, and neither the writer nor the expander holds more than this at once.
@@ -69,43 +72,83 @@ def rows_of(transition: str, columns: list[str] | None) -> str:
 def split_sql(kind: str, columns: list[str] | None, pk: str) -> str:
     """One row per capture: (old JSON array, new JSON array), at most BYTES_PER_CAPTURE each pair.
 
-    Each written row becomes JSON text once; a running sum of their sizes gives each row its
-    part, and a part's rows are joined into one array. Sorting and aggregating spill to disk
-    beyond work_mem, and aggregates with ORDER BY are grouped by sorting, so one part's text is
-    the most held in memory. An update's old and new rows are paired by primary key, as the
-    expander pairs them, so a pair never straddles two captures.
+    Each written row becomes JSON text once; a running sum of their sizes (in the order the
+    rows come, no sort) gives each row its part, and a part's rows are joined into one array.
+    The function groups by sorting (`enable_hashagg` is off for it: a hash table would hold
+    every part's text at once), and a sort spills to disk beyond work_mem, so one part's text
+    is the most held in memory. An update's old and new rows are paired by primary key, as the
+    expander pairs them, so a pair never straddles two captures. Order within an array does
+    not matter: the expander pairs by key, and a statement's events share one instant.
     """
+    running = "OVER (ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)"
     if kind == "update":
         rows = (
-            "SELECT row_number() OVER (ORDER BY o." + pk + ") AS i, "
-            "pg_catalog.row_to_json(o)::text AS oj, pg_catalog.row_to_json(n)::text AS nj "
+            "SELECT pg_catalog.row_to_json(o)::text AS oj, pg_catalog.row_to_json(n)::text AS nj "
             f"FROM old_rows AS o JOIN new_rows AS n ON n.{pk} = o.{pk}"
         )
         size = "(pg_catalog.octet_length(w.oj) + pg_catalog.octet_length(w.nj))"
         arrays = (
-            "'[' || pg_catalog.string_agg(s.oj, ',' ORDER BY s.i) || ']', "
-            "'[' || pg_catalog.string_agg(s.nj, ',' ORDER BY s.i) || ']'"
+            "'[' || pg_catalog.string_agg(s.oj, ',') || ']', "
+            "'[' || pg_catalog.string_agg(s.nj, ',') || ']'"
         )
         carried = "w.oj, w.nj"
     else:
         transition = "old_rows" if kind == "delete" else "new_rows"
-        rows = (
-            "SELECT row_number() OVER () AS i, pg_catalog.row_to_json(x)::text AS j "
-            f"FROM {rows_of(transition, columns)}"
-        )
+        rows = f"SELECT pg_catalog.row_to_json(x)::text AS j FROM {rows_of(transition, columns)}"
         size = "pg_catalog.octet_length(w.j)"
-        array = "'[' || pg_catalog.string_agg(s.j, ',' ORDER BY s.i) || ']'"
+        array = "'[' || pg_catalog.string_agg(s.j, ',') || ']'"
         arrays = f"{array}, NULL" if kind == "delete" else f"NULL, {array}"
         carried = "w.j"
     return (
-        f"SELECT {arrays} FROM (SELECT w.i, {carried}, "
-        f"(pg_catalog.sum({size}) OVER (ORDER BY w.i) - {size}) / {BYTES_PER_CAPTURE} AS part "
-        f"FROM ({rows}) AS w) AS s GROUP BY s.part ORDER BY s.part"
+        f"SELECT {arrays} FROM (SELECT {carried}, "
+        f"(pg_catalog.sum({size}) {running} - {size}) / {BYTES_PER_CAPTURE} AS part "
+        f"FROM ({rows}) AS w) AS s GROUP BY s.part"
     )
 
 
+# Fields whose JSON has a size bounded by their type (a number, a date, a uuid, a boolean).
+BOUNDED = (
+    models.IntegerField,
+    models.BooleanField,
+    models.FloatField,
+    models.DecimalField,
+    models.DateField,
+    models.TimeField,
+    models.DurationField,
+    models.UUIDField,
+)
+TEXT_LIKE = (models.CharField, models.TextField, models.FileField)
+# A bounded value, its key and punctuation as JSON: at most this many bytes.
+BOUNDED_JSON_BYTES = 48
+# JSON escapes a character in at most 6 bytes (\u00XX).
+ESCAPED_PER_BYTE = 6
+# A value of another variable-width type (json, bytea, arrays): its stored size times this.
+OTHER_PER_BYTE = 10
+
+
+def size_bound_sql(model: type[models.Model], columns: list[str] | None, transition: str) -> str:
+    """An upper bound of the transition table's rows as JSON, read without building any JSON.
+
+    octet_length of a text reads its size from the TOAST header (no decompression), so a
+    statement of a few small rows, the usual one, is known small in microseconds.
+    """
+    fixed, wide = 2, []
+    for f in model._meta.concrete_fields:
+        if columns is not None and f.column not in columns:
+            continue
+        kind = storage_field(f)
+        fixed += BOUNDED_JSON_BYTES + len(f.column)
+        if isinstance(kind, BOUNDED):
+            continue
+        per_byte = ESCAPED_PER_BYTE if isinstance(kind, TEXT_LIKE) else OTHER_PER_BYTE
+        size = "octet_length" if isinstance(kind, TEXT_LIKE) else "pg_column_size"
+        wide.append(f"{per_byte} * coalesce(pg_catalog.{size}(x.{ident(f.column)}), 0)")
+    per_row = " + ".join([str(fixed), *wide])
+    return f"(SELECT pg_catalog.sum({per_row}) FROM {transition} AS x)"
+
+
 def single_sql(kind: str, columns: list[str] | None) -> str:
-    """The one written row's (old, new) JSON arrays: the common case, a save()."""
+    """The statement's (old, new) JSON arrays as one capture: rows known to be small."""
     old = (
         f"(SELECT pg_catalog.json_agg(x)::text FROM {rows_of('old_rows', columns)})"
         if kind != "insert"
@@ -158,6 +201,17 @@ def capture_body(
     into = f"INSERT INTO {captures_table} ({', '.join(column[name] for name in names)})"
     constants = ", ".join(fixed.values())
     pk = ident(model._meta.pk.column)
+    sides = (
+        ["old_rows"]
+        if kind == "delete"
+        else ["new_rows"]
+        if kind == "insert"
+        else [
+            "old_rows",
+            "new_rows",
+        ]
+    )
+    bound = " + ".join(size_bound_sql(model, columns, side) for side in sides)
     return f"""
 DECLARE
   written_ bigint;
@@ -169,7 +223,7 @@ BEGIN
   SELECT pg_catalog.count(*) INTO written_ FROM (SELECT FROM {written} LIMIT 2) AS w;
   IF written_ = 0 THEN
     RETURN NULL;
-  ELSIF written_ = 1 THEN
+  ELSIF written_ = 1 OR {bound} <= {BYTES_PER_CAPTURE} THEN
     {into}
     SELECT {constants}, r.* FROM ({single_sql(kind, columns)}) AS r;
   ELSE
