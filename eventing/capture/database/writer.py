@@ -223,13 +223,21 @@ BEGIN
   SELECT pg_catalog.count(*) INTO written_ FROM (SELECT FROM {written} LIMIT 2) AS w;
   IF written_ = 0 THEN
     RETURN NULL;
-  ELSIF written_ = 1 OR {bound} <= {BYTES_PER_CAPTURE} THEN
-    {into}
-    SELECT {constants}, r.* FROM ({single_sql(kind, columns)}) AS r;
-  ELSE
-    {into}
-    SELECT {constants}, r.* FROM ({split_sql(kind, columns, pk)}) AS r;
   END IF;
+  BEGIN
+    IF written_ = 1 OR {bound} <= {BYTES_PER_CAPTURE} THEN
+      {into}
+      SELECT {constants}, r.* FROM ({single_sql(kind, columns)}) AS r;
+    ELSE
+      {into}
+      SELECT {constants}, r.* FROM ({split_sql(kind, columns, pk)}) AS r;
+    END IF;
+  EXCEPTION WHEN undefined_column THEN
+    -- A column dropped or renamed since the last sync (DDL outside migrations, or a migration
+    -- running): no write fails; every column, split, naming none but the primary key.
+    {into}
+    SELECT {constants}, r.* FROM ({split_sql(kind, None, pk)}) AS r;
+  END;
   PERFORM pg_catalog.pg_notify({literal(CHANNEL)}, '');
   RETURN NULL;
 END
