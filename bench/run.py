@@ -26,6 +26,7 @@ SUITE = {
     "admin": ["bench.bench_admin"],
     "statements": ["bench.bench_statements"],
     "capture": ["bench.bench_capture"],
+    "transforms": ["bench.bench_transforms"],
     # Add `--baseline <checkout>` by hand to compare unordered throughput with older code.
     "ordering": ["bench.bench_ordering"],
 }

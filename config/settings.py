@@ -2,6 +2,7 @@
 
 import os
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import dj_database_url
 
@@ -196,6 +197,35 @@ else:
 if CELERY_BROKER_URL.startswith("redis://"):
     # kombu's Redis transport with one client per channel instead of one per command.
     CELERY_BROKER_TRANSPORT = "eventing.dispatch.broker:RedisTransport"
+
+
+def shared_cache_url() -> str:
+    """CACHE_URL, else the broker's Redis server on its next database, else "" (no Redis)."""
+    if os.environ.get("CACHE_URL"):
+        return os.environ["CACHE_URL"]
+    if not CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+        return ""
+    parts = urlsplit(CELERY_BROKER_URL)
+    broker_db = int(parts.path.strip("/") or 0)
+    # Not the broker's own database: clearing the cache must never drop queued messages.
+    return urlunsplit(parts._replace(path=f"/{broker_db + 1}"))
+
+
+# Every web process must see the same cache: API throttles count in it (a process-local cache
+# lets each gunicorn worker grant the whole rate). Redis when there is one, else a table in the
+# database (`manage.py createcachetable`, which `make run` and the compose file run).
+CACHE_URL = shared_cache_url()
+if CACHE_URL:
+    CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL}
+    }
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+            "LOCATION": "eventing_cache",
+        }
+    }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_SERIALIZER = "json"

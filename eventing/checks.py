@@ -395,3 +395,37 @@ def check_trigger_fields(app_configs=None, **kwargs):
         )
         for line in lines
     ]
+
+
+# Cache backends that count in one process only: behind several web processes (gunicorn
+# workers), each would grant a throttle's whole rate.
+PROCESS_LOCAL_CACHES = (
+    "django.core.cache.backends.locmem.LocMemCache",
+    "django.core.cache.backends.dummy.DummyCache",
+)
+
+
+@register(Tags.caches)
+def check_throttle_cache(app_configs=None, **kwargs):
+    """API throttle rates counted in a process-local (or missing) cache (W008)."""
+    try:
+        conf = get_settings()
+    except ImproperlyConfigured:
+        return []  # reported by check_settings
+    if not any((conf.THROTTLE_RATES or {}).values()):
+        return []
+    alias = conf.THROTTLE_CACHE
+    backend = (getattr(django_settings, "CACHES", {}).get(alias) or {}).get("BACKEND")
+    if backend and backend not in PROCESS_LOCAL_CACHES:
+        return []
+    where = f"is {backend.rsplit('.', 1)[-1]}, local to each process" if backend else "is not set"
+    return [
+        Warning(
+            f'EVENTING["THROTTLE_RATES"] counts in the cache {alias!r}, which {where}: every '
+            "web process grants the whole rate.",
+            hint="Point EVENTING['THROTTLE_CACHE'] at a shared cache: Redis "
+            "(django.core.cache.backends.redis.RedisCache) or the database cache "
+            "(django.core.cache.backends.db.DatabaseCache, then `manage.py createcachetable`).",
+            id="eventing.W008",
+        )
+    ]

@@ -28,6 +28,9 @@ DEFAULTS: dict[str, Any] = {
     "CLIENT_JWKS_LIFESPAN_S": 300,
     # Deadline for fetching a JWKS, connect to last byte (seconds); a slower one fails the token.
     "CLIENT_JWKS_TIMEOUT_S": 5,
+    # How long past its lifespan a JWKS is still used while it cannot be fetched again (seconds);
+    # requests never wait for a refresh meanwhile.
+    "CLIENT_JWKS_STALE_S": 3600,
     # Optional private key (PEM) that signs X-SC-Token with RS256/ES256/EdDSA instead of HS256,
     # so receivers hold only the public key. Empty: HS256 with the first of SECRETS.
     "SIGNING_KEY": "",
@@ -52,6 +55,9 @@ DEFAULTS: dict[str, Any] = {
     "FOLLOW_UP_MAX_DEPTH": 5,
     # Most follow-up events one webhook reply may queue; the rest are dropped with a remark.
     "FOLLOW_UP_MAX_PER_REPLY": 10,
+    # Most follow-up events the whole chain started by one event may record, across every
+    # reply, retry and redelivery in it; the rest are dropped with a remark.
+    "FOLLOW_UP_MAX_TOTAL": 100,
     # Largest JSON Schema an event type may hold (bytes of JSON).
     "MAX_SCHEMA_BYTES": 64 * 1024,
     # Time budget for validating one payload against its type's JSON Schema (milliseconds);
@@ -114,6 +120,9 @@ DEFAULTS: dict[str, Any] = {
     # Longest time one request transform may take to render, in milliseconds (a template
     # that runs over fails its attempt).
     "TRANSFORM_RENDER_MS": 250,
+    # Address space of the child process that renders request transforms (MiB); a template
+    # that needs more fails its attempt, and the child is replaced.
+    "TRANSFORM_MEMORY_MB": 256,
     # Publish broker messages from a per-process background thread after commit, so a save()
     # never waits on the broker. False publishes inline in the on_commit callback.
     "PUBLISH_IN_BACKGROUND": True,
@@ -140,6 +149,9 @@ DEFAULTS: dict[str, Any] = {
     # or a missing scope: no limit. Scopes: eventing_queue (queueing events), eventing (the
     # rest of the API).
     "THROTTLE_RATES": {"eventing_queue": None, "eventing": None},
+    # The Django cache alias the throttles count in. It must be shared by every web process
+    # (Redis or the database cache): a process-local one is warned by eventing.W008.
+    "THROTTLE_CACHE": "default",
     # Port on which each Celery worker serves its own Prometheus metrics (all interfaces);
     # None serves nothing. Web processes serve theirs at /metrics (eventing.urls).
     "WORKER_METRICS_PORT": None,

@@ -329,3 +329,24 @@ class RateBucket(models.Model):
 
     def __str__(self) -> str:
         return f"trigger {self.trigger_id}: {self.tokens:.1f} tokens"
+
+
+class FollowUpBudget(models.Model):
+    """How many follow-up events the chain started by one root event has queued, for
+    `FOLLOW_UP_MAX_TOTAL`; kept across retries and redeliveries of any event in the chain."""
+
+    root_id = models.UUIDField(
+        primary_key=True, help_text="The event that started the chain (not itself a follow-up)."
+    )
+    used = models.PositiveIntegerField(default=0, help_text="Follow-up events queued so far.")
+    created_at = models.DateTimeField(auto_now_add=True, help_text="When the chain began.")
+
+    objects = EventsDatabaseManager()
+
+    class Meta:
+        db_table = "eventing_follow_up_budgets"
+        verbose_name = "follow-up budget"
+        verbose_name_plural = "follow-up budgets"
+
+    def __str__(self) -> str:
+        return f"root {self.root_id}: {self.used} follow-ups"

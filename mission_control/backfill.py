@@ -17,7 +17,7 @@ from django.views.decorators.http import require_POST
 
 from eventing.capture import backfill
 from triggers.models import Trigger
-from triggers.validation import INTERNAL_APPS
+from triggers.validation import INTERNAL_APPS, resolve_model
 
 # Rows an admin action hands over by primary key; beyond it, filter on the backfill page.
 MAX_SELECTED = 1000
@@ -26,6 +26,18 @@ MAX_SELECTED = 1000
 def may_backfill(request: HttpRequest) -> bool:
     """Backfilling sends events to webhooks: for users who may change triggers."""
     return request.user.has_perm("triggers.change_trigger")
+
+
+def may_view_rows(request: HttpRequest, trigger: Trigger) -> bool:
+    """Counting and sending rows reads them: the user also needs the model's view permission."""
+    model = resolve_model(trigger.source)
+    if model is None:
+        return True  # rows_for() refuses it, naming the trigger
+    opts = model._meta
+    user = request.user
+    return user.has_perm(f"{opts.app_label}.view_{opts.model_name}") or user.has_perm(
+        f"{opts.app_label}.change_{opts.model_name}"
+    )
 
 
 def dialog_link(queryset) -> str:
@@ -78,22 +90,63 @@ def backfill_view(request: HttpRequest) -> HttpResponse:
     return TemplateResponse(request, "mission_control/backfill.html", context)
 
 
-def selection(data: dict[str, Any]) -> tuple[Trigger, Any]:
-    """The trigger and rows a dialog request names; ValidationError says what is wrong."""
-    trigger = Trigger.objects.filter(name=data.get("trigger") or "").first()
+def request_data(request: HttpRequest) -> dict[str, Any]:
+    """The dialog request's JSON object; ValidationError when it is not one."""
+    try:
+        data = json.loads(request.body or b"{}")
+    except (ValueError, RecursionError):
+        raise ValidationError({"body": "Send a JSON object."}) from None
+    if not isinstance(data, dict):
+        raise ValidationError({"body": "Send a JSON object."})
+    return data
+
+
+def selection(request: HttpRequest, data: dict[str, Any]) -> tuple[Trigger, Any]:
+    """The trigger and rows a dialog request names; ValidationError says what is wrong,
+    PermissionDenied when the user may not view the trigger's model."""
+    name, filters = data.get("trigger"), data.get("filters")
+    if not isinstance(name, str):
+        raise ValidationError({"trigger": "the name of a DB trigger (text)."})
+    if filters is not None and not isinstance(filters, str):
+        raise ValidationError({"filters": "field=value lines (text)."})
+    trigger = Trigger.objects.filter(name=name).first()
     if trigger is None:
         raise ValidationError({"trigger": "Choose a DB trigger."})
-    lines = [line.strip() for line in str(data.get("filters") or "").splitlines()]
+    if not may_view_rows(request, trigger):
+        raise PermissionDenied(f"Sending {trigger.source} rows needs the view permission of it.")
+    lines = [line.strip() for line in (filters or "").splitlines()]
     return trigger, backfill.rows_for(trigger, backfill.parse_filters(filter(None, lines)))
 
 
 def answer(step) -> JsonResponse:
-    """Run one step of the dialog; a refused selection answers 400 with the reason."""
+    """Run one step of the dialog; a refused selection answers 400 naming the field."""
     try:
         return JsonResponse(step())
-    except (ValidationError, ValueError) as exc:
-        text = " ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)
+    except PermissionDenied as exc:
+        return JsonResponse({"error": str(exc) or "Permission denied."}, status=403)
+    except ValidationError as exc:
+        if hasattr(exc, "error_dict"):
+            text = "; ".join(f"{k}: {' '.join(v)}" for k, v in exc.message_dict.items())
+        else:
+            text = " ".join(exc.messages)
         return JsonResponse({"error": text}, status=400)
+
+
+def batch_options(data: dict[str, Any]) -> tuple[str, Any, int]:
+    """backfill_id, after (a primary key: text, a number or null) and batch_size of a batch
+    request; ValidationError naming the field that is malformed."""
+    backfill_id, after, size = (
+        data.get("backfill_id"),
+        data.get("after"),
+        data.get("batch_size"),
+    )
+    if backfill_id is not None and not isinstance(backfill_id, str):
+        raise ValidationError({"backfill_id": "text, or null for a new backfill."})
+    if isinstance(after, (dict, list, bool)):
+        raise ValidationError({"after": "the last primary key sent (text or a number), or null"})
+    if size is not None and (isinstance(size, bool) or not isinstance(size, int)):
+        raise ValidationError({"batch_size": f"a whole number, 1 to {backfill.MAX_BATCH_SIZE}"})
+    return backfill_id or backfill.new_backfill_id(), after, size or backfill.DEFAULT_BATCH_SIZE
 
 
 @require_POST
@@ -103,7 +156,7 @@ def count_view(request: HttpRequest) -> JsonResponse:
         raise PermissionDenied
 
     def step() -> dict[str, Any]:
-        trigger, rows = selection(json.loads(request.body or b"{}"))
+        trigger, rows = selection(request, request_data(request))
         return {"trigger": trigger.name, "count": rows.count()}
 
     return answer(step)
@@ -116,15 +169,15 @@ def batch_view(request: HttpRequest) -> JsonResponse:
         raise PermissionDenied
 
     def step() -> dict[str, Any]:
-        data = json.loads(request.body or b"{}")
-        trigger, rows = selection(data)
-        done = backfill.send_batch(
-            trigger,
-            rows,
-            backfill_id=str(data.get("backfill_id") or backfill.new_backfill_id()),
-            after=data.get("after"),
-            batch_size=int(data.get("batch_size") or backfill.DEFAULT_BATCH_SIZE),
-        )
+        data = request_data(request)
+        trigger, rows = selection(request, data)
+        backfill_id, after, batch_size = batch_options(data)
+        try:
+            done = backfill.send_batch(
+                trigger, rows, backfill_id=backfill_id, after=after, batch_size=batch_size
+            )
+        except (ValueError, TypeError):
+            raise ValidationError({"after": "not a primary key of this model"}) from None
         return {
             "sent": done.sent,
             "skipped": done.skipped,

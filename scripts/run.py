@@ -224,6 +224,8 @@ def main() -> int:
 
     ensure_local_secrets(var_dir)
     manage("migrate", "--no-input", "-v", "0", env=env)
+    # The shared cache's table when there is no Redis (API throttles count there).
+    manage("createcachetable", env=env)
     password = admin_password(var_dir)
     ensure_development_data(password, env)
 

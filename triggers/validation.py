@@ -6,7 +6,6 @@ import base64
 import binascii
 import json
 import re
-import zoneinfo
 from functools import lru_cache
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -15,9 +14,10 @@ from croniter import croniter
 from django.apps import apps
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.utils import timezone
 from django.utils.module_loading import import_string
 
-from . import defaults, templating, types
+from . import defaults, schedule, templating, types
 
 ENV_PLACEHOLDER_RE = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 # RFC 9110 token; \Z, not $, which would let "Host\n" through.
@@ -325,6 +325,47 @@ def validate_trigger(trigger) -> None:
     validate_retry_statuses(trigger.retry_statuses, trigger.retry_policy)
     validate_signing_secret(trigger.signing_secret)
     validate_transform(trigger)
+    refuse_framing_headers(trigger)
+
+
+# Headers that belong to the connection or the message's framing, not to the request: a
+# trigger setting them could desynchronise the receiver (`Transfer-Encoding: identity`) or
+# speak for another client (`Cookie`, `Host`). Compared case-insensitively.
+FRAMING_HEADERS = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "proxy-authorization",
+        "proxy-authenticate",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "expect",
+        "cookie",
+        "host",
+        "content-length",
+        "content-encoding",
+    }
+)
+
+
+def refuse_framing_headers(trigger) -> None:
+    """Literal headers and header templates may not set hop-by-hop or framing headers, nor
+    Authorization (in any case) when the trigger sends its own; the error names the field."""
+    named = [("headers", h.get("name", "")) for h in trigger.headers or [] if isinstance(h, dict)]
+    named += [("transform_headers", name) for name in trigger.transform_headers or {}]
+    for field, name in named:
+        lowered = str(name).lower()
+        if lowered in FRAMING_HEADERS:
+            raise ValidationError(
+                {field: f"{name}: a connection or framing header; HTTP sets it, not a trigger."}
+            )
+        if lowered == "authorization" and trigger.send_authorization:
+            raise ValidationError(
+                {field: f"{name}: sent by 'send Authorization'; remove one of them."}
+            )
 
 
 def validate_template(source: Any, field: str, where: str = "") -> None:
@@ -384,11 +425,13 @@ def validate_cron(trigger) -> None:
         )
     trigger.cron_expression = expression
     try:
-        zoneinfo.ZoneInfo(trigger.cron_timezone or "UTC")
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        raise ValidationError(
-            {"cron_timezone": f"{trigger.cron_timezone!r} is not an IANA timezone name."}
-        ) from None
+        schedule.zone(trigger.cron_timezone)
+    except schedule.ScheduleError as exc:
+        raise ValidationError({"cron_timezone": str(exc)}) from None
+    try:
+        schedule.runs_after(expression, trigger.cron_timezone, timezone.now(), 1)
+    except schedule.ScheduleError as exc:
+        raise ValidationError({"cron_expression": str(exc)}) from None
     validate_storable(trigger.cron_payload, "cron_payload")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.core.cache import caches
 from rest_framework.throttling import SimpleRateThrottle
 
 from eventing.conf import settings
@@ -11,6 +12,12 @@ class EventingThrottle(SimpleRateThrottle):
     """Per caller (user, token principal, or client IP) for the scope's rate; 429 over it."""
 
     scope = "eventing"
+
+    @property
+    def cache(self):
+        """The cache EVENTING["THROTTLE_CACHE"] names, shared by every web process (DRF's
+        default binds Django's default cache at import)."""
+        return caches[settings.THROTTLE_CACHE]
 
     def get_rate(self) -> str | None:
         """Read the rate when used (DRF's own class binds its settings at import)."""

@@ -41,7 +41,12 @@ from eventing.dispatch.operations import (
 )
 from eventing.models import EventLog, EventStatus, InvocationLog
 from eventing.ops import search
-from eventing.ops.search import filter_by_payload, filter_invocations, parse_payload_filters
+from eventing.ops.search import (
+    filter_by_payload,
+    filter_invocations,
+    parse_payload_filters,
+    query_pairs,
+)
 from eventing.recording.emit import BatchItem, record_test_event
 from triggers import types
 from triggers.models import EventType, Trigger
@@ -342,7 +347,9 @@ class EventViewSet(
             "created_before": "created_at__lt",
         }
         queryset = queryset.filter(**{lookups[name]: value for name, value in filters.items()})
-        return filter_by_payload(queryset, parse_payload_filters(self.request.query_params.items()))
+        return filter_by_payload(
+            queryset, parse_payload_filters(query_pairs(self.request.query_params))
+        )
 
     def get_object(self) -> EventLog:
         """404 (not 400) for an id that is not a UUID."""

@@ -9,6 +9,10 @@ transaction, so a backfill of a million rows never holds one long transaction an
 progress is the last primary key done. Every row is keyed by (backfill id, primary key): run
 again with the same backfill id, from the start or from where it stopped, and rows already
 recorded are skipped, so a backfill is idempotent per (trigger, row) and resumable.
+
+Filters choose rows by the model's own concrete fields only, compared with FILTER_LOOKUPS:
+no relation traversal and no sensitive field (a count over `auth_token__key__startswith=`
+would spell out a credential one character at a time), and errors name only what was given.
 """
 
 from __future__ import annotations
@@ -32,6 +36,10 @@ from triggers.models import Trigger
 from triggers.registry import TriggerSpec
 from triggers.validation import resolve_model
 
+# Lookups a backfill filter may use: equality and ranges (no pattern matching).
+FILTER_LOOKUPS = ("exact", "in", "range", "gt", "gte", "lt", "lte")
+# Field names always refused in filters, besides EVENTING["EXCLUDE_FIELDS"].
+SENSITIVE_NAMES = ("password",)
 DEFAULT_BATCH_SIZE = 500
 # One INSERT statement per batch: 1,000 rows stay under SQLite's and PostgreSQL's parameter limits.
 MAX_BATCH_SIZE = 1000
@@ -70,21 +78,59 @@ def rows_for(trigger: Trigger, filters: dict[str, Any] | None = None) -> QuerySe
     model = resolve_model(trigger.source)
     if model is None:
         raise ValidationError({"trigger": f"{trigger.source} is not an installed model."})
+    for name in filters or {}:
+        check_filter_name(model, name)
     try:
         return model._default_manager.filter(**(filters or {})).order_by("pk")
-    except (FieldError, ValueError, TypeError) as exc:
-        raise ValidationError({"filter": str(exc)}) from None
+    except FieldError:
+        # Django's message lists every field and relation of the model: not repeated.
+        raise ValidationError({"filter": "these filters cannot be applied."}) from None
+    except (ValueError, TypeError) as exc:
+        raise ValidationError({"filter": str(exc)[:300]}) from None
 
 
-def parse_filters(pairs: Iterable[str]) -> dict[str, str]:
-    """`field=value` strings (Django lookups allowed: `status__in` takes a,b) as a dict."""
+def check_filter_name(model: type[Model], name: str) -> None:
+    """`field` or `field__lookup`: a concrete field of `model` itself (by name, attname or
+    `pk`), not sensitive, with a lookup of FILTER_LOOKUPS; else ValidationError naming it."""
+    field, _, lookup = name.partition("__")
+    fields = {f.name: f for f in model._meta.concrete_fields}
+    fields.update({f.attname: f for f in model._meta.concrete_fields})
+    if field == "pk":
+        fields["pk"] = model._meta.pk
+    if field not in fields or (lookup and lookup not in FILTER_LOOKUPS):
+        raise ValidationError(
+            {
+                "filter": f"{name!r}: filter on a field of {model._meta.label} itself, "
+                f"compared with {', '.join(FILTER_LOOKUPS)} (no relations)."
+            }
+        )
+    if is_sensitive(model, fields[field].name):
+        raise ValidationError({"filter": f"{name!r}: this field may not be filtered on."})
+
+
+def is_sensitive(model: type[Model], name: str) -> bool:
+    """Whether a field holds credentials: a name in EXCLUDE_FIELDS or SENSITIVE_NAMES (also
+    within a longer name: `api_token_hash`), or the user model's password."""
+    lowered = name.lower()
+    words = [w.lower() for w in (*settings.EXCLUDE_FIELDS, *SENSITIVE_NAMES)]
+    return name in model_data.sensitive_fields(model) or any(w in lowered for w in words)
+
+
+def parse_filters(pairs: Iterable[str]) -> dict[str, Any]:
+    """`field=value` strings (`status__in` and `pk__range` take a,b) as a dict."""
     filters: dict[str, Any] = {}
     for pair in pairs:
         name, sep, value = pair.partition("=")
         if not sep or not name.strip():
             raise ValidationError({"filter": f"{pair!r}: write field=value."})
         name = name.strip()
-        filters[name] = value.split(",") if name.endswith("__in") else value
+        if name.endswith("__range"):
+            bounds = value.split(",")
+            if len(bounds) != 2:
+                raise ValidationError({"filter": f"{name!r}: write low,high."})
+            filters[name] = bounds
+        else:
+            filters[name] = value.split(",") if name.endswith("__in") else value
     return filters
 
 

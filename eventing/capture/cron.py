@@ -10,10 +10,9 @@ for the same (trigger, tick) even if the mark were ever moved back.
 from __future__ import annotations
 
 import datetime as dt
-import zoneinfo
+import logging
 from dataclasses import dataclass
 
-from croniter import croniter
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -21,42 +20,46 @@ from django.utils import timezone
 from eventing.conf import settings
 from eventing.models import EventLog
 from eventing.recording.emit import record_events
-from triggers import types
+from triggers import schedule, types
 from triggers.models import Trigger
 from triggers.registry import TriggerSpec
 
 # The `source` of cron events.
 SOURCE = "cron"
 
+logger = logging.getLogger(__name__)
+
 
 @dataclass
 class TickResult:
-    """What one pass did: ticks fired, ticks skipped as missed, ticks another process took."""
+    """What one pass did: ticks fired, skipped as missed, taken by another process, failed."""
 
     fired: int = 0
     skipped: int = 0
     taken: int = 0
+    failed: int = 0
 
 
-def zone(trigger: Trigger) -> zoneinfo.ZoneInfo:
-    """The timezone the trigger's expression is read in."""
-    return zoneinfo.ZoneInfo(trigger.cron_timezone or "UTC")
-
-
-def latest_tick(trigger: Trigger, now: dt.datetime) -> dt.datetime:
-    """The last time at or before `now` the expression names (in UTC)."""
-    # Ticks fall on whole minutes; one second past `now` makes a tick at `now` itself count.
-    start = now.astimezone(zone(trigger)).replace(microsecond=0) + dt.timedelta(seconds=1)
-    return croniter(trigger.cron_expression, start).get_prev(dt.datetime).astimezone(dt.UTC)
+def latest_tick(trigger: Trigger, now: dt.datetime) -> dt.datetime | None:
+    """The last time at or before `now` the expression names (in UTC); None within no reach."""
+    return schedule.run_before(trigger.cron_expression, trigger.cron_timezone, now)
 
 
 def next_ticks(trigger: Trigger, count: int = 5, now: dt.datetime | None = None) -> list:
-    """The next `count` times the trigger fires after `now` (in its timezone)."""
-    if trigger.type != types.CRON or not croniter.is_valid(trigger.cron_expression or ""):
+    """The next `count` times the trigger fires after `now` (in its timezone); [] if none."""
+    try:
+        return upcoming(trigger, count, now)
+    except schedule.ScheduleError:
         return []
-    start = (now or timezone.now()).astimezone(zone(trigger))
-    ticks = croniter(trigger.cron_expression, start)
-    return [ticks.get_next(dt.datetime) for _ in range(count)]
+
+
+def upcoming(trigger: Trigger, count: int = 5, now: dt.datetime | None = None) -> list:
+    """The next `count` ticks after `now`; ScheduleError says why a stored schedule has none."""
+    if trigger.type != types.CRON:
+        return []
+    return schedule.runs_after(
+        trigger.cron_expression or "", trigger.cron_timezone, now or timezone.now(), count
+    )
 
 
 def tick_data(trigger: Trigger, tick: dt.datetime) -> dict:
@@ -83,24 +86,35 @@ def fire_due_ticks(now: dt.datetime | None = None) -> TickResult:
     result = TickResult()
     db = settings.DATABASE
     for trigger in Trigger.objects.using(db).filter(type=types.CRON, enabled=True):
-        tick = latest_tick(trigger, now)
-        if trigger.cron_last_tick is not None and tick <= trigger.cron_last_tick:
-            continue
-        with transaction.atomic(using=db):
-            if not claim(trigger, tick, db):
-                result.taken += 1
-                continue
-            if tick < trigger.created_at:
-                continue
-            missed = (now - tick).total_seconds() > settings.CRON_MISSED_AFTER_S
-            if missed and trigger.cron_skip_missed:
-                result.skipped += 1
-                continue
-            if record_tick(trigger, tick, db):
-                result.fired += 1
-            else:
-                result.taken += 1
+        # One trigger's schedule (a bad one stored before it was refused on save, a database
+        # error on its row) must never stop the others' ticks: log it and go on.
+        try:
+            fire_trigger(trigger, now, db, result)
+        except Exception:
+            result.failed += 1
+            logger.exception("CRON trigger %r: its tick could not be handled", trigger.name)
     return result
+
+
+def fire_trigger(trigger: Trigger, now: dt.datetime, db: str, result: TickResult) -> None:
+    """Handle one trigger's latest due tick, counting what happened in `result`."""
+    tick = latest_tick(trigger, now)
+    if tick is None or (trigger.cron_last_tick is not None and tick <= trigger.cron_last_tick):
+        return
+    with transaction.atomic(using=db):
+        if not claim(trigger, tick, db):
+            result.taken += 1
+            return
+        if tick < trigger.created_at:
+            return
+        missed = (now - tick).total_seconds() > settings.CRON_MISSED_AFTER_S
+        if missed and trigger.cron_skip_missed:
+            result.skipped += 1
+            return
+        if record_tick(trigger, tick, db):
+            result.fired += 1
+        else:
+            result.taken += 1
 
 
 def claim(trigger: Trigger, tick: dt.datetime, db: str) -> bool:

@@ -309,7 +309,7 @@ def post(event: EventLog, trigger: Trigger) -> WebhookResponse:
     response.request = {
         "url": request.logged_url,
         "headers": request.redacted_headers,
-        "body": event_body_for_log(request.body),
+        "body": request.logged_body,
     }
     if request.method != "POST":
         response.request["method"] = request.method
@@ -319,11 +319,6 @@ def post(event: EventLog, trigger: Trigger) -> WebhookResponse:
 def not_sent(trigger: Trigger, error: str) -> WebhookResponse:
     """The response of an attempt whose request never left."""
     return WebhookResponse(error=error, request={"url": trigger.url, "headers": {}, "body": None})
-
-
-def event_body_for_log(body: bytes) -> str:
-    """The request body as stored: text, cut like responses are."""
-    return body[: settings.MAX_PAYLOAD_BYTES + 1024].decode("utf-8", errors="replace")
 
 
 def judge(event: EventLog, trigger: Trigger, response: WebhookResponse) -> Outcome:

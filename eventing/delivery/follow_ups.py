@@ -6,9 +6,11 @@ the queue API would be: its type's queue rule must be `allow` (its own, else `de
 its payload must satisfy the type's JSON Schema. `dlq_…` types are never queued this way (only
 a trigger giving up emits them). Loops are bounded: a follow-up's chain depth (1 for a reply to
 an ordinary event, its parent's + 1 below that) is carried in its `source`,
-`follow-up:<parent id>:depth=<n>`, and past `FOLLOW_UP_MAX_DEPTH` a reply queues nothing; one
-reply queues at most `FOLLOW_UP_MAX_PER_REPLY` events. What was dropped or refused is said in
-the parent event's remark.
+`follow-up:<parent id>:depth=<n>:root=<root id>`, and past `FOLLOW_UP_MAX_DEPTH` a reply
+queues nothing; one reply queues at most `FOLLOW_UP_MAX_PER_REPLY` events; and the whole chain
+of one root event records at most `FOLLOW_UP_MAX_TOTAL` event rows, counted in the root's
+`FollowUpBudget` row (so retries and redeliveries of any event in the chain spend the same
+budget). What was dropped or refused is said in the parent event's remark.
 """
 
 from __future__ import annotations
@@ -21,10 +23,11 @@ from typing import Any
 from django.contrib.auth.models import AnonymousUser
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import F
 from rest_framework.exceptions import APIException
 
 from eventing.conf import settings
-from eventing.models import EventLog
+from eventing.models import EventLog, FollowUpBudget
 from eventing.recording.emit import emit
 from eventing.recording.rules import (
     check_payload,
@@ -37,7 +40,11 @@ from triggers import types
 
 logger = logging.getLogger(__name__)
 
-SOURCE_RE = re.compile(r"follow-up:[0-9a-fA-F-]{32,36}:depth=([0-9]{1,4})")
+# The root is absent from follow-ups recorded before the budget existed: their parent stands in.
+SOURCE_RE = re.compile(
+    r"follow-up:(?P<parent>[0-9a-fA-F-]{32,36}):depth=(?P<depth>[0-9]{1,4})"
+    r"(?::root=(?P<root>[0-9a-fA-F-]{32,36}))?"
+)
 # Longest text kept from one refusal in the remark.
 REASON_CHARS = 200
 
@@ -45,12 +52,48 @@ REASON_CHARS = 200
 def depth_of(event: EventLog) -> int:
     """How many follow-up steps led to `event` (0 for an event queued any other way)."""
     match = SOURCE_RE.fullmatch(event.source or "")
-    return int(match.group(1)) if match else 0
+    return int(match.group("depth")) if match else 0
+
+
+def root_of(event: EventLog) -> str:
+    """The id of the event that started `event`'s chain (its own id if it is not a follow-up)."""
+    match = SOURCE_RE.fullmatch(event.source or "")
+    if not match:
+        return str(event.id)
+    return match.group("root") or match.group("parent")
 
 
 def follow_up_source(parent: EventLog) -> str:
-    """The `source` of a follow-up of `parent`: names the parent and carries the chain depth."""
-    return f"follow-up:{parent.id}:depth={depth_of(parent) + 1}"
+    """The `source` of a follow-up of `parent`: names the parent, the chain depth and its root."""
+    return f"follow-up:{parent.id}:depth={depth_of(parent) + 1}:root={root_of(parent)}"
+
+
+class BudgetSpent(Exception):
+    """The chain's root has no follow-up budget left for this follow-up."""
+
+
+def budget_left(root: str) -> bool:
+    """Whether the chain of `root` may still record a follow-up."""
+    used = (
+        FollowUpBudget.objects.using(settings.DATABASE)
+        .filter(root_id=root)
+        .values_list("used", flat=True)
+        .first()
+    )
+    return (used or 0) < settings.FOLLOW_UP_MAX_TOTAL
+
+
+def spend(root: str, rows: int) -> None:
+    """Count `rows` follow-up events against the chain of `root`; BudgetSpent if it has not
+    enough left (the caller's savepoint then undoes them)."""
+    budgets = FollowUpBudget.objects.using(settings.DATABASE)
+    budgets.bulk_create([FollowUpBudget(root_id=root)], ignore_conflicts=True)
+    # A conditional UPDATE: concurrent deliveries of one chain take turns on the row's lock and
+    # none can push the count past the limit.
+    limit = settings.FOLLOW_UP_MAX_TOTAL
+    spent = budgets.filter(root_id=root, used__lte=limit - rows).update(used=F("used") + rows)
+    if not spent:
+        raise BudgetSpent
 
 
 def requested(response: WebhookResponse) -> list:
@@ -83,10 +126,20 @@ def emit_follow_ups(event: EventLog, response: WebhookResponse) -> str:
             "(EVENTING['FOLLOW_UP_MAX_PER_REPLY'])"
         )
     source = follow_up_source(event)
+    root = root_of(event)
     rules: dict = {}
     for index, item in enumerate(wanted[:cap]):
         try:
-            queue_one(item, source, rules)
+            if not budget_left(root):
+                raise BudgetSpent
+            queue_one(item, source, rules, root)
+        except BudgetSpent:
+            notes.append(
+                f"{len(wanted[:cap]) - index} not queued: the chain of event {root} has queued "
+                f"its {settings.FOLLOW_UP_MAX_TOTAL} follow-up events "
+                "(EVENTING['FOLLOW_UP_MAX_TOTAL'])"
+            )
+            break
         except (ValidationError, APIException) as exc:
             notes.append(f"[{index}] refused: {reason(exc)}")
         except Exception as exc:  # noqa: BLE001 - one bad follow-up must not undo the delivery
@@ -95,7 +148,7 @@ def emit_follow_ups(event: EventLog, response: WebhookResponse) -> str:
     return f"Follow-ups: {'; '.join(notes)}." if notes else ""
 
 
-def queue_one(item: Any, source: str, rules: dict) -> None:
+def queue_one(item: Any, source: str, rules: dict, root: str) -> None:
     """Check one requested follow-up as an anonymous queue call would be, then emit it."""
     if not isinstance(item, dict):
         raise ValidationError("not an object with `type` and `payload`")
@@ -113,8 +166,10 @@ def queue_one(item: Any, source: str, rules: dict) -> None:
         ) from None
     check_payload(rule_row, event_type, payload)
     with transaction.atomic(using=settings.DATABASE):
-        # A savepoint: a refusal inside emit leaves the parent's transaction usable.
-        emit(event_type, payload, delay_s=delay_of(item), source=source)
+        # A savepoint: a refusal inside emit, or a spent budget, leaves the parent's
+        # transaction usable and undoes this follow-up's rows.
+        rows = emit(event_type, payload, delay_s=delay_of(item), source=source)
+        spend(root, len(rows))
 
 
 def delay_of(item: dict) -> float | None:

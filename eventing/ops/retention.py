@@ -1,4 +1,5 @@
-"""Retention: delete finished events (with their invocations) past EVENTING["RETENTION"]."""
+"""Retention: delete finished events (with their invocations) past EVENTING["RETENTION"], and
+the follow-up budgets of chains whose root event is gone."""
 
 from __future__ import annotations
 
@@ -7,10 +8,11 @@ import time
 from collections.abc import Callable
 
 from django.db import connections, transaction
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from eventing.conf import settings
-from eventing.models import FINAL_STATUSES, EventLog, InvocationLog
+from eventing.models import FINAL_STATUSES, EventLog, FollowUpBudget, InvocationLog
 
 BATCH_SIZE = 500
 # SQLite has one write lock and its busy handler retries at most every 100 ms: without a gap
@@ -64,4 +66,20 @@ def delete_expired(
             if connections[settings.DATABASE].vendor == "sqlite":
                 time.sleep(SQLITE_BATCH_PAUSE_S)
         report[status] = total
+    if not dry_run:
+        delete_orphan_budgets(now)
     return report
+
+
+def delete_orphan_budgets(now: dt.datetime) -> int:
+    """Delete the follow-up budgets whose root event is gone and that began before the longest
+    retention: a chain that old has ended, or lost its root to retention like its events."""
+    days = [d for d in (settings.RETENTION or {}).values() if d is not None]
+    if len(days) < len(FINAL_STATUSES):
+        return 0  # some finished rows are kept forever: so are the budgets of their chains
+    cutoff = now - dt.timedelta(days=max(days))
+    root = EventLog.objects.using(settings.DATABASE).filter(id=OuterRef("root_id"))
+    orphans = FollowUpBudget.objects.using(settings.DATABASE).filter(
+        ~Exists(root), created_at__lt=cutoff
+    )
+    return orphans.delete()[0]

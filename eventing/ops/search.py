@@ -65,9 +65,16 @@ def candidate_values(raw: str) -> tuple[Any, ...]:
     return (raw,)
 
 
+def query_pairs(query) -> list[tuple[str, str]]:
+    """Every (name, value) of a QueryDict, a repeated name once per value (`.items()` keeps
+    only the last, which would drop a filter the caller asked for)."""
+    return [(name, value) for name, values in query.lists() for value in values]
+
+
 def parse_payload_filters(params: Iterable[tuple[str, str]]) -> list[PayloadFilter]:
-    """The payload filters among (name, value) query parameters; ValidationError naming the
-    parameter for one out of bounds."""
+    """The payload filters among (name, value) query parameters (see query_pairs), every one
+    of them required: a repeated `payload__k` matches events that hold each value, as two
+    filters do. ValidationError naming the parameter for one out of bounds."""
     found = []
     for name, raw in params:
         if not is_payload_parameter(name):

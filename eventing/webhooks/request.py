@@ -53,6 +53,9 @@ class WebhookRequest:
     secrets: tuple[str, ...] = ()
     # POST unless the trigger's request transform says otherwise.
     method: str = "POST"
+    # The body as stored in the invocation log: a rendered body may quote resolved
+    # environment values (through `base_url`), which are redacted here.
+    logged_body: str = ""
 
 
 @dataclass
@@ -127,8 +130,13 @@ def encode_body(envelope: dict[str, Any]) -> bytes:
     return json.dumps(envelope, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
 
 
-def resolve_env(template: str, what: str) -> str:
-    """Fill {{ENV_VAR}} placeholders from the environment; a missing one is a config error."""
+def resolve_env(template: str, what: str, *, resolve: bool = True) -> str:
+    """Fill {{ENV_VAR}} placeholders from the environment; a missing one is a config error.
+
+    With `resolve` False (a preview, which a person reads) the placeholders are kept as written.
+    """
+    if not resolve:
+        return template
 
     def replace(match: re.Match) -> str:
         name = match.group(1)
@@ -139,21 +147,29 @@ def resolve_env(template: str, what: str) -> str:
     return ENV_PLACEHOLDER_RE.sub(replace, template)
 
 
-def build_request(event: EventLog, trigger, attempt: int) -> WebhookRequest:
+def build_request(
+    event: EventLog, trigger, attempt: int, *, resolve: bool = True
+) -> WebhookRequest:
     """Everything a webhook call sends, for attempt number `attempt`.
 
     A trigger's request transform (eventing.webhooks.transform) may set the method, URL, query,
     some headers and the body; the signature is always over the body that is sent. Raises
     WebhookConfigError (TemplateFailed when a template fails).
+
+    Environment values are read only with `resolve` (the worker about to send): a preview
+    builds the request with the placeholders as written, so no person ever sees a value.
     """
     envelope = cloudevent(event)
-    url = resolve_env(trigger.url, "url")
+    url = resolve_env(trigger.url, "url", resolve=resolve)
     shaped = Shaped()
     if trigger.transformed:
         try:
             shaped = transform.shape(trigger, transform.variables(event, envelope, trigger, url))
         except TransformError as exc:
             raise TemplateFailed(f"Request transform failed: {exc}") from None
+        except transform.RendererUnavailable as exc:
+            # Not the template's fault: a failed attempt like any other, retried.
+            raise WebhookConfigError(f"Request transform not rendered: {exc}") from None
     body = shaped.body if shaped.body is not None else encode_body(envelope)
     timestamp = int(time.time())
     msg_id = str(event.id)
@@ -182,6 +198,9 @@ def build_request(event: EventLog, trigger, attempt: int) -> WebhookRequest:
         name = header["name"]
         if header.get("value_from_env"):
             env = header["value_from_env"]
+            if not resolve:
+                headers[name] = redacted[name] = REDACTED
+                continue
             if env not in os.environ:
                 raise WebhookConfigError(f"header {name}: environment variable {env} is not set")
             headers[name] = os.environ[env]
@@ -189,14 +208,20 @@ def build_request(event: EventLog, trigger, attempt: int) -> WebhookRequest:
         else:
             headers[name] = header.get("value", "")
             redacted[name] = REDACTED if SENSITIVE_HEADER_RE.search(name) else headers[name]
-    secrets = [headers[name] for name, shown in redacted.items() if shown == REDACTED] + [
-        os.environ[name] for name in ENV_PLACEHOLDER_RE.findall(trigger.url)
-    ]
+    secrets = [headers[name] for name, shown in redacted.items() if shown == REDACTED]
+    if resolve:
+        secrets += [os.environ[name] for name in ENV_PLACEHOLDER_RE.findall(trigger.url)]
     secrets += [trigger.signing_secret or "", *(settings.SECRETS or [])]
     secrets = secret_values(secrets)
-    # The stored URL keeps the placeholders: resolved values may be credentials. A templated
-    # URL has none left, so what it may echo of them is redacted instead.
+    # The stored URL keeps the placeholders: resolved values may be credentials. Templates see
+    # them through `base_url`, so whatever a rendered URL, header or body echoes is redacted.
     logged_url = trigger.url if shaped.url is None else redact(shaped.url, secrets)
+    for name in shaped.headers:
+        if redacted.get(name) not in (None, REDACTED):
+            redacted[name] = redact(redacted[name], secrets)
+    logged_body = logged_text(body)
+    if shaped.body is not None:
+        logged_body = redact(logged_body, secrets)
     return WebhookRequest(
         url=shaped.url or url,
         headers=headers,
@@ -205,7 +230,13 @@ def build_request(event: EventLog, trigger, attempt: int) -> WebhookRequest:
         logged_url=logged_url,
         secrets=secrets,
         method=shaped.method,
+        logged_body=logged_body,
     )
+
+
+def logged_text(body: bytes) -> str:
+    """The request body as stored: text, cut like responses are."""
+    return body[: settings.MAX_PAYLOAD_BYTES + 1024].decode("utf-8", errors="replace")
 
 
 def http() -> PoolManager:

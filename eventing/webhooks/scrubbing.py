@@ -3,7 +3,10 @@
 A receiver that echoes its request (a debug endpoint, an error page) hands our credentials
 back: the X-SC-Token with or without its `Bearer ` scheme, the webhook-signature, header
 values, often re-encoded on the way (JSON escapes `\\/` or `\\u002F`, URL-encoding `%2F`, HTML
-entities `&#47;`). What is stored or logged is scrubbed of all of these.
+entities `&#47;`). What is stored or logged is scrubbed of all of these, and of pieces of
+them: a receiver that splits a token (a JWT's three parts, a value wrapped over lines) or
+reverses it still echoes the credential, so any run of MIN_FRAGMENT characters or more of a
+long secret, forwards or reversed, is scrubbed too.
 """
 
 from __future__ import annotations
@@ -21,6 +24,13 @@ AUTH_SCHEME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9!#$%&'*+.^_`|~-]*\s+(\S.*)$", r
 # Standard Webhooks: `v1,<b64>` (space-separated when several), `whsec_<b64>` secrets.
 SIGNATURE_RE = re.compile(r"(?:^|\s)v\d+[a-z]?,(\S+)")
 SECRET_PREFIXES = ("whsec_",)
+# Secrets this long are also scrubbed piece by piece: any run of MIN_FRAGMENT characters of
+# one (or of it reversed). Pieces are found from anchors of FRAGMENT_ANCHOR characters taken
+# every FRAGMENT_ANCHOR characters of the secret, so every run of 2 * FRAGMENT_ANCHOR - 1
+# characters is found, and most shorter ones down to MIN_FRAGMENT.
+MIN_FRAGMENT_SECRET = 24
+MIN_FRAGMENT = 12
+FRAGMENT_ANCHOR = 8
 # One escaped character: JSON `\uXXXX` and `\/`-style escapes (any number of backslashes, as
 # when JSON is nested in JSON), URL-encoding (also double: %252F), HTML character references.
 ESCAPE_RE = re.compile(
@@ -111,10 +121,13 @@ def spans(text: str, secrets: tuple[str, ...]) -> list[tuple[int, int]]:
     found = []
     for secret in secrets:
         found += occurrences(text, secret)
+    found += fragments(text, secrets)
     if any(start in text for start in ESCAPE_STARTS):
         unescaped = Unescaped(text)
+        plain_spans = fragments(unescaped.plain, secrets)
         for secret in secrets:
-            found += [unescaped.span(*span) for span in occurrences(unescaped.plain, secret)]
+            plain_spans += occurrences(unescaped.plain, secret)
+        found += [unescaped.span(*span) for span in plain_spans]
     merged: list[tuple[int, int]] = []
     for start, end in sorted(found):
         if merged and start <= merged[-1][1]:
@@ -122,6 +135,44 @@ def spans(text: str, secrets: tuple[str, ...]) -> list[tuple[int, int]]:
         else:
             merged.append((start, end))
     return merged
+
+
+def fragments(text: str, secrets: tuple[str, ...]) -> list[tuple[int, int]]:
+    """Where in `text` a run of MIN_FRAGMENT or more characters of a long secret (forwards or
+    reversed) appears: a split or reversed echo."""
+    found = []
+    long_ones = [secret for secret in secrets if len(secret) >= MIN_FRAGMENT_SECRET]
+    for index, secret in enumerate(long_ones):
+        if any(secret in longer for longer in long_ones[:index]):
+            continue  # its pieces are pieces of a longer one (the token within `Bearer …`)
+        for form in (secret, secret[::-1]):
+            hits = []
+            for offset in range(0, len(form) - FRAGMENT_ANCHOR + 1, FRAGMENT_ANCHOR):
+                anchor = form[offset : offset + FRAGMENT_ANCHOR]
+                start = text.find(anchor)
+                while start >= 0:
+                    hits.append((start, offset))
+                    start = text.find(anchor, start + 1)
+            end = -1
+            for start, offset in sorted(hits):
+                if start + FRAGMENT_ANCHOR <= end:
+                    continue  # inside the run just found: widening it again finds nothing new
+                span = widened(text, form, start, offset)
+                end = max(end, span[1])
+                if span[1] - span[0] >= MIN_FRAGMENT:
+                    found.append(span)
+    return found
+
+
+def widened(text: str, secret: str, start: int, offset: int) -> tuple[int, int]:
+    """The whole run around text[start:] == secret[offset:] that text and secret share."""
+    left, inner = start, offset
+    while left > 0 and inner > 0 and text[left - 1] == secret[inner - 1]:
+        left, inner = left - 1, inner - 1
+    right, inner = start, offset
+    while right < len(text) and inner < len(secret) and text[right] == secret[inner]:
+        right, inner = right + 1, inner + 1
+    return left, right
 
 
 def occurrences(text: str, secret: str) -> list[tuple[int, int]]:

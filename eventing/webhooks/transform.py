@@ -17,7 +17,8 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from eventing.conf import settings
-from triggers.templating import TransformError, render
+from triggers.render_process import RendererUnavailable, render_isolated
+from triggers.templating import TransformError
 from triggers.validation import first_unprintable
 
 DEFAULT_CONTENT_TYPE = "application/json"
@@ -26,7 +27,7 @@ MAX_URL_CHARS = 8 * 1024
 MAX_HEADER_CHARS = 8 * 1024
 JSON_CONTENT_TYPE_RE = re.compile(r"^\s*application/([\w.+-]+\+)?json\s*(;|$)", re.I)
 
-__all__ = ["Shaped", "TransformError", "shape", "variables"]
+__all__ = ["RendererUnavailable", "Shaped", "TransformError", "shape", "variables"]
 
 
 @dataclass
@@ -58,7 +59,7 @@ def shape(trigger, context: dict[str, Any]) -> Shaped:
     """Render the trigger's transform over `context`; TransformError names the failing part."""
     shaped = Shaped(method=trigger.transform_method or "POST")
     for name, source in (trigger.transform_headers or {}).items():
-        value = run(source, context, f"header {name}", MAX_HEADER_CHARS)
+        value = run(source, context, f"header {name}", MAX_HEADER_CHARS, "MAX_HEADER_CHARS")
         check_header(name, value)
         if value:  # an empty result leaves the header out (a conditional header)
             shaped.headers[name] = value
@@ -68,25 +69,37 @@ def shape(trigger, context: dict[str, Any]) -> Shaped:
     if trigger.transform_url or trigger.transform_query:
         url = context["base_url"]
         if trigger.transform_url:
-            url = run(trigger.transform_url, context, "URL template", MAX_URL_CHARS).strip()
+            url = run(
+                trigger.transform_url, context, "URL template", MAX_URL_CHARS, "MAX_URL_CHARS"
+            ).strip()
         shaped.url = with_query(url, query(trigger, context))
         check_url(shaped.url)
     if trigger.transform_body:
-        text = run(trigger.transform_body, context, "body template", settings.MAX_PAYLOAD_BYTES)
+        text = run(
+            trigger.transform_body,
+            context,
+            "body template",
+            settings.MAX_PAYLOAD_BYTES,
+            "MAX_PAYLOAD_BYTES",
+        )
         if is_json(shaped.content_type) and text.strip():
             check_json(text)
         shaped.body = text.encode()
     return shaped
 
 
-def run(source: str, context: dict[str, Any], what: str, max_chars: int) -> str:
-    """One template rendered within the limits; its errors say which template failed."""
+def run(source: str, context: dict[str, Any], what: str, max_chars: int, bound: str) -> str:
+    """One template rendered within the limits, in a child process (a hard deadline and a
+    memory limit); its errors say which template failed and which bound it hit."""
     try:
-        return render(
+        return render_isolated(
             source,
             context,
             max_chars=max_chars,
             time_s=settings.TRANSFORM_RENDER_MS / 1000,
+            memory_mb=settings.TRANSFORM_MEMORY_MB,
+            size_bound=bound,
+            time_bound="TRANSFORM_RENDER_MS",
         )
     except TransformError as exc:
         raise TransformError(f"{what}: {exc}") from None
@@ -95,7 +108,7 @@ def run(source: str, context: dict[str, Any], what: str, max_chars: int) -> str:
 def query(trigger, context: dict[str, Any]) -> list[tuple[str, str]]:
     """The query parameters, each rendered."""
     return [
-        (name, run(source, context, f"query parameter {name}", MAX_URL_CHARS))
+        (name, run(source, context, f"query parameter {name}", MAX_URL_CHARS, "MAX_URL_CHARS"))
         for name, source in (trigger.transform_query or {}).items()
     ]
 

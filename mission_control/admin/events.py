@@ -22,7 +22,12 @@ from django.utils.translation import ngettext
 from eventing.dispatch import operations
 from eventing.dispatch.ordering import head_of_key
 from eventing.models import EventLog, EventStatus
-from eventing.ops.search import filter_by_payload, is_payload_parameter, parse_payload_filters
+from eventing.ops.search import (
+    filter_by_payload,
+    is_payload_parameter,
+    parse_payload_filters,
+    query_pairs,
+)
 from eventing.webhooks.request import REDACTED, SENSITIVE_HEADER_RE
 from triggers import types
 from triggers.models import EventType, Trigger
@@ -167,7 +172,7 @@ class PayloadSearchChangeList(RecentFirstChangeList):
     def get_queryset(self, request, exclude_parameters=None):
         queryset = super().get_queryset(request, exclude_parameters)
         # Bounds were checked by CheckedParamsMixin before the change list was built.
-        return filter_by_payload(queryset, parse_payload_filters(request.GET.items()))
+        return filter_by_payload(queryset, parse_payload_filters(query_pairs(request.GET)))
 
 
 @admin.register(EventLog, site=site)
@@ -288,7 +293,7 @@ class EventLogAdmin(CheckedParamsMixin, admin.ModelAdmin):
         """Also payload filters out of bounds (eventing.ops.search), by parameter."""
         problems = super().param_problems(request)
         try:
-            parse_payload_filters(request.GET.items())
+            parse_payload_filters(query_pairs(request.GET))
         except ValidationError as exc:
             for name, messages_ in exc.message_dict.items():
                 problems.setdefault(name, " ".join(messages_).rstrip("."))

@@ -23,18 +23,19 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 from django.utils.translation import ngettext
 
-from eventing.capture.cron import next_ticks
+from eventing.capture.cron import upcoming
 from eventing.capture.database import describe_capture
 from eventing.models import CircuitState, EventLog, EventStatus, TriggerCircuit
 from triggers import types
 from triggers.masking import MASK, mask_headers
 from triggers.models import EventType, Trigger
+from triggers.schedule import ScheduleError
 
 from .. import actions
 from ..display import breakable, display_time
 from ..forms import EventTypeForm, TriggerForm
 from ..sites import site
-from ..transforms import preview_request
+from ..transforms import PreviewInputError, parse_sample, preview_request
 from .params import CheckedParamsMixin
 
 # Ordered delivery per key and endpoint protection (rate and concurrency caps).
@@ -54,6 +55,15 @@ def count_since(status: str, since: dt.datetime) -> Coalesce:
         .values("n")[:1]
     )
     return Coalesce(Subquery(rows, output_field=IntegerField()), Value(0))
+
+
+def schedule_error(exc: ScheduleError) -> str:
+    """A stored schedule with no reachable run, shown on its row instead of breaking the page."""
+    return format_html(
+        '<span class="mc-state mc-state-error">schedule error</span>'
+        '<div class="mc-reason">{}</div>',
+        str(exc),
+    )
 
 
 def last_delivery() -> Subquery:
@@ -362,9 +372,10 @@ class TriggerAdmin(TimestampsMixin, CheckedParamsMixin, admin.ModelAdmin):
         """A CRON trigger's next five ticks in its timezone, and the last one handled."""
         if obj is None or obj.type != types.CRON:
             return "—"
-        ticks = next_ticks(obj, 5)
-        if not ticks:
-            return "—"
+        try:
+            ticks = upcoming(obj, 5)
+        except ScheduleError as exc:
+            return schedule_error(exc)
         last = obj.cron_last_tick.isoformat(sep=" ") if obj.cron_last_tick else "none yet"
         return format_html(
             '<ul class="mc-next-runs">{}</ul><div class="mc-reason">last tick: {}</div>',
@@ -375,7 +386,10 @@ class TriggerAdmin(TimestampsMixin, CheckedParamsMixin, admin.ModelAdmin):
     @admin.display(description="next run")
     def next_run(self, obj: Trigger) -> str:
         """A CRON trigger's next tick; nothing for other types."""
-        ticks = next_ticks(obj, 1)
+        try:
+            ticks = upcoming(obj, 1)
+        except ScheduleError as exc:
+            return schedule_error(exc)
         return ticks[0].isoformat(sep=" ") if ticks else "—"
 
     @admin.display(description="URL", ordering="url")
@@ -454,22 +468,44 @@ class TriggerAdmin(TimestampsMixin, CheckedParamsMixin, admin.ModelAdmin):
         )
 
     def preview_view(self, request: HttpRequest):
-        """POST the form's transform (JSON): the request it makes over an event, as JSON."""
+        """POST the form's transform (JSON): the request it makes over an event, as JSON.
+
+        Malformed input is a 400 naming the field; a stored trigger is previewed only for
+        users who may view it, and its latest event only for users who may view event logs.
+        """
         if request.method != "POST":
             return HttpResponseNotAllowed(["POST"])
         if not (self.has_change_permission(request) or self.has_add_permission(request)):
             raise PermissionDenied
         try:
             data = json.loads(request.body or b"{}")
-            sample_text = (data.get("sample") or "").strip()
-            sample = json.loads(sample_text) if sample_text else None
-        except (ValueError, AttributeError) as exc:
-            return JsonResponse({"error": f"Not JSON: {exc}"})
+        except (ValueError, RecursionError) as exc:
+            return JsonResponse({"error": f"Not JSON: {str(exc)[:200]}"}, status=400)
+        if not isinstance(data, dict):
+            return JsonResponse({"error": "the body must be a JSON object"}, status=400)
+        fields = data.get("fields") if data.get("fields") is not None else {}
+        if not isinstance(fields, dict):
+            return JsonResponse({"error": "fields: expected a JSON object"}, status=400)
         stored = None
         if data.get("trigger"):
+            if not isinstance(data["trigger"], (str, int)) or isinstance(data["trigger"], bool):
+                return JsonResponse({"error": "trigger: expected a trigger id"}, status=400)
             stored = self.get_object(request, str(data["trigger"]))
-        fields = data.get("fields") if isinstance(data.get("fields"), dict) else {}
-        return JsonResponse(preview_request(fields, stored, sample))
+            if stored is None:
+                raise Http404("No such trigger.")
+            if not self.has_view_or_change_permission(request, stored):
+                raise PermissionDenied
+        try:
+            sample = parse_sample(data.get("sample"))
+            reply = preview_request(
+                fields,
+                stored,
+                sample,
+                may_read_events=request.user.has_perm("eventing.view_eventlog"),
+            )
+        except PreviewInputError as exc:
+            return JsonResponse({"error": str(exc)}, status=400)
+        return JsonResponse(reply)
 
     @admin.display(description="signing secret")
     def signing_secret_display(self, obj: Trigger) -> str:

@@ -269,3 +269,35 @@ def test_redact_keeps_a_secret_across_the_cut_out_whole():
     secrets = secret_values(["v1,c2lnbmF0dXJlLzEyMw=="])
     assert redact("ok c2lnbmF0dXJlLzEyMw== tail", secrets, cut=8) == "ok [redacted]"
     assert redact("ok tail", secrets, cut=4) == "ok t"
+
+
+def echo_split_and_reversed(conn, server) -> None:
+    """Echo the token as its three JWT parts, reversed, and wrapped over lines."""
+    request = read_request(conn)
+    server.requests.append(request)
+    token = echoed_values(request)["token without Bearer"]
+    header, claims, signature = token.split(".")
+    body = json.dumps(
+        {
+            "parts": [header, claims, signature],
+            "reversed": token[::-1],
+            "wrapped": "\n".join(token[i : i + 40] for i in range(0, len(token), 40)),
+        }
+    )
+    server.send(conn, http_response(200, body.encode(), {"X-Echo-Sig": signature[::-1]}))
+
+
+@pytest.mark.django_db
+def test_split_and_reversed_echoes_of_the_token_are_scrubbed(serve):
+    """Attack: a receiver echoed X-SC-Token split into its JWT parts, or reversed; the
+    invocation log kept every piece, readable by the read-only operators."""
+    server = deliver_one_to(serve(echo_split_and_reversed))
+    token = echoed_values(server.requests[0])["token without Bearer"]
+    stored = InvocationLog.objects.get()
+    texts = [stored.response_body, json.dumps(stored.response_headers)]
+
+    assert json.loads(stored.response_body)["parts"] == ["[redacted]"] * 3
+    for text in texts:
+        for form in (token, token[::-1]):
+            for start in range(0, len(form) - 16):
+                assert form[start : start + 16] not in text, (form[start : start + 16], text)

@@ -16,6 +16,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
 from eventing.conf import settings
+from eventing.management.yaml_files import load_yaml, yaml_module
 from triggers import space_cloud
 from triggers.masking import mask_headers, unmask_headers
 from triggers.models import EventType, Trigger
@@ -63,15 +64,6 @@ EVENT_TYPE_FIELDS = ("name", "description", "schema", "queue_rule")
 
 class DryRun(Exception):
     """Raised inside the import transaction to roll it back."""
-
-
-def yaml_module():
-    """PyYAML, or a CommandError saying how to get it."""
-    try:
-        import yaml
-    except ImportError:
-        raise CommandError("YAML needs PyYAML (pip install PyYAML); or use JSON.") from None
-    return yaml
 
 
 def file_format(path: str, requested: str | None) -> str:
@@ -223,13 +215,8 @@ class Command(BaseCommand):
         except OSError as exc:
             raise CommandError(f"Cannot read {path}: {exc}") from None
         try:
-            if fmt == "yaml":
-                yaml = yaml_module()
-                return list(yaml.safe_load_all(text)) if stream else yaml.safe_load(text)
-            data = json.loads(text)
-        except ValueError as exc:
-            raise CommandError(f"{path} is not valid {fmt}: {exc}") from None
-        except Exception as exc:  # noqa: BLE001 - yaml.YAMLError without importing yaml here
+            data = load_yaml(text, path, stream=stream) if fmt == "yaml" else json.loads(text)
+        except (ValueError, RecursionError) as exc:
             raise CommandError(f"{path} is not valid {fmt}: {exc}") from None
         if stream:
             return data if isinstance(data, list) else [data]

@@ -174,3 +174,17 @@ def test_cron_and_actor_fields_over_the_trigger_api(admin_client):
     )
     assert bad.status_code == 400
     assert "cron_expression" in bad.content.decode()
+
+
+def test_a_repeated_payload_filter_requires_every_value(admin_client, events):
+    """Attack: `payload__customer_id=42&payload__customer_id=43` kept only the last value, so
+    a caller narrowing by two values got the events of one of them."""
+    both = admin_client.get(f"{EVENTS}?payload__customer_id=42&payload__customer_id=43")
+    assert ids(both) == set()
+    same = admin_client.get(f"{EVENTS}?payload__customer_id=42&payload__new__status=paid")
+    assert ids(same) == {events["paid_42"]}
+    changelist = admin_client.get(
+        "/mission-control/eventing/eventlog/?payload__customer_id=42&payload__customer_id=43"
+    )
+    assert changelist.status_code == 200
+    assert changelist.context["cl"].result_count == 0
