@@ -11,7 +11,7 @@ def install(apps, schema_editor):
             "ALTER TABLE event_captures ALTER old_rows SET STORAGE EXTERNAL, "
             "ALTER new_rows SET STORAGE EXTERNAL"
         )
-        # The versioned definition `eventing_capture sync` installs too (0008 replaces an
+        # The versioned definition `eventing_capture sync` installs too (0009 replaces an
         # older one installed by this migration's first form).
         from eventing.capture.database import expand_function
 

@@ -1,6 +1,6 @@
 """event_captures_expand(): the one statement an expansion pass runs, as a versioned definition.
 
-`sync` (and migration 0008) install it when the version in its COMMENT is not this one, so an
+`sync` (and migration 0009) install it when the version in its COMMENT is not this one, so an
 existing database upgrades by `migrate` or `eventing_capture sync`. It runs as the listener's
 role with a pinned search_path and names eventing's tables by schema. The expander of a capture
 is looked up in the catalog from the capture's schema, table and kind, and only a function owned

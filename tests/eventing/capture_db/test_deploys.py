@@ -112,6 +112,6 @@ def test_a_first_migrate_with_database_capture_logs_no_error():
     finally:
         psql(f"DROP DATABASE IF EXISTS {name}")
     assert result.returncode == 0, result.stderr
-    assert "Applying eventing.0008" in result.stdout
+    assert "Applying eventing.0009" in result.stdout
     assert "does not exist" not in result.stdout + result.stderr
     assert "not synced" not in result.stdout + result.stderr

@@ -18,7 +18,7 @@ def install(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("eventing", "0007_event_captures"),
+        ("eventing", "0008_follow_up_budget"),
     ]
 
     operations = [
