@@ -7,7 +7,9 @@ The database decides who records a write:
 - A process in database mode lets its signal receivers stand down for a table only when the
   table's capture trigger exists (pg_trigger, read in the writing transaction: `sync` waits
   for the writer's lock to create a trigger). Until `sync` installed it, its receivers record.
-So `sync` may run before, while or after processes change mode (docs/operations.md).
+  In autocommit the write has committed before post_save reads the catalog: a first sync
+  landing in between loses that write, so run it before database-mode processes start.
+So signal-mode processes may change mode before, while or after `sync` (docs/operations.md).
 """
 
 from __future__ import annotations
