@@ -49,8 +49,11 @@ SELECT gen_random_uuid(), gen_random_uuid(), 'type_' || (i %% %(triggers)s), t.i
          THEN c.created + (random() * interval '2 seconds') END,
     CASE s.status WHEN 'processed' THEN 200 WHEN 'failed' THEN 500 END,
     '', CASE WHEN i %% 10 = 0 THEN 'key-' || i END
-FROM generate_series(1, %(rows)s) AS i
-CROSS JOIN LATERAL (SELECT now() - random() * interval '%(spread_hours)s hours' AS created) AS c
+FROM generate_series(%(first)s, %(first)s + %(rows)s - 1) AS i
+-- `i * 0` makes the subquery refer to the row: without it PostgreSQL evaluates it once, and
+-- every row of a load got the same created_at.
+CROSS JOIN LATERAL (SELECT now() - interval '%(offset_hours)s hours'
+    - (random() + i * 0) * interval '%(spread_hours)s hours' AS created) AS c
 CROSS JOIN LATERAL (SELECT CASE
         WHEN i %% 100 < 94 THEN 'processed'
         WHEN i %% 100 < 97 THEN 'failed'
@@ -80,6 +83,45 @@ def setup_django() -> None:
 def load(rows: int, spread_hours: float) -> float:
     """Migrate, create the triggers and insert `rows` events created over the last
     `spread_hours`; returns the seconds it took."""
+    return load_events([(rows, 0, spread_hours)])
+
+
+TABLES = ("event_logs", "invocation_logs")
+
+
+def drop_keys_and_indexes(cursor) -> list[str]:
+    """Drop the event tables' constraints with indexes and their indexes; returns the
+    statements that make them again, in order (keys, then indexes, then foreign keys)."""
+    cursor.execute(
+        "SELECT conrelid::regclass::text, conname, contype, pg_get_constraintdef(oid) "
+        "FROM pg_constraint WHERE conrelid = ANY(%s::regclass[]) AND contype IN ('p', 'u', 'f') "
+        "ORDER BY contype = 'f'",
+        [list(TABLES)],
+    )
+    constraints = cursor.fetchall()
+    cursor.execute(
+        "SELECT i.relname, pg_get_indexdef(i.oid) FROM pg_index AS x "
+        "JOIN pg_class AS i ON i.oid = x.indexrelid WHERE x.indrelid = ANY(%s::regclass[]) "
+        "AND NOT EXISTS (SELECT 1 FROM pg_constraint AS c WHERE c.conindid = i.oid)",
+        [list(TABLES)],
+    )
+    indexes = cursor.fetchall()
+    for table, name, _, _ in sorted(constraints, key=lambda c: c[2] != "f"):
+        cursor.execute(f"ALTER TABLE {table} DROP CONSTRAINT {name}")
+    for name, _ in indexes:
+        cursor.execute(f"DROP INDEX {name}")
+    keys = [f"ALTER TABLE {t} ADD CONSTRAINT {n} {d}" for t, n, k, d in constraints if k != "f"]
+    foreign = [f"ALTER TABLE {t} ADD CONSTRAINT {n} {d}" for t, n, k, d in constraints if k == "f"]
+    return [*keys, *(definition for _, definition in indexes), *foreign]
+
+
+def load_events(batches: list[tuple[int, float, float]], *, index_after: bool = False) -> float:
+    """Migrate, create the triggers and insert each batch of (rows, offset hours, spread hours):
+    events created `offset` to `offset + spread` hours ago; returns the seconds it took.
+
+    `index_after`: drop the keys and indexes first and build them once the rows are in (many
+    times faster past a few million rows than maintaining them row by row).
+    """
     from django.core.management import call_command
     from django.db import connection
 
@@ -92,10 +134,17 @@ def load(rows: int, spread_hours: float) -> float:
         for n in range(TRIGGERS)
     )
     with connection.cursor() as cursor:
-        cursor.execute(
-            LOAD_SQL % {"rows": rows, "triggers": TRIGGERS, "spread_hours": spread_hours}
-        )
+        rebuild = drop_keys_and_indexes(cursor) if index_after else []
+        first = 1  # row numbers run on across batches: idempotency keys stay unique
+        for rows, offset_hours, spread_hours in batches:
+            params = {"rows": rows, "first": first, "triggers": TRIGGERS}
+            params.update(offset_hours=offset_hours, spread_hours=spread_hours)
+            cursor.execute(LOAD_SQL % params)
+            first += rows
         cursor.execute(INVOCATIONS_SQL)
+        cursor.execute("SET maintenance_work_mem = '256MB'")
+        for statement in rebuild:
+            cursor.execute(statement)
     with connection.cursor() as cursor:
         cursor.execute("VACUUM ANALYZE event_logs")
         cursor.execute("VACUUM ANALYZE invocation_logs")

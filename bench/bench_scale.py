@@ -21,7 +21,7 @@ def time_emits(count: int) -> float:
 
 def time_sweeps(passes: int) -> list[float]:
     """Milliseconds per sweeper pass."""
-    from eventing.dispatch.sweeper import sweep
+    from eventing.maintenance.sweeper import sweep
 
     samples = []
     for _ in range(passes):

@@ -27,9 +27,10 @@ def setup_django() -> None:
     call_command("migrate", verbosity=0)
 
 
-def setup_django_on_fresh_database(name: str) -> None:
+def setup_django_on_fresh_database(name: str, *, keep: bool = False) -> None:
     """Configure Django (config.settings) on a new database `name` of DATABASE_URL's server
-    (dropped first), in a throwaway var folder; for benchmarks that build their own data."""
+    (dropped first, unless `keep` and it exists), in a throwaway var folder; for benchmarks
+    that build their own data."""
     from urllib.parse import urlsplit, urlunsplit
 
     import psycopg2
@@ -40,8 +41,11 @@ def setup_django_on_fresh_database(name: str) -> None:
     admin = psycopg2.connect(urlunsplit(parts._replace(path="/postgres")))
     admin.autocommit = True
     with admin.cursor() as cursor:
-        cursor.execute(f"DROP DATABASE IF EXISTS {name}")
-        cursor.execute(f"CREATE DATABASE {name}")
+        cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name])
+        exists = cursor.fetchone() is not None
+        if not (keep and exists):
+            cursor.execute(f"DROP DATABASE IF EXISTS {name}")
+            cursor.execute(f"CREATE DATABASE {name}")
     admin.close()
     os.environ["DATABASE_URL"] = urlunsplit(parts._replace(path=f"/{name}"))
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")

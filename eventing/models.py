@@ -23,6 +23,9 @@ class EventStatus(models.TextChoices):
 FINAL_STATUSES = (EventStatus.PROCESSED, EventStatus.FAILED, EventStatus.CANCELLED)
 # Rows an ordered event waits behind: everything not yet final.
 UNFINISHED_STATUSES = ("intent", "staged", "processing")
+# Deeper payload nesting than this is refused: parsers (and PostgreSQL's jsonb) have depth
+# limits, and no sane event needs more.
+MAX_PAYLOAD_DEPTH = 100
 
 
 class EventLog(models.Model):

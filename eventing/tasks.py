@@ -14,7 +14,8 @@ from eventing.delivery.deliver import (
     deliver_events,
     send_next_attempt,
 )
-from eventing.dispatch.sweeper import sweep as run_sweep
+from eventing.maintenance.sweeper import sweep as run_sweep
+from eventing.ops.partitions import create_ahead
 from eventing.ops.retention import delete_expired
 
 # A delivery that hit a database error (restart, failover) is tried again after 1 s, then
@@ -79,6 +80,12 @@ def sweep() -> dict:
 def cleanup() -> dict:
     """Delete finished rows past their retention (beat runs this daily)."""
     return delete_expired()
+
+
+@shared_task(name="eventing.partitions", ignore_result=True)
+def partitions_ahead() -> list[str]:
+    """Create the coming partitions of partitioned event tables (beat runs this hourly)."""
+    return create_ahead()
 
 
 @shared_task(name="eventing.cron", ignore_result=True)

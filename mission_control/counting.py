@@ -50,6 +50,28 @@ def estimated_count(queryset: QuerySet) -> int:
     return estimate
 
 
+def bounded_count(queryset: QuerySet, cap: int | None = None) -> tuple[int, bool]:
+    """(count, estimated): exact when at most `cap` (EXACT_BELOW) rows match, reading no more
+    than cap + 1 of them, else PostgreSQL's planner estimate (at least cap + 1)."""
+    cap = EXACT_BELOW if cap is None else cap
+    exact = queryset.order_by().values("pk")[: cap + 1].count()
+    if exact <= cap:
+        return exact, False
+    return estimate_past(queryset, cap)
+
+
+def estimate_past(queryset: QuerySet, cap: int) -> tuple[int, bool]:
+    """(count, estimated) of a queryset known to hold more than `cap` rows: the planner's
+    estimate on PostgreSQL (at least cap + 1), an exact count elsewhere (small databases)."""
+    if connections[queryset.db].vendor != "postgresql":
+        return queryset.count(), False
+    try:
+        estimate = plan_estimate(queryset)
+    except (DatabaseError, KeyError, IndexError, TypeError, ValueError):
+        estimate = None
+    return max(estimate or 0, cap + 1), True
+
+
 class EstimatedCountPaginator(Paginator):
     """The admin paginator with `count` from `estimated_count` (pages past the end are empty)."""
 

@@ -1,13 +1,16 @@
 """The numbers of the Mission Control dashboard, as plain functions of the database.
 
-Every query is bounded by an indexed recent window (created_at, invoked_at, the partial index
-of staged rows), so the dashboard stays fast however large `event_logs` grows.
+Every query reads a bounded number of index entries, however many events the last 24 hours
+hold: counts are exact up to `counting.EXACT_BELOW` rows and the planner's estimate past it
+(shown with "≈"), latencies and failures come from the latest few thousand rows, and the
+charts count each closed time bucket once (an event's created_at never changes) and keep it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import math
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,13 +22,19 @@ from django.utils import timezone
 from eventing.models import CircuitState, EventLog, EventStatus, InvocationLog, TriggerCircuit
 from eventing.ops import health as health_checks
 
-from .counting import estimated_count
+from .counting import bounded_count, estimated_count
 
 DAY = dt.timedelta(hours=24)
 HOUR = dt.timedelta(hours=1)
 LATENCY_SAMPLE = 5000
-DAY_SERIES_CACHE_KEY = "mission_control:day-series"
-DAY_SERIES_CACHE_S = 60
+# The latest failed events the "most failing triggers" table ranks.
+FAILURE_SAMPLE = 10_000
+BUCKET_CACHE_KEY = "mission_control:created-per-bucket"
+# A closed bucket's count never changes; kept a little longer than the 24 h chart shows it.
+BUCKET_CACHE_S = 25 * 3600
+# A bucket counts as closed this long after its end: a transaction that wrote a row stamped
+# just before the end may commit a moment later.
+CLOSE_GRACE = dt.timedelta(minutes=1)
 
 
 @dataclass
@@ -46,6 +55,8 @@ class Dashboard:
     oldest_due_age_s: float | None
     failing_triggers: list[dict[str, Any]]
     total_estimate: int
+    # Names of the figures above that are planner estimates (past counting.EXACT_BELOW rows).
+    estimated: frozenset[str] = frozenset()
     health: dict[str, Any] = field(default_factory=dict)
     open_circuits: list[dict[str, Any]] = field(default_factory=list)
 
@@ -53,8 +64,11 @@ class Dashboard:
 def build(now: dt.datetime | None = None, *, with_health: bool = True) -> Dashboard:
     """Compute every dashboard figure at `now`."""
     now = now or timezone.now()
-    counts = status_counts(now - DAY)
-    backlog, oldest = due_backlog(now)
+    counts, estimated = status_counts_bounded(now - DAY)
+    backlog, oldest, backlog_estimated = due_backlog_bounded(now)
+    scheduled, scheduled_estimated = scheduled_count_bounded(now)
+    estimated |= {"backlog"} if backlog_estimated else set()
+    estimated |= {"scheduled"} if scheduled_estimated else set()
     call_p50, call_p95 = call_durations(now - HOUR)
     lag_p50, lag_p95 = delivery_lag(now - HOUR)
     return Dashboard(
@@ -68,10 +82,11 @@ def build(now: dt.datetime | None = None, *, with_health: bool = True) -> Dashbo
         lag_p50_s=lag_p50,
         lag_p95_s=lag_p95,
         backlog=backlog,
-        scheduled=scheduled_count(now),
+        scheduled=scheduled,
         oldest_due_age_s=(now - oldest).total_seconds() if oldest else None,
         failing_triggers=most_failing_triggers(now - DAY),
         total_estimate=estimated_count(EventLog.objects.all()),
+        estimated=frozenset(estimated),
         open_circuits=open_circuits(),
         # /healthz's report; the page never waits for the broker (its check runs behind).
         health=health_checks.health(wait=False) if with_health else {},
@@ -80,15 +95,19 @@ def build(now: dt.datetime | None = None, *, with_health: bool = True) -> Dashbo
 
 def status_counts(since: dt.datetime) -> dict[str, int]:
     """Events created since `since`, by status (every status present, zeros included)."""
-    rows = (
-        EventLog.objects.filter(created_at__gte=since)
-        .order_by()
-        .values("status")
-        .annotate(n=Count("*"))
-    )
-    counts = dict.fromkeys(EventStatus.values, 0)
-    counts.update({row["status"]: row["n"] for row in rows})
-    return counts
+    return status_counts_bounded(since)[0]
+
+
+def status_counts_bounded(since: dt.datetime) -> tuple[dict[str, int], set[str]]:
+    """Events created since `since` by status, and the statuses whose count is an estimate
+    (index: status, created_at; at most EXACT_BELOW + 1 entries read per status)."""
+    counts, estimated = {}, set()
+    for status in EventStatus.values:
+        window = EventLog.objects.filter(status=status, created_at__gte=since)
+        counts[status], is_estimate = bounded_count(window)
+        if is_estimate:
+            estimated.add(status)
+    return counts, estimated
 
 
 def success_rate(counts: dict[str, int]) -> float | None:
@@ -100,39 +119,58 @@ def success_rate(counts: dict[str, int]) -> float | None:
 def events_per_minute(
     now: dt.datetime, *, minutes: int, bucket_minutes: int
 ) -> list[tuple[str, float]]:
-    """Events created per minute over the last `minutes`, averaged per bucket, oldest first."""
-    end = now.replace(second=0, microsecond=0) + dt.timedelta(minutes=1)
+    """Events created per minute over the last `minutes`, averaged per bucket, oldest first.
+
+    Closed buckets are counted once and cached (created_at never changes); only the bucket
+    holding `now` is counted on every call.
+    """
+    step = dt.timedelta(minutes=bucket_minutes)
+    hour = now.replace(minute=0, second=0, microsecond=0)
+    # Buckets on the clock (…:00, :15, …), so a closed one keeps its cache key.
+    end = hour + step * ((now - hour) // step + 1)
     start = end - dt.timedelta(minutes=minutes)
+    starts = [start + i * step for i in range(minutes // bucket_minutes)]
+    closed_before = now - CLOSE_GRACE
+    keys = {
+        at: f"{BUCKET_CACHE_KEY}:{bucket_minutes}:{at:%Y%m%d%H%M}"
+        for at in starts
+        if at + step <= closed_before
+    }
+    # One round trip each way, whatever the cache backend (the database cache in some setups).
+    cached = cache.get_many(list(keys.values()))
+    counts = {at: cached[key] for at, key in keys.items() if key in cached}
+    missing = [at for at in starts if at not in counts]
+    if missing:
+        counted = count_created_per_bucket(min(missing), max(missing) + step, start, step)
+        counts.update({at: counted.get(at, 0) for at in missing})
+        closed = {keys[at]: counts[at] for at in missing if at in keys}
+        if closed:
+            cache.set_many(closed, BUCKET_CACHE_S)
+    return [
+        (timezone.localtime(at).strftime("%H:%M"), counts[at] / bucket_minutes) for at in starts
+    ]
+
+
+def count_created_per_bucket(
+    since: dt.datetime, until: dt.datetime, origin: dt.datetime, step: dt.timedelta
+) -> dict[dt.datetime, int]:
+    """Events created in [since, until) per bucket of `step` counted from `origin`."""
     rows = (
-        EventLog.objects.filter(created_at__gte=start, created_at__lt=end)
+        EventLog.objects.filter(created_at__gte=since, created_at__lt=until)
         .annotate(minute=TruncMinute("created_at"))
         .order_by()
         .values("minute")
         .annotate(n=Count("*"))
     )
-    buckets = [0] * (minutes // bucket_minutes)
+    counts: Counter[dt.datetime] = Counter()
     for row in rows:
-        index = int((row["minute"] - start).total_seconds() // 60) // bucket_minutes
-        if 0 <= index < len(buckets):
-            buckets[index] += row["n"]
-    return [
-        (
-            timezone.localtime(start + dt.timedelta(minutes=i * bucket_minutes)).strftime("%H:%M"),
-            n / bucket_minutes,
-        )
-        for i, n in enumerate(buckets)
-    ]
+        counts[origin + step * ((row["minute"] - origin) // step)] += row["n"]
+    return counts
 
 
 def day_series(now: dt.datetime) -> list[tuple[str, float]]:
-    """The 24 h chart (15-minute buckets), cached for a minute: its buckets barely move, and
-    on a busy day it is the dashboard's most expensive query."""
-    key = f"{DAY_SERIES_CACHE_KEY}:{now:%Y%m%d%H%M}"
-    series = cache.get(key)
-    if series is None:
-        series = events_per_minute(now, minutes=24 * 60, bucket_minutes=15)
-        cache.set(key, series, DAY_SERIES_CACHE_S)
-    return series
+    """The 24 h chart (15-minute buckets)."""
+    return events_per_minute(now, minutes=24 * 60, bucket_minutes=15)
 
 
 def percentile(values: list[float], fraction: float) -> float | None:
@@ -171,14 +209,26 @@ def delivery_lag(since: dt.datetime) -> tuple[float | None, float | None]:
 
 def due_backlog(now: dt.datetime) -> tuple[int, dt.datetime | None]:
     """Staged events already due, and the due time of the oldest (partial index on staged)."""
+    return due_backlog_bounded(now)[:2]
+
+
+def due_backlog_bounded(now: dt.datetime) -> tuple[int, dt.datetime | None, bool]:
+    """Staged events already due (bounded_count), the due time of the oldest, and whether the
+    count is an estimate."""
     due = EventLog.objects.filter(status=EventStatus.STAGED, deliver_at__lte=now)
-    result = due.order_by().aggregate(n=Count("*"), oldest=Min("deliver_at"))
-    return result["n"], result["oldest"]
+    count, is_estimate = bounded_count(due)
+    oldest = due.order_by().aggregate(oldest=Min("deliver_at"))["oldest"]
+    return count, oldest, is_estimate
 
 
 def scheduled_count(now: dt.datetime) -> int:
     """Staged events due later (scheduled or waiting for a retry)."""
-    return EventLog.objects.filter(status=EventStatus.STAGED, deliver_at__gt=now).count()
+    return scheduled_count_bounded(now)[0]
+
+
+def scheduled_count_bounded(now: dt.datetime) -> tuple[int, bool]:
+    """Staged events due later, and whether the count is an estimate (bounded_count)."""
+    return bounded_count(EventLog.objects.filter(status=EventStatus.STAGED, deliver_at__gt=now))
 
 
 def open_circuits(limit: int = 20) -> list[dict[str, Any]]:
@@ -192,12 +242,15 @@ def open_circuits(limit: int = 20) -> list[dict[str, Any]]:
 
 
 def most_failing_triggers(since: dt.datetime, limit: int = 5) -> list[dict[str, Any]]:
-    """The triggers with most failed events since `since`: name, id, failures."""
+    """The triggers with most failed events among the latest FAILURE_SAMPLE created since
+    `since` (index: status, created_at): name, id, failures."""
     rows = (
         EventLog.objects.filter(status=EventStatus.FAILED, created_at__gte=since)
-        .order_by()
-        .values("trigger_id", "trigger_name")
-        .annotate(failed=Count("*"))
-        .order_by("-failed", "trigger_name")[:limit]
+        .order_by("-created_at")
+        .values_list("trigger_id", "trigger_name")[:FAILURE_SAMPLE]
     )
-    return list(rows)
+    ranked = sorted(Counter(rows).items(), key=lambda item: (-item[1], item[0][1]))
+    return [
+        {"trigger_id": trigger_id, "trigger_name": name, "failed": failed}
+        for (trigger_id, name), failed in ranked[:limit]
+    ]

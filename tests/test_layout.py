@@ -110,9 +110,67 @@ def cycles(edges: dict[str, set[str]]) -> list[list[str]]:
     return found
 
 
+def unit_of(module: str) -> str:
+    """The layer a module belongs to: its subpackage of eventing (`eventing.store`), else the
+    top-level module itself (`eventing.models`, `eventing.tasks`)."""
+    return ".".join(module.split(".")[:2])
+
+
+def package_graph(edges: dict[str, set[str]]) -> dict[str, set[str]]:
+    """The module graph folded onto eventing's subpackages and top-level modules."""
+    folded: dict[str, set[str]] = {unit_of(name): set() for name in edges}
+    for name, targets in edges.items():
+        folded[unit_of(name)] |= {unit_of(t) for t in targets} - {unit_of(name)}
+    return folded
+
+
+# The layers, lowest first (README "Where things are" states the same order): a layer imports
+# only layers before it. Top-level modules beneath the stages (conf, models, runtime, ops) and
+# the entry points above them are checked for cycles by test_eventing_has_no_package_cycle.
+LAYERS = [
+    "eventing.store",
+    "eventing.webhooks",
+    "eventing.dispatch",
+    "eventing.recording",
+    "eventing.capture",
+    "eventing.delivery",
+    "eventing.maintenance",
+]
+
+
 def test_eventing_has_no_import_cycle():
     edges, _ = import_graph()
     assert cycles(edges) == []
+
+
+def test_eventing_has_no_package_cycle():
+    """No two subpackages (nor a top-level module) import each other, directly or through
+    others: folders are layers, not only modules free of cycles."""
+    edges, _ = import_graph()
+    assert cycles(package_graph(edges)) == []
+
+
+def test_layers_import_only_layers_before_them():
+    edges, _ = import_graph()
+    graph = package_graph(edges)
+    backward = [
+        f"{layer} -> {target}"
+        for n, layer in enumerate(LAYERS)
+        for target in sorted(graph[layer])
+        if target in LAYERS[n + 1 :]
+    ]
+    assert backward == []
+
+
+def test_a_package_cycle_is_found_though_modules_have_none():
+    """The package check can fail where the module check passes: a.x -> b.y -> a.z."""
+    edges = {
+        "eventing.a.x": {"eventing.b.y"},
+        "eventing.b.y": {"eventing.a.z"},
+        "eventing.a.z": set(),
+    }
+    assert cycles(edges) == []
+    assert cycles(package_graph(edges)) == [["eventing.a", "eventing.b"]]
 
 
 def test_no_function_level_imports_of_project_modules():

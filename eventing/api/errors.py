@@ -14,6 +14,8 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from eventing.recording.rules import django_validation_detail
+
 logger = logging.getLogger(__name__)
 
 
@@ -55,16 +57,6 @@ class InternalError(exceptions.APIException):
     status_code = status.HTTP_500_INTERNAL_SERVER_ERROR
     default_detail = "Internal error; it has been logged."
     default_code = "internal_error"
-
-
-def django_validation_detail(exc: DjangoValidationError) -> Any:
-    """A Django ValidationError as DRF detail: {field: [messages]} or [messages]."""
-    if hasattr(exc, "error_dict"):
-        return {
-            ("non_field_errors" if field == "__all__" else field): messages
-            for field, messages in exc.message_dict.items()
-        }
-    return {"non_field_errors": exc.messages}
 
 
 def as_api_exception(exc: Exception) -> exceptions.APIException:

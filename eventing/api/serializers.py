@@ -9,10 +9,10 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from eventing.api.errors import django_validation_detail
 from eventing.conf import settings
 from eventing.models import FINAL_STATUSES, EventLog, EventStatus, InvocationLog, TriggerCircuit
 from eventing.recording.emit import resolve_due
+from eventing.recording.rules import django_validation_detail
 from triggers import types
 from triggers.masking import MASK, mask_headers, unmask_headers
 from triggers.models import EventType, Trigger

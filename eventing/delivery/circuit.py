@@ -1,4 +1,5 @@
-"""The circuit breaker: after a trigger's `circuit_failures` consecutive failed attempts its
+"""The circuit breaker: after a trigger's `circuit_failures` consecutive failed attempts that
+judge the endpoint (connection errors, timeouts, 5xx, 429: `about_endpoint`) its
 deliveries stop, one probe event is tried on a growing interval, and a success closes it;
 failures spanning DISABLE_AFTER_S pause the trigger.
 
@@ -11,21 +12,26 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 
 from django.db import connections
-from django.db.models import DateTimeField, F, Q, Value
-from django.db.models.functions import Greatest
+from django.utils import timezone
 
 from eventing.conf import settings
 from eventing.delivery.outcome import Outcome
-from eventing.models import CircuitState, EventLog, EventStatus, TriggerCircuit
+from eventing.delivery.policy import DeliveryResult, Policy, Run
+from eventing.models import CircuitState, TriggerCircuit
 from eventing.recording.emit import matching_triggers, record_events
-from eventing.recording.trigger_cache import current, invalidate
+from eventing.recording.trigger_cache import invalidate
+from eventing.runtime import PerProcess
+from eventing.store import transitions
+from eventing.webhooks.request import WebhookResponse
 from triggers.models import Trigger
 
 logger = logging.getLogger(__name__)
 
+TOO_MANY_REQUESTS = 429
 OPENED = "eventing_trigger_circuit_opened"
 CLOSED = "eventing_trigger_circuit_closed"
 PAUSED = "eventing_trigger_circuit_paused"
@@ -49,6 +55,59 @@ class Gate:
 
 
 OPEN_GATE = Gate()
+
+
+class CircuitPolicy(Policy):
+    """The circuit breaker around the loop: an open circuit holds the trigger's due events but
+    one probe; the outcomes that judge the endpoint are counted after each pass."""
+
+    name = "circuit"
+
+    def admit(self, run: Run, event_ids: list) -> list:
+        gate = admit(run.trigger, run.now, force=run.force)
+        run.state[self.name] = gate
+        go = [] if gate.holds else event_ids[: gate.limit or len(event_ids)]
+        waiting = event_ids[len(go) :]
+        if waiting:
+            hold(waiting, gate, run.now)
+            run.results.update({pk: DeliveryResult(skipped="circuit open") for pk in waiting})
+        return go
+
+    def after_finish(self, run: Run, done: list[DeliveryResult], applied: set) -> None:
+        gate = run.state.get(self.name, OPEN_GATE)
+        judged = [r.outcome for r in done if r.outcome.succeeded or about_endpoint(r.response)]
+        record(run.trigger, gate, judged, timezone.now())
+
+
+def about_endpoint(response: WebhookResponse) -> bool:
+    """Whether a failed attempt says the endpoint is failing: a connection error, a timeout, a
+    5xx or a 429. A refused payload (another 4xx), a reply with an `error`, a request that could
+    not be built or an address the guard refused says nothing about it, so an outsider's
+    events cannot open the circuit on everyone else's."""
+    if response.blocked or response.unbuildable or response.not_sent:
+        return False
+    code = response.status_code
+    if code is None:
+        return bool(response.error)
+    return code >= 500 or code == TOO_MANY_REQUESTS
+
+
+@dataclass
+class Rows:
+    """Circuit rows as this process last read them, by trigger id (None: no row), reread
+    after TRIGGER_CACHE_TTL_S so another worker's transition shows within that time."""
+
+    by_trigger: dict[int, dict | None] = field(default_factory=dict)
+    read_at: float = field(default_factory=time.monotonic)
+
+    def fresh(self) -> dict[int, dict | None]:
+        """The rows, dropped first when older than the cache TTL."""
+        if time.monotonic() - self.read_at >= settings.TRIGGER_CACHE_TTL_S:
+            self.by_trigger, self.read_at = {}, time.monotonic()
+        return self.by_trigger
+
+
+_rows = PerProcess(Rows)
 
 
 def admit(trigger: Trigger, now: dt.datetime, *, force: bool = False) -> Gate:
@@ -87,10 +146,9 @@ def admit(trigger: Trigger, now: dt.datetime, *, force: bool = False) -> Gate:
 
 
 def read(trigger_id: int) -> dict | None:
-    """The trigger's circuit row as this process last read it: kept in the trigger cache's
-    snapshot, so a healthy trigger's deliveries read it once per TRIGGER_CACHE_TTL_S rather
-    than once per attempt (another worker's transition shows within that time)."""
-    circuits = current().circuits
+    """The trigger's circuit row as this process last read it: a healthy trigger's deliveries
+    read it once per TRIGGER_CACHE_TTL_S rather than once per attempt."""
+    circuits = _rows().fresh()
     try:
         return circuits[trigger_id]
     except KeyError:
@@ -106,7 +164,7 @@ def read(trigger_id: int) -> dict | None:
 
 def forget(trigger_id: int) -> None:
     """This process changed the circuit: read it again next time."""
-    current().circuits.pop(trigger_id, None)
+    _rows().fresh().pop(trigger_id, None)
 
 
 def take_probe(trigger_id: int, now: dt.datetime, after: dt.datetime, interval_s: float) -> bool:
@@ -127,13 +185,8 @@ def hold(event_ids: list, gate: Gate, now: dt.datetime) -> None:
     """Leave due staged events waiting, without an attempt, until the next probe; the sweeper
     sends them again then (or at once when the circuit closes)."""
     until = gate.until or now
-    EventLog.objects.filter(
-        id__in=event_ids, status=EventStatus.STAGED, deliver_at__lte=now
-    ).update(
-        deliver_at=Greatest(F("deliver_at"), Value(until, output_field=DateTimeField())),
-        enqueued_at=None,
-        remark=f"{HELD}; next probe at {until:%Y-%m-%d %H:%M:%S} UTC",
-    )
+    remark = f"{HELD}; next probe at {until:%Y-%m-%d %H:%M:%S} UTC"
+    transitions.hold_until(event_ids, until, remark, now)
 
 
 def record(trigger: Trigger, gate: Gate, outcomes: list[Outcome], now: dt.datetime) -> None:
@@ -183,7 +236,7 @@ def failed(trigger: Trigger, count: int, error: str, now: dt.datetime) -> None:
     DISABLE_AFTER_S pause the trigger."""
     row = count_failures(trigger.pk, count, error, now)
     # What the statement returned is the row as it now is: the next delivery need not read it.
-    current().circuits[trigger.pk] = row
+    _rows().fresh()[trigger.pk] = row
     failures, since = row["consecutive_failures"], row["failing_since"]
     if row["state"] == CircuitState.CLOSED and failures >= trigger.circuit_failures:
         open_circuit(trigger, failures, since, error, now)
@@ -298,7 +351,8 @@ def pause(
         probe_interval_s=0.0,
         updated_at=now,
     )
-    invalidate()  # the pause, and the circuit with it
+    invalidate()  # the pause
+    forget(trigger.pk)
     release_held(trigger.pk, now)  # due at once: the pause holds them, a resume sends them
     logger.warning("Trigger %s: %s", trigger.name, reason)
     announce(
@@ -314,12 +368,7 @@ def pause(
 
 def release_held(trigger_id: int, now: dt.datetime) -> int:
     """Events an open circuit held become due now; the sweeper sends them. How many."""
-    return EventLog.objects.filter(
-        Q(remark__startswith=HELD),
-        trigger_id=trigger_id,
-        status=EventStatus.STAGED,
-        deliver_at__gt=now,
-    ).update(deliver_at=now, enqueued_at=None)
+    return transitions.release_held(trigger_id, HELD, now)
 
 
 def announce(
@@ -358,22 +407,3 @@ def announce(
 def iso(moment: dt.datetime | None) -> str | None:
     """A time as ISO 8601, or None."""
     return moment.isoformat() if moment else None
-
-
-def states(trigger_ids: list[int] | None = None) -> dict[int, dict]:
-    """Circuit rows (state, failures, times) by trigger id: for the admin and the API."""
-    rows = TriggerCircuit.objects.all()
-    if trigger_ids is not None:
-        rows = rows.filter(trigger_id__in=trigger_ids)
-    return {
-        row["trigger_id"]: row
-        for row in rows.values(
-            "trigger_id",
-            "state",
-            "consecutive_failures",
-            "failing_since",
-            "opened_at",
-            "next_probe_at",
-            "last_error",
-        )
-    }

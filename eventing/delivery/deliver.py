@@ -1,30 +1,28 @@
-"""Delivering events: load → claim → send → decide → record and finish, for one event
-(`deliver_event`) or a batch of one trigger's events (`deliver_events`, the same steps)."""
+"""Delivering events, one loop for a batch of one trigger's events (a single event is a batch
+of one): load → admit → claim → send → decide → record and finish, with the delivery policies
+(eventing.delivery.policies: circuit, throttle, ordering, queue lag) at their named hooks."""
 
 from __future__ import annotations
 
 import datetime as dt
 import functools
 import logging
-from dataclasses import dataclass
 
 from django.db import transaction
 from django.utils import timezone
 
 from eventing.conf import settings
-from eventing.delivery import circuit, rows
 from eventing.delivery.dead_letters import emit_dead_letter
 from eventing.delivery.follow_ups import emit_follow_ups
-from eventing.delivery.ordering import BLOCKED, release_after
 from eventing.delivery.outcome import Outcome, decide
+from eventing.delivery.policies import POLICIES
+from eventing.delivery.policy import CLAIMED_ELSEWHERE, DeliveryResult, Run
 from eventing.delivery.senders import pool as sender_pool
-from eventing.delivery.throttle import claim_within_limits, extra_lease, wait_turn
-from eventing.dispatch.lag import note_claim
-from eventing.dispatch.ordering import park
 from eventing.dispatch.publish import publish, within_horizon
 from eventing.models import EventLog, EventStatus
 from eventing.ops.metrics import observe_delivery
 from eventing.recording.trigger_cache import get_trigger, invalidate
+from eventing.store import rows, transitions
 from eventing.webhooks.request import (
     TemplateFailed,
     WebhookConfigError,
@@ -36,27 +34,7 @@ from triggers.models import Trigger
 
 logger = logging.getLogger(__name__)
 
-CLAIMED_ELSEWHERE = "claimed by another worker"
-
-
-@dataclass
-class DeliveryResult:
-    """What a delivery did: skipped (with why), too early, or attempted."""
-
-    skipped: str = ""
-    early_until: dt.datetime | None = None
-    attempt: int = 0
-    response: WebhookResponse | None = None
-    outcome: Outcome | None = None
-    event: EventLog | None = None
-    # The ETA of the message that carries the event's next attempt (a retry, or an early
-    # arrival's due time); None when there is no next attempt or the sweeper sends it.
-    next_message_at: dt.datetime | None = None
-
-    @property
-    def retry_in_s(self) -> float | None:
-        """Seconds until the next attempt, when the attempt failed and will be retried."""
-        return self.outcome.retry_in_s if self.outcome and not self.skipped else None
+__all__ = ["DeliveryResult", "deliver_event", "deliver_events", "send_next_attempt"]
 
 
 def deliver_event(
@@ -65,71 +43,60 @@ def deliver_event(
     """Make one delivery attempt of a staged event, if it is due and nobody else has it.
 
     `trigger_id` (sent along in the task message) spares reading the row before the claim;
-    `force` skips the due-time check (synchronous delivery).
+    `force` skips the due-time check and the circuit (synchronous delivery).
     """
-    now = timezone.now()
-    trigger = load_trigger(event_id, trigger_id)
-    if not may_deliver(trigger):
-        return not_deliverable(event_id, trigger)
-    gate = circuit.admit(trigger, now, force=force)
-    if gate.holds:
-        return held([event_id], gate, now)[event_id]
-    claimed, limited = claim_rows([event_id], trigger, now, force=force)
-    if limited:  # over the trigger's rate limit or in-flight cap: tried again a little later
-        return next(iter(limited.values()))
-    if not claimed:
-        return why_not_claimed([event_id], now)[event_id]
-    event = claimed[0]
-    note_claim(event, now)  # tells the sweeper how long messages wait in the queue
-    wait_turn(event)  # a row that took its rate-limit token ahead waits for it
-    response = call_webhook(event, trigger)
-    outcome = judge(event, trigger, response)
-    result = DeliveryResult(attempt=event.attempts, response=response, outcome=outcome, event=event)
-    if finish(result, trigger, started=now):
-        release_after([result])
-    circuit.record(trigger, gate, [outcome], timezone.now())
-    observe_delivery(event, trigger, now, response, outcome)
-    return result
+    if trigger_id is None:  # the row is read only when the message did not name its trigger
+        trigger_id = (
+            EventLog.objects.filter(id=event_id).values_list("trigger_id", flat=True).first()
+        )
+    results = deliver_events([event_id], trigger_id, force=force)
+    return results[EventLog._meta.pk.to_python(event_id)]
 
 
-def deliver_events(event_ids: list, trigger_id: int | None) -> dict:
-    """Deliver a batch of one trigger's events with the same steps: claimed together, sent side
-    by side, finished with one statement per kind of outcome. A DeliveryResult per event id."""
+def deliver_events(event_ids: list, trigger_id: int | None, *, force: bool = False) -> dict:
+    """Deliver a batch of one trigger's events: admitted by the policies, claimed together,
+    sent side by side, finished with one statement per kind of outcome. A DeliveryResult per
+    event id."""
     ids = [EventLog._meta.pk.to_python(pk) for pk in event_ids]
     results: dict = {}
-    senders = sender_pool()
+    senders = sender_pool() if len(ids) > 1 else None
     while ids:
         # Looked up again for every chunk: a 410 in the last one paused the trigger.
         trigger = get_trigger(trigger_id)
         if not may_deliver(trigger):
             results.update({pk: not_deliverable(pk, trigger) for pk in ids})
             break
-        gate, ids, waiting = through_circuit(trigger, ids)
-        results.update(waiting)
+        run = Run(trigger=trigger, now=timezone.now(), force=force)
+        ids = admit(run, ids)
+        results.update(run.results)
         if not ids:
             break
         # Claim no more rows than there are free sender threads: each is sent at once, so
-        # its lease holds.
-        slots = senders.reserve(len(ids))
+        # its lease holds. A batch of one is sent on the calling thread.
+        slots = senders.reserve(len(ids)) if senders else 1
         chunk, ids = ids[:slots], ids[slots:]
-        now = timezone.now()
+        run.now = timezone.now()
         try:
-            claimed, limited = claim_rows(chunk, trigger, now)
+            claimed = claim_rows(run, chunk)
         except BaseException:
-            senders.release(slots)
+            if senders:
+                senders.release(slots)
             raise
-        results.update(limited)
-        senders.release(slots - len(claimed))
-        if claimed:
-            note_claim(claimed[0], now)
-        done = senders.run(functools.partial(attempt, trigger=trigger), claimed)
-        applied = finish_batch(done, trigger, started=now)
-        release_after(result for result in done if result.event.id in applied)
-        circuit.record(trigger, gate, [result.outcome for result in done], timezone.now())
+        for policy in POLICIES:
+            policy.after_claim(run, claimed)
+        if senders:
+            senders.release(slots - len(claimed))
+            done = senders.run(functools.partial(attempt, run=run), claimed)
+        else:
+            done = [attempt(event, run=run) for event in claimed]
+        applied = finish_batch(done, trigger, started=run.now)
+        for policy in POLICIES:
+            policy.after_finish(run, done, applied)
         for result in done:
-            observe_delivery(result.event, trigger, now, result.response, result.outcome)
+            observe_delivery(result.event, trigger, run.now, result.response, result.outcome)
             results[result.event.id] = result
-        results.update(why_not_claimed([pk for pk in chunk if pk not in results], now))
+        results.update(run.results)
+        results.update(why_not_claimed(run, [pk for pk in chunk if pk not in results]))
     return results
 
 
@@ -145,7 +112,7 @@ def send_next_attempt(event_id, result: DeliveryResult, trigger_id: int | None) 
     if publish(event_id, result.next_message_at, trigger_id=trigger_id):
         return True
     # Unmarked, the next sweep sends it (as after a failed publish on commit).
-    EventLog.objects.filter(id=event_id, status=EventStatus.STAGED).update(enqueued_at=None)
+    transitions.unmark([event_id])
     return False
 
 
@@ -158,29 +125,30 @@ def message_eta(due: dt.datetime, now: dt.datetime) -> dt.datetime | None:
 # Load and claim
 
 
-def load_trigger(event_id, trigger_id: int | None) -> Trigger | None:
-    """The event's trigger (cached); the row is read only when the message did not name it."""
-    if trigger_id is None:
-        trigger_id = (
-            EventLog.objects.filter(id=event_id).values_list("trigger_id", flat=True).first()
-        )
-    return get_trigger(trigger_id)
+def admit(run: Run, event_ids: list) -> list:
+    """The ids every policy lets through now (the others get their result in run.results)."""
+    for policy in POLICIES:
+        event_ids = policy.admit(run, event_ids)
+        if not event_ids:
+            break
+    return event_ids
 
 
-def claim_rows(
-    event_ids: list, trigger: Trigger, now: dt.datetime, *, force: bool = False
-) -> tuple[list[EventLog], dict]:
-    """Claim the rows (see rows.claim_many) within the trigger's rate limit and in-flight cap;
-    the claimed rows, and a DeliveryResult per row held back (with its next message's time)."""
-    lease_until = now + lease(trigger) + extra_lease(trigger)
+def claim_rows(run: Run, event_ids: list) -> list[EventLog]:
+    """Claim the rows (see store.rows.claim_many) through the policies' claim hooks, the first
+    registered outermost; the claimed rows (those held back get their result in run.results)."""
+    trigger = run.trigger
+    lease_until = run.now + lease(trigger) + sum((p.lease(run) for p in POLICIES), dt.timedelta())
     claim = functools.partial(
-        rows.claim_many, lease_until=lease_until, now=now, force=force, trigger_id=trigger.pk
+        rows.claim_many,
+        lease_until=lease_until,
+        now=run.now,
+        force=run.force,
+        trigger_id=trigger.pk,
     )
-    claimed, held = claim_within_limits(claim, event_ids, trigger, now)
-    return claimed, {
-        h.event_id: DeliveryResult(skipped=f"held back: {h.reason}", next_message_at=h.due)
-        for h in held
-    }
+    for policy in reversed(POLICIES):
+        claim = functools.partial(policy.claim, run, claim=claim)
+    return claim(event_ids)
 
 
 def may_deliver(trigger: Trigger | None) -> bool:
@@ -207,52 +175,26 @@ def not_deliverable(event_id, trigger: Trigger | None) -> DeliveryResult:
 
 def hold(event: EventLog) -> None:
     """Leave a paused trigger's event staged without a message; the sweeper sends it on resume."""
-    EventLog.objects.filter(id=event.id, status=EventStatus.STAGED).update(enqueued_at=None)
+    transitions.unmark([event.id])
 
 
 def cancel_orphan(event: EventLog, now: dt.datetime) -> None:
     """An event whose trigger was deleted cannot be delivered."""
-    EventLog.objects.filter(id=event.id, status=EventStatus.STAGED).update(
-        status=EventStatus.CANCELLED,
-        processed_at=now,
-        remark=f"Trigger {event.trigger_name} was deleted",
-    )
+    transitions.cancel([event.id], f"Trigger {event.trigger_name} was deleted", now)
 
 
-def through_circuit(trigger: Trigger, ids: list) -> tuple[circuit.Gate, list, dict]:
-    """What the trigger's circuit lets through of these ids: its gate, the ids to attempt (all,
-    one probe, or none) and a DeliveryResult for each id held."""
-    now = timezone.now()
-    gate = circuit.admit(trigger, now)
-    if not gate.holds and gate.limit is None:
-        return gate, ids, {}
-    go = ids[: gate.limit or 0]
-    return gate, go, held(ids[len(go) :], gate, now)
-
-
-def held(event_ids: list, gate: circuit.Gate, now: dt.datetime) -> dict:
-    """Leave these events staged until the circuit's next probe; a DeliveryResult per id."""
-    if event_ids:
-        circuit.hold(event_ids, gate, now)
-    return {pk: DeliveryResult(skipped="circuit open") for pk in event_ids}
-
-
-def why_not_claimed(event_ids: list, now: dt.datetime) -> dict:
-    """Why each of these rows was not claimed (gone, no longer staged, not due yet), in one
-    query; a DeliveryResult per id."""
+def why_not_claimed(run: Run, event_ids: list) -> dict:
+    """Why each of these rows was not claimed (gone, no longer staged, not due yet, or what a
+    policy says), in one query; a DeliveryResult per id."""
     if not event_ids:
         return {}
     found = {
         row["id"]: row
         for row in EventLog.objects.filter(id__in=event_ids).values("id", "status", "deliver_at")
     }
-    results = {pk: explain(found.get(EventLog._meta.pk.to_python(pk)), now) for pk in event_ids}
-    # Staged, due and yet not claimed: behind an earlier event of its key, if it has one.
-    unclaimed = [pk for pk, result in results.items() if result.skipped == CLAIMED_ELSEWHERE]
-    parked = park(unclaimed, now)
-    for pk in unclaimed:
-        if EventLog._meta.pk.to_python(pk) in parked:
-            results[pk] = DeliveryResult(skipped=BLOCKED)
+    results = {pk: explain(found.get(EventLog._meta.pk.to_python(pk)), run.now) for pk in event_ids}
+    for policy in POLICIES:
+        policy.not_claimed(run, results)
     return results
 
 
@@ -275,11 +217,12 @@ def explain(row: dict | None, now: dt.datetime) -> DeliveryResult:
 # Send and decide
 
 
-def attempt(event: EventLog, trigger: Trigger) -> DeliveryResult:
+def attempt(event: EventLog, run: Run) -> DeliveryResult:
     """Send a claimed row and decide what the reply means (a batch runs this per sender)."""
-    wait_turn(event)
-    response = call_webhook(event, trigger)
-    outcome = judge(event, trigger, response)
+    for policy in POLICIES:
+        policy.before_send(run, event)
+    response = call_webhook(event, run.trigger)
+    outcome = judge(event, run.trigger, response)
     return DeliveryResult(attempt=event.attempts, response=response, outcome=outcome, event=event)
 
 
@@ -318,7 +261,9 @@ def post(event: EventLog, trigger: Trigger) -> WebhookResponse:
 
 def not_sent(trigger: Trigger, error: str) -> WebhookResponse:
     """The response of an attempt whose request never left."""
-    return WebhookResponse(error=error, request={"url": trigger.url, "headers": {}, "body": None})
+    return WebhookResponse(
+        error=error, not_sent=True, request={"url": trigger.url, "headers": {}, "body": None}
+    )
 
 
 def judge(event: EventLog, trigger: Trigger, response: WebhookResponse) -> Outcome:
@@ -342,25 +287,6 @@ def judge(event: EventLog, trigger: Trigger, response: WebhookResponse) -> Outco
 
 
 # Record and finish
-
-
-def finish(result: DeliveryResult, trigger: Trigger, *, started: dt.datetime) -> bool:
-    """Record the attempt's invocation and move the row on; False if the lease was lost.
-
-    Mostly one statement: on PostgreSQL the invocation rides in the row's UPDATE.
-    """
-    invocation = invocation_row(result, started)
-    changes = next_state(result, timezone.now())
-    if causes_more(result):
-        # The invocation first: it stays on record whatever applying the outcome does.
-        rows.insert_invocations([invocation])
-        applied = move_on_alone(result, trigger, changes)
-    else:
-        applied = rows.finish(
-            result.event.id, attempt=result.attempt, changes=changes, invocations=[invocation]
-        )
-    log_finish(result, trigger, applied)
-    return applied
 
 
 def finish_batch(done: list[DeliveryResult], trigger: Trigger, *, started: dt.datetime) -> set:

@@ -1,4 +1,5 @@
-"""Ordered delivery, the worker's side: after a head finishes, its key's next row goes out."""
+"""Ordered delivery as a delivery policy: a row held by its key is parked (its remark names
+what holds it), and after a head finishes its key's next row goes out."""
 
 from __future__ import annotations
 
@@ -7,13 +8,31 @@ from collections.abc import Iterable
 
 from django.db import DatabaseError
 
+from eventing.delivery.policy import CLAIMED_ELSEWHERE, DeliveryResult, Policy, Run
 from eventing.dispatch.ordering import release_next
-from eventing.models import FINAL_STATUSES
+from eventing.models import FINAL_STATUSES, EventLog
+from eventing.store.ordering import park
 
 logger = logging.getLogger(__name__)
 
 # Why a due staged row was not claimed: an earlier row of its key is unfinished.
 BLOCKED = "waiting behind an earlier event of its ordering key"
+
+
+class OrderingPolicy(Policy):
+    """Per-key order, held in the claim statement (eventing.store.predicates)."""
+
+    name = "ordering"
+
+    def not_claimed(self, run: Run, results: dict) -> None:
+        unclaimed = [pk for pk, result in results.items() if result.skipped == CLAIMED_ELSEWHERE]
+        parked = park(unclaimed, run.now)
+        for pk in unclaimed:
+            if EventLog._meta.pk.to_python(pk) in parked:
+                results[pk] = DeliveryResult(skipped=BLOCKED)
+
+    def after_finish(self, run: Run, done: list[DeliveryResult], applied: set) -> None:
+        release_after(result for result in done if result.event.id in applied)
 
 
 def release_after(done: Iterable) -> int:

@@ -63,4 +63,9 @@ def beat_schedule(sweep_interval_s: float | None = None) -> dict[str, Mapping[st
             "task": "eventing.cleanup",
             "schedule": timedelta(days=1),
         },
+        # Partitioned event tables only (eventing.ops.partitions); otherwise it does nothing.
+        "eventing-partitions": {
+            "task": "eventing.partitions",
+            "schedule": timedelta(hours=1),
+        },
     }

@@ -16,8 +16,9 @@ from eventing.conf import settings
 from eventing.dispatch.ordering import release_next
 from eventing.dispatch.publish import enqueue_on_commit, within_horizon
 from eventing.models import FINAL_STATUSES, EventLog, EventStatus
+from eventing.store import transitions
+from eventing.store.transitions import CANCELLABLE
 
-CANCELLABLE = (EventStatus.STAGED, EventStatus.INTENT)
 # Events a replay stages per transaction: each batch is published on its own commit, so the
 # broker and the workers take a large window a batch at a time.
 REPLAY_BATCH_SIZE = 500
@@ -26,16 +27,12 @@ REPLAY_BATCH_SIZE = 500
 def cancel_events(event_ids: Iterable, *, reason: str = "Cancelled by a user") -> int:
     """Cancel the staged (or intent) events among `event_ids`; returns how many. The next
     event of a cancelled ordered head is sent once this commits."""
-    cancellable = EventLog.objects.filter(id__in=list(event_ids), status__in=CANCELLABLE)
+    event_ids = list(event_ids)
+    cancellable = EventLog.objects.filter(id__in=event_ids, status__in=CANCELLABLE)
     keys = set(
         cancellable.filter(ordering_key__isnull=False).values_list("trigger_id", "ordering_key")
     )
-    cancelled = cancellable.update(
-        status=EventStatus.CANCELLED,
-        processed_at=timezone.now(),
-        remark=reason,
-        enqueued_at=None,
-    )
+    cancelled = transitions.cancel(event_ids, reason, timezone.now())
     if keys:
         # Robust: the cancel stands if this fails; the sweeper sends the next rows instead.
         transaction.on_commit(lambda: release_next(keys), using=settings.DATABASE, robust=True)
@@ -54,15 +51,7 @@ def redeliver_events(event_ids: Iterable) -> int:
         )
         if not rows:
             return 0
-        EventLog.objects.using(db).filter(id__in=[row.id for row in rows]).update(
-            status=EventStatus.STAGED,
-            attempts=0,
-            deliver_at=now,
-            enqueued_at=now,
-            locked_until=None,
-            processed_at=None,
-            remark="Redelivery requested",
-        )
+        transitions.redeliver([row.id for row in rows], "Redelivery requested", now)
         for row in rows:
             row.deliver_at, row.enqueued_at = now, now
         enqueue_on_commit(rows, using=db)
@@ -152,12 +141,7 @@ def reschedule_event(event_id, deliver_at: dt.datetime) -> EventLog:
     now = timezone.now()
     enqueued_at = now if within_horizon(deliver_at, now) else None
     with transaction.atomic(using=db):
-        updated = (
-            EventLog.objects.using(db)
-            .filter(id=event_id, status=EventStatus.STAGED)
-            .update(deliver_at=deliver_at, enqueued_at=enqueued_at)
-        )
-        if not updated:
+        if not transitions.reschedule(event_id, deliver_at, enqueued_at):
             raise ValidationError({"deliver_at": "Only staged events can be rescheduled."})
         event = EventLog.objects.using(db).get(id=event_id)
         if enqueued_at is not None:

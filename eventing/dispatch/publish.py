@@ -19,9 +19,11 @@ from django.db import close_old_connections, transaction
 from django.utils import timezone
 
 from eventing.conf import settings
-from eventing.models import EventLog, EventStatus
+from eventing.models import EventLog
 from eventing.ops.metrics import count_emitted
 from eventing.runtime import PerProcess
+from eventing.store.predicates import queue_position
+from eventing.store.transitions import unmark
 
 logger = logging.getLogger(__name__)
 
@@ -123,7 +125,7 @@ def publish_rows(rows: Iterable[EventLog], *, using: str) -> int:
     """Publish the rows that are within the horizon; unmark the ones that failed.
 
     Of several rows of one ordering key only the first recorded gets a message: the others
-    wait behind it anyway, and it sends the next when it finishes (see dispatch/ordering.py;
+    wait behind it anyway, and it sends the next when it finishes (see store/ordering.py;
     if that is lost, the sweeper sends them as lost messages)."""
     failed = publish_due(
         (
@@ -133,25 +135,20 @@ def publish_rows(rows: Iterable[EventLog], *, using: str) -> int:
         ),
         timezone.now(),
     )
-    if failed:
-        # Clearing enqueued_at lets the very next sweep send them, not one lease grace later.
-        EventLog.objects.using(using).filter(id__in=failed, status=EventStatus.STAGED).update(
-            enqueued_at=None
-        )
+    # Clearing enqueued_at lets the very next sweep send them, not one lease grace later.
+    unmark(failed)
     return len(failed)
 
 
 def first_of_each_key(rows: Iterable[EventLog]) -> list[EventLog]:
-    """The rows without an ordering key, and the first recorded of each (trigger, key)."""
+    """The rows without an ordering key, and the first of each (trigger, key) in the key's
+    queue (eventing.store.predicates.queue_position)."""
     rows = list(rows)
     first: dict[tuple, EventLog] = {}
     for row in rows:
         if row.ordering_key is not None:
             key = (row.trigger_id, row.ordering_key)
-            if key not in first or (row.created_at, row.id) < (
-                first[key].created_at,
-                first[key].id,
-            ):
+            if key not in first or queue_position(row) < queue_position(first[key]):
                 first[key] = row
     if not first:
         return rows

@@ -27,7 +27,7 @@ from eventing.capture.database.expand import CAPTURES_PER_PASS, expand_captures
 from eventing.capture.database.mode import CHANNEL, database_capture
 from eventing.capture.database.sql import ident
 from eventing.conf import settings
-from eventing.dispatch.sweeper import publish_marked
+from eventing.dispatch.sending import publish_marked
 from eventing.runtime import PerProcess
 
 logger = logging.getLogger(__name__)

@@ -3,8 +3,12 @@
 import django.db.models.deletion
 from django.db import migrations, models
 
+from eventing.migration_operations import AlterFieldDropIndexConcurrently
+
 
 class Migration(migrations.Migration):
+    # The index is dropped concurrently on PostgreSQL, which a transaction cannot hold.
+    atomic = False
 
     dependencies = [
         ('eventing', '0001_initial'),
@@ -12,7 +16,7 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        migrations.AlterField(
+        AlterFieldDropIndexConcurrently(
             model_name='eventlog',
             name='trigger',
             field=models.ForeignKey(blank=True, db_constraint=False, db_index=False, help_text='The trigger this event is delivered to (null once the trigger is deleted).', null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='events', to='triggers.trigger'),

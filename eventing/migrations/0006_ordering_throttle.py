@@ -2,8 +2,12 @@
 
 from django.db import migrations, models
 
+from eventing.migration_operations import AddIndexConcurrently
+
 
 class Migration(migrations.Migration):
+    # The index is built concurrently on PostgreSQL, which a transaction cannot hold.
+    atomic = False
 
     dependencies = [
         ('eventing', '0005_trigger_circuit'),
@@ -29,7 +33,7 @@ class Migration(migrations.Migration):
             name='ordering_key',
             field=models.CharField(blank=True, help_text="The value of the trigger's ordering key in the payload: events of one trigger with the same value are delivered one at a time, in the order recorded. Empty: unordered.", max_length=200, null=True),
         ),
-        migrations.AddIndex(
+        AddIndexConcurrently(
             model_name='eventlog',
             index=models.Index(condition=models.Q(('ordering_key__isnull', False), ('status__in', ('intent', 'staged', 'processing'))), fields=['trigger', 'ordering_key', 'created_at', 'id'], name='event_logs_ordering_queue'),
         ),

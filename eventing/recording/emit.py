@@ -14,12 +14,12 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from eventing.conf import settings
-from eventing.delivery.rows import insert_events
 from eventing.dispatch.publish import enqueue_on_commit, within_horizon
 from eventing.models import EventLog, EventStatus
 from eventing.ops.metrics import count_emitted
 from eventing.recording.payload_rules import check_payload, same_json
 from eventing.recording.trigger_cache import current_index
+from eventing.store.rows import insert_events
 from triggers import types
 from triggers.matching import matches_filter, matches_path, ordering_value
 from triggers.models import Trigger

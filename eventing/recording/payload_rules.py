@@ -19,12 +19,12 @@ import regex
 from django.core.exceptions import ValidationError
 
 from eventing.conf import settings
+from eventing.models import MAX_PAYLOAD_DEPTH
 from triggers.defaults import max_schema_bytes
 from triggers.validation import schema_problem
 
-# Deeper nesting than this is refused: parsers (and PostgreSQL's jsonb) have depth limits, and
-# no sane event needs more.
-MAX_DEPTH = 100
+# Deeper nesting than this is refused (the bound is the payload column's, in eventing.models).
+MAX_DEPTH = MAX_PAYLOAD_DEPTH
 
 
 def check_payload(payload: Any) -> int:

@@ -10,7 +10,6 @@ from typing import Any, NoReturn
 from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import exceptions
 
-from eventing.api.errors import django_validation_detail
 from eventing.recording import payload_rules
 from triggers.models import EventType
 
@@ -18,6 +17,16 @@ QUEUE_PERMISSION = "eventing.queue_event"
 DEFAULT_RULE_TYPE = "default"
 # Types only Eventing emits (dead letters): nobody queues them from outside.
 DEAD_LETTER_PREFIX = "dlq_"
+
+
+def django_validation_detail(exc: DjangoValidationError) -> Any:
+    """A Django ValidationError as DRF detail: {field: [messages]} or [messages]."""
+    if hasattr(exc, "error_dict"):
+        return {
+            ("non_field_errors" if field == "__all__" else field): messages
+            for field, messages in exc.message_dict.items()
+        }
+    return {"non_field_errors": exc.messages}
 
 
 def queue_rule_for(event_type: str, cache: dict | None = None) -> EventType | None:

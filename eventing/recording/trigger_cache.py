@@ -32,8 +32,6 @@ class Snapshot:
     # Filled on first use of each id: a worker needs only the triggers of its messages.
     # None records a trigger that no longer exists.
     by_id: dict[int, Trigger | None] = field(default_factory=dict)
-    # Circuit breaker rows by trigger id, kept by eventing.delivery.circuit for as long.
-    circuits: dict[int, dict | None] = field(default_factory=dict)
 
 
 _lock = threading.Lock()

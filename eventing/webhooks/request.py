@@ -16,8 +16,7 @@ from urllib3 import BaseHTTPResponse, PoolManager, Timeout
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError, ReadTimeoutError
 
 from eventing.conf import settings
-from eventing.models import EventLog
-from eventing.recording.payload_rules import MAX_DEPTH
+from eventing.models import MAX_PAYLOAD_DEPTH, EventLog
 from eventing.webhooks import signing, transform
 from eventing.webhooks.client import Watchdog, pool_manager, scrubbed_logs
 from eventing.webhooks.scrubbing import REDACTED, margin, redact, secret_values
@@ -72,6 +71,8 @@ class WebhookResponse:
     # The request could not be built (a request template failed): permanent too, as the same
     # template over the same event fails again.
     unbuildable: bool = False
+    # Nothing left for the receiver (our configuration or our bug): says nothing about it.
+    not_sent: bool = False
     duration_ms: int = 0
     # The request as stored in the invocation log (secrets redacted).
     request: dict[str, Any] = field(default_factory=dict)
@@ -93,7 +94,7 @@ class WebhookResponse:
             return None
         # Parsed, but nested so deep that handing it on (rendering it in an API answer, walking
         # it) could still hit the recursion limit: treated as not JSON, like a payload would be.
-        return None if nests_deeper_than(parsed, MAX_DEPTH) else parsed
+        return None if nests_deeper_than(parsed, MAX_PAYLOAD_DEPTH) else parsed
 
 
 def nests_deeper_than(value: Any, limit: int) -> bool:

@@ -9,7 +9,6 @@ import uuid
 
 from django.contrib import admin, messages
 from django.contrib.admin import ShowFacets
-from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpRequest, HttpResponseNotAllowed, HttpResponseRedirect
 from django.template.loader import render_to_string
@@ -20,7 +19,6 @@ from django.utils.html import format_html
 from django.utils.translation import ngettext
 
 from eventing.dispatch import operations
-from eventing.dispatch.ordering import head_of_key
 from eventing.models import EventLog, EventStatus
 from eventing.ops.search import (
     filter_by_payload,
@@ -28,6 +26,7 @@ from eventing.ops.search import (
     parse_payload_filters,
     query_pairs,
 )
+from eventing.store.ordering import head_of_key
 from eventing.webhooks.request import REDACTED, SENSITIVE_HEADER_RE
 from triggers import types
 from triggers.models import EventType, Trigger
@@ -36,6 +35,7 @@ from .. import actions
 from ..counting import EstimatedCountPaginator
 from ..display import breakable, display_time
 from ..forms import RedeliverFailedForm, ReplayForm
+from ..keyset import KeysetChangeList, keyset_problems
 from ..sites import site
 from .params import PK_RE, CheckedFilter, CheckedParamsMixin
 
@@ -149,8 +149,9 @@ FINISHED_FIELDS = {
 }
 
 
-class RecentFirstChangeList(ChangeList):
-    """The change list ordered by created_at alone, so PostgreSQL reads it off an index.
+class RecentFirstChangeList(KeysetChangeList):
+    """The change list newest first, paged by key (mission_control.keyset); sorted by a user,
+    ordered by created_at alone, so PostgreSQL reads it off an index.
 
     Django appends "-pk" to make ordering total; ORDER BY created_at DESC, id DESC matches no
     index and sorts the whole table (a second on a million rows). Rows with equal created_at
@@ -200,6 +201,7 @@ class EventLogAdmin(CheckedParamsMixin, admin.ModelAdmin):
         "payload__customer_id=42 or payload__new__status=paid to the address."
     )
     ordering = ("-created_at",)
+    keyset_field = "created_at"
     # Only orderings an index serves; sorting a million rows by anything else takes seconds.
     sortable_by = ("created",)
     paginator = EstimatedCountPaginator
@@ -292,6 +294,7 @@ class EventLogAdmin(CheckedParamsMixin, admin.ModelAdmin):
     def param_problems(self, request: HttpRequest) -> dict[str, str]:
         """Also payload filters out of bounds (eventing.ops.search), by parameter."""
         problems = super().param_problems(request)
+        problems.update(keyset_problems(request, self.model))
         try:
             parse_payload_filters(query_pairs(request.GET))
         except ValidationError as exc:

@@ -7,6 +7,7 @@ import re
 
 from django.contrib import admin
 from django.contrib.admin import ShowFacets
+from django.http import HttpRequest
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
@@ -16,6 +17,7 @@ from triggers.models import Trigger
 
 from ..counting import EstimatedCountPaginator
 from ..display import display_time
+from ..keyset import keyset_problems
 from ..sites import site
 from .events import RecentFirstChangeList
 from .params import PK_RE, CheckedFilter, CheckedParamsMixin
@@ -95,6 +97,8 @@ class InvocationLogAdmin(CheckedParamsMixin, admin.ModelAdmin):
     list_display_links = ("invoked",)
     list_filter = (InvocationTriggerFilter, StatusCodeFilter, "succeeded", InvokedFilter)
     ordering = ("-invoked_at",)
+    keyset_field = "invoked_at"
+    change_list_template = "mission_control/keyset_change_list.html"
     sortable_by = ("invoked",)
     paginator = EstimatedCountPaginator
     show_full_result_count = False
@@ -120,6 +124,10 @@ class InvocationLogAdmin(CheckedParamsMixin, admin.ModelAdmin):
 
     def get_changelist(self, request, **kwargs):
         return RecentFirstChangeList
+
+    def param_problems(self, request: HttpRequest) -> dict[str, str]:
+        """Also a list position that cannot be read (mission_control.keyset)."""
+        return {**super().param_problems(request), **keyset_problems(request, self.model)}
 
     def get_queryset(self, request):
         # The event's name and type, not its payload: one join, no large column per row.

@@ -12,10 +12,11 @@ import pytest
 from django.utils import timezone
 
 from eventing import emit, runtime
-from eventing.delivery import rows, senders
+from eventing.delivery import senders
 from eventing.delivery.deliver import deliver_events
 from eventing.models import EventLog, EventStatus, InvocationLog
 from eventing.recording import trigger_cache
+from eventing.store import rows
 from tests.factories import EventTypeFactory, TriggerFactory
 from triggers.models import Trigger
 
@@ -191,7 +192,7 @@ def test_follow_up_events_of_a_batch_are_queued_once_per_row(receiver):
     }
     follow_ups = EventLog.objects.filter(trigger_name="follow")
     assert sorted(f.source for f in follow_ups) == sorted(
-        f"follow-up:{e.id}:depth=1" for e in events
+        f"follow-up:{e.id}:depth=1:root={e.id}" for e in events
     )
     assert {f.payload["x"] for f in follow_ups} == {1}
 

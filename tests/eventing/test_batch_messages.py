@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from eventing import emit, runtime
 from eventing.dispatch import publish as enqueue
-from eventing.dispatch.sweeper import sweep
+from eventing.maintenance.sweeper import sweep
 from eventing.models import EventLog
 from eventing.recording.emit import EventRequest, emit_batch
 from tests.factories import TriggerFactory

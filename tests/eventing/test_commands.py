@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from eventing import emit
 from eventing.dispatch.lag import LAG_HEARTBEAT
-from eventing.dispatch.sweeper import sweep
+from eventing.maintenance.sweeper import sweep
 from eventing.management.commands.eventing_redeliver import parse_since
 from eventing.models import EventLog, EventStatus, Heartbeat
 from tests.factories import TriggerFactory
@@ -100,7 +100,7 @@ def test_sweep_until_idle_repeats_until_nothing_is_left(message_per_event):
     for _ in range(3):
         emit("swept", {})
     EventLog.objects.update(enqueued_at=None)
-    with mock.patch("eventing.dispatch.sweeper.BATCH_SIZE", 2):
+    with mock.patch("eventing.maintenance.sweeper.BATCH_SIZE", 2):
         output = run("eventing_sweep", "--until-idle")
     assert "Sweep 1: released=0 enqueued=2" in output
     assert "Sweep 2: released=0 enqueued=1" in output

@@ -8,7 +8,8 @@ import pytest
 from django.utils import timezone
 
 from eventing import emit
-from eventing.dispatch import lag, sweeper
+from eventing.dispatch import lag, sending
+from eventing.maintenance import sweeper
 from eventing.models import EventLog, Heartbeat
 from tests.factories import TriggerFactory
 
@@ -18,7 +19,7 @@ def swept_ids(monkeypatch):
     """Record what the sweeper publishes instead of sending it."""
     sent = []
     monkeypatch.setattr(
-        sweeper, "publish_due", lambda items, now: sent.extend(i[0] for i in items) or []
+        sending, "publish_due", lambda items, now: sent.extend(i[0] for i in items) or []
     )
     return sent
 

@@ -13,10 +13,10 @@ from eventing import emit
 from eventing.delivery.deliver import deliver_event, deliver_events
 from eventing.delivery.ordering import BLOCKED
 from eventing.dispatch.operations import cancel_events
-from eventing.dispatch.ordering import head_of_key
 from eventing.dispatch.publish import publish_rows
-from eventing.dispatch.sweeper import sweep
+from eventing.maintenance.sweeper import sweep
 from eventing.models import EventLog, EventStatus
+from eventing.store.ordering import head_of_key
 from tests.factories import TriggerFactory
 from triggers.models import Trigger
 

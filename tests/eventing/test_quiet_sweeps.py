@@ -52,7 +52,7 @@ def test_the_sweeps_lines_are_dropped_at_info_and_kept_at_debug(record):
         worker_record("celery.worker.strategy", "eventing.cleanup"),
         beat_record("eventing.cleanup"),
         logging.LogRecord(
-            "eventing.dispatch.sweeper", logging.INFO, __file__, 1, "sweep", (), None
+            "eventing.maintenance.sweeper", logging.INFO, __file__, 1, "sweep", (), None
         ),
     ],
 )

@@ -10,9 +10,9 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from eventing.delivery import rows
 from eventing.models import EventStatus
 from eventing.recording.emit import EventRequest, emit_batch
+from eventing.store import rows
 from tests.factories import TriggerFactory
 
 pytestmark = [

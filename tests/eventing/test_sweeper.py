@@ -7,7 +7,7 @@ import pytest
 from django.utils import timezone
 
 from eventing import emit, runtime
-from eventing.dispatch.sweeper import sweep
+from eventing.maintenance.sweeper import sweep
 from eventing.models import EventLog, EventStatus, Heartbeat
 from tests.factories import TriggerFactory
 
@@ -104,9 +104,9 @@ def test_only_a_sweep_that_did_something_logs_a_line(message_per_event, caplog):
     TriggerFactory(type="order")
     now = timezone.now()
     emit("order", {}, deliver_at=now + dt.timedelta(hours=2))
-    with caplog.at_level(logging.INFO, logger="eventing.dispatch.sweeper"):
+    with caplog.at_level(logging.INFO, logger="eventing.maintenance.sweeper"):
         sweep(now)  # nothing due yet
-        assert [r for r in caplog.records if r.name == "eventing.dispatch.sweeper"] == []
+        assert [r for r in caplog.records if r.name == "eventing.maintenance.sweeper"] == []
         sweep(now + dt.timedelta(hours=2))
-    [line] = [r.getMessage() for r in caplog.records if r.name == "eventing.dispatch.sweeper"]
+    [line] = [r.getMessage() for r in caplog.records if r.name == "eventing.maintenance.sweeper"]
     assert line == "sweep released=0 enqueued=1 intents=0 expanded=0"

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from eventing import emit, runtime
 from eventing.delivery.deliver import DeliveryResult
-from eventing.dispatch.sweeper import sweep
+from eventing.maintenance.sweeper import sweep
 from eventing.models import EventLog, EventStatus
 from eventing.tasks import DB_RETRY_S, deliver, deliver_batch
 from tests.factories import TriggerFactory

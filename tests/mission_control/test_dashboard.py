@@ -9,6 +9,7 @@ import time
 from unittest import mock
 
 import pytest
+from django.core.cache import cache
 from django.urls import reverse
 from django.utils import timezone
 
@@ -188,11 +189,19 @@ def test_chart_is_plain_svg():
     assert charts.nice_max(120) == 200
 
 
-def test_day_series_is_cached_within_the_minute():
+def test_chart_counts_each_closed_bucket_once_and_the_open_one_live(
+    django_assert_max_num_queries,
+):
+    cache.clear()
     trigger = TriggerFactory()
     now = timezone.now()
+    make_event(trigger, created_ago_s=3 * 3600)
     first = dashboard.day_series(now)
+    assert sum(v * 15 for _, v in first) == pytest.approx(1)
     make_event(trigger, created_ago_s=0)
-    assert dashboard.day_series(now) == first  # same minute: cached
-    later = dashboard.day_series(now + dt.timedelta(minutes=1))
-    assert sum(v for _, v in later) > sum(v for _, v in first)
+    # The open bucket's count, and one read of the cache when it lives in the database: the
+    # 95 closed buckets are kept, not counted again.
+    with django_assert_max_num_queries(2):
+        again = dashboard.day_series(now)
+    assert sum(v * 15 for _, v in again) == pytest.approx(2)
+    assert again[:-1] == first[:-1]

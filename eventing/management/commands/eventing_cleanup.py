@@ -41,6 +41,8 @@ class Command(BaseCommand):
             self.log(f"{status}: {kept}", level=2)
         report = delete_expired(dry_run=dry_run, batch_size=batch_size, progress=self.progress)
         verb = "would delete" if dry_run else "deleted"
+        if "partitions_dropped" in report:
+            self.stdout.write(f"dropped {report.pop('partitions_dropped')} partition(s)")
         for status, count in report.items():
             self.stdout.write(f"{status}: {verb} {count} event(s)")
         total = sum(report.values())

@@ -8,7 +8,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
 from eventing.conf import settings
-from eventing.dispatch.sweeper import pending, sweep
+from eventing.maintenance.sweeper import pending, sweep
 
 
 def describe(report: dict[str, int]) -> str:

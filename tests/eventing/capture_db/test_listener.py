@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from django.db import connection, transaction
 
-from eventing.dispatch.sweeper import sweep
 from eventing.maintenance.listener import LOCK_KEY, Listener, publish_captures
+from eventing.maintenance.sweeper import sweep
 from eventing.models import EventCapture, EventLog
 from mission_control import actions
 from tests.eventing.capture_db.helpers import POSTGRES_ONLY

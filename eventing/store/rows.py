@@ -14,8 +14,8 @@ from typing import Any
 from django.db import connections
 
 from eventing.conf import settings
-from eventing.dispatch.ordering import claimable_sql
 from eventing.models import EventLog, EventStatus, InvocationLog
+from eventing.store.predicates import Sql, claimable_sql
 
 _EVENT_FIELDS = EventLog._meta.concrete_fields
 _EVENT_COLUMNS = [f.column for f in _EVENT_FIELDS]
@@ -24,21 +24,6 @@ _EVENT_ATTNAMES = [f.attname for f in _EVENT_FIELDS]
 
 def _prep(model, name: str, value: Any, connection) -> Any:
     return model._meta.get_field(name).get_db_prep_save(value, connection)
-
-
-def claim(
-    event_id,
-    *,
-    lease_until: dt.datetime,
-    now: dt.datetime,
-    force: bool = False,
-    trigger_id: int | None = None,
-) -> EventLog | None:
-    """staged → processing with a lease, attempts + 1, if due; the claimed row or None."""
-    claimed = claim_many(
-        [event_id], lease_until=lease_until, now=now, force=force, trigger_id=trigger_id
-    )
-    return claimed[0] if claimed else None
 
 
 def claim_many(
@@ -54,19 +39,14 @@ def claim_many(
     db = settings.DATABASE
     connection = connections[db]
     qn = connection.ops.quote_name
-    conditions = [f"{qn('status')} = %s"]
-    condition_params: list[Any] = [EventStatus.STAGED]
-    if not force:
-        conditions.append(f"{qn('deliver_at')} <= %s")
-        condition_params.append(_prep(EventLog, "deliver_at", now, connection))
+    table = qn(EventLog._meta.db_table)
+    # Staged, due (unless forced) and first of its ordering key: the store's one rule.
+    where = Sql(qn)
+    conditions = [claimable_sql(where, table, None if force else now, connection)]
     if trigger_id is not None:
         # The lease was sized from this trigger; a row of another trigger is not ours.
-        conditions.append(f"{qn('trigger_id')} = %s")
-        condition_params.append(trigger_id)
-    # Ordered rows: only the first unfinished row of its key (a row without a key passes).
-    first_of_key, key_params = claimable_sql(qn(EventLog._meta.db_table), qn)
-    conditions.append(first_of_key)
-    condition_params += key_params
+        conditions.append(f"{qn('trigger_id')} = {where.value(trigger_id)}")
+    condition_params = where.params
     sql = (
         f"UPDATE {qn(EventLog._meta.db_table)} SET {qn('status')} = %s, "
         f"{qn('attempts')} = {qn('attempts')} + 1, {qn('locked_until')} = %s "

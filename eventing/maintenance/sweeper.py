@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
-from django.db import connections, transaction
+from django.db import transaction
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
@@ -14,9 +14,10 @@ from eventing.capture.intents import resolve_intents
 from eventing.conf import settings
 from eventing.delivery.dead_letters import emit_dead_letter
 from eventing.dispatch.lag import recent_lag_s
-from eventing.dispatch.ordering import not_blocked
-from eventing.dispatch.publish import publish_due
+from eventing.dispatch.sending import deliverable, send_rows
 from eventing.models import EventLog, EventStatus, Heartbeat
+from eventing.store import transitions
+from eventing.store.predicates import lost_lease, not_blocked
 
 logger = logging.getLogger(__name__)
 
@@ -54,19 +55,12 @@ def lookahead_s() -> float:
     return min(settings.ETA_HORIZON_S, max(10.0, 5 * settings.SWEEP_INTERVAL_S))
 
 
-def deliverable() -> Q:
-    """Rows whose trigger may deliver now (paused and disabled triggers hold their rows)."""
-    return Q(trigger__enabled=True, trigger__paused=False)
-
-
 # The rules of one pass, shared by the sweep and by `eventing_sweep --dry-run` (`pending`).
 
 
 def expired_leases(now: dt.datetime) -> QuerySet[EventLog]:
     """Processing rows whose lease ran out: their worker vanished."""
-    return EventLog.objects.using(settings.DATABASE).filter(
-        status=EventStatus.PROCESSING, locked_until__lt=now
-    )
+    return EventLog.objects.using(settings.DATABASE).filter(lost_lease(now))
 
 
 def spent() -> Q:
@@ -90,10 +84,19 @@ def message_lost(now: dt.datetime) -> Q:
 
 def to_send(now: dt.datetime) -> QuerySet[EventLog]:
     """Staged rows the sweep sends at `now`: due soon without a message, or with a lost one;
-    an ordered row only once no earlier row of its key is unfinished."""
-    never_sent = Q(enqueued_at__isnull=True) & sent_soon(now)
+    an ordered row only once it is first of its key.
+
+    Both kinds are due within the lookahead, said once more on its own: the range on the
+    partial index of staged rows by due time then stops at the lookahead, so a pass costs what
+    is due, not every row scheduled ahead (the OR alone left the planner walking them all).
+    """
+    never_sent = Q(enqueued_at__isnull=True)
     return EventLog.objects.using(settings.DATABASE).filter(
-        deliverable(), never_sent | message_lost(now), not_blocked(), status=EventStatus.STAGED
+        sent_soon(now),
+        deliverable(),
+        never_sent | message_lost(now),
+        not_blocked(),
+        status=EventStatus.STAGED,
     )
 
 
@@ -122,25 +125,17 @@ def release_expired_leases(now: dt.datetime) -> int:
     spent_rows = list(expired.filter(spent()).select_related("trigger"))
     for event in spent_rows:
         fail_lost_last_attempt(event, now)
-    return expired.update(
-        status=EventStatus.STAGED,
-        locked_until=None,
-        enqueued_at=None,
-        remark="The worker was lost mid-delivery (lease expired); delivering again.",
-    ) + len(spent_rows)
+    released = transitions.release_lost_leases(
+        now, "The worker was lost mid-delivery (lease expired); delivering again."
+    )
+    return released + len(spent_rows)
 
 
 def fail_lost_last_attempt(event: EventLog, now: dt.datetime) -> None:
     """The last attempt's worker died: the event fails like any spent event."""
     with transaction.atomic(using=settings.DATABASE):
-        failed = EventLog.objects.filter(
-            id=event.id, status=EventStatus.PROCESSING, attempts=event.attempts
-        ).update(
-            status=EventStatus.FAILED,
-            locked_until=None,
-            processed_at=now,
-            remark=f"The worker was lost during the last attempt ({event.attempts}).",
-        )
+        remark = f"The worker was lost during the last attempt ({event.attempts})."
+        failed = transitions.fail_lost(event.id, event.attempts, remark, now)
         if failed and event.trigger is not None:
             emit_dead_letter(event, event.trigger)
 
@@ -148,46 +143,6 @@ def fail_lost_last_attempt(event: EventLog, now: dt.datetime) -> None:
 def enqueue_due(now: dt.datetime) -> int:
     """Send rows due soon that have no message, and due rows whose message was lost."""
     return send_rows(to_send(now), now, limit=BATCH_SIZE)
-
-
-def send_rows(rows: QuerySet[EventLog], now: dt.datetime, limit: int | None = None) -> int:
-    """Mark `rows` sent, commit, then publish them; how many were sent.
-
-    The rows are locked with SKIP LOCKED where the database has it, so two senders at once (two
-    sweepers, or a sweeper and the capture listener) each take different rows. A row whose
-    publish fails is unmarked, so the next pass sends it.
-    """
-    due = mark_sent(rows, now, limit)
-    # Published after commit: a crash here leaves rows marked sent, found again as lost.
-    return publish_marked(due, now)
-
-
-def mark_sent(rows: QuerySet[EventLog], now: dt.datetime, limit: int | None = None) -> list[tuple]:
-    """Lock `rows` (SKIP LOCKED) and mark them sent; (id, deliver_at, trigger_id) of each.
-
-    Publish them with `publish_marked` once the transaction this runs in has committed.
-    """
-    db = settings.DATABASE
-    # No savepoint inside the listener's transaction: it only adds round trips.
-    with transaction.atomic(using=db, savepoint=False):
-        rows = rows.order_by("deliver_at")
-        if connections[db].features.has_select_for_update_skip_locked:
-            rows = rows.select_for_update(skip_locked=True, of=("self",))
-        picked = rows.values_list("id", "deliver_at", "trigger_id")
-        due = list(picked[:limit] if limit else picked)
-        if due:
-            EventLog.objects.using(db).filter(id__in=[pk for pk, _, _ in due]).update(
-                enqueued_at=now
-            )
-    return due
-
-
-def publish_marked(due: list[tuple], now: dt.datetime) -> int:
-    """Publish rows `mark_sent` marked (after commit); unmark those that failed; how many sent."""
-    failed = publish_due(due, now)
-    if failed:
-        EventLog.objects.using(settings.DATABASE).filter(id__in=failed).update(enqueued_at=None)
-    return len(due) - len(failed)
 
 
 def record_heartbeat(name: str, now: dt.datetime, detail: dict) -> None:

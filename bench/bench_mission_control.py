@@ -1,0 +1,142 @@
+"""Every Mission Control page at volume: 1M events in the last 24 h on a table of 10M.
+
+    python -m tests.stack postgres -- python -m bench.bench_mission_control \
+        [--recent-rows 1000000] [--old-rows 9000000] [--keep]
+
+Loads the rows with generate_series INSERTs (recent: created over the last 24 h, with one
+invocation each once finished; old: over the 30 days before), analyses, then renders each page
+through Django's test client and records medians in bench/results/mission_control.json. Target:
+every page ≤ 300 ms. `--keep` reuses the database a previous run loaded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+from bench import bench_admin, common
+
+RESULTS = common.RESULTS / "mission_control.json"
+BENCH_DB = "bench_mission_control"
+TARGET_S = 0.3
+
+PAGES = {
+    "dashboard": "/mission-control/",
+    "trigger_changelist": "/mission-control/triggers/trigger/",
+    "event_changelist": "/mission-control/eventing/eventlog/",
+    "event_changelist_failed": "/mission-control/eventing/eventlog/?status__exact=failed",
+    "event_changelist_trigger_24h": "/mission-control/eventing/eventlog/?trigger=3&created=24h",
+    "invocation_changelist": "/mission-control/eventing/invocationlog/",
+    "invocation_changelist_500": "/mission-control/eventing/invocationlog/?status_code=500",
+}
+# Deep pages: the key of the row 450,000 rows down (page 9000 at 50 a page), as the list's
+# "older" link carries it after 9000 clicks.
+DEEP_ROWS = 450_000
+
+
+def loaded_rows() -> int:
+    """Events in the benchmark database (0 when not loaded)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT to_regclass('event_logs') IS NOT NULL")
+        if not cursor.fetchone()[0]:
+            return 0
+        cursor.execute("SELECT count(*) FROM event_logs")
+        return cursor.fetchone()[0]
+
+
+def deep_cursor_pages() -> dict[str, str]:
+    """URLs of the event and invocation lists DEEP_ROWS rows down, by key."""
+    from django.db import connection
+
+    from mission_control.keyset import encode_cursor
+
+    urls = {}
+    for name, table, column, path in (
+        ("event_changelist_page_9000", "event_logs", "created_at", "eventing/eventlog"),
+        (
+            "invocation_changelist_page_9000",
+            "invocation_logs",
+            "invoked_at",
+            "eventing/invocationlog",
+        ),
+    ):
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT count(*) FROM {table}")
+            deep = min(DEEP_ROWS, cursor.fetchone()[0] // 2)  # small trial runs: half way
+            cursor.execute(
+                f"SELECT {column}, id FROM {table} ORDER BY {column} DESC, id DESC "
+                f"OFFSET {deep} LIMIT 1"
+            )
+            value, pk = cursor.fetchone()
+        urls[name] = f"/mission-control/{path}/?cursor={encode_cursor(value, pk)}"
+    return urls
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Load (unless kept), render, record; exit 1 if a page misses the target."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--recent-rows", type=int, default=1_000_000)
+    parser.add_argument("--old-rows", type=int, default=9_000_000)
+    parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--keep", action="store_true", help="reuse a loaded database")
+    parser.add_argument("--output", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    common.setup_django_on_fresh_database(BENCH_DB, keep=args.keep)
+    from django.contrib.auth.models import User
+    from django.db import connection
+    from django.test import Client
+
+    load_s = None
+    if not loaded_rows():
+        batches = [(args.recent_rows, 0, 24), (args.old_rows, 24, 696)]
+        load_s = round(bench_admin.load_events([b for b in batches if b[0]], index_after=True), 1)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FILTER (WHERE created_at >= now() - interval '24 hours'), "
+            "count(*) FROM event_logs"
+        )
+        recent, total = cursor.fetchone()
+        cursor.execute("SELECT count(*) FROM invocation_logs")
+        invocations = cursor.fetchone()[0]
+        cursor.execute("SHOW server_version")
+        pg_version = cursor.fetchone()[0]
+    client = Client()
+    user = User.objects.filter(username="bench").first() or User.objects.create_superuser(
+        "bench", "bench@example.com", "bench"
+    )
+    client.force_login(user)
+    pages = {**PAGES, **deep_cursor_pages()}
+    timings = {name: bench_admin.time_page(client, url, args.repeat) for name, url in pages.items()}
+    for name, figures in timings.items():
+        print(
+            f"{name:34} median {figures['median_s'] * 1000:8.1f} ms  "
+            f"first {figures['first_s'] * 1000:8.1f} ms"
+        )
+    result = {
+        "benchmark": "every Mission Control page at 1M events in the last 24 h",
+        "events": total,
+        "events_last_24h": recent,
+        "invocations": invocations,
+        "load_s": load_s,
+        "postgresql": pg_version,
+        "python": platform.python_version(),
+        "target_s": TARGET_S,
+        "pages": timings,
+        "urls": pages,
+        "all_under_target": all(p["median_s"] <= TARGET_S for p in timings.values()),
+        "measured_at": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"events={total} last 24 h={recent} invocations={invocations} -> {args.output}")
+    return 0 if result["all_under_target"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
