@@ -16,11 +16,12 @@ from eventing.capture.database.mode import EXPAND, PREFIX
 from eventing.capture.database.sql import ident, literal
 from eventing.capture.database.writer import PINNED_SEARCH_PATH
 from eventing.models import EventCapture, EventLog
+from eventing.store.predicates import not_blocked_plpgsql
 from triggers.models import Trigger
 
 NAME = "event_captures_expand"
 # Raise when the definition below changes: sync replaces an installed function of another one.
-VERSION = 2
+VERSION = 3
 ARGUMENTS = "integer, timestamptz, timestamptz"
 # What plan.function_name does in Python: long names are cut and end with a hash of the table.
 LONGEST_NAME = 63
@@ -37,18 +38,9 @@ def expander_name_sql(table: str, kind: str) -> str:
 
 
 def not_blocked_sql(row: str, events: str) -> str:
-    """`row` is not behind an unfinished row of its trigger and ordering key.
-
-    The same rule as eventing.dispatch.ordering.not_blocked, in SQL: an older row, or an
-    earlier one of the same instant.
-    """
-    return (
-        f"NOT EXISTS (SELECT 1 FROM {events} AS a "
-        f"WHERE a.trigger_id = {row}.trigger_id AND a.ordering_key = {row}.ordering_key "
-        "AND a.status IN ('intent', 'staged', 'processing') "
-        f"AND (a.created_at < {row}.created_at "
-        f"OR (a.created_at = {row}.created_at AND a.id < {row}.id)))"
-    )
+    """`row` is not held by an unfinished row of its trigger and ordering key: the store's rule
+    (eventing.store.predicates), as literal SQL over `events` named by schema."""
+    return not_blocked_plpgsql(row=row, ahead="a", table=events)
 
 
 def definition(captures: str, events: str, triggers: str, schema: str) -> str:
