@@ -15,7 +15,7 @@ class EventingConfig(AppConfig):
         from eventing.capture.actor import actor_connect
         from eventing.capture.database import capture_connect
         from eventing.capture.signals import signals_connect
-        from eventing.dispatch.listener import listener_connect
+        from eventing.maintenance.listener import listener_connect
         from eventing.ops.bootsteps import connect_worker_step
         from eventing.runtime import connect_lifecycle
 

@@ -392,7 +392,26 @@ def check_capture_functions(app_configs=None, **kwargs):
             id="eventing.W006",
         )
         for line in lines
-        if not line.ok
+        if not line.ok and line.state != capture_db.BROKEN
+    ]
+
+
+@register(Tags.database)
+def check_trigger_fields(app_configs=None, **kwargs):
+    """A DB trigger names a field its model no longer has (E011): it silently records nothing."""
+    try:
+        lines = capture_db.broken_lines(get_settings().DATABASE)
+    except (DatabaseError, ImproperlyConfigured):
+        return []  # not migrated yet, or reported by check_settings
+    return [
+        Error(
+            f"{line.detail}.",
+            hint="Edit the trigger's field names (Mission Control or the API); see "
+            "docs/operations.md, 'A renamed field'.",
+            obj=line.triggers[0],
+            id="eventing.E011",
+        )
+        for line in lines
     ]
 
 
