@@ -14,6 +14,7 @@ import argparse
 import json
 import threading
 import time
+from contextlib import nullcontext
 
 from bench import common
 
@@ -23,6 +24,7 @@ SIGNALS, DATABASE = "signals", "database"
 def set_mode(mode: str, *, enabled: bool = True) -> None:
     """Switch this process's capture mode and the trigger on, or everything off; sync."""
     from django.conf import settings
+    from django.core.signals import setting_changed
 
     from eventing.capture import database as capture_db
     from eventing.conf import get_settings
@@ -31,6 +33,8 @@ def set_mode(mode: str, *, enabled: bool = True) -> None:
 
     settings.EVENTING["CAPTURE"] = mode
     get_settings.cache_clear()
+    # As override_settings would: the actor wrapper and the session's mode follow.
+    setting_changed.send(sender=None, setting="EVENTING", value=settings.EVENTING, enter=True)
     Trigger.objects.filter(type__startswith="DB_").update(enabled=enabled)
     trigger_cache.invalidate()
     trigger_cache.current_index()
@@ -73,6 +77,8 @@ def clear_rows() -> None:
 
 def measure_writes(count: int, rounds: int) -> dict:
     """Per-row cost of save() without a trigger, with one in database mode, in signal mode."""
+    import eventing
+
     common.reset_events()
     add_trigger("DB_INSERT")
     samples: dict[str, list[float]] = {}
@@ -81,12 +87,14 @@ def measure_writes(count: int, rounds: int) -> dict:
         for label, mode, enabled in (
             ("none", SIGNALS, False),
             ("database", DATABASE, True),
+            ("database_actor", DATABASE, True),
             ("signals", SIGNALS, True),
         ):
             set_mode(mode, enabled=enabled)
             for batch, name in ((1, "autocommit"), (100, "tx100")):
                 clear_rows()
-                samples.setdefault(f"{name}_{label}", []).append(time_creates(count, batch))
+                with eventing.actor("bench") if label.endswith("actor") else nullcontext():
+                    samples.setdefault(f"{name}_{label}", []).append(time_creates(count, batch))
     med = {k: common.median(v) * 1e6 for k, v in samples.items()}
 
     def ratio(name: str, label: str) -> float:
@@ -101,6 +109,8 @@ def measure_writes(count: int, rounds: int) -> dict:
         "median_us_per_row": med,
         "ratio_autocommit_database": ratio("autocommit", "database"),
         "ratio_tx100_database": ratio("tx100", "database"),
+        "ratio_autocommit_database_actor": ratio("autocommit", "database_actor"),
+        "ratio_tx100_database_actor": ratio("tx100", "database_actor"),
         "ratio_autocommit_signals": ratio("autocommit", "signals"),
         "ratio_tx100_signals": ratio("tx100", "signals"),
     }
@@ -135,6 +145,34 @@ def measure_update(rows: int, rounds: int) -> dict:
     med = {k: common.median(v) * 1000 for k, v in samples.items()}
     ratios = [w / wo for w, wo in zip(samples["with"], samples["without"], strict=True)]
     return {"rows": rows, "rounds": rounds, "median_ms": med, "ratio": common.median(ratios)}
+
+
+def measure_wrapper(count: int, rounds: int) -> dict:
+    """What the actor's execute wrapper costs a statement: a 0-row UPDATE with and without it
+    (database mode, no trigger on the table, an actor set), side by side each round."""
+    from django.db import connection
+
+    import eventing
+    from eventing.capture.actor import pass_actor
+    from tests.testapp.models import Untracked
+
+    set_mode(DATABASE, enabled=False)
+    samples: dict[str, list[float]] = {"with": [], "without": []}
+    with eventing.actor("bench"):
+        for _ in range(rounds):
+            for label in ("without", "with"):
+                if label == "with" and pass_actor not in connection.execute_wrappers:
+                    connection.execute_wrappers.append(pass_actor)
+                if label == "without" and pass_actor in connection.execute_wrappers:
+                    connection.execute_wrappers.remove(pass_actor)
+                started = time.perf_counter()
+                for _ in range(count):
+                    Untracked.objects.filter(pk=-1).update(value=1)
+                samples[label].append((time.perf_counter() - started) / count)
+    set_mode(DATABASE, enabled=True)  # puts the wrapper back
+    ratios = [w / wo for w, wo in zip(samples["with"], samples["without"], strict=True)]
+    med = {k: common.median(v) * 1e6 for k, v in samples.items()}
+    return {"statements": count, "rounds": rounds, "median_us": med, "ratio": common.median(ratios)}
 
 
 def settle(timeout_s: float = 120) -> None:
@@ -258,7 +296,8 @@ def measure_throughput(port: int, total: int, rounds: int) -> dict:
 def main() -> dict:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="fewer rows and rounds")
-    parser.add_argument("--only", nargs="*", default=["writes", "update", "latency", "throughput"])
+    parts = ["writes", "wrapper", "update", "latency", "throughput"]
+    parser.add_argument("--only", nargs="*", default=parts)
     args = parser.parse_args()
     common.setup_django()
     rounds = 3 if args.quick else 5
@@ -267,6 +306,9 @@ def main() -> dict:
         # Many short rounds: the machine is shared, and the median of many ratios holds still.
         result["writes"] = measure_writes(200 if args.quick else 400, 3 * rounds)
         print("writes", result["writes"], flush=True)
+    if "wrapper" in args.only:
+        result["wrapper"] = measure_wrapper(2000, 3 * rounds)
+        print("wrapper", result["wrapper"], flush=True)
     if "update" in args.only:
         result["update"] = measure_update(10_000, 2 * rounds)
         print("update", result["update"], flush=True)

@@ -15,15 +15,13 @@ class EventingConfig(AppConfig):
         from eventing.capture.actor import actor_connect
         from eventing.capture.database import capture_connect
         from eventing.capture.signals import signals_connect
-        from eventing.dispatch.listener import listener_connect
-        from eventing.ops.health import connect_worker_heartbeat
-        from eventing.ops.metrics import connect_worker_exporter
+        from eventing.maintenance.listener import listener_connect
+        from eventing.ops.bootsteps import connect_worker_step
         from eventing.runtime import connect_lifecycle
 
         signals_connect()
         actor_connect()
         capture_connect(self)
         listener_connect()
-        connect_worker_exporter()
-        connect_worker_heartbeat()
+        connect_worker_step()
         connect_lifecycle()

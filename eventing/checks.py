@@ -15,7 +15,7 @@ from django.db import DatabaseError, connections, router
 from eventing.api import jwks
 from eventing.capture import database as capture_db
 from eventing.capture.storage import configuration_errors
-from eventing.conf import get_settings
+from eventing.conf import SettingValueError, get_settings
 from eventing.ops import health
 from eventing.router import ROUTED_APPS, EventingRouter
 from eventing.webhooks.request import WebhookConfigError, resolve_env
@@ -25,10 +25,11 @@ from eventing.webhooks.signing import (
     public_key,
 )
 from eventing.webhooks.ssrf import url_warning
+from triggers.defaults import env_readable
 from triggers.models import Trigger
+from triggers.validation import ENV_PLACEHOLDER_RE
 
 MIN_SECRET_LENGTH = 32
-MAX_DELIVERY_BATCH = 1000
 # The first SQLite with UPDATE … RETURNING, which claiming and finishing events needs.
 MIN_SQLITE_VERSION = (3, 35)
 SUPPORTED_DOCS_HINT = (
@@ -37,11 +38,22 @@ SUPPORTED_DOCS_HINT = (
 )
 
 
+# A key whose value its rule refuses is E004, except where an older check gave it its own id.
+VALUE_ERROR_IDS = {
+    "ALLOWED_NETWORKS": "eventing.E003",
+    "SIGNING_KEY": "eventing.E006",
+    "CLIENT_PUBLIC_KEYS": "eventing.E006",
+    "CLIENT_JWKS_URLS": "eventing.E006",
+}
+
+
 @register(Tags.security)
 def check_settings(app_configs=None, **kwargs):
     """EVENTING must parse, and hold at least one strong secret."""
     try:
         conf = get_settings()
+    except SettingValueError as exc:
+        return [Error(str(exc), id=VALUE_ERROR_IDS.get(exc.key, "eventing.E004"))]
     except ImproperlyConfigured as exc:
         return [Error(str(exc), id="eventing.E001", hint="Fix settings.EVENTING.")]
     problems = []
@@ -64,22 +76,6 @@ def check_settings(app_configs=None, **kwargs):
                 id="eventing.W001",
             )
         )
-    if not isinstance(conf.ALLOWED_NETWORKS, (list, tuple)):
-        problems.append(
-            Error('EVENTING["ALLOWED_NETWORKS"] must be a list of CIDRs.', id="eventing.E003")
-        )
-    # A batch's rows share one statement: 1,000 keeps it within SQLite's parameter limit.
-    for name, most in (("DELIVERY_BATCH_SIZE", MAX_DELIVERY_BATCH), ("SENDER_THREADS", None)):
-        value = getattr(conf, name)
-        whole = isinstance(value, int) and not isinstance(value, bool)
-        if not whole or value < 1 or (most is not None and value > most):
-            bounds = f"between 1 and {most}" if most else "at least 1"
-            problems.append(
-                Error(
-                    f'EVENTING["{name}"] must be a whole number {bounds}, not {value!r}.',
-                    id="eventing.E004",
-                )
-            )
     return problems
 
 
@@ -122,26 +118,13 @@ def check_keys(app_configs=None, **kwargs):
             private_signing_key(conf.SIGNING_KEY)
     except ImproperlyConfigured as exc:
         problems.append(Error(str(exc), hint="See docs/receiving.md.", id="eventing.E006"))
-    keys = conf.CLIENT_PUBLIC_KEYS
-    if not isinstance(keys, (list, tuple)):
-        problems.append(
-            Error('EVENTING["CLIENT_PUBLIC_KEYS"] must be a list of PEM keys.', id="eventing.E006")
-        )
-        keys = []
+    # Lists of strings (eventing.conf.RULES): check_settings reports any other shape.
     urls = conf.CLIENT_JWKS_URLS
-    if not isinstance(urls, (list, tuple)):
-        problems.append(
-            Error('EVENTING["CLIENT_JWKS_URLS"] must be a list of URLs.', id="eventing.E006")
-        )
-        urls = []
     jwks_urls = [(f'EVENTING["CLIENT_JWKS_URLS"][{index}]', url) for index, url in enumerate(urls)]
-    for index, pem in enumerate(keys):
+    for index, pem in enumerate(conf.CLIENT_PUBLIC_KEYS):
         where = f'EVENTING["CLIENT_PUBLIC_KEYS"][{index}]'
-        if isinstance(pem, str) and pem.strip().lower().startswith(("http://", "https://")):
+        if pem.strip().lower().startswith(("http://", "https://")):
             jwks_urls.append((where, pem.strip()))  # a JWKS URL, as in CLIENT_JWKS_URLS
-            continue
-        if not isinstance(pem, str):
-            problems.append(Error(f"{where} must be a PEM public key.", id="eventing.E006"))
             continue
         try:
             public_key(pem)
@@ -276,9 +259,13 @@ def check_storages(app_configs=None, **kwargs):
     ]
 
 
-@register(Tags.security, database=True)
-def check_trigger_urls(app_configs=None, **kwargs):
+# Database checks run only where databases are checked (`check --database`, migrate): Django
+# passes `databases` there and None elsewhere, so runserver and a plain check never query.
+@register(Tags.security, Tags.database)
+def check_trigger_urls(app_configs=None, databases=None, **kwargs):
     """Enabled triggers whose URL resolves to an address the SSRF guard refuses (W003)."""
+    if not databases:
+        return []
     problems = []
     try:
         triggers = list(Trigger.objects.filter(enabled=True).values_list("name", "url"))
@@ -297,6 +284,37 @@ def check_trigger_urls(app_configs=None, **kwargs):
                     hint="Point it at a public address, or add its network to "
                     "EVENTING['ALLOWED_NETWORKS'] if it is meant to be internal.",
                     id="eventing.W003",
+                )
+            )
+    return problems
+
+
+@register(Tags.security, Tags.database)
+def check_trigger_env(app_configs=None, databases=None, **kwargs):
+    """Stored triggers reading environment variables outside TRIGGER_ENV (W009).
+
+    Triggers saved before EVENTING["TRIGGER_ENV"] existed may name any variable; their
+    deliveries now fail, so an upgrade should say which triggers to fix.
+    """
+    if not databases:
+        return []
+    try:
+        triggers = list(Trigger.objects.values_list("name", "url", "headers"))
+    except DatabaseError:
+        return []  # not migrated yet
+    problems = []
+    for name, url, headers in triggers:
+        names = ENV_PLACEHOLDER_RE.findall(url or "")
+        names += [h.get("value_from_env") for h in headers or [] if isinstance(h, dict)]
+        refused = sorted({env for env in names if env and not env_readable(env)})
+        if refused:
+            problems.append(
+                Warning(
+                    f"Trigger {name} reads environment variables outside "
+                    f"EVENTING['TRIGGER_ENV']: {', '.join(refused)}; its deliveries fail.",
+                    hint="Rename the variables to match TRIGGER_ENV (HOOK_* by default) or "
+                    "add a pattern for them to EVENTING['TRIGGER_ENV'].",
+                    id="eventing.W009",
                 )
             )
     return problems
@@ -374,7 +392,26 @@ def check_capture_functions(app_configs=None, **kwargs):
             id="eventing.W006",
         )
         for line in lines
-        if not line.ok
+        if not line.ok and line.state != capture_db.BROKEN
+    ]
+
+
+@register(Tags.database)
+def check_trigger_fields(app_configs=None, **kwargs):
+    """A DB trigger names a field its model no longer has (E011): it silently records nothing."""
+    try:
+        lines = capture_db.broken_lines(get_settings().DATABASE)
+    except (DatabaseError, ImproperlyConfigured):
+        return []  # not migrated yet, or reported by check_settings
+    return [
+        Error(
+            f"{line.detail}.",
+            hint="Edit the trigger's field names (Mission Control or the API); see "
+            "docs/operations.md, 'A renamed field'.",
+            obj=line.triggers[0],
+            id="eventing.E011",
+        )
+        for line in lines
     ]
 
 

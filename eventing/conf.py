@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import ipaddress
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
@@ -58,6 +62,10 @@ DEFAULTS: dict[str, Any] = {
     # Most follow-up events the whole chain started by one event may record, across every
     # reply, retry and redelivery in it; the rest are dropped with a remark.
     "FOLLOW_UP_MAX_TOTAL": 100,
+    # Environment variables a trigger's URL placeholders ({{NAME}}) and header `value_from_env`
+    # may read: shell-style patterns, case-sensitive. Anyone who may change a trigger chooses
+    # its receiver, so variables outside these (SECRET_KEY, DATABASE_URL…) are never sent.
+    "TRIGGER_ENV": ["HOOK_*", "WEBHOOK_*"],
     # Largest JSON Schema an event type may hold (bytes of JSON).
     "MAX_SCHEMA_BYTES": 64 * 1024,
     # Time budget for validating one payload against its type's JSON Schema (milliseconds);
@@ -166,6 +174,191 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
+@dataclass(frozen=True)
+class Rule:
+    """What a setting accepts; `doc` says it in words (errors and the docs' type column)."""
+
+    doc: str
+    accepts: Callable[[Any], bool]
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _within(value: Any, low: float | None, high: float | None) -> bool:
+    return (low is None or value >= low) and (high is None or value <= high)
+
+
+def whole(low: int | None = None, high: int | None = None, *, none: bool = False) -> Rule:
+    """A whole number (never a bool), within the bounds given; None too if `none`."""
+    bounds = f" between {low} and {high}" if high is not None else f" at least {low}"
+    return Rule(
+        "a whole number" + (bounds if low is not None else "") + (", or None" if none else ""),
+        lambda v: (none and v is None) or (type(v) is int and _within(v, low, high)),
+    )
+
+
+def number(low: float = 0, *, above: bool = False, none: bool = False) -> Rule:
+    """A number (int or float, never a bool) at least `low`, or above it; None too if `none`."""
+    words = f"a number {'above' if above else 'at least'} {low:g}" + (", or None" if none else "")
+    return Rule(
+        words,
+        lambda v: (none and v is None) or (_is_number(v) and (v > low if above else v >= low)),
+    )
+
+
+def text(*, empty: bool = True) -> Rule:
+    """A string (non-empty unless `empty`)."""
+    return Rule(
+        "a string" if empty else "a non-empty string",
+        lambda v: isinstance(v, str) and (empty or bool(v.strip())),
+    )
+
+
+def texts(check: Callable[[str], bool] = lambda _: True, doc: str = "strings") -> Rule:
+    """A list (or tuple) of strings, each passing `check`."""
+    return Rule(
+        f"a list of {doc}",
+        lambda v: isinstance(v, (list, tuple)) and all(isinstance(i, str) and check(i) for i in v),
+    )
+
+
+def choice(*values: str) -> Rule:
+    """One of `values`."""
+    return Rule("one of " + ", ".join(repr(v) for v in values), lambda v: v in values)
+
+
+def mapping(value: Rule, keys: tuple[str, ...] | None = None) -> Rule:
+    """A dict of string keys (only `keys`, when given) to values passing `value`."""
+    named = f" with keys among {', '.join(keys)}" if keys else " of strings"
+    return Rule(
+        f"a dict{named} to {value.doc}",
+        lambda v: (
+            isinstance(v, dict)
+            and all(isinstance(k, str) and (keys is None or k in keys) for k in v)
+            and all(value.accepts(i) for i in v.values())
+        ),
+    )
+
+
+def _is_cidr(value: str) -> bool:
+    try:
+        ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        return False
+    return True
+
+
+# DRF's throttle rate: a count, a slash, and s/m/h/d (DRF reads the first letter only).
+RATE_RE = re.compile(r"^\d+/[smhd]\w*\Z")
+
+
+def _is_rate(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and bool(RATE_RE.match(value)))
+
+
+FLAG = Rule("True or False", lambda v: isinstance(v, bool))
+SECONDS = number(0)
+
+# The type and accepted values of every key of DEFAULTS, checked when the settings are read: a
+# wrong one is an ImproperlyConfigured naming the key (`manage.py check`: eventing.E004).
+RULES: dict[str, Rule] = {
+    "SECRETS": texts(),
+    "CLIENT_SECRETS": texts(),
+    "CLIENT_PUBLIC_KEYS": texts(),
+    "CLIENT_JWKS_URLS": texts(),
+    "CLIENT_JWKS_LIFESPAN_S": SECONDS,
+    "CLIENT_JWKS_TIMEOUT_S": number(0, above=True),
+    "CLIENT_JWKS_STALE_S": SECONDS,
+    "SIGNING_KEY": text(),
+    "EXCLUDE_FIELDS": texts(),
+    "NUM_PROXIES": whole(0),
+    "FOLLOW_UP_MAX_DEPTH": whole(0),
+    "FOLLOW_UP_MAX_PER_REPLY": whole(0),
+    "FOLLOW_UP_MAX_TOTAL": whole(0),
+    "TRIGGER_ENV": texts(),
+    "MAX_SCHEMA_BYTES": whole(1),
+    "SCHEMA_VALIDATION_BUDGET_MS": number(0, above=True),
+    "INSTANCE_ID": text(empty=False),
+    "DATABASE": text(empty=False),
+    "CAPTURE": choice("signals", "database"),
+    "ETA_HORIZON_S": SECONDS,
+    "SWEEP_INTERVAL_S": number(0, above=True),
+    "LEASE_GRACE_S": SECONDS,
+    "TOKEN_TTL_S": whole(1),
+    "DEFAULT_RETRIES": whole(0, 100),
+    "DEFAULT_TIMEOUT_MS": whole(1, 300_000),
+    "BACKOFF_BASE_S": SECONDS,
+    "BACKOFF_MAX_S": SECONDS,
+    "CIRCUIT_PROBE_FIRST_S": number(0, above=True),
+    "CIRCUIT_PROBE_MAX_S": number(0, above=True),
+    "DISABLE_AFTER_S": number(0, above=True, none=True),
+    "ALLOWED_NETWORKS": texts(_is_cidr, "CIDRs (e.g. 10.0.0.0/8)"),
+    "MAX_PAYLOAD_BYTES": whole(1),
+    "MAX_RESPONSE_BYTES": whole(0),
+    "RETENTION": mapping(whole(0, none=True), ("processed", "failed", "cancelled")),
+    "QUEUE_PATH_PROJECT": text(empty=False),
+    "MAX_SCHEDULE_AHEAD_S": number(0, above=True),
+    "INTENT_GRACE_S": SECONDS,
+    "USER_AGENT": text(empty=False),
+    "TRANSFORM_RENDER_MS": number(0, above=True),
+    "TRANSFORM_MEMORY_MB": whole(1),
+    "PUBLISH_IN_BACKGROUND": FLAG,
+    # A batch's rows share one statement: 1,000 keeps it within SQLite's parameter limit.
+    "DELIVERY_BATCH_SIZE": whole(1, 1000),
+    "SENDER_THREADS": whole(1),
+    "PUBLISH_LINGER_MS": number(0),
+    "THROTTLE_RECHECK_S": number(0, above=True),
+    "TRIGGER_CACHE_TTL_S": SECONDS,
+    "MAX_BATCH_SIZE": whole(1),
+    "THROTTLE_RATES": mapping(Rule("a rate such as '100/min', or None", _is_rate)),
+    "THROTTLE_CACHE": text(empty=False),
+    "WORKER_METRICS_PORT": whole(1, 65535, none=True),
+    "METRICS_TOKEN": text(),
+    "HEALTH_SWEEP_STALE_S": number(0, above=True, none=True),
+    "CRON_MISSED_AFTER_S": SECONDS,
+}
+
+# Internal tuning knobs: the defaults fit most deployments, and the docs list them apart from
+# the settings a project is expected to set.
+TUNING = frozenset(
+    {
+        "CLIENT_JWKS_LIFESPAN_S",
+        "CLIENT_JWKS_TIMEOUT_S",
+        "CLIENT_JWKS_STALE_S",
+        "SCHEMA_VALIDATION_BUDGET_MS",
+        "CIRCUIT_PROBE_FIRST_S",
+        "CIRCUIT_PROBE_MAX_S",
+        "INTENT_GRACE_S",
+        "TRANSFORM_RENDER_MS",
+        "TRANSFORM_MEMORY_MB",
+        "PUBLISH_IN_BACKGROUND",
+        "DELIVERY_BATCH_SIZE",
+        "SENDER_THREADS",
+        "PUBLISH_LINGER_MS",
+        "THROTTLE_RECHECK_S",
+        "TRIGGER_CACHE_TTL_S",
+        "CRON_MISSED_AFTER_S",
+    }
+)
+
+
+class SettingValueError(ImproperlyConfigured):
+    """A known EVENTING key holds a value of the wrong type or out of range."""
+
+    def __init__(self, key: str, value: Any) -> None:
+        self.key = key
+        super().__init__(f'EVENTING["{key}"] must be {RULES[key].doc}, not {value!r}.')
+
+
+def check_values(values: dict[str, Any]) -> None:
+    """Raise SettingValueError for the first key whose value its rule refuses."""
+    for key, value in values.items():
+        if not RULES[key].accepts(value):
+            raise SettingValueError(key, value)
+
+
 class EventingSettings:
     """Attribute access to `settings.EVENTING` merged over `DEFAULTS`."""
 
@@ -176,6 +369,7 @@ class EventingSettings:
                 f"Unknown EVENTING setting(s): {', '.join(unknown)}. "
                 f"Known keys: {', '.join(sorted(DEFAULTS))}."
             )
+        check_values(user)
         self._values = {**DEFAULTS, **user}
 
     def __getattr__(self, name: str) -> Any:

@@ -111,6 +111,20 @@ def stop(timeout_s: float = STOP_TIMEOUT_S) -> bool:
             clean = False
 
 
+def stop_piece(piece: PerProcess[Any], timeout_s: float = STOP_TIMEOUT_S) -> bool:
+    """Stop this process's instance of one piece now (if it was started); the rest run on."""
+    with _started_lock:
+        entries = [entry for entry in _started if entry[0] is piece]
+        for entry in entries:
+            _started.remove(entry)
+    clean = True
+    for _, instance in entries:
+        piece.drop(instance)
+        if piece.stop is not None:
+            clean = piece.stop(instance, timeout_s) and clean
+    return clean
+
+
 def reset() -> bool:
     """Stop and forget everything of this process (tests: a fresh process for each test)."""
     return stop()

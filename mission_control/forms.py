@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from typing import Any
 
 from django import forms
@@ -12,6 +13,8 @@ from django.forms.fields import InvalidJSONInput
 from django.utils import timezone
 
 from eventing.recording import payload_rules
+from eventing.recording.rules import DEAD_LETTER_PREFIX
+from triggers import fields as trigger_fields
 from triggers import types
 from triggers.masking import MASK, mask_headers, unmask_headers
 from triggers.models import EventType, Trigger
@@ -22,7 +25,7 @@ from triggers.validation import (
     model_field_names,
 )
 
-CUSTOM = "custom"
+CUSTOM = trigger_fields.CUSTOM
 KIND_CHOICES = [
     (types.DB_INSERT, "DB_INSERT — a row is inserted"),
     (types.DB_UPDATE, "DB_UPDATE — a row is updated"),
@@ -35,6 +38,10 @@ KIND_CHOICES = [
 # Shown instead of a saved header value; sending it back keeps the stored value.
 # Errors validate_trigger reports on model fields the form shows under other names.
 SOURCE_FIELD = {"db": "source_model", "file": "source_storage"}
+
+
+# What a datetime-local input sends (with or without seconds), and what people type.
+DATETIME_FORMATS = ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M"]
 
 
 class StorableJSONField(forms.JSONField):
@@ -95,6 +102,9 @@ def field_choices() -> list[tuple[str, list[tuple[str, str]]]]:
 class TriggerForm(forms.ModelForm):
     """The trigger form: type first, then the source and fields that type needs."""
 
+    # Read-only rows shown with a field group (group key to names), hidden with it.
+    displays: dict[str, tuple[str, ...]] = {}
+
     kind = forms.ChoiceField(
         label="Type",
         choices=KIND_CHOICES,
@@ -141,41 +151,7 @@ class TriggerForm(forms.ModelForm):
 
     class Meta:
         model = Trigger
-        fields = (
-            "name",
-            "url",
-            "watch_fields",
-            "payload_fields",
-            "path_pattern",
-            "filter",
-            "headers",
-            "send_authorization",
-            "transform_method",
-            "transform_url",
-            "transform_query",
-            "transform_headers",
-            "transform_body",
-            "retries",
-            "timeout_ms",
-            "backoff_base_s",
-            "backoff_max_s",
-            "retry_policy",
-            "retry_statuses",
-            "circuit_failures",
-            "delay_s",
-            "ordering_key",
-            "rate_limit",
-            "max_in_flight",
-            "enabled",
-            "paused",
-            "paused_reason",
-            "description",
-            "send_actor",
-            "cron_expression",
-            "cron_timezone",
-            "cron_payload",
-            "cron_skip_missed",
-        )
+        fields = trigger_fields.form_fields()
         widgets = {
             "url": forms.TextInput(attrs={"size": 80}),
             "transform_url": forms.TextInput(attrs={"size": 80}),
@@ -215,6 +191,10 @@ class TriggerForm(forms.ModelForm):
             self.initial.setdefault("headers", [])
         if "transform_method" in self.fields:  # read-only views leave it out
             self.fields["transform_method"].required = False
+        if "kind" in self.fields:
+            # Which rows the page shows for which kind (trigger_form.js), from the declaration.
+            visibility = trigger_fields.form_visibility(self.displays)
+            self.fields["kind"].widget.attrs["data-field-kinds"] = json.dumps(visibility)
 
     def clean_custom_type(self) -> str:
         return (self.cleaned_data.get("custom_type") or "").strip()
@@ -320,14 +300,19 @@ class EventTypeForm(forms.ModelForm):
 
 
 def custom_type_choices() -> list[tuple[str, str]]:
-    """Custom types an operator may queue: declared event types and custom trigger types."""
+    """Custom types an operator may queue: declared event types and custom trigger types, but
+    not dead-letter types, which only Eventing emits (the API refuses them too)."""
     declared = set(EventType.objects.exclude(name="default").values_list("name", flat=True))
     used = {
         t
         for t in Trigger.objects.values_list("type", flat=True).distinct()
         if types.is_custom_type(t)
     }
-    return [(name, name) for name in sorted(declared | used)]
+    return [
+        (name, name)
+        for name in sorted(declared | used)
+        if not name.lower().startswith(DEAD_LETTER_PREFIX)
+    ]
 
 
 class QueueEventForm(forms.Form):
@@ -350,12 +335,7 @@ class QueueEventForm(forms.Form):
         label="Deliver at",
         required=False,
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
-        input_formats=[
-            "%Y-%m-%dT%H:%M",
-            "%Y-%m-%dT%H:%M:%S",
-            "%Y-%m-%d %H:%M:%S",
-            "%Y-%m-%d %H:%M",
-        ],
+        input_formats=DATETIME_FORMATS,
         help_text="Or deliver at this time (server time zone).",
     )
     synchronous = forms.BooleanField(
@@ -398,12 +378,7 @@ class RedeliverFailedForm(forms.Form):
     )
     since = forms.DateTimeField(
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
-        input_formats=[
-            "%Y-%m-%dT%H:%M",
-            "%Y-%m-%dT%H:%M:%S",
-            "%Y-%m-%d %H:%M:%S",
-            "%Y-%m-%d %H:%M",
-        ],
+        input_formats=DATETIME_FORMATS,
         help_text="Failed events created at or after this time (server time zone).",
     )
 
@@ -412,9 +387,6 @@ class RedeliverFailedForm(forms.Form):
         if "since" not in self.initial:
             yesterday = timezone.localtime() - dt.timedelta(days=1)
             self.initial["since"] = yesterday.strftime("%Y-%m-%dT%H:%M")
-
-
-DATETIME_FORMATS = ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M"]
 
 
 class ReplayForm(forms.Form):

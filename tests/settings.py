@@ -38,6 +38,9 @@ if os.environ.get("EVENTING_TEST_EVENTS_DATABASE_URL"):
     )
 if os.environ.get("EVENTING_TEST_DATABASE"):
     EVENTING["DATABASE"] = os.environ["EVENTING_TEST_DATABASE"]
+# Child processes of the database-capture tests run in the mode a test gives them.
+if os.environ.get("EVENTING_TEST_CAPTURE"):
+    EVENTING["CAPTURE"] = os.environ["EVENTING_TEST_CAPTURE"]
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 # Storages for the file-event tests. "default" and "staticfiles" stay Django's own; the wrapped

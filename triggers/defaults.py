@@ -5,6 +5,7 @@ a test keeps the two equal.
 """
 
 import base64
+import fnmatch
 import secrets
 
 from django.conf import settings
@@ -15,6 +16,7 @@ FALLBACKS = {
     "BACKOFF_BASE_S": 5,
     "BACKOFF_MAX_S": 3600,
     "MAX_SCHEMA_BYTES": 64 * 1024,
+    "TRIGGER_ENV": ["HOOK_*", "WEBHOOK_*"],
 }
 
 
@@ -45,6 +47,20 @@ def default_backoff_max_s() -> float:
 def max_schema_bytes() -> int:
     """EVENTING["MAX_SCHEMA_BYTES"]: largest JSON Schema an event type may hold."""
     return int(_setting("MAX_SCHEMA_BYTES"))
+
+
+def trigger_env() -> list[str]:
+    """EVENTING["TRIGGER_ENV"]: patterns of the environment variables triggers may read."""
+    return list(_setting("TRIGGER_ENV"))
+
+
+def env_readable(name: str) -> bool:
+    """May a trigger's URL placeholder or `value_from_env` read environment variable `name`?
+
+    Whoever may change a trigger chooses where it sends: without this bound a `{{SECRET_KEY}}`
+    in a URL would carry the project's own secrets to any receiver.
+    """
+    return any(fnmatch.fnmatchcase(name, pattern) for pattern in trigger_env())
 
 
 def new_signing_secret() -> str:

@@ -7,12 +7,15 @@ lookup. `load_index()` builds the index from the database; the per-process cache
 
 from __future__ import annotations
 
+import dataclasses
 from collections import defaultdict
 from dataclasses import dataclass
+from typing import Any
 
 from django.db import transaction
 
 from .database import events_database
+from .fields import SPEC_FIELDS
 from .models import Trigger
 from .types import CRON, DB_TYPES
 
@@ -34,6 +37,29 @@ class TriggerSpec:
     send_actor: bool = True
     # Payload path whose value orders this trigger's events; empty: unordered.
     ordering_key: str = ""
+
+    @classmethod
+    def from_values(cls, values: dict[str, Any]) -> TriggerSpec:
+        """The spec of a trigger read as `values(*SPEC_FIELDS)` (empty JSON read as empty)."""
+        return cls(
+            id=values["id"],
+            name=values["name"],
+            type=values["type"],
+            source=values["source"],
+            filter=values["filter"] or {},
+            watch_fields=tuple(values["watch_fields"] or ()),
+            payload_fields=tuple(values["payload_fields"] or ()),
+            path_pattern=values["path_pattern"] or "",
+            delay_s=values["delay_s"] or 0.0,
+            send_actor=values["send_actor"],
+            ordering_key=values["ordering_key"] or "",
+        )
+
+    @classmethod
+    def from_trigger(cls, trigger: Trigger, **changes: Any) -> TriggerSpec:
+        """The spec of a Trigger instance, with `changes` (e.g. no delay) applied."""
+        spec = cls.from_values({name: getattr(trigger, name) for name in SPEC_FIELDS})
+        return dataclasses.replace(spec, **changes) if changes else spec
 
 
 @dataclass(frozen=True)
@@ -65,34 +91,10 @@ def load_index() -> TriggerIndex:
             .filter(enabled=True)
             # CRON triggers are fired by the clock (eventing.capture.cron), never matched.
             .exclude(type=CRON)
-            .values_list(
-                "id",
-                "name",
-                "type",
-                "source",
-                "filter",
-                "watch_fields",
-                "payload_fields",
-                "path_pattern",
-                "delay_s",
-                "send_actor",
-                "ordering_key",
-            )
+            .values(*SPEC_FIELDS)
         )
     for row in rows:
-        spec = TriggerSpec(
-            id=row[0],
-            name=row[1],
-            type=row[2],
-            source=row[3],
-            filter=row[4] or {},
-            watch_fields=tuple(row[5] or ()),
-            payload_fields=tuple(row[6] or ()),
-            path_pattern=row[7] or "",
-            delay_s=row[8] or 0.0,
-            send_actor=row[9],
-            ordering_key=row[10] or "",
-        )
+        spec = TriggerSpec.from_values(row)
         by_key[(spec.type, spec.source)].append(spec)
         if spec.type in DB_TYPES:
             db_models[spec.source].add(spec.type)

@@ -6,9 +6,8 @@ import base64
 import binascii
 import json
 import re
-from functools import lru_cache
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
 from croniter import croniter
 from django.apps import apps
@@ -17,7 +16,10 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
-from . import defaults, schedule, templating, types
+from . import defaults, fields, schedule, templating, types
+
+# The schema rules live in triggers.schemas; these names are imported from here too.
+from .schemas import MAX_SCHEMA_DEPTH, SchemaProblem, json_depth, schema_problem  # noqa: F401
 
 ENV_PLACEHOLDER_RE = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 # RFC 9110 token; \Z, not $, which would let "Host\n" through.
@@ -127,6 +129,20 @@ def validate_url(url: str) -> None:
         )
     if " " in candidate:
         raise ValidationError({"url": "The URL may not contain spaces (encode them as %20)."})
+    for name in ENV_PLACEHOLDER_RE.findall(url or ""):
+        refuse_unreadable_env(name, "url", "The URL")
+
+
+def refuse_unreadable_env(name: str, field: str, where: str) -> None:
+    """Refuse an environment variable outside EVENTING["TRIGGER_ENV"], naming the field."""
+    if not defaults.env_readable(name):
+        allowed = ", ".join(defaults.trigger_env()) or "none"
+        raise ValidationError(
+            {
+                field: f"{where} may not read the environment variable {name}: triggers read "
+                f"only variables matching EVENTING['TRIGGER_ENV'] ({allowed})."
+            }
+        )
 
 
 def first_unprintable(text: str, *, allow_tab: bool = False) -> str | None:
@@ -161,29 +177,45 @@ def validate_headers(headers) -> None:
     if not isinstance(headers, list):
         raise ValidationError({"headers": "Headers must be a list of objects."})
     for index, header in enumerate(headers):
-        where = f"headers[{index}]"
-        if not isinstance(header, dict) or not isinstance(header.get("name"), str):
-            raise ValidationError({"headers": f"{where}: each header needs a string 'name'."})
-        name = header["name"]
-        if not HEADER_NAME_RE.match(name):
-            raise ValidationError({"headers": f"{where}: {name!r} is not a valid header name."})
-        if name.lower() in RESERVED_HEADERS:
-            raise ValidationError({"headers": f"{where}: {name} is set by Eventing itself."})
-        extra = set(header) - {"name", "value", "value_from_env"}
-        if extra:
-            raise ValidationError({"headers": f"{where}: unknown keys {sorted(extra)}."})
-        has_value = isinstance(header.get("value"), str)
-        has_env = isinstance(header.get("value_from_env"), str) and header["value_from_env"]
-        if has_value == bool(has_env):
-            raise ValidationError(
-                {"headers": f"{where}: give exactly one of 'value' or 'value_from_env'."}
-            )
-        if has_env and not ENV_NAME_RE.match(header["value_from_env"]):
-            raise ValidationError(
-                {"headers": f"{where}: value_from_env must name an environment variable."}
-            )
-        if has_value:
-            validate_header_value(header["value"], f"{where} ({name})")
+        validate_header(header, f"headers[{index}]")
+
+
+def validate_header(header: Any, where: str) -> None:
+    """One header: a valid name we do not set ourselves, and exactly one kind of value."""
+    if not isinstance(header, dict) or not isinstance(header.get("name"), str):
+        raise ValidationError({"headers": f"{where}: each header needs a string 'name'."})
+    name = header["name"]
+    validate_header_name(name, where)
+    extra = set(header) - {"name", "value", "value_from_env"}
+    if extra:
+        raise ValidationError({"headers": f"{where}: unknown keys {sorted(extra)}."})
+    validate_header_source(header, f"{where} ({name})", where)
+
+
+def validate_header_name(name: str, where: str) -> None:
+    """An RFC 9110 token that is not one of the headers Eventing sets itself."""
+    if not HEADER_NAME_RE.match(name):
+        raise ValidationError({"headers": f"{where}: {name!r} is not a valid header name."})
+    if name.lower() in RESERVED_HEADERS:
+        raise ValidationError({"headers": f"{where}: {name} is set by Eventing itself."})
+
+
+def validate_header_source(header: dict, named: str, where: str) -> None:
+    """Exactly one of a literal `value` or `value_from_env` naming an environment variable."""
+    has_value = isinstance(header.get("value"), str)
+    has_env = isinstance(header.get("value_from_env"), str) and header["value_from_env"]
+    if has_value == bool(has_env):
+        raise ValidationError(
+            {"headers": f"{where}: give exactly one of 'value' or 'value_from_env'."}
+        )
+    if has_env and not ENV_NAME_RE.match(header["value_from_env"]):
+        raise ValidationError(
+            {"headers": f"{where}: value_from_env must name an environment variable."}
+        )
+    if has_env:
+        refuse_unreadable_env(header["value_from_env"], "headers", where)
+    if has_value:
+        validate_header_value(header["value"], named)
 
 
 def validate_header_value(value: str, where: str) -> None:
@@ -265,54 +297,87 @@ def validate_filter(value) -> None:
 
 
 def validate_trigger(trigger) -> None:
-    """Raise ValidationError naming the field for anything a trigger cannot work with."""
-    event_type = trigger.type or ""
+    """Raise ValidationError naming the field for anything a trigger cannot work with.
+
+    One validator per field group of triggers.fields, in the groups' order.
+    """
+    for group in fields.GROUPS:
+        GROUP_VALIDATORS[group.key](trigger)
+
+
+def validate_only_for(trigger, group_key: str) -> None:
+    """Refuse a value on a field of the group that the trigger's type does not use."""
+    for name in fields.group(group_key).fields:
+        kinds, message = fields.ONLY_FOR.get(name, (None, ""))
+        if kinds is not None and getattr(trigger, name) and trigger.type not in kinds:
+            raise ValidationError({name: message})
+
+
+def validate_type(event_type: str) -> None:
+    """A built-in type, CRON, or a custom name that is not reserved."""
     if event_type in types.BUILTIN_TYPES or event_type == types.CRON:
-        pass
-    elif event_type.upper() == types.MANUAL:
+        return
+    if event_type.upper() == types.MANUAL:
         raise ValidationError(
             {"type": "MANUAL is the type of rows sent by hand or by a backfill; pick another."}
         )
-    elif event_type.upper().startswith(types.RESERVED_PREFIXES):
+    if event_type.upper().startswith(types.RESERVED_PREFIXES):
         raise ValidationError(
             {"type": f"{event_type!r}: the DB_ and FILE_ prefixes are reserved for built-in types."}
         )
-    elif not types.NAME_RE.match(event_type):
+    if not types.NAME_RE.match(event_type):
         raise ValidationError({"type": "Use only letters, digits and underscores."})
 
-    model = None
-    if types.is_db_type(event_type):
-        model = resolve_model(trigger.source)
-        if model is None:
-            raise ValidationError(
-                {"source": f"{trigger.source!r} is not an installed model (app_label.ModelName)."}
-            )
-        if model._meta.app_label in INTERNAL_APPS:
-            raise ValidationError(
-                {"source": "Eventing's own tables cannot have DB triggers (they would loop)."}
-            )
-        trigger.source = model._meta.label
-        for check in DB_SOURCE_CHECKS:
-            check(trigger, model)
-    elif types.is_file_type(event_type):
+
+def validate_db_source(trigger):
+    """The model a DB trigger watches (its label normalised on the trigger); checks others add."""
+    model = resolve_model(trigger.source)
+    if model is None:
+        raise ValidationError(
+            {"source": f"{trigger.source!r} is not an installed model (app_label.ModelName)."}
+        )
+    if model._meta.app_label in INTERNAL_APPS:
+        raise ValidationError(
+            {"source": "Eventing's own tables cannot have DB triggers (they would loop)."}
+        )
+    trigger.source = model._meta.label
+    for check in DB_SOURCE_CHECKS:
+        check(trigger, model)
+    return model
+
+
+def validate_source(trigger):
+    """The source the type needs: a model (returned), an evented storage, or none."""
+    if types.is_db_type(trigger.type):
+        return validate_db_source(trigger)
+    if types.is_file_type(trigger.type):
         validate_file_source(trigger.source)
     elif trigger.source:
         raise ValidationError({"source": "Custom event triggers have no source; leave it blank."})
-    validate_cron(trigger)
+    return None
 
-    validate_url(trigger.url)
-    fields = model_field_names(model) if model else None
-    validate_field_list(trigger.watch_fields, "watch_fields", fields)
-    validate_field_list(trigger.payload_fields, "payload_fields", fields)
-    if trigger.watch_fields and event_type != types.DB_UPDATE:
-        raise ValidationError({"watch_fields": "Watched fields only apply to DB_UPDATE."})
-    if trigger.payload_fields and not types.is_db_type(event_type):
-        raise ValidationError({"payload_fields": "Payload fields only apply to DB types."})
-    if trigger.path_pattern and not types.is_file_type(event_type):
-        raise ValidationError({"path_pattern": "A path pattern only applies to FILE types."})
+
+def validate_matching(trigger) -> None:
+    """Type, source, the model's fields named, the filter."""
+    validate_type(trigger.type or "")
+    model = validate_source(trigger)
+    allowed = model_field_names(model) if model else None
+    validate_field_list(trigger.watch_fields, "watch_fields", allowed)
+    validate_field_list(trigger.payload_fields, "payload_fields", allowed)
+    validate_only_for(trigger, "matching")
     validate_filter(trigger.filter)
     validate_storable(trigger.filter, "filter")
-    validate_ordering_key(trigger.ordering_key)
+
+
+def validate_schedule(trigger) -> None:
+    """A cron expression only on CRON triggers, and a valid one there."""
+    validate_only_for(trigger, "schedule")
+    validate_cron(trigger)
+
+
+def validate_webhook(trigger) -> None:
+    """URL, headers (Authorization given once), signing secret."""
+    validate_url(trigger.url)
     validate_headers(trigger.headers)
     if trigger.send_authorization and any(
         header["name"].lower() == "authorization" for header in trigger.headers
@@ -320,10 +385,27 @@ def validate_trigger(trigger) -> None:
         raise ValidationError(
             {"headers": "Authorization is sent by 'send Authorization'; remove one of them."}
         )
+    validate_signing_secret(trigger.signing_secret)
+
+
+def validate_retries(trigger) -> None:
+    """Backoff bounds in order; retried statuses as the policy needs them."""
     if trigger.backoff_max_s < trigger.backoff_base_s:
         raise ValidationError({"backoff_max_s": "Must be at least the backoff base."})
     validate_retry_statuses(trigger.retry_statuses, trigger.retry_policy)
-    validate_signing_secret(trigger.signing_secret)
+
+
+def validate_delivery_control(trigger) -> None:
+    """The ordering key is a payload path (the caps are bounded by their field validators)."""
+    validate_ordering_key(trigger.ordering_key)
+
+
+def field_validators_only(trigger) -> None:
+    """Groups whose fields need no check beyond their model field's validators."""
+
+
+def validate_request(trigger) -> None:
+    """The transform's templates, then no framing header set by headers or header templates."""
     validate_transform(trigger)
     refuse_framing_headers(trigger)
 
@@ -410,10 +492,8 @@ def validate_transform(trigger) -> None:
 
 
 def validate_cron(trigger) -> None:
-    """A CRON trigger needs a five-field expression and a known timezone; others neither."""
+    """A CRON trigger needs a five-field expression and a known timezone."""
     if trigger.type != types.CRON:
-        if trigger.cron_expression:
-            raise ValidationError({"cron_expression": "A cron expression only applies to CRON."})
         return
     expression = (trigger.cron_expression or "").strip()
     if len(expression.split()) != 5 or not croniter.is_valid(expression):
@@ -449,35 +529,17 @@ def validate_retry_statuses(statuses: Any, policy: str) -> None:
         )
 
 
-# Keywords whose subschemas apply to the same instance ("in place"): a cycle through these
-# alone never ends ({"$ref": "#"}), whatever the payload.
-IN_PLACE_ONE = ("not", "if", "then", "else")
-IN_PLACE_MANY = ("allOf", "anyOf", "oneOf")
-IN_PLACE_MAP = ("dependentSchemas",)
-# Keywords whose subschemas apply to a part of the instance (an item, a property): recursion
-# through them ends with the payload, whose depth payload_rules bounds.
-CHILD_ONE = (
-    "additionalItems",
-    "additionalProperties",
-    "contains",
-    "contentSchema",
-    "items",
-    "propertyNames",
-    "unevaluatedItems",
-    "unevaluatedProperties",
-)
-CHILD_MANY = ("items", "prefixItems")
-CHILD_MAP = ("properties", "patternProperties")
-# Not applied by themselves; walked so that a broken definition is refused too.
-DEFINITIONS = ("$defs", "definitions")
-
-
-# Deepest nesting of a schema document (objects and arrays); far beyond any real schema.
-MAX_SCHEMA_DEPTH = 64
-
-
-class SchemaProblem(Exception):
-    """Why a JSON Schema is refused; the message names where."""
+# The validator of each field group of triggers.fields (a test holds the two in step).
+GROUP_VALIDATORS = {
+    "identity": field_validators_only,
+    "matching": validate_matching,
+    "schedule": validate_schedule,
+    "webhook": validate_webhook,
+    "transform": validate_request,
+    "retries": validate_retries,
+    "delivery_control": validate_delivery_control,
+    "state": field_validators_only,
+}
 
 
 def validate_json_schema(schema) -> None:
@@ -492,213 +554,6 @@ def validate_json_schema(schema) -> None:
     problem = schema_problem(json.dumps(schema, ensure_ascii=False), defaults.max_schema_bytes())
     if problem:
         raise ValidationError({"schema": problem})
-
-
-@lru_cache(maxsize=128)
-def schema_problem(schema_json: str, limit: int) -> str | None:
-    """What is wrong with the schema (given as its JSON text), or None; cached per text.
-
-    Cached because the payload check asks again on every request queueing the type.
-    """
-    if len(schema_json.encode()) > limit:
-        return f"The JSON Schema is over {limit} bytes of JSON (EVENTING['MAX_SCHEMA_BYTES'])."
-    schema = json.loads(schema_json)
-    try:
-        check_schema_rules(schema)
-    except SchemaProblem as exc:
-        return str(exc)
-    return None
-
-
-def check_schema_rules(schema: Any) -> None:
-    """Raise SchemaProblem unless `schema` is a valid, self-contained, terminating schema."""
-    import jsonschema
-
-    if isinstance(schema, bool):
-        return
-    if not isinstance(schema, dict):
-        raise SchemaProblem("A JSON Schema is an object (or true / false).")
-    if json_depth(schema) > MAX_SCHEMA_DEPTH:
-        # jsonschema recurses (in Python) once per level, several frames each.
-        raise SchemaProblem(f"The JSON Schema is nested deeper than {MAX_SCHEMA_DEPTH} levels.")
-    validator_class = jsonschema.validators.validator_for(
-        schema, default=None if "$schema" in schema else jsonschema.Draft202012Validator
-    )
-    if validator_class in (None, jsonschema.Draft3Validator):
-        raise SchemaProblem(
-            f"$schema {schema.get('$schema')!r} is not a supported draft; use draft-04 to "
-            "2020-12, or leave $schema out for 2020-12."
-        )
-    try:
-        validator_class.check_schema(schema)
-    except jsonschema.SchemaError as exc:
-        path = "/".join(str(p) for p in exc.path) or "(root)"
-        raise SchemaProblem(f"Invalid JSON Schema at {path}: {exc.message}") from None
-    graph = SchemaGraph(schema, draft4=validator_class is jsonschema.Draft4Validator)
-    graph.walk()
-    graph.check_terminates()
-    if graph.keywords_seen >= {"unevaluatedProperties", "patternProperties"}:
-        # Payload checks match patterns with a time limit (eventing.recording.payload_rules), except
-        # inside jsonschema's own unevaluatedProperties code, which calls `re` directly.
-        raise SchemaProblem(
-            "unevaluatedProperties cannot be combined with patternProperties in one schema; "
-            "use additionalProperties."
-        )
-
-
-def json_depth(value: Any) -> int:
-    """Nesting depth of a JSON value (a scalar is 0), without recursion."""
-    deepest, stack = 0, [(value, 0)]
-    while stack:
-        item, depth = stack.pop()
-        deepest = max(deepest, depth)
-        if isinstance(item, dict):
-            stack.extend((child, depth + 1) for child in item.values())
-        elif isinstance(item, list):
-            stack.extend((child, depth + 1) for child in item)
-    return deepest
-
-
-def check_pattern(pattern: str, where: str) -> None:
-    """The payload check matches with the `regex` module (it has a timeout); it must compile."""
-    import regex
-
-    try:
-        regex.compile(pattern)
-    except regex.error as exc:
-        raise SchemaProblem(
-            f"{pattern!r} at {where} is not a valid regular expression: {exc}"
-        ) from None
-
-
-def escape_token(token: str | int) -> str:
-    """One JSON Pointer segment (RFC 6901)."""
-    return str(token).replace("~", "~0").replace("/", "~1")
-
-
-class SchemaGraph:
-    """Every subschema of a schema, by JSON Pointer, and the in-place edges between them.
-
-    A payload check never fetches anything, so every $ref must be a JSON Pointer into the
-    schema itself ("#", "#/$defs/item"); a ref to a URL or a file is refused here, before
-    anyone can make the web process fetch it. Nested $id would move the base of such
-    pointers, so it is refused too.
-    """
-
-    def __init__(self, schema: dict, *, draft4: bool) -> None:
-        self.root = schema
-        self.id_keywords = ("$id", "id") if draft4 else ("$id",)
-        self.nodes: dict[str, Any] = {}
-        self.edges: dict[str, list[str]] = {}
-        self.keywords_seen: set[str] = set()
-
-    def walk(self) -> None:
-        """Visit every subschema reachable from the root or a $ref; raise on a bad ref."""
-        todo: list[tuple[str, Any]] = [("", self.root)]
-        while todo:
-            pointer, node = todo.pop()
-            if pointer in self.nodes:
-                continue
-            self.nodes[pointer] = node
-            edges = self.edges[pointer] = []
-            if not isinstance(node, dict):
-                continue  # true / false
-            self.keywords_seen.update(node)
-            for keyword, value in node.items():
-                where = f"{pointer}/{escape_token(keyword)}"
-                if keyword == "$ref":
-                    target, contents = self.resolve(value, pointer or "/")
-                    edges.append(target)
-                    todo.append((target, contents))
-                elif keyword in ("$dynamicRef", "$recursiveRef"):
-                    raise SchemaProblem(
-                        f"{keyword} at {pointer or '/'} is not supported; use $ref with a "
-                        'JSON Pointer such as "#/$defs/node".'
-                    )
-                elif keyword == "pattern" and isinstance(value, str):
-                    check_pattern(value, where)
-                elif keyword == "patternProperties" and isinstance(value, dict):
-                    for pattern in value:
-                        check_pattern(pattern, f"{where}/{escape_token(pattern)}")
-                elif keyword in self.id_keywords and pointer and isinstance(value, str):
-                    raise SchemaProblem(
-                        f"{keyword} at {pointer} is not supported: only the root may have one."
-                    )
-                for child, in_place in self.children(keyword, value, where):
-                    if in_place:
-                        edges.append(child[0])
-                    todo.append(child)
-
-    def children(self, keyword: str, value: Any, where: str):
-        """((pointer, subschema), in_place) for the subschemas under one keyword."""
-        if keyword in IN_PLACE_ONE:
-            yield (where, value), True
-        elif keyword in IN_PLACE_MANY and isinstance(value, list):
-            for index, item in enumerate(value):
-                yield (f"{where}/{index}", item), True
-        elif keyword in IN_PLACE_MAP or keyword == "dependencies":
-            for name, item in value.items() if isinstance(value, dict) else ():
-                if isinstance(item, (dict, bool)):  # dependencies may also list names
-                    yield (f"{where}/{escape_token(name)}", item), True
-        elif keyword in CHILD_MANY and isinstance(value, list):
-            for index, item in enumerate(value):
-                yield (f"{where}/{index}", item), False
-        elif keyword in CHILD_ONE and isinstance(value, (dict, bool)):
-            yield (where, value), False
-        elif keyword in CHILD_MAP + DEFINITIONS and isinstance(value, dict):
-            for name, item in value.items():
-                yield (f"{where}/{escape_token(name)}", item), False
-
-    def resolve(self, ref: Any, where: str) -> tuple[str, Any]:
-        """The canonical pointer and contents a local $ref names; SchemaProblem otherwise."""
-        if not isinstance(ref, str) or not ref.startswith("#"):
-            raise SchemaProblem(
-                f"$ref {ref!r} at {where} points outside the schema; only references into "
-                'the schema itself ("#/$defs/name") are allowed: nothing is ever fetched.'
-            )
-        fragment = unquote(ref[1:])
-        if fragment and not fragment.startswith("/"):
-            raise SchemaProblem(
-                f'$ref {ref!r} at {where}: use a JSON Pointer such as "#/$defs/name" '
-                "(anchors are not supported)."
-            )
-        node, canonical = self.root, ""
-        for raw in fragment.split("/")[1:] if fragment else ():
-            token = raw.replace("~1", "/").replace("~0", "~")
-            if isinstance(node, dict) and token in node:
-                node = node[token]
-            elif isinstance(node, list) and token.isdigit() and int(token) < len(node):
-                token = str(int(token))
-                node = node[int(token)]
-            else:
-                raise SchemaProblem(f"$ref {ref!r} at {where} points to nothing in the schema.")
-            canonical += f"/{escape_token(token)}"
-        if not isinstance(node, (dict, bool)):
-            raise SchemaProblem(f"$ref {ref!r} at {where} does not point to a schema.")
-        return canonical, node
-
-    def check_terminates(self) -> None:
-        """Refuse a cycle of in-place applications ({"$ref": "#"}): it would never end."""
-        state: dict[str, int] = {}  # 1: on the current path, 2: done
-        for start in self.nodes:
-            if start in state:
-                continue
-            stack = [(start, iter(self.edges[start]))]
-            state[start] = 1
-            while stack:
-                node, pending = stack[-1]
-                following = next(pending, None)
-                if following is None:
-                    state[node] = 2
-                    stack.pop()
-                elif state.get(following) == 1:
-                    raise SchemaProblem(
-                        f"The schema at {following or '/'} refers to itself without descending "
-                        'into the payload (e.g. {"$ref": "#"}): checking it would never end.'
-                    )
-                elif following not in state:
-                    state[following] = 1
-                    stack.append((following, iter(self.edges[following])))
 
 
 def validate_event_type(event_type) -> None:

@@ -30,6 +30,7 @@ from rest_framework import authentication, exceptions
 from rest_framework.request import Request
 
 from eventing.api import jwks
+from eventing.api.principals import TokenCaller
 from eventing.conf import settings
 from eventing.recording.rules import queue_rule_for
 from eventing.webhooks.signing import LEGACY_TOKEN_ROLE, TOKEN_ROLE, public_key
@@ -40,19 +41,11 @@ ASYMMETRIC_ALGORITHMS = ("RS256", "ES256", "ES384", "ES512", "EdDSA")
 WEBHOOK_ROLES = (TOKEN_ROLE, LEGACY_TOKEN_ROLE)
 
 
-class TokenPrincipal:
-    """A caller known only by a verified token: authenticated, without any permission."""
-
-    is_authenticated = True
-    is_anonymous = False
-    is_active = True
-    is_staff = False
-    is_superuser = False
-    pk = None
-    id = None
+class TokenPrincipal(TokenCaller):
+    """A caller known only by a verified API token: authenticated, without any permission."""
 
     def __init__(self, claims: dict[str, Any]) -> None:
-        self.claims = claims
+        super().__init__(claims)
         self.name = str(
             claims.get("sub") or claims.get("id") or claims.get("iss") or claims.get("jti") or "-"
         )
@@ -60,21 +53,6 @@ class TokenPrincipal:
     def get_username(self) -> str:
         """How logs and throttles name this caller."""
         return f"jwt:{self.name}"
-
-    def has_perm(self, perm: str, obj: Any = None) -> bool:
-        """A token without a user grants no permission (its claims are not trusted for that)."""
-        return False
-
-    def has_perms(self, perm_list, obj: Any = None) -> bool:
-        """No permission at all."""
-        return False
-
-    def has_module_perms(self, app_label: str) -> bool:
-        """No permission at all."""
-        return False
-
-    def __str__(self) -> str:
-        return self.get_username()
 
 
 class UnverifiedCaller(AnonymousUser):
@@ -253,15 +231,6 @@ def only_open_types(data: Any) -> bool:
         if rule_row is None or rule_row.queue_rule != EventType.QueueRule.ALLOW:
             return False
     return True
-
-
-def authentication_classes() -> list[type]:
-    """The API's authenticators: JWT first so a missing credential answers 401."""
-    return [
-        EventingJWTAuthentication,
-        authentication.TokenAuthentication,
-        authentication.SessionAuthentication,
-    ]
 
 
 try:

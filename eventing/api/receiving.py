@@ -15,33 +15,21 @@ from typing import Any
 from rest_framework import authentication, exceptions
 from rest_framework.request import Request
 
+from eventing.api.principals import TokenCaller
 from eventing.webhooks.verify import WebhookVerificationError, verify_webhook
 
 
-class WebhookSender:
-    """The Eventing instance that sent a webhook (the `id` claim of its X-SC-Token)."""
-
-    is_authenticated = True
-    is_anonymous = False
-    is_active = True
-    is_staff = False
-    is_superuser = False
-    pk = None
+class WebhookSender(TokenCaller):
+    """The Eventing instance that sent a webhook (the `id` claim of its X-SC-Token); it holds
+    no Django permission."""
 
     def __init__(self, claims: dict[str, Any]) -> None:
-        self.claims = claims
+        super().__init__(claims)
         self.instance_id = str(claims.get("id", ""))
 
     def get_username(self) -> str:
         """`eventing:<instance id>`."""
         return f"eventing:{self.instance_id}"
-
-    def has_perm(self, perm: str, obj: Any = None) -> bool:
-        """A webhook sender holds no Django permissions."""
-        return False
-
-    def __str__(self) -> str:
-        return self.get_username()
 
 
 class WebhookAuthentication(authentication.BaseAuthentication):

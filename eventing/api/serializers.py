@@ -13,6 +13,7 @@ from eventing.conf import settings
 from eventing.models import FINAL_STATUSES, EventLog, EventStatus, InvocationLog, TriggerCircuit
 from eventing.recording.emit import resolve_due
 from eventing.recording.rules import django_validation_detail
+from triggers import fields as trigger_fields
 from triggers import types
 from triggers.masking import MASK, mask_headers, unmask_headers
 from triggers.models import EventType, Trigger
@@ -428,49 +429,9 @@ class TriggerSerializer(ModelCleanMixin, serializers.ModelSerializer):
 
     class Meta:
         model = Trigger
-        fields = (
-            "name",
-            "type",
-            "source",
-            "url",
-            "enabled",
-            "paused",
-            "paused_reason",
-            "retries",
-            "timeout_ms",
-            "backoff_base_s",
-            "backoff_max_s",
-            "retry_policy",
-            "retry_statuses",
-            "circuit_failures",
-            "circuit",
-            "delay_s",
-            "watch_fields",
-            "payload_fields",
-            "filter",
-            "path_pattern",
-            "ordering_key",
-            "rate_limit",
-            "max_in_flight",
-            "headers",
-            "send_authorization",
-            "transform_method",
-            "transform_url",
-            "transform_query",
-            "transform_headers",
-            "transform_body",
-            "signing_secret",
-            "send_actor",
-            "cron_expression",
-            "cron_timezone",
-            "cron_payload",
-            "cron_skip_missed",
-            "cron_last_tick",
-            "description",
-            "created_at",
-            "updated_at",
-        )
-        read_only_fields = ("created_at", "updated_at", "cron_last_tick")
+        # The declared fields (triggers.fields) and the circuit breaker's state.
+        fields = (*trigger_fields.serializer_fields(), "circuit")
+        read_only_fields = trigger_fields.READ_ONLY
         extra_kwargs = {"signing_secret": {"required": False}}
 
     circuit = serializers.SerializerMethodField(

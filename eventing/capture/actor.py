@@ -1,10 +1,13 @@
 """Who made a change: the actor DB events carry, from a request, a command or `eventing.actor()`.
 
+Commands are attributed only where a project opts in, by running `manage.py` through
+`eventing.management.execute_from_command_line`: nothing of Django's is replaced.
+
 The actor lives in a context variable, so each thread and each asyncio task sees its own (a new
 thread starts with none). A request's user is resolved only when an event needs it: most
 requests write nothing that has a trigger, and reading `request.user` costs a query.
-In database capture mode the trigger functions cannot see Python, so every write statement
-run while an actor is known first sets it as the transaction-local setting `eventing.actor`.
+In database capture mode the trigger functions cannot see Python, so before a write statement
+the connection's setting `eventing.actor` is made to hold the actor (`pass_actor`).
 """
 
 from __future__ import annotations
@@ -12,10 +15,13 @@ from __future__ import annotations
 import contextlib
 import contextvars
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
-from django.core.management.base import BaseCommand
+from django.core.exceptions import ImproperlyConfigured
+from django.core.signals import setting_changed
+from django.db import connections
 from django.db.backends.signals import connection_created
 
 from eventing.conf import settings
@@ -91,72 +97,95 @@ class ActorMiddleware:
             _actor.reset(token)
 
 
-def command_name(command: BaseCommand) -> str:
-    """A management command's name, from the module Django loaded it from."""
-    return type(command).__module__.rpartition(".")[2]
+@dataclass
+class SessionActor:
+    """What one database connection's `eventing.actor` holds, as far as this process knows.
 
-
-def attribute_commands() -> None:
-    """Make `manage:<command>` the actor of what a management command writes.
-
-    Django has no signal for a command's start, so `BaseCommand.execute` is wrapped once. An
-    actor already set (a command called inside `eventing.actor()` or a request) is kept.
+    `session` is the value set for the session (only ever set in autocommit mode, so no
+    rollback can undo it); `local_set` says a transaction-local value may be in force (set in a
+    transaction since the last autocommit write), so the session value cannot be trusted.
     """
-    original = BaseCommand.execute
-    if getattr(original, "eventing_actor", False):
-        return
 
-    def execute(self, *args, **options):
-        if _actor.get() is not None:
-            return original(self, *args, **options)
-        with actor(f"manage:{command_name(self)}"):
-            return original(self, *args, **options)
+    raw: Any
+    session: str = ""
+    local_set: bool = False
 
-    execute.eventing_actor = True
-    execute.__wrapped__ = original
-    execute.__doc__ = original.__doc__
-    BaseCommand.execute = execute
+
+def _state(connection) -> SessionActor:
+    """This connection's SessionActor, new when the driver's connection is (a reconnect)."""
+    state = getattr(connection, "eventing_actor_state", None)
+    if state is None or state.raw is not connection.connection:
+        state = connection.eventing_actor_state = SessionActor(connection.connection)
+    return state
+
+
+def _set(connection, value: str, *, local: bool) -> None:
+    """set_config on a cursor of its own: the statement's cursor and its results stay intact."""
+    with connection.connection.cursor() as cursor:
+        cursor.execute("SELECT set_config(%s, %s, %s)", [SETTING, value, local])
 
 
 def pass_actor(execute, sql, params, many, context):
-    """Execute wrapper: before a write, set `eventing.actor` for the trigger functions.
+    """Execute wrapper: before a write, make `eventing.actor` hold the running code's actor.
 
-    Inside a transaction the setting is transaction-local (`set_config(…, true)`); a write in
-    autocommit mode is a transaction of its own, so the setting is set for the session around
-    that one statement and cleared after. A write with no actor after one with an actor in the
-    same transaction clears it, so it is not attributed to the earlier actor.
+    The setting is written on a separate cursor before the statement and never after it, so
+    what the statement returns (rows, rowcount, RETURNING) is the statement's own. In autocommit
+    mode the value is set for the session and only when it differs from what the session holds;
+    inside a transaction a different value is set transaction-local, so a rollback cannot leave
+    a stale actor behind and the next transaction falls back to the session's value.
     """
     connection = context["connection"]
     word = sql.lstrip()[:6].upper() if isinstance(sql, str) else ""
     if not word.startswith(WRITE_VERBS) or settings.CAPTURE != "database":
         return execute(sql, params, many, context)
-    name = current_actor()
-    cursor = context["cursor"].cursor  # the driver's cursor: not through these wrappers again
-    if name is None:
-        if getattr(connection, "eventing_actor_set", False):
-            cursor.execute("SELECT set_config(%s, '', true)", [SETTING])
-            connection.eventing_actor_set = False
-        return execute(sql, params, many, context)
-    if connection.in_atomic_block:
-        cursor.execute("SELECT set_config(%s, %s, true)", [SETTING, name])
-        connection.eventing_actor_set = True
-        return execute(sql, params, many, context)
-    cursor.execute("SELECT set_config(%s, %s, false)", [SETTING, name])
+    name = current_actor() or ""
+    state = _state(connection)
+    if connection.in_atomic_block or not connection.get_autocommit():
+        if name != state.session or state.local_set:
+            _set(connection, name, local=True)
+            state.local_set = name != state.session
+    else:
+        # A write outside any transaction: whatever was transaction-local has ended.
+        state.local_set = False
+        if name != state.session:
+            _set(connection, name, local=False)
+            state.session = name
+    return execute(sql, params, many, context)
+
+
+def wrapper_wanted() -> bool:
+    """Whether writes need `pass_actor`: only database capture reads the setting.
+
+    Invalid EVENTING settings (reported by the system checks) need none.
+    """
     try:
-        return execute(sql, params, many, context)
-    finally:
-        cursor.execute("SELECT set_config(%s, '', false)", [SETTING])
+        return settings.CAPTURE == "database"
+    except ImproperlyConfigured:
+        return False
 
 
 def install_actor_wrapper(sender, connection, **kwargs) -> None:
-    """On a new PostgreSQL connection, add `pass_actor` (idle unless CAPTURE = "database")."""
-    if connection.vendor != "postgresql":
+    """On a new PostgreSQL connection in database mode, add `pass_actor`."""
+    if connection.vendor != "postgresql" or not wrapper_wanted():
         return
     if pass_actor not in connection.execute_wrappers:
         connection.execute_wrappers.append(pass_actor)
 
 
+def _rewrap(*, setting: str, **kwargs) -> None:
+    """EVENTING changed (tests, a switch-over in a running process): add or remove the wrapper."""
+    if setting != "EVENTING":
+        return
+    for connection in connections.all(initialized_only=True):
+        if connection.vendor != "postgresql":
+            continue
+        if wrapper_wanted():
+            install_actor_wrapper(None, connection)
+        elif pass_actor in connection.execute_wrappers:
+            connection.execute_wrappers.remove(pass_actor)
+
+
 def actor_connect() -> None:
-    """Wire the actor sources: management commands and database capture's setting."""
-    attribute_commands()
+    """Wire database capture's actor setting (commands opt in: eventing.management)."""
     connection_created.connect(install_actor_wrapper, dispatch_uid="eventing.actor_wrapper")
+    setting_changed.connect(_rewrap, dispatch_uid="eventing.actor_rewrap")

@@ -157,18 +157,8 @@ def manual_data(trigger: Trigger, instance: Model, using: str) -> dict[str, Any]
 
 
 def spec_of(trigger: Trigger) -> TriggerSpec:
-    """The trigger as record_events takes it (its delay kept; matching is not asked)."""
-    return TriggerSpec(
-        id=trigger.pk,
-        name=trigger.name,
-        type=trigger.type,
-        source=trigger.source,
-        filter={},
-        watch_fields=(),
-        payload_fields=tuple(trigger.payload_fields or ()),
-        path_pattern="",
-        delay_s=trigger.delay_s,
-    )
+    """The trigger as record_events takes it (its delay and ordering key kept)."""
+    return TriggerSpec.from_trigger(trigger)
 
 
 def send_batch(

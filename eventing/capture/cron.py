@@ -134,17 +134,7 @@ def claim(trigger: Trigger, tick: dt.datetime, db: str) -> bool:
 
 def record_tick(trigger: Trigger, tick: dt.datetime, db: str) -> list[EventLog]:
     """The tick's event, due now; nothing if one was already recorded for this tick."""
-    spec = TriggerSpec(
-        id=trigger.pk,
-        name=trigger.name,
-        type=trigger.type,
-        source="",
-        filter={},
-        watch_fields=(),
-        payload_fields=(),
-        path_pattern="",
-        delay_s=trigger.delay_s,
-    )
+    spec = TriggerSpec.from_trigger(trigger)
     try:
         with transaction.atomic(using=db):
             return record_events(

@@ -9,12 +9,13 @@ import time
 from celery.signals import task_postrun, task_prerun
 from django.apps import apps
 from django.core.signals import request_started
-from django.db import close_old_connections
+from django.db import close_old_connections, router
 from django.db.models.signals import post_delete, post_save, pre_delete, pre_save
 
 from eventing.capture import model_data as payloads
 from eventing.capture.actor import current_actor
 from eventing.capture.database import served_by_database
+from eventing.capture.database.switch import installed_types
 from eventing.recording.emit import record_events, resolve_due
 from eventing.recording.trigger_cache import current_index, invalidate, refresh
 from triggers import types
@@ -84,7 +85,8 @@ def _kinds(sender) -> frozenset[str]:
         return frozenset()
     kinds = current_index().db_models.get(meta.label, frozenset())
     if kinds and served_by_database(sender):
-        return frozenset()  # PostgreSQL trigger functions write these events
+        # PostgreSQL trigger functions write the events of the types whose trigger exists.
+        return kinds - installed_types(sender, kinds, router.db_for_write(sender))
     return kinds
 
 

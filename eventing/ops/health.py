@@ -19,7 +19,6 @@ import time
 from typing import Any
 
 from celery import current_app
-from celery.signals import worker_ready
 from django.db import DatabaseError, connections
 from django.utils import timezone
 
@@ -52,9 +51,18 @@ class BrokerAnswer:
         self.refreshing = threading.Lock()
         self.at = 0.0
         self.result: dict[str, Any] | None = None
+        # The background probe, if one was started: runtime.stop() waits for it.
+        self.probe: threading.Thread | None = None
+
+    def stop(self, timeout_s: float) -> bool:
+        """Wait for a background probe to end (it is bounded by the broker's timeouts)."""
+        if self.probe is not None:
+            self.probe.join(timeout_s)
+            return not self.probe.is_alive()
+        return True
 
 
-_broker_answer = PerProcess(BrokerAnswer)
+_broker_answer = PerProcess(BrokerAnswer, stop=BrokerAnswer.stop)
 
 
 def check_database() -> dict[str, Any]:
@@ -113,7 +121,7 @@ def refresh_broker_in_background() -> threading.Thread | None:
         finally:
             cache.refreshing.release()
 
-    thread = threading.Thread(target=probe, name="eventing-broker-check", daemon=True)
+    thread = cache.probe = threading.Thread(target=probe, name="eventing-broker-check", daemon=True)
     thread.start()
     return thread
 
@@ -223,17 +231,11 @@ class WorkerHeartbeat:
 worker_heartbeat = PerProcess(WorkerHeartbeat, stop=WorkerHeartbeat.stop)
 
 
-def start_worker_heartbeat(sender: Any = None, **kwargs: Any) -> None:
-    """Celery worker_ready: start this worker's heartbeat (once per process)."""
-    hostname = getattr(sender, "hostname", None) or f"pid{os.getpid()}"
-    worker_heartbeat(hostname).start()
-
-
-def connect_worker_heartbeat() -> None:
-    """Write a heartbeat from every Celery worker of this project (no-op without Celery)."""
-    worker_ready.connect(
-        start_worker_heartbeat, dispatch_uid="eventing.ops.health.worker_heartbeat", weak=False
-    )
+def start_worker_heartbeat(hostname: str | None = None) -> WorkerHeartbeat:
+    """Start this worker process's heartbeat (once per process; the worker's bootstep)."""
+    beat = worker_heartbeat(hostname or f"pid{os.getpid()}")
+    beat.start()
+    return beat
 
 
 def health(checks: tuple[str, ...] = CHECKS, *, wait: bool = True) -> dict[str, Any]:

@@ -19,7 +19,6 @@ import logging
 import os
 from collections.abc import Iterable
 
-from celery.signals import worker_ready
 from django.db.models import Count, Min
 from django.utils import timezone
 from prometheus_client import (
@@ -36,6 +35,7 @@ from prometheus_client.core import GaugeMetricFamily
 
 from eventing.conf import settings
 from eventing.models import EventLog, EventStatus, Heartbeat
+from eventing.runtime import PerProcess
 
 logger = logging.getLogger(__name__)
 
@@ -170,22 +170,36 @@ def render() -> tuple[bytes, str]:
     return generate_latest(process_registry()) + generate_latest(database), CONTENT_TYPE_LATEST
 
 
-def start_worker_exporter(**kwargs) -> None:
-    """Serve this worker's metrics on EVENTING["WORKER_METRICS_PORT"] (Celery worker_ready)."""
+class WorkerExporter:
+    """The HTTP server (and its thread) serving one worker process's metrics."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.server, self.thread = start_http_server(port, registry=process_registry())
+
+    def stop(self, timeout_s: float = 5.0) -> bool:
+        """Stop serving and free the port."""
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout_s)
+        return not self.thread.is_alive()
+
+
+# This worker's exporter (started by the worker's bootstep, stopped by eventing.runtime.stop).
+worker_exporter = PerProcess(WorkerExporter, stop=WorkerExporter.stop)
+
+
+def start_worker_exporter() -> WorkerExporter | None:
+    """Serve this worker's metrics on EVENTING["WORKER_METRICS_PORT"]; None if not asked or
+    the port is taken."""
     port = settings.WORKER_METRICS_PORT
     if not port:
-        return
+        return None
     try:
-        start_http_server(int(port), registry=process_registry())
+        exporter = worker_exporter(int(port))
     except OSError as exc:
         # A second worker on the same host must not die for its metrics.
         logger.warning("Worker metrics not served on port %s: %s", port, exc)
-        return
+        return None
     logger.info("Worker metrics on port %s (/metrics)", port)
-
-
-def connect_worker_exporter() -> None:
-    """Start the metrics server when a Celery worker is ready (no-op without Celery)."""
-    worker_ready.connect(
-        start_worker_exporter, dispatch_uid="eventing.ops.metrics.worker_exporter", weak=False
-    )
+    return exporter

@@ -144,17 +144,8 @@ def record_test_event(trigger: Trigger, payload: Any, *, source: str) -> EventLo
     """An event for this one trigger (its filter aside), due now and not sent to the broker:
     the caller delivers it at once (eventing.delivery.synchronous)."""
     check_payload(payload)
-    spec = TriggerSpec(
-        id=trigger.pk,
-        name=trigger.name,
-        type=trigger.type,
-        source=trigger.source,
-        filter={},
-        watch_fields=(),
-        payload_fields=(),
-        path_pattern="",
-        delay_s=0.0,
-    )
+    # Sent now: neither the trigger's delay nor its key's order holds a test event back.
+    spec = TriggerSpec.from_trigger(trigger, delay_s=0.0, ordering_key="")
     [event] = record_events(
         trigger.type, [(spec, payload)], source=source, due=timezone.now(), publish=False
     )

@@ -54,14 +54,30 @@ class ScrubSecrets(logging.Filter):
         return True
 
 
-_scrubber = ScrubSecrets()
-for _name in URLLIB3_LOGGERS:
-    logging.getLogger(_name).addFilter(_scrubber)
+class LogScrubbing:
+    """ScrubSecrets on urllib3's loggers, from the process's first call with secrets until
+    `runtime.stop()`: nothing is added at import, and what is added is taken off again."""
+
+    def __init__(self) -> None:
+        self.filter = ScrubSecrets()
+        for name in URLLIB3_LOGGERS:
+            logging.getLogger(name).addFilter(self.filter)
+
+    def remove(self, timeout_s: float = 0.0) -> bool:
+        """Take the filter off urllib3's loggers."""
+        for name in URLLIB3_LOGGERS:
+            logging.getLogger(name).removeFilter(self.filter)
+        return True
+
+
+log_scrubbing = PerProcess(LogScrubbing, stop=LogScrubbing.remove)
 
 
 @contextlib.contextmanager
 def scrubbed_logs(secrets: tuple[str, ...]):
     """While the block runs, urllib3 log lines of this thread never show `secrets`."""
+    if secrets:
+        log_scrubbing()
     _current.secrets = secrets
     try:
         yield

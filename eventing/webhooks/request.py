@@ -22,6 +22,7 @@ from eventing.webhooks.client import Watchdog, pool_manager, scrubbed_logs
 from eventing.webhooks.scrubbing import REDACTED, margin, redact, secret_values
 from eventing.webhooks.ssrf import BlockedAddressError
 from eventing.webhooks.transform import Shaped, TransformError
+from triggers.defaults import env_readable
 from triggers.validation import ENV_PLACEHOLDER_RE
 
 # Header names whose values are credentials wherever they come from.
@@ -141,6 +142,8 @@ def resolve_env(template: str, what: str, *, resolve: bool = True) -> str:
 
     def replace(match: re.Match) -> str:
         name = match.group(1)
+        if not env_readable(name):
+            raise WebhookConfigError(f"{what}: environment variable {name} is not in TRIGGER_ENV")
         if name not in os.environ:
             raise WebhookConfigError(f"{what}: environment variable {name} is not set")
         return os.environ[name]
@@ -202,6 +205,10 @@ def build_request(
             if not resolve:
                 headers[name] = redacted[name] = REDACTED
                 continue
+            if not env_readable(env):
+                raise WebhookConfigError(
+                    f"header {name}: environment variable {env} is not in TRIGGER_ENV"
+                )
             if env not in os.environ:
                 raise WebhookConfigError(f"header {name}: environment variable {env} is not set")
             headers[name] = os.environ[env]

@@ -1,9 +1,6 @@
-"""Model admins of Mission Control, registered on its site (autodiscovered by Django), and the
-"send selected rows to a DB trigger" action on every admin of the project's own admin site."""
+"""Model admins of Mission Control, registered on its own site (autodiscovered by Django).
 
-from django.contrib import admin as django_admin
+Nothing is added to the project's admin site: its admins opt in to the backfill action with
+`mission_control.backfill.SendToDBTriggerMixin`."""
 
-from ..backfill import send_to_db_trigger
 from . import events, invocations, triggers  # noqa: F401 - importing registers the admins
-
-django_admin.site.add_action(send_to_db_trigger, "eventing_send_to_db_trigger")

@@ -14,7 +14,6 @@ from django.http import Http404, HttpRequest, HttpResponseNotAllowed, HttpRespon
 from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import ngettext
 
@@ -37,7 +36,8 @@ from ..display import breakable, display_time
 from ..forms import RedeliverFailedForm, ReplayForm
 from ..keyset import KeysetChangeList, keyset_problems
 from ..sites import site
-from .params import PK_RE, CheckedFilter, CheckedParamsMixin
+from .params import ByTriggerFilter, CheckedFilter, CheckedParamsMixin, RecentFilter
+from .readonly import ReadOnlyAdminMixin
 
 
 class TypeFilter(CheckedFilter):
@@ -58,46 +58,18 @@ class TypeFilter(CheckedFilter):
         return queryset.filter(type=self.value()) if self.value() else queryset
 
 
-class TriggerFilter(CheckedFilter):
+class TriggerFilter(ByTriggerFilter):
     """Trigger, by id (index: trigger, status, created_at)."""
 
-    title = "trigger"
-    parameter_name = "trigger"
-    value_pattern = PK_RE
-    expected = "a trigger id"
 
-    def lookups(self, request, model_admin):
-        return [(str(pk), name) for pk, name in Trigger.objects.values_list("pk", "name")]
-
-    def queryset(self, request, queryset):
-        return queryset.filter(trigger_id=self.value()) if self.value() else queryset
-
-
-class CreatedFilter(admin.SimpleListFilter):
+class CreatedFilter(RecentFilter):
     """Recent windows of created_at (indexed); a date range needs no full scan."""
 
     title = "created"
     parameter_name = "created"
-    WINDOWS = {
-        "1h": ("Last hour", dt.timedelta(hours=1)),
-        "24h": ("Last 24 hours", dt.timedelta(hours=24)),
-        "7d": ("Last 7 days", dt.timedelta(days=7)),
-        "30d": ("Last 30 days", dt.timedelta(days=30)),
-        "older30d": ("Older than 30 days", None),
-    }
-
-    def lookups(self, request, model_admin):
-        return [(key, label) for key, (label, _) in self.WINDOWS.items()]
-
-    def queryset(self, request, queryset):
-        value = self.value()
-        if value not in self.WINDOWS:
-            return queryset
-        now = timezone.now()
-        window = self.WINDOWS[value][1]
-        if window is None:
-            return queryset.filter(created_at__lt=now - dt.timedelta(days=30))
-        return queryset.filter(created_at__gte=now - window)
+    field = "created_at"
+    WINDOWS = {**RecentFilter.WINDOWS, "30d": ("Last 30 days", dt.timedelta(days=30))}
+    OLDER = {"older30d": ("Older than 30 days", dt.timedelta(days=30))}
 
 
 def delivery_numbers(attempts: list[int]) -> list[int]:
@@ -177,7 +149,7 @@ class PayloadSearchChangeList(RecentFirstChangeList):
 
 
 @admin.register(EventLog, site=site)
-class EventLogAdmin(CheckedParamsMixin, admin.ModelAdmin):
+class EventLogAdmin(ReadOnlyAdminMixin, CheckedParamsMixin, admin.ModelAdmin):
     """Events and their deliveries. Rows are read-only; actions go through the pipeline."""
 
     change_list_template = "mission_control/eventlog/change_list.html"
@@ -258,19 +230,8 @@ class EventLogAdmin(CheckedParamsMixin, admin.ModelAdmin):
     class Media:
         css = {"all": ("mission_control/admin.css",)}
 
-    # Read-only rows: no add, change or delete; retention deletes old rows.
-
     def get_changelist(self, request, **kwargs):
         return PayloadSearchChangeList
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     def has_redeliver_permission(self, request, obj=None) -> bool:
         """Redeliver: the operators' permission, or change permission on event logs."""

@@ -2,40 +2,29 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 
 from django.contrib import admin
 from django.contrib.admin import ShowFacets
 from django.http import HttpRequest
 from django.urls import reverse
-from django.utils import timezone
 from django.utils.html import format_html
 
 from eventing.models import InvocationLog
-from triggers.models import Trigger
 
 from ..counting import EstimatedCountPaginator
 from ..display import display_time
 from ..keyset import keyset_problems
 from ..sites import site
 from .events import RecentFirstChangeList
-from .params import PK_RE, CheckedFilter, CheckedParamsMixin
+from .params import ByTriggerFilter, CheckedFilter, CheckedParamsMixin, RecentFilter
+from .readonly import ReadOnlyAdminMixin
 
 
-class InvocationTriggerFilter(CheckedFilter):
+class InvocationTriggerFilter(ByTriggerFilter):
     """Attempts of one trigger (by id; its events by the index trigger, status, created_at)."""
 
-    title = "trigger"
-    parameter_name = "trigger"
-    value_pattern = PK_RE
-    expected = "a trigger id"
-
-    def lookups(self, request, model_admin):
-        return [(str(pk), name) for pk, name in Trigger.objects.values_list("pk", "name")]
-
-    def queryset(self, request, queryset):
-        return queryset.filter(event__trigger_id=self.value()) if self.value() else queryset
+    lookup = "event__trigger_id"
 
 
 class StatusCodeFilter(CheckedFilter):
@@ -59,28 +48,16 @@ class StatusCodeFilter(CheckedFilter):
         return queryset.filter(response_status_code=int(value))
 
 
-class InvokedFilter(admin.SimpleListFilter):
+class InvokedFilter(RecentFilter):
     """Recent windows of invoked_at (indexed)."""
 
     title = "invoked"
     parameter_name = "invoked"
-    WINDOWS = {
-        "1h": ("Last hour", dt.timedelta(hours=1)),
-        "24h": ("Last 24 hours", dt.timedelta(hours=24)),
-        "7d": ("Last 7 days", dt.timedelta(days=7)),
-    }
-
-    def lookups(self, request, model_admin):
-        return [(key, label) for key, (label, _) in self.WINDOWS.items()]
-
-    def queryset(self, request, queryset):
-        if self.value() not in self.WINDOWS:
-            return queryset
-        return queryset.filter(invoked_at__gte=timezone.now() - self.WINDOWS[self.value()][1])
+    field = "invoked_at"
 
 
 @admin.register(InvocationLog, site=site)
-class InvocationLogAdmin(CheckedParamsMixin, admin.ModelAdmin):
+class InvocationLogAdmin(ReadOnlyAdminMixin, CheckedParamsMixin, admin.ModelAdmin):
     """Delivery attempts, newest first, filterable by trigger, status code, outcome and time.
     Read-only: an attempt is a record; its event's page redelivers."""
 
@@ -132,15 +109,6 @@ class InvocationLogAdmin(CheckedParamsMixin, admin.ModelAdmin):
     def get_queryset(self, request):
         # The event's name and type, not its payload: one join, no large column per row.
         return super().get_queryset(request).select_related("event").defer("event__payload")
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     @admin.display(description="invoked", ordering="invoked_at")
     def invoked(self, obj: InvocationLog) -> str:

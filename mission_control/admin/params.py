@@ -1,11 +1,16 @@
-"""Change-list query parameters, checked before they reach the database."""
+"""Change-list query parameters, checked before they reach the database, and the list filters
+the event and invocation lists share."""
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 
 from django.contrib import admin, messages
 from django.http import HttpRequest, HttpResponseRedirect
+from django.utils import timezone
+
+from triggers.models import Trigger
 
 # A primary key as a change-list filter value: digits, within a bigint.
 PK_RE = re.compile(r"^[0-9]{1,18}\Z")
@@ -16,6 +21,46 @@ class CheckedFilter(admin.SimpleListFilter):
 
     value_pattern: re.Pattern[str]
     expected = "a valid value"
+
+
+class ByTriggerFilter(CheckedFilter):
+    """Rows of one trigger, by id; `lookup` says how a row reaches its trigger."""
+
+    title = "trigger"
+    parameter_name = "trigger"
+    value_pattern = PK_RE
+    expected = "a trigger id"
+    lookup = "trigger_id"
+
+    def lookups(self, request, model_admin):
+        return [(str(pk), name) for pk, name in Trigger.objects.values_list("pk", "name")]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(**{self.lookup: self.value()}) if self.value() else queryset
+
+
+class RecentFilter(admin.SimpleListFilter):
+    """Recent windows of one indexed time column (`field`), and `OLDER` ones before them."""
+
+    field = ""
+    WINDOWS: dict[str, tuple[str, dt.timedelta]] = {
+        "1h": ("Last hour", dt.timedelta(hours=1)),
+        "24h": ("Last 24 hours", dt.timedelta(hours=24)),
+        "7d": ("Last 7 days", dt.timedelta(days=7)),
+    }
+    OLDER: dict[str, tuple[str, dt.timedelta]] = {}
+
+    def lookups(self, request, model_admin):
+        return [(key, label) for key, (label, _) in {**self.WINDOWS, **self.OLDER}.items()]
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if value in self.WINDOWS:
+            since = timezone.now() - self.WINDOWS[value][1]
+            return queryset.filter(**{f"{self.field}__gte": since})
+        if value in self.OLDER:
+            return queryset.filter(**{f"{self.field}__lt": timezone.now() - self.OLDER[value][1]})
+        return queryset
 
 
 class CheckedParamsMixin:

@@ -26,7 +26,7 @@ from django.utils.translation import ngettext
 from eventing.capture.cron import upcoming
 from eventing.capture.database import describe_capture
 from eventing.models import CircuitState, EventLog, EventStatus, TriggerCircuit
-from triggers import types
+from triggers import fields, types
 from triggers.masking import MASK, mask_headers
 from triggers.models import EventType, Trigger
 from triggers.schedule import ScheduleError
@@ -39,8 +39,6 @@ from ..sites import site
 from ..transforms import PreviewInputError, parse_sample, preview_request
 from .params import CheckedParamsMixin
 
-# Ordered delivery per key and endpoint protection (rate and concurrency caps).
-DELIVERY_CONTROL_FIELDS = ("ordering_key", "rate_limit", "max_in_flight")
 # The test action delivers synchronously inside the request; a few triggers at most.
 MAX_TEST_TRIGGERS = 5
 
@@ -128,11 +126,26 @@ class StateFilter(admin.SimpleListFilter):
         return queryset
 
 
+# Read-only displays of the change page, after their group's fields (triggers.fields).
+DISPLAYS = {
+    "matching": ("capture",),
+    "schedule": ("next_runs",),
+    "transform": ("transform_preview",),
+    "state": ("circuit_breaker",),
+}
+
+
+class TriggerAdminForm(TriggerForm):
+    """The trigger form, whose displays are shown and hidden with their group."""
+
+    displays = DISPLAYS
+
+
 @admin.register(Trigger, site=site)
 class TriggerAdmin(TimestampsMixin, CheckedParamsMixin, admin.ModelAdmin):
     """Define webhooks and what fires them; operate them with actions."""
 
-    form = TriggerForm
+    form = TriggerAdminForm
     change_form_template = "mission_control/trigger/change_form.html"
     list_display = (
         "trigger_name",
@@ -167,166 +180,40 @@ class TriggerAdmin(TimestampsMixin, CheckedParamsMixin, admin.ModelAdmin):
         "rotate_secret",
         "replay_events",
     )
-    fieldsets = (
-        (None, {"fields": ("name", "description")}),
-        (
-            "What fires it",
-            {
-                "fields": (
-                    "kind",
-                    "custom_type",
-                    "source_model",
-                    "source_storage",
-                    "watch_fields",
-                    "payload_fields",
-                    "path_pattern",
-                    "filter",
-                    "send_actor",
-                    "capture",
-                ),
-            },
-        ),
-        (
-            "Schedule (CRON)",
-            {
-                "fields": (
-                    "cron_expression",
-                    "cron_timezone",
-                    "cron_payload",
-                    "cron_skip_missed",
-                    "next_runs",
-                ),
-            },
-        ),
-        (
-            "Webhook",
-            {
-                "fields": (
-                    "url",
-                    "headers",
-                    "send_authorization",
-                    "timeout_ms",
-                    "signing_secret_display",
-                ),
-            },
-        ),
-        (
-            "Request transform",
-            {
+    # Generated from the trigger's field groups (triggers.fields): the form's kind, type and
+    # storage pickers stand in for type and source, displays follow their group's fields.
+    fieldsets = fields.fieldsets(
+        replace={
+            "type": ("kind", "custom_type"),
+            "source": ("source_model", "source_storage"),
+            "signing_secret": ("signing_secret_display",),
+            "cron_last_tick": (),
+            "created_at": ("created",),
+            "updated_at": ("updated",),
+        },
+        extra=DISPLAYS,
+        options={
+            "transform": {
                 "classes": ("mc-transform",),
-                "description": "Optional: shape the request with templates over the event "
-                "(docs/transforms.md). Empty fields keep the CloudEvents POST.",
-                "fields": (
-                    "transform_method",
-                    "transform_url",
-                    "transform_query",
-                    "transform_headers",
-                    "transform_body",
-                    "transform_preview",
-                ),
-            },
-        ),
-        (
-            "Retries and timing",
-            {
-                "fields": (
-                    "retries",
-                    "backoff_base_s",
-                    "backoff_max_s",
-                    "retry_policy",
-                    "retry_statuses",
-                    "circuit_failures",
-                    "delay_s",
-                ),
-            },
-        ),
-        ("Order and endpoint protection", {"fields": DELIVERY_CONTROL_FIELDS}),
-        (
-            "State",
-            {
-                "fields": (
-                    "enabled",
-                    "paused",
-                    "paused_reason",
-                    "circuit_breaker",
-                    "created",
-                    "updated",
-                )
-            },
-        ),
+                "description": fields.group("transform").help,
+            }
+        },
     )
 
     # What users without change permission see: stored values, credentials (header values,
     # the signing secret) masked.
-    view_fieldsets = (
-        (None, {"fields": ("name", "description")}),
-        (
-            "What fires it",
-            {
-                "fields": (
-                    "type",
-                    "source",
-                    "watch_fields",
-                    "payload_fields",
-                    "path_pattern",
-                    "filter",
-                    "send_actor",
-                    "capture",
-                )
-            },
-        ),
-        (
-            "Schedule (CRON)",
-            {
-                "fields": (
-                    "cron_expression",
-                    "cron_timezone",
-                    "cron_payload",
-                    "cron_skip_missed",
-                    "next_runs",
-                )
-            },
-        ),
-        (
-            "Webhook",
-            {
-                "fields": (
-                    "url",
-                    "masked_headers",
-                    "send_authorization",
-                    "timeout_ms",
-                    "masked_signing_secret",
-                )
-            },
-        ),
-        (
-            "Request transform",
-            {
-                "fields": (
-                    "transform_method",
-                    "transform_url",
-                    "transform_query",
-                    "transform_headers",
-                    "transform_body",
-                )
-            },
-        ),
-        (
-            "Retries and timing",
-            {
-                "fields": (
-                    "retries",
-                    "backoff_base_s",
-                    "backoff_max_s",
-                    "retry_policy",
-                    "retry_statuses",
-                    "circuit_failures",
-                    "delay_s",
-                )
-            },
-        ),
-        ("Order and endpoint protection", {"fields": DELIVERY_CONTROL_FIELDS}),
-        ("State", {"fields": ("state", "circuit_breaker", "created", "updated")}),
+    view_fieldsets = fields.fieldsets(
+        replace={
+            "headers": ("masked_headers",),
+            "signing_secret": ("masked_signing_secret",),
+            "cron_last_tick": (),
+            "enabled": ("state",),
+            "paused": (),
+            "paused_reason": (),
+            "created_at": ("created",),
+            "updated_at": ("updated",),
+        },
+        extra={"matching": ("capture",), "schedule": ("next_runs",), "state": ("circuit_breaker",)},
     )
 
     class Media:

@@ -17,48 +17,15 @@ from django.db import transaction
 
 from eventing.conf import settings
 from eventing.management.yaml_files import load_yaml, yaml_module
+from triggers import fields as trigger_fields
 from triggers import space_cloud
 from triggers.masking import mask_headers, unmask_headers
 from triggers.models import EventType, Trigger
 
 FORMAT_VERSION = 1
-# Fields kept in the file. Ids, timestamps and pausing (by a user or a 410) are runtime state.
-TRIGGER_FIELDS = (
-    "name",
-    "type",
-    "source",
-    "url",
-    "enabled",
-    "paused",
-    "retries",
-    "timeout_ms",
-    "backoff_base_s",
-    "backoff_max_s",
-    "retry_policy",
-    "retry_statuses",
-    "circuit_failures",
-    "delay_s",
-    "watch_fields",
-    "payload_fields",
-    "filter",
-    "path_pattern",
-    "ordering_key",
-    "rate_limit",
-    "max_in_flight",
-    "headers",
-    "send_authorization",
-    "send_actor",
-    "cron_expression",
-    "cron_timezone",
-    "cron_payload",
-    "cron_skip_missed",
-    "transform_method",
-    "transform_url",
-    "transform_query",
-    "transform_headers",
-    "transform_body",
-    "description",
-)
+# Fields kept in the file (triggers.fields): ids, timestamps, the last CRON tick and a pause's
+# reason are runtime state; the signing secret goes in only with --include-secrets.
+TRIGGER_FIELDS = trigger_fields.export_fields()
 EVENT_TYPE_FIELDS = ("name", "description", "schema", "queue_rule")
 
 
@@ -79,7 +46,7 @@ def export_data(include_secrets: bool) -> dict[str, Any]:
     Without `include_secrets` credentials stay out of the file: no signing secret, and literal
     header values masked (importing the mask back keeps the stored value).
     """
-    fields = TRIGGER_FIELDS + (("signing_secret",) if include_secrets else ())
+    fields = TRIGGER_FIELDS + (trigger_fields.SECRETS if include_secrets else ())
     triggers = []
     for row in Trigger.objects.order_by("name"):
         item = {name: getattr(row, name) for name in fields}
@@ -112,7 +79,7 @@ def apply_item(model, fields: tuple[str, ...], item: Any, where: str) -> str:
     """Create or update one object from `item`; returns created, updated or unchanged."""
     if not isinstance(item, dict) or not isinstance(item.get("name"), str):
         raise CommandError(f"{where}: each entry must be an object with a 'name'.")
-    allowed = set(fields) | ({"signing_secret"} if model is Trigger else set())
+    allowed = set(fields) | (set(trigger_fields.SECRETS) if model is Trigger else set())
     unknown = sorted(set(item) - allowed)
     if unknown:
         raise CommandError(f"{where} ({item['name']}): unknown field(s) {', '.join(unknown)}.")

@@ -32,12 +32,10 @@
     show("custom_type", kind === "custom");
     show("source_model", isDb);
     show("source_storage", isFile);
-    show("watch_fields", kind === "DB_UPDATE");
-    show("payload_fields", isDb);
-    show("path_pattern", isFile);
-    show("send_actor", isDb);
-    for (const name of ["cron_expression", "cron_timezone", "cron_payload", "cron_skip_missed", "next_runs"]) {
-      show(name, kind === "CRON");
+    // Rows used by some kinds only, as triggers/fields.py declares them ("custom": any custom type).
+    const fieldKinds = JSON.parse(document.getElementById("id_kind").dataset.fieldKinds || "{}");
+    for (const [name, kinds] of Object.entries(fieldKinds)) {
+      show(name, kinds.includes(kind));
     }
     const model = (document.getElementById("id_source_model") || {}).value || "";
     filterFields("id_watch_fields", model);

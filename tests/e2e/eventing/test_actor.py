@@ -9,9 +9,11 @@ from unittest import mock
 
 import pytest
 from django.core.management import call_command
+from django.core.management.base import BaseCommand
 
 import eventing
 from eventing.capture.actor import current_actor
+from eventing.management import command_actor, execute_from_command_line
 from eventing.models import EventLog
 from tests.factories import TriggerFactory
 from tests.testapp.models import Customer, Order
@@ -76,21 +78,33 @@ def test_a_trigger_that_leaves_the_actor_out_gets_none():
     assert "actor" not in by_trigger["without_actor"]
 
 
-@pytest.mark.django_db
-def test_a_management_command_is_the_actor_of_its_writes():
+# transaction=True: a command line closes the database connections when it ends.
+@pytest.mark.django_db(transaction=True)
+def test_a_management_command_is_the_actor_of_its_writes_where_the_project_opts_in():
     TriggerFactory(type="DB_INSERT", source="auth.User")
+    line = ["manage.py", "createsuperuser", "--noinput", "--email", "r@example.com"]
     with mock.patch.dict(os.environ, {"DJANGO_SUPERUSER_PASSWORD": "pw-for-test-only"}):
-        call_command(
-            "createsuperuser", "--noinput", "--username", "root", "--email", "r@example.com"
-        )
+        execute_from_command_line([*line, "--username", "root"])
         with eventing.actor("provisioning"):  # an actor already known is kept
-            call_command(
-                "createsuperuser", "--noinput", "--username", "root2", "--email", "r@example.com"
-            )
+            execute_from_command_line([*line, "--username", "root2"])
+        # Not opted in (Django's own call_command): no actor, Django's execute untouched.
+        call_command(
+            "createsuperuser", "--noinput", "--username", "root3", "--email", "x@example.com"
+        )
 
-    actors = {d["new"]["username"]: d["actor"] for d in data_of()}
-    assert actors == {"root": "manage:createsuperuser", "root2": "provisioning"}
+    actors = {d["new"]["username"]: d.get("actor") for d in data_of()}
+    assert actors == {"root": "manage:createsuperuser", "root2": "provisioning", "root3": None}
     assert "password" not in data_of()[0]["new"]
+    # Django's own method, as its module defines it: nothing of Django's is replaced.
+    assert BaseCommand.execute.__module__ == "django.core.management.base"
+    assert not hasattr(BaseCommand.execute, "__wrapped__")
+
+
+def test_only_a_command_line_naming_a_command_has_an_actor():
+    assert command_actor(["manage.py", "migrate", "--noinput"]) == "manage:migrate"
+    assert command_actor(["manage.py"]) is None
+    assert command_actor(["manage.py", "--version"]) is None
+    assert command_actor(["manage.py", "help", "migrate"]) is None
 
 
 def test_threads_and_tasks_each_see_their_own_actor():

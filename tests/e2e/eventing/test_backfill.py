@@ -54,6 +54,24 @@ def test_rows_become_manual_events_with_the_row_as_new(orders_trigger, deliver_m
 
 
 @pytest.mark.django_db
+def test_backfilled_events_keep_the_trigger_s_order_and_delay(deliver_messages):
+    trigger = TriggerFactory(
+        name="ordered_sync",
+        type="DB_UPDATE",
+        source="testapp.Order",
+        url="http://127.0.0.1:9/",
+        ordering_key="new.status",
+        delay_s=60,
+    )
+    Order.objects.bulk_create(Order(status=s) for s in ("a", "b", "a"))
+    backfill.backfill(trigger, backfill.rows_for(trigger), batch_size=10)
+    events = list(EventLog.objects.order_by("created_at", "id"))
+    # Built from the trigger itself (TriggerSpec.from_trigger): its ordering key applies too.
+    assert [e.ordering_key for e in events] == ["a", "b", "a"]
+    assert all((e.deliver_at - e.created_at).total_seconds() >= 59 for e in events)
+
+
+@pytest.mark.django_db
 def test_rerun_with_the_same_backfill_id_sends_nothing_twice(orders_trigger, deliver_messages):
     Order.objects.bulk_create(Order(status="new") for _ in range(5))
     rows = backfill.rows_for(orders_trigger)

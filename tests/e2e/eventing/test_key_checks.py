@@ -89,8 +89,11 @@ def test_bad_key_material_is_an_error(settings):
     assert "SIGNING_KEY" in problems[0].msg
     assert 'CLIENT_PUBLIC_KEYS"][1]' in problems[1].msg
     assert 'CLIENT_JWKS_URLS"][1] must be an absolute http:// or https:// URL' in problems[2].msg
+    # Not a list: refused when the settings are read, reported by check_settings.
     settings.EVENTING = {"SECRETS": [GOOD], "CLIENT_PUBLIC_KEYS": ed25519_pem(public=True)}
-    assert ids(check_keys()) == ["eventing.E006"]
+    assert ids(check_settings()) == ["eventing.E006"]
+    assert "CLIENT_PUBLIC_KEYS" in check_settings()[0].msg
+    assert check_keys() == []
 
 
 def test_jwks_url_resolving_to_an_internal_address_is_a_warning(settings):
@@ -99,7 +102,7 @@ def test_jwks_url_resolving_to_an_internal_address_is_a_warning(settings):
     assert problem.id == "eventing.W007"
     assert "a loopback address" in problem.msg
     settings.EVENTING = {"SECRETS": [GOOD], "CLIENT_JWKS_URLS": "https://issuer.example/jwks"}
-    assert ids(check_keys()) == ["eventing.E006"]
+    assert ids(check_settings()) == ["eventing.E006"]
 
 
 def test_signing_key_replaces_secrets(settings):

@@ -242,7 +242,7 @@ def test_a_worker_serves_its_own_metrics_on_the_configured_port(
 
     port = free_port()
     settings.EVENTING = {**settings.EVENTING, "WORKER_METRICS_PORT": port}
-    start_worker_exporter()  # what Celery's worker_ready signal calls
+    start_worker_exporter()  # what the worker's bootstep calls (eventing.ops.bootsteps)
     trigger = TriggerFactory(name="metrics_worker", type="metric_worker", url=receiver.url("/ok"))
     deliver_event(emit("metric_worker", {})[0].id)
     text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text

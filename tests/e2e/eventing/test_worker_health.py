@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+from types import SimpleNamespace
 
 import pytest
-from celery.signals import worker_ready, worker_shutdown
+import requests
+from celery import Celery
+from celery.signals import celeryd_init, worker_ready
 from django.utils import timezone
 
 from eventing.models import Heartbeat
 from eventing.ops import health
-from tests.processes import workers_parked
+from eventing.ops.bootsteps import EventingWorkerStep
+from tests.processes import CeleryProcess, workers_parked
+from tests.stack import free_port
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -68,19 +73,57 @@ def test_the_heartbeat_thread_writes_and_a_clean_stop_removes_the_row(client):
     assert client.get("/healthz?checks=workers").status_code == 503
 
 
-def test_celery_signals_start_the_heartbeat_once_per_process_and_stop_it():
-    class Consumer:
+def test_the_worker_bootstep_starts_the_heartbeat_once_per_process_and_stops_it():
+    class Worker:
         hostname = "w4@host"
 
-    worker_ready.send(sender=Consumer())
-    worker_ready.send(sender=Consumer())  # a consumer restart sends it again
+    step = EventingWorkerStep(Worker())
+    step.start(Worker())
+    step.start(Worker())  # started again (a restart of the step): still one thread
     try:
         assert wait_for_row("worker:w4@host")
         assert heartbeat_threads() == 1
     finally:
-        worker_shutdown.send(sender=Consumer())
+        step.stop(Worker())
     assert heartbeat_threads() == 0
     assert not Heartbeat.objects.filter(name="worker:w4@host").exists()
+
+
+def test_celeryd_init_adds_the_bootstep_to_the_app_of_the_worker_being_built():
+    app = Celery("bootstep-test", set_as_current=False)
+    assert EventingWorkerStep not in app.steps["worker"]
+    celeryd_init.send(sender="w5@host", instance=SimpleNamespace(app=app), conf=app.conf)
+    assert EventingWorkerStep in app.steps["worker"]
+
+    # No heartbeat from a mere Celery signal any more: only a worker that runs the step beats.
+    class Consumer:
+        hostname = "w6@host"
+
+    worker_ready.send(sender=Consumer())
+    assert heartbeat_threads() == 0
+
+
+def test_a_real_worker_beats_through_its_bootstep_and_serves_metrics_until_it_stops():
+    port = free_port()
+    process = CeleryProcess(
+        name="hb1", beat=False, concurrency=1, env={"EVENTING_WORKER_METRICS_PORT": str(port)}
+    )
+    process.start()
+    try:
+        row = wait_until(
+            lambda: Heartbeat.objects.filter(name__startswith="worker:hb1@").first(),
+            timeout_s=30,
+            message="the worker's heartbeat row",
+        )
+        metrics = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5)
+        assert metrics.status_code == 200
+        assert "eventing_" in metrics.text
+    finally:
+        process.stop()
+    # A worker stopped on purpose takes its row with it, and frees its metrics port.
+    assert not Heartbeat.objects.filter(name=row.name).exists()
+    with pytest.raises(requests.ConnectionError):
+        requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5)
 
 
 def heartbeat_threads() -> int:

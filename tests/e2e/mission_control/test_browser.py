@@ -393,7 +393,7 @@ def seed_a_busy_day(ok_url: str) -> None:
             name="warehouse_stock_levels_changed",
             type="DB_UPDATE",
             source="testapp.Order",
-            url="https://{{WAREHOUSE_HOST}}/api/v2/stock-level-notifications/receive",
+            url="https://{{HOOK_WAREHOUSE_HOST}}/api/v2/stock-level-notifications/receive",
         ),
         TriggerFactory(
             name="avatars_uploaded",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 
 import pytest
+from django.core.checks import run_checks
 
 from eventing import emit
 from eventing.checks import check_trigger_urls
@@ -229,16 +230,26 @@ def test_system_check_warns_about_triggers_resolving_to_blocked_addresses():
     TriggerFactory(name="internal", url="http://localhost:8000/hook")
     TriggerFactory(name="disabled_one", url="http://10.0.0.1/hook", enabled=False)
     TriggerFactory(name="with_env", url="http://{{NOT_SET_ANYWHERE_42}}/hook")
-    warnings = check_trigger_urls()
+    warnings = check_trigger_urls(databases=["default"])
     assert [w.id for w in warnings] == ["eventing.W003"]
     assert "internal" in warnings[0].msg
     assert "loopback" in warnings[0].msg
 
 
 @pytest.mark.django_db
+@pytest.mark.usefixtures("no_allowed_networks")
+def test_the_trigger_url_check_reads_the_database_only_when_databases_are_checked():
+    TriggerFactory(name="internal", url="http://localhost:8000/hook")
+    # A plain `manage.py check` (and every runserver start) runs no query for it ...
+    assert "eventing.W003" not in [m.id for m in run_checks()]
+    # ... `check --database` and `migrate` do.
+    assert "eventing.W003" in [m.id for m in run_checks(databases=["default"])]
+
+
+@pytest.mark.django_db
 def test_system_check_quiet_when_network_allowed():
     TriggerFactory(name="internal", url="http://localhost:8000/hook")
-    assert check_trigger_urls() == []
+    assert check_trigger_urls(databases=["default"]) == []
 
 
 @pytest.mark.usefixtures("no_allowed_networks")

@@ -28,7 +28,7 @@ def defined():
     TriggerFactory(
         name="orders_hook",
         type="order_placed",
-        url="https://h.example.com/{{T}}",
+        url="https://h.example.com/{{HOOK_T}}",
         headers=[{"name": "X-Key", "value_from_env": "HOOK_KEY"}],
         send_authorization=True,
     )

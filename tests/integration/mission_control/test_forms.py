@@ -111,14 +111,14 @@ def test_header_values_are_masked_and_kept():
     trigger = TriggerFactory(
         headers=[
             {"name": "X-Key", "value": "s3cret"},
-            {"name": "Authorization", "value_from_env": "TOKEN"},
+            {"name": "Authorization", "value_from_env": "HOOK_TOKEN"},
         ]
     )
     shown = TriggerForm(instance=trigger)
     rendered = str(shown["headers"])
     assert "s3cret" not in rendered
     assert MASK in rendered
-    assert "TOKEN" in rendered
+    assert "HOOK_TOKEN" in rendered
     data = {
         **BASE,
         "name": trigger.name,

@@ -33,10 +33,10 @@ def staff(*codenames: str) -> User:
 def test_preview_never_shows_environment_values(client, monkeypatch):
     """Attack: a user with only add_trigger puts `{{DATABASE_URL}}` in the URL and echoes
     `base_url` into the URL, a header and the body; the preview showed the resolved value."""
-    monkeypatch.setenv("PREVIEW_DATABASE_URL", SECRET)
+    monkeypatch.setenv("HOOK_PREVIEW_DATABASE_URL", SECRET)
     client.force_login(staff("add_trigger"))
     fields = {
-        "url": "https://hooks.example.com/in?db={{PREVIEW_DATABASE_URL}}",
+        "url": "https://hooks.example.com/in?db={{HOOK_PREVIEW_DATABASE_URL}}",
         "transform_url": "{{ base_url }}&again=1",
         "transform_headers": '{"X-Echo": "{{ base_url }}"}',
         "transform_body": '{"echo": {{ base_url | tojson }}}',
@@ -48,9 +48,9 @@ def test_preview_never_shows_environment_values(client, monkeypatch):
     reply = response.json()
     assert "error" not in reply, reply
     assert "hunter2" not in response.content.decode()
-    assert reply["url"].startswith("https://hooks.example.com/in?db={{PREVIEW_DATABASE_URL}}")
-    assert reply["headers"]["X-Echo"].endswith("{{PREVIEW_DATABASE_URL}}")
-    assert json.loads(reply["body"])["echo"].endswith("{{PREVIEW_DATABASE_URL}}")
+    assert reply["url"].startswith("https://hooks.example.com/in?db={{HOOK_PREVIEW_DATABASE_URL}}")
+    assert reply["headers"]["X-Echo"].endswith("{{HOOK_PREVIEW_DATABASE_URL}}")
+    assert json.loads(reply["body"])["echo"].endswith("{{HOOK_PREVIEW_DATABASE_URL}}")
 
 
 def test_preview_renders_only_what_the_user_may_view(client):

@@ -67,6 +67,20 @@ def test_queue_page_without_a_matching_trigger_says_so(admin_client):
     assert "No enabled trigger matches this type" in response.content.decode()
 
 
+def test_queue_page_offers_no_dead_letter_type_and_refuses_one(admin_client):
+    EventTypeFactory(name="order_placed")
+    EventTypeFactory(name="DLQ_declared")
+    TriggerFactory(name="on_dead_letters", type="dlq_orders_hook")
+    page = admin_client.get(reverse("mission_control:queue_event"))
+    offered = [value for value, _ in page.context["form"].fields["type"].choices]
+    assert offered == ["order_placed"]
+    refused = admin_client.post(
+        reverse("mission_control:queue_event"), {"type": "dlq_orders_hook", "payload": "{}"}
+    )
+    assert "dlq_orders_hook is not one of the available choices" in refused.content.decode()
+    assert not EventLog.objects.exists()
+
+
 def test_trigger_list_shows_24h_figures(admin_client):
     trigger = TriggerFactory(name="busy")
     for _ in range(3):

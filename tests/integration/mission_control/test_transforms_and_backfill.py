@@ -6,11 +6,11 @@ import json
 
 import pytest
 from django.contrib import admin
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Permission, User
 
 from eventing.models import EventLog
 from eventing.webhooks.scrubbing import REDACTED
-from mission_control.backfill import dialog_link, send_to_db_trigger
+from mission_control.backfill import SendToDBTriggerMixin, dialog_link, send_to_db_trigger
 from tests.factories import TriggerFactory
 from tests.support.mission_control import make_event
 from tests.testapp.models import Order
@@ -91,11 +91,30 @@ def test_backfill_counts_then_sends_batches_resumably(admin_client, deliver_mess
     assert "nope" in refused.json()["error"]
 
 
+class OrderAdmin(SendToDBTriggerMixin, admin.ModelAdmin):
+    """A project's admin that opts in to the backfill action."""
+
+
+def test_the_backfill_action_is_opt_in_per_admin_of_the_project_site(rf, admin_user):
+    # Nothing is added to the project's admin site for every model.
+    assert "eventing_send_to_db_trigger" not in dict(admin.site.actions)
+    request = rf.get("/")
+    request.user = admin_user
+    assert "eventing_send_to_db_trigger" not in admin.ModelAdmin(Order, admin.site).get_actions(
+        request
+    )
+    assert "eventing_send_to_db_trigger" in OrderAdmin(Order, admin.site).get_actions(request)
+    # Only users who may use the dialog are offered it.
+    clerk = User.objects.create_user("clerk", password="pw")
+    clerk.user_permissions.add(Permission.objects.get(codename="change_order"))
+    request.user = User.objects.get(pk=clerk.pk)
+    assert "eventing_send_to_db_trigger" not in OrderAdmin(Order, admin.site).get_actions(request)
+
+
 def test_admin_action_opens_the_dialog_for_the_selected_rows(rf, admin_user):
-    assert "eventing_send_to_db_trigger" in dict(admin.site.actions)
     orders = [Order.objects.create(status="new") for _ in range(2)]
     queryset = Order.objects.filter(pk__in=[o.pk for o in orders]).order_by("pk")
-    modeladmin = admin.ModelAdmin(Order, admin.site)
+    modeladmin = OrderAdmin(Order, admin.site)
     request = rf.post("/")
     request.user = admin_user
     request._messages = type("M", (), {"add": lambda *a, **k: None})()

@@ -4,7 +4,7 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 
 from eventing.checks import check_settings
-from eventing.conf import DEFAULTS, get_settings, settings
+from eventing.conf import DEFAULTS, RULES, TUNING, get_settings, settings
 
 
 def test_defaults_apply():
@@ -78,4 +78,64 @@ def test_a_batch_larger_than_one_statement_can_hold_is_refused(settings):
     assert problem.id == "eventing.E004"
     assert "between 1 and 1000" in problem.msg
     settings.EVENTING = {**settings.EVENTING, "DELIVERY_BATCH_SIZE": 1000}
+    assert check_settings() == []
+
+
+def test_every_key_is_declared_with_a_rule_its_default_passes():
+    assert set(RULES) == set(DEFAULTS)
+    assert set(TUNING) <= set(DEFAULTS)
+    for key, default in DEFAULTS.items():
+        assert RULES[key].accepts(default), key
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("SECRETS", "one-secret-not-a-list"),
+        ("SECRETS", ["ok" * 20, 42]),
+        ("ETA_HORIZON_S", "300"),
+        ("ETA_HORIZON_S", -1),
+        ("SWEEP_INTERVAL_S", 0),
+        ("TOKEN_TTL_S", 1.5),
+        ("DEFAULT_RETRIES", 101),
+        ("CAPTURE", "triggers"),
+        ("PUBLISH_IN_BACKGROUND", "yes"),
+        ("RETENTION", {"processed": 7, "archived": 3}),
+        ("RETENTION", {"failed": "30"}),
+        ("THROTTLE_RATES", {"eventing": "lots"}),
+        ("WORKER_METRICS_PORT", 70000),
+        ("INSTANCE_ID", ""),
+        ("MAX_PAYLOAD_BYTES", True),
+    ],
+)
+def test_a_value_a_key_does_not_accept_is_refused_naming_the_key(settings, key, value):
+    settings.EVENTING = {**settings.EVENTING, key: value}
+    with pytest.raises(ImproperlyConfigured, match=f'EVENTING\\["{key}"\\] must be'):
+        get_settings()
+    [problem] = check_settings()
+    assert problem.id == "eventing.E004"
+    assert key in problem.msg
+
+
+def test_allowed_networks_must_be_cidrs(settings):
+    settings.EVENTING = {**settings.EVENTING, "ALLOWED_NETWORKS": ["10.0.0.0/8", "intranet"]}
+    [problem] = check_settings()
+    assert problem.id == "eventing.E003"
+    assert "CIDRs" in problem.msg
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("SECRETS", ("x" * 40,)),
+        ("ETA_HORIZON_S", 12.5),
+        ("RETENTION", {"processed": None}),
+        ("THROTTLE_RATES", {"eventing_queue": "100/min", "eventing": None}),
+        ("DISABLE_AFTER_S", None),
+        ("ALLOWED_NETWORKS", ["127.0.0.0/8", "::1"]),
+    ],
+)
+def test_values_of_the_right_type_pass(settings, key, value):
+    settings.EVENTING = {**settings.EVENTING, key: value}
+    assert getattr(get_settings(), key) == value
     assert check_settings() == []

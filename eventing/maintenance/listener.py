@@ -18,25 +18,17 @@ import logging
 import select
 import threading
 import time
-from collections.abc import Iterable
 
 from celery.signals import beat_init, worker_ready, worker_shutdown
 from django.db import close_old_connections, connections
-from django.db.models import QuerySet
 from django.utils import timezone
 
-from eventing.capture.database import (
-    CAPTURES_PER_PASS,
-    CHANNEL,
-    database_capture,
-    expand_captures,
-    ident,
-)
+from eventing.capture.database.expand import CAPTURES_PER_PASS, expand_captures
+from eventing.capture.database.mode import CHANNEL, database_capture
+from eventing.capture.database.sql import ident
 from eventing.conf import settings
-from eventing.dispatch.sending import deliverable, publish_marked, send_rows
-from eventing.models import EventLog, EventStatus
+from eventing.dispatch.sending import publish_marked
 from eventing.runtime import PerProcess
-from eventing.store.predicates import not_blocked
 
 logger = logging.getLogger(__name__)
 
@@ -52,36 +44,11 @@ WAIT_S = 1.0
 PROBE_EVERY_S = 30.0
 
 
-def publish_batches(batch_ids: Iterable[str], now: dt.datetime | None = None) -> int:
-    """Mark and send the staged rows of these batches that have no message yet; how many sent.
-
-    Rows due beyond ETA_HORIZON_S and rows of paused or disabled triggers are left to the
-    sweeper, as it would treat them. Rows are locked with SKIP LOCKED, so a sweep running at
-    the same moment takes the others: no row is sent twice by the two.
-    """
-    now = now or timezone.now()
-    return send_rows(unsent(batch_ids, now), now)
-
-
-def unsent(batch_ids: Iterable[str], now: dt.datetime) -> QuerySet[EventLog]:
-    """The rows of these batches the listener sends: staged, no message yet, due soon, and not
-    behind an unfinished row of their ordering key (event_captures_expand's rule too)."""
-    horizon = now + dt.timedelta(seconds=settings.ETA_HORIZON_S)
-    return EventLog.objects.using(settings.DATABASE).filter(
-        deliverable(),
-        not_blocked(),
-        batch_id__in=sorted(set(batch_ids)),
-        status=EventStatus.STAGED,
-        enqueued_at__isnull=True,
-        deliver_at__lte=horizon,
-    )
-
-
 def publish_captures() -> int:
     """Expand every capture there is into event rows and send them; how many sent.
 
-    Each pass expands and marks its rows sent in one statement (the rows `unsent` would pick),
-    then publishes them.
+    Each pass expands and marks its rows sent in one statement (staged, deliverable, due soon,
+    not behind an unfinished row of its ordering key), then publishes them.
     """
     sent = 0
     while True:
