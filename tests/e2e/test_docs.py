@@ -303,6 +303,7 @@ def test_integration_page_works_in_a_fresh_startproject(tmp_path):
             "eventing.cron",
             "eventing.deliver",
             "eventing.deliver_batch",
+            "eventing.partitions",
             "eventing.sweep",
         ]
     )
