@@ -3,7 +3,7 @@
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from eventing.checks import check_settings
+from eventing.checks import VALUE_ERROR_IDS, check_settings
 from eventing.conf import DEFAULTS, RULES, TUNING, get_settings, settings
 
 
@@ -113,7 +113,7 @@ def test_a_value_a_key_does_not_accept_is_refused_naming_the_key(settings, key, 
     with pytest.raises(ImproperlyConfigured, match=f'EVENTING\\["{key}"\\] must be'):
         get_settings()
     [problem] = check_settings()
-    assert problem.id == "eventing.E004"
+    assert problem.id == VALUE_ERROR_IDS.get(key, "eventing.E004")
     assert key in problem.msg
 
 

@@ -23,9 +23,10 @@ def not_postgres(monkeypatch):
 
 def test_an_unknown_mode_is_a_check_error(settings):
     settings.EVENTING = {**settings.EVENTING, "CAPTURE": "trigger"}
-    (error,) = checks.check_capture_mode()
+    (error,) = checks.check_settings()
     assert error.id == "eventing.E009"
     assert "'trigger'" in error.msg
+    assert checks.check_capture_mode() == []  # said once, by the settings check
 
 
 def test_database_mode_off_postgresql_is_a_check_error_and_signals_carry_on(settings, not_postgres):
