@@ -19,7 +19,9 @@ from tests.testapp.models import Order
 
 pytestmark = [POSTGRES_ONLY, pytest.mark.slow]
 
-FIRST = {"sig-a": "signals", "sig-b": "signals", "db-a": "database", "db-b": "database"}
+SIGNALS = {"sig-a": "signals", "sig-b": "signals"}
+# Rolled to database mode once the capture triggers exist, beside the signal-mode ones.
+DATABASE = {"db-a": "database", "db-b": "database"}
 # Switching back, the database-mode processes are replaced by signal-mode ones.
 ROLLED = {"sig-c": "signals", "sig-d": "signals"}
 PATIENCE_S = 60.0
@@ -64,30 +66,31 @@ def stop_writers(processes: dict[str, subprocess.Popen], folder) -> dict[str, in
 def test_switching_both_ways_under_writes_of_both_modes_records_each_write_once(
     transactional_db, settings, tmp_path
 ):
-    """As docs/operations.md says: to database mode, `sync` at any time (before, during or
-    after the processes change mode); back to signals, the processes change mode first and
-    `sync` in signal mode drops the triggers once no database-mode process is left."""
+    """As docs/operations.md says: to database mode, `sync` while the signal-mode processes
+    write, then roll processes to database mode beside them; back to signals, the processes
+    change mode first and `sync` in signal mode drops the triggers once no database-mode
+    process is left. Every write is recorded once throughout."""
     settings.EVENTING = {**settings.EVENTING, "CAPTURE": "signals"}
     TriggerFactory(type="DB_INSERT", source="testapp.Order")
-    first = start_writers(FIRST, tmp_path)
-    rolled: dict[str, subprocess.Popen] = {}
+    running = start_writers(SIGNALS, tmp_path)
     counts: dict[str, int] = {}
     try:
-        wait_for_more_writes(FIRST)  # no capture trigger yet: everyone records by signals
+        wait_for_more_writes(SIGNALS)  # no capture trigger yet: everyone records by signals
         settings.EVENTING = {**settings.EVENTING, "CAPTURE": "database"}
         assert any(line.startswith("created trigger") for line in capture_db.sync())
-        wait_for_more_writes(FIRST)  # database-mode writes now come from the trigger
+        wait_for_more_writes(SIGNALS)  # the functions stand down for signal-mode sessions
+        running |= start_writers(DATABASE, tmp_path)
+        wait_for_more_writes([*SIGNALS, *DATABASE])  # both modes side by side
         # Back to signals: the database-mode processes are replaced, one mode running beside
         # the other meanwhile; then the triggers go.
-        rolled = start_writers(ROLLED, tmp_path)
-        wait_for_more_writes([*FIRST, *ROLLED])
-        counts |= stop_writers({t: first.pop(t) for t in ("db-a", "db-b")}, tmp_path)
+        running |= start_writers(ROLLED, tmp_path)
+        wait_for_more_writes([*SIGNALS, *DATABASE, *ROLLED])
+        counts |= stop_writers({t: running.pop(t) for t in DATABASE}, tmp_path)
         settings.EVENTING = {**settings.EVENTING, "CAPTURE": "signals"}
         assert any(line.startswith("dropped trigger") for line in capture_db.sync())
-        wait_for_more_writes(["sig-a", "sig-b", *ROLLED])
+        wait_for_more_writes([*SIGNALS, *ROLLED])
     finally:
-        counts |= stop_writers(first, tmp_path) if first else {}
-        counts |= stop_writers(rolled, tmp_path) if rolled else {}
+        counts |= stop_writers(running, tmp_path) if running else {}
         settings.EVENTING = {**settings.EVENTING, "CAPTURE": "database"}
         capture_db.drop()
 
