@@ -19,7 +19,7 @@ def sweeper_module():
     try:
         from eventing.maintenance import sweeper
     except ImportError:  # before eventing/maintenance/
-        from eventing.dispatch import sweeper
+        from eventing.maintenance import sweeper
     return sweeper
 
 

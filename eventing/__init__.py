@@ -8,7 +8,9 @@ if TYPE_CHECKING:
     from eventing.capture.actor import actor
     from eventing.recording.emit import emit
 
-__all__ = ("actor", "emit")
+__version__ = "0.2.0"  # pyproject.toml's version says the same (a test holds them together)
+
+__all__ = ("__version__", "actor", "emit")
 
 
 def __getattr__(name: str):

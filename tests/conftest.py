@@ -13,7 +13,14 @@ from django.test import TransactionTestCase
 
 from eventing import runtime
 from tests.hostile import RawServer
-from tests.processes import ROOT, CeleryProcess, purge_broker, workers_parked
+from tests.processes import (
+    ROOT,
+    CeleryProcess,
+    purge_broker,
+    start_all,
+    stop_all,
+    workers_parked,
+)
 from tests.receiver import Receiver
 
 
@@ -91,14 +98,14 @@ def two_workers(transactional_db):
     """Two worker processes of their own (the first runs beat, so the sweeper); the session's
     worker is parked meanwhile so that only these two take the test's messages."""
     with workers_parked():
-        started: list[CeleryProcess] = []
+        processes = [
+            CeleryProcess(name=name, beat=beat, concurrency=4)
+            for name, beat in (("tw1", True), ("tw2", False))
+        ]
         try:
-            for name, beat in (("tw1", True), ("tw2", False)):
-                started.append(CeleryProcess(name=name, beat=beat, concurrency=4).start())
-            yield started
+            yield start_all(processes)
         finally:
-            for process in started:
-                process.stop()
+            stop_all(processes)
 
 
 @pytest.fixture

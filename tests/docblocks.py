@@ -3,7 +3,7 @@
 A block runs as written unless the line before its fence is a marker:
 
 * `<!-- docs-test: needs-server <reason> -->`: needs `make run` or another server; the scripted
-  newcomer run (tests/test_newcomer.py) runs the ones it names, the docs test skips it.
+  newcomer run (tests/e2e/test_newcomer.py) runs the ones it names, the docs test skips it.
 * `<!-- docs-test: skip <reason> -->`: not run (the reason says what covers it instead).
 * `<!-- docs-test: append <path> -->` / `write <path>`: a Python block added to (or written as)
   a file of the project the page builds.

@@ -94,6 +94,13 @@ class CeleryProcess:
         return cmd
 
     def start(self) -> CeleryProcess:
+        """Start the process and wait until it is ready."""
+        self.launch()
+        self.wait_ready()
+        return self
+
+    def launch(self) -> CeleryProcess:
+        """Start the process without waiting (start_all() waits for several at once)."""
         # A restarted process appends to its log: look for "ready" only in the new part.
         self.log_offset = self.log_path.stat().st_size
         log = self.log_path.open("ab")
@@ -106,7 +113,6 @@ class CeleryProcess:
             start_new_session=True,
         )
         CeleryProcess.running.add(self)
-        self.wait_ready()
         return self
 
     def wait_ready(self, timeout_s: float = 60.0) -> None:
@@ -164,6 +170,28 @@ def purge_broker() -> None:
         app.control.purge(connection=conn)
 
 
+def start_all(processes: list[CeleryProcess]) -> list[CeleryProcess]:
+    """Start several processes side by side: they get ready in the time of the slowest."""
+    for process in processes:
+        process.launch()
+    for process in processes:
+        process.wait_ready()
+    return processes
+
+
+def stop_all(processes: list[CeleryProcess], timeout_s: float = 30.0) -> None:
+    """Warm-shut several processes down side by side (SIGTERM to each, then wait for each)."""
+    running = [p for p in processes if p.proc and p.proc.poll() is None]
+    for process in running:
+        process.signal(signal.SIGTERM)
+    for process in running:
+        try:
+            process.proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        CeleryProcess.running.discard(process)
+
+
 @contextmanager
 def workers_parked(before_restart: Callable[[], None] | None = None) -> Iterator[None]:
     """Stop every running Celery process (the session worker would compete for the test's
@@ -172,8 +200,7 @@ def workers_parked(before_restart: Callable[[], None] | None = None) -> Iterator
     `before_restart` runs first on the way out (e.g. bring back a broker a test stopped).
     """
     parked = [p for p in CeleryProcess.running if p.proc and p.proc.poll() is None]
-    for process in parked:
-        process.stop()
+    stop_all(parked)
     purge_broker()
     try:
         yield
@@ -181,5 +208,34 @@ def workers_parked(before_restart: Callable[[], None] | None = None) -> Iterator
         if before_restart is not None:
             before_restart()
         purge_broker()
-        for process in parked:
-            process.start()
+        start_all(parked)
+
+
+def host_worker(celery: list[str], host: Path, env: dict[str, str], log: Path) -> subprocess.Popen:
+    """The host project's worker with embedded beat (`celery` is how to run Celery there), its
+    output in `log`; stop it with os.killpg(worker.pid, SIGTERM)."""
+    with log.open("wb") as output:  # the worker holds its own copy of the file
+        return subprocess.Popen(
+            [
+                *celery,
+                "-A",
+                "hostsite",
+                "worker",
+                "-B",
+                "-P",
+                "threads",
+                "-c",
+                "4",
+                "-l",
+                "info",
+                "-s",
+                str(log.with_name("beat-schedule")),
+                "--without-mingle",
+                "--without-gossip",
+            ],
+            cwd=host,
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )

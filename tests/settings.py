@@ -30,7 +30,7 @@ EVENTING.update(
     }
 )
 # A second database (`python -m tests.stack postgres` creates it on the same server) for the
-# tests of a separate events database: tests/eventing/test_events_database.py. Their worker
+# tests of a separate events database: tests/e2e/eventing/test_events_database.py. Their worker
 # processes get the test database's URL here, and EVENTING_TEST_DATABASE=events.
 if os.environ.get("EVENTING_TEST_EVENTS_DATABASE_URL"):
     DATABASES["events"] = dj_database_url.parse(

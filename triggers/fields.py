@@ -3,7 +3,7 @@
 Mission Control's fieldsets, the form's fields, the API serializer's fields, the columns the
 trigger index reads, the export/import file and the order of validation (one validator per
 group, triggers/validation.py) all come from `GROUPS`. A column added to `Trigger` without a
-place here fails `tests/triggers/test_fields.py`.
+place here fails `tests/integration/triggers/test_fields.py`.
 """
 
 from __future__ import annotations

@@ -24,10 +24,10 @@ from triggers import schedule, types
 from triggers.models import Trigger
 from triggers.registry import TriggerSpec
 
+logger = logging.getLogger(__name__)
+
 # The `source` of cron events.
 SOURCE = "cron"
-
-logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -93,6 +93,10 @@ def fire_due_ticks(now: dt.datetime | None = None) -> TickResult:
         except Exception:
             result.failed += 1
             logger.exception("CRON trigger %r: its tick could not be handled", trigger.name)
+    if result.fired or result.skipped:
+        # Checks that found nothing stay silent (Celery's own lines about them are DEBUG with
+        # eventing.ops.logs.QuietSweepsFilter): a line means a tick fired or was skipped.
+        logger.info("cron fired=%d skipped=%d", result.fired, result.skipped)
     return result
 
 

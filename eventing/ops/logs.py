@@ -5,7 +5,7 @@ fields (`-` when absent, so format strings may name them); the formatters are
 `eventing.ops.logs.KeyValueFormatter` (text, `key=value` suffix) and
 `eventing.ops.logs.JsonFormatter`
 (one JSON object per line, for log pipelines). `eventing.ops.logs.QuietSweepsFilter` on a
-handler turns Celery's three lines per sweep into DEBUG lines.
+handler turns Celery's three lines per sweep and per CRON check into DEBUG lines.
 """
 
 from __future__ import annotations
@@ -29,19 +29,20 @@ class EventContextFilter(logging.Filter):
 
 
 # Celery's own lines about every run of a task: received (worker), succeeded (trace), sent
-# (beat). For the sweeper, that is three INFO lines a second.
+# (beat). For the sweeper that is three INFO lines a second, for the CRON check three every 5 s.
 ROUTINE_TASK_LOGGERS = ("celery.worker.strategy", "celery.app.trace", "celery.beat")
-SWEEP_TASK = "eventing.sweep"
+# Beat's periodic tasks that log a line of their own when a run did something.
+ROUTINE_TASKS = ("eventing.sweep", "eventing.cron")
 
 
 class QuietSweepsFilter(logging.Filter):
-    """Demote Celery's per-run INFO lines of the sweep task to DEBUG (the sweeper logs a line
-    itself when a sweep did something), leaving every other task's lines alone."""
+    """Demote Celery's per-run INFO lines of the sweep and CRON-check tasks to DEBUG (each logs
+    a line itself when a run did something), leaving every other task's lines alone."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.levelno != logging.INFO or record.name not in ROUTINE_TASK_LOGGERS:
             return True
-        if task_name_of(record) != SWEEP_TASK:
+        if task_name_of(record) not in ROUTINE_TASKS:
             return True
         record.levelno, record.levelname = logging.DEBUG, "DEBUG"
         return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)

@@ -35,7 +35,14 @@ class Migration(migrations.Migration):
             name='cron_timezone',
             field=models.CharField(blank=True, default='UTC', help_text='CRON only: the IANA timezone the expression is read in, e.g. Europe/Paris.', max_length=64),
         ),
+        # Triggers that exist before this migration keep sending what they sent (no `actor`);
+        # triggers created after it get the new default.
         migrations.AddField(
+            model_name='trigger',
+            name='send_actor',
+            field=models.BooleanField(default=False, help_text="DB types: add who made the change to the event data as `actor` (the request's user, the management command, or eventing.actor()) when it is known."),
+        ),
+        migrations.AlterField(
             model_name='trigger',
             name='send_actor',
             field=models.BooleanField(default=True, help_text="DB types: add who made the change to the event data as `actor` (the request's user, the management command, or eventing.actor()) when it is known."),

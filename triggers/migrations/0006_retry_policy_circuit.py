@@ -11,7 +11,14 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
+        # Triggers that exist before this migration keep retrying as before, without a circuit
+        # breaker (0); triggers created after it get the new default of 10.
         migrations.AddField(
+            model_name='trigger',
+            name='circuit_failures',
+            field=models.PositiveIntegerField(default=0, help_text='Consecutive failed attempts after which delivery stops and one probe event is tried on a growing interval until one succeeds; 0 turns the circuit breaker off.', validators=[django.core.validators.MaxValueValidator(100000)], verbose_name='circuit opens after'),
+        ),
+        migrations.AlterField(
             model_name='trigger',
             name='circuit_failures',
             field=models.PositiveIntegerField(default=10, help_text='Consecutive failed attempts after which delivery stops and one probe event is tried on a growing interval until one succeeds; 0 turns the circuit breaker off.', validators=[django.core.validators.MaxValueValidator(100000)], verbose_name='circuit opens after'),
