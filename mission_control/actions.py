@@ -14,6 +14,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from eventing.capture.database import triggers_changing
 from eventing.conf import settings
 from eventing.delivery import synchronous
 from eventing.dispatch import operations
@@ -27,15 +28,16 @@ REDELIVER_CHUNK = 500
 
 
 def set_enabled(trigger_ids: Iterable[int], enabled: bool) -> int:
-    """Enable or disable triggers; returns how many changed."""
-    return _update_triggers(
-        Trigger.objects.filter(pk__in=list(trigger_ids)).exclude(enabled=enabled),
-        enabled=enabled,
-    )
+    """Enable or disable triggers; returns how many changed (capture follows: a disabled
+    trigger needs no function)."""
+    queryset = Trigger.objects.filter(pk__in=list(trigger_ids)).exclude(enabled=enabled)
+    with triggers_changing(queryset.db):
+        return _update_triggers(queryset, enabled=enabled)
 
 
 def pause_triggers(trigger_ids: Iterable[int], reason: str = "Paused by an operator") -> int:
-    """Pause triggers: their events are still recorded and held as staged."""
+    """Pause triggers: their events are still recorded and held as staged (so capture, which
+    records them, needs no change)."""
     return _update_triggers(
         Trigger.objects.filter(pk__in=list(trigger_ids), paused=False),
         paused=True,
@@ -85,7 +87,7 @@ def duplicate_trigger(trigger: Trigger) -> Trigger:
     copy.paused = False
     copy.paused_reason = ""
     copy.signing_secret = new_signing_secret()
-    copy.save()
+    copy.save()  # disabled: capture has nothing to change until it is enabled
     return copy
 
 

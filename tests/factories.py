@@ -2,6 +2,7 @@
 
 import factory
 
+from eventing.capture.database import triggers_changing
 from tests.testapp.models import Customer, Order
 from triggers.models import EventType, Trigger
 
@@ -23,6 +24,13 @@ class TriggerFactory(factory.django.DjangoModelFactory):
     # Off unless a test turns it on: many tests fail a trigger's webhook more than 10 times on
     # purpose, and expect every attempt to be made.
     circuit_failures = 0
+
+    @classmethod
+    def _create(cls, model_class, *args, **kwargs):
+        """Created as Mission Control, the API and the import create triggers: through the
+        triggers-changed service, so database capture follows."""
+        with triggers_changing():
+            return super()._create(model_class, *args, **kwargs)
 
 
 class EventTypeFactory(factory.django.DjangoModelFactory):

@@ -30,6 +30,7 @@ from eventing.api.errors import BadGateway, Conflict, exception_handler
 from eventing.api.parsers import BoundedJSONParser, check_body_headers
 from eventing.api.permissions import ModelPermissions, QueueEveryTypePermission
 from eventing.api.throttles import EventingThrottle, QueueThrottle
+from eventing.capture.database import triggers_changing
 from eventing.conf import settings
 from eventing.delivery import synchronous
 from eventing.dispatch.operations import (
@@ -542,6 +543,21 @@ class TriggerViewSet(NamedModelViewSet):
         """The signing secret is shown once: in the answer to the request creating the trigger
         (the receiver needs it); afterwards it is masked like header values."""
         return {**super().get_serializer_context(), "reveal_secret": self.action == "create"}
+
+    def perform_create(self, serializer) -> None:
+        """Create through the triggers-changed service: capture follows in the same transaction."""
+        with triggers_changing(self.get_queryset().db):
+            serializer.save()
+
+    def perform_update(self, serializer) -> None:
+        """Update through the triggers-changed service."""
+        with triggers_changing(serializer.instance._state.db):
+            serializer.save()
+
+    def perform_destroy(self, instance: Trigger) -> None:
+        """Delete through the triggers-changed service."""
+        with triggers_changing(instance._state.db):
+            instance.delete()
 
     @extend_schema(
         summary="Fire a test event at this trigger and report the outcome",

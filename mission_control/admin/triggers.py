@@ -24,7 +24,7 @@ from django.utils.safestring import mark_safe
 from django.utils.translation import ngettext
 
 from eventing.capture.cron import upcoming
-from eventing.capture.database import describe_capture
+from eventing.capture.database import describe_capture, triggers_changing
 from eventing.models import CircuitState, EventLog, EventStatus, TriggerCircuit
 from triggers import fields, types
 from triggers.masking import MASK, mask_headers
@@ -238,6 +238,21 @@ class TriggerAdmin(TimestampsMixin, CheckedParamsMixin, admin.ModelAdmin):
         return format_html(
             '<pre class="mc-json">{}</pre>', json.dumps(mask_headers(obj.headers), indent=2)
         )
+
+    def save_model(self, request: HttpRequest, obj: Trigger, form, change: bool) -> None:
+        """Save through the triggers-changed service: capture follows in the same transaction."""
+        with triggers_changing(obj._state.db):
+            super().save_model(request, obj, form, change)
+
+    def delete_model(self, request: HttpRequest, obj: Trigger) -> None:
+        """Delete through the triggers-changed service (its table may need no function now)."""
+        with triggers_changing(obj._state.db):
+            super().delete_model(request, obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset) -> None:
+        """The bulk delete action, through the triggers-changed service."""
+        with triggers_changing(queryset.db):
+            super().delete_queryset(request, queryset)
 
     def get_queryset(self, request: HttpRequest):
         since = timezone.now() - dt.timedelta(hours=24)

@@ -51,7 +51,11 @@ from eventing.capture.database.mode import (
     served_by_database,
     unservable_reason,
 )
-from eventing.capture.database.service import capture_connect, triggers_changed
+from eventing.capture.database.service import (
+    capture_connect,
+    triggers_changed,
+    triggers_changing,
+)
 
 __all__ = [
     "BROKEN",
@@ -83,6 +87,7 @@ __all__ = [
     "served_by_database",
     "sync",
     "triggers_changed",
+    "triggers_changing",
     "unservable_reason",
     "wanted_functions",
 ]

@@ -1,22 +1,26 @@
-"""Keeping functions in step: the triggers-changed service and the migrate hooks."""
+"""Keeping functions in step: the triggers-changed service and the migrate hooks.
+
+Saving a Trigger runs no DDL by itself: no model signal of Trigger touches the functions. What
+writes Trigger rows on purpose (Mission Control, the API, `eventing_triggers import`, the
+enable/disable actions) writes them inside `triggers_changing()`, which expands what was
+captured under the old triggers, lets the write happen, then syncs the functions, all in the
+write's transaction. A Trigger saved through the ORM elsewhere (a host's script, a shell) leaves
+the functions as they were until `eventing_capture sync` or `triggers_changed()`; until then
+`eventing_capture status` and check eventing.W006 report the table as stale or missing.
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from django.apps import AppConfig
 from django.core.exceptions import ValidationError
 from django.core.signals import setting_changed
-from django.db import DatabaseError, connections, models
+from django.db import DatabaseError, connections, models, transaction
 from django.db.backends.signals import connection_created
-from django.db.models.signals import (
-    post_delete,
-    post_migrate,
-    post_save,
-    pre_delete,
-    pre_migrate,
-    pre_save,
-)
+from django.db.models.signals import post_migrate, pre_migrate
 
 from eventing.capture.database.catalog import table_schema
 from eventing.capture.database.expand import expand_all
@@ -33,27 +37,32 @@ logger = logging.getLogger(__name__)
 # --- keeping functions in step ----------------------------------------------------------------
 
 
-def expand_before_trigger_change(sender, instance: Trigger, **kwargs) -> None:
-    """A Trigger is about to be saved or deleted: expand what was captured under it as it is."""
-    if database_capture():
-        expand_all(settings.DATABASE)
+@contextmanager
+def triggers_changing(using: str | None = None) -> Iterator[list[str]]:
+    """Write Trigger rows inside this block: capture stays in step, in one transaction.
+
+    Before the block, captures written under the old triggers are expanded by them; after it,
+    the functions are synced to the new triggers. An exception inside rolls everything back and
+    syncs nothing. Yields a list that holds, after the block, what sync did (one line each).
+    """
+    db = using or settings.DATABASE
+    done: list[str] = []
+    with transaction.atomic(using=db):
+        if database_capture():
+            expand_all(settings.DATABASE)
+        yield done
+        done.extend(triggers_changed(db))
 
 
 def triggers_changed(using: str | None = None) -> list[str]:
-    """Triggers were saved, deleted or imported: bring the functions in step (same transaction).
+    """Triggers were written: bring the functions in step (in the caller's transaction).
 
-    The one entry point for "the triggers changed"; what was done, one line each.
+    The sync step of `triggers_changing`, for code that wrote Trigger rows without it;
+    what was done, one line each.
     """
     if not database_capture():
         return []
     return sync(using or settings.DATABASE)
-
-
-def sync_after_trigger_change(
-    sender, instance: Trigger, using: str | None = None, **kwargs
-) -> None:
-    """A Trigger was saved or deleted: the triggers-changed service, in the same transaction."""
-    triggers_changed(using)
 
 
 def sync_before_migrate(sender, using: str | None = None, **kwargs) -> None:
@@ -90,20 +99,6 @@ def capture_connect(app_config: AppConfig) -> None:
     """Connect the receivers that keep trigger functions in step; called from ready()."""
     connection_created.connect(tell_session, dispatch_uid="eventing.capture.tell_session")
     setting_changed.connect(retell_sessions, dispatch_uid="eventing.capture.retell_sessions")
-    pre_save.connect(
-        expand_before_trigger_change, sender=Trigger, dispatch_uid="eventing.capture.expand_saving"
-    )
-    pre_delete.connect(
-        expand_before_trigger_change,
-        sender=Trigger,
-        dispatch_uid="eventing.capture.expand_deleting",
-    )
-    post_save.connect(
-        sync_after_trigger_change, sender=Trigger, dispatch_uid="eventing.capture.sync_saved"
-    )
-    post_delete.connect(
-        sync_after_trigger_change, sender=Trigger, dispatch_uid="eventing.capture.sync_deleted"
-    )
     pre_migrate.connect(
         sync_before_migrate, sender=app_config, dispatch_uid="eventing.capture.sync_migrating"
     )

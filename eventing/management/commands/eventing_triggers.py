@@ -13,8 +13,8 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.db import transaction
 
+from eventing.capture.database import triggers_changing
 from eventing.conf import settings
 from eventing.management.yaml_files import load_yaml, yaml_module
 from triggers import fields as trigger_fields
@@ -228,7 +228,8 @@ class Command(BaseCommand):
             ("triggers", "triggers", Trigger, TRIGGER_FIELDS),
         )
         try:
-            with transaction.atomic(using=settings.DATABASE):
+            # Capture follows the imported triggers in the import's transaction.
+            with triggers_changing(settings.DATABASE):
                 for label, key, model, fields in sections:
                     for index, item in enumerate(data.get(key, [])):
                         result = apply_item(model, fields, item, f"{key}[{index}]")

@@ -7,6 +7,7 @@ import threading
 import pytest
 from django.db import connections
 
+from eventing.capture import database as capture_db
 from eventing.models import EventLog, EventStatus
 from tests.factories import TriggerFactory
 from tests.support.capture_db import POSTGRES_ONLY, insert_sql, psql
@@ -37,7 +38,8 @@ def test_writes_from_psql_reach_the_webhook_and_trigger_edits_apply(cluster, rec
     assert data["new"]["status"] == "from psql"
 
     trigger.filter = {"new.status": "wanted"}
-    trigger.save()
+    with capture_db.triggers_changing():
+        trigger.save()
     psql(insert_sql("unwanted"))
     psql(insert_sql("wanted"))
     second = receiver.wait_for("/o", count=2)[1]
@@ -53,7 +55,8 @@ def test_writes_from_psql_reach_the_webhook_and_trigger_edits_apply(cluster, rec
     assert held.trigger_id == trigger.pk
     assert held.enqueued_at is None
 
-    trigger.delete()
+    with capture_db.triggers_changing():
+        trigger.delete()
     psql(insert_sql("wanted"))
     assert EventLog.objects.filter(payload__new__status="wanted").count() == 2  # none new
 

@@ -8,6 +8,7 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.db import connection, connections, transaction
 
+from eventing.capture import database as capture_db
 from eventing.models import EventLog, EventStatus
 from mission_control import actions
 from tests.factories import TriggerFactory
@@ -146,7 +147,8 @@ def test_trigger_edits_take_effect_for_the_next_write():
     trigger = TriggerFactory(type="DB_INSERT", source="testapp.Order")
     Order.objects.create(status="first")
     trigger.filter = {"new.status": "wanted"}
-    trigger.save()
+    with capture_db.triggers_changing():
+        trigger.save()
     Order.objects.create(status="unwanted")
     Order.objects.create(status="wanted")
     actions.pause_triggers([trigger.pk])
@@ -156,14 +158,16 @@ def test_trigger_edits_take_effect_for_the_next_write():
     actions.set_enabled([trigger.pk], True)
     trigger.refresh_from_db()
     trigger.type = "DB_UPDATE"
-    trigger.save()
+    with capture_db.triggers_changing():
+        trigger.save()
     Order.objects.create(status="wanted")  # an insert: the trigger is for updates now
     Order.objects.update(note="x")
     assert [(e.type, e.payload["new"]["status"]) for e in EventLog.objects.order_by("created_at")][
         :3
     ] == [("DB_INSERT", "first"), ("DB_INSERT", "wanted"), ("DB_INSERT", "wanted")]
     assert EventLog.objects.filter(type="DB_UPDATE").count() == 4  # the "wanted" orders
-    trigger.delete()
+    with capture_db.triggers_changing():
+        trigger.delete()
     count = EventLog.objects.count()
     Order.objects.update(note="y")
     Order.objects.create()
