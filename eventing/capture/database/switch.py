@@ -53,7 +53,7 @@ def retell_sessions(*, setting: str, **kwargs) -> None:
         return
     _installed.clear()
     for connection in connections.all(initialized_only=True):
-        if connection.vendor == "postgresql" and connection.connection is not None:
+        if connection.vendor == "postgresql" and connection.is_usable():
             tell_session(connection=connection)
 
 

@@ -55,8 +55,12 @@ def test_client_secret_equal_to_a_signing_secret_warns(settings):
 
 @pytest.mark.parametrize("key", ["SECRETS", "CLIENT_SECRETS"])
 def test_development_secret_is_an_error_with_debug_off(settings, key):
-    settings.EVENTING = {"SECRETS": [GOOD], "CLIENT_SECRETS": [CLIENT]}
-    settings.EVENTING[key] = [DEVELOPMENT_SIGNING_SECRET]
+    # One assignment: settings are re-read on setting_changed, which an in-place edit never sends.
+    settings.EVENTING = {
+        "SECRETS": [GOOD],
+        "CLIENT_SECRETS": [CLIENT],
+        key: [DEVELOPMENT_SIGNING_SECRET],
+    }
     settings.DEBUG = False
     problems = check_keys()
     assert ids(problems) == ["eventing.E005"]
