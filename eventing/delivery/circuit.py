@@ -201,18 +201,23 @@ def record(trigger: Trigger, gate: Gate, outcomes: list[Outcome], now: dt.dateti
     failed(trigger, len(outcomes), outcomes[-1].remark, now)
 
 
+def closed_circuit(now: dt.datetime) -> dict:
+    """The columns of a closed circuit with no failures counted."""
+    return {
+        "state": CircuitState.CLOSED,
+        "consecutive_failures": 0,
+        "failing_since": None,
+        "next_probe_at": None,
+        "probe_interval_s": 0.0,
+        "updated_at": now,
+    }
+
+
 def succeeded(trigger: Trigger, now: dt.datetime) -> None:
     """A success: the failure count starts again; an open circuit closes."""
     circuits = TriggerCircuit.objects.filter(trigger_id=trigger.pk)
     before = circuits.values("consecutive_failures", "failing_since", "opened_at").first()
-    closed = circuits.filter(state=CircuitState.OPEN).update(
-        state=CircuitState.CLOSED,
-        consecutive_failures=0,
-        failing_since=None,
-        next_probe_at=None,
-        probe_interval_s=0.0,
-        updated_at=now,
-    )
+    closed = circuits.filter(state=CircuitState.OPEN).update(**closed_circuit(now))
     circuits.filter(consecutive_failures__gt=0).update(
         consecutive_failures=0, failing_since=None, updated_at=now
     )
@@ -343,14 +348,7 @@ def pause(
     )
     if not paused:
         return
-    TriggerCircuit.objects.filter(trigger_id=trigger.pk).update(
-        state=CircuitState.CLOSED,
-        consecutive_failures=0,
-        failing_since=None,
-        next_probe_at=None,
-        probe_interval_s=0.0,
-        updated_at=now,
-    )
+    TriggerCircuit.objects.filter(trigger_id=trigger.pk).update(**closed_circuit(now))
     invalidate()  # the pause
     forget(trigger.pk)
     release_held(trigger.pk, now)  # due at once: the pause holds them, a resume sends them

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from django.db import connections, transaction
@@ -161,6 +163,14 @@ def describe_capture(trigger: Trigger) -> str:
     return "No trigger function found. Run `manage.py eventing_capture sync`."
 
 
+@contextlib.contextmanager
+def locked_for_sync(db: str) -> Iterator:
+    """A transaction holding the sync lock, so two syncs (or a sync and a drop) never interleave."""
+    with transaction.atomic(using=db), connections[db].cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [SYNC_LOCK_KEY])
+        yield cursor
+
+
 def sync(using: str | None = None, *, robust: bool = False) -> list[str]:
     """Install, replace or drop functions and triggers until they match the triggers.
 
@@ -175,8 +185,7 @@ def sync(using: str | None = None, *, robust: bool = False) -> list[str]:
     if connection.vendor != "postgresql":
         return []
     actions = []
-    with transaction.atomic(using=db), connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [SYNC_LOCK_KEY])
+    with locked_for_sync(db) as cursor:
         if expand_function.install(connection):
             actions.append(f"installed {expand_function.NAME} version {expand_function.VERSION}")
         expand_all(db)
@@ -295,8 +304,7 @@ def drop(using: str | None = None) -> list[str]:
     if connection.vendor != "postgresql":
         return []
     actions = []
-    with transaction.atomic(using=db), connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [SYNC_LOCK_KEY])
+    with locked_for_sync(db) as cursor:
         expand_all(db)
         catalog = read_catalog(connection)
         for current in catalog.attached.values():
