@@ -126,8 +126,12 @@ def test_a_burst_whose_first_attempts_fail_is_retried_one_message_per_event(work
         timeout_s=10,
         message="every retry task finished",
     )
-    # First attempts came in batches; each retry was a message of its own.
+    # First attempts came in batches; each retry was a message of its own. A first attempt may
+    # also go alone when the sweeper re-sends a row whose batch message was slow to arrive
+    # (seen once on RabbitMQ under load): each happened exactly once either way.
     batch_counts = log.returned("eventing.deliver_batch")
-    assert sum(r.get("staged", 0) for r in batch_counts) == BURST
+    in_batches = sum(r.get("staged", 0) for r in batch_counts)
+    assert in_batches + log.returned("eventing.deliver").count("staged") == BURST
+    assert in_batches >= BURST - BATCH_SIZE
     assert len(batch_counts) <= BURST // BATCH_SIZE + 5
     assert log.received("eventing.deliver") >= BURST
