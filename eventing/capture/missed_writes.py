@@ -18,6 +18,7 @@ made while `migrate` runs (data migrations) are not reported.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import sys
@@ -205,10 +206,8 @@ def where(frame: FrameType | None) -> str:
     if frame is None:
         return "an unknown place"
     path = frame.f_code.co_filename
-    try:
+    with contextlib.suppress(ValueError):  # another drive (Windows)
         path = os.path.relpath(path)
-    except ValueError:
-        pass
     return f"{path}:{frame.f_lineno}"
 
 

@@ -123,10 +123,9 @@ def test_each_path_is_silent_under_ignore(settings, orders, call, name, kind):
 
 
 @pytest.mark.skipif("connection.vendor != 'postgresql'")
+@pytest.mark.usefixtures("database_mode")
 @pytest.mark.parametrize(("call", "name", "kind"), PATHS)
-def test_database_mode_captures_them_and_stays_silent(
-    database_mode, orders, call, name, kind
-):
+def test_database_mode_captures_them_and_stays_silent(orders, call, name, kind):
     trigger_for(kind)
     assert missed_writes.watch_writes not in connection.execute_wrappers
     with warnings.catch_warnings(record=True) as record:
