@@ -85,6 +85,14 @@ class Missed:
     call: str
     triggers: tuple[str, ...]
     where: str
+    verb: str = "UPDATE"
+
+    def changed_nothing(self, cursor) -> bool:
+        """Whether the statement changed no row: an UPDATE or DELETE whose row count is 0 (an
+        INSERT's count is only known once its RETURNING rows are read, on SQLite)."""
+        if self.verb not in ("UPDATE", "DELETE"):
+            return False
+        return getattr(cursor, "rowcount", -1) == 0
 
     def message(self) -> str:
         """What a developer reads: the model, the call, where, and the triggers it missed."""
@@ -247,7 +255,7 @@ def missed_write(sql: str) -> tuple[Missed, FrameType | None] | None:
         names = tuple(
             f"{spec.name} ({kind})" for kind in missed_types for spec in index.find(kind, label)
         )
-        return Missed(label, table, call, names, where(caller)), caller
+        return Missed(label, table, call, names, where(caller), verb), caller
     return None
 
 
@@ -266,7 +274,7 @@ def watch_writes(execute, sql, params, many, context):
     if mode == RAISE:
         raise MissedWriteError(missed.message())
     result = execute(sql, params, many, context)
-    if mode == WARN and getattr(context.get("cursor"), "rowcount", -1) != 0:
+    if mode == WARN and not missed.changed_nothing(context.get("cursor")):
         warnings.warn(missed.message(), MissedWriteWarning, stacklevel=stacklevel_of(caller))
     return result
 
