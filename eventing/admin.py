@@ -27,6 +27,7 @@ from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Substr
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import NoReverseMatch, path, reverse
+from django.utils.decorators import method_decorator
 from django.utils.http import urlencode
 from django.views.decorators.http import require_POST
 
@@ -166,22 +167,16 @@ class EventTimelineMixin:
         url = reverse(self.eventing_url("change"), args=[quote(obj.pk)])
         return HttpResponseRedirect(url + "#eventing-timeline")
 
-    @staticmethod
-    def _posted_event_id(request: HttpRequest) -> uuid.UUID:
-        try:
-            return uuid.UUID(request.POST.get("event", ""))
-        except ValueError:
-            raise Http404("No such event.") from None
-
+    @method_decorator(require_POST)
     def eventing_redeliver_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         """Stage one finished event about the row again (fresh retry budget)."""
-        return require_POST(self._redeliver)(request, object_id)
-
-    def _redeliver(self, request: HttpRequest, object_id: str) -> HttpResponse:
         obj = self.eventing_row(request, object_id)
         if not may_redeliver(request):
             raise PermissionDenied
-        event_id = self._posted_event_id(request)
+        try:
+            event_id = uuid.UUID(request.POST.get("event", ""))
+        except ValueError:
+            raise Http404("No such event.") from None
         event = events_about(obj).filter(pk=event_id).only("id", "status").first()
         if event is None:
             raise Http404("No such event about this row.")
@@ -195,11 +190,9 @@ class EventTimelineMixin:
             self.message_user(request, f"Event {event.id} will be delivered again.")
         return self.eventing_back(obj)
 
+    @method_decorator(require_POST)
     def eventing_send_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         """Send the row to one of its model's DB triggers as a MANUAL event."""
-        return require_POST(self._send)(request, object_id)
-
-    def _send(self, request: HttpRequest, object_id: str) -> HttpResponse:
         obj = self.eventing_row(request, object_id)
         if not may_send(request):
             raise PermissionDenied
