@@ -65,7 +65,8 @@ VERB_TYPES = {
 DJANGO_DIR = os.path.dirname(django.__file__) + os.sep
 MODELS_DIR = os.path.join(DJANGO_DIR, "db", "models") + os.sep
 BACKENDS_DIR = os.path.join(DJANGO_DIR, "db", "backends") + os.sep
-THIS_FILE = __file__
+# Marks a statement issued by a delete's collector (not a function name).
+COLLECTOR = "<collector>"
 
 
 class MissedWriteError(RuntimeError):
@@ -194,11 +195,12 @@ def classify(verb: str) -> tuple[str | None, FrameType | None]:
             if code.co_name == "delete" and code.co_filename.endswith("deletion.py"):
                 if verb == "DELETE":
                     return None, caller
-                return "on_delete=SET_NULL/SET_DEFAULT (Collector.delete)", caller
+                names.add(COLLECTOR)  # a SET_NULL / SET_DEFAULT update of related rows
         caller = caller.f_back
     if frame is not caller and not orm:
         return None, caller  # Django's own machinery: flush, the schema editor
     for name, call in (
+        (COLLECTOR, "on_delete=SET_NULL/SET_DEFAULT (Collector.delete)"),
         ("bulk_update", "bulk_update()"),
         ("bulk_create", "bulk_create()"),
         ("update", "QuerySet.update()"),

@@ -164,6 +164,7 @@ def test_a_delete_s_set_null_update_is_reported(orders):
     found = missed(record)
     assert len(found) == 1
     assert "on_delete=SET_NULL" in str(found[0].message)
+    assert found[0].filename == __file__  # the delete() call here, not Django's collector
 
 
 def test_default_outside_debug_and_tests_is_ignore(settings, monkeypatch):
