@@ -167,6 +167,27 @@ def test_a_delete_s_set_null_update_is_reported(orders):
     assert found[0].filename == __file__  # the delete() call here, not Django's collector
 
 
+@pytest.mark.parametrize(("call", "name", "kind"), PATHS)
+def test_outside_tests_debug_decides_and_the_wrapper_follows_it(
+    settings, monkeypatch, orders, call, name, kind
+):
+    trigger_for(kind)
+    monkeypatch.setattr(missed_writes, "in_test_environment", lambda: False)
+    settings.DEBUG = False  # as a production process: nothing installed, nothing said
+    assert missed_writes.watch_writes not in connection.execute_wrappers
+    with warnings.catch_warnings(record=True) as record, transaction.atomic():
+        warnings.simplefilter("always")
+        call()
+        transaction.set_rollback(True)
+    assert missed(record) == []
+    settings.DEBUG = True  # DEBUG on: the open connection gets the wrapper at once
+    assert missed_writes.watch_writes in connection.execute_wrappers
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        call()
+    assert [name in str(w.message) for w in missed(record)] == [True]
+
+
 def test_default_outside_debug_and_tests_is_ignore(settings, monkeypatch):
     settings.DEBUG = False
     monkeypatch.setattr(missed_writes, "in_test_environment", lambda: False)
