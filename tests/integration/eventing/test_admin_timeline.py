@@ -81,6 +81,11 @@ def test_the_page_lists_the_row_s_events_only_with_actor_status_and_last_respons
     assert f"/mission-control/eventing/eventlog/?payload__pk={order.pk}" in html
     assert 'class="eventing-redeliver"' in html
     assert 'class="eventing-send"' in html
+    # The "all events" link is a filter Mission Control's list understands.
+    listed = admin_client.get(f"/mission-control/eventing/eventlog/?payload__pk={order.pk}")
+    assert listed.status_code == 200
+    assert str(mine.id) in listed.content.decode()
+    assert str(theirs.id) not in listed.content.decode()
 
 
 def test_queries_do_not_grow_with_the_number_of_events(admin_client, trigger, settings):
