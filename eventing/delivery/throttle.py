@@ -31,13 +31,12 @@ from eventing.delivery.policy import Claim, DeliveryResult, Policy, Run
 from eventing.dispatch.publish import publish_due
 from eventing.models import EventLog, EventStatus, RateBucket
 from eventing.runtime import PerProcess
-from eventing.store import transitions
+from eventing.store import slots, transitions
+from eventing.store.slots import IN_FLIGHT_REASON, IN_FLIGHT_REMARK
 from triggers.models import Trigger
 
-# Rows held back by max_in_flight: their remark, and how late they look again by themselves
-# (a finished request releases the oldest at once).
-IN_FLIGHT_REASON = "max_in_flight reached"
-IN_FLIGHT_REMARK = f"Waiting: {IN_FLIGHT_REASON}"
+# How late rows handed back by max_in_flight look again by themselves (a finished request
+# releases the oldest at once).
 HELD_RECHECK_S = 10.0
 # Redis keys of the buckets; a bucket idle this long is dropped (it refills to full anyway).
 REDIS_KEY = "eventing:rate:{trigger_id}"
@@ -218,6 +217,23 @@ def release_held_rows(trigger_id: int, count: int) -> int:
         return 0  # the held rows' own messages come later anyway
     transitions.unmark(failed)
     return len(due) - len(failed)
+
+
+def send_held_rows(now: dt.datetime) -> int:
+    """The sweeper's share: rows waiting for a slot go into their trigger's free slots (a
+    release that never came, or a slot freed by a lost lease); how many were sent. A full
+    trigger's rows stay put, so they are not re-sent every sweep."""
+    sent = 0
+    for trigger_id in slots.triggers_holding(now):
+        trigger = Trigger.objects.using(settings.DATABASE).filter(pk=trigger_id).first()
+        if trigger is None or not trigger.max_in_flight:
+            continue  # a cap removed since: the rows go as any row does
+        free = trigger.max_in_flight - slots.taken_slots(trigger_id, now, [])
+        due = slots.mark_held_sent(trigger_id, free, now)
+        failed = publish_due(due, now) if due else []
+        transitions.unmark(failed)
+        sent += len(due) - len(failed)
+    return sent
 
 
 def rate_dues(rate: float, count: int, now: dt.datetime) -> list[dt.datetime]:

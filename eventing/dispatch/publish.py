@@ -21,8 +21,10 @@ from django.utils import timezone
 from eventing.conf import settings
 from eventing.models import EventLog
 from eventing.ops.metrics import count_emitted
+from eventing.recording.trigger_cache import get_trigger
 from eventing.runtime import PerProcess
 from eventing.store.predicates import queue_position
+from eventing.store.slots import within_slots
 from eventing.store.transitions import unmark
 
 logger = logging.getLogger(__name__)
@@ -102,6 +104,10 @@ def publish_due(items: Iterable[tuple], now: dt.datetime) -> list:
     share messages of up to DELIVERY_BATCH_SIZE events, so a burst costs the broker and the
     workers one message per batch instead of one per event.
     """
+    items = list(items)
+    # A capped trigger's burst gets only as many messages as it has free slots; the rest wait
+    # in the table (eventing.store.slots) instead of filling the queue every trigger shares.
+    items = within_slots(items, slot_caps(items), now)
     groups: dict[tuple, list] = {}
     for event_id, deliver_at, trigger_id in items:
         eta = deliver_at if deliver_at > now else None
@@ -119,6 +125,16 @@ def publish_due(items: Iterable[tuple], now: dt.datetime) -> list:
             if not sent:
                 failed += [pk for pk, _ in chunk]
     return failed
+
+
+def slot_caps(items: list[tuple]) -> dict[int, int]:
+    """The max_in_flight of the items' triggers that have one (from the trigger cache)."""
+    caps = {}
+    for trigger_id in {trigger_id for _, _, trigger_id in items}:
+        trigger = get_trigger(trigger_id)
+        if trigger is not None and trigger.max_in_flight:
+            caps[trigger_id] = trigger.max_in_flight
+    return caps
 
 
 def publish_rows(rows: Iterable[EventLog], *, using: str) -> int:

@@ -13,11 +13,13 @@ from eventing.capture.database import expand_all
 from eventing.capture.intents import resolve_intents
 from eventing.conf import settings
 from eventing.delivery.dead_letters import emit_dead_letter
+from eventing.delivery.throttle import send_held_rows
 from eventing.dispatch.lag import recent_lag_s
 from eventing.dispatch.sending import deliverable, send_rows
 from eventing.models import EventLog, EventStatus, Heartbeat
 from eventing.store import transitions
 from eventing.store.predicates import lost_lease, not_blocked
+from eventing.store.slots import held_for_slot
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +34,7 @@ def sweep(now: dt.datetime | None = None) -> dict[str, int]:
     expanded = expand_all().captures  # first: the rows they become are sent in this pass
     report = {
         "released": released,
-        "enqueued": enqueue_due(now),
+        "enqueued": enqueue_due(now) + send_held_rows(now),
         "intents": resolve_intents(now),
         "expanded": expanded,
     }
@@ -84,7 +86,8 @@ def message_lost(now: dt.datetime) -> Q:
 
 def to_send(now: dt.datetime) -> QuerySet[EventLog]:
     """Staged rows the sweep sends at `now`: due soon without a message, or with a lost one;
-    an ordered row only once it is first of its key.
+    an ordered row only once it is first of its key. Rows waiting for a slot of their capped
+    trigger are sent by send_held_rows, only into free slots.
 
     Both kinds are due within the lookahead, said once more on its own: the range on the
     partial index of staged rows by due time then stops at the lookahead, so a pass costs what
@@ -96,6 +99,7 @@ def to_send(now: dt.datetime) -> QuerySet[EventLog]:
         deliverable(),
         never_sent | message_lost(now),
         not_blocked(),
+        ~held_for_slot(),
         status=EventStatus.STAGED,
     )
 
