@@ -55,6 +55,10 @@ class Run:
     results: dict = field(default_factory=dict)
     # Each policy's own state for this pass, under its name.
     state: dict[str, Any] = field(default_factory=dict)
+    # When the task delivering this pass began (time.monotonic()), and ids a policy hands it
+    # to deliver next, after this pass (rows released into slots the pass freed).
+    began: float = 0.0
+    follow: list = field(default_factory=list)
 
 
 class Policy:

@@ -38,6 +38,9 @@ from triggers.models import Trigger
 # How late rows handed back by max_in_flight look again by themselves (a finished request
 # releases the oldest at once).
 HELD_RECHECK_S = 10.0
+# How long one task goes on delivering the held rows its finished requests release, on its own
+# thread; after that it publishes them (other tasks get their turn on the thread).
+FOLLOW_S = 30.0
 # Redis keys of the buckets; a bucket idle this long is dropped (it refills to full anyway).
 REDIS_KEY = "eventing:rate:{trigger_id}"
 REDIS_IDLE_S = 3600
@@ -95,7 +98,10 @@ class ThrottlePolicy(Policy):
     def after_finish(self, run: Run, done: list[DeliveryResult], applied: set) -> None:
         if run.trigger is not None and run.trigger.max_in_flight:
             sent = sum(1 for r in done if r.event is not None and r.event.id in applied)
-            release_held_rows(run.trigger.pk, sent)
+            if time.monotonic() - run.began < FOLLOW_S:
+                run.follow += take_held_rows(run.trigger.pk, sent)
+            else:
+                release_held_rows(run.trigger.pk, sent)
 
     def before_send(self, run: Run, event: EventLog) -> None:
         turn = run.state.get(self.name, {}).get(event.id)
@@ -205,6 +211,16 @@ def in_flight_due(now: dt.datetime) -> list[dt.datetime]:
     later look is only the safety net for a release that never came."""
     wait = HELD_RECHECK_S * random.uniform(0.5, 1.5)  # noqa: S311 - jitter only
     return [now + dt.timedelta(seconds=wait)]
+
+
+def take_held_rows(trigger_id: int, count: int) -> list:
+    """Mark the oldest `count` held rows sent, for this task to deliver next: slots just came
+    free (their message would only wait in the queue behind other triggers' rows)."""
+    try:
+        due = transitions.release_oldest(trigger_id, IN_FLIGHT_REMARK, count, timezone.now())
+    except DatabaseError:
+        return []  # held rows are sent by the sweeper into free slots anyway
+    return [pk for pk, _, _ in due]
 
 
 def release_held_rows(trigger_id: int, count: int) -> int:
