@@ -5,6 +5,12 @@ import os
 os.environ.setdefault("EVENTING_SECRETS", "test-secret-0123456789abcdef0123456789abcdef")
 os.environ.setdefault("EVENTING_CLIENT_SECRETS", "test-client-secret-0123456789abcdef01234567")
 
+# Under `pytest -n N` each worker gets its own broker, cache and var folder: before the
+# project's settings read them from the environment.
+from tests.support.isolation import isolate_xdist_worker  # noqa: E402
+
+isolate_xdist_worker()
+
 import dj_database_url  # noqa: E402
 from django.conf import global_settings  # noqa: E402
 

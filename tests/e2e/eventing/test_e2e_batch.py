@@ -94,9 +94,13 @@ def test_a_burst_in_one_transaction_is_delivered_once_each_in_batch_messages(wor
         timeout_s=10,
         message="every task finished",
     )
-    batches, singles = log.received("eventing.deliver_batch"), log.received("eventing.deliver")
-    # ceil(500 / 50) messages, plus a few where commits handed over one by one were split.
-    assert BURST // BATCH_SIZE <= batches + singles <= BURST // BATCH_SIZE + 5
+    # ceil(500 / 50) messages delivered them, plus a few where commits handed over one by one
+    # were split. Counted by what each message did: on a loaded machine the sweeper sends a
+    # copy of a batch not taken within LEASE_GRACE_S, and the copy finds its rows taken.
+    batches = [r for r in log.returned("eventing.deliver_batch") if r.get("processed")]
+    singles = log.returned("eventing.deliver").count("processed")
+    delivering = len(batches) + singles
+    assert BURST // BATCH_SIZE <= delivering <= BURST // BATCH_SIZE + 5, (batches, singles)
     # Each batch is sent side by side: its invocations share the claim's time.
     assert len(set(InvocationLog.objects.values_list("invoked_at", flat=True))) <= BURST // 5
 
