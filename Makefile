@@ -64,20 +64,24 @@ check: install
 # queues). docs/testing.md has the layout and its timings.
 JOBS ?= 3
 XDIST := -n $(JOBS) --dist loadfile
+# Each stage's JUnit report: the summary names every failed test again at the end of the run
+# (a log cut to its tail still says what failed in an early stage).
+REPORTS ?= var/test-reports
 test: install
-	@failed=""; \
+	@failed=""; rm -rf $(REPORTS); \
 	echo "== make test: stage lint (ruff check, ruff format --check)"; \
 	{ $(RUFF) check . && $(RUFF) format --check .; } || failed="$$failed lint"; \
 	echo "== make test: stage unit ($(UNIT): no database, no services)"; \
-	$(PY) -m tests.stack sqlite -- $(PY) -m pytest $(UNIT) $(PYTEST_ARGS) || failed="$$failed unit"; \
+	$(PY) -m tests.stack sqlite -- $(PY) -m pytest $(UNIT) --junitxml=$(REPORTS)/unit.xml $(PYTEST_ARGS) || failed="$$failed unit"; \
 	echo "== make test: stage postgres (PostgreSQL + Redis, $(JOBS) workers: $(INTEGRATION) and $(E2E) but the newcomer run and the serial tests)"; \
-	$(PY) -m tests.stack postgres -- $(PY) -m pytest $(INTEGRATION) $(E2E) -m "not newcomer and not serial" $(XDIST) $(PYTEST_ARGS) || failed="$$failed postgres"; \
+	$(PY) -m tests.stack postgres -- $(PY) -m pytest $(INTEGRATION) $(E2E) -m "not newcomer and not serial" $(XDIST) --junitxml=$(REPORTS)/postgres.xml $(PYTEST_ARGS) || failed="$$failed postgres"; \
 	echo "== make test: stage serial (PostgreSQL + Redis, one process: $(E2E) marked serial)"; \
-	$(PY) -m tests.stack postgres -- $(PY) -m pytest $(E2E) -m "serial" $(PYTEST_ARGS) || failed="$$failed serial"; \
+	$(PY) -m tests.stack postgres -- $(PY) -m pytest $(E2E) -m "serial" --junitxml=$(REPORTS)/serial.xml $(PYTEST_ARGS) || failed="$$failed serial"; \
 	echo "== make test: stage sqlite (SQLite + embedded broker, $(JOBS) workers: tests marked stacks, and the newcomer run)"; \
-	$(PY) -m tests.stack sqlite -- $(PY) -m pytest $(INTEGRATION) $(E2E) -m "stacks or newcomer" $(XDIST) $(PYTEST_ARGS) || failed="$$failed sqlite"; \
+	$(PY) -m tests.stack sqlite -- $(PY) -m pytest $(INTEGRATION) $(E2E) -m "stacks or newcomer" $(XDIST) --junitxml=$(REPORTS)/sqlite.xml $(PYTEST_ARGS) || failed="$$failed sqlite"; \
 	echo "== make test: stage rabbitmq (PostgreSQL + RabbitMQ, one process: $(E2E) marked stacks)"; \
-	$(PY) -m tests.stack rabbitmq -- $(PY) -m pytest $(E2E) -m "stacks" $(PYTEST_ARGS) || failed="$$failed rabbitmq"; \
+	$(PY) -m tests.stack rabbitmq -- $(PY) -m pytest $(E2E) -m "stacks" --junitxml=$(REPORTS)/rabbitmq.xml $(PYTEST_ARGS) || failed="$$failed rabbitmq"; \
+	$(PY) -m tests.failures $(REPORTS); \
 	if [ -n "$$failed" ]; then echo "== make test: FAILED stage(s):$$failed" >&2; exit 1; fi; \
 	echo "== make test: all six stages passed"
 

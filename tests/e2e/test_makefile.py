@@ -95,13 +95,23 @@ def test_the_stages_select_the_tiers_by_directory(tmp_path):
         if " -m pytest " in call
     ]
     parallel = "-n 3 --dist loadfile"
+    report = "--junitxml=var/test-reports/"
     assert runs == [
-        ("sqlite", "tests/unit"),
-        ("postgres", f"tests/integration tests/e2e -m not newcomer and not serial {parallel}"),
-        ("postgres", "tests/e2e -m serial"),
-        ("sqlite", f"tests/integration tests/e2e -m stacks or newcomer {parallel}"),
-        ("rabbitmq", "tests/e2e -m stacks"),
+        ("sqlite", f"tests/unit {report}unit.xml"),
+        (
+            "postgres",
+            f"tests/integration tests/e2e -m not newcomer and not serial {parallel} "
+            f"{report}postgres.xml",
+        ),
+        ("postgres", f"tests/e2e -m serial {report}serial.xml"),
+        (
+            "sqlite",
+            f"tests/integration tests/e2e -m stacks or newcomer {parallel} {report}sqlite.xml",
+        ),
+        ("rabbitmq", f"tests/e2e -m stacks {report}rabbitmq.xml"),
     ]
+    # Then the failed tests of every stage are named again, from those reports.
+    assert calls[-1] == "python -m tests.failures var/test-reports"
     assert calls[:2] == ["ruff check .", "ruff format --check ."]
 
 
