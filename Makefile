@@ -63,7 +63,7 @@ check: install
 # run alone afterwards, and the RabbitMQ stage runs in one process (its workers would share
 # queues). docs/testing.md has the layout and its timings.
 JOBS ?= 3
-XDIST := -n $(JOBS) --dist loadfile
+XDIST := -n $(JOBS) --dist loadgroup
 # Each stage's JUnit report: the summary names every failed test again at the end of the run
 # (a log cut to its tail still says what failed in an early stage).
 REPORTS ?= var/test-reports

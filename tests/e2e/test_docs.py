@@ -21,6 +21,9 @@ from tests.envvars import ROOT, settings_env_vars
 DOCS = ROOT / "docs"
 CONFIGURATION = DOCS / "configuration.md"
 
+# One xdist worker runs the whole file: the standalone checkout (a module fixture) is made once.
+pytestmark = pytest.mark.xdist_group("docs")
+
 
 def config_docs():
     """scripts/config_docs.py as a module."""

@@ -94,7 +94,7 @@ def test_the_stages_select_the_tiers_by_directory(tmp_path):
         for call in calls
         if " -m pytest " in call
     ]
-    parallel = "-n 3 --dist loadfile"
+    parallel = "-n 3 --dist loadgroup"
     report = "--junitxml=var/test-reports/"
     assert runs == [
         ("sqlite", f"tests/unit {report}unit.xml"),
