@@ -16,6 +16,7 @@ from urllib3.response import HTTPResponse
 from eventing.delivery.deliver import DeliveryResult, deliver_event
 from eventing.dispatch.publish import held_by
 from eventing.models import EventLog, EventStatus
+from eventing.recording import trigger_cache
 from eventing.webhooks.request import exchanged_with
 from eventing.webhooks.verify import verify_webhook
 
@@ -139,5 +140,7 @@ def fake_receiver(
     """While the block runs, every webhook of this process goes to a FakeReceiver answering
     `status`/`body`/`headers` (or what `respond(request)` returns); no broker, no network."""
     receiver = FakeReceiver(Reply(status, body, dict(headers or {})), respond)
+    # Triggers of a rolled-back test must not linger in the per-process cache.
+    trigger_cache.invalidate()
     with held_by(receiver.take), exchanged_with(receiver):
         yield receiver

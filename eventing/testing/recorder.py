@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from eventing.dispatch.publish import held_by
+from eventing.recording import trigger_cache
 from eventing.recording.emit import recorded
 
 # Marks an argument the caller left out (None is a value a payload or an owner may have).
@@ -160,8 +161,10 @@ def hold_rows(rows: list, using: str) -> None:
 @contextlib.contextmanager
 def capture_emits() -> Iterator[EmittedEvents]:
     """Record every event this process emits while the block runs; no broker is needed (the
-    rows are written as usual, but never published)."""
+    rows are written as usual, but never published). The block matches the triggers in the
+    database as it starts: none of a rolled-back test lingers in the trigger cache."""
     events = EmittedEvents()
+    trigger_cache.invalidate()
 
     def on_recorded(sender, *, type, payload, source, rows, owner=None, **more):
         events.add(type=type, payload=payload, source=source, rows=rows, owner=owner)

@@ -15,6 +15,7 @@ import eventing
 from eventing.conf import settings
 from eventing.models import EventLog, EventStatus, InvocationLog
 from eventing.recording.emit import recorded
+from eventing.recording.trigger_cache import current_index
 from eventing.testing import Reply, capture_emits, fake_receiver, signed_request
 from eventing.verify import WebhookVerificationError as Refused
 from eventing.verify import verify_sc_token, verify_signature, verify_webhook
@@ -104,6 +105,16 @@ def test_recording_stops_with_the_block():
     eventing.emit("order_paid", {"order": 2})
     assert [e.payload for e in events] == [{"order": 1}]
     assert recorded.receivers == []
+
+
+def test_a_block_matches_the_triggers_in_the_database_not_a_stale_cache():
+    with transaction.atomic():
+        TriggerFactory(type="order_paid")
+        assert current_index().find("order_paid", "")  # cached, then rolled back
+        transaction.set_rollback(True)
+    with capture_emits() as events:
+        assert eventing.emit("order_paid", {"order": 1}) == []
+    events.assert_emitted("order_paid", trigger=None)
 
 
 # The fake receiver: the real pipeline, the HTTP exchange replaced
