@@ -1,6 +1,6 @@
 """docs/: the configuration reference matches eventing/conf.py and config/settings.py, every
 page the index links to exists (or is written by its owner), and the blocks of README.md,
-docs/quickstart.md and docs/integration.md run as written."""
+docs/quickstart.md, docs/integration.md and docs/testing-your-project.md run as written."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import importlib.util
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -83,6 +84,7 @@ def test_environment_table_matches_what_settings_read():
         "receiving-plain-python.md",
         "operations.md",
         "migrating.md",
+        "testing-your-project.md",
     ],
 )
 def test_pages_exist_and_are_linked_from_the_index(page):
@@ -379,3 +381,41 @@ def run_block_code(code: str, *, cwd: Path, env: dict[str, str]) -> str:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     return result.stdout
+
+
+# docs/testing-your-project.md: its example files, written into a copy of tests/hostproject (a
+# plain Django project with Eventing), pass under `manage.py test` and under pytest-django.
+TESTING_PAGE = "docs/testing-your-project.md"
+
+
+def ini_block(page: str) -> str:
+    """The page's one ```ini block (the pytest.ini it shows)."""
+    text = (ROOT / page).read_text()
+    return re.search(r"```ini\n(.*?)```", text, re.DOTALL).group(1)
+
+
+def test_testing_page_example_passes_in_a_host_project(tmp_path):
+    host = tmp_path / "host"
+    shutil.copytree(
+        ROOT / "tests" / "hostproject", host, ignore=shutil.ignore_patterns("data", "__pycache__")
+    )
+    written = [block for block in blocks(TESTING_PAGE) if block.action == "write"]
+    assert {block.arg for block in written} >= {"library/tests.py", "library/test_with_pytest.py"}
+    for block in written:
+        (host / block.arg).write_text(block.code)
+    (host / "pytest.ini").write_text(ini_block(TESTING_PAGE))
+    env = docs_env(PYTHONPATH=str(ROOT), HOST_DATA_DIR=str(tmp_path / "data"))
+
+    def run(*cmd: str) -> str:
+        result = subprocess.run(
+            [sys.executable, *cmd], cwd=host, env=env, capture_output=True, text=True, timeout=300
+        )
+        output = result.stdout + result.stderr
+        assert result.returncode == 0, f"{' '.join(cmd)} failed:\n{output}"
+        return output
+
+    django_run = run("manage.py", "test", "library", "-v", "2")
+    assert re.search(r"^Ran 4 tests", django_run, re.MULTILINE), django_run
+    pytest_run = run("-m", "pytest", "-q", "-p", "no:cacheprovider")
+    # The four TestCase tests again, and the pytest module's three plus four tamperings.
+    assert re.search(r"^11 passed", pytest_run, re.MULTILINE), pytest_run
