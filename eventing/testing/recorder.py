@@ -9,6 +9,9 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from django.db import connections, transaction
+
+from eventing.conf import settings
 from eventing.dispatch.publish import held_by
 from eventing.recording import trigger_cache
 from eventing.recording.emit import recorded
@@ -37,6 +40,27 @@ class Emitted:
         return f"{self.type} ({where}{extra}) payload={shown(self.payload)}"
 
 
+class Survival:
+    """Whether an emission's transaction has not rolled it back: a no-op on-commit callback,
+    which Django drops with the savepoint or transaction the emission ran in."""
+
+    def __init__(self, using: str) -> None:
+        self.connection = connections[using]  # the emitting thread's own connection
+        # Under manual transaction management nothing can tell: taken as emitted.
+        self.committed = not self.connection.in_atomic_block and not self.connection.autocommit
+        if not self.committed:
+            transaction.on_commit(self.commit, using=using)  # runs at once in autocommit
+
+    def commit(self) -> None:
+        self.committed = True
+
+    def alive(self) -> bool:
+        """Committed, or still waiting in an open transaction (a TestCase's)."""
+        return self.committed or any(
+            entry[1] == self.commit for entry in self.connection.run_on_commit
+        )
+
+
 def shown(value: Any, limit: int = 300) -> str:
     """A payload as one line of JSON, cut at `limit` characters."""
     text = json.dumps(value, default=str, sort_keys=True)
@@ -57,7 +81,13 @@ class EmittedEvents:
     """The events emitted while recording, in order, and assertions about them."""
 
     def __init__(self) -> None:
-        self.events: list[Emitted] = []
+        self.recorded: list[tuple[Emitted, Survival]] = []
+
+    @property
+    def events(self) -> list[Emitted]:
+        """What was emitted, in order, leaving out what a rollback took back (a rolled-back
+        transaction emits nothing)."""
+        return [event for event, survival in self.recorded if survival.alive()]
 
     def __iter__(self) -> Iterator[Emitted]:
         return iter(self.events)
@@ -67,7 +97,7 @@ class EmittedEvents:
 
     def clear(self) -> None:
         """Forget what was recorded so far."""
-        self.events.clear()
+        self.recorded.clear()
 
     def of_type(self, type: str) -> list[Emitted]:
         """The recorded events of `type`."""
@@ -137,18 +167,23 @@ class EmittedEvents:
 
     def add(self, *, type: str, payload: Any, source: str, rows: list, owner: Any) -> None:
         """Record one emission: an Emitted per row, or one without trigger when there was none."""
+        survival = Survival(settings.DATABASE)
         if not rows:
-            self.events.append(Emitted(type=type, payload=payload, source=source, owner=owner))
+            emitted = Emitted(type=type, payload=payload, source=source, owner=owner)
+            self.recorded.append((emitted, survival))
             return
-        self.events.extend(
-            Emitted(
-                type=row.type,
-                payload=row.payload,
-                source=row.source,
-                trigger=row.trigger_name,
-                owner=owner,
-                event_id=row.id,
-                status=row.status,
+        self.recorded.extend(
+            (
+                Emitted(
+                    type=row.type,
+                    payload=row.payload,
+                    source=row.source,
+                    trigger=row.trigger_name,
+                    owner=owner,
+                    event_id=row.id,
+                    status=row.status,
+                ),
+                survival,
             )
             for row in rows
         )

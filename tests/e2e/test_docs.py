@@ -123,25 +123,21 @@ def receiver_example() -> str:
 
 @pytest.mark.django_db
 def test_plain_python_receiver_example_verifies_real_deliveries(tmp_path):
-    import jwt
     import requests
-    from django.utils import timezone
 
     from eventing.conf import settings
-    from eventing.models import EventLog
-    from eventing.webhooks.request import build_request
-    from tests.factories import TriggerFactory
+    from eventing.testing import signed_request
     from tests.stack import free_port
     from tests.waiting import wait_until
 
     script = tmp_path / "receiver.py"
     script.write_text(receiver_example())
-    trigger = TriggerFactory.build(name="plain_python")
+    request = signed_request({"order": 7}, type="order_placed", trigger="plain_python")
     port = free_port()
     env = {
         "PATH": "/usr/bin:/bin",
         "PORT": str(port),
-        "WEBHOOK_SECRET": trigger.signing_secret,
+        "WEBHOOK_SECRET": request.signing_secret,
         "EVENTING_SECRETS": ",".join(["an-old-secret-0123456789abcdef0123", *settings.SECRETS]),
     }
     log = tmp_path / "out.log"
@@ -159,33 +155,18 @@ def test_plain_python_receiver_example_verifies_real_deliveries(tmp_path):
 
         wait_until(up, message="the example receiver")
         assert proc.poll() is None, log.read_text()
-        event = EventLog(
-            type="order_placed",
-            payload={"order": 7},
-            trigger_name=trigger.name,
-            created_at=timezone.now(),
-        )
-        request = build_request(event, trigger, attempt=1)
 
         ok = requests.post(url, data=request.body, headers=request.headers, timeout=5)
         assert ok.status_code == 200, ok.text
-        wait_until(lambda: f"order_placed {event.id}" in log.read_text())
+        wait_until(lambda: f"order_placed {request.event_id}" in log.read_text())
 
-        tampered = requests.post(
-            url, data=request.body.replace(b"7", b"8"), headers=request.headers, timeout=5
-        )
-        assert tampered.status_code == 401
-        forged_token = jwt.encode(
-            {"id": "x", "role": "SpaceCloud", "iat": 1, "exp": 2**31},
-            "someone-else-0123456789abcdef0123",
-            algorithm="HS256",
-        )
-        forged = requests.post(
-            url,
-            data=request.body,
-            timeout=5,
-            headers={**request.headers, "X-SC-Token": f"Bearer {forged_token}"},
-        )
+        def spoiled(tamper: str):
+            bad = signed_request({"order": 7}, signing_secret=request.signing_secret, tamper=tamper)
+            return requests.post(url, data=bad.body, headers=bad.headers, timeout=5)
+
+        for tamper in ("body", "signature", "expired"):
+            assert spoiled(tamper).status_code == 401, tamper
+        forged = spoiled("token")
         assert forged.status_code == 401
         assert "no accepted secret" in forged.json()["error"]
     finally:

@@ -65,7 +65,8 @@ def test_nothing_is_published_while_recording(emitted_events, django_capture_on_
     TriggerFactory(type="order_paid")
     with django_capture_on_commit_callbacks() as callbacks:
         [row] = eventing.emit("order_paid", {"order": 1})
-    assert callbacks == []
+    # Only the recorder's own marker (see the rollback test); no publish on commit.
+    assert [callback.__qualname__ for callback in callbacks] == ["Survival.commit"]
     row.refresh_from_db()
     assert row.status == EventStatus.STAGED
 
@@ -97,6 +98,21 @@ def test_the_owner_is_recorded_when_an_emission_names_one(emitted_events):
     emitted_events.assert_emitted("invoice_sent", owner="acme")
     with pytest.raises(AssertionError):
         emitted_events.assert_emitted("invoice_sent", owner="globex")
+
+
+def test_an_emission_its_transaction_rolled_back_is_left_out(emitted_events):
+    TriggerFactory(type="order_paid")
+
+    def emit_both():
+        with transaction_that_fails():
+            eventing.emit("order_paid", {"order": 1})  # a row, rolled back
+            eventing.emit("order_refunded", {"order": 1})  # no row, rolled back all the same
+
+    with pytest.raises(RuntimeError):
+        emit_both()
+    eventing.emit("order_paid", {"order": 2})
+    assert [(e.type, e.payload) for e in emitted_events] == [("order_paid", {"order": 2})]
+    emitted_events.assert_not_emitted("order_refunded")
 
 
 def test_recording_stops_with_the_block():
