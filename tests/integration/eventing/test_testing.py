@@ -164,6 +164,17 @@ def test_rows_wait_for_the_commit_or_an_explicit_flush(webhook_receiver):
     assert row.status == EventStatus.PROCESSED
 
 
+@pytest.mark.django_db(transaction=True)
+def test_in_autocommit_an_emit_is_delivered_before_it_returns(webhook_receiver):
+    """As a request or a command runs: no test transaction, the emit commits at once."""
+    trigger = TriggerFactory(type="order_paid")
+    order = Order.objects.create(status="new")
+    [row] = eventing.emit("order_paid", {"order": order.pk})
+    [request] = webhook_receiver.requests
+    request.verify(trigger.signing_secret)
+    assert EventLog.objects.get(id=row.id).status == EventStatus.PROCESSED
+
+
 def test_the_outcome_rules_judge_the_answer(webhook_receiver):
     TriggerFactory(type="order_paid", retries=1)
     webhook_receiver.reply(200, {"error": "order unknown"})  # Space Cloud's failed-attempt rule
