@@ -78,7 +78,8 @@ class FakeReceiver:
         self.respond = respond
         self.requests: list[ReceivedRequest] = []
         self.results: list[DeliveryResult] = []
-        self.event_ids: list = []
+        # The ids of the rows handed over, in order (a dict: no repeats, quick look-ups).
+        self.event_ids: dict = {}
 
     def reply(self, status: int = 200, body: Any = b"", headers: Mapping | None = None) -> None:
         """Answer every following request with this status, body and headers."""
@@ -106,27 +107,32 @@ class FakeReceiver:
 
     def take(self, rows: list[EventLog], using: str) -> None:
         """Rows to be sent (in place of the broker): delivered when their transaction commits."""
-        self.event_ids += [row.id for row in rows if row.id not in self.event_ids]
+        self.event_ids.update(dict.fromkeys(row.id for row in rows))
         transaction.on_commit(self.flush, using=using)
 
     def flush(self) -> list[DeliveryResult]:
-        """One attempt of every staged row taken so far (and of those the attempts cause:
-        follow-ups, dead letters), whatever its due time; the results."""
+        """One attempt of every staged row taken so far, whatever its due time, and of the rows
+        the attempts cause or release (follow-ups, dead letters, the next of an ordering key);
+        the results, with why each row left over was not attempted."""
         tried: set = set()
-        results = []
+        results: list[DeliveryResult] = []
         while True:
-            due = list(
-                EventLog.objects.filter(id__in=self.event_ids, status=EventStatus.STAGED)
+            due = (
+                EventLog.objects.filter(id__in=list(self.event_ids), status=EventStatus.STAGED)
                 .exclude(id__in=tried)
                 .order_by("created_at")
                 .values_list("id", "trigger_id")
             )
-            if not due:
+            done = [(pk, deliver_event(pk, trigger_id, force=True)) for pk, trigger_id in due]
+            attempted = [result for _, result in done if result.outcome is not None]
+            tried.update(event_id for event_id, result in done if result.outcome is not None)
+            if not attempted:
+                # Nothing moved this round: what is left waits for a paused trigger, a rate
+                # limit or another flush.
+                results += [result for _, result in done]
+                self.results += results
                 return results
-            for event_id, trigger_id in due:
-                tried.add(event_id)
-                results.append(deliver_event(event_id, trigger_id, force=True))
-            self.results += results[-len(due) :]
+            results += attempted
 
 
 @contextlib.contextmanager

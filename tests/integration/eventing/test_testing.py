@@ -211,6 +211,25 @@ def test_a_410_pauses_the_trigger_and_a_connection_error_is_a_failed_attempt(
     assert "nobody listens" in row.remark
 
 
+def test_one_flush_delivers_an_ordering_key_in_order(webhook_receiver):
+    TriggerFactory(type="order_paid", ordering_key="order")
+    for n in (1, 2, 3):
+        eventing.emit("order_paid", {"order": 7, "n": n})
+    results = webhook_receiver.flush()
+    assert [r.data["n"] for r in webhook_receiver.requests] == [1, 2, 3]
+    assert all(result.outcome.succeeded for result in results)
+
+
+def test_a_paused_trigger_holds_its_rows_through_a_flush(webhook_receiver):
+    TriggerFactory(type="order_paid", paused=True)
+    [row] = eventing.emit("order_paid", {"order": 7})
+    [result] = webhook_receiver.flush()
+    assert result.skipped == "trigger paused or disabled"
+    assert webhook_receiver.requests == []
+    row.refresh_from_db()
+    assert row.status == EventStatus.STAGED
+
+
 def test_a_follow_up_in_the_reply_is_delivered_in_the_same_flush():
     TriggerFactory(type="order_paid")
     follow = TriggerFactory(type="invoice_due")
