@@ -375,6 +375,7 @@ def ini_block(page: str) -> str:
     return re.search(r"```ini\n(.*?)```", text, re.DOTALL).group(1)
 
 
+@pytest.mark.slow
 def test_testing_page_example_passes_in_a_host_project(tmp_path):
     host = tmp_path / "host"
     shutil.copytree(
