@@ -308,6 +308,19 @@ class FakeReceiverUnderTestCase(TestCase):
         receiver.requests[0].verify(self.trigger.signing_secret)
         assert EventLog.objects.get().status == EventStatus.PROCESSED
 
+    def test_a_model_update_reaches_the_receiver_as_db_update(self):
+        updates = TriggerFactory(type="DB_UPDATE", source="testapp.Order", watch_fields=["status"])
+        order = Order.objects.create(status="new", total="8.00")
+        with fake_receiver() as receiver, self.captureOnCommitCallbacks(execute=True):
+            order.status = "paid"
+            order.save()
+        [request] = receiver.requests
+        assert request.headers["X-Eventing-Trigger"] == updates.name
+        data = request.data
+        assert (data["model"], data["pk"]) == ("testapp.Order", order.pk)
+        assert data["changed"] == ["status"]
+        assert (data["old"]["status"], data["new"]["status"]) == ("new", "paid")
+
     def test_a_rolled_back_block_sends_nothing(self):
         with fake_receiver() as receiver:
             with (
