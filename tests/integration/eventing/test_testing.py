@@ -4,6 +4,7 @@ eventing.testing.pytest, enabled in tests/conftest.py) and under Django's TestCa
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 
 import jwt
 import pytest
@@ -19,7 +20,7 @@ from eventing.recording.trigger_cache import current_index
 from eventing.testing import Reply, capture_emits, fake_receiver, signed_request
 from eventing.verify import WebhookVerificationError as Refused
 from eventing.verify import verify_sc_token, verify_signature, verify_webhook
-from tests.factories import EventTypeFactory, TriggerFactory
+from tests.factories import CustomerFactory, EventTypeFactory, TriggerFactory
 from tests.testapp.models import Order
 from triggers.models import Trigger
 
@@ -92,12 +93,26 @@ def test_assert_not_emitted_fails_naming_the_event(emitted_events):
         emitted_events.assert_emitted("order_refunded", count=2)
 
 
+@dataclasses.dataclass(frozen=True)
+class OwnerKeyLike:
+    """How emit() keeps an owner instance: its model label and primary key as text."""
+
+    model: str
+    pk: str
+
+
 def test_the_owner_is_recorded_when_an_emission_names_one(emitted_events):
-    """`owner` rides on the `recorded` signal when emit() is given one."""
-    recorded.send(None, type="invoice_sent", payload={"n": 1}, source="", rows=[], owner="acme")
-    emitted_events.assert_emitted("invoice_sent", owner="acme")
-    with pytest.raises(AssertionError):
-        emitted_events.assert_emitted("invoice_sent", owner="globex")
+    """`owner` rides on the `recorded` signal when emit() is given one; a test names the owner
+    by its instance whether the signal carries the instance or its key."""
+    acme, globex = CustomerFactory(), CustomerFactory()
+    recorded.send(None, type="invoice_sent", payload={"n": 1}, source="", rows=[], owner=acme)
+    key = OwnerKeyLike("testapp.Customer", str(globex.pk))
+    recorded.send(None, type="invoice_paid", payload={"n": 2}, source="", rows=[], owner=key)
+    emitted_events.assert_emitted("invoice_sent", owner=acme)
+    emitted_events.assert_emitted("invoice_paid", owner=globex)
+    emitted_events.assert_not_emitted("invoice_paid", owner=acme)
+    with pytest.raises(AssertionError, match="owner="):
+        emitted_events.assert_emitted("invoice_sent", owner=globex)
 
 
 def test_an_emission_its_transaction_rolled_back_is_left_out(emitted_events):
