@@ -30,8 +30,9 @@ from triggers.validation import ENV_PLACEHOLDER_RE
 SENSITIVE_HEADER_RE = re.compile(r"(auth|token|secret|signature|key|cookie|password)", re.I)
 
 _local = threading.local()
-# What webhook calls go through instead of the network (eventing.testing's fake receiver): an
-# object with urllib3's `urlopen`, or None. Process-wide, so sender threads use it too.
+# What webhook calls go through instead of the network (eventing.testing's fake receiver): a
+# stack of objects with urllib3's `urlopen`, the last one answering. Process-wide, so sender
+# threads use it too.
 _stand_in: list = []
 
 
