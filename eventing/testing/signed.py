@@ -62,7 +62,8 @@ def signed_request(
     webhook-signature with `signing_secret` (a fresh whsec_ secret if not given).
 
     `tamper` spoils it in one of the ways of TAMPERINGS ("body", "signature", "token",
-    "expired"), which `eventing.verify` and the `standardwebhooks` package refuse.
+    "expired"), each of which `eventing.verify` refuses; the `standardwebhooks` package, which
+    checks `webhook-signature` only, refuses all but "token".
     """
     if tamper is not None and tamper not in TAMPERINGS:
         raise ValueError(f"tamper must be one of {sorted(TAMPERINGS)}, not {tamper!r}")
