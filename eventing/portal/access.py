@@ -58,7 +58,9 @@ def current_owner(request: HttpRequest) -> PortalOwner | None:
 
 def refused(request: HttpRequest, reason: str, status: int) -> HttpResponse:
     """The page that says why the portal is not open to this browser."""
-    return protect(render(request, "eventing/portal/refused.html", {"reason": reason}, status=status))
+    return protect(
+        render(request, "eventing/portal/refused.html", {"reason": reason}, status=status)
+    )
 
 
 def portal_view(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
