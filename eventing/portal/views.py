@@ -50,6 +50,11 @@ def page(request: HttpRequest, template: str, context: dict[str, Any], status: i
     return render(request, f"eventing/portal/{template}", context, status=status)
 
 
+def posted(request: HttpRequest) -> Any:
+    """The POSTed data for a form (even when empty: an unchecked confirmation), else None."""
+    return request.POST if request.method == "POST" else None
+
+
 def back(name: str, notice: str = "", **kwargs: Any) -> HttpResponse:
     """Redirect to a portal page after an action, with its notice."""
     url = reverse(f"eventing_portal:{name}", kwargs=kwargs)
@@ -134,7 +139,7 @@ def subscriptions(request: HttpRequest) -> HttpResponse:
 @portal_view
 def create(request: HttpRequest) -> HttpResponse:
     """A new endpoint; its signing secret is shown once, on the page that follows."""
-    form = SubscriptionForm(request.POST or None)
+    form = SubscriptionForm(posted(request))
     if request.method == "POST" and form.is_valid():
         try:
             subscription, secret = services.create_subscription(
@@ -173,7 +178,7 @@ def detail_context(subscription: Subscription, **more: Any) -> dict[str, Any]:
 @portal_view
 def edit(request: HttpRequest, pk: Any) -> HttpResponse:
     subscription = owned(request, pk)
-    form = SubscriptionForm(request.POST or None, initial=SubscriptionForm.initial_of(subscription))
+    form = SubscriptionForm(posted(request), initial=SubscriptionForm.initial_of(subscription))
     if request.method == "POST" and form.is_valid():
         try:
             services.update_subscription(subscription, form.cleaned_data)
@@ -235,7 +240,7 @@ def retired_secrets(subscription: Subscription) -> list[RetiredSecret]:
 def reveal_secret(request: HttpRequest, pk: Any) -> HttpResponse:
     """Show the signing secret after a confirmation (POST), never on a plain GET."""
     subscription = owned(request, pk)
-    form = ConfirmForm(request.POST or None)
+    form = ConfirmForm(posted(request))
     if request.method == "POST" and form.is_valid():
         secret = subscription.trigger.signing_secret
         return page(request, "secret.html", {"subscription": subscription, "secret": secret})
@@ -248,7 +253,7 @@ def rotate_secret(request: HttpRequest, pk: Any) -> HttpResponse:
     """A new signing secret, after a confirmation; the old one signs beside it for the grace
     period, and the page says until when."""
     subscription = owned(request, pk)
-    form = ConfirmForm(request.POST or None)
+    form = ConfirmForm(posted(request))
     if request.method == "POST" and form.is_valid():
         secret = services.rotate_subscription_secret(subscription)
         return page(
