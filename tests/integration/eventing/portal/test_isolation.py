@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import pytest
 from django.test import Client
-from django.urls import reverse
+from django.urls import get_resolver, reverse
 
 from eventing.models import EventLog, Subscription
-from eventing.portal import urls as portal_urls
 from eventing.subscriptions import services
 from tests.integration.eventing.portal.conftest import portal_client
+from tests.support.owner_routes import walk
 
 pytestmark = pytest.mark.django_db
 
@@ -21,8 +21,13 @@ LINK_ARGUMENTS = {"token"}
 
 
 def routes() -> list[tuple[str, set[str]]]:
-    """(name, argument names) of every route of eventing.portal.urls."""
-    return [(pattern.name, set(pattern.pattern.converters)) for pattern in portal_urls.urlpatterns]
+    """(name, argument names) of every portal route in the project's URLconf, where the host
+    mounted eventing.portal.urls (a route added there later is walked too)."""
+    return [
+        (route.name.removeprefix("eventing_portal:"), set(route.kwargs))
+        for route in walk(get_resolver().url_patterns)
+        if route.name.startswith("eventing_portal:")
+    ]
 
 
 @pytest.fixture
