@@ -23,6 +23,12 @@ PAGES = (
     "trigger-list-1280",
     "event-page-1280",
     "trigger-form",
+    # The owners' portal (docs/subscriptions.md)
+    "portal-endpoints",
+    "portal-new",
+    "portal-delivery",
+    "portal-redelivered",
+    "portal-rotated",
 )
 COLOURS = 64
 

@@ -32,8 +32,9 @@ def protect(response: HttpResponse) -> HttpResponse:
     # Django's XFrameOptionsMiddleware leaves a response alone when this is set.
     response.xframe_options_exempt = True
     # Pages show secrets and delivery bodies: nothing is kept by the browser or a proxy, and
-    # no URL of the portal is sent to a site it links to.
+    # no URL of the portal is sent to another site. Not "no-referrer": Chromium then sends
+    # `Origin: null` with the portal's own forms, and Django's CSRF check refuses them.
     add_never_cache_headers(response)
-    response["Referrer-Policy"] = "no-referrer"
+    response["Referrer-Policy"] = "same-origin"
     response["X-Content-Type-Options"] = "nosniff"
     return response

@@ -272,7 +272,7 @@ def test_framing_follows_the_setting(owners, settings, ancestors, csp, xfo):
     assert response.status_code == 200
     assert response["Content-Security-Policy"].endswith(csp)
     assert response.get("X-Frame-Options") == xfo
-    assert response["Referrer-Policy"] == "no-referrer"
+    assert response["Referrer-Policy"] == "same-origin"
 
 
 def test_a_frame_ancestor_that_would_add_a_directive_is_refused(settings):
