@@ -7,9 +7,10 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 
 from eventing import emit
-from eventing.models import PublicEventType
+from eventing.models import EventLog, PublicEventType
 from eventing.subscriptions import services
 from tests.factories import TriggerFactory
+from tests.testapp.models import Customer, Order
 
 pytestmark = pytest.mark.django_db
 
@@ -108,3 +109,28 @@ def test_owned_subscription_is_404_for_another_owner(catalog, owners):
         services.owned_subscription(bob, sub.pk)
     with pytest.raises(services.Subscription.DoesNotExist):
         services.owned_subscription(bob, "not-a-uuid")
+
+
+def test_db_events_published_to_the_rows_owner_with_the_chosen_fields(settings, deliver_messages):
+    settings.EVENTING = {**settings.EVENTING, "OWNER_MODEL": "testapp.Customer"}
+    PublicEventType.objects.create(
+        name="order_changed",
+        db_type="DB_UPDATE",
+        db_source="testapp.Order",
+        owner_path="customer",
+        payload_fields=["id", "status"],
+    )
+    acme, globex = Customer.objects.create(name="acme"), Customer.objects.create(name="globex")
+    acme_sub, _ = services.create_subscription(
+        acme, url="http://127.0.0.1:9/acme", types=["order_changed"]
+    )
+    services.create_subscription(globex, url="http://127.0.0.1:9/globex", types=["order_changed"])
+    order = Order.objects.create(customer=acme, status="new", total="9.99", note="private")
+
+    order.status = "paid"
+    order.save()
+
+    [row] = EventLog.objects.filter(type="order_changed")
+    assert row.trigger_id == acme_sub.trigger_id
+    assert row.payload == {"id": order.pk, "status": "paid"}
+    assert row.source == "testapp.Order"
