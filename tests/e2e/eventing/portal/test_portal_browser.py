@@ -33,9 +33,6 @@ class PortalBrowserTests(BrowserTestCase):
         yield
         self.receiver.close()
 
-    def page_text(self) -> str:
-        return self.find("body").text
-
     def screenshot(self, name: str) -> None:
         path = SCREENSHOTS / f"{name}.png"
         self.selenium.execute_script("window.scrollTo(0, 0)")
