@@ -6,9 +6,13 @@ Screenshots go to test-artifacts/screenshots/ (`make screenshots` copies them to
 
 from __future__ import annotations
 
+from urllib.parse import quote, urlsplit
+
 import pytest
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
+from django.test import override_settings
 from standardwebhooks.webhooks import Webhook
 
 from eventing import portal_url
@@ -20,6 +24,7 @@ from tests.waiting import wait_until
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
+@override_settings(ROOT_URLCONF="tests.support.portal_host_urls")
 class PortalBrowserTests(BrowserTestCase):
     """An owner's journey through its portal, entered by a link from eventing.portal_url()."""
 
@@ -119,3 +124,54 @@ class PortalBrowserTests(BrowserTestCase):
         self.selenium.get(f"{self.live_server_url}/portal/endpoints/")
         self.find("#portal-subscriptions")
         self.screenshot("portal-endpoints")
+
+    def framed(self, page_origin: str, src: str) -> str:
+        """Open the host's page on `page_origin` framing `src`; the URL the frame ended on."""
+        self.selenium.get(f"{page_origin}/host-page/?src={quote(src)}")
+        self.find("#host")
+        self.selenium.switch_to.frame(self.find("#portal"))
+        try:
+            # The frame has loaded: the portal's page, or the browser's page for a refusal.
+            wait_until(
+                lambda: self.selenium.execute_script(
+                    "return document.readyState == 'complete' && document.URL != 'about:blank'"
+                ),
+                message="the framed page loaded",
+            )
+            return self.selenium.execute_script("return document.URL")
+        finally:
+            self.selenium.switch_to.default_content()
+
+    def in_frame(self, css: str) -> list:
+        """The elements matching `css` in the host page's frame."""
+        self.selenium.switch_to.frame(self.find("#portal"))
+        try:
+            return [element.text for element in self.finds(css)]
+        finally:
+            self.selenium.switch_to.default_content()
+
+    def test_the_host_site_frames_the_portal_and_other_sites_cannot(self):
+        owner = get_user_model().objects.create_user("acme")
+        # The host's own origin (the default PORTAL_FRAME_ANCESTORS, 'self'): the link opens
+        # the owner's portal inside the frame.
+        link = portal_url(owner, base_url=self.live_server_url)
+        landed = self.framed(self.live_server_url, link)
+        assert landed == f"{self.live_server_url}/portal/endpoints/"
+        assert self.in_frame("#portal-owner") == ["acme"]
+        self.screenshot("portal-embedded")
+
+        # Another origin (127.0.0.1 instead of localhost) may not frame a portal page: the
+        # browser shows its own error page in the frame instead.
+        parts = urlsplit(self.live_server_url)
+        other = f"{parts.scheme}://127.0.0.1:{parts.port}"
+        assert other != self.live_server_url
+        portal_page = f"{self.live_server_url}/portal/enter/not-a-link/"
+        landed = self.framed(other, portal_page)
+        assert not landed.startswith(self.live_server_url), landed
+        assert self.in_frame("#portal-refused") == []
+
+        # Unless the host lists that origin in PORTAL_FRAME_ANCESTORS.
+        eventing = {**settings.EVENTING, "PORTAL_FRAME_ANCESTORS": ["'self'", other]}
+        with override_settings(EVENTING=eventing):
+            assert self.framed(other, portal_page) == portal_page
+            assert "not valid" in self.in_frame("#portal-refused")[0]
