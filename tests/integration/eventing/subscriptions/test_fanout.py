@@ -7,6 +7,7 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 
 from eventing import emit
+from eventing.management.commands.eventing_triggers import export_data
 from eventing.models import EventLog, PublicEventType
 from eventing.subscriptions import services
 from tests.factories import TriggerFactory
@@ -134,3 +135,11 @@ def test_db_events_published_to_the_rows_owner_with_the_chosen_fields(settings, 
     assert row.trigger_id == acme_sub.trigger_id
     assert row.payload == {"id": order.pk, "status": "paid"}
     assert row.source == "testapp.Order"
+
+
+def test_operators_export_leaves_subscriptions_out(catalog, owners):
+    alice, _ = owners
+    services.create_subscription(alice, url="http://127.0.0.1:9/a", types=["invoice_paid"])
+    operators = TriggerFactory(type="invoice_paid")
+
+    assert [t["name"] for t in export_data(include_secrets=False)["triggers"]] == [operators.name]
