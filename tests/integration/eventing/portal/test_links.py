@@ -8,7 +8,7 @@ from unittest import mock
 
 import pytest
 from django.core import signing
-from django.test import Client
+from django.test import Client, override_settings
 
 from eventing import portal_url
 from eventing.portal.links import LINK_SALT
@@ -151,3 +151,27 @@ def test_the_host_login_reaches_the_resolvers_owner(catalog, owners):
     assert page.status_code == 200
     assert b"http://127.0.0.1:9/alice" in page.content
     assert COOKIE not in page.cookies
+
+
+@override_settings(ROOT_URLCONF="tests.support.portal_elsewhere_urls")
+def test_the_portal_works_where_the_host_mounts_it(catalog, owners):
+    alice, _ = owners
+    url = portal_url(alice)
+    assert url.startswith("/account/webhooks/enter/")
+    client = Client()
+
+    response = client.get(url)
+
+    assert response["Location"] == "/account/webhooks/endpoints/"
+    assert response.cookies[COOKIE]["path"] == "/account/webhooks/"
+    assert client.get("/account/webhooks/catalog/").status_code == 200
+
+
+def test_a_portal_session_is_no_login_to_the_api_or_the_admin(owners):
+    alice, _ = owners
+    alice.is_staff = alice.is_superuser = True
+    alice.save()
+    client = portal_client(alice)
+    assert client.get("/portal/endpoints/").status_code == 200
+    assert client.get("/api/eventing/subscriptions/").status_code in (401, 403)
+    assert client.get("/mission-control/")["Location"].startswith("/mission-control/login/")
