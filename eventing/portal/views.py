@@ -38,7 +38,9 @@ NOTICES = {
 DELIVERIES_PER_PAGE = 50
 
 
-def page(request: HttpRequest, template: str, context: dict[str, Any], status: int = 200):
+def page(
+    request: HttpRequest, template: str, context: dict[str, Any], status: int = 200
+) -> HttpResponse:
     """Render a portal page with the owner, and the notice an action left."""
     owner = request.portal_owner
     context = {
@@ -108,6 +110,7 @@ def sign_out(request: HttpRequest) -> HttpResponse:
 @require_GET
 @portal_view
 def home(request: HttpRequest) -> HttpResponse:
+    """The portal's root: its endpoints."""
     return redirect("eventing_portal:subscriptions")
 
 
@@ -177,6 +180,7 @@ def detail_context(subscription: Subscription, **more: Any) -> dict[str, Any]:
 @require_http_methods(["GET", "POST"])
 @portal_view
 def edit(request: HttpRequest, pk: Any) -> HttpResponse:
+    """Change the endpoint's URL, types, filter or description."""
     subscription = owned(request, pk)
     form = SubscriptionForm(posted(request), initial=SubscriptionForm.initial_of(subscription))
     if request.method == "POST" and form.is_valid():
@@ -202,6 +206,7 @@ def set_enabled(request: HttpRequest, pk: Any) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 @portal_view
 def delete(request: HttpRequest, pk: Any) -> HttpResponse:
+    """Delete the endpoint, after a confirmation page."""
     subscription = owned(request, pk)
     if request.method == "POST":
         services.delete_subscription(subscription)
