@@ -149,6 +149,10 @@ def test_test_send_shows_the_delivery_and_redeliver_sends_it_again(catalog, owne
     assert b"processed" in page.content
     assert b"&quot;amount&quot;: &quot;12.50&quot;" in page.content
     assert b"Attempt 1" in page.content
+    # The whole body as sent (the CloudEvents envelope), with its id.
+    sent_body = re.search(rb'class="portal-request-body">(.*?)</pre>', page.content, re.S)
+    assert b"specversion" in sent_body.group(1)
+    assert str(event.pk).encode() in sent_body.group(1)
 
     again = client.post(f"/portal/endpoints/{subscription.pk}/deliveries/{event.pk}/redeliver/")
 
