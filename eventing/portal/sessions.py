@@ -7,6 +7,7 @@ its session, and the cookie is sent to the portal's URLs only.
 
 from __future__ import annotations
 
+import time
 from importlib import import_module
 from typing import Any
 
@@ -36,7 +37,9 @@ def start_session(request: HttpRequest, response: HttpResponse, label: str, pk: 
     an earlier portal session of this browser is ended."""
     end_session(request, response)
     store = session_store()
-    store[OWNER_KEY] = [label, pk]
+    # The end is kept in the session too: not every engine enforces set_expiry() on load (the
+    # signed-cookies engine checks SESSION_COOKIE_AGE only).
+    store[OWNER_KEY] = [label, pk, time.time() + settings.PORTAL_SESSION_MAX_AGE_S]
     store.set_expiry(int(settings.PORTAL_SESSION_MAX_AGE_S))
     store.save()
     samesite = settings.PORTAL_COOKIE_SAMESITE
@@ -58,7 +61,7 @@ def session_owner(request: HttpRequest) -> tuple[str, str] | None:
     if not key:
         return None
     value: Any = session_store(key).get(OWNER_KEY)
-    if not (isinstance(value, list) and len(value) == 2):
+    if not (isinstance(value, list) and len(value) == 3) or value[2] <= time.time():
         return None
     return value[0], value[1]
 

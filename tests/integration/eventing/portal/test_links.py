@@ -139,6 +139,18 @@ def test_a_session_ends_with_its_age(owners, settings):
         assert client.get("/portal/endpoints/").status_code == 302
 
 
+def test_a_session_ends_with_its_age_whatever_the_session_engine(owners, settings):
+    """The signed-cookies engine keeps a session for SESSION_COOKIE_AGE: the portal's own end
+    still applies."""
+    settings.SESSION_ENGINE = "django.contrib.sessions.backends.signed_cookies"
+    settings.EVENTING = {**settings.EVENTING, "PORTAL_SESSION_MAX_AGE_S": 60}
+    alice, _ = owners
+    client = portal_client(alice)
+    assert client.get("/portal/endpoints/").status_code == 200
+    with mock.patch("eventing.portal.sessions.time.time", return_value=time.time() + 61):
+        assert client.get("/portal/endpoints/").status_code == 302
+
+
 def test_the_host_login_reaches_the_resolvers_owner(catalog, owners):
     alice, _ = owners
     services.create_subscription(alice, url="http://127.0.0.1:9/alice", types=["invoice_paid"])
