@@ -187,3 +187,20 @@ def test_a_portal_session_is_no_login_to_the_api_or_the_admin(owners):
     assert client.get("/portal/endpoints/").status_code == 200
     assert client.get("/api/eventing/subscriptions/").status_code in (401, 403)
     assert client.get("/mission-control/")["Location"].startswith("/mission-control/login/")
+
+
+def test_a_login_without_an_owner_is_told_so(owners, settings):
+    settings.EVENTING = {
+        **settings.EVENTING,
+        "OWNER_RESOLVER": "tests.support.portal_resolvers.no_owner",
+    }
+    alice, _ = owners
+    client = Client()
+    client.force_login(alice)
+
+    response = client.get("/portal/endpoints/")
+
+    assert response.status_code == 403
+    assert b"no webhooks portal" in response.content
+    # A link still names its owner, whatever the resolver says.
+    assert portal_client(alice).get("/portal/endpoints/").status_code == 200
