@@ -204,3 +204,12 @@ def test_a_login_without_an_owner_is_told_so(owners, settings):
     assert b"no webhooks portal" in response.content
     # A link still names its owner, whatever the resolver says.
     assert portal_client(alice).get("/portal/endpoints/").status_code == 200
+
+
+def test_a_cross_site_cookie_is_secure(owners, settings):
+    """SameSite=None (a portal framed by another site) is sent by browsers only when Secure."""
+    settings.EVENTING = {**settings.EVENTING, "PORTAL_COOKIE_SAMESITE": "None"}
+    alice, _ = owners
+    response = Client().get(portal_url(alice))
+    cookie = response.cookies[COOKIE]
+    assert (cookie["samesite"], cookie["secure"]) == ("None", True)
