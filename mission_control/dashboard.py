@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.core.cache import cache
+from django.db import DatabaseError, connections
 from django.db.models import Count, Min
 from django.db.models.functions import TruncMinute
 from django.utils import timezone
@@ -22,7 +23,7 @@ from django.utils import timezone
 from eventing.models import CircuitState, EventLog, EventStatus, InvocationLog, TriggerCircuit
 from eventing.ops import health as health_checks
 
-from .counting import bounded_count, estimated_count
+from .counting import bounded_count, estimated_count, plan_estimate
 
 DAY = dt.timedelta(hours=24)
 HOUR = dt.timedelta(hours=1)
@@ -35,6 +36,9 @@ BUCKET_CACHE_S = 25 * 3600
 # A bucket counts as closed this long after its end: a transaction that wrote a row stamped
 # just before the end may commit a moment later.
 CLOSE_GRACE = dt.timedelta(minutes=1)
+# Events a chart counts in one render for buckets the cache lacks (the planner's estimate):
+# after a cache clear, a day of 1M events fills over a few renders instead of costing one ~1 s.
+CHART_COUNT_BUDGET = 250_000
 
 
 @dataclass
@@ -44,8 +48,9 @@ class Dashboard:
     now: dt.datetime
     counts_24h: dict[str, int]
     success_rate_24h: float | None
-    per_minute_1h: list[tuple[str, float]]
-    per_minute_24h: list[tuple[str, float]]
+    # None: a bucket not counted yet (see events_per_minute).
+    per_minute_1h: list[tuple[str, float | None]]
+    per_minute_24h: list[tuple[str, float | None]]
     call_p50_ms: float | None
     call_p95_ms: float | None
     lag_p50_s: float | None
@@ -59,6 +64,11 @@ class Dashboard:
     estimated: frozenset[str] = frozenset()
     health: dict[str, Any] = field(default_factory=dict)
     open_circuits: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def charts_pending(self) -> bool:
+        """Whether a chart has buckets not counted yet (after a cache clear, on a busy day)."""
+        return any(v is None for _, v in [*self.per_minute_1h, *self.per_minute_24h])
 
 
 def build(now: dt.datetime | None = None, *, with_health: bool = True) -> Dashboard:
@@ -118,11 +128,14 @@ def success_rate(counts: dict[str, int]) -> float | None:
 
 def events_per_minute(
     now: dt.datetime, *, minutes: int, bucket_minutes: int
-) -> list[tuple[str, float]]:
-    """Events created per minute over the last `minutes`, averaged per bucket, oldest first.
+) -> list[tuple[str, float | None]]:
+    """Events created per minute over the last `minutes`, averaged per bucket, oldest first;
+    None for a bucket not counted yet.
 
     Closed buckets are counted once and cached (created_at never changes); only the bucket
-    holding `now` is counted on every call.
+    holding `now` is counted on every call. Buckets the cache lacks (after a cache clear) are
+    counted newest first, at most about CHART_COUNT_BUDGET rows a call: the rest show as a gap
+    until the next calls count them.
     """
     step = dt.timedelta(minutes=bucket_minutes)
     hour = now.replace(minute=0, second=0, microsecond=0)
@@ -139,16 +152,63 @@ def events_per_minute(
     # One round trip each way, whatever the cache backend (the database cache in some setups).
     cached = cache.get_many(list(keys.values()))
     counts = {at: cached[key] for at, key in keys.items() if key in cached}
-    missing = [at for at in starts if at not in counts]
-    if missing:
-        counted = count_created_per_bucket(min(missing), max(missing) + step, start, step)
-        counts.update({at: counted.get(at, 0) for at in missing})
-        closed = {keys[at]: counts[at] for at in missing if at in keys}
-        if closed:
-            cache.set_many(closed, BUCKET_CACHE_S)
+    open_now = [at for at in starts if at not in keys]
+    gap = newest_run([at for at in keys if at not in counts], step)
+    if gap:
+        gap = affordable_buckets(gap, step)
+    counted: Counter[dt.datetime] = Counter()
+    for first, last in count_ranges(gap, open_now, step):
+        counted.update(count_created_per_bucket(first, last + step, start, step))
+    counts.update({at: counted.get(at, 0) for at in [*gap, *open_now]})
+    if gap:
+        cache.set_many({keys[at]: counts[at] for at in gap}, BUCKET_CACHE_S)
     return [
-        (timezone.localtime(at).strftime("%H:%M"), counts[at] / bucket_minutes) for at in starts
+        (
+            timezone.localtime(at).strftime("%H:%M"),
+            counts[at] / bucket_minutes if at in counts else None,
+        )
+        for at in starts
     ]
+
+
+def newest_run(buckets: list[dt.datetime], step: dt.timedelta) -> list[dt.datetime]:
+    """The newest stretch of consecutive `buckets` (oldest first)."""
+    run = buckets[-1:]
+    for at in reversed(buckets[:-1]):
+        if at + step != run[0]:
+            break
+        run.insert(0, at)
+    return run
+
+
+def count_ranges(
+    gap: list[dt.datetime], open_now: list[dt.datetime], step: dt.timedelta
+) -> list[tuple[dt.datetime, dt.datetime]]:
+    """(first, last) bucket of each count to run: the gap and the open buckets, as one range
+    when they touch."""
+    if gap and open_now and gap[-1] + step == open_now[0]:
+        return [(gap[0], open_now[-1])]
+    return [(run[0], run[-1]) for run in (gap, open_now) if run]
+
+
+def affordable_buckets(missing: list[dt.datetime], step: dt.timedelta) -> list[dt.datetime]:
+    """The newest of `missing` (oldest first) whose events the planner puts within
+    CHART_COUNT_BUDGET rows; at least the newest one, all of them off PostgreSQL."""
+    chosen = missing
+    while len(chosen) > 1:
+        window = EventLog.objects.filter(
+            created_at__gte=chosen[0], created_at__lt=chosen[-1] + step
+        )
+        if connections[window.db].vendor != "postgresql":
+            break
+        try:
+            estimate = plan_estimate(window)
+        except (DatabaseError, KeyError, IndexError, TypeError, ValueError):
+            break
+        if estimate is None or estimate <= CHART_COUNT_BUDGET:
+            break
+        chosen = chosen[len(chosen) // 2 :]
+    return chosen
 
 
 def count_created_per_bucket(
@@ -168,7 +228,7 @@ def count_created_per_bucket(
     return counts
 
 
-def day_series(now: dt.datetime) -> list[tuple[str, float]]:
+def day_series(now: dt.datetime) -> list[tuple[str, float | None]]:
     """The 24 h chart (15-minute buckets)."""
     return events_per_minute(now, minutes=24 * 60, bucket_minutes=15)
 
