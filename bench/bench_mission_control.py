@@ -115,27 +115,48 @@ def row_pages() -> dict[str, str]:
 
 
 def time_page(client, url: str, repeat: int, cold: int) -> dict:
-    """Medians of `cold` renders each right after a cache clear and of `repeat` warm ones."""
+    """Medians of `cold` renders each right after a cache clear and of `repeat` warm ones: wall
+    time, this process's CPU time and the time spent waiting on SQL (on a shared machine the
+    wall time also holds the time other processes had the CPU)."""
     from django.core.cache import cache
+    from django.db import connection
 
-    def render() -> float:
-        started = time.perf_counter()
-        response = client.get(url)
+    def render() -> tuple[float, float, float]:
+        sql = [0.0]
+
+        def timed(execute, statement, params, many, context):
+            started = time.perf_counter()
+            try:
+                return execute(statement, params, many, context)
+            finally:
+                sql[0] += time.perf_counter() - started
+
+        cpu, started = time.process_time(), time.perf_counter()
+        with connection.execute_wrapper(timed):
+            response = client.get(url)
         elapsed = time.perf_counter() - started
         assert response.status_code == 200, (url, response.status_code)
-        return elapsed
+        return elapsed, time.process_time() - cpu, sql[0]
 
-    cold_times = []
+    cold_runs = []
     for _ in range(cold):
         cache.clear()
-        cold_times.append(render())
+        cold_runs.append(render())
     warm = [render() for _ in range(repeat)]
+
+    def median(runs: list[tuple[float, float, float]], part: int) -> float:
+        return round(statistics.median(run[part] for run in runs), 4)
+
     return {
-        "median_s": round(statistics.median(warm), 4),
-        "cold_median_s": round(statistics.median(cold_times), 4),
-        "cold_s": [round(t, 4) for t in cold_times],
-        "min_s": round(min(warm), 4),
-        "max_s": round(max(warm), 4),
+        "median_s": median(warm, 0),
+        "cpu_median_s": median(warm, 1),
+        "sql_median_s": median(warm, 2),
+        "cold_median_s": median(cold_runs, 0),
+        "cold_cpu_median_s": median(cold_runs, 1),
+        "cold_sql_median_s": median(cold_runs, 2),
+        "cold_s": [round(run[0], 4) for run in cold_runs],
+        "min_s": round(min(run[0] for run in warm), 4),
+        "max_s": round(max(run[0] for run in warm), 4),
         "renders": repeat,
     }
 
@@ -230,8 +251,12 @@ def main(argv: list[str] | None = None) -> int:
     for name, url in pages.items():
         timings[name] = figures = time_page(client, url, args.repeat, args.cold)
         print(
-            f"{name:34} warm {figures['median_s'] * 1000:8.1f} ms  "
-            f"cold {figures['cold_median_s'] * 1000:8.1f} ms",
+            f"{name:34} warm {figures['median_s'] * 1000:7.1f} ms "
+            f"(cpu {figures['cpu_median_s'] * 1000:6.1f}, "
+            f"sql {figures['sql_median_s'] * 1000:6.1f})"
+            f"  cold {figures['cold_median_s'] * 1000:7.1f} ms "
+            f"(cpu {figures['cold_cpu_median_s'] * 1000:6.1f}, "
+            f"sql {figures['cold_sql_median_s'] * 1000:6.1f})",
             flush=True,
         )
     if args.explain:

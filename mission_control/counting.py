@@ -60,6 +60,29 @@ def bounded_count(queryset: QuerySet, cap: int | None = None) -> tuple[int, bool
     return estimate_past(queryset, cap)
 
 
+def bounded_counts(
+    querysets: dict[str, QuerySet], cap: int | None = None
+) -> dict[str, tuple[int, bool]]:
+    """`bounded_count` of each queryset (all of one database), the capped counts in one
+    statement: one round trip instead of one per figure."""
+    cap = EXACT_BELOW if cap is None else cap
+    if not querysets:
+        return {}
+    parts, params = [], []
+    for i, queryset in enumerate(querysets.values()):
+        sql, part_params = queryset.order_by().values("pk")[: cap + 1].query.sql_with_params()
+        parts.append(f"(SELECT COUNT(*) FROM ({sql}) AS capped_{i})")
+        params.extend(part_params)
+    db = next(iter(querysets.values())).db
+    with connections[db].cursor() as cursor:
+        cursor.execute(f"SELECT {', '.join(parts)}", params)
+        exact = cursor.fetchone()
+    return {
+        name: (count, False) if count <= cap else estimate_past(queryset, cap)
+        for (name, queryset), count in zip(querysets.items(), exact, strict=True)
+    }
+
+
 def estimate_past(queryset: QuerySet, cap: int) -> tuple[int, bool]:
     """(count, estimated) of a queryset known to hold more than `cap` rows: the planner's
     estimate on PostgreSQL (at least cap + 1), an exact count elsewhere (small databases)."""

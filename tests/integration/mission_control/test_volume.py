@@ -301,7 +301,7 @@ def test_every_dashboard_query_after_a_cache_clear_is_served_by_an_index(monkeyp
         if q["sql"].lstrip().upper().startswith("SELECT")
         and re.search(r'"(event_logs|invocation_logs)"', q["sql"])
     ]
-    assert len(statements) >= 10
+    assert len(statements) >= 6  # counts, oldest due, latencies, failing, two charts
     with connection.cursor() as cursor:
         # A sequential scan is then chosen only where no index can answer.
         cursor.execute("SET enable_seqscan = off")
