@@ -83,6 +83,30 @@ def bounded_counts(
     }
 
 
+def value_shares(queryset: QuerySet, column: str) -> tuple[dict[str, float], float] | None:
+    """PostgreSQL's statistics of `column` of the queryset's table: the share of rows of each
+    common value (as text), and the share of any other one value; None without statistics.
+    What the planner multiplies an estimate by for `column = value`."""
+    table = queryset.model._meta.db_table
+    with connections[queryset.db].cursor() as cursor:
+        cursor.execute(
+            "SELECT s.null_frac, s.n_distinct, s.most_common_vals::text::text[], "
+            "s.most_common_freqs, c.reltuples FROM pg_stats AS s "
+            "JOIN pg_class AS c ON c.oid = to_regclass(%s) "
+            "WHERE s.schemaname = current_schema() AND s.tablename = %s AND s.attname = %s",
+            [table, table, column],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    null_frac, n_distinct, values, freqs, rows = row
+    shares = dict(zip(values or [], freqs or [], strict=True))
+    # n_distinct < 0: minus the distinct values' share of the rows.
+    distinct = -n_distinct * max(rows, 1) if n_distinct < 0 else n_distinct
+    others = max(distinct - len(shares), 1)
+    return shares, max(0.0, 1 - null_frac - sum(shares.values())) / others
+
+
 def estimate_past(queryset: QuerySet, cap: int) -> tuple[int, bool]:
     """(count, estimated) of a queryset known to hold more than `cap` rows: the planner's
     estimate on PostgreSQL (at least cap + 1), an exact count elsewhere (small databases)."""

@@ -1,7 +1,7 @@
 """The numbers of the Mission Control dashboard, as plain functions of the database.
 
 Every query reads a bounded number of index entries, however many events the last 24 hours
-hold: counts are exact up to `counting.EXACT_BELOW` rows and the planner's estimate past it
+hold: counts are exact up to `COUNT_CAP` rows and the planner's estimate past it
 (shown with "≈"), latencies and failures come from the latest few thousand rows, and the
 charts count each closed time bucket once (an event's created_at never changes) and keep it.
 """
@@ -30,6 +30,9 @@ HOUR = dt.timedelta(hours=1)
 LATENCY_SAMPLE = 2000
 # The latest failed events the "most failing triggers" table ranks.
 FAILURE_SAMPLE = 2000
+# The tiles are exact up to this many events and PostgreSQL's estimate past it (read from an
+# index: the eight tiles read at most 8 × 1,001 entries).
+COUNT_CAP = 1000
 BUCKET_CACHE_KEY = "mission_control:created-per-bucket"
 # A closed bucket's count never changes; kept a little longer than the 24 h chart shows it.
 BUCKET_CACHE_S = 25 * 3600
@@ -61,7 +64,7 @@ class Dashboard:
     oldest_due_age_s: float | None
     failing_triggers: list[dict[str, Any]]
     total_estimate: int
-    # Names of the figures above that are planner estimates (past counting.EXACT_BELOW rows).
+    # Names of the figures above that are planner estimates (past COUNT_CAP rows).
     estimated: frozenset[str] = frozenset()
     health: dict[str, Any] = field(default_factory=dict)
     open_circuits: list[dict[str, Any]] = field(default_factory=list)
@@ -77,7 +80,7 @@ def build(now: dt.datetime | None = None, *, with_health: bool = True) -> Dashbo
     now = now or timezone.now()
     # Every capped count of the page in one statement (a round trip costs more than the few
     # thousand index entries each reads).
-    figures = bounded_counts({**status_windows(now - DAY), **queue_windows(now)})
+    figures = bounded_counts({**status_windows(now - DAY), **queue_windows(now)}, COUNT_CAP)
     estimated = {name for name, (_, is_estimate) in figures.items() if is_estimate}
     counts = {status: figures[status][0] for status in EventStatus.values}
     backlog, scheduled = figures["backlog"][0], figures["scheduled"][0]
@@ -113,8 +116,8 @@ def status_counts(since: dt.datetime) -> dict[str, int]:
 
 def status_counts_bounded(since: dt.datetime) -> tuple[dict[str, int], set[str]]:
     """Events created since `since` by status, and the statuses whose count is an estimate
-    (index: status, created_at; at most EXACT_BELOW + 1 entries read per status)."""
-    figures = bounded_counts(status_windows(since))
+    (index: status, created_at; at most COUNT_CAP + 1 entries read per status)."""
+    figures = bounded_counts(status_windows(since), COUNT_CAP)
     counts = {status: count for status, (count, _) in figures.items()}
     return counts, {status for status, (_, is_estimate) in figures.items() if is_estimate}
 
@@ -313,7 +316,7 @@ def due_backlog_bounded(now: dt.datetime) -> tuple[int, dt.datetime | None, bool
     """Staged events already due (bounded_count), the due time of the oldest, and whether the
     count is an estimate."""
     due = EventLog.objects.filter(status=EventStatus.STAGED, deliver_at__lte=now)
-    count, is_estimate = bounded_count(due)
+    count, is_estimate = bounded_count(due, COUNT_CAP)
     oldest = due.order_by().aggregate(oldest=Min("deliver_at"))["oldest"]
     return count, oldest, is_estimate
 
@@ -325,7 +328,9 @@ def scheduled_count(now: dt.datetime) -> int:
 
 def scheduled_count_bounded(now: dt.datetime) -> tuple[int, bool]:
     """Staged events due later, and whether the count is an estimate (bounded_count)."""
-    return bounded_count(EventLog.objects.filter(status=EventStatus.STAGED, deliver_at__gt=now))
+    return bounded_count(
+        EventLog.objects.filter(status=EventStatus.STAGED, deliver_at__gt=now), COUNT_CAP
+    )
 
 
 def open_circuits(limit: int = 20) -> list[dict[str, Any]]:

@@ -73,6 +73,7 @@ def event_log_counts(queries) -> list[str]:
 
 @postgres_only
 def test_dashboard_never_counts_every_event_of_the_day(monkeypatch):
+    monkeypatch.setattr(dashboard, "COUNT_CAP", 5)
     monkeypatch.setattr(counting, "EXACT_BELOW", 5)
     trigger = TriggerFactory()
     for _ in range(8):
@@ -104,7 +105,7 @@ def test_dashboard_query_count_does_not_grow_with_events(django_assert_max_num_q
 
 
 def test_dashboard_page_shows_estimates_with_a_sign(admin_client, monkeypatch):
-    monkeypatch.setattr(counting, "EXACT_BELOW", 2)
+    monkeypatch.setattr(dashboard, "COUNT_CAP", 2)
     monkeypatch.setattr(counting, "estimate_past", lambda queryset, cap: (cap + 40, True))
     trigger = TriggerFactory()
     for _ in range(4):
@@ -283,8 +284,9 @@ def test_a_cold_chart_counts_within_its_budget_newest_first(monkeypatch):
 
 @postgres_only
 def test_every_dashboard_query_after_a_cache_clear_is_served_by_an_index(monkeypatch):
-    # Counts past 0 rows are estimates here, as past 10,000 on a busy day.
+    # Counts past 0 rows are estimates here, as past 1,000 on a busy day.
     monkeypatch.setattr(counting, "EXACT_BELOW", 0)
+    monkeypatch.setattr(dashboard, "COUNT_CAP", 0)
     trigger = TriggerFactory()
     for status in (EventStatus.PROCESSED, EventStatus.FAILED, EventStatus.STAGED):
         event = make_event(trigger, status)
@@ -346,3 +348,27 @@ def test_the_dashboard_says_when_older_buckets_are_still_being_counted(admin_cli
         if 'id="mc-chart-pending"' not in page:
             break
     assert 'id="mc-chart-pending"' not in page
+
+
+@postgres_only
+def test_trigger_list_estimates_take_one_explain_per_status_not_per_trigger(
+    admin_client, monkeypatch
+):
+    monkeypatch.setattr(trigger_admin, "LIST_COUNT_CAP", 2)
+    busy = [TriggerFactory(name=f"busy-{n}") for n in range(4)]
+    for trigger in busy:
+        for _ in range(4):
+            make_event(trigger, EventStatus.PROCESSED)
+            make_event(trigger, EventStatus.FAILED)
+    connection.cursor().execute("ANALYZE event_logs")
+    with CaptureQueriesContext(connection) as queries:
+        response = admin_client.get(reverse("mission_control:triggers_trigger_changelist"))
+    explains = [q for q in queries.captured_queries if q["sql"].startswith("EXPLAIN")]
+    assert len(explains) == 2  # processed and failed, for the four triggers past the cap
+    assert "≈" in response.content.decode()
+    # Each busy trigger: about its share of the day's estimate (4 of the 16 of each status).
+    for row in response.context["cl"].result_list:
+        for status in (EventStatus.PROCESSED, EventStatus.FAILED):
+            count, estimated = row.list_counts[status]
+            assert estimated
+            assert 3 <= count <= 6
