@@ -44,6 +44,8 @@ PAGES = {
     "queue_event": "/mission-control/queue-event/",
     "health": "/mission-control/health/",
 }
+# On the dashboard while its charts still have buckets to count after a cache clear.
+PENDING = b'id="mc-chart-pending"'
 # Deep pages: the key of the row 450,000 rows down (page 9000 at 50 a page), as the list's
 # "older" link carries it after 9000 clicks.
 DEEP_ROWS = 450_000
@@ -142,6 +144,12 @@ def time_page(client, url: str, repeat: int, cold: int) -> dict:
     for _ in range(cold):
         cache.clear()
         cold_runs.append(render())
+    # Warm means the dashboard's charts are complete: after a cache clear each render counts
+    # a bounded share of the day's buckets (mission_control.dashboard.CHART_COUNT_BUDGET).
+    cache.clear()
+    to_fill = 0
+    while PENDING in client.get(url).content and to_fill < 50:
+        to_fill += 1
     warm = [render() for _ in range(repeat)]
 
     def median(runs: list[tuple[float, float, float]], part: int) -> float:
@@ -158,6 +166,7 @@ def time_page(client, url: str, repeat: int, cold: int) -> dict:
         "min_s": round(min(run[0] for run in warm), 4),
         "max_s": round(max(run[0] for run in warm), 4),
         "renders": repeat,
+        "renders_to_fill_charts": to_fill + 1,
     }
 
 
