@@ -372,3 +372,21 @@ def test_trigger_list_estimates_take_one_explain_per_status_not_per_trigger(
             count, estimated = row.list_counts[status]
             assert estimated
             assert 3 <= count <= 6
+
+
+@postgres_only
+def test_the_dashboard_estimates_every_tile_past_its_cap_in_one_explain(monkeypatch):
+    monkeypatch.setattr(dashboard, "COUNT_CAP", 2)
+    trigger = TriggerFactory()
+    for status in (EventStatus.PROCESSED, EventStatus.FAILED, EventStatus.CANCELLED):
+        for _ in range(4):
+            make_event(trigger, status)
+    connection.cursor().execute("ANALYZE event_logs")
+    dashboard.build(with_health=False)  # the charts' buckets, counted once
+    with CaptureQueriesContext(connection) as queries:
+        board = dashboard.build(with_health=False)
+    explains = [q["sql"] for q in queries.captured_queries if q["sql"].startswith("EXPLAIN")]
+    assert len(explains) == 1
+    assert explains[0].count("UNION ALL") == 2
+    assert {"processed", "failed", "cancelled"} <= board.estimated
+    assert all(board.counts_24h[status] >= 3 for status in ("processed", "failed", "cancelled"))
