@@ -115,6 +115,14 @@ def test_the_owner_is_recorded_when_an_emission_names_one(emitted_events):
         emitted_events.assert_emitted("invoice_sent", owner=globex)
 
 
+def test_emit_with_an_owner_is_recorded_with_that_owner(emitted_events, django_user_model):
+    alice = django_user_model.objects.create(username="alice")
+    bob = django_user_model.objects.create(username="bob")
+    eventing.emit("invoice_sent", {"invoice": 1}, owner=alice)
+    emitted_events.assert_emitted("invoice_sent", owner=alice, payload={"invoice": 1})
+    emitted_events.assert_not_emitted("invoice_sent", owner=bob)
+
+
 def test_an_emission_its_transaction_rolled_back_is_left_out(emitted_events):
     TriggerFactory(type="order_paid")
 
