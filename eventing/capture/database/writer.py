@@ -16,7 +16,7 @@ from eventing.capture.actor import SETTING as ACTOR_SETTING
 from eventing.capture.database.conditions import TriggerConfig
 from eventing.capture.database.mode import CHANNEL, KINDS, SIGNALS
 from eventing.capture.database.render import storage_field
-from eventing.capture.database.sql import ident, jsonb_literal, literal
+from eventing.capture.database.sql import Place, ident, jsonb_literal, literal
 from eventing.capture.model_data import sensitive_fields
 from eventing.models import EventCapture
 from triggers import types
@@ -175,10 +175,8 @@ def capture_body(
     event_type: str,
     model: type[models.Model],
     triggers: list[TriggerConfig],
-    *,
-    schema: str,
+    place: Place,
     expander: str,
-    captures_table: str,
 ) -> str:
     """The trigger function's body: store the statement's rows as captures, then notify.
 
@@ -191,7 +189,7 @@ def capture_body(
     written = "old_rows" if kind == "delete" else "new_rows"
     columns = needed_columns(event_type, model, triggers)
     fixed = {
-        "schema": literal(schema),
+        "schema": literal(place.schema),
         "table": literal(model._meta.db_table),
         # Kept to read; event_captures_expand finds the expander in the catalog, not here.
         "expander": literal(expander),
@@ -207,7 +205,7 @@ def capture_body(
         raise ImproperlyConfigured(
             f"event_captures has columns database capture does not fill: {', '.join(unknown)}"
         )
-    into = f"INSERT INTO {captures_table} ({', '.join(column[name] for name in names)})"
+    into = f"INSERT INTO {place.captures_table} ({', '.join(column[name] for name in names)})"
     constants = ", ".join(fixed.values())
     pk = ident(model._meta.pk.column)
     sides = (
