@@ -91,7 +91,12 @@ def captured_types(model: type[models.Model], unsure: frozenset[str], using: str
     attached = {name.split()[0]: name.endswith(" unmarking") for name in attached}
     now = frozenset(t for t, kind in KINDS.items() if kind in attached)
     if now - attached_types(model):
-        transaction.on_commit(lambda: remember(model, now), using=using)
+        connection = connections[using]
+        if connection.in_atomic_block:
+            transaction.on_commit(lambda: remember(model, now), using=using)
+        elif connection.get_autocommit():
+            remember(model, now)
+        # Else a transaction managed by hand (set_autocommit(False)): asked again next time.
     return frozenset(
         event_type
         for event_type in unsure
