@@ -82,6 +82,12 @@ DEFAULTS: dict[str, Any] = {
     # "database" (PostgreSQL trigger functions write the event rows in the writing statement:
     # QuerySet.update(), bulk_create, raw SQL and other programs' writes are captured too).
     "CAPTURE": "signals",
+    # Signal capture's reaction to writes it cannot see (QuerySet.update(), bulk_create,
+    # bulk_update, raw SQL) on a model with DB triggers: "warn" (a RuntimeWarning naming the
+    # model, the call and the triggers), "raise" (refused before it runs) or "ignore". None:
+    # "warn" with DEBUG on and under Django's test runner or pytest-django, else "ignore" (a
+    # production process then installs nothing). Database capture has no such gap.
+    "MISSED_WRITES": None,
     # Events due within this many seconds get a Celery ETA message; later ones wait in the
     # table for the sweeper, so no ETA outlives the broker's visibility timeout.
     "ETA_HORIZON_S": 300,
@@ -283,6 +289,10 @@ RULES: dict[str, Rule] = {
     "INSTANCE_ID": text(empty=False),
     "DATABASE": text(empty=False),
     "CAPTURE": choice("signals", "database"),
+    "MISSED_WRITES": Rule(
+        "one of 'warn', 'raise', 'ignore', or None",
+        lambda v: v is None or v in ("warn", "raise", "ignore"),
+    ),
     "ETA_HORIZON_S": SECONDS,
     "SWEEP_INTERVAL_S": number(0, above=True),
     "LEASE_GRACE_S": SECONDS,
