@@ -11,7 +11,9 @@ from django.conf import settings as django_settings
 from django.core.checks import Error, Tags, Warning, register
 from django.core.exceptions import ImproperlyConfigured
 from django.db import DatabaseError, connections, router
+from django.utils.module_loading import import_string
 
+from eventing import owners
 from eventing.api import jwks
 from eventing.capture import database as capture_db
 from eventing.capture.storage import configuration_errors
@@ -442,3 +444,45 @@ def check_throttle_cache(app_configs=None, **kwargs):
             id="eventing.W008",
         )
     ]
+
+
+@register(Tags.models)
+def check_owners(app_configs=None, **kwargs):
+    """OWNER_MODEL names an installed model, OWNER_RESOLVER imports and fits it (E020-E022)."""
+    try:
+        get_settings()
+    except ImproperlyConfigured:
+        return []  # check_settings reports it
+    errors = []
+    try:
+        owners.owner_model()
+    except ImproperlyConfigured as exc:
+        errors.append(Error(str(exc), id="eventing.E020"))
+    try:
+        import_string(get_settings().OWNER_RESOLVER)
+    except ImportError as exc:
+        errors.append(
+            Error(
+                f'EVENTING["OWNER_RESOLVER"] cannot be imported: {exc}',
+                hint="A dotted path to a function (request) -> owner or None.",
+                id="eventing.E021",
+            )
+        )
+    # The default resolver returns the request's user: with another owner model it would hand
+    # every owner-facing view a user where an owner is expected.
+    label = get_settings().OWNER_MODEL
+    if (
+        label
+        and label.lower() != django_settings.AUTH_USER_MODEL.lower()
+        and get_settings().OWNER_RESOLVER == owners.DEFAULT_RESOLVER
+    ):
+        errors.append(
+            Error(
+                f'EVENTING["OWNER_MODEL"] is {label!r} but EVENTING["OWNER_RESOLVER"] is the '
+                "default, which returns the request's user.",
+                hint="Set OWNER_RESOLVER to a function (request) -> the "
+                f"{label} the request acts for, or None.",
+                id="eventing.E022",
+            )
+        )
+    return errors

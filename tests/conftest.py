@@ -24,6 +24,9 @@ from tests.processes import (
 )
 from tests.receiver import Receiver
 
+# eventing.testing's fixtures (emitted_events, webhook_receiver), enabled as a host project would.
+pytest_plugins = ["eventing.testing.pytest"]
+
 
 def flush_retrying_deadlocks(flush):
     """TransactionTestCase's flush, tried again when PostgreSQL picks it as a deadlock victim.

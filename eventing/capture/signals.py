@@ -15,8 +15,15 @@ from django.db.models.signals import post_delete, post_save, pre_delete, pre_sav
 from eventing.capture import model_data as payloads
 from eventing.capture.actor import current_actor
 from eventing.capture.database import served_by_database
-from eventing.capture.database.switch import installed_types
+from eventing.capture.database.switch import attached_types, captured_types
+from eventing.models import PublicEventType
 from eventing.recording.emit import record_events, resolve_due
+from eventing.recording.subscriptions import (
+    invalidate_publications,
+    published_events,
+    published_kinds,
+    subscription_items,
+)
 from eventing.recording.trigger_cache import current_index, invalidate, refresh
 from triggers import types
 from triggers.matching import matches_filter, watched_change
@@ -29,6 +36,8 @@ OLD_ROW_ATTR = "_eventing_old_row"
 DELETED_ROW_ATTR = "_eventing_deleted_row"
 # Set on an instance whose row was already gone when its delete() began: nothing to report.
 ROW_GONE = object()
+# In database mode, the DB event types whose trigger functions were attached before the write.
+ATTACHED_ATTR = "_eventing_attached"
 
 
 def signals_connect() -> None:
@@ -50,6 +59,12 @@ def signals_connect() -> None:
         invalidate, sender=Trigger, dispatch_uid="eventing.invalidate_triggers_deleted"
     )
     task_prerun.connect(refresh, dispatch_uid="eventing.refresh_on_task", weak=False)
+    for signal in (post_save, post_delete):
+        signal.connect(
+            invalidate_publications,
+            sender=PublicEventType,
+            dispatch_uid=f"eventing.invalidate_publications.{signal is post_save}",
+        )
     # Like a request's end in Django: drop connections that broke or outlived CONN_MAX_AGE.
     task_postrun.connect(close_connections, dispatch_uid="eventing.close_connections", weak=False)
 
@@ -80,19 +95,45 @@ def capturable_models() -> list[type]:
 
 def _kinds(sender) -> frozenset[str]:
     """DB event types with triggers on `sender`; empty for most models (the fast path)."""
-    meta = sender._meta
-    if meta.app_label in INTERNAL_APPS:
+    if sender._meta.app_label in INTERNAL_APPS:
         return frozenset()
-    kinds = current_index().db_models.get(meta.label, frozenset())
+    label = sender._meta.label
+    return current_index().db_models.get(label, frozenset()) | published_kinds(label)
+
+
+def _before_write(sender, instance) -> frozenset[str]:
+    """The DB event types the receivers may have to record for the write about to be made.
+
+    In database mode the types whose trigger functions were seen attached are left to them
+    (a write made now fires them), and the instance keeps which those were for after the write.
+    """
+    kinds = _kinds(sender)
     if kinds and served_by_database(sender):
-        # PostgreSQL trigger functions write the events of the types whose trigger exists.
-        return kinds - installed_types(sender, kinds, router.db_for_write(sender))
+        attached = attached_types(sender)
+        instance.__dict__[ATTACHED_ATTR] = attached
+        return kinds - attached
     return kinds
+
+
+def _after_write(sender, instance, using) -> frozenset[str]:
+    """The DB event types the receivers record for the write just made.
+
+    In database mode, a type whose function was not seen attached before the write is left to
+    the function only if the database says it captured this write (see capture.database.switch):
+    a `sync` may have attached it in between, even after an autocommit write committed.
+    """
+    kinds = _kinds(sender)
+    if not kinds or not served_by_database(sender):
+        return kinds
+    unsure = kinds - instance.__dict__.pop(ATTACHED_ATTR, frozenset())
+    if not unsure:
+        return frozenset()
+    return unsure - captured_types(sender, unsure, using or router.db_for_write(sender))
 
 
 def capture_old_row(sender, instance, raw=False, using=None, **kwargs) -> None:
     """Before an update, read the stored row so DB_UPDATE can send `old` and `changed`."""
-    if raw or types.DB_UPDATE not in _kinds(sender):
+    if raw or types.DB_UPDATE not in _before_write(sender, instance):
         return
     pk = instance.pk
     # A new row with a defaulted pk is a plain INSERT: there is no old row to read.
@@ -107,7 +148,7 @@ def on_post_save(sender, instance, created, raw=False, using=None, **kwargs) -> 
     """Emit DB_INSERT or DB_UPDATE for the saved row."""
     if raw:
         return
-    kinds = _kinds(sender)
+    kinds = _after_write(sender, instance, using)
     if not kinds:
         return
     new = payloads.row_values(instance)
@@ -126,7 +167,8 @@ def capture_deleted_row(sender, instance, using=None, origin=None, **kwargs) -> 
     Rows a queryset delete or a cascade collected were just read by Django in the deleting
     transaction, so only the instance the delete started from needs the extra read.
     """
-    if origin is not instance or types.DB_DELETE not in _kinds(sender):
+    kinds = _before_write(sender, instance)
+    if origin is not instance or types.DB_DELETE not in kinds:
         return
     stored = sender._base_manager.using(using).filter(pk=instance.pk).first()
     instance.__dict__[DELETED_ROW_ATTR] = (
@@ -137,7 +179,7 @@ def capture_deleted_row(sender, instance, using=None, origin=None, **kwargs) -> 
 def on_post_delete(sender, instance, using=None, **kwargs) -> None:
     """Emit DB_DELETE for the deleted row."""
     old = instance.__dict__.pop(DELETED_ROW_ATTR, None)
-    if old is ROW_GONE or types.DB_DELETE not in _kinds(sender):
+    if old is ROW_GONE or types.DB_DELETE not in _after_write(sender, instance, using):
         return
     if old is None:
         old = payloads.row_values(instance)
@@ -173,6 +215,15 @@ def emit_db(event_type, instance, using, *, old, new, changed) -> None:
         items.append((trigger, full))
     if items:
         record_events(event_type, items, source=label, due=resolve_due())
+    publish_to_owners(event_type, label, old, new)
+
+
+def publish_to_owners(event_type: str, label: str, old, new) -> None:
+    """Record the catalog's public events this DB event makes, for the row's owner only."""
+    for name, owner, payload in published_events(event_type, label, old, new):
+        items = subscription_items(owner, name, payload)
+        if items:
+            record_events(name, items, source=label, due=resolve_due())
 
 
 def _project(values: dict | None, fields: tuple[str, ...]) -> dict | None:

@@ -11,13 +11,16 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.dispatch import Signal
 from django.utils import timezone
 
 from eventing.conf import settings
 from eventing.dispatch.publish import enqueue_on_commit, within_horizon
 from eventing.models import EventLog, EventStatus
 from eventing.ops.metrics import count_emitted
+from eventing.owners import OwnerKey, owner_key
 from eventing.recording.payload_rules import check_payload, same_json
+from eventing.recording.subscriptions import subscription_items
 from eventing.recording.trigger_cache import current_index
 from eventing.store.rows import insert_events
 from triggers import types
@@ -28,6 +31,11 @@ from triggers.registry import TriggerSpec
 # Rows per INSERT statement: keeps SQLite under its variable limit, PostgreSQL fast.
 BULK_BATCH_SIZE = 500
 
+# Sent once rows are recorded, by emit() also when no trigger matched: `type`, `payload` (None
+# when each row has its own), `source`, `rows` and `owner` (None unless given). eventing.testing
+# records what a code path emits from it; with no receiver connected it costs nothing.
+recorded = Signal()
+
 
 def emit(
     type: str,
@@ -37,8 +45,12 @@ def emit(
     delay_s: float | None = None,
     source: str | None = None,
     idempotency_key: str | None = None,
+    owner: Any = None,
 ) -> list[EventLog]:
     """Queue an event of `type` for every enabled trigger that matches it.
+
+    With `owner` (an instance of EVENTING["OWNER_MODEL"]) it also reaches that owner's
+    subscriptions to the type; without one, no owner's subscription receives it.
 
     Custom types match triggers by type; DB and FILE types also by `source` (model label or
     storage alias). The rows join the caller's transaction on `EVENTING["DATABASE"]` and are
@@ -56,6 +68,7 @@ def emit(
         due=resolve_due(deliver_at=deliver_at, delay_s=delay_s),
         source=source or "",
         idempotency_key=idempotency_key,
+        owner=None if owner is None else owner_key(owner),
     )
     return emit_batch([request])[0].rows
 
@@ -133,6 +146,8 @@ def record_events(
     for row, key in zip(rows, idempotency_keys or (), strict=False):
         row.idempotency_key = key
     insert_events(rows, using=db)
+    if recorded.receivers:  # only eventing.testing listens: skip building the call otherwise
+        recorded.send(None, type=event_type, payload=None, source=source, rows=rows, owner=None)
     if status == EventStatus.STAGED and publish:
         enqueue_on_commit(rows, using=db, count=True)
     else:
@@ -203,6 +218,8 @@ class EventRequest:
     due: dt.datetime
     source: str = ""
     idempotency_key: str | None = None
+    # Whose subscriptions it also reaches (eventing.owners); None: operators' triggers only.
+    owner: OwnerKey | None = None
 
 
 @dataclass
@@ -266,6 +283,7 @@ def record_batch(requests: Sequence[EventRequest], *, publish: bool, db: str) ->
     )
     results: list[BatchItem] = []
     new_rows: list[EventLog] = []
+    emitted: list[tuple[EventRequest, list[EventLog]]] = []
     for index, request in enumerate(requests):
         key = (request.type, request.idempotency_key)
         if request.idempotency_key and key in earlier:
@@ -275,6 +293,7 @@ def record_batch(requests: Sequence[EventRequest], *, publish: bool, db: str) ->
             (t, request.payload)
             for t in matching_triggers(request.type, request.payload, request.source)
         ]
+        items += subscription_items(request.owner, request.type, request.payload)
         rows = build_rows(
             request.type,
             items,
@@ -289,7 +308,9 @@ def record_batch(requests: Sequence[EventRequest], *, publish: bool, db: str) ->
             earlier[key] = rows
         new_rows.extend(rows)
         results.append(BatchItem(rows=rows, created=bool(rows)))
+        emitted.append((request, rows))
     if not new_rows:
+        announce(emitted)
         return results
     # One INSERT is atomic on its own (no BEGIN/COMMIT round trips in autocommit). Several, or
     # a key a concurrent call may take first, need a transaction: a savepoint inside the
@@ -299,11 +320,28 @@ def record_batch(requests: Sequence[EventRequest], *, publish: bool, db: str) ->
     with transaction.atomic(using=db) if atomic else contextlib.nullcontext():
         for start in range(0, len(new_rows), BULK_BATCH_SIZE):
             insert_events(new_rows[start : start + BULK_BATCH_SIZE], using=db)
+        announce(emitted)
         if publish:
             enqueue_on_commit(new_rows, using=db, count=True)
         else:
             transaction.on_commit(lambda: count_emitted(new_rows), using=db)
     return results
+
+
+def announce(emitted: Sequence[tuple[EventRequest, list[EventLog]]]) -> None:
+    """Send `recorded` for each request of a batch that was emitted (not an idempotent repeat)."""
+    if not recorded.receivers:
+        return
+    for request, rows in emitted:
+        recorded.send(
+            None,
+            type=request.type,
+            payload=request.payload,
+            source=request.source,
+            rows=rows,
+            # Set by emit(..., owner=...) where owners exist; None otherwise.
+            owner=getattr(request, "owner", None),
+        )
 
 
 def find_idempotent_many(

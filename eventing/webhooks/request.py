@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import codecs
+import contextlib
 import datetime as dt
 import json
 import os
@@ -17,6 +18,7 @@ from urllib3.exceptions import ConnectTimeoutError, NewConnectionError, ReadTime
 
 from eventing.conf import settings
 from eventing.models import MAX_PAYLOAD_DEPTH, EventLog
+from eventing.store.secrets import signing_secrets
 from eventing.webhooks import signing, transform
 from eventing.webhooks.client import Watchdog, pool_manager, scrubbed_logs
 from eventing.webhooks.scrubbing import REDACTED, margin, redact, secret_values
@@ -29,6 +31,10 @@ from triggers.validation import ENV_PLACEHOLDER_RE
 SENSITIVE_HEADER_RE = re.compile(r"(auth|token|secret|signature|key|cookie|password)", re.I)
 
 _local = threading.local()
+# What webhook calls go through instead of the network (eventing.testing's fake receiver): a
+# stack of objects with urllib3's `urlopen`, the last one answering. Process-wide, so sender
+# threads use it too.
+_stand_in: list = []
 
 
 class WebhookConfigError(Exception):
@@ -178,6 +184,7 @@ def build_request(
     timestamp = int(time.time())
     msg_id = str(event.id)
     token = f"Bearer {signing.sc_token(timestamp)}"
+    secrets_now = signing_secrets(trigger)
     headers = {
         **shaped.headers,
         "Content-Type": shaped.content_type,
@@ -185,9 +192,7 @@ def build_request(
         "X-SC-Token": token,
         "webhook-id": msg_id,
         "webhook-timestamp": str(timestamp),
-        "webhook-signature": signing.webhook_signature(
-            trigger.signing_secret, msg_id, timestamp, body
-        ),
+        "webhook-signature": signing.webhook_signatures(secrets_now, msg_id, timestamp, body),
         "X-Eventing-Attempt": str(attempt),
         "X-Eventing-Trigger": trigger.name,
     }
@@ -219,7 +224,7 @@ def build_request(
     secrets = [headers[name] for name, shown in redacted.items() if shown == REDACTED]
     if resolve:
         secrets += [os.environ[name] for name in ENV_PLACEHOLDER_RE.findall(trigger.url)]
-    secrets += [trigger.signing_secret or "", *(settings.SECRETS or [])]
+    secrets += [*secrets_now, *(settings.SECRETS or [])]
     secrets = secret_values(secrets)
     # The stored URL keeps the placeholders: resolved values may be credentials. Templates see
     # them through `base_url`, so whatever a rendered URL, header or body echoes is redacted.
@@ -247,8 +252,22 @@ def logged_text(body: bytes) -> str:
     return body[: settings.MAX_PAYLOAD_BYTES + 1024].decode("utf-8", errors="replace")
 
 
+@contextlib.contextmanager
+def exchanged_with(stand_in):
+    """While the block runs, every webhook call of this process is made on `stand_in` (an object
+    with urllib3's `urlopen`) instead of the network; the request and the reading of the reply
+    are unchanged."""
+    _stand_in.append(stand_in)
+    try:
+        yield stand_in
+    finally:
+        _stand_in.remove(stand_in)
+
+
 def http() -> PoolManager:
     """This thread's pool manager (connections are reused across deliveries)."""
+    if _stand_in:
+        return _stand_in[-1]
     manager = getattr(_local, "http", None)
     if manager is None:
         # Every connection checks its peer against the SSRF policy and obeys the deadline.
