@@ -56,22 +56,34 @@ check: install
 
 # Every stage always runs (a red stage must not hide the next); the summary names the stages
 # that failed and the exit status is non-zero if any did. The integration and e2e tiers run in
-# full on PostgreSQL + Redis; the e2e tests whose outcome depends on the broker or the database
-# engine (marker `stacks`) run again on the two other stacks.
+# full on PostgreSQL + Redis; the tests whose outcome depends on the broker or the database
+# engine (marker `stacks`) run again on the two other stacks. The postgres and sqlite stages run
+# JOBS pytest-xdist workers side by side, each with its own test database, Redis databases and
+# var folder (tests/support/isolation.py); tests that stop the stack's servers (marker `serial`)
+# run alone afterwards, and the RabbitMQ stage runs in one process (its workers would share
+# queues). docs/testing.md has the layout and its timings.
+JOBS ?= 3
+XDIST := -n $(JOBS) --dist loadgroup
+# Each stage's JUnit report: the summary names every failed test again at the end of the run
+# (a log cut to its tail still says what failed in an early stage).
+REPORTS ?= var/test-reports
 test: install
-	@failed=""; \
+	@failed=""; rm -rf $(REPORTS); \
 	echo "== make test: stage lint (ruff check, ruff format --check)"; \
 	{ $(RUFF) check . && $(RUFF) format --check .; } || failed="$$failed lint"; \
 	echo "== make test: stage unit ($(UNIT): no database, no services)"; \
-	$(PY) -m tests.stack sqlite -- $(PY) -m pytest $(UNIT) $(PYTEST_ARGS) || failed="$$failed unit"; \
-	echo "== make test: stage postgres (PostgreSQL + Redis: $(INTEGRATION) and $(E2E) but the newcomer run)"; \
-	$(PY) -m tests.stack postgres -- $(PY) -m pytest $(INTEGRATION) $(E2E) -m "not newcomer" $(PYTEST_ARGS) || failed="$$failed postgres"; \
-	echo "== make test: stage sqlite (SQLite + embedded broker: $(E2E) marked stacks, and the newcomer run)"; \
-	$(PY) -m tests.stack sqlite -- $(PY) -m pytest $(E2E) -m "stacks or newcomer" $(PYTEST_ARGS) || failed="$$failed sqlite"; \
-	echo "== make test: stage rabbitmq (PostgreSQL + RabbitMQ: $(E2E) marked stacks)"; \
-	$(PY) -m tests.stack rabbitmq -- $(PY) -m pytest $(E2E) -m "stacks" $(PYTEST_ARGS) || failed="$$failed rabbitmq"; \
+	$(PY) -m tests.stack sqlite -- $(PY) -m pytest $(UNIT) --junitxml=$(REPORTS)/unit.xml $(PYTEST_ARGS) || failed="$$failed unit"; \
+	echo "== make test: stage postgres (PostgreSQL + Redis, $(JOBS) workers: $(INTEGRATION) and $(E2E) but the newcomer run and the serial tests)"; \
+	$(PY) -m tests.stack postgres -- $(PY) -m pytest $(INTEGRATION) $(E2E) -m "not newcomer and not serial" $(XDIST) --junitxml=$(REPORTS)/postgres.xml $(PYTEST_ARGS) || failed="$$failed postgres"; \
+	echo "== make test: stage serial (PostgreSQL + Redis, one process: $(E2E) marked serial)"; \
+	$(PY) -m tests.stack postgres -- $(PY) -m pytest $(E2E) -m "serial" --junitxml=$(REPORTS)/serial.xml $(PYTEST_ARGS) || failed="$$failed serial"; \
+	echo "== make test: stage sqlite (SQLite + embedded broker, $(JOBS) workers: tests marked stacks, and the newcomer run)"; \
+	$(PY) -m tests.stack sqlite -- $(PY) -m pytest $(INTEGRATION) $(E2E) -m "stacks or newcomer" $(XDIST) --junitxml=$(REPORTS)/sqlite.xml $(PYTEST_ARGS) || failed="$$failed sqlite"; \
+	echo "== make test: stage rabbitmq (PostgreSQL + RabbitMQ, one process: $(E2E) marked stacks)"; \
+	$(PY) -m tests.stack rabbitmq -- $(PY) -m pytest $(E2E) -m "stacks" --junitxml=$(REPORTS)/rabbitmq.xml $(PYTEST_ARGS) || failed="$$failed rabbitmq"; \
+	$(PY) -m tests.failures $(REPORTS); \
 	if [ -n "$$failed" ]; then echo "== make test: FAILED stage(s):$$failed" >&2; exit 1; fi; \
-	echo "== make test: all five stages passed"
+	echo "== make test: all six stages passed"
 
 lint: install
 	$(RUFF) check .
@@ -87,5 +99,5 @@ docs: install
 # Refresh docs/screenshots/ (linked from README): the browser tests take them, scripts/screenshots.py
 # keeps README's pages and makes them small.
 screenshots: install
-	$(PY) -m tests.stack sqlite -- $(PY) -m pytest tests/e2e/mission_control/test_browser.py -m browser $(PYTEST_ARGS)
+	$(PY) -m tests.stack sqlite -- $(PY) -m pytest tests/e2e/mission_control/test_browser.py tests/e2e/eventing/portal/test_portal_browser.py -m browser $(PYTEST_ARGS)
 	$(PY) scripts/screenshots.py

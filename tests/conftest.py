@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from unittest import mock
 
 import pytest
@@ -22,6 +23,9 @@ from tests.processes import (
     workers_parked,
 )
 from tests.receiver import Receiver
+
+# eventing.testing's fixtures (emitted_events, webhook_receiver), enabled as a host project would.
+pytest_plugins = ["eventing.testing.pytest"]
 
 
 def flush_retrying_deadlocks(flush):
@@ -49,6 +53,13 @@ def flush_retrying_deadlocks(flush):
 TransactionTestCase._fixture_teardown = flush_retrying_deadlocks(
     TransactionTestCase._fixture_teardown
 )
+
+# An xdist worker runs a test 5 frames deeper than a plain pytest run (execnet's loop beneath
+# pytest's). Tests of payloads nested 900 deep sit within those few frames of the recursion
+# limit (json.dumps in DRF's JSONField recurses once per level): give them the same headroom.
+XDIST_EXTRA_FRAMES = 5
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    sys.setrecursionlimit(sys.getrecursionlimit() + XDIST_EXTRA_FRAMES)
 
 
 @pytest.fixture

@@ -19,7 +19,12 @@ from dataclasses import dataclass
 
 from tests.envvars import ROOT
 
-PAGES = ("README.md", "docs/quickstart.md", "docs/integration.md")
+PAGES = (
+    "README.md",
+    "docs/quickstart.md",
+    "docs/integration.md",
+    "docs/testing-your-project.md",
+)
 RUNNABLE = ("bash", "python")
 ACTIONS = ("needs-server", "skip", "append", "write")
 MARKER_RE = re.compile(r"^<!-- docs-test: (?P<action>[a-z-]+)(?: (?P<arg>.+?))? -->$")

@@ -5,6 +5,12 @@ import os
 os.environ.setdefault("EVENTING_SECRETS", "test-secret-0123456789abcdef0123456789abcdef")
 os.environ.setdefault("EVENTING_CLIENT_SECRETS", "test-client-secret-0123456789abcdef01234567")
 
+# Under `pytest -n N` each worker gets its own broker, cache and var folder: before the
+# project's settings read them from the environment.
+from tests.support.isolation import isolate_xdist_worker  # noqa: E402
+
+isolate_xdist_worker()
+
 import dj_database_url  # noqa: E402
 from django.conf import global_settings  # noqa: E402
 
@@ -20,7 +26,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 EVENTING.update(
     {
         "ALLOWED_NETWORKS": ["127.0.0.0/8"],
-        "LEASE_GRACE_S": 3,
+        # Short, so crash tests see a lost lease soon; a test where no process dies may give
+        # its processes production's grace (a starved worker keeps its rows).
+        "LEASE_GRACE_S": float(os.environ.get("EVENTING_TEST_LEASE_GRACE_S", "3")),
         "SWEEP_INTERVAL_S": 0.5,
         "TRIGGER_CACHE_TTL_S": 0.2,
         # An open circuit probes within the tests' patience (workers read these too).

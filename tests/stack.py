@@ -165,6 +165,9 @@ def redis_command(port: int) -> list[str]:
         "",
         "--appendonly",
         "no",
+        # Two per pytest-xdist worker (tests/support/isolation.py) and the serial run's two.
+        "--databases",
+        "64",
     ]
 
 

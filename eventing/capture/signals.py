@@ -15,7 +15,7 @@ from django.db.models.signals import post_delete, post_save, pre_delete, pre_sav
 from eventing.capture import model_data as payloads
 from eventing.capture.actor import current_actor
 from eventing.capture.database import served_by_database
-from eventing.capture.database.switch import installed_types
+from eventing.capture.database.switch import attached_types, captured_types
 from eventing.models import PublicEventType
 from eventing.recording.emit import record_events, resolve_due
 from eventing.recording.subscriptions import (
@@ -36,6 +36,8 @@ OLD_ROW_ATTR = "_eventing_old_row"
 DELETED_ROW_ATTR = "_eventing_deleted_row"
 # Set on an instance whose row was already gone when its delete() began: nothing to report.
 ROW_GONE = object()
+# In database mode, the DB event types whose trigger functions were attached before the write.
+ATTACHED_ATTR = "_eventing_attached"
 
 
 def signals_connect() -> None:
@@ -93,19 +95,45 @@ def capturable_models() -> list[type]:
 
 def _kinds(sender) -> frozenset[str]:
     """DB event types with triggers on `sender`; empty for most models (the fast path)."""
-    meta = sender._meta
-    if meta.app_label in INTERNAL_APPS:
+    if sender._meta.app_label in INTERNAL_APPS:
         return frozenset()
-    kinds = current_index().db_models.get(meta.label, frozenset()) | published_kinds(meta.label)
+    label = sender._meta.label
+    return current_index().db_models.get(label, frozenset()) | published_kinds(label)
+
+
+def _before_write(sender, instance) -> frozenset[str]:
+    """The DB event types the receivers may have to record for the write about to be made.
+
+    In database mode the types whose trigger functions were seen attached are left to them
+    (a write made now fires them), and the instance keeps which those were for after the write.
+    """
+    kinds = _kinds(sender)
     if kinds and served_by_database(sender):
-        # PostgreSQL trigger functions write the events of the types whose trigger exists.
-        return kinds - installed_types(sender, kinds, router.db_for_write(sender))
+        attached = attached_types(sender)
+        instance.__dict__[ATTACHED_ATTR] = attached
+        return kinds - attached
     return kinds
+
+
+def _after_write(sender, instance, using) -> frozenset[str]:
+    """The DB event types the receivers record for the write just made.
+
+    In database mode, a type whose function was not seen attached before the write is left to
+    the function only if the database says it captured this write (see capture.database.switch):
+    a `sync` may have attached it in between, even after an autocommit write committed.
+    """
+    kinds = _kinds(sender)
+    if not kinds or not served_by_database(sender):
+        return kinds
+    unsure = kinds - instance.__dict__.pop(ATTACHED_ATTR, frozenset())
+    if not unsure:
+        return frozenset()
+    return unsure - captured_types(sender, unsure, using or router.db_for_write(sender))
 
 
 def capture_old_row(sender, instance, raw=False, using=None, **kwargs) -> None:
     """Before an update, read the stored row so DB_UPDATE can send `old` and `changed`."""
-    if raw or types.DB_UPDATE not in _kinds(sender):
+    if raw or types.DB_UPDATE not in _before_write(sender, instance):
         return
     pk = instance.pk
     # A new row with a defaulted pk is a plain INSERT: there is no old row to read.
@@ -120,7 +148,7 @@ def on_post_save(sender, instance, created, raw=False, using=None, **kwargs) -> 
     """Emit DB_INSERT or DB_UPDATE for the saved row."""
     if raw:
         return
-    kinds = _kinds(sender)
+    kinds = _after_write(sender, instance, using)
     if not kinds:
         return
     new = payloads.row_values(instance)
@@ -139,7 +167,8 @@ def capture_deleted_row(sender, instance, using=None, origin=None, **kwargs) -> 
     Rows a queryset delete or a cascade collected were just read by Django in the deleting
     transaction, so only the instance the delete started from needs the extra read.
     """
-    if origin is not instance or types.DB_DELETE not in _kinds(sender):
+    kinds = _before_write(sender, instance)
+    if origin is not instance or types.DB_DELETE not in kinds:
         return
     stored = sender._base_manager.using(using).filter(pk=instance.pk).first()
     instance.__dict__[DELETED_ROW_ATTR] = (
@@ -150,7 +179,7 @@ def capture_deleted_row(sender, instance, using=None, origin=None, **kwargs) -> 
 def on_post_delete(sender, instance, using=None, **kwargs) -> None:
     """Emit DB_DELETE for the deleted row."""
     old = instance.__dict__.pop(DELETED_ROW_ATTR, None)
-    if old is ROW_GONE or types.DB_DELETE not in _kinds(sender):
+    if old is ROW_GONE or types.DB_DELETE not in _after_write(sender, instance, using):
         return
     if old is None:
         old = payloads.row_values(instance)

@@ -56,7 +56,7 @@ def publish_captures() -> int:
         horizon = now + dt.timedelta(seconds=settings.ETA_HORIZON_S)
         done = expand_captures(limit=CAPTURES_PER_PASS, sent_at=now, sent_until=horizon)
         sent += publish_marked(done.sent, now)
-        if done.captures < CAPTURES_PER_PASS:
+        if not done.more:
             return sent
 
 

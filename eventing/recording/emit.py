@@ -11,6 +11,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.dispatch import Signal
 from django.utils import timezone
 
 from eventing.conf import settings
@@ -29,6 +30,11 @@ from triggers.registry import TriggerSpec
 
 # Rows per INSERT statement: keeps SQLite under its variable limit, PostgreSQL fast.
 BULK_BATCH_SIZE = 500
+
+# Sent once rows are recorded, by emit() also when no trigger matched: `type`, `payload` (None
+# when each row has its own), `source`, `rows` and `owner` (None unless given). eventing.testing
+# records what a code path emits from it; with no receiver connected it costs nothing.
+recorded = Signal()
 
 
 def emit(
@@ -140,6 +146,8 @@ def record_events(
     for row, key in zip(rows, idempotency_keys or (), strict=False):
         row.idempotency_key = key
     insert_events(rows, using=db)
+    if recorded.receivers:  # only eventing.testing listens: skip building the call otherwise
+        recorded.send(None, type=event_type, payload=None, source=source, rows=rows, owner=None)
     if status == EventStatus.STAGED and publish:
         enqueue_on_commit(rows, using=db, count=True)
     else:
@@ -275,6 +283,7 @@ def record_batch(requests: Sequence[EventRequest], *, publish: bool, db: str) ->
     )
     results: list[BatchItem] = []
     new_rows: list[EventLog] = []
+    emitted: list[tuple[EventRequest, list[EventLog]]] = []
     for index, request in enumerate(requests):
         key = (request.type, request.idempotency_key)
         if request.idempotency_key and key in earlier:
@@ -299,7 +308,9 @@ def record_batch(requests: Sequence[EventRequest], *, publish: bool, db: str) ->
             earlier[key] = rows
         new_rows.extend(rows)
         results.append(BatchItem(rows=rows, created=bool(rows)))
+        emitted.append((request, rows))
     if not new_rows:
+        announce(emitted)
         return results
     # One INSERT is atomic on its own (no BEGIN/COMMIT round trips in autocommit). Several, or
     # a key a concurrent call may take first, need a transaction: a savepoint inside the
@@ -309,11 +320,28 @@ def record_batch(requests: Sequence[EventRequest], *, publish: bool, db: str) ->
     with transaction.atomic(using=db) if atomic else contextlib.nullcontext():
         for start in range(0, len(new_rows), BULK_BATCH_SIZE):
             insert_events(new_rows[start : start + BULK_BATCH_SIZE], using=db)
+        announce(emitted)
         if publish:
             enqueue_on_commit(new_rows, using=db, count=True)
         else:
             transaction.on_commit(lambda: count_emitted(new_rows), using=db)
     return results
+
+
+def announce(emitted: Sequence[tuple[EventRequest, list[EventLog]]]) -> None:
+    """Send `recorded` for each request of a batch that was emitted (not an idempotent repeat)."""
+    if not recorded.receivers:
+        return
+    for request, rows in emitted:
+        recorded.send(
+            None,
+            type=request.type,
+            payload=request.payload,
+            source=request.source,
+            rows=rows,
+            # Set by emit(..., owner=...) where owners exist; None otherwise.
+            owner=getattr(request, "owner", None),
+        )
 
 
 def find_idempotent_many(

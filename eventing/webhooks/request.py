@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import codecs
+import contextlib
 import datetime as dt
 import json
 import os
@@ -30,6 +31,10 @@ from triggers.validation import ENV_PLACEHOLDER_RE
 SENSITIVE_HEADER_RE = re.compile(r"(auth|token|secret|signature|key|cookie|password)", re.I)
 
 _local = threading.local()
+# What webhook calls go through instead of the network (eventing.testing's fake receiver): a
+# stack of objects with urllib3's `urlopen`, the last one answering. Process-wide, so sender
+# threads use it too.
+_stand_in: list = []
 
 
 class WebhookConfigError(Exception):
@@ -247,8 +252,22 @@ def logged_text(body: bytes) -> str:
     return body[: settings.MAX_PAYLOAD_BYTES + 1024].decode("utf-8", errors="replace")
 
 
+@contextlib.contextmanager
+def exchanged_with(stand_in):
+    """While the block runs, every webhook call of this process is made on `stand_in` (an object
+    with urllib3's `urlopen`) instead of the network; the request and the reading of the reply
+    are unchanged."""
+    _stand_in.append(stand_in)
+    try:
+        yield stand_in
+    finally:
+        _stand_in.remove(stand_in)
+
+
 def http() -> PoolManager:
     """This thread's pool manager (connections are reused across deliveries)."""
+    if _stand_in:
+        return _stand_in[-1]
     manager = getattr(_local, "http", None)
     if manager is None:
         # Every connection checks its peer against the SSRF policy and obeys the deadline.

@@ -30,8 +30,9 @@ SECRET_PREFIX = "whsec_"
 DEVELOPMENT_SIGNING_SECRET = "local-development-secret-change-me-0123456789"
 
 
-def sc_token(now: float | None = None) -> str:
-    """A fresh X-SC-Token: SIGNING_KEY's algorithm if set, else HS256 with SECRETS[0]."""
+def sc_token(now: float | None = None, *, secret: str | None = None) -> str:
+    """A fresh X-SC-Token: SIGNING_KEY's algorithm if set, else HS256 with SECRETS[0]; HS256
+    with `secret` when given (eventing.testing signs with a key receivers do not hold)."""
     now = int(now if now is not None else time.time())
     claims = {
         "id": settings.INSTANCE_ID,
@@ -40,6 +41,8 @@ def sc_token(now: float | None = None) -> str:
         "exp": now + int(settings.TOKEN_TTL_S),
         "jti": uuid.uuid4().hex,
     }
+    if secret is not None:
+        return jwt.encode(claims, secret, algorithm="HS256")
     if settings.SIGNING_KEY:
         key, algorithm = private_signing_key(settings.SIGNING_KEY)
         return jwt.encode(claims, key, algorithm=algorithm)

@@ -1,6 +1,6 @@
 """docs/: the configuration reference matches eventing/conf.py and config/settings.py, every
 page the index links to exists (or is written by its owner), and the blocks of README.md,
-docs/quickstart.md and docs/integration.md run as written."""
+docs/quickstart.md, docs/integration.md and docs/testing-your-project.md run as written."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import importlib.util
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -20,6 +21,9 @@ from tests.envvars import ROOT, settings_env_vars
 
 DOCS = ROOT / "docs"
 CONFIGURATION = DOCS / "configuration.md"
+
+# One xdist worker runs the whole file: the standalone checkout (a module fixture) is made once.
+pytestmark = pytest.mark.xdist_group("docs")
 
 
 def config_docs():
@@ -83,6 +87,7 @@ def test_environment_table_matches_what_settings_read():
         "receiving-plain-python.md",
         "operations.md",
         "migrating.md",
+        "testing-your-project.md",
     ],
 )
 def test_pages_exist_and_are_linked_from_the_index(page):
@@ -121,25 +126,21 @@ def receiver_example() -> str:
 
 @pytest.mark.django_db
 def test_plain_python_receiver_example_verifies_real_deliveries(tmp_path):
-    import jwt
     import requests
-    from django.utils import timezone
 
     from eventing.conf import settings
-    from eventing.models import EventLog
-    from eventing.webhooks.request import build_request
-    from tests.factories import TriggerFactory
+    from eventing.testing import signed_request
     from tests.stack import free_port
     from tests.waiting import wait_until
 
     script = tmp_path / "receiver.py"
     script.write_text(receiver_example())
-    trigger = TriggerFactory.build(name="plain_python")
+    request = signed_request({"order": 7}, type="order_placed", trigger="plain_python")
     port = free_port()
     env = {
         "PATH": "/usr/bin:/bin",
         "PORT": str(port),
-        "WEBHOOK_SECRET": trigger.signing_secret,
+        "WEBHOOK_SECRET": request.signing_secret,
         "EVENTING_SECRETS": ",".join(["an-old-secret-0123456789abcdef0123", *settings.SECRETS]),
     }
     log = tmp_path / "out.log"
@@ -157,33 +158,18 @@ def test_plain_python_receiver_example_verifies_real_deliveries(tmp_path):
 
         wait_until(up, message="the example receiver")
         assert proc.poll() is None, log.read_text()
-        event = EventLog(
-            type="order_placed",
-            payload={"order": 7},
-            trigger_name=trigger.name,
-            created_at=timezone.now(),
-        )
-        request = build_request(event, trigger, attempt=1)
 
         ok = requests.post(url, data=request.body, headers=request.headers, timeout=5)
         assert ok.status_code == 200, ok.text
-        wait_until(lambda: f"order_placed {event.id}" in log.read_text())
+        wait_until(lambda: f"order_placed {request.event_id}" in log.read_text())
 
-        tampered = requests.post(
-            url, data=request.body.replace(b"7", b"8"), headers=request.headers, timeout=5
-        )
-        assert tampered.status_code == 401
-        forged_token = jwt.encode(
-            {"id": "x", "role": "SpaceCloud", "iat": 1, "exp": 2**31},
-            "someone-else-0123456789abcdef0123",
-            algorithm="HS256",
-        )
-        forged = requests.post(
-            url,
-            data=request.body,
-            timeout=5,
-            headers={**request.headers, "X-SC-Token": f"Bearer {forged_token}"},
-        )
+        def spoiled(tamper: str):
+            bad = signed_request({"order": 7}, signing_secret=request.signing_secret, tamper=tamper)
+            return requests.post(url, data=bad.body, headers=bad.headers, timeout=5)
+
+        for tamper in ("body", "signature", "expired"):
+            assert spoiled(tamper).status_code == 401, tamper
+        forged = spoiled("token")
         assert forged.status_code == 401
         assert "no accepted secret" in forged.json()["error"]
     finally:
@@ -379,3 +365,42 @@ def run_block_code(code: str, *, cwd: Path, env: dict[str, str]) -> str:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     return result.stdout
+
+
+# docs/testing-your-project.md: its example files, written into a copy of tests/hostproject (a
+# plain Django project with Eventing), pass under `manage.py test` and under pytest-django.
+TESTING_PAGE = "docs/testing-your-project.md"
+
+
+def ini_block(page: str) -> str:
+    """The page's one ```ini block (the pytest.ini it shows)."""
+    text = (ROOT / page).read_text()
+    return re.search(r"```ini\n(.*?)```", text, re.DOTALL).group(1)
+
+
+@pytest.mark.slow
+def test_testing_page_example_passes_in_a_host_project(tmp_path):
+    host = tmp_path / "host"
+    shutil.copytree(
+        ROOT / "tests" / "hostproject", host, ignore=shutil.ignore_patterns("data", "__pycache__")
+    )
+    written = [block for block in blocks(TESTING_PAGE) if block.action == "write"]
+    assert {block.arg for block in written} >= {"library/tests.py", "library/test_with_pytest.py"}
+    for block in written:
+        (host / block.arg).write_text(block.code)
+    (host / "pytest.ini").write_text(ini_block(TESTING_PAGE))
+    env = docs_env(PYTHONPATH=str(ROOT), HOST_DATA_DIR=str(tmp_path / "data"))
+
+    def run(*cmd: str) -> str:
+        result = subprocess.run(
+            [sys.executable, *cmd], cwd=host, env=env, capture_output=True, text=True, timeout=300
+        )
+        output = result.stdout + result.stderr
+        assert result.returncode == 0, f"{' '.join(cmd)} failed:\n{output}"
+        return output
+
+    django_run = run("manage.py", "test", "library", "-v", "2")
+    assert re.search(r"^Ran 4 tests", django_run, re.MULTILINE), django_run
+    pytest_run = run("-m", "pytest", "-q", "-p", "no:cacheprovider")
+    # The four TestCase tests again, and the pytest module's three plus four tamperings.
+    assert re.search(r"^11 passed", pytest_run, re.MULTILINE), pytest_run

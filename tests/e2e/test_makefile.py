@@ -19,7 +19,8 @@ for stage in $FAIL_STAGES; do
   case "$stage" in
     lint) pattern="ruff *" ;;
     unit) pattern="python -m tests.stack sqlite -- * tests/unit*" ;;
-    postgres) pattern="python -m tests.stack postgres *" ;;
+    postgres) pattern="python -m tests.stack postgres -- * not serial *" ;;
+    serial) pattern="python -m tests.stack postgres -- * -m serial*" ;;
     sqlite) pattern="python -m tests.stack sqlite -- * tests/e2e *" ;;
     rabbitmq) pattern="python -m tests.stack rabbitmq *" ;;
   esac
@@ -55,7 +56,7 @@ def make_test(tmp_path, fail: str) -> tuple[subprocess.CompletedProcess, list[st
     return result, STAGE_RE.findall(result.stdout)
 
 
-STAGES = ["lint", "unit", "postgres", "sqlite", "rabbitmq"]
+STAGES = ["lint", "unit", "postgres", "serial", "sqlite", "rabbitmq"]
 
 
 @pytest.mark.parametrize(
@@ -64,6 +65,7 @@ STAGES = ["lint", "unit", "postgres", "sqlite", "rabbitmq"]
         ("lint", "lint"),
         ("unit", "unit"),
         ("postgres", "postgres"),
+        ("serial", "serial"),
         ("sqlite", "sqlite"),
         ("rabbitmq", "rabbitmq"),
         ("lint postgres rabbitmq", "lint postgres rabbitmq"),
@@ -80,7 +82,7 @@ def test_every_stage_green_is_success(tmp_path):
     result, ran = make_test(tmp_path, "")
     assert ran == STAGES
     assert result.returncode == 0, result.stderr
-    assert "all five stages passed" in result.stdout
+    assert "all six stages passed" in result.stdout
 
 
 def test_the_stages_select_the_tiers_by_directory(tmp_path):
@@ -92,12 +94,24 @@ def test_the_stages_select_the_tiers_by_directory(tmp_path):
         for call in calls
         if " -m pytest " in call
     ]
+    parallel = "-n 3 --dist loadgroup"
+    report = "--junitxml=var/test-reports/"
     assert runs == [
-        ("sqlite", "tests/unit"),
-        ("postgres", "tests/integration tests/e2e -m not newcomer"),
-        ("sqlite", "tests/e2e -m stacks or newcomer"),
-        ("rabbitmq", "tests/e2e -m stacks"),
+        ("sqlite", f"tests/unit {report}unit.xml"),
+        (
+            "postgres",
+            f"tests/integration tests/e2e -m not newcomer and not serial {parallel} "
+            f"{report}postgres.xml",
+        ),
+        ("postgres", f"tests/e2e -m serial {report}serial.xml"),
+        (
+            "sqlite",
+            f"tests/integration tests/e2e -m stacks or newcomer {parallel} {report}sqlite.xml",
+        ),
+        ("rabbitmq", f"tests/e2e -m stacks {report}rabbitmq.xml"),
     ]
+    # Then the failed tests of every stage are named again, from those reports.
+    assert calls[-1] == "python -m tests.failures var/test-reports"
     assert calls[:2] == ["ruff check .", "ruff format --check ."]
 
 

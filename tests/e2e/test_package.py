@@ -19,7 +19,8 @@ from standardwebhooks import Webhook
 from tests.processes import ROOT, host_worker
 from tests.waiting import wait_until
 
-pytestmark = pytest.mark.slow
+# One xdist worker runs the whole file: the wheel (a module fixture) is built once.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("package")]
 
 APPS = ("eventing", "triggers", "mission_control")
 HOST = ROOT / "tests" / "hostproject"

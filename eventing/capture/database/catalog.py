@@ -10,7 +10,7 @@ from django.db import DatabaseError, connections, models, transaction
 
 from eventing.capture.database.mode import PREFIX, unservable_reason
 from eventing.capture.database.plan import Plan, TriggerConfig, plan_for
-from eventing.capture.database.sql import ident
+from eventing.capture.database.sql import Place, ident
 from eventing.models import EventCapture, EventLog
 from triggers import types
 from triggers.models import Trigger
@@ -119,17 +119,8 @@ def wanted_functions(using: str, *, robust: bool = False) -> Wanted:
             f.column: present.get(f.column) or f.db_type(connections[using]) or "text"
             for f in model._meta.concrete_fields
         }
-        plan = plan_for(
-            event_type,
-            model,
-            configs,
-            schema=schema,
-            column_types=column_types,
-            events_table=events_table,
-            captures_table=captures_table,
-            triggers_table=triggers_table,
-            robust=robust,
-        )
+        place = Place(schema, column_types, events_table, captures_table, triggers_table)
+        plan = plan_for(event_type, model, configs, place, robust=robust)
         wanted.plans[(schema, plan.table, plan.kind)] = plan
     return wanted
 

@@ -37,6 +37,8 @@ class Expanded:
     batch_ids: list[str] = field(default_factory=list)
     # (id, deliver_at, trigger_id) of the rows marked sent, to publish after commit.
     sent: list[tuple] = field(default_factory=list)
+    # The pass stopped at its limit of captures or of bytes: another may find more.
+    more: bool = False
 
 
 def expand_captures(
@@ -47,6 +49,9 @@ def expand_captures(
     sent_until: dt.datetime | None = None,
 ) -> Expanded:
     """Turn up to `limit` captures into event rows and delete them, in one transaction.
+
+    A pass also stops at expand_function.BYTES_PER_PASS bytes of captured rows (a larger
+    capture goes alone), so expanding a statement of any size holds a bounded amount of memory.
 
     Captures are locked with SKIP LOCKED, so the listener, sweepers and syncs running at once
     each take different ones; event rows and the deletion commit together, so a capture is
@@ -64,7 +69,8 @@ def expand_captures(
         # One statement (expand_function.definition): the listener pays one
         # round trip per pass, however many tables its captures come from.
         cursor.execute(expand_call(connection), [limit, sent_at, sent_until])
-        done.captures, batch_ids, failures, ids, due, trigger_ids = cursor.fetchone()
+        done.captures, batch_ids, failures, ids, due, trigger_ids, more = cursor.fetchone()
+    done.more = bool(more)
     done.batch_ids = [str(batch) for batch in batch_ids]
     done.sent = list(zip(ids or (), due or (), trigger_ids or (), strict=True))
     for failure in failures:
@@ -79,7 +85,7 @@ def expand_all(using: str | None = None) -> Expanded:
         done = expand_captures(using)
         total.captures += done.captures
         total.batch_ids += done.batch_ids
-        if done.captures < CAPTURES_PER_PASS:
+        if not done.more:
             return total
 
 

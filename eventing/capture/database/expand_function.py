@@ -14,14 +14,18 @@ import json
 from eventing.capture.database.catalog import qualified, table_schema
 from eventing.capture.database.mode import EXPAND, PREFIX
 from eventing.capture.database.sql import ident, literal
-from eventing.capture.database.writer import PINNED_SEARCH_PATH
+from eventing.capture.database.writer import BYTES_PER_CAPTURE, PINNED_SEARCH_PATH
 from eventing.models import EventCapture, EventLog
 from eventing.store.predicates import not_blocked_plpgsql
 from triggers.models import Trigger
 
 NAME = "event_captures_expand"
 # Raise when the definition below changes: sync replaces an installed function of another one.
-VERSION = 3
+VERSION = 4
+# One pass expands captures holding at most this many bytes of rows (or a single larger one):
+# the expanding backend's memory grows with what one pass expands (docs/benchmarks.md), so a
+# statement of a gigabyte is expanded in many passes, each its own transaction.
+BYTES_PER_PASS = 2 * BYTES_PER_CAPTURE
 ARGUMENTS = "integer, timestamptz, timestamptz"
 # What plan.function_name does in Python: long names are cut and end with a hash of the table.
 LONGEST_NAME = 63
@@ -50,27 +54,41 @@ def definition(captures: str, events: str, triggers: str, schema: str) -> str:
 CREATE OR REPLACE FUNCTION {ident(schema)}.{NAME}(
   max_captures integer, sent_at timestamptz, sent_until timestamptz,
   OUT expanded integer, OUT batch_ids uuid[], OUT failures text[],
-  OUT sent_ids uuid[], OUT sent_due timestamptz[], OUT sent_triggers bigint[]
+  OUT sent_ids uuid[], OUT sent_due timestamptz[], OUT sent_triggers bigint[], OUT more boolean
 ) LANGUAGE plpgsql {PINNED_SEARCH_PATH} AS $eventing$
 DECLARE
   g record;
   found_ uuid[];
   done_ bigint[] := '{{}}';
+  locked_ bigint := 0;
+  chosen_ bigint := 0;
 BEGIN
   batch_ids := '{{}}';
   failures := '{{}}';
   FOR g IN
-    SELECT p.schema, p.expander, array_agg(p.id ORDER BY p.id) AS ids FROM (
-      SELECT c.id, c.schema, e.proname AS expander FROM {captures} AS c
-      -- The expander of the capture's table and kind, owned by whoever owns event_captures.
-      JOIN pg_namespace AS s ON s.nspname = c.schema
-      JOIN pg_proc AS e ON e.pronamespace = s.oid AND e.proname = {expander}
-        AND e.proowner = (SELECT relowner FROM pg_class WHERE oid = '{captures}'::regclass)
-        AND e.pronargs = 1
-        AND e.proargtypes[0] = (SELECT reltype FROM pg_class WHERE oid = '{captures}'::regclass)
-      ORDER BY c.id LIMIT max_captures FOR UPDATE OF c SKIP LOCKED
-    ) AS p GROUP BY p.schema, p.expander ORDER BY min(p.id)
+    SELECT p.schema, p.expander, array_agg(p.id ORDER BY p.id) AS ids, max(p.locked) AS locked
+    FROM (
+      -- Of the captures locked, the first ones within the pass's byte budget (at least one);
+      -- octet_length reads an uncompressed value's size from its TOAST pointer.
+      SELECT l.id, l.schema, l.expander, l.bytes, pg_catalog.count(*) OVER () AS locked,
+        pg_catalog.sum(l.bytes) OVER (ORDER BY l.id) AS upto
+      FROM (
+        SELECT c.id, c.schema, e.proname AS expander,
+          COALESCE(octet_length(c.old_rows), 0) + COALESCE(octet_length(c.new_rows), 0) AS bytes
+        FROM {captures} AS c
+        -- The expander of the capture's table and kind, owned by whoever owns event_captures.
+        JOIN pg_namespace AS s ON s.nspname = c.schema
+        JOIN pg_proc AS e ON e.pronamespace = s.oid AND e.proname = {expander}
+          AND e.proowner = (SELECT relowner FROM pg_class WHERE oid = '{captures}'::regclass)
+          AND e.pronargs = 1
+          AND e.proargtypes[0] = (SELECT reltype FROM pg_class WHERE oid = '{captures}'::regclass)
+        ORDER BY c.id LIMIT max_captures FOR UPDATE OF c SKIP LOCKED
+      ) AS l
+    ) AS p WHERE p.upto <= {BYTES_PER_PASS} OR p.upto = p.bytes
+    GROUP BY p.schema, p.expander ORDER BY min(p.id)
   LOOP
+    locked_ := g.locked;
+    chosen_ := chosen_ + cardinality(g.ids);
     BEGIN
       EXECUTE format(
         'SELECT array_agg(b) FROM (SELECT %I.%I(c) AS b FROM {captures} AS c '
@@ -85,6 +103,8 @@ BEGIN
   END LOOP;
   DELETE FROM {captures} WHERE id = ANY(done_);
   expanded := cardinality(done_);
+  -- Stopped at a limit, having expanded some: another pass may find more.
+  more := expanded > 0 AND (locked_ >= max_captures OR chosen_ < locked_);
   IF sent_at IS NOT NULL AND cardinality(batch_ids) > 0 THEN
     -- Rows this transaction wrote: no one else can lock them. Unordered and ordered rows are
     -- marked by two statements, so unordered rows never reach the NOT EXISTS (PostgreSQL does
@@ -146,6 +166,8 @@ def install(connection, *, force: bool = False) -> bool:
         captures = qualified(connection, EventCapture._meta.db_table)
         events = qualified(connection, EventLog._meta.db_table)
         triggers = qualified(connection, Trigger._meta.db_table)
+        # An older version returns other columns, which CREATE OR REPLACE cannot change.
+        cursor.execute(f"DROP FUNCTION IF EXISTS {ident(schema)}.{NAME}({ARGUMENTS})")
         # Without parameters, so the % of format() reach PostgreSQL as written.
         cursor.execute(definition(captures, events, triggers, schema))
         function = f"{ident(schema)}.{NAME}({ARGUMENTS})"
@@ -160,6 +182,6 @@ def call_sql(connection) -> str:
     """How the listener calls it: by schema, whatever its own search_path holds."""
     schema = table_schema(connection, EventCapture._meta.db_table)
     return (
-        "SELECT expanded, batch_ids, failures, sent_ids, sent_due, sent_triggers "
+        "SELECT expanded, batch_ids, failures, sent_ids, sent_due, sent_triggers, more "
         f"FROM {ident(schema or 'public')}.{NAME}(%s, %s, %s)"
     )

@@ -171,6 +171,12 @@ def locked_for_sync(db: str) -> Iterator:
         yield cursor
 
 
+def postgres_alias(using: str | None) -> str | None:
+    """The alias sync and drop work on, or None off PostgreSQL (nothing to do there)."""
+    db = using or settings.DATABASE
+    return db if connections[db].vendor == "postgresql" else None
+
+
 def sync(using: str | None = None, *, robust: bool = False) -> list[str]:
     """Install, replace or drop functions and triggers until they match the triggers.
 
@@ -180,11 +186,10 @@ def sync(using: str | None = None, *, robust: bool = False) -> list[str]:
     the expanders that read each value from the captured JSON (while migrations run).
     Returns what was done, one line each (a trigger function stands for its expander).
     """
-    db = using or settings.DATABASE
-    connection = connections[db]
-    if connection.vendor != "postgresql":
+    db = postgres_alias(using)
+    if db is None:
         return []
-    actions = []
+    connection, actions = connections[db], []
     with locked_for_sync(db) as cursor:
         if expand_function.install(connection):
             actions.append(f"installed {expand_function.NAME} version {expand_function.VERSION}")
@@ -299,14 +304,13 @@ def drop(using: str | None = None) -> list[str]:
 
     Captures already written are expanded first, so switching back to signals loses nothing.
     """
-    db = using or settings.DATABASE
-    connection = connections[db]
-    if connection.vendor != "postgresql":
+    db = postgres_alias(using)
+    if db is None:
         return []
     actions = []
     with locked_for_sync(db) as cursor:
         expand_all(db)
-        catalog = read_catalog(connection)
+        catalog = read_catalog(connections[db])
         for current in catalog.attached.values():
             target = f"{ident(current.schema)}.{ident(current.table)}"
             cursor.execute(f"DROP TRIGGER IF EXISTS {ident(current.trigger)} ON {target}")

@@ -13,7 +13,7 @@ from django.db import models, router
 from eventing.capture.database.conditions import TriggerConfig, conditions_sql
 from eventing.capture.database.mode import EXPAND, KINDS, PREFIX
 from eventing.capture.database.render import COMPARABLE, column_sql, minus, storage_field, value_sql
-from eventing.capture.database.sql import ident, literal
+from eventing.capture.database.sql import Place, ident, literal
 from eventing.capture.database.writer import (
     PINNED_SEARCH_PATH,
     TRIGGER_FUNCTION_SETTINGS,
@@ -196,10 +196,8 @@ def expander_body(
     model: type[models.Model],
     alias: str,
     triggers: list[TriggerConfig],
+    place: Place,
     *,
-    column_types: dict[str, str],
-    events_table: str,
-    triggers_table: str,
     robust: bool = False,
 ) -> str:
     """The expander's body: one INSERT … SELECT of every (row, trigger) event of capture `c`.
@@ -254,7 +252,7 @@ def expander_body(
             f"event_logs has columns database capture does not fill: {', '.join(unknown)}"
         )
     union = "\n    UNION ALL\n".join(arms)
-    rows = rows_sql(event_type, model, column_types=column_types, robust=robust)
+    rows = rows_sql(event_type, model, column_types=place.column_types, robust=robust)
     return f"""
 DECLARE
   batch_ uuid := gen_random_uuid();
@@ -262,12 +260,12 @@ DECLARE
   actor_ text := c.actor;
 BEGIN
   WITH r AS ({rows})
-  INSERT INTO {events_table} ({", ".join(column[name] for name in values)})
+  INSERT INTO {place.events_table} ({", ".join(column[name] for name in values)})
   SELECT {", ".join(values.values())}
   FROM (
 {union}
   ) AS e
-  JOIN {triggers_table} AS t ON t.{trigger["id"]} = e.trigger_id AND t.{trigger["enabled"]}
+  JOIN {place.triggers_table} AS t ON t.{trigger["id"]} = e.trigger_id AND t.{trigger["enabled"]}
   -- Who made the change (the writer stored it), unless the trigger leaves it out. Only the
   -- actor's object is a lateral: a lateral holding the whole payload (a CASE over e.payload)
   -- made expansion 5x slower (20,000 rows: 6.8 s against 1.2 s).
@@ -299,12 +297,8 @@ def plan_for(
     event_type: str,
     model: type[models.Model],
     triggers: list[TriggerConfig],
+    place: Place,
     *,
-    schema: str,
-    column_types: dict[str, str],
-    events_table: str,
-    captures_table: str,
-    triggers_table: str,
     robust: bool = False,
 ) -> Plan:
     """The functions one table needs for one event type, with their digest."""
@@ -312,35 +306,20 @@ def plan_for(
     alias = router.db_for_write(model)
     kind = KINDS[event_type]
     name, expander = function_name(table, kind), expander_name(table, kind)
-    body = capture_body(
-        event_type,
-        model,
-        triggers,
-        schema=schema,
-        expander=expander,
-        captures_table=captures_table,
-    )
+    body = capture_body(event_type, model, triggers, place, expander)
     definition = (
-        f"CREATE OR REPLACE FUNCTION {ident(schema)}.{ident(name)}() RETURNS trigger "
+        f"CREATE OR REPLACE FUNCTION {ident(place.schema)}.{ident(name)}() RETURNS trigger "
         f"LANGUAGE plpgsql {TRIGGER_FUNCTION_SETTINGS} AS {dollar_quoted(body)}"
     )
-    body = expander_body(
-        event_type,
-        model,
-        alias,
-        triggers,
-        column_types=column_types,
-        events_table=events_table,
-        triggers_table=triggers_table,
-        robust=robust,
-    )
+    body = expander_body(event_type, model, alias, triggers, place, robust=robust)
     expander_definition = (
-        f"CREATE OR REPLACE FUNCTION {ident(schema)}.{ident(expander)}(c {captures_table}) "
+        f"CREATE OR REPLACE FUNCTION {ident(place.schema)}.{ident(expander)}"
+        f"(c {place.captures_table}) "
         f"RETURNS uuid LANGUAGE plpgsql {PINNED_SEARCH_PATH} AS {dollar_quoted(body)}"
     )
     digest = hashlib.sha256((definition + expander_definition).encode()).hexdigest()[:16]
     return Plan(
-        schema=schema,
+        schema=place.schema,
         table=table,
         event_type=event_type,
         model_label=model._meta.label,

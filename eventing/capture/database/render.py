@@ -26,56 +26,6 @@ def storage_field(model_field: models.Field) -> models.Field:
     return model_field
 
 
-def float_json(x: str) -> str:
-    """A float as json_safe writes it: 1.0 stays 1.0, infinities and NaN become "inf"/"nan"."""
-    return (
-        f"CASE jsonb_typeof({x}) "
-        f"WHEN 'string' THEN to_jsonb(CASE {x} #>> '{{}}' WHEN 'Infinity' THEN 'inf' "
-        f"WHEN '-Infinity' THEN '-inf' ELSE 'nan' END) "
-        f"WHEN 'number' THEN CASE WHEN ({x})::numeric = trunc(({x})::numeric) "
-        f"AND abs(({x})::numeric) < {FLOAT_REPR_EXPONENT_AT} "
-        f"THEN (({x})::text || '.0')::jsonb ELSE {x} END "
-        f"ELSE {x} END"
-    )
-
-
-def value_sql(model_field: models.Field, row: str) -> str:
-    """SQL for one field of `row` (a captured row as jsonb) as JSON-safe jsonb.
-
-    Mirrors `model_data.json_safe`: big integers and decimals as strings, datetimes as
-    isoformat writes them (UTC, "+00:00"), durations as seconds, bytes as base64, files as their
-    name (empty: null). Other types keep to_jsonb's rendering (see docs/guarantees.md).
-    """
-    x = f"({row} -> {literal(model_field.column)})"
-    text = f"({x} #>> '{{}}')"
-    kind = storage_field(model_field)
-    if isinstance(kind, models.BigIntegerField):
-        return (
-            f"CASE WHEN jsonb_typeof({x}) = 'number' AND abs(({x})::numeric) > {MAX_SAFE_INT} "
-            f"THEN to_jsonb({text}) ELSE {x} END"
-        )
-    if isinstance(kind, models.FloatField):
-        return float_json(x)
-    if isinstance(kind, models.DecimalField):
-        return f"to_jsonb({text})"
-    if isinstance(kind, models.DateTimeField):
-        if django_settings.USE_TZ:
-            moment = f"({text}::timestamptz AT TIME ZONE 'UTC')"
-            return f"to_jsonb(({iso_text(moment)}) || '+00:00')"
-        moment = f"({text}::timestamptz AT TIME ZONE {literal(django_settings.TIME_ZONE)})"
-        return f"to_jsonb({iso_text(moment)})"
-    if isinstance(kind, models.TimeField):
-        moment = f"('2000-01-01'::date + {text}::time)"
-        return f"to_jsonb(substr({iso_text(moment)}, 12))"
-    if isinstance(kind, models.DurationField):
-        return float_json(f"to_jsonb(extract(epoch FROM {text}::interval)::float8)")
-    if isinstance(kind, models.BinaryField):
-        return f"to_jsonb(translate(encode({text}::bytea, 'base64'), E'\\n', ''))"
-    if isinstance(model_field, models.FileField):
-        return f"to_jsonb(NULLIF({text}, ''))"
-    return x
-
-
 def iso_text(moment: str) -> str:
     """A timestamp as isoformat writes it (microseconds only when there are some), one to_char."""
     return (
@@ -86,7 +36,7 @@ def iso_text(moment: str) -> str:
 
 
 def float_column(value: str) -> str:
-    """A float8 as json_safe writes it (see float_json), from a typed value."""
+    """A float8 as json_safe writes it: 1.0 stays 1.0, infinities and NaN become "inf"/"nan"."""
     return (
         f"CASE WHEN {value} = 'Infinity'::float8 THEN '\"inf\"'::jsonb "
         f"WHEN {value} = '-Infinity'::float8 THEN '\"-inf\"'::jsonb "
@@ -97,7 +47,12 @@ def float_column(value: str) -> str:
 
 
 def column_sql(model_field: models.Field, column: str) -> str:
-    """SQL for one field read from its typed column, as JSON-safe jsonb (as value_sql, faster)."""
+    """SQL for one field's typed value as JSON-safe jsonb: `model_data.json_safe` in SQL.
+
+    Big integers and decimals as strings, datetimes as isoformat writes them (UTC, "+00:00"),
+    durations as seconds, bytes as base64, files as their name (empty: null). Other types keep
+    to_jsonb's rendering (see docs/guarantees.md).
+    """
     kind = storage_field(model_field)
     if isinstance(kind, models.BigIntegerField):
         return (
@@ -126,6 +81,42 @@ def column_sql(model_field: models.Field, column: str) -> str:
     if isinstance(kind, models.JSONField):
         return column
     return f"to_jsonb({column})"
+
+
+# How the robust form reads a captured JSON value back into the type column_sql renders: the
+# field kind, the built-in type it is cast to (pg_catalog's: the functions' search_path is
+# pinned), and the JSON types the cast applies to (None: any; others are sent as they are).
+READ_BACK: tuple[tuple[type[models.Field], str, tuple[str, ...] | None], ...] = (
+    (models.BigIntegerField, "numeric", ("number",)),
+    # row_to_json writes infinities and NaN as strings.
+    (models.FloatField, "float8", ("number", "string")),
+    (models.DecimalField, "text", None),
+    (models.DateTimeField, "timestamptz", None),
+    (models.TimeField, "time", None),
+    (models.DurationField, "interval", None),
+    (models.BinaryField, "bytea", None),
+)
+
+
+def value_sql(model_field: models.Field, row: str) -> str:
+    """SQL for one field of `row` (a captured row as jsonb) as JSON-safe jsonb.
+
+    The value is read back into its type and rendered by column_sql, the one rendering; a value
+    json_safe and to_jsonb agree on is sent as captured (robust to a column retyped meanwhile).
+    """
+    x = f"({row} -> {literal(model_field.column)})"
+    text = f"({x} #>> '{{}}')"
+    if isinstance(model_field, models.FileField):
+        return column_sql(model_field, text)
+    kind = storage_field(model_field)
+    for field_class, cast, json_types in READ_BACK:
+        if isinstance(kind, field_class):
+            rendered = column_sql(model_field, f"{text}::{cast}")
+            if json_types is None:
+                return rendered
+            tested = ", ".join(literal(t) for t in json_types)
+            return f"CASE WHEN jsonb_typeof({x}) IN ({tested}) THEN {rendered} ELSE {x} END"
+    return x
 
 
 # Built-in fields whose column type has an equality operator (IS DISTINCT FROM needs one);

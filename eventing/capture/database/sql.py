@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 logger = logging.getLogger(__name__)
@@ -30,3 +31,15 @@ def jsonb_literal(value: Any) -> str:
 def text_array(names: Iterable[str]) -> str:
     """A text[] constant."""
     return "ARRAY[" + ", ".join(literal(n) for n in names) + "]::text[]"
+
+
+@dataclass(frozen=True)
+class Place:
+    """Where one table's generated functions go, and what they name (each `schema.table`)."""
+
+    schema: str
+    # The table's columns and their SQL types, schema-qualified where not built in.
+    column_types: dict[str, str]
+    events_table: str
+    captures_table: str
+    triggers_table: str

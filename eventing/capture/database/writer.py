@@ -16,7 +16,7 @@ from eventing.capture.actor import SETTING as ACTOR_SETTING
 from eventing.capture.database.conditions import TriggerConfig
 from eventing.capture.database.mode import CHANNEL, KINDS, SIGNALS
 from eventing.capture.database.render import storage_field
-from eventing.capture.database.sql import ident, jsonb_literal, literal
+from eventing.capture.database.sql import Place, ident, jsonb_literal, literal
 from eventing.capture.model_data import sensitive_fields
 from eventing.models import EventCapture
 from triggers import types
@@ -24,6 +24,10 @@ from triggers import types
 # The session setting of eventing.capture.database.switch: "signals" makes the functions stand
 # down (that process records its writes itself).
 SESSION_MODE = "eventing.capture"
+# The session setting a trigger function marks with its table and kind once it captured a
+# statement of the session, so a save learns after the fact whether its write was captured
+# (eventing.capture.database.switch): it only ever grows, as a function once attached stays.
+SESSION_MARKS = "eventing.captured"
 # What every generated function (and event_captures_expand) is pinned to.
 PINNED_SEARCH_PATH = "SET search_path = pg_catalog, pg_temp"
 # The trigger function's own settings: see split_sql.
@@ -32,6 +36,11 @@ TRIGGER_FUNCTION_SETTINGS = f"SECURITY DEFINER {PINNED_SEARCH_PATH} SET enable_h
 # statement's further rows go to further captures. So no value nears PostgreSQL's 1 GB limit
 # whatever the statement, and neither the writer nor the expander holds more than this at once.
 BYTES_PER_CAPTURE = 16 * 1024 * 1024
+
+
+def session_mark(table: str, kind: str) -> str:
+    """What a trigger function adds to SESSION_MARKS once it captured a statement."""
+    return f"<{kind}:{table}>"
 
 
 def needed_columns(
@@ -166,10 +175,8 @@ def capture_body(
     event_type: str,
     model: type[models.Model],
     triggers: list[TriggerConfig],
-    *,
-    schema: str,
+    place: Place,
     expander: str,
-    captures_table: str,
 ) -> str:
     """The trigger function's body: store the statement's rows as captures, then notify.
 
@@ -182,7 +189,7 @@ def capture_body(
     written = "old_rows" if kind == "delete" else "new_rows"
     columns = needed_columns(event_type, model, triggers)
     fixed = {
-        "schema": literal(schema),
+        "schema": literal(place.schema),
         "table": literal(model._meta.db_table),
         # Kept to read; event_captures_expand finds the expander in the catalog, not here.
         "expander": literal(expander),
@@ -198,7 +205,7 @@ def capture_body(
         raise ImproperlyConfigured(
             f"event_captures has columns database capture does not fill: {', '.join(unknown)}"
         )
-    into = f"INSERT INTO {captures_table} ({', '.join(column[name] for name in names)})"
+    into = f"INSERT INTO {place.captures_table} ({', '.join(column[name] for name in names)})"
     constants = ", ".join(fixed.values())
     pk = ident(model._meta.pk.column)
     sides = (
@@ -212,9 +219,11 @@ def capture_body(
         ]
     )
     bound = " + ".join(size_bound_sql(model, columns, side) for side in sides)
+    mark = literal(session_mark(model._meta.db_table, kind))
     return f"""
 DECLARE
   written_ bigint;
+  marks_ text;
 BEGIN
   -- A process in signal mode records its own writes (eventing.capture.database.switch).
   IF pg_catalog.current_setting({literal(SESSION_MODE)}, true) = {literal(SIGNALS)} THEN
@@ -238,6 +247,10 @@ BEGIN
     {into}
     SELECT {constants}, r.* FROM ({split_sql(kind, None, pk)}) AS r;
   END;
+  marks_ := COALESCE(pg_catalog.current_setting({literal(SESSION_MARKS)}, true), '');
+  IF pg_catalog.strpos(marks_, {mark}) = 0 THEN
+    PERFORM pg_catalog.set_config({literal(SESSION_MARKS)}, marks_ || {mark}, false);
+  END IF;
   PERFORM pg_catalog.pg_notify({literal(CHANNEL)}, '');
   RETURN NULL;
 END

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+import pytest
 from django.db import connection
 
 from eventing.models import EventLog, EventStatus
@@ -26,6 +27,7 @@ REDIS_OUTAGE_S = 10
 RECEIVER_OUTAGE_S = 20
 
 
+@pytest.mark.serial  # every xdist worker's broker is this Redis
 def test_redis_stopped_and_started_empty(cluster, receiver):
     """Nothing is lost with the broker, and the worker lives through the outage.
 
@@ -71,6 +73,7 @@ def crash(worker) -> str:
     return log[at : at + 6000] if at >= 0 else worker.tail()
 
 
+@pytest.mark.serial  # every xdist worker's test database is on this server
 def test_postgres_restarted_during_delivery(cluster, receiver):
     TriggerFactory(url=receiver.url("/slow/0.02"))
     cluster.worker("fw1")

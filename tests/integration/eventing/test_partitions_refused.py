@@ -1,4 +1,7 @@
-"""`eventing_partitions` on a database without native partitioning: a clear refusal."""
+"""`eventing_partitions` on a database without native partitioning: a clear refusal.
+
+Marked `stacks`: `make test` runs it in its SQLite stage (on PostgreSQL it is skipped).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ from django.db import connection
 pytestmark = [
     pytest.mark.skipif(connection.vendor == "postgresql", reason="PostgreSQL partitions"),
     pytest.mark.django_db,
+    pytest.mark.stacks,
 ]
 
 

@@ -9,13 +9,11 @@ import pytest
 import requests
 from django.conf import settings as django_settings
 from django.test import override_settings
-from django.utils import timezone
 from rest_framework.test import APIRequestFactory
 
 from eventing.api.receiving import WebhookAuthentication
-from eventing.models import EventLog
+from eventing.testing import signed_request
 from eventing.verify import WebhookVerificationError, verify_sc_token, verify_webhook
-from eventing.webhooks.request import build_request
 from eventing.webhooks.signing import signing_public_key_pem
 from tests.factories import EventTypeFactory, TriggerFactory
 from tests.support.api_receiving_urls import OrderPlacedHook
@@ -23,16 +21,15 @@ from tests.support.api_receiving_urls import OrderPlacedHook
 pytestmark = pytest.mark.django_db
 
 
-def signed_request(trigger, payload):
-    event = EventLog.objects.create(
-        batch_id="00000000-0000-0000-0000-000000000001",
+def signed_for(trigger, payload, tamper=None):
+    """A delivery of `trigger` carrying `payload`, as Eventing signs it (eventing.testing)."""
+    return signed_request(
+        payload,
         type=trigger.type,
-        trigger=trigger,
-        trigger_name=trigger.name,
-        payload=payload,
-        deliver_at=timezone.now(),
+        trigger=trigger.name,
+        signing_secret=trigger.signing_secret,
+        tamper=tamper,
     )
-    return event, build_request(event, trigger, attempt=1)
 
 
 def call_hook(body: bytes, headers: dict[str, str], view=OrderPlacedHook):
@@ -49,13 +46,20 @@ def call_hook(body: bytes, headers: dict[str, str], view=OrderPlacedHook):
 
 def test_verify_webhook_accepts_our_request_and_rejects_tampering():
     trigger = TriggerFactory(name="orders_hook")
-    event, request = signed_request(trigger, {"order_id": 1})
+    request = signed_for(trigger, {"order_id": 1})
     claims = verify_webhook(request.body, request.headers, signing_secret=trigger.signing_secret)
     assert claims["role"] == "SpaceCloud"
     assert claims["id"] == "eventing"
     assert {"iat", "exp", "jti"} <= set(claims)
-    with pytest.raises(WebhookVerificationError, match="does not match"):
-        verify_webhook(request.body + b" ", request.headers, signing_secret=trigger.signing_secret)
+    for tamper, refusal in (
+        ("body", "webhook-signature does not match"),
+        ("signature", "webhook-signature does not match"),
+        ("token", "Invalid X-SC-Token: Signature verification failed"),
+        ("expired", "Invalid X-SC-Token: Signature has expired"),
+    ):
+        spoiled = signed_for(trigger, {"order_id": 1}, tamper=tamper)
+        with pytest.raises(WebhookVerificationError, match=refusal):
+            verify_webhook(spoiled.body, spoiled.headers, signing_secret=trigger.signing_secret)
     with pytest.raises(WebhookVerificationError, match="X-SC-Token"):
         verify_webhook(
             request.body,
@@ -67,7 +71,7 @@ def test_verify_webhook_accepts_our_request_and_rejects_tampering():
 def test_verify_webhook_refuses_a_body_it_cannot_bind_to_the_token():
     """A genuine token replayed with a forged body: refused unless token-only is asked for."""
     trigger = TriggerFactory(name="orders_hook")
-    event, request = signed_request(trigger, {"order_id": 1})
+    request = signed_for(trigger, {"order_id": 1})
     forged = request.body.replace(b'"order_id":1', b'"order_id":666')
     with pytest.raises(WebhookVerificationError, match="signing_secret"):
         verify_webhook(forged, request.headers)
@@ -77,7 +81,7 @@ def test_verify_webhook_refuses_a_body_it_cannot_bind_to_the_token():
 
 def test_webhook_authentication_refuses_unsigned_bodies_by_default():
     trigger = TriggerFactory(name="orders_hook")
-    event, request = signed_request(trigger, {"order_id": 5})
+    request = signed_for(trigger, {"order_id": 5})
     forged = request.body.replace(b'"order_id":5', b'"order_id":6')
 
     class TokenChecked(WebhookAuthentication):
@@ -121,7 +125,7 @@ def test_asymmetric_signing_key_verifies_with_the_public_key_only(kind, algorith
     pem = private_pem(kind)
     with override_settings(EVENTING={**django_settings.EVENTING, "SIGNING_KEY": pem}):
         public = signing_public_key_pem()
-        event, request = signed_request(trigger, {"order_id": 3})
+        request = signed_for(trigger, {"order_id": 3})
         # The project's own defaults include SIGNING_KEY's public half (eventing_listen).
         assert verify_sc_token(request.headers["X-SC-Token"])["role"] == "SpaceCloud"
     token = request.headers["X-SC-Token"].split()[1]
@@ -143,13 +147,14 @@ def test_asymmetric_signing_key_verifies_with_the_public_key_only(kind, algorith
 
 def test_webhook_authentication_class():
     trigger = TriggerFactory(name="orders_hook")
-    event, request = signed_request(trigger, {"order_id": 42})
+    request = signed_for(trigger, {"order_id": 42})
     response = call_hook(request.body, request.headers)
     assert response.status_code == 200
-    assert response.data == {"received": str(event.id), "order_id": 42, "sender": "eventing"}
-    tampered = call_hook(request.body.replace(b"42", b"43"), request.headers)
-    assert tampered.status_code == 401
-    assert "webhook-signature does not match" in str(tampered.data["detail"])
+    assert response.data == {"received": request.event_id, "order_id": 42, "sender": "eventing"}
+    tampered = signed_for(trigger, {"order_id": 42}, tamper="body")
+    refused = call_hook(tampered.body, tampered.headers)
+    assert refused.status_code == 401
+    assert "webhook-signature does not match" in str(refused.data["detail"])
     unsigned = {k: v for k, v in request.headers.items() if k != "X-SC-Token"}
     assert call_hook(request.body, unsigned).status_code == 401
 
