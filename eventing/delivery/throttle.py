@@ -27,9 +27,10 @@ from django.db import DatabaseError, transaction
 from django.utils import timezone
 
 from eventing.conf import settings
+from eventing.delivery import circuit
 from eventing.delivery.policy import Claim, DeliveryResult, Policy, Run
 from eventing.dispatch.publish import publish_due
-from eventing.models import EventLog, EventStatus, RateBucket
+from eventing.models import CircuitState, EventLog, EventStatus, RateBucket
 from eventing.runtime import PerProcess
 from eventing.store import slots, transitions
 from eventing.store.slots import IN_FLIGHT_REASON, IN_FLIGHT_REMARK
@@ -98,6 +99,8 @@ class ThrottlePolicy(Policy):
     def after_finish(self, run: Run, done: list[DeliveryResult], applied: set) -> None:
         if run.trigger is not None and run.trigger.max_in_flight:
             sent = sum(1 for r in done if r.event is not None and r.event.id in applied)
+            if circuit_open(run.trigger.pk):
+                return  # the circuit would only hold them: they wait for a slot after it closes
             if time.monotonic() - run.began < FOLLOW_S:
                 run.follow += take_held_rows(run.trigger.pk, sent)
             else:
@@ -213,6 +216,15 @@ def in_flight_due(now: dt.datetime) -> list[dt.datetime]:
     return [now + dt.timedelta(seconds=wait)]
 
 
+def circuit_open(trigger_id: int, now: dt.datetime | None = None) -> bool:
+    """Whether the trigger's circuit is open (it holds whatever arrives but its probe); with
+    `now`, open and its next probe not yet due (so a held row can still be its probe)."""
+    row = circuit.read(trigger_id)
+    if row is None or row["state"] != CircuitState.OPEN:
+        return False
+    return now is None or row["next_probe_at"] is None or row["next_probe_at"] > now
+
+
 def take_held_rows(trigger_id: int, count: int) -> list:
     """Mark the oldest `count` held rows sent, for this task to deliver next: slots just came
     free (their message would only wait in the queue behind other triggers' rows)."""
@@ -244,6 +256,10 @@ def send_held_rows(now: dt.datetime) -> int:
         trigger = Trigger.objects.using(settings.DATABASE).filter(pk=trigger_id).first()
         if trigger is None or not trigger.max_in_flight:
             continue  # a cap removed since: the rows go as any row does
+        if circuit_open(trigger_id, now):
+            # Sent now, they would only move into the circuit's hold, two a sweep, each with a
+            # message: they wait here until its probe is due or it closes.
+            continue
         free = trigger.max_in_flight - slots.taken_slots(trigger_id, now, [])
         due = slots.mark_held_sent(trigger_id, free, now)
         failed = publish_due(due, now) if due else []
