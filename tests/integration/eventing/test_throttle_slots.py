@@ -10,8 +10,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from eventing import emit
+from eventing.delivery.circuit import forget
 from eventing.maintenance.sweeper import sweep
-from eventing.models import EventLog, EventStatus
+from eventing.models import CircuitState, EventLog, EventStatus, TriggerCircuit
 from eventing.store.slots import IN_FLIGHT_REMARK
 from tests.factories import TriggerFactory
 
@@ -86,6 +87,36 @@ def test_a_slot_freed_by_a_lost_lease_is_filled_by_the_sweeper(receiver, message
     # Once those two are done, the next sweep sends the two oldest held rows.
     EventLog.objects.filter(id__in=ids[:2]).update(status=EventStatus.PROCESSED)
     message_per_event.reset_mock()
+
+    sweep()
+
+    assert set(messaged(message_per_event)) == {str(pk) for pk in ids[2:4]}
+
+
+def test_held_rows_wait_while_the_circuit_is_open_and_one_goes_when_its_probe_is_due(
+    receiver, message_per_event
+):
+    trigger = TriggerFactory(type="capped", max_in_flight=2, url=receiver.url("/ok/capped"))
+    ids = emit_burst("capped", 10)
+    # The two sent rows failed and opened the circuit: no slot is taken, the probe is later.
+    EventLog.objects.filter(id__in=ids[:2]).update(status=EventStatus.FAILED)
+    now = timezone.now()
+    circuit = TriggerCircuit.objects.create(
+        trigger=trigger,
+        state=CircuitState.OPEN,
+        consecutive_failures=10,
+        next_probe_at=now + dt.timedelta(minutes=5),
+        probe_interval_s=300,
+    )
+    message_per_event.reset_mock()
+
+    sweep()
+
+    assert message_per_event.call_args_list == []
+    # The probe is due: held rows go into the free slots again (one of them is the probe).
+    circuit.next_probe_at = timezone.now() - dt.timedelta(seconds=1)
+    circuit.save()
+    forget(trigger.pk)
 
     sweep()
 
