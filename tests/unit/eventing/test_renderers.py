@@ -3,10 +3,9 @@ their child processes, and a forked process renders on children of its own."""
 
 from __future__ import annotations
 
-import os
-
 from eventing import runtime
 from eventing.webhooks import transform
+from tests.unit.eventing.forked import in_forked_child
 
 CONTEXT = {"data": {"n": 7}}
 
@@ -42,25 +41,18 @@ def test_a_forked_process_renders_on_children_of_its_own_and_leaves_the_parents(
     assert render() == "7"
     parents = transform.renderers.existing()
     parent_pids = {process.pid for process in children(parents)}
-    readable, writable = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # a forked worker: the parent's children are not its own
-        try:
-            inherited = transform.renderers.existing()
-            rendered = render()
-            mine = transform.renderers.existing()
-            own_pids = {process.pid for process in children(mine)}
-            answer = (
-                f"{inherited is None} {rendered} {mine is not parents} "
-                f"{bool(own_pids) and not own_pids & parent_pids} {runtime.stop(30)}"
-            )
-            os.write(writable, answer.encode())
-        finally:
-            os._exit(0)
-    os.close(writable)
-    with os.fdopen(readable) as pipe:
-        answer = pipe.read()
-    os.waitpid(pid, 0)
+
+    def child() -> str:  # a forked worker: the parent's children are not its own
+        inherited = transform.renderers.existing()
+        rendered = render()
+        mine = transform.renderers.existing()
+        own_pids = {process.pid for process in children(mine)}
+        return (
+            f"{inherited is None} {rendered} {mine is not parents} "
+            f"{bool(own_pids) and not own_pids & parent_pids} {runtime.stop(30)}"
+        )
+
+    answer = in_forked_child(child)
 
     assert answer == "True 7 True True True"
     # The child's stop() ended its own children only: the parent's still render.
