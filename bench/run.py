@@ -29,6 +29,7 @@ SUITE = {
     "transforms": ["bench.bench_transforms"],
     # Add `--baseline <checkout>` by hand to compare unordered throughput with older code.
     "ordering": ["bench.bench_ordering"],
+    "owners": ["bench.bench_owners"],
 }
 
 

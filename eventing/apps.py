@@ -14,6 +14,7 @@ class EventingConfig(AppConfig):
         from eventing import checks  # noqa: F401 - registers the system checks
         from eventing.capture.actor import actor_connect
         from eventing.capture.database import capture_connect
+        from eventing.capture.missed_writes import guard_connect
         from eventing.capture.signals import signals_connect
         from eventing.maintenance.listener import listener_connect
         from eventing.ops.bootsteps import connect_worker_step
@@ -22,6 +23,7 @@ class EventingConfig(AppConfig):
         signals_connect()
         actor_connect()
         capture_connect(self)
+        guard_connect()
         listener_connect()
         connect_worker_step()
         connect_lifecycle()

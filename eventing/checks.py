@@ -11,7 +11,9 @@ from django.conf import settings as django_settings
 from django.core.checks import Error, Tags, Warning, register
 from django.core.exceptions import ImproperlyConfigured
 from django.db import DatabaseError, connections, router
+from django.utils.module_loading import import_string
 
+from eventing import owners
 from eventing.api import jwks
 from eventing.capture import database as capture_db
 from eventing.capture.storage import configuration_errors
@@ -442,3 +444,28 @@ def check_throttle_cache(app_configs=None, **kwargs):
             id="eventing.W008",
         )
     ]
+
+
+@register(Tags.models)
+def check_owners(app_configs=None, **kwargs):
+    """EVENTING["OWNER_MODEL"] names an installed model; OWNER_RESOLVER imports (E020, E021)."""
+    try:
+        get_settings()
+    except ImproperlyConfigured:
+        return []  # check_settings reports it
+    errors = []
+    try:
+        owners.owner_model()
+    except ImproperlyConfigured as exc:
+        errors.append(Error(str(exc), id="eventing.E020"))
+    try:
+        import_string(get_settings().OWNER_RESOLVER)
+    except ImportError as exc:
+        errors.append(
+            Error(
+                f'EVENTING["OWNER_RESOLVER"] cannot be imported: {exc}',
+                hint="A dotted path to a function (request) -> owner or None.",
+                id="eventing.E021",
+            )
+        )
+    return errors

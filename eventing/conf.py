@@ -82,6 +82,12 @@ DEFAULTS: dict[str, Any] = {
     # "database" (PostgreSQL trigger functions write the event rows in the writing statement:
     # QuerySet.update(), bulk_create, raw SQL and other programs' writes are captured too).
     "CAPTURE": "signals",
+    # Signal capture's reaction to writes it cannot see (QuerySet.update(), bulk_create,
+    # bulk_update, raw SQL) on a model with DB triggers: "warn" (a RuntimeWarning naming the
+    # model, the call and the triggers), "raise" (refused before it runs) or "ignore". None:
+    # "warn" with DEBUG on and under Django's test runner or pytest-django, else "ignore" (a
+    # production process then installs nothing). Database capture has no such gap.
+    "MISSED_WRITES": None,
     # Events due within this many seconds get a Celery ETA message; later ones wait in the
     # table for the sweeper, so no ETA outlives the broker's visibility timeout.
     "ETA_HORIZON_S": 300,
@@ -171,6 +177,23 @@ DEFAULTS: dict[str, Any] = {
     # A CRON trigger's tick first seen more than this long after its time was missed (beat was
     # down): it fires once late, or not at all if the trigger skips missed ticks (seconds).
     "CRON_MISSED_AFTER_S": 60,
+    # The model owners' subscriptions belong to ("app_label.ModelName"); None: AUTH_USER_MODEL.
+    # In most SaaS projects an organisation or account model.
+    "OWNER_MODEL": None,
+    # Dotted path of a function (request) -> owner instance or None that finds the owner of an
+    # API or portal request; the default answers the request's user when authenticated.
+    "OWNER_RESOLVER": "eventing.owners.request_user",
+    # Most subscriptions one owner may have; creating one more is refused (400).
+    "OWNER_MAX_SUBSCRIPTIONS": 20,
+    # Most events per second delivered to each owner's subscription, across all workers (its
+    # trigger's rate_limit); None: no limit.
+    "SUBSCRIPTION_RATE_LIMIT": 50,
+    # Most requests at once to each owner's subscription, across all workers: a slow endpoint
+    # holds at most this many worker slots, so other owners' deliveries never wait behind it.
+    "SUBSCRIPTION_MAX_IN_FLIGHT": 2,
+    # How long a rotated signing secret (a trigger's or a subscription's) still signs beside
+    # the new one, so receivers switch keys without dropping a delivery (seconds).
+    "SECRET_ROTATION_GRACE_S": 24 * 3600,
 }
 
 
@@ -258,6 +281,9 @@ def _is_rate(value: Any) -> bool:
     return value is None or (isinstance(value, str) and bool(RATE_RE.match(value)))
 
 
+MODEL_LABEL_RE = re.compile(r"^[A-Za-z_]\w*\.[A-Za-z_]\w*\Z")
+DOTTED_PATH_RE = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)+\Z")
+
 FLAG = Rule("True or False", lambda v: isinstance(v, bool))
 SECONDS = number(0)
 
@@ -283,6 +309,10 @@ RULES: dict[str, Rule] = {
     "INSTANCE_ID": text(empty=False),
     "DATABASE": text(empty=False),
     "CAPTURE": choice("signals", "database"),
+    "MISSED_WRITES": Rule(
+        "one of 'warn', 'raise', 'ignore', or None",
+        lambda v: v is None or v in ("warn", "raise", "ignore"),
+    ),
     "ETA_HORIZON_S": SECONDS,
     "SWEEP_INTERVAL_S": number(0, above=True),
     "LEASE_GRACE_S": SECONDS,
@@ -318,6 +348,18 @@ RULES: dict[str, Rule] = {
     "METRICS_TOKEN": text(),
     "HEALTH_SWEEP_STALE_S": number(0, above=True, none=True),
     "CRON_MISSED_AFTER_S": SECONDS,
+    "OWNER_MODEL": Rule(
+        'a model label "app_label.ModelName", or None',
+        lambda v: v is None or (isinstance(v, str) and bool(MODEL_LABEL_RE.match(v))),
+    ),
+    "OWNER_RESOLVER": Rule(
+        'a dotted path "module.function"',
+        lambda v: isinstance(v, str) and bool(DOTTED_PATH_RE.match(v)),
+    ),
+    "OWNER_MAX_SUBSCRIPTIONS": whole(0),
+    "SUBSCRIPTION_RATE_LIMIT": number(0, above=True, none=True),
+    "SUBSCRIPTION_MAX_IN_FLIGHT": whole(1, 100_000),
+    "SECRET_ROTATION_GRACE_S": SECONDS,
 }
 
 # Internal tuning knobs: the defaults fit most deployments, and the docs list them apart from

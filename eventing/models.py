@@ -353,3 +353,12 @@ class FollowUpBudget(models.Model):
 
     def __str__(self) -> str:
         return f"root {self.root_id}: {self.used} follow-ups"
+
+
+# Owners' subscriptions, the event catalog and retired secrets live in their own module.
+from eventing.subscription_models import (  # noqa: E402, F401
+    SUBSCRIPTION_TYPE,
+    PublicEventType,
+    RetiredSecret,
+    Subscription,
+)

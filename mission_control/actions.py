@@ -20,6 +20,7 @@ from eventing.delivery import synchronous
 from eventing.dispatch import operations
 from eventing.models import EventLog, EventStatus
 from eventing.recording.emit import record_test_event
+from eventing.store.secrets import rotate_secret
 from triggers import types
 from triggers.defaults import new_signing_secret
 from triggers.models import Trigger
@@ -67,10 +68,9 @@ def _update_triggers(queryset, **changes: Any) -> int:
 
 
 def rotate_signing_secret(trigger: Trigger) -> str:
-    """Give a trigger a fresh `whsec_` secret; returns it (receivers need the new one)."""
-    trigger.signing_secret = new_signing_secret()
-    trigger.save(update_fields=["signing_secret", "updated_at"])
-    return trigger.signing_secret
+    """Give a trigger a fresh `whsec_` secret; returns it (receivers need the new one). The
+    old one keeps signing beside it for EVENTING["SECRET_ROTATION_GRACE_S"]."""
+    return rotate_secret(trigger)
 
 
 def duplicate_trigger(trigger: Trigger) -> Trigger:

@@ -4,13 +4,17 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import SimpleRouter
 
-from eventing.api import views
+from eventing.api import subscriptions, views
 
 router = SimpleRouter()
 router.register("events", views.EventViewSet, basename="eventing-event")
 router.register("invocations", views.InvocationViewSet, basename="eventing-invocation")
 router.register("triggers", views.TriggerViewSet, basename="eventing-trigger")
 router.register("event-types", views.EventTypeViewSet, basename="eventing-event-type")
+router.register(
+    "subscriptions", subscriptions.SubscriptionViewSet, basename="eventing-subscription"
+)
+router.register("catalog", subscriptions.CatalogViewSet, basename="eventing-catalog")
 
 urlpatterns = [
     path("api/eventing/schema/", SpectacularAPIView.as_view(), name="eventing-schema"),

@@ -16,7 +16,14 @@ from eventing.capture import model_data as payloads
 from eventing.capture.actor import current_actor
 from eventing.capture.database import served_by_database
 from eventing.capture.database.switch import installed_types
+from eventing.models import PublicEventType
 from eventing.recording.emit import record_events, resolve_due
+from eventing.recording.subscriptions import (
+    invalidate_publications,
+    published_events,
+    published_kinds,
+    subscription_items,
+)
 from eventing.recording.trigger_cache import current_index, invalidate, refresh
 from triggers import types
 from triggers.matching import matches_filter, watched_change
@@ -50,6 +57,12 @@ def signals_connect() -> None:
         invalidate, sender=Trigger, dispatch_uid="eventing.invalidate_triggers_deleted"
     )
     task_prerun.connect(refresh, dispatch_uid="eventing.refresh_on_task", weak=False)
+    for signal in (post_save, post_delete):
+        signal.connect(
+            invalidate_publications,
+            sender=PublicEventType,
+            dispatch_uid=f"eventing.invalidate_publications.{signal is post_save}",
+        )
     # Like a request's end in Django: drop connections that broke or outlived CONN_MAX_AGE.
     task_postrun.connect(close_connections, dispatch_uid="eventing.close_connections", weak=False)
 
@@ -83,7 +96,7 @@ def _kinds(sender) -> frozenset[str]:
     meta = sender._meta
     if meta.app_label in INTERNAL_APPS:
         return frozenset()
-    kinds = current_index().db_models.get(meta.label, frozenset())
+    kinds = current_index().db_models.get(meta.label, frozenset()) | published_kinds(meta.label)
     if kinds and served_by_database(sender):
         # PostgreSQL trigger functions write the events of the types whose trigger exists.
         return kinds - installed_types(sender, kinds, router.db_for_write(sender))
@@ -173,6 +186,15 @@ def emit_db(event_type, instance, using, *, old, new, changed) -> None:
         items.append((trigger, full))
     if items:
         record_events(event_type, items, source=label, due=resolve_due())
+    publish_to_owners(event_type, label, old, new)
+
+
+def publish_to_owners(event_type: str, label: str, old, new) -> None:
+    """Record the catalog's public events this DB event makes, for the row's owner only."""
+    for name, owner, payload in published_events(event_type, label, old, new):
+        items = subscription_items(owner, name, payload)
+        if items:
+            record_events(name, items, source=label, due=resolve_due())
 
 
 def _project(values: dict | None, fields: tuple[str, ...]) -> dict | None:

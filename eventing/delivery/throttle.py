@@ -23,16 +23,22 @@ from dataclasses import dataclass
 
 import redis
 from celery import current_app
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.utils import timezone
 
 from eventing.conf import settings
 from eventing.delivery.policy import Claim, DeliveryResult, Policy, Run
+from eventing.dispatch.publish import publish_due
 from eventing.models import EventLog, EventStatus, RateBucket
 from eventing.runtime import PerProcess
 from eventing.store import transitions
 from triggers.models import Trigger
 
+# Rows held back by max_in_flight: their remark, and how late they look again by themselves
+# (a finished request releases the oldest at once).
+IN_FLIGHT_REASON = "max_in_flight reached"
+IN_FLIGHT_REMARK = f"Waiting: {IN_FLIGHT_REASON}"
+HELD_RECHECK_S = 10.0
 # Redis keys of the buckets; a bucket idle this long is dropped (it refills to full anyway).
 REDIS_KEY = "eventing:rate:{trigger_id}"
 REDIS_IDLE_S = 3600
@@ -87,6 +93,11 @@ class ThrottlePolicy(Policy):
             )
         return claimed
 
+    def after_finish(self, run: Run, done: list[DeliveryResult], applied: set) -> None:
+        if run.trigger is not None and run.trigger.max_in_flight:
+            sent = sum(1 for r in done if r.event is not None and r.event.id in applied)
+            release_held_rows(run.trigger.pk, sent)
+
     def before_send(self, run: Run, event: EventLog) -> None:
         turn = run.state.get(self.name, {}).get(event.id)
         if run.trigger.rate_limit:
@@ -135,7 +146,7 @@ def claim_within_limits(
             free = max(0, trigger.max_in_flight - in_flight(trigger.pk, now))
             claimed = claim(event_ids)
             claimed, over = claimed[:free], claimed[free:]
-            held = hand_back(over, in_flight_due(now), "max_in_flight reached")
+            held = hand_back(over, in_flight_due(now), IN_FLIGHT_REASON)
     else:
         claimed, held = claim(event_ids), []
     if trigger.rate_limit and claimed:
@@ -188,9 +199,25 @@ def lock_bucket(trigger_id: int, now: dt.datetime, full: float = 0.0) -> RateBuc
 
 
 def in_flight_due(now: dt.datetime) -> list[dt.datetime]:
-    """When rows held back by max_in_flight look again: soon, spread so they do not collide."""
-    wait = settings.THROTTLE_RECHECK_S * random.uniform(0.5, 1.5)  # noqa: S311 - jitter only
+    """When rows held back by max_in_flight look again by themselves: late, spread. A finished
+    request of the trigger releases the oldest held row at once (release_held_rows), so a
+    backlog costs messages at the endpoint's pace, not a re-check of every row each
+    THROTTLE_RECHECK_S (which filled the shared queue ahead of other triggers' rows); this
+    later look is only the safety net for a release that never came."""
+    wait = HELD_RECHECK_S * random.uniform(0.5, 1.5)  # noqa: S311 - jitter only
     return [now + dt.timedelta(seconds=wait)]
+
+
+def release_held_rows(trigger_id: int, count: int) -> int:
+    """Send the oldest `count` rows max_in_flight held back, now: slots just came free."""
+    now = timezone.now()
+    try:
+        due = transitions.release_oldest(trigger_id, IN_FLIGHT_REMARK, count, now)
+        failed = publish_due(due, now) if due else []
+    except DatabaseError:
+        return 0  # the held rows' own messages come later anyway
+    transitions.unmark(failed)
+    return len(due) - len(failed)
 
 
 def rate_dues(rate: float, count: int, now: dt.datetime) -> list[dt.datetime]:

@@ -17,7 +17,9 @@ from eventing.conf import settings
 from eventing.dispatch.publish import enqueue_on_commit, within_horizon
 from eventing.models import EventLog, EventStatus
 from eventing.ops.metrics import count_emitted
+from eventing.owners import OwnerKey, owner_key
 from eventing.recording.payload_rules import check_payload, same_json
+from eventing.recording.subscriptions import subscription_items
 from eventing.recording.trigger_cache import current_index
 from eventing.store.rows import insert_events
 from triggers import types
@@ -37,8 +39,12 @@ def emit(
     delay_s: float | None = None,
     source: str | None = None,
     idempotency_key: str | None = None,
+    owner: Any = None,
 ) -> list[EventLog]:
     """Queue an event of `type` for every enabled trigger that matches it.
+
+    With `owner` (an instance of EVENTING["OWNER_MODEL"]) it also reaches that owner's
+    subscriptions to the type; without one, no owner's subscription receives it.
 
     Custom types match triggers by type; DB and FILE types also by `source` (model label or
     storage alias). The rows join the caller's transaction on `EVENTING["DATABASE"]` and are
@@ -56,6 +62,7 @@ def emit(
         due=resolve_due(deliver_at=deliver_at, delay_s=delay_s),
         source=source or "",
         idempotency_key=idempotency_key,
+        owner=None if owner is None else owner_key(owner),
     )
     return emit_batch([request])[0].rows
 
@@ -209,6 +216,8 @@ class EventRequest:
     due: dt.datetime
     source: str = ""
     idempotency_key: str | None = None
+    # Whose subscriptions it also reaches (eventing.owners); None: operators' triggers only.
+    owner: OwnerKey | None = None
 
 
 @dataclass
@@ -281,6 +290,7 @@ def record_batch(requests: Sequence[EventRequest], *, publish: bool, db: str) ->
             (t, request.payload)
             for t in matching_triggers(request.type, request.payload, request.source)
         ]
+        items += subscription_items(request.owner, request.type, request.payload)
         rows = build_rows(
             request.type,
             items,

@@ -77,7 +77,8 @@ def get_trigger(trigger_id: int | None) -> Trigger | None:
         return snapshot.by_id[trigger_id]
     except KeyError:
         pass
-    trigger = Trigger.objects.filter(pk=trigger_id).first()
+    # With its retired secrets, from the same read: a rotation's new and old secret both sign.
+    trigger = Trigger.objects.prefetch_related("retired_secrets").filter(pk=trigger_id).first()
     # Into the snapshot read above: if it was invalidated meanwhile, the row goes with it.
     snapshot.by_id[trigger_id] = trigger
     return trigger

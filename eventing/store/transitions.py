@@ -25,6 +25,19 @@ def mark_sent(event_ids: list, now: dt.datetime) -> int:
     return _rows().filter(id__in=event_ids).update(enqueued_at=now)
 
 
+def release_oldest(trigger_id: int, remark: str, count: int, now: dt.datetime) -> list[tuple]:
+    """Make the `count` oldest staged rows of a trigger held back with `remark` due now, marked
+    sent; (id, deliver_at, trigger_id) of each, to publish."""
+    if count <= 0:
+        return []
+    waiting = _rows().filter(trigger_id=trigger_id, status=EventStatus.STAGED, remark=remark)
+    ids = list(waiting.order_by("created_at").values_list("id", flat=True)[:count])
+    if not ids:
+        return []
+    released = waiting.filter(id__in=ids).update(deliver_at=now, enqueued_at=now)
+    return [(pk, now, trigger_id) for pk in ids][:released]
+
+
 def unmark(event_ids: list) -> int:
     """Staged rows whose message was not sent after all (or is spent): the sweeper sends them."""
     if not event_ids:

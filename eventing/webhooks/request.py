@@ -17,6 +17,7 @@ from urllib3.exceptions import ConnectTimeoutError, NewConnectionError, ReadTime
 
 from eventing.conf import settings
 from eventing.models import MAX_PAYLOAD_DEPTH, EventLog
+from eventing.store.secrets import signing_secrets
 from eventing.webhooks import signing, transform
 from eventing.webhooks.client import Watchdog, pool_manager, scrubbed_logs
 from eventing.webhooks.scrubbing import REDACTED, margin, redact, secret_values
@@ -178,6 +179,7 @@ def build_request(
     timestamp = int(time.time())
     msg_id = str(event.id)
     token = f"Bearer {signing.sc_token(timestamp)}"
+    secrets_now = signing_secrets(trigger)
     headers = {
         **shaped.headers,
         "Content-Type": shaped.content_type,
@@ -185,9 +187,7 @@ def build_request(
         "X-SC-Token": token,
         "webhook-id": msg_id,
         "webhook-timestamp": str(timestamp),
-        "webhook-signature": signing.webhook_signature(
-            trigger.signing_secret, msg_id, timestamp, body
-        ),
+        "webhook-signature": signing.webhook_signatures(secrets_now, msg_id, timestamp, body),
         "X-Eventing-Attempt": str(attempt),
         "X-Eventing-Trigger": trigger.name,
     }
@@ -219,7 +219,7 @@ def build_request(
     secrets = [headers[name] for name, shown in redacted.items() if shown == REDACTED]
     if resolve:
         secrets += [os.environ[name] for name in ENV_PLACEHOLDER_RE.findall(trigger.url)]
-    secrets += [trigger.signing_secret or "", *(settings.SECRETS or [])]
+    secrets += [*secrets_now, *(settings.SECRETS or [])]
     secrets = secret_values(secrets)
     # The stored URL keeps the placeholders: resolved values may be credentials. Templates see
     # them through `base_url`, so whatever a rendered URL, header or body echoes is redacted.

@@ -145,3 +145,9 @@ def webhook_signature(secret: str, msg_id: str, timestamp: int, body: bytes) -> 
     signed = f"{msg_id}.{timestamp}.".encode() + body
     digest = hmac.new(secret_key_bytes(secret), signed, hashlib.sha256).digest()
     return "v1," + base64.b64encode(digest).decode()
+
+
+def webhook_signatures(secrets: list[str], msg_id: str, timestamp: int, body: bytes) -> str:
+    """One `v1,` signature per secret, space-separated (Standard Webhooks): during a rotation's
+    grace period the new and the old secret both sign, and a receiver holding either verifies."""
+    return " ".join(webhook_signature(secret, msg_id, timestamp, body) for secret in secrets)

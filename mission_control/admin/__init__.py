@@ -3,4 +3,4 @@
 Nothing is added to the project's admin site: its admins opt in to the backfill action with
 `mission_control.backfill.SendToDBTriggerMixin`."""
 
-from . import events, invocations, triggers  # noqa: F401 - importing registers the admins
+from . import events, invocations, subscriptions, triggers  # noqa: F401 - importing registers the admins

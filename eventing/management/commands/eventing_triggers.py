@@ -17,6 +17,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from eventing.capture.database import triggers_changing
 from eventing.conf import settings
 from eventing.management.yaml_files import load_yaml, yaml_module
+from eventing.models import SUBSCRIPTION_TYPE
 from triggers import fields as trigger_fields
 from triggers import space_cloud
 from triggers.masking import mask_headers, unmask_headers
@@ -48,7 +49,9 @@ def export_data(include_secrets: bool) -> dict[str, Any]:
     """
     fields = TRIGGER_FIELDS + (trigger_fields.SECRETS if include_secrets else ())
     triggers = []
-    for row in Trigger.objects.order_by("name"):
+    # Owners' subscriptions deliver through triggers of their own: they belong to the owners
+    # (and their API), not to an operators' export.
+    for row in Trigger.objects.exclude(type=SUBSCRIPTION_TYPE).order_by("name"):
         item = {name: getattr(row, name) for name in fields}
         if not include_secrets:
             item["headers"] = mask_headers(item["headers"])

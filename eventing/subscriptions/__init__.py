@@ -1,0 +1,1 @@
+"""Owners' subscriptions: the services the API, the portal and Mission Control share."""
