@@ -139,7 +139,13 @@ LAYERS = [
 ]
 
 # Beneath every layer (README, docs/architecture.md): they import none of eventing's stages.
-BASE = ["eventing.conf", "eventing.models", "eventing.runtime", "eventing.ops"]
+BASE = [
+    "eventing.conf",
+    "eventing.models",
+    "eventing.subscription_models",  # the subscription tables, re-exported by models
+    "eventing.runtime",
+    "eventing.ops",
+]
 # Above every layer: nothing in the layers or the base imports them.
 ENTRY_POINTS = ["eventing.api", "eventing.tasks", "eventing.management"]
 
