@@ -87,5 +87,5 @@ docs: install
 # Refresh docs/screenshots/ (linked from README): the browser tests take them, scripts/screenshots.py
 # keeps README's pages and makes them small.
 screenshots: install
-	$(PY) -m tests.stack sqlite -- $(PY) -m pytest tests/e2e/mission_control/test_browser.py -m browser $(PYTEST_ARGS)
+	$(PY) -m tests.stack sqlite -- $(PY) -m pytest tests/e2e/mission_control/test_browser.py tests/e2e/eventing/portal/test_portal_browser.py -m browser $(PYTEST_ARGS)
 	$(PY) scripts/screenshots.py

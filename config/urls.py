@@ -10,6 +10,8 @@ urlpatterns = [
     path("mission-control/", mission_control.urls),
     # The HTTP API: /api/eventing/… and the Space Cloud queue endpoint /v1/api/<project>/…
     path("", include("eventing.api.urls")),
+    # The owners' portal (eventing.portal_url(owner) links into it)
+    path("portal/", include("eventing.portal.urls")),
     # /metrics (Prometheus) and /healthz
     path("", include("eventing.urls")),
 ]

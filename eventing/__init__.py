@@ -6,11 +6,12 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from eventing.capture.actor import actor
+    from eventing.portal.links import portal_url
     from eventing.recording.emit import emit
 
 __version__ = "0.2.0"  # pyproject.toml's version says the same (a test holds them together)
 
-__all__ = ("__version__", "actor", "emit")
+__all__ = ("__version__", "actor", "emit", "portal_url")
 
 
 def __getattr__(name: str):
@@ -24,4 +25,8 @@ def __getattr__(name: str):
         from eventing.capture.actor import actor
 
         return actor
+    if name == "portal_url":
+        from eventing.portal.links import portal_url
+
+        return portal_url
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -448,7 +448,7 @@ def check_throttle_cache(app_configs=None, **kwargs):
 
 @register(Tags.models)
 def check_owners(app_configs=None, **kwargs):
-    """EVENTING["OWNER_MODEL"] names an installed model; OWNER_RESOLVER imports (E020, E021)."""
+    """OWNER_MODEL names an installed model, OWNER_RESOLVER imports and fits it (E020-E022)."""
     try:
         get_settings()
     except ImproperlyConfigured:
@@ -466,6 +466,23 @@ def check_owners(app_configs=None, **kwargs):
                 f'EVENTING["OWNER_RESOLVER"] cannot be imported: {exc}',
                 hint="A dotted path to a function (request) -> owner or None.",
                 id="eventing.E021",
+            )
+        )
+    # The default resolver returns the request's user: with another owner model it would hand
+    # every owner-facing view a user where an owner is expected.
+    label = get_settings().OWNER_MODEL
+    if (
+        label
+        and label.lower() != django_settings.AUTH_USER_MODEL.lower()
+        and get_settings().OWNER_RESOLVER == owners.DEFAULT_RESOLVER
+    ):
+        errors.append(
+            Error(
+                f'EVENTING["OWNER_MODEL"] is {label!r} but EVENTING["OWNER_RESOLVER"] is the '
+                "default, which returns the request's user.",
+                hint="Set OWNER_RESOLVER to a function (request) -> the "
+                f"{label} the request acts for, or None.",
+                id="eventing.E022",
             )
         )
     return errors

@@ -171,6 +171,17 @@ DEFAULTS: dict[str, Any] = {
     "WORKER_METRICS_PORT": None,
     # Bearer token /metrics requires; empty leaves it open (restrict it at the proxy instead).
     "METRICS_TOKEN": "",
+    # How long a link made by eventing.portal_url() may be opened, once, to start a portal
+    # session (seconds).
+    "PORTAL_LINK_MAX_AGE_S": 300,
+    # How long a portal session opened by a link lasts before a new link is needed (seconds).
+    "PORTAL_SESSION_MAX_AGE_S": 3600,
+    # Who may show the owners' portal in a frame: CSP frame-ancestors sources, e.g.
+    # ["'self'", "https://app.example.com"]; [] forbids every frame.
+    "PORTAL_FRAME_ANCESTORS": ["'self'"],
+    # SameSite of the portal's session cookie: "None" (sent over HTTPS only) when a site of
+    # another domain frames the portal.
+    "PORTAL_COOKIE_SAMESITE": "Lax",
     # /healthz reports the sweeper stale (503) when its last pass is older than this (seconds);
     # None means 10 sweep intervals, at least 10 s.
     "HEALTH_SWEEP_STALE_S": None,
@@ -281,6 +292,15 @@ def _is_rate(value: Any) -> bool:
     return value is None or (isinstance(value, str) and bool(RATE_RE.match(value)))
 
 
+# A CSP source expression: a quoted keyword, or a scheme / host source without spaces,
+# semicolons or commas (which would end the directive and let a value add another).
+FRAME_SOURCE_RE = re.compile(r"^(?:'self'|'none'|[a-z][a-z0-9+.-]*:|[^\s;,']+)\Z")
+
+
+def _is_frame_source(value: str) -> bool:
+    return bool(FRAME_SOURCE_RE.match(value))
+
+
 MODEL_LABEL_RE = re.compile(r"^[A-Za-z_]\w*\.[A-Za-z_]\w*\Z")
 DOTTED_PATH_RE = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)+\Z")
 
@@ -346,6 +366,10 @@ RULES: dict[str, Rule] = {
     "THROTTLE_CACHE": text(empty=False),
     "WORKER_METRICS_PORT": whole(1, 65535, none=True),
     "METRICS_TOKEN": text(),
+    "PORTAL_LINK_MAX_AGE_S": number(0, above=True),
+    "PORTAL_SESSION_MAX_AGE_S": number(0, above=True),
+    "PORTAL_FRAME_ANCESTORS": texts(_is_frame_source, "CSP sources ('self', https://host)"),
+    "PORTAL_COOKIE_SAMESITE": choice("Lax", "Strict", "None"),
     "HEALTH_SWEEP_STALE_S": number(0, above=True, none=True),
     "CRON_MISSED_AFTER_S": SECONDS,
     "OWNER_MODEL": Rule(

@@ -18,6 +18,8 @@ from django.utils.module_loading import import_string
 
 from eventing.conf import settings
 
+DEFAULT_RESOLVER = "eventing.owners.request_user"
+
 
 @dataclass(frozen=True)
 class OwnerKey:
@@ -84,4 +86,12 @@ def request_user(request) -> Any:
 def resolve_owner(request) -> Any:
     """The owner acting in `request` (EVENTING["OWNER_RESOLVER"]), or None."""
     resolver = import_string(settings.OWNER_RESOLVER)
-    return resolver(request)
+    owner = resolver(request)
+    if owner is not None and not isinstance(owner, owner_model()):
+        # A resolver that answers with the wrong model would let views compare keys of
+        # different models; refuse loudly instead of granting or denying by accident.
+        raise ImproperlyConfigured(
+            f'EVENTING["OWNER_RESOLVER"] ({settings.OWNER_RESOLVER}) returned {owner!r}, '
+            f'not a {owner_model_label()} (EVENTING["OWNER_MODEL"]) or None.'
+        )
+    return owner

@@ -60,6 +60,82 @@ def bounded_count(queryset: QuerySet, cap: int | None = None) -> tuple[int, bool
     return estimate_past(queryset, cap)
 
 
+def bounded_counts(
+    querysets: dict[str, QuerySet], cap: int | None = None
+) -> dict[str, tuple[int, bool]]:
+    """`bounded_count` of each queryset (all of one database), the capped counts in one
+    statement: one round trip instead of one per figure."""
+    cap = EXACT_BELOW if cap is None else cap
+    if not querysets:
+        return {}
+    parts, params = [], []
+    for i, queryset in enumerate(querysets.values()):
+        sql, part_params = queryset.order_by().values("pk")[: cap + 1].query.sql_with_params()
+        parts.append(f"(SELECT COUNT(*) FROM ({sql}) AS capped_{i})")
+        params.extend(part_params)
+    db = next(iter(querysets.values())).db
+    with connections[db].cursor() as cursor:
+        cursor.execute(f"SELECT {', '.join(parts)}", params)
+        exact = cursor.fetchone()
+    counts = dict(zip(querysets, exact, strict=True))
+    past = {name: querysets[name] for name, count in counts.items() if count > cap}
+    estimates = estimates_past(past, cap)
+    return {name: estimates.get(name, (count, False)) for name, count in counts.items()}
+
+
+def estimates_past(querysets: dict[str, QuerySet], cap: int) -> dict[str, tuple[int, bool]]:
+    """`estimate_past` of each queryset, from one EXPLAIN of them all (UNION ALL: the planner
+    estimates each branch as it would alone) on PostgreSQL."""
+    if len(querysets) < 2 or connections[next(iter(querysets.values())).db].vendor != (
+        "postgresql"
+    ):
+        return {name: estimate_past(queryset, cap) for name, queryset in querysets.items()}
+    parts, params = [], []
+    for queryset in querysets.values():
+        sql, part_params = queryset.order_by().values("pk").query.sql_with_params()
+        parts.append(f"({sql})")
+        params.extend(part_params)
+    try:
+        with connections[next(iter(querysets.values())).db].cursor() as cursor:
+            cursor.execute(f"EXPLAIN (FORMAT JSON) {' UNION ALL '.join(parts)}", params)
+            plan = cursor.fetchone()[0]
+        plan = json.loads(plan) if isinstance(plan, str) else plan
+        branches = [int(branch["Plan Rows"]) for branch in plan[0]["Plan"]["Plans"]]
+    except (DatabaseError, KeyError, IndexError, TypeError, ValueError):
+        branches = []
+    if len(branches) != len(querysets):
+        # A branch the planner proved empty is left out: ask each one alone.
+        return {name: estimate_past(queryset, cap) for name, queryset in querysets.items()}
+    return {
+        name: (max(estimate, cap + 1), True)
+        for name, estimate in zip(querysets, branches, strict=True)
+    }
+
+
+def value_shares(queryset: QuerySet, column: str) -> tuple[dict[str, float], float] | None:
+    """PostgreSQL's statistics of `column` of the queryset's table: the share of rows of each
+    common value (as text), and the share of any other one value; None without statistics.
+    What the planner multiplies an estimate by for `column = value`."""
+    table = queryset.model._meta.db_table
+    with connections[queryset.db].cursor() as cursor:
+        cursor.execute(
+            "SELECT s.null_frac, s.n_distinct, s.most_common_vals::text::text[], "
+            "s.most_common_freqs, c.reltuples FROM pg_stats AS s "
+            "JOIN pg_class AS c ON c.oid = to_regclass(%s) "
+            "WHERE s.schemaname = current_schema() AND s.tablename = %s AND s.attname = %s",
+            [table, table, column],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    null_frac, n_distinct, values, freqs, rows = row
+    shares = dict(zip(values or [], freqs or [], strict=True))
+    # n_distinct < 0: minus the distinct values' share of the rows.
+    distinct = -n_distinct * max(rows, 1) if n_distinct < 0 else n_distinct
+    others = max(distinct - len(shares), 1)
+    return shares, max(0.0, 1 - null_frac - sum(shares.values())) / others
+
+
 def estimate_past(queryset: QuerySet, cap: int) -> tuple[int, bool]:
     """(count, estimated) of a queryset known to hold more than `cap` rows: the planner's
     estimate on PostgreSQL (at least cap + 1), an exact count elsewhere (small databases)."""

@@ -23,6 +23,13 @@ PAGES = (
     "trigger-list-1280",
     "event-page-1280",
     "trigger-form",
+    # The owners' portal (docs/portal.md)
+    "portal-endpoints",
+    "portal-new",
+    "portal-delivery",
+    "portal-redelivered",
+    "portal-rotated",
+    "portal-embedded",
 )
 COLOURS = 64
 

@@ -115,8 +115,8 @@ def validate_file_source(alias: str) -> None:
     )
 
 
-def validate_url(url: str) -> None:
-    """Refuse anything but an absolute http(s) URL (placeholders allowed)."""
+def validate_url(url: str, *, placeholders: bool = True) -> None:
+    """Refuse anything but an absolute http(s) URL (placeholders allowed unless told not)."""
     bad = first_unprintable(url or "")
     if bad:
         # CR/LF would split the request line (and a Location header that echoed it).
@@ -124,9 +124,8 @@ def validate_url(url: str) -> None:
     candidate = ENV_PLACEHOLDER_RE.sub("placeholder", url or "")
     parts = urlsplit(candidate)
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ValidationError(
-            {"url": "Enter an absolute http:// or https:// URL (placeholders {{ENV_VAR}} allowed)."}
-        )
+        allowed = " (placeholders {{ENV_VAR}} allowed)" if placeholders else ""
+        raise ValidationError({"url": f"Enter an absolute http:// or https:// URL{allowed}."})
     if " " in candidate:
         raise ValidationError({"url": "The URL may not contain spaces (encode them as %20)."})
     for name in ENV_PLACEHOLDER_RE.findall(url or ""):

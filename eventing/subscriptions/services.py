@@ -71,7 +71,7 @@ def validate_owner_url(url: Any) -> str:
         raise ValidationError({"url": f"At most {MAX_URL_LENGTH} characters."})
     if ENV_PLACEHOLDER_RE.search(url) or "{{" in url:
         raise ValidationError({"url": "The URL may not contain {{ placeholders }}."})
-    validate_url(url)
+    validate_url(url, placeholders=False)
     warning = url_warning(url)
     if warning:
         raise ValidationError({"url": warning})

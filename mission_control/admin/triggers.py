@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from functools import lru_cache
 
 from django.contrib import admin, messages
 from django.contrib.admin.utils import flatten_fieldsets
 from django.core.exceptions import PermissionDenied
+from django.db import connections
 from django.db.models import DateTimeField, IntegerField, OuterRef, Subquery, Value
 from django.db.models.expressions import RawSQL
 from django.http import (
@@ -32,7 +34,7 @@ from triggers.models import EventType, Trigger
 from triggers.schedule import ScheduleError
 
 from .. import actions
-from ..counting import estimate_past
+from ..counting import estimate_past, value_shares
 from ..display import breakable, display_time
 from ..forms import EventTypeForm, TriggerForm
 from ..sites import site
@@ -67,7 +69,27 @@ def list_count(trigger: Trigger, status: str, capped: int) -> tuple[int, bool]:
     window = EventLog.objects.filter(
         trigger_id=trigger.pk, status=status, created_at__gte=trigger.counted_since
     )
-    return estimate_past(window, LIST_COUNT_CAP)
+    estimate = status_estimate_and_shares(window.db, status, trigger.counted_since)
+    if estimate is None:
+        return estimate_past(window, LIST_COUNT_CAP)
+    total, (shares, other) = estimate
+    share = shares.get(str(trigger.pk), other)
+    return max(round(total * share), LIST_COUNT_CAP + 1), True
+
+
+@lru_cache(maxsize=8)
+def status_estimate_and_shares(db: str, status: str, since: dt.datetime):
+    """The planner's estimate of the events in `status` since `since` (all triggers) and each
+    trigger's share of events (PostgreSQL's statistics), or None: the trigger list's estimates
+    from one EXPLAIN per status, not one per trigger (10-40 ms each on a busy server). Keyed by
+    the list's `since`: one render asks once per status."""
+    if connections[db].vendor != "postgresql":
+        return None
+    window = EventLog.objects.using(db).filter(status=status, created_at__gte=since)
+    shares = value_shares(window, "trigger_id")
+    if shares is None:
+        return None
+    return estimate_past(window, LIST_COUNT_CAP)[0], shares
 
 
 def schedule_error(exc: ScheduleError) -> str:

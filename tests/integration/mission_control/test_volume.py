@@ -11,13 +11,14 @@ import re
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from django.core.cache import cache
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from eventing.models import EventStatus, InvocationLog
-from mission_control import counting, dashboard
+from eventing.models import EventLog, EventStatus, InvocationLog
+from mission_control import charts, counting, dashboard
 from mission_control.admin import triggers as trigger_admin
 from mission_control.admin.events import EventLogAdmin
 from mission_control.admin.invocations import InvocationLogAdmin
@@ -34,20 +35,27 @@ postgres_only = pytest.mark.skipif(
 )
 
 
-CREATED_WINDOW = re.compile(
-    r"\"created_at\" >= '([^']+)'::timestamptz AND \"event_logs\".\"created_at\" < '([^']+)'"
-)
+# The chart's count on PostgreSQL: one range count per bucket start of an array.
+CHART_COUNT = re.compile(r"unnest\(ARRAY\[(?P<starts>[^\]]*)\]::timestamptz\[\]\)", re.IGNORECASE)
+CHART_STEP = re.compile(r"'0 days (?P<seconds>[0-9.]+) seconds'::interval")
+STAMP = re.compile(r"'([^']+)'::timestamptz")
 # The open bucket, and one just closed within dashboard.CLOSE_GRACE: 2 × 15 minutes at most.
 OPEN_BUCKETS = dt.timedelta(minutes=30)
 
 
+def chart_window(sql: str) -> tuple[dt.datetime, dt.datetime] | None:
+    """The created_at window a chart count statement counts, or None if `sql` is none."""
+    counted, step = CHART_COUNT.search(sql), CHART_STEP.search(sql)
+    if not (counted and step):
+        return None
+    starts = [dt.datetime.fromisoformat(v) for v in STAMP.findall(counted["starts"])]
+    return min(starts), max(starts) + dt.timedelta(seconds=float(step["seconds"]))
+
+
 def open_buckets_only(sql: str) -> bool:
     """A chart count over the still-open buckets only: what a warm chart counts again."""
-    window = CREATED_WINDOW.search(sql)
-    if not window:
-        return False
-    since, until = (dt.datetime.fromisoformat(value) for value in window.groups())
-    return until - since <= OPEN_BUCKETS
+    window = chart_window(sql)
+    return window is not None and window[1] - window[0] <= OPEN_BUCKETS
 
 
 def event_log_counts(queries) -> list[str]:
@@ -65,6 +73,7 @@ def event_log_counts(queries) -> list[str]:
 
 @postgres_only
 def test_dashboard_never_counts_every_event_of_the_day(monkeypatch):
+    monkeypatch.setattr(dashboard, "COUNT_CAP", 5)
     monkeypatch.setattr(counting, "EXACT_BELOW", 5)
     trigger = TriggerFactory()
     for _ in range(8):
@@ -96,7 +105,7 @@ def test_dashboard_query_count_does_not_grow_with_events(django_assert_max_num_q
 
 
 def test_dashboard_page_shows_estimates_with_a_sign(admin_client, monkeypatch):
-    monkeypatch.setattr(counting, "EXACT_BELOW", 2)
+    monkeypatch.setattr(dashboard, "COUNT_CAP", 2)
     monkeypatch.setattr(counting, "estimate_past", lambda queryset, cap: (cap + 40, True))
     trigger = TriggerFactory()
     for _ in range(4):
@@ -235,3 +244,149 @@ def test_a_cursor_round_trips():
     assert decode_cursor(encode_cursor(moment, "abc")) == (moment, "abc")
     with pytest.raises(ValueError, match="not a list position"):
         decode_cursor("bm90IGEgY3Vyc29y")
+
+
+def chart_windows(queries) -> list[tuple[dt.datetime, dt.datetime]]:
+    """The created_at windows the chart counted in `queries`."""
+    return [window for q in queries if (window := chart_window(q["sql"]))]
+
+
+@postgres_only
+def test_a_cold_chart_counts_within_its_budget_newest_first(monkeypatch):
+    monkeypatch.setattr(dashboard, "CHART_COUNT_BUDGET", 10)
+    trigger = TriggerFactory()
+    # 48 events, one every 30 minutes over the day: the budget covers about 5 hours.
+    for n in range(48):
+        make_event(trigger, created_ago_s=60 + n * 1800)
+    connection.cursor().execute("ANALYZE event_logs")
+    now = timezone.now()
+    cache.clear()
+    with CaptureQueriesContext(connection) as queries:
+        first = dashboard.day_series(now)
+    [(since, until)] = chart_windows(queries.captured_queries)
+    assert EventLog.objects.filter(created_at__gte=since, created_at__lt=until).count() <= 20
+    values = [value for _, value in first]
+    # The newest buckets are counted, the older ones are a gap (None), never a false zero.
+    assert values[-1] is not None
+    assert values[0] is None
+    gap_ends = max(i for i, value in enumerate(values) if value is None)
+    assert all(value is not None for value in values[gap_ends + 1 :])
+    # Each later render counts more; the chart ends complete and exact.
+    renders = 1
+    series = first
+    while any(value is None for _, value in series):
+        series = dashboard.day_series(now)
+        renders += 1
+        assert renders < 20
+    assert renders > 1
+    assert sum(value * 15 for _, value in series) == pytest.approx(48)
+
+
+@postgres_only
+def test_every_dashboard_query_after_a_cache_clear_is_served_by_an_index(monkeypatch):
+    # Counts past 0 rows are estimates here, as past 1,000 on a busy day.
+    monkeypatch.setattr(counting, "EXACT_BELOW", 0)
+    monkeypatch.setattr(dashboard, "COUNT_CAP", 0)
+    trigger = TriggerFactory()
+    for status in (EventStatus.PROCESSED, EventStatus.FAILED, EventStatus.STAGED):
+        event = make_event(trigger, status)
+        InvocationLog.objects.create(
+            event=event, attempt=1, invoked_at=timezone.now(), duration_ms=5, request={}
+        )
+    connection.cursor().execute("ANALYZE event_logs, invocation_logs")
+    cache.clear()
+    with CaptureQueriesContext(connection) as queries:
+        dashboard.build(with_health=False)
+    statements = [
+        q["sql"]
+        for q in queries.captured_queries
+        if q["sql"].lstrip().upper().startswith("SELECT")
+        and re.search(r'"(event_logs|invocation_logs)"', q["sql"])
+    ]
+    assert len(statements) >= 6  # counts, oldest due, latencies, failing, two charts
+    with connection.cursor() as cursor:
+        # A sequential scan is then chosen only where no index can answer.
+        cursor.execute("SET enable_seqscan = off")
+        try:
+            for sql in statements:
+                cursor.execute(f"EXPLAIN {sql}")
+                plan = "\n".join(row[0] for row in cursor.fetchall())
+                assert not re.search(r"Seq Scan on (event_logs|invocation_logs)", plan), (
+                    sql,
+                    plan,
+                )
+        finally:
+            cursor.execute("RESET enable_seqscan")
+    # And none counts every matching row: capped (LIMIT), or a chart window.
+    unbounded = [
+        sql
+        for sql in statements
+        if UNBOUNDED_COUNT.search(sql) and "LIMIT" not in sql and not chart_window(sql)
+    ]
+    assert unbounded == []
+
+
+def test_a_chart_leaves_a_gap_where_a_bucket_is_not_counted():
+    svg = charts.line_chart([("10:00", 1), ("10:15", None), ("10:30", 2), ("10:45", 3)], title="t")
+    assert svg.count("<polyline") == 2
+    assert svg.count("<circle") == 3
+    assert "10:15" not in svg.replace(">10:00<", "")
+
+
+@postgres_only
+def test_the_dashboard_says_when_older_buckets_are_still_being_counted(admin_client, monkeypatch):
+    monkeypatch.setattr(dashboard, "CHART_COUNT_BUDGET", 2)
+    trigger = TriggerFactory()
+    for n in range(12):
+        make_event(trigger, created_ago_s=60 + n * 7200)
+    connection.cursor().execute("ANALYZE event_logs")
+    cache.clear()
+    page = admin_client.get(reverse("mission_control:index")).content.decode()
+    assert 'id="mc-chart-pending"' in page
+    for _ in range(30):
+        page = admin_client.get(reverse("mission_control:index")).content.decode()
+        if 'id="mc-chart-pending"' not in page:
+            break
+    assert 'id="mc-chart-pending"' not in page
+
+
+@postgres_only
+def test_trigger_list_estimates_take_one_explain_per_status_not_per_trigger(
+    admin_client, monkeypatch
+):
+    monkeypatch.setattr(trigger_admin, "LIST_COUNT_CAP", 2)
+    busy = [TriggerFactory(name=f"busy-{n}") for n in range(4)]
+    for trigger in busy:
+        for _ in range(4):
+            make_event(trigger, EventStatus.PROCESSED)
+            make_event(trigger, EventStatus.FAILED)
+    connection.cursor().execute("ANALYZE event_logs")
+    with CaptureQueriesContext(connection) as queries:
+        response = admin_client.get(reverse("mission_control:triggers_trigger_changelist"))
+    explains = [q for q in queries.captured_queries if q["sql"].startswith("EXPLAIN")]
+    assert len(explains) == 2  # processed and failed, for the four triggers past the cap
+    assert "≈" in response.content.decode()
+    # Each busy trigger: about its share of the day's estimate (4 of the 16 of each status).
+    for row in response.context["cl"].result_list:
+        for status in (EventStatus.PROCESSED, EventStatus.FAILED):
+            count, estimated = row.list_counts[status]
+            assert estimated
+            assert 3 <= count <= 6
+
+
+@postgres_only
+def test_the_dashboard_estimates_every_tile_past_its_cap_in_one_explain(monkeypatch):
+    monkeypatch.setattr(dashboard, "COUNT_CAP", 2)
+    trigger = TriggerFactory()
+    for status in (EventStatus.PROCESSED, EventStatus.FAILED, EventStatus.CANCELLED):
+        for _ in range(4):
+            make_event(trigger, status)
+    connection.cursor().execute("ANALYZE event_logs")
+    dashboard.build(with_health=False)  # the charts' buckets, counted once
+    with CaptureQueriesContext(connection) as queries:
+        board = dashboard.build(with_health=False)
+    explains = [q["sql"] for q in queries.captured_queries if q["sql"].startswith("EXPLAIN")]
+    assert len(explains) == 1
+    assert explains[0].count("UNION ALL") == 2
+    assert {"processed", "failed", "cancelled"} <= board.estimated
+    assert all(board.counts_24h[status] >= 3 for status in ("processed", "failed", "cancelled"))

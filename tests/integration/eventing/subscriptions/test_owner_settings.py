@@ -7,7 +7,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from eventing.checks import check_owners
 from eventing.conf import get_settings
-from eventing.owners import owner_key, owner_model
+from eventing.owners import owner_key, owner_model, resolve_owner
 from tests.testapp.models import Customer
 
 
@@ -40,9 +40,38 @@ def test_checks_refuse_an_unknown_model_and_an_unimportable_resolver(settings):
     with_eventing(settings, OWNER_MODEL="shop.Nothing", OWNER_RESOLVER="shop.owners.nothing")
     assert sorted(e.id for e in check_owners()) == ["eventing.E020", "eventing.E021"]
     with_eventing(
-        settings, OWNER_MODEL="testapp.Customer", OWNER_RESOLVER="eventing.owners.request_user"
+        settings,
+        OWNER_MODEL="testapp.Customer",
+        OWNER_RESOLVER="tests.support.portal_resolvers.customer_of_user",
     )
     assert check_owners() == []
+
+
+def test_checks_refuse_the_default_resolver_with_another_owner_model(settings):
+    """The default resolver returns a user: with Customer owners every owner view would 500."""
+    with_eventing(
+        settings, OWNER_MODEL="testapp.Customer", OWNER_RESOLVER="eventing.owners.request_user"
+    )
+    [error] = check_owners()
+    assert error.id == "eventing.E022"
+    assert "testapp.Customer" in error.msg
+    assert "OWNER_RESOLVER" in error.msg
+
+
+@pytest.mark.django_db
+def test_a_resolver_answering_with_another_model_is_refused_naming_the_setting(
+    settings, rf, django_user_model
+):
+    with_eventing(settings, OWNER_MODEL="testapp.Customer")
+    request = rf.get("/")
+    request.user = django_user_model.objects.create_user("acme")
+    with pytest.raises(ImproperlyConfigured, match="OWNER_RESOLVER"):
+        resolve_owner(request)
+    with_eventing(
+        OWNER_RESOLVER="tests.support.portal_resolvers.customer_of_user", settings=settings
+    )
+    customer = Customer.objects.create(name="acme")
+    assert resolve_owner(request) == customer
 
 
 @pytest.mark.django_db
