@@ -15,7 +15,7 @@ import statistics
 import time
 
 from bench import common
-from triggers.render_process import render_isolated
+from triggers.render_process import RenderPool, render_isolated
 from triggers.templating import render
 
 PAYLOAD = {
@@ -51,9 +51,10 @@ def main() -> None:
     parser.add_argument("--renders", type=int, default=2000)
     args = parser.parse_args()
     results = {}
+    pool = RenderPool()
     for name, source in TEMPLATES.items():
         inline = timings(render, source, args.renders)
-        isolated = timings(render_isolated, source, args.renders, memory_mb=256)
+        isolated = timings(render_isolated, source, args.renders, memory_mb=256, pool=pool)
         results[name] = {
             "in_process_median_ms": round(statistics.median(inline), 4),
             "child_process_median_ms": round(statistics.median(isolated), 4),
@@ -61,6 +62,7 @@ def main() -> None:
             "added_median_ms": round(statistics.median(isolated) - statistics.median(inline), 4),
         }
         print(name, results[name])
+    pool.stop(10)
     path = common.write_result("transforms", {"renders": args.renders, "templates": results})
     print(f"written to {path}")
 

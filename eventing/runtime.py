@@ -2,23 +2,25 @@
 
 Each piece stays in its stage's module and registers here as a `PerProcess`: the publisher
 thread (dispatch/publish.py) and its broker back-off, the detached writer (capture/detached.py),
-the sender pool (delivery/senders.py), the deadline thread (webhooks/client.py), the worker
-heartbeat and the cached broker answer (ops/health.py), the queue-lag note (dispatch/lag.py).
+the sender pool (delivery/senders.py), the deadline thread (webhooks/client.py), the template
+renderers' child processes (webhooks/transform.py), the worker heartbeat and the cached broker
+answer (ops/health.py), the queue-lag note (dispatch/lag.py).
 This module imports no stage: stages import it.
 
 Lifecycle of every piece:
 
 - start: made on first use in a process (the publisher at the first commit with rows to send,
   the sender pool at the first batch, the deadline thread at the first webhook call, the
-  detached writer at the first file event inside a transaction); the worker heartbeat when
-  Celery sends worker_ready.
+  detached writer at the first file event inside a transaction, the renderers at the first
+  request transform); the worker heartbeat when the worker's bootstep starts.
 - fork: threads do not survive a fork. A forked child (a Celery prefork process, a gunicorn
   worker) starts with none of its parent's pieces and makes its own on first use.
 - stop: `stop()` stops every piece this process started, the last started first, within one
   bound: the publisher and the detached writer finish what was handed to them, threads are
-  joined, the heartbeat row is removed. It runs at exit (atexit), on Celery's worker_shutdown
-  and, in each prefork child, on worker_process_shutdown. A piece used again afterwards starts
-  afresh (and is stopped in turn, so work handed over while stopping is not left behind).
+  joined, renderer children are ended, the heartbeat row is removed. It runs at exit
+  (atexit), on Celery's worker_shutdown and, in each prefork child, on worker_process_shutdown.
+  A piece used again afterwards starts afresh (and is stopped in turn, so work handed over
+  while stopping is not left behind).
 - reset: `reset()` is `stop()` for tests: afterwards the process holds no thread, back-off or
   cached answer of Eventing's, as if it had just started. tests/conftest.py calls it around
   every test; tests call it instead of touching a module's private state.

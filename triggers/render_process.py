@@ -7,8 +7,10 @@ holds a memory limit (RLIMIT_AS) and is killed when the deadline passes; the cal
 TransformError naming the bound, and the next render gets a fresh child.
 
 Children are kept and reused (a render costs a round trip over a pipe, not a process start),
-at most MAX_CHILDREN per process; threads wait for a free one. The child starts with an empty
+at most MAX_CHILDREN per pool; threads wait for a free one. The child starts with an empty
 environment: templates never reach environment values, nor anything else of the parent.
+`triggers` imports nothing from `eventing`: the caller owns the pool (eventing keeps one per
+process in its runtime, which stops its children and gives a forked process its own).
 """
 
 from __future__ import annotations
@@ -120,9 +122,19 @@ class RenderChild:
     def alive(self) -> bool:
         return not self.killed and self.process.poll() is None
 
+    def ended(self, deadline: float) -> bool:
+        """Whether the (killed) child has exited by `deadline` (time.monotonic())."""
+        try:
+            self.process.wait(max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            return False
+        return True
+
     def kill(self) -> None:
         """Stop the child at once; it is reaped in the background (a child that built a large
-        heap takes a while to exit, which the caller does not wait for)."""
+        heap takes a while to exit, which the caller does not wait for); once."""
+        if self.killed:
+            return
         self.killed = True
         if self.process.poll() is None:
             self.process.kill()
@@ -133,13 +145,18 @@ class RenderChild:
 
 
 class RenderPool:
-    """The children of one process (a forked process starts its own)."""
+    """Child processes kept for renders, shared by the threads of one process; `stop` ends them."""
 
     def __init__(self) -> None:
-        self.pid = os.getpid()
         self.idle: list[RenderChild] = []
+        # Children handed to a render right now: stop() waits for them to come back.
+        self.busy = 0
         self.starting = False
+        # The thread starting a spare child, if one was started: stop() waits for it.
+        self.spare: threading.Thread | None = None
+        self.stopped = False
         self.lock = threading.Lock()
+        self.returned = threading.Condition(self.lock)
         self.slots = threading.BoundedSemaphore(MAX_CHILDREN)
 
     def render(self, request: dict[str, Any], timeout_s: float, memory_mb: int) -> str:
@@ -157,29 +174,38 @@ class RenderPool:
 
     def render_on_one(self, request: dict[str, Any], timeout_s: float, memory_mb: int) -> str:
         child = self.take(memory_mb)
-        self.keep_spare(memory_mb)
         try:
+            self.keep_spare(memory_mb)
             return child.render(request, timeout_s)
         finally:
-            if child.alive:
-                self.give_back(child)
+            self.give_back(child, busy=True)
 
     def keep_spare(self, memory_mb: int) -> None:
         """Start one child in the background when none is idle nor already starting."""
         with self.lock:
-            if self.idle or self.starting:
+            if self.idle or self.starting or self.stopped:
                 return
             self.starting = True
-        threading.Thread(target=self.replace, args=(memory_mb,), daemon=True).start()
+            # Started under the lock, so stop() never finds it made but not started.
+            self.spare = threading.Thread(target=self.replace, args=(memory_mb,), daemon=True)
+            self.spare.start()
 
     def take(self, memory_mb: int) -> RenderChild:
+        """An idle child for this memory limit, or a new one; counted busy until given back."""
         with self.lock:
+            self.busy += 1
             while self.idle:
                 child = self.idle.pop()
                 if child.alive and child.memory_mb == memory_mb:
                     return child
                 child.kill()
-        return RenderChild(memory_mb)
+        try:
+            return RenderChild(memory_mb)
+        except BaseException:
+            with self.lock:
+                self.busy -= 1
+                self.returned.notify_all()
+            raise
 
     def warm(self, memory_mb: int) -> None:
         """Have an idle child running (started here if none is), so the next render does not
@@ -189,12 +215,36 @@ class RenderPool:
                 return
         self.give_back(RenderChild(memory_mb))
 
-    def give_back(self, child: RenderChild) -> None:
+    def give_back(self, child: RenderChild, *, busy: bool = False) -> None:
+        """Keep a child for the next render (it is ended if dead, surplus or the pool stopped);
+        `busy`: it comes back from a render."""
         with self.lock:
-            if len(self.idle) < MAX_CHILDREN:
+            if busy:
+                self.busy -= 1
+                self.returned.notify_all()
+            if child.alive and not self.stopped and len(self.idle) < MAX_CHILDREN:
                 self.idle.append(child)
                 return
         child.kill()
+
+    def stop(self, timeout_s: float) -> bool:
+        """End every child within `timeout_s`: idle ones at once, busy ones as their render
+        ends (each is bounded by its own deadline), a spare once started; False if one was
+        still running then."""
+        deadline = time.monotonic() + timeout_s
+        with self.lock:
+            self.stopped = True
+            spare = self.spare
+        if spare is not None:
+            spare.join(max(0.0, deadline - time.monotonic()))
+        with self.lock:
+            idle, self.idle = self.idle, []
+            while self.busy and self.returned.wait(max(0.0, deadline - time.monotonic())):
+                pass
+            late = self.busy or self.starting
+        for child in idle:
+            child.kill()
+        return not late and all(child.ended(deadline) for child in idle)
 
     def replace(self, memory_mb: int) -> None:
         try:
@@ -207,32 +257,21 @@ class RenderPool:
         self.give_back(child)
 
 
-_pool: RenderPool | None = None
-_pool_lock = threading.Lock()
-
-
-def pool() -> RenderPool:
-    """This process's pool."""
-    global _pool
-    with _pool_lock:
-        if _pool is None or _pool.pid != os.getpid():
-            _pool = RenderPool()
-        return _pool
-
-
 def render_isolated(
     source: str,
     variables: dict[str, Any],
     *,
+    pool: RenderPool,
     max_chars: int,
     time_s: float,
     memory_mb: int,
     size_bound: str = "output cap",
     time_bound: str = "time limit",
 ) -> str:
-    """triggers.templating.render in a child process: ends within `time_s` + KILL_GRACE_S
-    and `memory_mb` of address space, whatever the template does. `variables` must be JSON.
-    Raises TransformError naming the bound hit, RendererUnavailable when no child could run."""
+    """triggers.templating.render in a child process of `pool`: ends within `time_s` +
+    KILL_GRACE_S and `memory_mb` of address space, whatever the template does. `variables` must
+    be JSON. Raises TransformError naming the bound hit, RendererUnavailable when no child could
+    run."""
     request = {
         "source": source,
         "variables": variables,
@@ -241,7 +280,7 @@ def render_isolated(
         "size_bound": size_bound,
         "time_bound": time_bound,
     }
-    return pool().render(request, time_s + KILL_GRACE_S, memory_mb)
+    return pool.render(request, time_s + KILL_GRACE_S, memory_mb)
 
 
 def serve(memory_mb: int) -> None:

@@ -13,6 +13,12 @@ from rest_framework.request import Request
 
 from eventing.api.errors import LengthRequired, PayloadTooLarge
 from eventing.conf import settings
+from eventing.models import MAX_PAYLOAD_DEPTH
+
+# A body nests its payloads a few levels down ({"events": [{"payload": ...}]}): deeper than
+# this no payload can be valid, and DRF's own checks (json.dumps in JSONField) would recurse
+# into the interpreter's limit and answer 500 instead of 400.
+MAX_BODY_DEPTH = MAX_PAYLOAD_DEPTH + 5
 
 BODY_METHODS = ("POST", "PUT", "PATCH")
 
@@ -121,19 +127,25 @@ def reject_constant(name: str) -> Any:
 
 
 def check_storable(value: Any) -> None:
-    """Raise ParseError naming the path of a string no database can keep."""
-    stack: list[tuple[str, Any]] = [("", value)]
+    """Raise ParseError naming the path of a string no database can keep, or of a body too deep."""
+    stack: list[tuple[str, Any, int]] = [("", value, 0)]
     while stack:
-        path, item = stack.pop()
+        path, item, depth = stack.pop()
+        if depth > MAX_BODY_DEPTH:
+            where = path if len(path) <= 60 else f"{path[:60]}…"
+            raise exceptions.ParseError(
+                f"{where}: nested deeper than {MAX_PAYLOAD_DEPTH} levels "
+                f"(payloads may nest at most {MAX_PAYLOAD_DEPTH})."
+            )
         if isinstance(item, str):
             check_text(item, path or "(body)")
         elif isinstance(item, dict):
             for key, child in item.items():
                 child_path = f"{path}.{key}" if path else key
                 check_text(key, f"key {child_path!r}")
-                stack.append((child_path, child))
+                stack.append((child_path, child, depth + 1))
         elif isinstance(item, list):
-            stack.extend((f"{path}[{index}]", child) for index, child in enumerate(item))
+            stack.extend((f"{path}[{index}]", child, depth + 1) for index, child in enumerate(item))
 
 
 def check_text(text: str, where: str) -> None:

@@ -177,6 +177,7 @@ def drop_expired(now: dt.datetime | None = None) -> dict[str, int]:
         for part in partitions("event_logs"):
             expired = not part.default and part.upper is not None and part.upper <= cutoff
             if expired and not holds_unfinished(cursor, part.name):
+                delete_late_invocations(cursor, part)
                 dropped[part.name] = drop_partition(cursor, "event_logs", part.name)
             else:
                 kept_events.append(part)
@@ -190,6 +191,21 @@ def drop_expired(now: dt.datetime | None = None) -> dict[str, int]:
             if oldest_kept is None or part.upper <= oldest_kept:
                 dropped[part.name] = drop_partition(cursor, "invocation_logs", part.name)
     return dropped
+
+
+def delete_late_invocations(cursor, part: Partition) -> None:
+    """Delete the invocations of `part`'s events made after its range ended.
+
+    They live in younger invocation partitions, which this drop does not reach: left there,
+    they would name events that no longer exist (and refuse `disable()`'s foreign key). An
+    event's attempts cluster right after it, so these are few; earlier ones go with the
+    invocation partitions of the same days.
+    """
+    cursor.execute(
+        f"DELETE FROM invocation_logs AS i USING {part.name} AS e "
+        "WHERE i.event_id = e.id AND i.invoked_at >= %s",
+        [part.upper],
+    )
 
 
 def drop_partition(cursor, table: str, name: str) -> int:
@@ -397,6 +413,12 @@ def disable() -> list[str]:
                     "(idempotency_key, type, trigger_name) WHERE idempotency_key IS NOT NULL"
                 )
             done.append(f"{table}: a plain table again ({key} partitions merged)")
+        # Partitions drop without a foreign key: invocations whose event went with an older
+        # partition (before late ones were deleted with it) must go before the key returns.
+        cursor.execute(
+            "DELETE FROM invocation_logs AS i WHERE NOT EXISTS "
+            "(SELECT 1 FROM event_logs AS e WHERE e.id = i.event_id)"
+        )
         cursor.execute(
             "ALTER TABLE invocation_logs ADD CONSTRAINT invocation_logs_event_id_fk_event_logs_id "
             "FOREIGN KEY (event_id) REFERENCES event_logs (id) DEFERRABLE INITIALLY DEFERRED"

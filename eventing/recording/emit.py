@@ -139,20 +139,24 @@ def record_events(
         items,
         source=source,
         due=due,
-        idempotency_key=idempotency_key,
+        idempotency_keys=idempotency_keys or [idempotency_key] * len(items),
         status=status,
         now=timezone.now(),
     )
-    for row, key in zip(rows, idempotency_keys or (), strict=False):
-        row.idempotency_key = key
     insert_events(rows, using=db)
     if recorded.receivers:  # only eventing.testing listens: skip building the call otherwise
         recorded.send(None, type=event_type, payload=None, source=source, rows=rows, owner=None)
-    if status == EventStatus.STAGED and publish:
-        enqueue_on_commit(rows, using=db, count=True)
-    else:
-        transaction.on_commit(lambda: count_emitted(rows), using=db)
+    send_on_commit(rows, using=db, publish=publish and status == EventStatus.STAGED)
     return rows
+
+
+def send_on_commit(rows: list[EventLog], *, using: str, publish: bool) -> None:
+    """Once the caller commits: count the rows as emitted and, with `publish`, send them to
+    the broker (one callback either way: a save() with a trigger pays for one)."""
+    if publish:
+        enqueue_on_commit(rows, using=using, count=True)
+    else:
+        transaction.on_commit(lambda: count_emitted(rows), using=using)
 
 
 def record_test_event(trigger: Trigger, payload: Any, *, source: str) -> EventLog:
@@ -173,17 +177,19 @@ def build_rows(
     *,
     source: str,
     due: dt.datetime,
-    idempotency_key: str | None,
+    idempotency_keys: Sequence[str | None],
     status: str,
     now: dt.datetime,
     position_from: int = 0,
 ) -> list[EventLog]:
-    """Unsaved rows of one emit (one batch id), each due after its trigger's own delay.
+    """Unsaved rows of one emit (one batch id), each due after its trigger's own delay and
+    keyed by its entry of `idempotency_keys`.
 
     `position_from`: how many rows of the same transaction's batch came before (ordering)."""
     batch_id = uuid.uuid4()
     rows = []
-    for position, (trigger, payload) in enumerate(items, start=position_from):
+    keyed = zip(items, idempotency_keys, strict=True)
+    for position, ((trigger, payload), idempotency_key) in enumerate(keyed, start=position_from):
         deliver_at = due + dt.timedelta(seconds=trigger.delay_s) if trigger.delay_s else due
         key = ordering_value(trigger.ordering_key, payload)
         rows.append(
@@ -299,7 +305,7 @@ def record_batch(requests: Sequence[EventRequest], *, publish: bool, db: str) ->
             items,
             source=request.source,
             due=request.due,
-            idempotency_key=request.idempotency_key,
+            idempotency_keys=[request.idempotency_key] * len(items),
             status=EventStatus.STAGED,
             now=now,
             position_from=len(new_rows),
@@ -321,10 +327,7 @@ def record_batch(requests: Sequence[EventRequest], *, publish: bool, db: str) ->
         for start in range(0, len(new_rows), BULK_BATCH_SIZE):
             insert_events(new_rows[start : start + BULK_BATCH_SIZE], using=db)
         announce(emitted)
-        if publish:
-            enqueue_on_commit(new_rows, using=db, count=True)
-        else:
-            transaction.on_commit(lambda: count_emitted(new_rows), using=db)
+        send_on_commit(new_rows, using=db, publish=publish)
     return results
 
 

@@ -12,6 +12,7 @@ long secret, forwards or reversed, is scrubbed too.
 from __future__ import annotations
 
 import bisect
+import functools
 import re
 from collections.abc import Iterable
 
@@ -141,27 +142,58 @@ def fragments(text: str, secrets: tuple[str, ...]) -> list[tuple[int, int]]:
     """Where in `text` a run of MIN_FRAGMENT or more characters of a long secret (forwards or
     reversed) appears: a split or reversed echo."""
     found = []
+    if len(text) < MIN_FRAGMENT:
+        return found
+    for form, anchors in fragment_forms(secrets):
+        end = -1
+        for start, offset in anchor_hits(text, anchors):
+            if start + FRAGMENT_ANCHOR <= end:
+                continue  # inside the run just found: widening it again finds nothing new
+            span = widened(text, form, start, offset)
+            end = max(end, span[1])
+            if span[1] - span[0] >= MIN_FRAGMENT:
+                found.append(span)
+    return found
+
+
+@functools.lru_cache(maxsize=64)
+def fragment_forms(secrets: tuple[str, ...]) -> tuple[tuple[str, dict[str, list[int]]], ...]:
+    """The long secrets, forwards and reversed, each with its anchors (text → offsets in it).
+
+    Worked out once per set of secrets: a delivery scrubs several texts (the logged URL and
+    headers, the reply's headers and body) with the same ones.
+    """
+    forms = []
     long_ones = [secret for secret in secrets if len(secret) >= MIN_FRAGMENT_SECRET]
     for index, secret in enumerate(long_ones):
         if any(secret in longer for longer in long_ones[:index]):
             continue  # its pieces are pieces of a longer one (the token within `Bearer …`)
         for form in (secret, secret[::-1]):
-            hits = []
+            anchors: dict[str, list[int]] = {}
             for offset in range(0, len(form) - FRAGMENT_ANCHOR + 1, FRAGMENT_ANCHOR):
-                anchor = form[offset : offset + FRAGMENT_ANCHOR]
-                start = text.find(anchor)
-                while start >= 0:
-                    hits.append((start, offset))
-                    start = text.find(anchor, start + 1)
-            end = -1
-            for start, offset in sorted(hits):
-                if start + FRAGMENT_ANCHOR <= end:
-                    continue  # inside the run just found: widening it again finds nothing new
-                span = widened(text, form, start, offset)
-                end = max(end, span[1])
-                if span[1] - span[0] >= MIN_FRAGMENT:
-                    found.append(span)
-    return found
+                anchors.setdefault(form[offset : offset + FRAGMENT_ANCHOR], []).append(offset)
+            forms.append((form, anchors))
+    return tuple(forms)
+
+
+def anchor_hits(text: str, anchors: dict[str, list[int]]) -> list[tuple[int, int]]:
+    """Every (start in text, offset in the secret) where an anchor appears, in order.
+
+    A short text is read position by position (one lookup each); a long one is searched for
+    each anchor (str.find, in C): whichever takes fewer steps.
+    """
+    hits = []
+    if len(text) <= len(anchors) * FRAGMENT_ANCHOR:
+        for start in range(len(text) - FRAGMENT_ANCHOR + 1):
+            for offset in anchors.get(text[start : start + FRAGMENT_ANCHOR], ()):
+                hits.append((start, offset))
+        return hits
+    for anchor, offsets in anchors.items():
+        start = text.find(anchor)
+        while start >= 0:
+            hits += [(start, offset) for offset in offsets]
+            start = text.find(anchor, start + 1)
+    return sorted(hits)
 
 
 def widened(text: str, secret: str, start: int, offset: int) -> tuple[int, int]:

@@ -17,7 +17,8 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from eventing.conf import settings
-from triggers.render_process import RendererUnavailable, render_isolated
+from eventing.runtime import PerProcess
+from triggers.render_process import RendererUnavailable, RenderPool, render_isolated
 from triggers.templating import TransformError
 from triggers.validation import first_unprintable
 
@@ -27,7 +28,11 @@ MAX_URL_CHARS = 8 * 1024
 MAX_HEADER_CHARS = 8 * 1024
 JSON_CONTENT_TYPE_RE = re.compile(r"^\s*application/([\w.+-]+\+)?json\s*(;|$)", re.I)
 
-__all__ = ["RendererUnavailable", "Shaped", "TransformError", "shape", "variables"]
+__all__ = ["RendererUnavailable", "Shaped", "TransformError", "renderers", "shape", "variables"]
+
+# This process's template renderers (child processes): started at the first transform,
+# ended by runtime.stop(); a forked process starts its own.
+renderers = PerProcess(RenderPool, stop=RenderPool.stop)
 
 
 @dataclass
@@ -95,6 +100,7 @@ def run(source: str, context: dict[str, Any], what: str, max_chars: int, bound: 
         return render_isolated(
             source,
             context,
+            pool=renderers(),
             max_chars=max_chars,
             time_s=settings.TRANSFORM_RENDER_MS / 1000,
             memory_mb=settings.TRANSFORM_MEMORY_MB,

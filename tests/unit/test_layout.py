@@ -138,6 +138,17 @@ LAYERS = [
     "eventing.maintenance",
 ]
 
+# Beneath every layer (README, docs/architecture.md): they import none of eventing's stages.
+BASE = [
+    "eventing.conf",
+    "eventing.models",
+    "eventing.subscription_models",  # the subscription tables, re-exported by models
+    "eventing.runtime",
+    "eventing.ops",
+]
+# Above every layer: nothing in the layers or the base imports them.
+ENTRY_POINTS = ["eventing.api", "eventing.tasks", "eventing.management"]
+
 
 def test_eventing_has_no_import_cycle():
     edges, _ = import_graph()
@@ -161,6 +172,22 @@ def test_layers_import_only_layers_before_them():
         if target in LAYERS[n + 1 :]
     ]
     assert backward == []
+
+
+def test_the_base_imports_nothing_but_the_base():
+    graph = package_graph(import_graph()[0])
+    above = [f"{unit} -> {target}" for unit in BASE for target in sorted(graph[unit] - set(BASE))]
+    assert above == []
+
+
+def test_no_layer_imports_an_entry_point():
+    graph = package_graph(import_graph()[0])
+    upward = [
+        f"{unit} -> {target}"
+        for unit in LAYERS + BASE
+        for target in sorted(graph[unit] & set(ENTRY_POINTS))
+    ]
+    assert upward == []
 
 
 def test_a_package_cycle_is_found_though_modules_have_none():

@@ -102,6 +102,11 @@ def test_cleanup_drops_old_partitions_and_keeps_other_rows(no_worker, partitione
     InvocationLog.objects.create(
         event=fresh, attempt=1, invoked_at=timezone.now(), duration_ms=1, request={}
     )
+    # A redelivery of the expired event today: its invocation sits in today's partition, which
+    # the drop does not reach; left behind it would name an event that no longer exists.
+    late = InvocationLog.objects.create(
+        event=expired, attempt=2, invoked_at=timezone.now(), duration_ms=1, request={}
+    )
     expired_partition = partition_of(expired)
     report = delete_expired()
     assert report["partitions_dropped"] >= 2  # the partition before the cut-over, and more
@@ -115,6 +120,7 @@ def test_cleanup_drops_old_partitions_and_keeps_other_rows(no_worker, partitione
     assert expired_partition not in names
     assert partition_of(waiting) in names
     assert InvocationLog.objects.filter(event=fresh).count() == 1
+    assert not InvocationLog.objects.filter(pk=late.pk).exists()
 
 
 def test_a_later_index_migration_builds_on_every_partition(partitioned):

@@ -3,10 +3,9 @@ stops the last started first and what stopping brings about, within its bound.""
 
 from __future__ import annotations
 
-import os
-
 from eventing import runtime
 from eventing.dispatch import publish as enqueue
+from tests.unit.eventing.forked import in_forked_child
 
 
 def piece(name: str, stopped: list, then=None) -> runtime.PerProcess:
@@ -54,19 +53,11 @@ def test_a_piece_that_overruns_its_bound_makes_stop_say_so():
 def test_a_forked_child_starts_its_own_publisher(monkeypatch):
     monkeypatch.setattr(enqueue, "publish_rows", lambda rows, using: None)
     parents = enqueue.publisher()
-    readable, writable = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: the parent's publisher thread does not exist here
-        try:
-            mine = enqueue.publisher()
-            mine.submit(["row"], "default")
-            answer = f"{mine is not parents} {mine.flush(5)} {runtime.stop(5)}"
-            os.write(writable, answer.encode())
-        finally:
-            os._exit(0)
-    os.close(writable)
-    with os.fdopen(readable) as pipe:
-        answer = pipe.read()
-    os.waitpid(pid, 0)
-    assert answer == "True True True"
+
+    def child() -> str:  # the parent's publisher thread does not exist here
+        mine = enqueue.publisher()
+        mine.submit(["row"], "default")
+        return f"{mine is not parents} {mine.flush(5)} {runtime.stop(5)}"
+
+    assert in_forked_child(child) == "True True True"
     assert parents.thread.is_alive()  # the parent's own is untouched

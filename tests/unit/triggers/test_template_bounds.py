@@ -12,6 +12,7 @@ from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from eventing import runtime
 from eventing.models import EventLog
 from eventing.webhooks import transform
 from eventing.webhooks.request import TemplateFailed, WebhookConfigError, build_request
@@ -34,6 +35,7 @@ def isolated(source: str, *, memory_mb: int = 256, time_s: float = BUDGET_S) -> 
     return render_isolated(
         source,
         {"s": LONG, "n": 7, "l": [1, 2, 3], "data": {"items": ["a", "b"]}},
+        pool=transform.renderers(),
         max_chars=CAP,
         time_s=time_s,
         memory_mb=memory_mb,
@@ -51,7 +53,7 @@ def running_renderer():
 def warm() -> None:
     """An idle renderer is running (a render killed at its deadline leaves a fresh one
     starting: its start is not part of the next render)."""
-    render_process.pool().warm(256)
+    transform.renderers().warm(256)
 
 
 def timed(function, *args, **kwargs) -> tuple[str | None, str | None, float]:
@@ -214,8 +216,8 @@ def test_fuzzed_templates_end_within_budget_and_cap(source):
 def test_a_renderer_that_cannot_start_is_no_template_failure(monkeypatch):
     """A child that does not start is retried like any failed attempt, never failed for good:
     the template is not at fault."""
+    runtime.reset()  # the warmed renderer goes: the next render starts a child
     monkeypatch.setattr(render_process, "BOOTSTRAP", "raise SystemExit(1)")
-    monkeypatch.setattr(render_process, "_pool", None)
     trigger = trigger_with_body("{{ data.n }}")
     event = EventLog(id=uuid.uuid4(), type="fuzz", payload=DATA, created_at=timezone.now())
 

@@ -269,6 +269,17 @@ class TestBodies:
             assert caught.value.status_code == 413
             assert stream.tell() == 101
 
+    def test_a_body_nested_past_any_payload_is_refused_by_the_parser(self):
+        """Attack: 900 levels parsed, then DRF's JSONField re-encoded them recursively and, a
+        few frames nearer the interpreter's limit, answered 500 instead of 400."""
+        body = {"type": "order_placed", "payload": 1}
+        for _ in range(900):
+            body["payload"] = [body["payload"]]
+        stream = io.BytesIO(json.dumps(body).encode())
+
+        with pytest.raises(exceptions.ParseError, match="nested deeper than 100 levels"):
+            BoundedJSONParser().parse(stream, "application/json", {})
+
     def test_not_json_is_415(self, anon, open_type):
         response = anon.generic(
             "POST", QUEUE_URL, "type=order_placed", content_type="application/x-www-form-urlencoded"
