@@ -28,7 +28,7 @@ def set_mode(mode: str, *, enabled: bool = True) -> None:
 
     from eventing.capture import database as capture_db
     from eventing.conf import get_settings
-    from eventing.recording import trigger_cache
+    from eventing.store import trigger_cache
     from triggers.models import Trigger
 
     settings.EVENTING["CAPTURE"] = mode

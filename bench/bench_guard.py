@@ -30,7 +30,7 @@ def measure(count: int, rounds: int) -> dict:
 
     from eventing.capture.missed_writes import watch_writes
     from eventing.conf import get_settings
-    from eventing.recording import trigger_cache
+    from eventing.store import trigger_cache
     from tests.testapp.models import Order, Untracked
     from triggers.models import Trigger
 

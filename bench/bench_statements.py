@@ -79,7 +79,7 @@ def delivery_of(trigger) -> tuple[int, int]:
 
 def measure_saves() -> dict:
     """Statements of save() without triggers, and whether an insert reads an old row."""
-    from eventing.recording.trigger_cache import current_index, invalidate
+    from eventing.store.trigger_cache import current_index, invalidate
     from tests.testapp.models import Document, Untracked
     from triggers.models import Trigger
 

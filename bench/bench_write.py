@@ -29,7 +29,7 @@ def time_inserts(model, count: int, batch: int) -> float:
 
 
 def set_trigger(enabled: bool) -> None:
-    from eventing.recording.trigger_cache import current_index, invalidate
+    from eventing.store.trigger_cache import current_index, invalidate
     from triggers.models import Trigger
 
     Trigger.objects.filter(name="bench_orders").update(enabled=enabled)

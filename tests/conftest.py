@@ -160,7 +160,7 @@ def fresh_runtime():
 def fresh_trigger_caches():
     """Each test starts with an empty per-process trigger cache (a rolled-back test's triggers
     must not linger for the cache TTL)."""
-    from eventing.recording import trigger_cache
+    from eventing.store import trigger_cache
 
     trigger_cache.invalidate()
 

@@ -2,7 +2,7 @@
 
 Every save of every model asks "does this model have triggers?", so the answer must be a dict
 lookup. `load_index()` builds the index from the database; the per-process cache that keeps it
-(with its TTL and invalidation) is eventing's, in `eventing/recording/trigger_cache.py`.
+(with its TTL and invalidation) is eventing's, in `eventing/store/trigger_cache.py`.
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ from eventing.conf import settings
 from eventing.dispatch.publish import enqueue_on_commit, within_horizon
 from eventing.models import EventLog, EventStatus
 from eventing.recording.emit import record_events
-from eventing.recording.trigger_cache import current_index
+from eventing.store.trigger_cache import current_index
 from triggers import types
 from triggers.matching import matches_filter, matches_path
 from triggers.registry import TriggerSpec

@@ -38,7 +38,7 @@ from django.db.models.signals import post_migrate, pre_migrate
 
 from eventing.capture.database.mode import database_capture
 from eventing.conf import settings
-from eventing.recording.trigger_cache import current_index
+from eventing.store.trigger_cache import current_index
 from triggers import types
 from triggers.registry import TriggerIndex
 from triggers.validation import INTERNAL_APPS

@@ -24,7 +24,7 @@ from eventing.recording.subscriptions import (
     published_kinds,
     subscription_items,
 )
-from eventing.recording.trigger_cache import current_index, invalidate, refresh
+from eventing.store.trigger_cache import current_index, invalidate, refresh
 from triggers import types
 from triggers.matching import matches_filter, watched_change
 from triggers.models import Trigger

@@ -23,9 +23,9 @@ from eventing.delivery.outcome import Outcome
 from eventing.delivery.policy import DeliveryResult, Policy, Run
 from eventing.models import CircuitState, TriggerCircuit
 from eventing.recording.emit import matching_triggers, record_events
-from eventing.recording.trigger_cache import invalidate
 from eventing.runtime import PerProcess
 from eventing.store import transitions
+from eventing.store.trigger_cache import invalidate
 from eventing.webhooks.request import WebhookResponse
 from triggers.models import Trigger
 

@@ -22,8 +22,8 @@ from eventing.delivery.senders import pool as sender_pool
 from eventing.dispatch.publish import publish, within_horizon
 from eventing.models import EventLog, EventStatus
 from eventing.ops.metrics import observe_delivery
-from eventing.recording.trigger_cache import get_trigger, invalidate
 from eventing.store import rows, transitions
+from eventing.store.trigger_cache import get_trigger, invalidate
 from eventing.webhooks.request import (
     TemplateFailed,
     WebhookConfigError,

@@ -22,11 +22,11 @@ from django.utils import timezone
 from eventing.conf import settings
 from eventing.models import EventLog
 from eventing.ops.metrics import count_emitted
-from eventing.recording.trigger_cache import get_trigger
 from eventing.runtime import PerProcess
 from eventing.store.predicates import queue_position
 from eventing.store.slots import within_slots
 from eventing.store.transitions import unmark
+from eventing.store.trigger_cache import get_trigger
 
 logger = logging.getLogger(__name__)
 

@@ -21,8 +21,8 @@ from eventing.ops.metrics import count_emitted
 from eventing.owners import OwnerKey, owner_key
 from eventing.recording.payload_rules import check_payload, same_json
 from eventing.recording.subscriptions import subscription_items
-from eventing.recording.trigger_cache import current_index
 from eventing.store.rows import insert_events
+from eventing.store.trigger_cache import current_index
 from triggers import types
 from triggers.matching import matches_filter, matches_path, ordering_value
 from triggers.models import Trigger

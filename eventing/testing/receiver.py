@@ -16,7 +16,7 @@ from urllib3.response import HTTPResponse
 from eventing.delivery.deliver import DeliveryResult, deliver_event
 from eventing.dispatch.publish import held_by
 from eventing.models import EventLog, EventStatus
-from eventing.recording import trigger_cache
+from eventing.store import trigger_cache
 from eventing.webhooks.request import exchanged_with
 from eventing.webhooks.verify import verify_webhook
 

@@ -13,8 +13,8 @@ from django.db import connections, transaction
 
 from eventing.conf import settings
 from eventing.dispatch.publish import held_by
-from eventing.recording import trigger_cache
 from eventing.recording.emit import recorded
+from eventing.store import trigger_cache
 
 # Marks an argument the caller left out (None is a value a payload or an owner may have).
 ANY: Any = object()

@@ -98,7 +98,7 @@ def open_type(db) -> EventType:
 @pytest.fixture(autouse=True)
 def fresh_trigger_index():
     """Triggers of an earlier test were rolled back: don't let this process's index keep them."""
-    from eventing.recording import trigger_cache
+    from eventing.store import trigger_cache
 
     trigger_cache.invalidate()
     yield

@@ -15,8 +15,7 @@ from eventing import emit, runtime
 from eventing.delivery import senders
 from eventing.delivery.deliver import deliver_events
 from eventing.models import EventLog, EventStatus, InvocationLog
-from eventing.recording import trigger_cache
-from eventing.store import rows
+from eventing.store import rows, trigger_cache
 from tests.factories import EventTypeFactory, TriggerFactory
 from triggers.models import Trigger
 

@@ -16,7 +16,7 @@ import eventing
 from eventing.conf import settings
 from eventing.models import EventLog, EventStatus, InvocationLog
 from eventing.recording.emit import recorded
-from eventing.recording.trigger_cache import current_index
+from eventing.store.trigger_cache import current_index
 from eventing.testing import Reply, capture_emits, fake_receiver, signed_request
 from eventing.verify import WebhookVerificationError as Refused
 from eventing.verify import verify_sc_token, verify_signature, verify_webhook

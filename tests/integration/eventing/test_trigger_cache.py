@@ -9,7 +9,7 @@ from django.test.utils import CaptureQueriesContext
 from eventing import emit
 from eventing.delivery.deliver import deliver_event
 from eventing.models import EventLog
-from eventing.recording.trigger_cache import current_index, get_trigger
+from eventing.store.trigger_cache import current_index, get_trigger
 from tests.factories import TriggerFactory
 from tests.waiting import wait_until
 from triggers.models import Trigger

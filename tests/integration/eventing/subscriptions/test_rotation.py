@@ -9,7 +9,7 @@ from django.utils import timezone
 from standardwebhooks import Webhook, WebhookVerificationError
 
 from eventing.models import EventLog, RetiredSecret
-from eventing.recording.trigger_cache import get_trigger, invalidate
+from eventing.store.trigger_cache import get_trigger, invalidate
 from eventing.webhooks.request import build_request
 from mission_control.actions import rotate_signing_secret
 from tests.factories import TriggerFactory
