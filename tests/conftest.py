@@ -10,7 +10,7 @@ from unittest import mock
 import pytest
 from django.core.management import CommandError
 from django.db import OperationalError
-from django.test import TestCase, TransactionTestCase
+from django.test import TransactionTestCase
 
 from eventing import runtime
 from tests.hostile import RawServer
@@ -60,38 +60,6 @@ TransactionTestCase._fixture_teardown = flush_retrying_deadlocks(
 XDIST_EXTRA_FRAMES = 5
 if os.environ.get("PYTEST_XDIST_WORKER"):
     sys.setrecursionlimit(sys.getrecursionlimit() + XDIST_EXTRA_FRAMES)
-
-
-@pytest.hookimpl(trylast=True)
-def pytest_collection_modifyitems(items):
-    """Slow tests first within each of pytest-django's blocks (rolled back, committing, no
-    database): xdist hands tests out in this order, and a long test handed out last sets the
-    stage's end while the other workers wait idle."""
-    blocks = [django_block(item) for item in items]
-    if blocks != sorted(blocks):
-        return  # not pytest-django's order as read here: reordering could mix its blocks
-    order = {
-        id(item): (block, item.get_closest_marker("slow") is None)
-        for item, block in zip(items, blocks, strict=True)
-    }
-    items.sort(key=lambda item: order[id(item)])
-
-
-def django_block(item) -> int:
-    """pytest-django's order number for `item` (0 rolled back, 1 committing, 2 no database)."""
-    cls = getattr(item, "cls", None)
-    if cls is not None and issubclass(cls, TransactionTestCase):
-        return 0 if issubclass(cls, TestCase) else 1
-    fixtures = getattr(item, "fixturenames", ())
-    marker = item.get_closest_marker("django_db")
-    transactional = "transactional_db" in fixtures or "live_server" in fixtures
-    if marker is not None:
-        transactional = transactional or bool(
-            marker.kwargs.get("transaction") or marker.kwargs.get("reset_sequences")
-        )
-    if transactional:
-        return 1
-    return 0 if marker is not None or "db" in fixtures else 2
 
 
 @pytest.fixture
