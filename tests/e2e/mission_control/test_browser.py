@@ -101,6 +101,17 @@ class BrowserTestCase(StaticLiveServerTestCase):
         cls.selenium.quit()
         super().tearDownClass()
 
+    @pytest.fixture(autouse=True)
+    def _services(self, celery_worker):
+        """The session's Celery worker and a fresh webhook receiver for each test."""
+        if celery_worker.proc.poll() is not None:
+            pytest.fail(f"The Celery worker died:\n{celery_worker.tail()}")
+        self.worker = celery_worker
+        self.receiver = Receiver()
+        cache.clear()
+        yield
+        self.receiver.close()
+
     def url(self, path: str) -> str:
         return f"{self.live_server_url}/mission-control/{path}"
 
@@ -152,17 +163,6 @@ class BrowserTestCase(StaticLiveServerTestCase):
 
 class MissionControlBrowserTests(BrowserTestCase):
     """Operator journeys: create a trigger, watch events, redeliver, queue, read the dashboard."""
-
-    @pytest.fixture(autouse=True)
-    def _services(self, celery_worker):
-        """The session's Celery worker and a fresh webhook receiver for each test."""
-        if celery_worker.proc.poll() is not None:
-            pytest.fail(f"The Celery worker died:\n{celery_worker.tail()}")
-        self.worker = celery_worker
-        self.receiver = Receiver()
-        cache.clear()
-        yield
-        self.receiver.close()
 
     # Helpers
 

@@ -5,14 +5,12 @@ is shown with its actor and last response, redelivered from the page, and reache
 from __future__ import annotations
 
 import pytest
-from django.core.cache import cache
 from django.test import override_settings
 
 import eventing
 from eventing.models import EventLog, EventStatus
 from tests.e2e.mission_control.test_browser import SCREENSHOTS, BrowserTestCase
 from tests.factories import TriggerFactory
-from tests.receiver import Receiver
 from tests.testapp.models import Order
 from tests.waiting import wait_until
 
@@ -22,15 +20,6 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 @override_settings(ROOT_URLCONF="tests.testapp.urls")
 class EventTimelineBrowserTests(BrowserTestCase):
     """Support staff answer "did the CRM get this order?" from the order's own page."""
-
-    @pytest.fixture(autouse=True)
-    def _services(self, celery_worker):
-        if celery_worker.proc.poll() is not None:
-            pytest.fail(f"The Celery worker died:\n{celery_worker.tail()}")
-        self.receiver = Receiver()
-        cache.clear()
-        yield
-        self.receiver.close()
 
     def order_page(self, order: Order) -> None:
         self.selenium.get(f"{self.live_server_url}/admin/testapp/order/{order.pk}/change/")

@@ -10,7 +10,6 @@ import pytest
 from eventing.models import EventLog, EventStatus
 from tests.e2e.mission_control.test_browser import SCREENSHOTS, BrowserTestCase
 from tests.factories import TriggerFactory
-from tests.receiver import Receiver
 from tests.testapp.models import Order
 from tests.waiting import wait_until
 
@@ -19,14 +18,6 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 class TransformAndBackfillBrowserTests(BrowserTestCase):
     """An operator edits a transform and watches the preview; backfills rows with progress."""
-
-    @pytest.fixture(autouse=True)
-    def _services(self, celery_worker):
-        if celery_worker.proc.poll() is not None:
-            pytest.fail(f"The Celery worker died:\n{celery_worker.tail()}")
-        self.receiver = Receiver()
-        yield
-        self.receiver.close()
 
     def wait_text(self, css: str, text: str, timeout_s: float = 30) -> str:
         """The element's text once it contains `text`."""

@@ -11,14 +11,12 @@ from urllib.parse import quote, urlsplit
 import pytest
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.cache import cache
 from django.test import override_settings
 from standardwebhooks.webhooks import Webhook
 
 from eventing import portal_url
 from eventing.models import EventLog, EventStatus, PublicEventType, Subscription
 from tests.e2e.mission_control.test_browser import SCREENSHOTS, BrowserTestCase
-from tests.receiver import Receiver
 from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -27,16 +25,6 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 @override_settings(ROOT_URLCONF="tests.support.portal_host_urls")
 class PortalBrowserTests(BrowserTestCase):
     """An owner's journey through its portal, entered by a link from eventing.portal_url()."""
-
-    @pytest.fixture(autouse=True)
-    def _services(self, celery_worker):
-        """The session's Celery worker (redeliveries go through it) and a webhook receiver."""
-        if celery_worker.proc.poll() is not None:
-            pytest.fail(f"The Celery worker died:\n{celery_worker.tail()}")
-        self.receiver = Receiver()
-        cache.clear()
-        yield
-        self.receiver.close()
 
     def screenshot(self, name: str) -> None:
         path = SCREENSHOTS / f"{name}.png"
